@@ -1,0 +1,251 @@
+//! Rows as the rest of tgfleet sees them, independent of the backend.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+pub type UserId = i64;
+pub type AccountId = i64;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    Admin,
+    User,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct User {
+    pub id: UserId,
+    pub email: String,
+    pub username: Option<String>,
+    /// argon2 PHC string; never leaves the process.
+    pub password_hash: String,
+    pub role: Role,
+    pub disabled: bool,
+    pub created_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone)]
+pub struct NewUser {
+    pub email: String,
+    pub username: Option<String>,
+    pub password_hash: String,
+    pub role: Role,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct UserPatch {
+    pub role: Option<Role>,
+    pub disabled: Option<bool>,
+}
+
+/// A refresh token is stored only as a hash; `family_id` ties every rotation of one login
+/// together so reuse of a revoked token can revoke them all.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RefreshToken {
+    pub token_hash: String,
+    pub user_id: UserId,
+    pub family_id: String,
+    pub expires_at: DateTime<Utc>,
+    pub revoked_at: Option<DateTime<Utc>>,
+    pub created_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AccountKind {
+    User,
+    Bot,
+}
+
+/// The account states of DESIGN.md; stored as their snake_case names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AccountState {
+    New,
+    AwaitingCode,
+    AwaitingPassword,
+    AwaitingQr,
+    Active,
+    Reconnecting,
+    FloodWait,
+    Unauthorized,
+    Banned,
+    Quarantined,
+    Hibernated,
+    LoggedOut,
+    Stopped,
+}
+
+impl AccountState {
+    pub const ALL: [AccountState; 13] = [
+        Self::New,
+        Self::AwaitingCode,
+        Self::AwaitingPassword,
+        Self::AwaitingQr,
+        Self::Active,
+        Self::Reconnecting,
+        Self::FloodWait,
+        Self::Unauthorized,
+        Self::Banned,
+        Self::Quarantined,
+        Self::Hibernated,
+        Self::LoggedOut,
+        Self::Stopped,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::New => "new",
+            Self::AwaitingCode => "awaiting_code",
+            Self::AwaitingPassword => "awaiting_password",
+            Self::AwaitingQr => "awaiting_qr",
+            Self::Active => "active",
+            Self::Reconnecting => "reconnecting",
+            Self::FloodWait => "flood_wait",
+            Self::Unauthorized => "unauthorized",
+            Self::Banned => "banned",
+            Self::Quarantined => "quarantined",
+            Self::Hibernated => "hibernated",
+            Self::LoggedOut => "logged_out",
+            Self::Stopped => "stopped",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|st| st.as_str() == s)
+    }
+
+    /// States in which the account holds a Telegram authorization that a fleet start should revive.
+    pub fn is_authorized(self) -> bool {
+        matches!(
+            self,
+            Self::Active | Self::Reconnecting | Self::FloodWait | Self::Hibernated
+        )
+    }
+}
+
+impl std::fmt::Display for AccountState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Account {
+    pub id: AccountId,
+    pub owner_id: UserId,
+    pub label: Option<String>,
+    pub kind: AccountKind,
+    pub phone: Option<String>,
+    pub state: AccountState,
+    pub tg_user_id: Option<i64>,
+    pub username: Option<String>,
+    pub dc_id: Option<i32>,
+    pub flood_wait_until: Option<DateTime<Utc>>,
+    pub last_error: Option<String>,
+    pub restarts: i64,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone)]
+pub struct NewAccount {
+    pub owner_id: UserId,
+    pub label: Option<String>,
+    pub kind: AccountKind,
+    pub phone: Option<String>,
+}
+
+/// A partial update; `None` leaves a column as it is. Double options clear a column with `Some(None)`.
+#[derive(Debug, Clone, Default)]
+pub struct AccountUpdate {
+    pub state: Option<AccountState>,
+    pub phone: Option<Option<String>>,
+    pub tg_user_id: Option<Option<i64>>,
+    pub username: Option<Option<String>>,
+    pub dc_id: Option<Option<i32>>,
+    pub flood_wait_until: Option<Option<DateTime<Utc>>>,
+    pub last_error: Option<Option<String>>,
+    /// Added to the restart counter.
+    pub add_restarts: i64,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct AccountFilter {
+    pub owner_id: Option<UserId>,
+    pub state: Option<AccountState>,
+    /// Keyset paging: only ids greater than this.
+    pub after_id: Option<AccountId>,
+    pub limit: u32,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LogLevel {
+    Debug,
+    Info,
+    Warn,
+    Error,
+}
+
+impl LogLevel {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Debug => "debug",
+            Self::Info => "info",
+            Self::Warn => "warn",
+            Self::Error => "error",
+        }
+    }
+    pub fn parse(s: &str) -> Option<Self> {
+        [Self::Debug, Self::Info, Self::Warn, Self::Error]
+            .into_iter()
+            .find(|l| l.as_str() == s)
+    }
+}
+
+/// One row of the integration log. Never holds a code, password, token or session.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LogEntry {
+    pub id: i64,
+    pub at: DateTime<Utc>,
+    pub level: LogLevel,
+    pub event: String,
+    pub account_id: Option<AccountId>,
+    pub user_id: Option<UserId>,
+    pub error_code: Option<String>,
+    pub message: String,
+    pub details: serde_json::Value,
+}
+
+#[derive(Debug, Clone)]
+pub struct NewLogEntry {
+    pub level: LogLevel,
+    pub event: String,
+    pub account_id: Option<AccountId>,
+    pub user_id: Option<UserId>,
+    pub error_code: Option<String>,
+    pub message: String,
+    pub details: serde_json::Value,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct LogFilter {
+    pub account_id: Option<AccountId>,
+    /// Entries at this level or above.
+    pub min_level: Option<LogLevel>,
+    pub event: Option<String>,
+    pub since: Option<DateTime<Utc>>,
+    /// Keyset paging, newest first: only ids lower than this.
+    pub before_id: Option<i64>,
+    pub limit: u32,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ErrorStats {
+    /// (error code, count), most frequent first.
+    pub by_code: Vec<(String, i64)>,
+    /// (account id, count), most frequent first.
+    pub by_account: Vec<(AccountId, i64)>,
+}
