@@ -1,6 +1,17 @@
 //! One ractor actor per Telegram account: it owns the live grammers client, the encrypted session
 //! state (pending login included), flood-wait state, outbound pacing and per-account metrics.
+//!
+//! Start an account with `ractor::Actor::spawn(name, AccountActor, AccountArgs { .. })` (or
+//! `spawn_linked` under a supervisor) and talk to it with [`AccountMsg::Request`]. See
+//! [`actor`] for the contract between the actor and its supervisor: how it ends tells the
+//! supervisor whether to restart it.
 
+pub mod actor;
+pub mod env;
+pub mod metrics;
 pub mod protocol;
 
+pub use actor::{AccountActor, AccountMsg, StopReason};
+pub use env::{AccountArgs, AccountEnv, AccountLimits, TelegramParams, TelegramTarget};
+pub use metrics::AccountMetrics;
 pub use protocol::*;

@@ -9,12 +9,20 @@ use tgfleet_persistence::{AccountId, AccountState};
 #[derive(Debug, Clone)]
 pub enum AccountRequest {
     /// auth.sendCode; the pending login (phone, phone_code_hash, code type) is persisted before replying.
-    SendCode { phone: String },
-    SignIn { code: String },
-    CheckPassword { password: String },
+    SendCode {
+        phone: String,
+    },
+    SignIn {
+        code: String,
+    },
+    CheckPassword {
+        password: String,
+    },
     /// auth.exportLoginToken; completes in the background on updateLoginToken.
     QrLogin,
-    BotSignIn { token: String },
+    BotSignIn {
+        token: String,
+    },
     LogOut,
     /// `peer` is `me`, `@username`, `+phone` or a numeric id. `dedupe_key` makes client re-sends idempotent.
     SendMessage {

@@ -1,0 +1,121 @@
+//! What an account actor is started with: its id and the environment it shares with every other
+//! account actor of the fleet (store, cipher, Telegram parameters, limits, metrics).
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::num::NonZeroU32;
+use std::sync::Arc;
+use std::time::Duration;
+
+use governor::Quota;
+use tgfleet_persistence::{AccountId, SessionCipher, Store};
+
+use crate::metrics::AccountMetrics;
+
+/// The spawn arguments of an [`crate::AccountActor`]. The supervisor keeps these and re-uses them
+/// for a restart in place: everything durable is reloaded from `env.store`.
+#[derive(Clone)]
+pub struct AccountArgs {
+    pub account_id: AccountId,
+    pub env: Arc<AccountEnv>,
+}
+
+/// Shared by every account actor of one fleet.
+pub struct AccountEnv {
+    pub store: Arc<dyn Store>,
+    pub cipher: SessionCipher,
+    pub telegram: TelegramParams,
+    pub limits: AccountLimits,
+    pub metrics: AccountMetrics,
+}
+
+/// The application credentials and where Telegram is.
+#[derive(Clone)]
+pub struct TelegramParams {
+    pub api_id: i32,
+    /// Sent with auth.sendCode / auth.importBotAuthorization; redacted in `Debug`.
+    pub api_hash: String,
+    pub target: TelegramTarget,
+}
+
+impl fmt::Debug for TelegramParams {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TelegramParams")
+            .field("api_id", &self.api_id)
+            .field("api_hash", &"<redacted>")
+            .field("target", &self.target)
+            .finish()
+    }
+}
+
+/// Which data centres a new session starts with.
+#[derive(Clone)]
+pub enum TelegramTarget {
+    /// Telegram's own DCs, as grammers knows them statically; keys come from the DH exchange.
+    Production,
+    /// A fake DC (testdc, `--sandbox`). grammers hard-codes Telegram's RSA keys, so no key exchange
+    /// can finish against it: a new session instead generates a random 256-byte auth key per DC,
+    /// hands it to `register_key` (testdc's `register_auth_key`) and seeds it into its DC options.
+    TestDc {
+        /// (dc id, address); the first one is the home DC of a new session.
+        dcs: Vec<(i32, SocketAddr)>,
+        register_key: Arc<dyn Fn([u8; 256]) + Send + Sync>,
+    },
+}
+
+impl fmt::Debug for TelegramTarget {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Production => f.write_str("Production"),
+            Self::TestDc { dcs, .. } => f.debug_struct("TestDc").field("dcs", dcs).finish(),
+        }
+    }
+}
+
+/// Per-account limits. Every value bounds something that would otherwise be unbounded.
+#[derive(Debug, Clone)]
+pub struct AccountLimits {
+    /// Upper bound of one Telegram call. grammers has no timeouts at all: a DC that accepts TCP and
+    /// never answers would hang the call forever. 20 s is far above a healthy round trip (including
+    /// an inter-DC migration) yet below what an HTTP client of the API waits before giving up.
+    pub call_timeout: Duration,
+    /// FLOOD_WAIT up to this long is waited out (in a task, never in the mailbox) and the call
+    /// retried, so the caller just sees a slower answer. Longer ones fail fast with
+    /// `AccountError::FloodWait` (HTTP 429 + Retry-After): an HTTP caller should not hang for
+    /// minutes. 10 s keeps the worst added latency of an API request modest.
+    pub flood_wait_threshold: Duration,
+    /// Outbound pacing of this account's Telegram calls. Telegram answers bursts with flood waits
+    /// that then last far longer than the burst saved; 5 calls/s with a burst of 10 is below what
+    /// user accounts are known to trigger and leaves interactive use unaffected.
+    pub pacing: Quota,
+    /// An authorized account with no successful call for this long is pinged (updates.getState);
+    /// a silent client is rebuilt. grammers itself only sends ping_delay_disconnect every 60 s and
+    /// never notices a half-open connection; 120 s notices within minutes while costing a fleet
+    /// of 1,000 idle accounts ~8 tiny calls per second.
+    pub watchdog_period: Duration,
+    /// First delay before re-checking a `reconnecting` account; doubled (with jitter) per failure.
+    /// 1 s rides out a dropped TCP connection almost unnoticed.
+    pub reconnect_backoff_min: Duration,
+    /// Cap of the reconnect delay: 5 min keeps a long Telegram outage from becoming a reconnect
+    /// storm of the whole fleet, while an account still comes back within minutes after it ends.
+    pub reconnect_backoff_max: Duration,
+    /// How many recent `dedupe_key`s of SendMessage the session remembers. A client re-send comes
+    /// within seconds or minutes; 1,000 keys cover that at any sane sending rate and keep the
+    /// sealed session small.
+    pub dedupe_capacity: usize,
+}
+
+impl Default for AccountLimits {
+    fn default() -> Self {
+        Self {
+            call_timeout: Duration::from_secs(20),
+            flood_wait_threshold: Duration::from_secs(10),
+            pacing: Quota::per_second(NonZeroU32::new(5).expect("non-zero"))
+                .allow_burst(NonZeroU32::new(10).expect("non-zero")),
+            watchdog_period: Duration::from_secs(120),
+            reconnect_backoff_min: Duration::from_secs(1),
+            reconnect_backoff_max: Duration::from_secs(300),
+            dedupe_capacity: 1000,
+        }
+    }
+}
