@@ -1,0 +1,323 @@
+use crate::secret::{DatabaseUrl, Secret};
+use crate::ConfigError;
+use serde::{Deserialize, Serialize};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+/// Everything tgfleet reads at start-up. Every section has embedded defaults, so no file is needed.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Settings {
+    pub data_dir: PathBuf,
+    pub api: ApiSettings,
+    pub metrics: MetricsSettings,
+    pub database: DatabaseSettings,
+    pub secrets: SecretsSettings,
+    pub vault: VaultSettings,
+    pub telegram: TelegramSettings,
+    pub auth: AuthSettings,
+    pub fleet: FleetSettings,
+    pub log: LogSettings,
+    /// Turns on the Swagger UI at `/docs`; never in production.
+    pub debug: bool,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            data_dir: PathBuf::from("./data"),
+            api: ApiSettings::default(),
+            metrics: MetricsSettings::default(),
+            database: DatabaseSettings::default(),
+            secrets: SecretsSettings::default(),
+            vault: VaultSettings::default(),
+            telegram: TelegramSettings::default(),
+            auth: AuthSettings::default(),
+            fleet: FleetSettings::default(),
+            log: LogSettings::default(),
+            debug: false,
+        }
+    }
+}
+
+impl Settings {
+    /// `database.url`, or SQLite inside `data_dir` when it is not set.
+    pub fn database_url(&self) -> DatabaseUrl {
+        match &self.database.url {
+            Some(url) => url.clone(),
+            None => DatabaseUrl(Secret::new(format!(
+                "sqlite://{}/tgfleet.db",
+                self.data_dir.display()
+            ))),
+        }
+    }
+
+    pub fn session_key_path(&self) -> PathBuf {
+        self.data_dir.join("session.key")
+    }
+
+    pub fn jwt_secret_path(&self) -> PathBuf {
+        self.data_dir.join("jwt.secret")
+    }
+
+    /// Checks that span keys or need more than a type: one error, naming its key.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if let Some(url) = &self.database.url {
+            let url = url.expose();
+            if !(url.starts_with("sqlite:")
+                || url.starts_with("postgres://")
+                || url.starts_with("postgresql://"))
+            {
+                return Err(ConfigError::new(
+                    "database.url",
+                    "must start with sqlite:, postgres:// or postgresql://",
+                ));
+            }
+        }
+        if self.secrets.backend == SecretsBackend::Vault {
+            if self.vault.addr.as_deref().unwrap_or("").is_empty() {
+                return Err(ConfigError::new(
+                    "vault.addr",
+                    "required when secrets.backend = \"vault\"",
+                ));
+            }
+            if self.vault.token.as_ref().is_none_or(Secret::is_empty) {
+                return Err(ConfigError::new(
+                    "vault.token",
+                    "required when secrets.backend = \"vault\"",
+                ));
+            }
+        }
+        if let Some(id) = self.telegram.api_id {
+            if id <= 0 {
+                return Err(ConfigError::new(
+                    "telegram.api_id",
+                    "must be a positive number",
+                ));
+            }
+        }
+        if let Some(hash) = &self.telegram.api_hash {
+            let h = hash.expose();
+            if h.len() != 32 || !h.bytes().all(|b| b.is_ascii_hexdigit()) {
+                return Err(ConfigError::new(
+                    "telegram.api_hash",
+                    "must be the 32 hex digits my.telegram.org shows",
+                ));
+            }
+        }
+        if let Some(secret) = &self.auth.jwt_secret {
+            if secret.expose().len() < 32 {
+                return Err(ConfigError::new(
+                    "auth.jwt_secret",
+                    "must be at least 32 characters",
+                ));
+            }
+        }
+        if self.auth.access_ttl_s == 0 || self.auth.refresh_ttl_s <= self.auth.access_ttl_s {
+            return Err(ConfigError::new(
+                "auth.refresh_ttl_s",
+                "access_ttl_s must be positive and shorter than refresh_ttl_s",
+            ));
+        }
+        if self.fleet.shards == 0 {
+            return Err(ConfigError::new("fleet.shards", "must be at least 1"));
+        }
+        if self.fleet.starts_per_second == 0 {
+            return Err(ConfigError::new(
+                "fleet.starts_per_second",
+                "must be at least 1",
+            ));
+        }
+        if self.fleet.messages_per_second == 0 {
+            return Err(ConfigError::new(
+                "fleet.messages_per_second",
+                "must be at least 1",
+            ));
+        }
+        Ok(())
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ApiSettings {
+    pub listen: SocketAddr,
+    /// Origins a browser frontend may call from; none by default, so no cross-origin page can.
+    pub cors_origins: Vec<String>,
+    /// Largest request body accepted; session imports are the biggest legitimate bodies.
+    pub body_limit_bytes: usize,
+}
+
+impl Default for ApiSettings {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            cors_origins: Vec::new(),
+            body_limit_bytes: 1024 * 1024,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct MetricsSettings {
+    pub listen: SocketAddr,
+}
+
+impl Default for MetricsSettings {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 9464)),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DatabaseSettings {
+    /// `sqlite://…` or `postgres://…`; unset means SQLite in `data_dir`.
+    pub url: Option<DatabaseUrl>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SecretsBackend {
+    #[default]
+    Local,
+    Vault,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SecretsSettings {
+    pub backend: SecretsBackend,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct VaultSettings {
+    pub addr: Option<String>,
+    pub token: Option<Secret>,
+    pub transit_mount: String,
+    pub transit_key: String,
+    pub kv_mount: String,
+    /// KV v2 path holding `jwt_secret` and `api_hash`.
+    pub kv_path: String,
+}
+
+impl Default for VaultSettings {
+    fn default() -> Self {
+        Self {
+            addr: None,
+            token: None,
+            transit_mount: "transit".into(),
+            transit_key: "tgfleet-sessions".into(),
+            kv_mount: "secret".into(),
+            kv_path: "tgfleet".into(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TelegramSettings {
+    pub api_id: Option<i32>,
+    pub api_hash: Option<Secret>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Registration {
+    #[default]
+    Open,
+    Closed,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AuthSettings {
+    pub registration: Registration,
+    /// Unset: generated at first start and kept in `data_dir/jwt.secret` (or read from Vault KV).
+    pub jwt_secret: Option<Secret>,
+    /// Short, because a stolen access token cannot be recalled before it expires except by logout.
+    pub access_ttl_s: u64,
+    pub refresh_ttl_s: u64,
+    /// Attempts per minute per client IP on register/login/refresh: enough for a person, too few for guessing.
+    pub auth_rate_per_minute: u32,
+    /// Requests per second per user on every other route.
+    pub user_rate_per_second: u32,
+}
+
+impl Default for AuthSettings {
+    fn default() -> Self {
+        Self {
+            registration: Registration::Open,
+            jwt_secret: None,
+            access_ttl_s: 15 * 60,
+            refresh_ttl_s: 30 * 24 * 3600,
+            auth_rate_per_minute: 20,
+            user_rate_per_second: 50,
+        }
+    }
+}
+
+/// Knobs of the account actors and their supervisors.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct FleetSettings {
+    /// Supervisors the accounts are spread over, so one failure never reaches them all.
+    pub shards: u32,
+    /// Paced start-up: Telegram frowns on thousands of connections opened in one burst.
+    pub starts_per_second: u32,
+    /// Every Telegram call is bounded: grammers has no timeouts of its own.
+    pub call_timeout_s: u64,
+    /// Flood waits up to this many seconds are waited out; longer ones fail fast with 429.
+    pub flood_wait_threshold_s: u32,
+    /// Outbound messages per account per second.
+    pub messages_per_second: u32,
+    /// Idle accounts are pinged this often; a silent one is rebuilt.
+    pub watchdog_period_s: u64,
+    /// Restarts tolerated within `restart_window_s` before an account is quarantined.
+    pub restart_max: u32,
+    pub restart_window_s: u64,
+}
+
+impl Default for FleetSettings {
+    fn default() -> Self {
+        Self {
+            shards: 8,
+            starts_per_second: 200,
+            call_timeout_s: 30,
+            flood_wait_threshold_s: 10,
+            messages_per_second: 1,
+            watchdog_period_s: 300,
+            restart_max: 5,
+            restart_window_s: 60,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LogFormat {
+    #[default]
+    Human,
+    Json,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LogSettings {
+    pub format: LogFormat,
+    /// A tracing filter (`info`, `tgfleet=debug,info`); `RUST_LOG` wins when set.
+    pub level: String,
+}
+
+impl Default for LogSettings {
+    fn default() -> Self {
+        Self {
+            format: LogFormat::Human,
+            level: "info".into(),
+        }
+    }
+}
