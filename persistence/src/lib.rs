@@ -4,7 +4,9 @@
 pub mod cipher;
 pub mod model;
 pub mod store;
+#[cfg(feature = "testing")]
+pub mod testing;
 
-pub use cipher::{CipherError, SessionCipher};
+pub use cipher::{CipherError, SessionCipher, VaultParams};
 pub use model::*;
-pub use store::{connect, Store, StoreError};
+pub use store::{connect, PgStore, SqliteStore, Store, StoreError, StoreResult};

@@ -2,11 +2,19 @@
 
 use crate::model::*;
 use async_trait::async_trait;
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, Timelike, Utc};
 use std::sync::Arc;
+
+mod postgres;
+mod sql;
+mod sqlite;
+
+pub use postgres::PgStore;
+pub use sqlite::SqliteStore;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
+    /// The row is missing, or a row it refers to is (a foreign key refused the write).
     #[error("not found")]
     NotFound,
     /// A unique constraint refused the write (e.g. an email already registered).
@@ -41,6 +49,8 @@ pub trait Store: Send + Sync + 'static {
     async fn revoke_refresh_family(&self, family_id: &str) -> StoreResult<u64>;
     async fn revoke_access_token(&self, jti: &str, expires_at: DateTime<Utc>) -> StoreResult<()>;
     async fn is_access_token_revoked(&self, jti: &str) -> StoreResult<bool>;
+    /// Drops revoked access tokens and refresh tokens that expired before `now`; returns how many.
+    async fn purge_expired_tokens(&self, now: DateTime<Utc>) -> StoreResult<u64>;
 
     // Telegram accounts
     async fn create_account(&self, new: NewAccount) -> StoreResult<Account>;
@@ -62,8 +72,91 @@ pub trait Store: Send + Sync + 'static {
     async fn error_stats(&self, since: DateTime<Utc>) -> StoreResult<ErrorStats>;
 }
 
-/// Opens the store a URL names (`sqlite://…` or `postgres://…`) and runs its migrations.
+/// Opens the store a URL names (`sqlite://…`, `sqlite::memory:` or `postgres://…`) and runs its
+/// migrations.
 pub async fn connect(url: &str) -> anyhow::Result<Arc<dyn Store>> {
-    let _ = url;
-    anyhow::bail!("not implemented yet")
+    if url.starts_with("sqlite:") {
+        Ok(Arc::new(SqliteStore::connect(url).await?))
+    } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        Ok(Arc::new(PgStore::connect(url).await?))
+    } else {
+        let scheme = url.split(':').next().unwrap_or_default();
+        anyhow::bail!(
+            "database url scheme {scheme:?} is not supported (use sqlite://PATH or postgres://…)"
+        )
+    }
+}
+
+/// Page size when a filter asks for `limit: 0`.
+pub const DEFAULT_PAGE: u32 = 100;
+/// Largest page any list call returns; a bigger `limit` is cut to this so one request cannot make
+/// the store materialise a whole table. Callers that need everything page with the keyset cursor.
+pub const MAX_PAGE: u32 = 1000;
+
+pub(crate) fn page_limit(limit: u32) -> i64 {
+    match limit {
+        0 => DEFAULT_PAGE.into(),
+        n => n.min(MAX_PAGE).into(),
+    }
+}
+
+/// The store's clock: microsecond precision, because PostgreSQL keeps no more and a row read back
+/// must equal the row written on both backends.
+pub(crate) fn now() -> DateTime<Utc> {
+    let t = Utc::now();
+    t.with_nanosecond(t.nanosecond() / 1_000 * 1_000)
+        .unwrap_or(t)
+}
+
+/// Maps a driver error to the store's vocabulary, keeping `what` as context for the rest.
+pub(crate) fn db_err(what: &'static str) -> impl FnOnce(sqlx::Error) -> StoreError {
+    move |e| match e {
+        sqlx::Error::RowNotFound => StoreError::NotFound,
+        sqlx::Error::Database(db) if db.is_unique_violation() => {
+            StoreError::Conflict(format!("{what}: {}", db.message()))
+        }
+        sqlx::Error::Database(db) if db.is_foreign_key_violation() => StoreError::NotFound,
+        other => StoreError::Other(anyhow::Error::new(other).context(what)),
+    }
+}
+
+/// The URL with any password replaced, for error messages.
+pub(crate) fn redact_url(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    let (authority, tail) = match rest.find('/') {
+        Some(i) => rest.split_at(i),
+        None => (rest, ""),
+    };
+    match authority.rsplit_once('@') {
+        Some((userinfo, host)) => {
+            let user = userinfo.split(':').next().unwrap_or_default();
+            let masked = if userinfo.contains(':') { ":***" } else { "" };
+            format!("{scheme}://{user}{masked}@{host}{tail}")
+        }
+        None => url.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn redacts_password_only() {
+        assert_eq!(
+            redact_url("postgres://app:s3cret@db:5432/tg?sslmode=require"),
+            "postgres://app:***@db:5432/tg?sslmode=require"
+        );
+        assert_eq!(redact_url("postgres://app@db/tg"), "postgres://app@db/tg");
+        assert_eq!(redact_url("sqlite://./data/x.db"), "sqlite://./data/x.db");
+    }
+
+    #[test]
+    fn page_limits() {
+        assert_eq!(page_limit(0), 100);
+        assert_eq!(page_limit(5), 5);
+        assert_eq!(page_limit(1_000_000), 1000);
+    }
 }

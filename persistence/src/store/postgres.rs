@@ -1,0 +1,51 @@
+//! PostgreSQL: the production backend.
+
+use super::sql::{impl_sql_store, ACCOUNT_COLS, LOG_COLS, TOKEN_COLS, USER_COLS};
+use super::{db_err, now, page_limit, redact_url, Store, StoreError, StoreResult};
+use crate::model::*;
+use anyhow::Context as _;
+use chrono::{DateTime, Utc};
+use sqlx::postgres::PgPoolOptions;
+use sqlx::PgPool;
+use std::time::Duration;
+
+/// Enough for the API and the actors' session writes together; each write is one short statement.
+const MAX_CONNECTIONS: u32 = 16;
+/// An unreachable server should stop start-up within seconds, with one clear line, not hang.
+const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(5);
+
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
+
+pub struct PgStore {
+    pool: PgPool,
+}
+
+impl PgStore {
+    /// Connects to and migrates the database at `url` (`postgres://user:pass@host/db`).
+    pub async fn connect(url: &str) -> anyhow::Result<Self> {
+        let shown = redact_url(url);
+        let pool = PgPoolOptions::new()
+            .max_connections(MAX_CONNECTIONS)
+            .acquire_timeout(ACQUIRE_TIMEOUT)
+            .connect(url)
+            .await
+            .with_context(|| format!("connecting to PostgreSQL at {shown}"))?;
+        MIGRATOR
+            .run(&pool)
+            .await
+            .with_context(|| format!("running PostgreSQL migrations on {shown}"))?;
+        Ok(Self { pool })
+    }
+
+    /// The pool, for tests and tools that need raw SQL; the app goes through `Store`.
+    pub fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+
+    /// Closes every connection now (tests drop their database right after).
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+}
+
+impl_sql_store!(PgStore, sqlx::Postgres, "postgres");

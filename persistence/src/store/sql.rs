@@ -1,0 +1,625 @@
+//! The `Store` implementation shared by both backends.
+//!
+//! SQLite and PostgreSQL accept the same SQL for everything tgfleet does (`$N` placeholders,
+//! `RETURNING`, `ON CONFLICT`, partial indexes), so one body of code serves both; a macro stamps it
+//! out per backend because sqlx's row and argument types are concrete per database, and generic
+//! bounds over `sqlx::Database` would drown the queries. Backend differences live in the
+//! migrations and in each backend's `connect`.
+
+/// Column lists, in the order the row decoders expect.
+pub(super) const USER_COLS: &str = "id, email, username, password_hash, role, disabled, created_at";
+pub(super) const TOKEN_COLS: &str =
+    "token_hash, user_id, family_id, expires_at, revoked_at, created_at";
+pub(super) const ACCOUNT_COLS: &str = "id, owner_id, label, kind, phone, state, tg_user_id, \
+     username, dc_id, flood_wait_until, last_error, restarts, created_at, updated_at";
+pub(super) const LOG_COLS: &str =
+    "id, at, level, event, account_id, user_id, error_code, message, details";
+
+/// Error codes and accounts listed by `error_stats`, most frequent first.
+pub(super) const STATS_TOP: i64 = 100;
+
+pub(super) fn role_str(role: crate::model::Role) -> &'static str {
+    match role {
+        crate::model::Role::Admin => "admin",
+        crate::model::Role::User => "user",
+    }
+}
+
+pub(super) fn parse_role(s: &str) -> anyhow::Result<crate::model::Role> {
+    match s {
+        "admin" => Ok(crate::model::Role::Admin),
+        "user" => Ok(crate::model::Role::User),
+        other => anyhow::bail!("unknown role {other:?} in users row"),
+    }
+}
+
+pub(super) fn kind_str(kind: crate::model::AccountKind) -> &'static str {
+    match kind {
+        crate::model::AccountKind::User => "user",
+        crate::model::AccountKind::Bot => "bot",
+    }
+}
+
+pub(super) fn parse_kind(s: &str) -> anyhow::Result<crate::model::AccountKind> {
+    match s {
+        "user" => Ok(crate::model::AccountKind::User),
+        "bot" => Ok(crate::model::AccountKind::Bot),
+        other => anyhow::bail!("unknown account kind {other:?} in telegram_accounts row"),
+    }
+}
+
+/// Levels at or above `min`, for an `IN (…)` filter that can use the level index.
+pub(super) fn levels_from(min: crate::model::LogLevel) -> Vec<&'static str> {
+    use crate::model::LogLevel;
+    [
+        LogLevel::Debug,
+        LogLevel::Info,
+        LogLevel::Warn,
+        LogLevel::Error,
+    ]
+    .into_iter()
+    .filter(|l| *l >= min)
+    .map(LogLevel::as_str)
+    .collect()
+}
+
+macro_rules! impl_sql_store {
+    ($store:ty, $db:ty, $backend:literal) => {
+        impl $store {
+            fn user_row(row: &<$db as sqlx::Database>::Row) -> anyhow::Result<User> {
+                use anyhow::Context as _;
+                use sqlx::Row as _;
+                let role: String = row.try_get("role").context("decoding users.role")?;
+                Ok(User {
+                    id: row.try_get("id").context("decoding users.id")?,
+                    email: row.try_get("email").context("decoding users.email")?,
+                    username: row.try_get("username").context("decoding users.username")?,
+                    password_hash: row
+                        .try_get("password_hash")
+                        .context("decoding users.password_hash")?,
+                    role: $crate::store::sql::parse_role(&role)?,
+                    disabled: row.try_get("disabled").context("decoding users.disabled")?,
+                    created_at: row
+                        .try_get("created_at")
+                        .context("decoding users.created_at")?,
+                })
+            }
+
+            fn token_row(row: &<$db as sqlx::Database>::Row) -> anyhow::Result<RefreshToken> {
+                use anyhow::Context as _;
+                use sqlx::Row as _;
+                Ok(RefreshToken {
+                    token_hash: row.try_get("token_hash").context("decoding token_hash")?,
+                    user_id: row.try_get("user_id").context("decoding user_id")?,
+                    family_id: row.try_get("family_id").context("decoding family_id")?,
+                    expires_at: row.try_get("expires_at").context("decoding expires_at")?,
+                    revoked_at: row.try_get("revoked_at").context("decoding revoked_at")?,
+                    created_at: row.try_get("created_at").context("decoding created_at")?,
+                })
+            }
+
+            fn account_row(row: &<$db as sqlx::Database>::Row) -> anyhow::Result<Account> {
+                use anyhow::Context as _;
+                use sqlx::Row as _;
+                let id: AccountId = row.try_get("id").context("decoding telegram_accounts.id")?;
+                let ctx = |col: &str| format!("decoding telegram_accounts.{col} of account {id}");
+                let kind: String = row.try_get("kind").with_context(|| ctx("kind"))?;
+                let state: String = row.try_get("state").with_context(|| ctx("state"))?;
+                Ok(Account {
+                    id,
+                    owner_id: row.try_get("owner_id").with_context(|| ctx("owner_id"))?,
+                    label: row.try_get("label").with_context(|| ctx("label"))?,
+                    kind: $crate::store::sql::parse_kind(&kind)?,
+                    phone: row.try_get("phone").with_context(|| ctx("phone"))?,
+                    state: AccountState::parse(&state).with_context(|| {
+                        format!("unknown state {state:?} of account {id}")
+                    })?,
+                    tg_user_id: row.try_get("tg_user_id").with_context(|| ctx("tg_user_id"))?,
+                    username: row.try_get("username").with_context(|| ctx("username"))?,
+                    dc_id: row.try_get("dc_id").with_context(|| ctx("dc_id"))?,
+                    flood_wait_until: row
+                        .try_get("flood_wait_until")
+                        .with_context(|| ctx("flood_wait_until"))?,
+                    last_error: row.try_get("last_error").with_context(|| ctx("last_error"))?,
+                    restarts: row.try_get("restarts").with_context(|| ctx("restarts"))?,
+                    created_at: row.try_get("created_at").with_context(|| ctx("created_at"))?,
+                    updated_at: row.try_get("updated_at").with_context(|| ctx("updated_at"))?,
+                })
+            }
+
+            fn log_row(row: &<$db as sqlx::Database>::Row) -> anyhow::Result<LogEntry> {
+                use anyhow::Context as _;
+                use sqlx::Row as _;
+                let id: i64 = row.try_get("id").context("decoding integration_log.id")?;
+                let ctx = |col: &str| format!("decoding integration_log.{col} of entry {id}");
+                let level: String = row.try_get("level").with_context(|| ctx("level"))?;
+                let details: sqlx::types::Json<serde_json::Value> =
+                    row.try_get("details").with_context(|| ctx("details"))?;
+                Ok(LogEntry {
+                    id,
+                    at: row.try_get("at").with_context(|| ctx("at"))?,
+                    level: LogLevel::parse(&level)
+                        .with_context(|| format!("unknown level {level:?} of log entry {id}"))?,
+                    event: row.try_get("event").with_context(|| ctx("event"))?,
+                    account_id: row.try_get("account_id").with_context(|| ctx("account_id"))?,
+                    user_id: row.try_get("user_id").with_context(|| ctx("user_id"))?,
+                    error_code: row.try_get("error_code").with_context(|| ctx("error_code"))?,
+                    message: row.try_get("message").with_context(|| ctx("message"))?,
+                    details: details.0,
+                })
+            }
+        }
+
+        #[async_trait::async_trait]
+        impl Store for $store {
+            fn backend(&self) -> &'static str {
+                $backend
+            }
+
+            async fn ping(&self) -> StoreResult<()> {
+                sqlx::query("SELECT 1")
+                    .execute(&self.pool)
+                    .await
+                    .map_err(db_err("pinging the database"))?;
+                Ok(())
+            }
+
+            async fn create_user(&self, new: NewUser) -> StoreResult<User> {
+                let sql = format!(
+                    "INSERT INTO users (email, username, password_hash, role, disabled, created_at) \
+                     VALUES ($1, $2, $3, $4, FALSE, $5) RETURNING {USER_COLS}"
+                );
+                let row = sqlx::query(&sql)
+                    .bind(&new.email)
+                    .bind(&new.username)
+                    .bind(&new.password_hash)
+                    .bind($crate::store::sql::role_str(new.role))
+                    .bind(now())
+                    .fetch_one(&self.pool)
+                    .await
+                    .map_err(db_err("creating user"))?;
+                Ok(Self::user_row(&row)?)
+            }
+
+            async fn user_by_id(&self, id: UserId) -> StoreResult<User> {
+                let sql = format!("SELECT {USER_COLS} FROM users WHERE id = $1");
+                let row = sqlx::query(&sql)
+                    .bind(id)
+                    .fetch_one(&self.pool)
+                    .await
+                    .map_err(db_err("loading user by id"))?;
+                Ok(Self::user_row(&row)?)
+            }
+
+            async fn user_by_email(&self, email: &str) -> StoreResult<User> {
+                let sql = format!("SELECT {USER_COLS} FROM users WHERE lower(email) = lower($1)");
+                let row = sqlx::query(&sql)
+                    .bind(email)
+                    .fetch_one(&self.pool)
+                    .await
+                    .map_err(db_err("loading user by email"))?;
+                Ok(Self::user_row(&row)?)
+            }
+
+            async fn list_users(
+                &self,
+                after_id: Option<UserId>,
+                limit: u32,
+            ) -> StoreResult<Vec<User>> {
+                let sql =
+                    format!("SELECT {USER_COLS} FROM users WHERE id > $1 ORDER BY id LIMIT $2");
+                let rows = sqlx::query(&sql)
+                    .bind(after_id.unwrap_or(0))
+                    .bind(page_limit(limit))
+                    .fetch_all(&self.pool)
+                    .await
+                    .map_err(db_err("listing users"))?;
+                rows.iter()
+                    .map(|r| Self::user_row(r).map_err(StoreError::Other))
+                    .collect()
+            }
+
+            async fn update_user(&self, id: UserId, patch: UserPatch) -> StoreResult<User> {
+                let sql = format!(
+                    "UPDATE users SET role = COALESCE($2, role), disabled = COALESCE($3, disabled) \
+                     WHERE id = $1 RETURNING {USER_COLS}"
+                );
+                let row = sqlx::query(&sql)
+                    .bind(id)
+                    .bind(patch.role.map($crate::store::sql::role_str))
+                    .bind(patch.disabled)
+                    .fetch_one(&self.pool)
+                    .await
+                    .map_err(db_err("updating user"))?;
+                Ok(Self::user_row(&row)?)
+            }
+
+            async fn count_users(&self) -> StoreResult<i64> {
+                let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM users")
+                    .fetch_one(&self.pool)
+                    .await
+                    .map_err(db_err("counting users"))?;
+                Ok(n)
+            }
+
+            async fn insert_refresh_token(&self, token: RefreshToken) -> StoreResult<()> {
+                sqlx::query(
+                    "INSERT INTO refresh_tokens \
+                     (token_hash, user_id, family_id, expires_at, revoked_at, created_at) \
+                     VALUES ($1, $2, $3, $4, $5, $6)",
+                )
+                .bind(&token.token_hash)
+                .bind(token.user_id)
+                .bind(&token.family_id)
+                .bind(token.expires_at)
+                .bind(token.revoked_at)
+                .bind(token.created_at)
+                .execute(&self.pool)
+                .await
+                .map_err(db_err("inserting refresh token"))?;
+                Ok(())
+            }
+
+            async fn refresh_token(&self, token_hash: &str) -> StoreResult<RefreshToken> {
+                let sql = format!("SELECT {TOKEN_COLS} FROM refresh_tokens WHERE token_hash = $1");
+                let row = sqlx::query(&sql)
+                    .bind(token_hash)
+                    .fetch_one(&self.pool)
+                    .await
+                    .map_err(db_err("loading refresh token"))?;
+                Ok(Self::token_row(&row)?)
+            }
+
+            async fn revoke_refresh_token(&self, token_hash: &str) -> StoreResult<bool> {
+                // One conditional UPDATE, so two concurrent refreshes with the same token cannot
+                // both see it unrevoked: exactly one of them gets `true`.
+                let done = sqlx::query(
+                    "UPDATE refresh_tokens SET revoked_at = $2 \
+                     WHERE token_hash = $1 AND revoked_at IS NULL",
+                )
+                .bind(token_hash)
+                .bind(now())
+                .execute(&self.pool)
+                .await
+                .map_err(db_err("revoking refresh token"))?;
+                if done.rows_affected() > 0 {
+                    return Ok(true);
+                }
+                let exists: bool = sqlx::query_scalar(
+                    "SELECT EXISTS (SELECT 1 FROM refresh_tokens WHERE token_hash = $1)",
+                )
+                .bind(token_hash)
+                .fetch_one(&self.pool)
+                .await
+                .map_err(db_err("checking refresh token"))?;
+                if exists {
+                    Ok(false)
+                } else {
+                    Err(StoreError::NotFound)
+                }
+            }
+
+            async fn revoke_refresh_family(&self, family_id: &str) -> StoreResult<u64> {
+                let done = sqlx::query(
+                    "UPDATE refresh_tokens SET revoked_at = $2 \
+                     WHERE family_id = $1 AND revoked_at IS NULL",
+                )
+                .bind(family_id)
+                .bind(now())
+                .execute(&self.pool)
+                .await
+                .map_err(db_err("revoking refresh token family"))?;
+                Ok(done.rows_affected())
+            }
+
+            async fn revoke_access_token(
+                &self,
+                jti: &str,
+                expires_at: DateTime<Utc>,
+            ) -> StoreResult<()> {
+                sqlx::query(
+                    "INSERT INTO revoked_access_tokens (jti, expires_at) VALUES ($1, $2) \
+                     ON CONFLICT (jti) DO NOTHING",
+                )
+                .bind(jti)
+                .bind(expires_at)
+                .execute(&self.pool)
+                .await
+                .map_err(db_err("revoking access token"))?;
+                Ok(())
+            }
+
+            async fn is_access_token_revoked(&self, jti: &str) -> StoreResult<bool> {
+                let revoked: bool = sqlx::query_scalar(
+                    "SELECT EXISTS (SELECT 1 FROM revoked_access_tokens WHERE jti = $1)",
+                )
+                .bind(jti)
+                .fetch_one(&self.pool)
+                .await
+                .map_err(db_err("checking revoked access token"))?;
+                Ok(revoked)
+            }
+
+            async fn purge_expired_tokens(&self, now: DateTime<Utc>) -> StoreResult<u64> {
+                let mut tx = self
+                    .pool
+                    .begin()
+                    .await
+                    .map_err(db_err("starting token purge"))?;
+                let access = sqlx::query("DELETE FROM revoked_access_tokens WHERE expires_at < $1")
+                    .bind(now)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(db_err("purging revoked access tokens"))?;
+                let refresh = sqlx::query("DELETE FROM refresh_tokens WHERE expires_at < $1")
+                    .bind(now)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(db_err("purging expired refresh tokens"))?;
+                tx.commit().await.map_err(db_err("committing token purge"))?;
+                Ok(access.rows_affected() + refresh.rows_affected())
+            }
+
+            async fn create_account(&self, new: NewAccount) -> StoreResult<Account> {
+                let sql = format!(
+                    "INSERT INTO telegram_accounts \
+                     (owner_id, label, kind, phone, state, restarts, created_at, updated_at) \
+                     VALUES ($1, $2, $3, $4, 'new', 0, $5, $5) RETURNING {ACCOUNT_COLS}"
+                );
+                let row = sqlx::query(&sql)
+                    .bind(new.owner_id)
+                    .bind(&new.label)
+                    .bind($crate::store::sql::kind_str(new.kind))
+                    .bind(&new.phone)
+                    .bind(now())
+                    .fetch_one(&self.pool)
+                    .await
+                    .map_err(db_err("creating telegram account"))?;
+                Ok(Self::account_row(&row)?)
+            }
+
+            async fn account(&self, id: AccountId) -> StoreResult<Account> {
+                let sql = format!("SELECT {ACCOUNT_COLS} FROM telegram_accounts WHERE id = $1");
+                let row = sqlx::query(&sql)
+                    .bind(id)
+                    .fetch_one(&self.pool)
+                    .await
+                    .map_err(db_err("loading telegram account"))?;
+                Ok(Self::account_row(&row)?)
+            }
+
+            async fn list_accounts(&self, filter: AccountFilter) -> StoreResult<Vec<Account>> {
+                let mut q = sqlx::QueryBuilder::<$db>::new(format!(
+                    "SELECT {ACCOUNT_COLS} FROM telegram_accounts WHERE id > "
+                ));
+                q.push_bind(filter.after_id.unwrap_or(0));
+                if let Some(owner) = filter.owner_id {
+                    q.push(" AND owner_id = ").push_bind(owner);
+                }
+                if let Some(state) = filter.state {
+                    q.push(" AND state = ").push_bind(state.as_str());
+                }
+                q.push(" ORDER BY id LIMIT ").push_bind(page_limit(filter.limit));
+                let rows = q
+                    .build()
+                    .fetch_all(&self.pool)
+                    .await
+                    .map_err(db_err("listing telegram accounts"))?;
+                rows.iter()
+                    .map(|r| Self::account_row(r).map_err(StoreError::Other))
+                    .collect()
+            }
+
+            async fn update_account(
+                &self,
+                id: AccountId,
+                update: AccountUpdate,
+            ) -> StoreResult<Account> {
+                // One statement: a `CASE WHEN $flag` per optional column keeps the query static
+                // (cacheable) and the update atomic, without a read-modify-write race.
+                let sql = format!(
+                    "UPDATE telegram_accounts SET \
+                     state = COALESCE($2, state), \
+                     phone = CASE WHEN $3 THEN $4 ELSE phone END, \
+                     tg_user_id = CASE WHEN $5 THEN $6 ELSE tg_user_id END, \
+                     username = CASE WHEN $7 THEN $8 ELSE username END, \
+                     dc_id = CASE WHEN $9 THEN $10 ELSE dc_id END, \
+                     flood_wait_until = CASE WHEN $11 THEN $12 ELSE flood_wait_until END, \
+                     last_error = CASE WHEN $13 THEN $14 ELSE last_error END, \
+                     restarts = restarts + $15, \
+                     updated_at = $16 \
+                     WHERE id = $1 RETURNING {ACCOUNT_COLS}"
+                );
+                let row = sqlx::query(&sql)
+                    .bind(id)
+                    .bind(update.state.map(AccountState::as_str))
+                    .bind(update.phone.is_some())
+                    .bind(update.phone.flatten())
+                    .bind(update.tg_user_id.is_some())
+                    .bind(update.tg_user_id.flatten())
+                    .bind(update.username.is_some())
+                    .bind(update.username.flatten())
+                    .bind(update.dc_id.is_some())
+                    .bind(update.dc_id.flatten())
+                    .bind(update.flood_wait_until.is_some())
+                    .bind(update.flood_wait_until.flatten())
+                    .bind(update.last_error.is_some())
+                    .bind(update.last_error.flatten())
+                    .bind(update.add_restarts)
+                    .bind(now())
+                    .fetch_one(&self.pool)
+                    .await
+                    .map_err(db_err("updating telegram account"))?;
+                Ok(Self::account_row(&row)?)
+            }
+
+            async fn delete_account(&self, id: AccountId) -> StoreResult<()> {
+                // The cascade would remove the session anyway; deleting it explicitly first keeps
+                // the erase visible in the code and makes the first statement a write, so SQLite
+                // takes the write lock at once instead of failing to upgrade a read transaction.
+                let mut tx = self
+                    .pool
+                    .begin()
+                    .await
+                    .map_err(db_err("starting account delete"))?;
+                sqlx::query("DELETE FROM account_sessions WHERE account_id = $1")
+                    .bind(id)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(db_err("deleting account session"))?;
+                let done = sqlx::query("DELETE FROM telegram_accounts WHERE id = $1")
+                    .bind(id)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(db_err("deleting telegram account"))?;
+                if done.rows_affected() == 0 {
+                    // Dropping `tx` rolls back; nothing was deleted anyway.
+                    return Err(StoreError::NotFound);
+                }
+                tx.commit().await.map_err(db_err("committing account delete"))?;
+                Ok(())
+            }
+
+            async fn count_accounts_by_state(&self) -> StoreResult<Vec<(AccountState, i64)>> {
+                let rows: Vec<(String, i64)> = sqlx::query_as(
+                    "SELECT state, COUNT(*) FROM telegram_accounts GROUP BY state ORDER BY state",
+                )
+                .fetch_all(&self.pool)
+                .await
+                .map_err(db_err("counting accounts by state"))?;
+                rows.into_iter()
+                    .map(|(state, n)| {
+                        AccountState::parse(&state)
+                            .map(|s| (s, n))
+                            .ok_or_else(|| {
+                                StoreError::Other(anyhow::anyhow!(
+                                    "unknown account state {state:?} in telegram_accounts"
+                                ))
+                            })
+                    })
+                    .collect()
+            }
+
+            async fn put_session(&self, account_id: AccountId, sealed: &[u8]) -> StoreResult<()> {
+                sqlx::query(
+                    "INSERT INTO account_sessions (account_id, sealed, updated_at) \
+                     VALUES ($1, $2, $3) ON CONFLICT (account_id) DO UPDATE \
+                     SET sealed = excluded.sealed, updated_at = excluded.updated_at",
+                )
+                .bind(account_id)
+                .bind(sealed)
+                .bind(now())
+                .execute(&self.pool)
+                .await
+                .map_err(db_err("storing account session"))?;
+                Ok(())
+            }
+
+            async fn session(&self, account_id: AccountId) -> StoreResult<Option<Vec<u8>>> {
+                let sealed: Option<Vec<u8>> =
+                    sqlx::query_scalar("SELECT sealed FROM account_sessions WHERE account_id = $1")
+                        .bind(account_id)
+                        .fetch_optional(&self.pool)
+                        .await
+                        .map_err(db_err("loading account session"))?;
+                Ok(sealed)
+            }
+
+            async fn delete_session(&self, account_id: AccountId) -> StoreResult<()> {
+                // Idempotent: erasing a session that is already gone is success.
+                sqlx::query("DELETE FROM account_sessions WHERE account_id = $1")
+                    .bind(account_id)
+                    .execute(&self.pool)
+                    .await
+                    .map_err(db_err("deleting account session"))?;
+                Ok(())
+            }
+
+            async fn append_log(&self, entry: NewLogEntry) -> StoreResult<i64> {
+                let id: i64 = sqlx::query_scalar(
+                    "INSERT INTO integration_log \
+                     (at, level, event, account_id, user_id, error_code, message, details) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id",
+                )
+                .bind(now())
+                .bind(entry.level.as_str())
+                .bind(&entry.event)
+                .bind(entry.account_id)
+                .bind(entry.user_id)
+                .bind(&entry.error_code)
+                .bind(&entry.message)
+                .bind(sqlx::types::Json(&entry.details))
+                .fetch_one(&self.pool)
+                .await
+                .map_err(db_err("appending to the integration log"))?;
+                Ok(id)
+            }
+
+            async fn list_logs(&self, filter: LogFilter) -> StoreResult<Vec<LogEntry>> {
+                let mut q = sqlx::QueryBuilder::<$db>::new(format!(
+                    "SELECT {LOG_COLS} FROM integration_log WHERE TRUE"
+                ));
+                if let Some(account) = filter.account_id {
+                    q.push(" AND account_id = ").push_bind(account);
+                }
+                if let Some(min) = filter.min_level {
+                    q.push(" AND level IN (");
+                    let mut levels = q.separated(", ");
+                    for level in $crate::store::sql::levels_from(min) {
+                        levels.push_bind(level);
+                    }
+                    q.push(")");
+                }
+                if let Some(event) = &filter.event {
+                    q.push(" AND event = ").push_bind(event.clone());
+                }
+                if let Some(since) = filter.since {
+                    q.push(" AND at >= ").push_bind(since);
+                }
+                if let Some(before) = filter.before_id {
+                    q.push(" AND id < ").push_bind(before);
+                }
+                q.push(" ORDER BY id DESC LIMIT ").push_bind(page_limit(filter.limit));
+                let rows = q
+                    .build()
+                    .fetch_all(&self.pool)
+                    .await
+                    .map_err(db_err("listing the integration log"))?;
+                rows.iter()
+                    .map(|r| Self::log_row(r).map_err(StoreError::Other))
+                    .collect()
+            }
+
+            async fn error_stats(&self, since: DateTime<Utc>) -> StoreResult<ErrorStats> {
+                // An "error" here is any entry carrying an error code, warnings included: a flood
+                // wait is logged as a warning but is exactly what an operator counts.
+                let by_code: Vec<(String, i64)> = sqlx::query_as(
+                    "SELECT error_code, COUNT(*) AS n FROM integration_log \
+                     WHERE error_code IS NOT NULL AND at >= $1 \
+                     GROUP BY error_code ORDER BY n DESC, error_code LIMIT $2",
+                )
+                .bind(since)
+                .bind($crate::store::sql::STATS_TOP)
+                .fetch_all(&self.pool)
+                .await
+                .map_err(db_err("counting errors by code"))?;
+                let by_account: Vec<(AccountId, i64)> = sqlx::query_as(
+                    "SELECT account_id, COUNT(*) AS n FROM integration_log \
+                     WHERE error_code IS NOT NULL AND account_id IS NOT NULL AND at >= $1 \
+                     GROUP BY account_id ORDER BY n DESC, account_id LIMIT $2",
+                )
+                .bind(since)
+                .bind($crate::store::sql::STATS_TOP)
+                .fetch_all(&self.pool)
+                .await
+                .map_err(db_err("counting errors by account"))?;
+                Ok(ErrorStats {
+                    by_code,
+                    by_account,
+                })
+            }
+        }
+    };
+}
+
+pub(crate) use impl_sql_store;

@@ -1,0 +1,75 @@
+//! SQLite: the default backend, one file under the data directory.
+
+use super::sql::{impl_sql_store, ACCOUNT_COLS, LOG_COLS, TOKEN_COLS, USER_COLS};
+use super::{db_err, now, page_limit, Store, StoreError, StoreResult};
+use crate::model::*;
+use anyhow::Context as _;
+use chrono::{DateTime, Utc};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::SqlitePool;
+use std::str::FromStr as _;
+use std::time::Duration;
+
+/// How long a writer waits for another connection's write lock before giving up. Writes are
+/// short single statements, so seconds of waiting only happen under a real stall.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
+/// SQLite serialises writers anyway; a few readers beside one writer is all WAL mode can use.
+const MAX_CONNECTIONS: u32 = 8;
+
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
+
+pub struct SqliteStore {
+    pool: SqlitePool,
+}
+
+impl SqliteStore {
+    /// Opens (creating file and parent directory if missing) and migrates the database at `url`,
+    /// e.g. `sqlite://./data/tgfleet.db` or `sqlite::memory:`.
+    pub async fn connect(url: &str) -> anyhow::Result<Self> {
+        let options = SqliteConnectOptions::from_str(url)
+            .with_context(|| format!("parsing SQLite url {url:?}"))?
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            // NORMAL is durable in WAL mode except for the last transactions before a power cut.
+            .synchronous(SqliteSynchronous::Normal)
+            .foreign_keys(true)
+            .busy_timeout(BUSY_TIMEOUT);
+        let in_memory = url.contains(":memory:") || url.contains("mode=memory");
+        let pool_options = if in_memory {
+            // Every connection to `:memory:` is its own empty database: keep exactly one alive.
+            SqlitePoolOptions::new()
+                .max_connections(1)
+                .min_connections(1)
+                .idle_timeout(None)
+                .max_lifetime(None)
+        } else {
+            let file = options.get_filename();
+            if let Some(dir) = file.parent().filter(|d| !d.as_os_str().is_empty()) {
+                std::fs::create_dir_all(dir).with_context(|| {
+                    format!(
+                        "creating directory {} for the SQLite database",
+                        dir.display()
+                    )
+                })?;
+            }
+            SqlitePoolOptions::new().max_connections(MAX_CONNECTIONS)
+        };
+        let pool = pool_options
+            .acquire_timeout(Duration::from_secs(30))
+            .connect_with(options)
+            .await
+            .with_context(|| format!("opening SQLite database {url}"))?;
+        MIGRATOR
+            .run(&pool)
+            .await
+            .with_context(|| format!("running SQLite migrations on {url}"))?;
+        Ok(Self { pool })
+    }
+
+    /// The pool, for tests and tools that need raw SQL; the app goes through `Store`.
+    pub fn pool(&self) -> &SqlitePool {
+        &self.pool
+    }
+}
+
+impl_sql_store!(SqliteStore, sqlx::Sqlite, "sqlite");

