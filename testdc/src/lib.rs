@@ -1,1 +1,426 @@
-//! placeholder
+//! testdc: a fake Telegram data centre that speaks real MTProto 2.0 to the real grammers client.
+//!
+//! grammers pins Telegram's RSA keys, so no local server can finish a DH key exchange. testdc
+//! therefore works with **pre-shared auth keys**: create one with [`new_auth_key`], register it
+//! with [`TestDc::register_auth_key`] (or `POST /keys` on the control port) and seed it into the
+//! client's session with [`seed_session`]. The client then skips DH and talks to testdc as if it
+//! were Telegram: DCs 1–5 on consecutive loopback ports, login by code / 2FA / QR / bot token,
+//! DC migration, messages, and injectable faults.
+//!
+//! ```no_run
+//! # async fn demo() -> anyhow::Result<()> {
+//! use std::sync::Arc;
+//! use grammers_session::storages::MemorySession;
+//! use tgfleet_testdc::{new_auth_key, seed_session, TestDc, TestDcConfig, UserSpec};
+//!
+//! let dc = TestDc::start(TestDcConfig::default()).await?;
+//! dc.add_user(UserSpec::new("+15550001", "Alice"));
+//! let key = new_auth_key();
+//! dc.register_auth_key(key);
+//! let session = Arc::new(MemorySession::default());
+//! seed_session(&*session, &dc, 2, key).await.map_err(|e| anyhow::anyhow!("{e:?}"))?;
+//! // SenderPool::new(session, api_id) … as usual; the pool now talks to testdc.
+//! # Ok(()) }
+//! ```
+
+mod conn;
+mod control;
+pub mod mtp;
+mod rpc;
+mod shared;
+mod srp;
+mod tlb;
+mod world;
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr, SocketAddrV4, SocketAddrV6};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinSet;
+
+pub use control::{apply_fault, control_router, run_standalone, FaultBody};
+pub use world::{PeerRef, StoredMessage, UserSpec};
+
+use shared::Shared;
+use world::{normalize_phone, Binding};
+
+/// How testdc is laid out and behaves. Plain data (no CLI types) so a binary can fill it in.
+#[derive(Clone, Debug)]
+pub struct TestDcConfig {
+    /// Address every DC listens on (loopback by default).
+    pub host: IpAddr,
+    /// Port of DC 1; DC n listens on `base_port + n - 1`. `0` picks free ports.
+    pub base_port: u16,
+    /// Number of DCs (ids 1..=dc_count).
+    pub dc_count: u8,
+    /// Every login code is this, instead of five random digits.
+    pub fixed_code: Option<String>,
+    /// How long a login code stays valid; after it, `auth.signIn` answers PHONE_CODE_EXPIRED.
+    pub code_lifetime: Duration,
+    /// Answer AUTH_KEY_DUPLICATED when one key is live on two connections to the same DC with
+    /// different session ids (what Telegram does when a session is used in two places at once).
+    pub strict_duplicate_keys: bool,
+    /// Unknown phones get an account on their first `auth.sendCode`; phones ending in 9 get the
+    /// 2FA password `sandbox-2fa`.
+    pub sandbox_directory: bool,
+}
+
+impl Default for TestDcConfig {
+    fn default() -> Self {
+        Self {
+            host: IpAddr::V4(Ipv4Addr::LOCALHOST),
+            base_port: 0,
+            dc_count: 5,
+            fixed_code: None,
+            code_lifetime: Duration::from_secs(300),
+            strict_duplicate_keys: false,
+            sandbox_directory: false,
+        }
+    }
+}
+
+/// A running testdc. Cheap to clone; every clone controls the same DCs.
+#[derive(Clone)]
+pub struct TestDc {
+    shared: Arc<Shared>,
+    shutdown: watch::Sender<bool>,
+    tasks: Arc<std::sync::Mutex<Option<JoinSet<()>>>>,
+}
+
+/// A random 256-byte auth key.
+pub fn new_auth_key() -> [u8; 256] {
+    let mut key = [0u8; 256];
+    rand::Rng::fill(&mut rand::thread_rng(), &mut key[..]);
+    key
+}
+
+/// The error name `revoke` makes the revoked sessions see.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum RevokeKind {
+    SessionRevoked,
+    AuthKeyUnregistered,
+}
+
+impl RevokeKind {
+    fn error_name(self) -> &'static str {
+        match self {
+            RevokeKind::SessionRevoked => "SESSION_REVOKED",
+            RevokeKind::AuthKeyUnregistered => "AUTH_KEY_UNREGISTERED",
+        }
+    }
+}
+
+/// Fault injection. Every fault holds until cleared (flood waits also end when their time is up).
+#[derive(Clone)]
+pub struct Faults {
+    shared: Arc<Shared>,
+}
+
+impl Faults {
+    /// Closes every connection now, or only those logged in as `phone`. Returns how many.
+    pub fn drop_connections(&self, phone: Option<&str>) -> usize {
+        let user = match phone {
+            Some(p) => match self.shared.world().user_by_phone(p).map(|u| u.id) {
+                Some(id) => Some(id),
+                None => return 0,
+            },
+            None => None,
+        };
+        self.shared.drop_connections(user)
+    }
+
+    /// Answer `method` (e.g. `"messages.sendMessage"`) with FLOOD_WAIT_X for `seconds`, for one
+    /// phone or for everyone. X counts down as time passes.
+    pub fn flood_wait(&self, method: &str, phone: Option<&str>, seconds: u32) {
+        self.shared.world().faults.floods.push(world::FloodRule {
+            method: method.to_owned(),
+            phone: phone.map(normalize_phone),
+            until: Instant::now() + Duration::from_secs(seconds as u64),
+        });
+    }
+
+    /// Accept connections and requests but never answer any of them.
+    pub fn black_hole(&self, on: bool) {
+        self.shared.world().faults.black_hole = on;
+    }
+
+    /// Delay every reply by `delay` (zero turns it off).
+    pub fn delay(&self, delay: Duration) {
+        self.shared.world().faults.delay = delay;
+    }
+
+    /// Revoke every authorization of `phone`: its sessions get `kind` (401) on their next call.
+    pub fn revoke(&self, phone: &str, kind: RevokeKind) -> anyhow::Result<()> {
+        let mut w = self.shared.world();
+        let id = w
+            .user_by_phone(phone)
+            .map(|u| u.id)
+            .with_context(|| format!("no user with phone {phone}"))?;
+        for (k, b) in w.bindings.iter_mut() {
+            let _ = k;
+            if matches!(b, Binding::User(u) | Binding::PasswordPending(u) if *u == id) {
+                *b = Binding::Revoked(kind.error_name());
+            }
+        }
+        Ok(())
+    }
+
+    /// Ban `phone`: its sessions get USER_DEACTIVATED_BAN, new logins PHONE_NUMBER_BANNED.
+    pub fn ban(&self, phone: &str) -> anyhow::Result<()> {
+        let mut w = self.shared.world();
+        let id = w
+            .user_by_phone(phone)
+            .map(|u| u.id)
+            .with_context(|| format!("no user with phone {phone}"))?;
+        if let Some(u) = w.users.get_mut(&id) {
+            u.banned = true;
+        }
+        Ok(())
+    }
+
+    /// Lift flood waits, black hole and delay (bans and revocations stay).
+    pub fn clear(&self) {
+        self.shared.world().faults = Default::default();
+    }
+
+    /// Requests swallowed by the black hole so far (lets tests wait until a call is in flight).
+    pub fn swallowed(&self) -> u64 {
+        self.shared.swallowed.load(Ordering::Relaxed)
+    }
+}
+
+/// Counters for the control API and benchmarks.
+#[derive(Clone, Copy, Debug, serde::Serialize)]
+pub struct Stats {
+    pub connections: usize,
+    pub requests: u64,
+    pub swallowed: u64,
+}
+
+impl TestDc {
+    /// Binds one listener per DC and starts serving.
+    pub async fn start(cfg: TestDcConfig) -> anyhow::Result<TestDc> {
+        anyhow::ensure!(cfg.dc_count >= 1, "dc_count must be at least 1");
+        let mut listeners = Vec::new();
+        for dc in 1..=cfg.dc_count as i32 {
+            let port = if cfg.base_port == 0 {
+                0
+            } else {
+                cfg.base_port
+                    .checked_add((dc - 1) as u16)
+                    .context("base_port + dc_count overflows")?
+            };
+            let addr = SocketAddr::new(cfg.host, port);
+            let listener = TcpListener::bind(addr)
+                .await
+                .with_context(|| format!("binding DC {dc} on {addr}"))?;
+            listeners.push((dc, listener));
+        }
+        let addrs = listeners
+            .iter()
+            .map(|(dc, l)| Ok((*dc, l.local_addr()?)))
+            .collect::<std::io::Result<Vec<_>>>()?;
+        let shared = Arc::new(Shared::new(cfg, addrs));
+        let (shutdown, _) = watch::channel(false);
+        let mut tasks = JoinSet::new();
+        for (dc, listener) in listeners {
+            tasks.spawn(accept_loop(
+                Arc::clone(&shared),
+                listener,
+                dc,
+                shutdown.subscribe(),
+            ));
+        }
+        Ok(TestDc {
+            shared,
+            shutdown,
+            tasks: Arc::new(std::sync::Mutex::new(Some(tasks))),
+        })
+    }
+
+    pub fn config(&self) -> &TestDcConfig {
+        &self.shared.cfg
+    }
+
+    /// Address of DC `dc_id`. Panics on a DC this testdc does not have (a test bug).
+    pub fn dc_addr(&self, dc_id: i32) -> SocketAddr {
+        self.shared
+            .addrs
+            .iter()
+            .find(|(id, _)| *id == dc_id)
+            .map(|(_, a)| *a)
+            .unwrap_or_else(|| panic!("testdc has no DC {dc_id}"))
+    }
+
+    pub fn dc_addrs(&self) -> Vec<(i32, SocketAddr)> {
+        self.shared.addrs.clone()
+    }
+
+    /// Makes `key` valid on every DC of this testdc.
+    pub fn register_auth_key(&self, key: [u8; 256]) {
+        self.shared.register_key(key);
+    }
+
+    pub fn add_user(&self, spec: UserSpec) -> i64 {
+        self.shared.world().add_user(spec)
+    }
+
+    /// Adds a bot homed on DC 2.
+    pub fn add_bot(&self, token: &str, username: &str) -> i64 {
+        self.add_bot_on(token, username, 2)
+    }
+
+    pub fn add_bot_on(&self, token: &str, username: &str, dc_id: i32) -> i64 {
+        self.shared.world().add_bot(token, username, dc_id)
+    }
+
+    /// The last login code sent to `phone` (any formatting).
+    pub fn last_code(&self, phone: &str) -> Option<String> {
+        self.shared
+            .world()
+            .last_codes
+            .get(&normalize_phone(phone))
+            .cloned()
+    }
+
+    /// "Scans" a QR login token as the user with `phone`: the session that exported the token
+    /// gets `updateLoginToken`, and its next `auth.exportLoginToken` logs it in.
+    pub fn scan_qr(&self, token: &[u8], phone: &str) -> anyhow::Result<()> {
+        let target = {
+            let mut w = self.shared.world();
+            let user = w
+                .user_by_phone(phone)
+                .filter(|u| u.registered && !u.banned)
+                .map(|u| u.id)
+                .with_context(|| format!("no active account with phone {phone}"))?;
+            let now = world::unix_now();
+            let t = w
+                .qr_tokens
+                .get_mut(token)
+                .filter(|t| t.expires > now)
+                .context("unknown or expired login token")?;
+            t.scanned_by = Some(user);
+            (t.key_id, t.dc_id)
+        };
+        let update =
+            grammers_tl_types::enums::Updates::UpdateShort(grammers_tl_types::types::UpdateShort {
+                update: grammers_tl_types::enums::Update::LoginToken,
+                date: world::unix_now(),
+            });
+        let bytes = grammers_tl_types::Serializable::to_bytes(&update);
+        self.shared
+            .push_to(&[target], || shared::Push::Updates(bytes.clone()));
+        Ok(())
+    }
+
+    /// Everything accounts have sent, oldest first.
+    pub fn messages(&self) -> Vec<StoredMessage> {
+        self.shared.world().messages.clone()
+    }
+
+    pub fn faults(&self) -> Faults {
+        Faults {
+            shared: Arc::clone(&self.shared),
+        }
+    }
+
+    /// Open client connections across all DCs.
+    pub fn connection_count(&self) -> usize {
+        self.shared.live.load(Ordering::Relaxed)
+    }
+
+    pub fn stats(&self) -> Stats {
+        Stats {
+            connections: self.connection_count(),
+            requests: self.shared.requests.load(Ordering::Relaxed),
+            swallowed: self.shared.swallowed.load(Ordering::Relaxed),
+        }
+    }
+
+    /// Stops listening and closes every connection.
+    pub async fn shutdown(self) {
+        let _ = self.shutdown.send(true);
+        let tasks = self.tasks.lock().unwrap_or_else(|e| e.into_inner()).take();
+        if let Some(mut tasks) = tasks {
+            while tasks.join_next().await.is_some() {}
+        }
+    }
+}
+
+async fn accept_loop(
+    shared: Arc<Shared>,
+    listener: TcpListener,
+    dc_id: i32,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let mut conns = JoinSet::new();
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _)) => {
+                    conns.spawn(conn::serve(Arc::clone(&shared), stream, dc_id, shutdown.clone()));
+                }
+                Err(e) => {
+                    // EMFILE and friends: back off instead of spinning.
+                    tracing::warn!(dc_id, "testdc accept failed: {e}");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            },
+            // Reap finished connection tasks so the set does not grow without bound.
+            Some(_) = conns.join_next(), if !conns.is_empty() => {}
+            _ = shutdown.changed() => break,
+        }
+    }
+    conns.shutdown().await;
+}
+
+/// Seeds a grammers session for `dc`: home DC `home_dc`, and for every DC of this testdc its
+/// address plus `key` as the permanent auth key, so the client skips DH. Register the same key
+/// with [`TestDc::register_auth_key`] (this function does not, so that a test can also check
+/// what an unregistered key gets).
+pub async fn seed_session<S>(
+    session: &S,
+    dc: &TestDc,
+    home_dc: i32,
+    key: [u8; 256],
+) -> Result<(), S::Error>
+where
+    S: grammers_session::Session,
+{
+    seed_session_addrs(session, &dc.dc_addrs(), home_dc, key).await
+}
+
+/// [`seed_session`] for a testdc in another process, known only by its DC addresses.
+pub async fn seed_session_addrs<S>(
+    session: &S,
+    addrs: &[(i32, SocketAddr)],
+    home_dc: i32,
+    key: [u8; 256],
+) -> Result<(), S::Error>
+where
+    S: grammers_session::Session,
+{
+    for (id, addr) in addrs {
+        let (ipv4, ipv6) = match addr {
+            SocketAddr::V4(v4) => (
+                *v4,
+                SocketAddrV6::new(v4.ip().to_ipv6_mapped(), v4.port(), 0, 0),
+            ),
+            SocketAddr::V6(v6) => (SocketAddrV4::new(Ipv4Addr::LOCALHOST, v6.port()), *v6),
+        };
+        session
+            .set_dc_option(&grammers_session::types::DcOption {
+                id: *id,
+                ipv4,
+                ipv6,
+                auth_key: Some(key),
+            })
+            .await?;
+    }
+    session.set_home_dc_id(home_dc).await
+}

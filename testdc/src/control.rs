@@ -1,0 +1,224 @@
+//! The loopback control HTTP API of a standalone testdc (what tests in another process, and the
+//! `--sandbox` API, use instead of the in-process handle).
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use base64::Engine;
+use serde::Deserialize;
+use serde_json::json;
+
+use crate::{RevokeKind, TestDc, TestDcConfig, UserSpec};
+
+fn bad_request(msg: impl Into<String>) -> Response {
+    (
+        StatusCode::BAD_REQUEST,
+        Json(json!({"error": {"code": "BAD_REQUEST", "message": msg.into()}})),
+    )
+        .into_response()
+}
+
+fn not_found(msg: impl Into<String>) -> Response {
+    (
+        StatusCode::NOT_FOUND,
+        Json(json!({"error": {"code": "NOT_FOUND", "message": msg.into()}})),
+    )
+        .into_response()
+}
+
+#[derive(Deserialize)]
+struct KeyBody {
+    key: String,
+}
+
+/// Accepts the 256-byte key as hex or (standard or URL-safe) base64.
+fn decode_key(text: &str) -> Option<[u8; 256]> {
+    let text = text.trim();
+    let bytes = hex::decode(text)
+        .ok()
+        .or_else(|| base64::engine::general_purpose::STANDARD.decode(text).ok())
+        .or_else(|| base64::engine::general_purpose::URL_SAFE.decode(text).ok())?;
+    bytes.try_into().ok()
+}
+
+async fn post_key(State(dc): State<TestDc>, Json(body): Json<KeyBody>) -> Response {
+    match decode_key(&body.key) {
+        Some(key) => {
+            dc.register_auth_key(key);
+            StatusCode::NO_CONTENT.into_response()
+        }
+        None => bad_request("key must be 256 bytes, hex or base64"),
+    }
+}
+
+async fn get_code(State(dc): State<TestDc>, Path(phone): Path<String>) -> Response {
+    match dc.last_code(&phone) {
+        Some(code) => Json(json!({ "code": code })).into_response(),
+        None => not_found("no code was sent to this phone"),
+    }
+}
+
+async fn post_user(State(dc): State<TestDc>, Json(spec): Json<UserSpec>) -> Response {
+    let id = dc.add_user(spec);
+    (StatusCode::CREATED, Json(json!({ "id": id }))).into_response()
+}
+
+#[derive(Deserialize)]
+struct BotBody {
+    token: String,
+    username: String,
+    #[serde(default)]
+    dc_id: Option<i32>,
+}
+
+async fn post_bot(State(dc): State<TestDc>, Json(b): Json<BotBody>) -> Response {
+    let id = dc.add_bot_on(&b.token, &b.username, b.dc_id.unwrap_or(2));
+    (StatusCode::CREATED, Json(json!({ "id": id }))).into_response()
+}
+
+#[derive(Deserialize)]
+struct ScanBody {
+    /// The token as in `tg://login?token=…` (URL-safe base64), or hex.
+    token: String,
+    phone: String,
+}
+
+async fn post_scan(State(dc): State<TestDc>, Json(b): Json<ScanBody>) -> Response {
+    let token = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(b.token.trim_end_matches('='))
+        .ok()
+        .or_else(|| hex::decode(&b.token).ok());
+    let Some(token) = token else {
+        return bad_request("token must be base64url or hex");
+    };
+    match dc.scan_qr(&token, &b.phone) {
+        Ok(()) => StatusCode::NO_CONTENT.into_response(),
+        Err(e) => bad_request(format!("{e:#}")),
+    }
+}
+
+/// `{"kind": …, "phone"?, "method"?, "seconds"?, "millis"?, "on"?, "revoke_kind"?}`
+#[derive(Deserialize)]
+pub struct FaultBody {
+    pub kind: String,
+    #[serde(default)]
+    pub phone: Option<String>,
+    #[serde(default)]
+    pub method: Option<String>,
+    #[serde(default)]
+    pub seconds: Option<u32>,
+    #[serde(default)]
+    pub millis: Option<u64>,
+    #[serde(default)]
+    pub on: Option<bool>,
+    #[serde(default)]
+    pub revoke_kind: Option<RevokeKind>,
+}
+
+/// Applies a fault described in the JSON shape the control API (and the sandbox API) accept.
+pub fn apply_fault(dc: &TestDc, f: FaultBody) -> Result<serde_json::Value, String> {
+    let faults = dc.faults();
+    let phone = f.phone.as_deref();
+    match f.kind.as_str() {
+        "drop_connections" => Ok(json!({ "dropped": faults.drop_connections(phone) })),
+        "flood_wait" => {
+            let method = f.method.as_deref().unwrap_or("messages.sendMessage");
+            faults.flood_wait(method, phone, f.seconds.unwrap_or(60));
+            Ok(json!({}))
+        }
+        "black_hole" => {
+            faults.black_hole(f.on.unwrap_or(true));
+            Ok(json!({}))
+        }
+        "delay" => {
+            let d = match (f.millis, f.seconds) {
+                (Some(ms), _) => Duration::from_millis(ms),
+                (None, Some(s)) => Duration::from_secs(s as u64),
+                (None, None) => Duration::from_secs(1),
+            };
+            faults.delay(d);
+            Ok(json!({}))
+        }
+        "revoke" => {
+            let phone = phone.ok_or("revoke needs a phone")?;
+            faults
+                .revoke(
+                    phone,
+                    f.revoke_kind.unwrap_or(RevokeKind::AuthKeyUnregistered),
+                )
+                .map_err(|e| e.to_string())?;
+            Ok(json!({}))
+        }
+        "ban" => {
+            let phone = phone.ok_or("ban needs a phone")?;
+            faults.ban(phone).map_err(|e| e.to_string())?;
+            Ok(json!({}))
+        }
+        "clear" => {
+            faults.clear();
+            Ok(json!({}))
+        }
+        other => Err(format!("unknown fault kind {other:?}")),
+    }
+}
+
+async fn post_fault(State(dc): State<TestDc>, Json(f): Json<FaultBody>) -> Response {
+    match apply_fault(&dc, f) {
+        Ok(v) => Json(v).into_response(),
+        Err(e) => bad_request(e),
+    }
+}
+
+async fn get_messages(State(dc): State<TestDc>) -> Response {
+    Json(dc.messages()).into_response()
+}
+
+async fn get_stats(State(dc): State<TestDc>) -> Response {
+    let addrs: Vec<_> = dc
+        .dc_addrs()
+        .into_iter()
+        .map(|(id, a)| json!({"id": id, "addr": a.to_string()}))
+        .collect();
+    Json(json!({ "stats": dc.stats(), "dcs": addrs, "connections": dc.connection_count() }))
+        .into_response()
+}
+
+/// The control API as a router, for embedding (e.g. behind the sandbox routes).
+pub fn control_router(dc: TestDc) -> Router {
+    Router::new()
+        .route("/keys", post(post_key))
+        .route("/codes/{phone}", get(get_code))
+        .route("/users", post(post_user))
+        .route("/bots", post(post_bot))
+        .route("/qr/scan", post(post_scan))
+        .route("/faults", post(post_fault))
+        .route("/messages", get(get_messages))
+        .route("/stats", get(get_stats))
+        .with_state(dc)
+}
+
+/// Runs a testdc with its control API on `control_addr` until `shutdown` resolves.
+pub async fn run_standalone(
+    cfg: TestDcConfig,
+    control_addr: SocketAddr,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let dc = TestDc::start(cfg).await?;
+    let listener = tokio::net::TcpListener::bind(control_addr).await?;
+    tracing::info!(
+        control = %listener.local_addr()?,
+        dcs = ?dc.dc_addrs(),
+        "testdc running"
+    );
+    let result = axum::serve(listener, control_router(dc.clone()))
+        .with_graceful_shutdown(shutdown)
+        .await;
+    dc.shutdown().await;
+    Ok(result?)
+}

@@ -1,0 +1,474 @@
+//! The data centre's directory and everything an RPC can change: users and bots, which auth key
+//! is logged in as whom on which DC, pending logins, messages, channels and injected faults.
+//!
+//! One mutex guards it all. Every operation is a few map lookups, so contention stays low even
+//! with thousands of connections, and one lock makes the login state machine easy to reason about.
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use num_bigint::BigUint;
+use rand::Rng;
+
+use crate::mtp::KeyId;
+use crate::srp;
+
+pub fn unix_now() -> i32 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs() as i32)
+        .unwrap_or(0)
+}
+
+/// Digits only: `+1 (415) 555-0132` and `14155550132` are the same account.
+pub fn normalize_phone(phone: &str) -> String {
+    phone.chars().filter(char::is_ascii_digit).collect()
+}
+
+pub struct PasswordRec {
+    pub password: String,
+    pub salt1: Vec<u8>,
+    pub salt2: Vec<u8>,
+    /// `g^x mod p`, computed on first use because it costs 100k PBKDF2 rounds.
+    pub verifier: Option<BigUint>,
+}
+
+pub struct MsgRec {
+    pub id: i32,
+    pub pts: i32,
+    /// The other side of the conversation (the user themself for "Saved Messages").
+    pub peer_user: i64,
+    pub from_user: i64,
+    pub out: bool,
+    pub text: String,
+    pub date: i32,
+}
+
+pub struct UserRec {
+    pub id: i64,
+    pub access_hash: i64,
+    pub phone: Option<String>,
+    pub first_name: String,
+    pub last_name: Option<String>,
+    pub username: Option<String>,
+    pub password: Option<PasswordRec>,
+    pub dc_id: i32,
+    pub registered: bool,
+    pub bot: bool,
+    pub banned: bool,
+    pub pts: i32,
+    pub last_msg_id: i32,
+    pub history: Vec<MsgRec>,
+}
+
+pub struct ChannelMsg {
+    pub id: i32,
+    pub from_user: i64,
+    pub text: String,
+    pub date: i32,
+}
+
+pub struct ChannelRec {
+    pub id: i64,
+    pub access_hash: i64,
+    pub title: String,
+    pub username: Option<String>,
+    pub broadcast: bool,
+    pub creator: i64,
+    pub members: Vec<i64>,
+    pub date: i32,
+    pub pts: i32,
+    pub history: Vec<ChannelMsg>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Binding {
+    /// Logged in as this user.
+    User(i64),
+    /// Code (or QR scan) accepted, the account's 2FA password is still owed.
+    PasswordPending(i64),
+    /// Authorization revoked from outside; answered with this 401 error name.
+    Revoked(&'static str),
+}
+
+pub struct PendingCode {
+    pub phone_code_hash: String,
+    pub code: String,
+    pub key_id: KeyId,
+    pub issued: Instant,
+    /// The code was right but the number has no account yet: `auth.signUp` may follow.
+    pub signup_allowed: bool,
+}
+
+pub struct QrToken {
+    pub key_id: KeyId,
+    pub dc_id: i32,
+    pub expires: i32,
+    pub scanned_by: Option<i64>,
+}
+
+pub struct SrpPending {
+    pub srp_id: i64,
+    pub user_id: i64,
+    pub challenge: srp::Challenge,
+}
+
+pub struct FloodRule {
+    pub method: String,
+    pub phone: Option<String>,
+    pub until: Instant,
+}
+
+#[derive(Default)]
+pub struct FaultState {
+    pub black_hole: bool,
+    pub delay: Duration,
+    pub floods: Vec<FloodRule>,
+}
+
+/// A message some account sent, as the control API reports it.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct StoredMessage {
+    pub from_user_id: i64,
+    pub from_phone: Option<String>,
+    pub to: PeerRef,
+    pub text: String,
+    pub random_id: i64,
+    pub message_id: i32,
+    pub date: i32,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize)]
+#[serde(tag = "type", content = "id", rename_all = "snake_case")]
+pub enum PeerRef {
+    User(i64),
+    Channel(i64),
+}
+
+/// Specification of a user account for [`crate::TestDc::add_user`].
+#[derive(Clone, Debug, serde::Deserialize)]
+pub struct UserSpec {
+    pub phone: String,
+    pub first_name: String,
+    #[serde(default)]
+    pub last_name: Option<String>,
+    #[serde(default)]
+    pub username: Option<String>,
+    #[serde(default)]
+    pub password: Option<String>,
+    #[serde(default = "default_dc")]
+    pub dc_id: i32,
+    #[serde(default = "default_true")]
+    pub registered: bool,
+}
+
+fn default_dc() -> i32 {
+    2
+}
+fn default_true() -> bool {
+    true
+}
+
+impl UserSpec {
+    pub fn new(phone: &str, first_name: &str) -> Self {
+        Self {
+            phone: phone.into(),
+            first_name: first_name.into(),
+            last_name: None,
+            username: None,
+            password: None,
+            dc_id: 2,
+            registered: true,
+        }
+    }
+    pub fn username(mut self, username: &str) -> Self {
+        self.username = Some(username.into());
+        self
+    }
+    pub fn password(mut self, password: &str) -> Self {
+        self.password = Some(password.into());
+        self
+    }
+    pub fn dc(mut self, dc_id: i32) -> Self {
+        self.dc_id = dc_id;
+        self
+    }
+    pub fn unregistered(mut self) -> Self {
+        self.registered = false;
+        self
+    }
+}
+
+pub struct World {
+    pub users: HashMap<i64, UserRec>,
+    pub phones: HashMap<String, i64>,
+    pub usernames: HashMap<String, PeerRef>,
+    pub bot_tokens: HashMap<String, i64>,
+    pub channels: HashMap<i64, ChannelRec>,
+    pub bindings: HashMap<(KeyId, i32), Binding>,
+    pub codes: HashMap<String, PendingCode>,
+    pub last_codes: HashMap<String, String>,
+    pub qr_tokens: HashMap<Vec<u8>, QrToken>,
+    pub srp: HashMap<(KeyId, i32), SrpPending>,
+    pub exported_auths: HashMap<(i64, Vec<u8>), i32>,
+    pub sent: HashMap<(i64, i64), Vec<u8>>,
+    pub messages: Vec<StoredMessage>,
+    pub faults: FaultState,
+    next_user_id: i64,
+    next_channel_id: i64,
+}
+
+pub fn random_i64() -> i64 {
+    rand::thread_rng().gen()
+}
+
+fn random_access_hash() -> i64 {
+    // Zero reads as "no access hash" in places; keep it out.
+    loop {
+        let v = random_i64();
+        if v != 0 {
+            return v;
+        }
+    }
+}
+
+impl World {
+    pub fn new() -> Self {
+        Self {
+            users: HashMap::new(),
+            phones: HashMap::new(),
+            usernames: HashMap::new(),
+            bot_tokens: HashMap::new(),
+            channels: HashMap::new(),
+            bindings: HashMap::new(),
+            codes: HashMap::new(),
+            last_codes: HashMap::new(),
+            qr_tokens: HashMap::new(),
+            srp: HashMap::new(),
+            exported_auths: HashMap::new(),
+            sent: HashMap::new(),
+            messages: Vec::new(),
+            faults: FaultState::default(),
+            next_user_id: 100_000,
+            next_channel_id: 1_000_000,
+        }
+    }
+
+    pub fn add_user(&mut self, spec: UserSpec) -> i64 {
+        let phone = normalize_phone(&spec.phone);
+        if let Some(&id) = self.phones.get(&phone) {
+            // Re-adding a phone updates the account in place so tests can reconfigure it.
+            if let Some(u) = self.users.get_mut(&id) {
+                u.first_name = spec.first_name;
+                u.last_name = spec.last_name;
+                u.dc_id = spec.dc_id;
+                u.registered = spec.registered;
+                u.password = spec.password.map(new_password);
+            }
+            if let Some(name) = spec.username {
+                self.set_username(PeerRef::User(id), &name);
+            }
+            return id;
+        }
+        self.next_user_id += 1;
+        let id = self.next_user_id;
+        self.users.insert(
+            id,
+            UserRec {
+                id,
+                access_hash: random_access_hash(),
+                phone: Some(phone.clone()),
+                first_name: spec.first_name,
+                last_name: spec.last_name,
+                username: None,
+                password: spec.password.map(new_password),
+                dc_id: spec.dc_id,
+                registered: spec.registered,
+                bot: false,
+                banned: false,
+                pts: 1,
+                last_msg_id: 0,
+                history: Vec::new(),
+            },
+        );
+        self.phones.insert(phone, id);
+        if let Some(name) = spec.username {
+            self.set_username(PeerRef::User(id), &name);
+        }
+        id
+    }
+
+    pub fn add_bot(&mut self, token: &str, username: &str, dc_id: i32) -> i64 {
+        if let Some(&id) = self.bot_tokens.get(token) {
+            return id;
+        }
+        // Bot ids, like Telegram's, are the number before the colon when it parses.
+        let id = token
+            .split(':')
+            .next()
+            .and_then(|s| s.parse::<i64>().ok())
+            .filter(|id| *id > 0 && !self.users.contains_key(id))
+            .unwrap_or_else(|| {
+                self.next_user_id += 1;
+                self.next_user_id
+            });
+        self.users.insert(
+            id,
+            UserRec {
+                id,
+                access_hash: random_access_hash(),
+                phone: None,
+                first_name: username.trim_start_matches('@').to_owned(),
+                last_name: None,
+                username: None,
+                password: None,
+                dc_id,
+                registered: true,
+                bot: true,
+                banned: false,
+                pts: 1,
+                last_msg_id: 0,
+                history: Vec::new(),
+            },
+        );
+        self.bot_tokens.insert(token.to_owned(), id);
+        self.set_username(PeerRef::User(id), username);
+        id
+    }
+
+    fn set_username(&mut self, peer: PeerRef, name: &str) {
+        let name = name.trim_start_matches('@').to_owned();
+        self.usernames.insert(name.to_lowercase(), peer);
+        match peer {
+            PeerRef::User(id) => {
+                if let Some(u) = self.users.get_mut(&id) {
+                    u.username = Some(name);
+                }
+            }
+            PeerRef::Channel(id) => {
+                if let Some(c) = self.channels.get_mut(&id) {
+                    c.username = Some(name);
+                }
+            }
+        }
+    }
+
+    pub fn user_by_phone(&self, phone: &str) -> Option<&UserRec> {
+        self.phones
+            .get(&normalize_phone(phone))
+            .and_then(|id| self.users.get(id))
+    }
+
+    /// Creates the account a sandbox phone gets on first use.
+    pub fn sandbox_user(&mut self, phone: &str, dc_id: i32) -> i64 {
+        let digits = normalize_phone(phone);
+        let tail = &digits[digits.len().saturating_sub(4)..];
+        let mut spec = UserSpec::new(&digits, "Sandbox").dc(dc_id);
+        spec.last_name = Some(tail.to_owned());
+        if digits.ends_with('9') {
+            spec.password = Some("sandbox-2fa".into());
+        }
+        self.add_user(spec)
+    }
+
+    pub fn create_channel(&mut self, creator: i64, title: &str, broadcast: bool) -> i64 {
+        self.next_channel_id += 1;
+        let id = self.next_channel_id;
+        self.channels.insert(
+            id,
+            ChannelRec {
+                id,
+                access_hash: random_access_hash(),
+                title: title.to_owned(),
+
+                username: None,
+                broadcast,
+                creator,
+                members: vec![creator],
+                date: unix_now(),
+                pts: 1,
+                history: Vec::new(),
+            },
+        );
+        id
+    }
+
+    pub fn binding(&self, key: KeyId, dc: i32) -> Option<&Binding> {
+        self.bindings.get(&(key, dc))
+    }
+
+    pub fn bound_user(&self, key: KeyId, dc: i32) -> Option<&UserRec> {
+        match self.bindings.get(&(key, dc)) {
+            Some(Binding::User(id)) => self.users.get(id),
+            _ => None,
+        }
+    }
+
+    /// The (key, dc) pairs currently logged in as `user`.
+    pub fn sessions_of(&self, user: i64) -> Vec<(KeyId, i32)> {
+        self.bindings
+            .iter()
+            .filter(|(_, b)| **b == Binding::User(user))
+            .map(|(k, _)| *k)
+            .collect()
+    }
+
+    pub fn flood_remaining(&mut self, method: &str, phone: Option<&str>) -> Option<u32> {
+        let now = Instant::now();
+        self.faults.floods.retain(|r| r.until > now);
+        self.faults
+            .floods
+            .iter()
+            .filter(|r| r.method == method)
+            .filter(|r| match (&r.phone, phone) {
+                (None, _) => true,
+                (Some(want), Some(have)) => *want == normalize_phone(have),
+                (Some(_), None) => false,
+            })
+            .map(|r| {
+                let left = r.until - now;
+                // Round up so a client never sees FLOOD_WAIT_0 while the wait still holds.
+                (left.as_millis().div_ceil(1000)) as u32
+            })
+            .max()
+    }
+
+    pub fn new_code(&mut self, fixed: Option<&str>) -> String {
+        match fixed {
+            Some(c) => c.to_owned(),
+            None => format!("{:05}", rand::thread_rng().gen_range(0..100_000)),
+        }
+    }
+
+    pub fn new_qr_token(&mut self, key_id: KeyId, dc_id: i32) -> (Vec<u8>, i32) {
+        let mut token = vec![0u8; 32];
+        rand::thread_rng().fill(&mut token[..]);
+        let expires = unix_now() + 60;
+        // One live token per (key, DC), as with Telegram: a new export replaces the old one.
+        self.qr_tokens
+            .retain(|_, t| !(t.key_id == key_id && t.dc_id == dc_id));
+        self.qr_tokens.insert(
+            token.clone(),
+            QrToken {
+                key_id,
+                dc_id,
+                expires,
+                scanned_by: None,
+            },
+        );
+        (token, expires)
+    }
+}
+
+fn new_password(password: String) -> PasswordRec {
+    let mut salt1 = vec![0u8; 40];
+    let mut salt2 = vec![0u8; 16];
+    rand::thread_rng().fill(&mut salt1[..]);
+    rand::thread_rng().fill(&mut salt2[..]);
+    PasswordRec {
+        password,
+        salt1,
+        salt2,
+        verifier: None,
+    }
+}
