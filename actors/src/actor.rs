@@ -16,14 +16,28 @@
 //! * A stop requested by the supervisor itself (fleet shutdown, account deleted) is also a normal
 //!   stop; the actor persists its session first (`post_stop`).
 
+use std::collections::HashMap;
 use std::fmt;
-
-use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
-use tgfleet_persistence::{Account, AccountId, AccountState};
-
-use crate::env::{AccountArgs, AccountEnv};
-use crate::protocol::{AccountError, AccountReply, AccountRequest, AccountStatus};
+use std::future::Future;
+use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
+use std::time::Duration;
+
+use futures::FutureExt;
+use governor::DefaultDirectRateLimiter;
+use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
+use tgfleet_persistence::{Account, AccountId, AccountState, AccountUpdate, LogLevel, NewLogEntry};
+use tokio::task::JoinHandle;
+use tokio::time::Instant;
+
+use crate::client::{new_pacer, CallError, LiveClient, Tg};
+use crate::env::{AccountArgs, AccountEnv};
+use crate::flood::FloodControl;
+use crate::ops::{self, Done, LoggedInUser, OpFailure};
+use crate::protocol::{AccountError, AccountReply, AccountRequest, AccountStatus};
+use crate::session::{PendingLogin, StoreSession};
+
+type Reply = RpcReplyPort<Result<AccountReply, AccountError>>;
 
 /// One Telegram account. Stateless itself; all state lives in [`AccountActorState`].
 pub struct AccountActor;
@@ -45,7 +59,67 @@ pub enum AccountMsg {
 /// Opaque to other crates: only the actor and its own tasks send these.
 pub struct InternalMsg(pub(crate) Event);
 
-pub(crate) enum Event {}
+pub(crate) enum Event {
+    /// A Telegram operation finished (in its task); `reply` is the caller's port, if any.
+    OpDone {
+        kind: OpKind,
+        result: Result<Done, OpFailure>,
+        reply: Option<Reply>,
+    },
+    /// The grammers runner task ended: the client is dead and must be rebuilt.
+    RunnerExited { generation: u64, panicked: bool },
+    /// The home connection closed (testdc/Telegram dropped it).
+    ConnectionClosed { generation: u64 },
+    /// updateLoginToken: a pending QR token was scanned.
+    LoginTokenUpdated { generation: u64 },
+    /// Periodic liveness check.
+    Watchdog,
+    /// A scheduled re-check of a reconnecting / flood-waiting account.
+    CheckNow,
+}
+
+/// Which operation an `OpDone` belongs to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum OpKind {
+    SendCode,
+    SignIn,
+    CheckPassword,
+    QrLogin,
+    QrPoll,
+    BotSignIn,
+    LogOut,
+    SendMessage { dedupe_key: Option<String> },
+    Health,
+}
+
+impl OpKind {
+    fn is_login(&self) -> bool {
+        matches!(
+            self,
+            Self::SendCode
+                | Self::SignIn
+                | Self::CheckPassword
+                | Self::QrLogin
+                | Self::QrPoll
+                | Self::BotSignIn
+                | Self::LogOut
+        )
+    }
+
+    fn name(&self) -> &'static str {
+        match self {
+            Self::SendCode => "send_code",
+            Self::SignIn => "sign_in",
+            Self::CheckPassword => "check_password",
+            Self::QrLogin => "qr_login",
+            Self::QrPoll => "qr_poll",
+            Self::BotSignIn => "bot_sign_in",
+            Self::LogOut => "log_out",
+            Self::SendMessage { .. } => "send_message",
+            Self::Health => "health",
+        }
+    }
+}
 
 impl fmt::Debug for AccountMsg {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -127,11 +201,805 @@ impl fmt::Display for StopReason {
     }
 }
 
+/// States in which the account holds an authorization and keeps a live connection.
+fn is_live(state: AccountState) -> bool {
+    matches!(
+        state,
+        AccountState::Active | AccountState::Reconnecting | AccountState::FloodWait
+    )
+}
+
 /// Everything one account actor holds between messages.
 pub struct AccountActorState {
     id: AccountId,
     env: Arc<AccountEnv>,
+    /// The account row as last written; `account.state` is the current state.
     account: Account,
+    session: Arc<StoreSession>,
+    client: Option<LiveClient>,
+    generation: u64,
+    flood: Arc<FloodControl>,
+    pacer: Arc<DefaultDirectRateLimiter>,
+    /// One login step at a time: steps read and write the same pending login.
+    login_busy: bool,
+    /// A QR poll was asked for while another login step ran.
+    qr_poll_wanted: bool,
+    health_inflight: bool,
+    check_scheduled: bool,
+    reconnect_attempt: u32,
+    last_ok: Instant,
+    /// SendMessage calls in flight per dedupe key, with callers that re-sent meanwhile.
+    sending: HashMap<String, Vec<Reply>>,
+    watchdog: Option<JoinHandle<()>>,
+    /// Set when the actor stops itself in a final state: that state stays counted in metrics.
+    final_stop: bool,
+}
+
+impl Drop for AccountActorState {
+    fn drop(&mut self) {
+        // Runs on every end, panics included (ractor skips post_stop then): the client's tasks
+        // stop with `self.client`, the timers here, and the gauges drop an account whose actor
+        // went away without a final state (a restart counts it again).
+        if let Some(watchdog) = self.watchdog.take() {
+            watchdog.abort();
+        }
+        if !self.final_stop {
+            self.env.metrics.forget(self.id);
+        }
+    }
+}
+
+impl AccountActorState {
+    fn status(&self) -> AccountStatus {
+        AccountStatus {
+            account_id: self.id,
+            state: self.account.state,
+            tg_user_id: self.account.tg_user_id,
+            username: self.account.username.clone(),
+            dc_id: self.account.dc_id,
+            flood_wait_until: self.account.flood_wait_until,
+            last_error: self.account.last_error.clone(),
+        }
+    }
+
+    /// The state the session implies when no connection problem is in the way.
+    fn session_state(&self) -> AccountState {
+        match self.session.pending_login() {
+            Some(PendingLogin::Code { .. }) => AccountState::AwaitingCode,
+            Some(PendingLogin::Password { .. }) => AccountState::AwaitingPassword,
+            Some(PendingLogin::Qr { .. }) => AccountState::AwaitingQr,
+            None if self.session.self_user_id().is_some() => AccountState::Active,
+            None => AccountState::New,
+        }
+    }
+
+    fn tg(&mut self, myself: &ActorRef<AccountMsg>) -> Tg {
+        let alive = self.client.as_ref().is_some_and(LiveClient::runner_alive);
+        if !alive {
+            self.generation += 1;
+            self.client = Some(LiveClient::start(
+                Arc::clone(&self.session),
+                self.env.telegram.api_id,
+                self.generation,
+                myself.clone(),
+            ));
+        }
+        let handle = match &self.client {
+            Some(client) => client.handle.clone(),
+            None => unreachable!("client was just built"),
+        };
+        Tg {
+            account_id: self.id,
+            env: Arc::clone(&self.env),
+            handle,
+            session: Arc::clone(&self.session),
+            flood: Arc::clone(&self.flood),
+            pacer: Arc::clone(&self.pacer),
+        }
+    }
+
+    /// Runs `op` in its own task; its result comes back as `Event::OpDone`.
+    fn spawn_op<F, Fut>(
+        &mut self,
+        myself: &ActorRef<AccountMsg>,
+        kind: OpKind,
+        reply: Option<Reply>,
+        op: F,
+    ) where
+        F: FnOnce(Tg) -> Fut + Send + 'static,
+        Fut: Future<Output = Result<Done, OpFailure>> + Send + 'static,
+    {
+        if kind.is_login() {
+            self.login_busy = true;
+        }
+        if kind == OpKind::Health {
+            self.health_inflight = true;
+        }
+        let tg = self.tg(myself);
+        let myself = myself.clone();
+        tokio::spawn(async move {
+            // A panic inside grammers or our op code must still end the op, or the account
+            // would wait for it forever.
+            let result = AssertUnwindSafe(op(tg))
+                .catch_unwind()
+                .await
+                .unwrap_or_else(|_| {
+                    Err(OpFailure {
+                        error: AccountError::Internal("the operation crashed".into()),
+                        cause: None,
+                    })
+                });
+            let _ = myself.send_message(AccountMsg::Internal(InternalMsg(Event::OpDone {
+                kind,
+                result,
+                reply,
+            })));
+        });
+    }
+
+    /// Moves the account to `to`: account row, metrics gauge, integration log.
+    async fn transition(
+        &mut self,
+        to: AccountState,
+        mut update: AccountUpdate,
+        event: &str,
+        level: LogLevel,
+        message: String,
+        error_code: Option<String>,
+    ) {
+        let from = self.account.state;
+        update.state = Some(to);
+        match self.env.store.update_account(self.id, update).await {
+            Ok(row) => self.account = row,
+            Err(e) => {
+                tracing::error!(account_id = self.id, error = %e, "could not write the account state");
+                self.account.state = to;
+            }
+        }
+        self.env.metrics.set_state(self.id, to);
+        if from != to || level >= LogLevel::Warn {
+            let details = serde_json::json!({ "from": from.as_str(), "to": to.as_str() });
+            self.log(level, event, error_code, message, details).await;
+        }
+    }
+
+    /// One integration-log row. Callers never pass codes, passwords, tokens or keys.
+    async fn log(
+        &self,
+        level: LogLevel,
+        event: &str,
+        error_code: Option<String>,
+        message: String,
+        details: serde_json::Value,
+    ) {
+        let entry = NewLogEntry {
+            level,
+            event: event.to_owned(),
+            account_id: Some(self.id),
+            user_id: Some(self.account.owner_id),
+            error_code,
+            message,
+            details,
+        };
+        if let Err(e) = self.env.store.append_log(entry).await {
+            tracing::warn!(account_id = self.id, error = %e, "could not write the integration log");
+        }
+    }
+
+    fn wrong_state(&self, expected: &'static str) -> AccountError {
+        AccountError::WrongState {
+            state: self.account.state,
+            expected,
+        }
+    }
+
+    fn schedule_check(&mut self, myself: &ActorRef<AccountMsg>, delay: Duration) {
+        if self.check_scheduled {
+            return;
+        }
+        self.check_scheduled = true;
+        // A timer message, never a sleep in the handler: the mailbox stays responsive.
+        myself.send_after(delay, || AccountMsg::Internal(InternalMsg(Event::CheckNow)));
+    }
+
+    fn backoff(&self) -> Duration {
+        use rand::Rng;
+        let limits = &self.env.limits;
+        let exp = limits
+            .reconnect_backoff_min
+            .saturating_mul(1u32 << self.reconnect_attempt.min(20));
+        let capped = exp.min(limits.reconnect_backoff_max);
+        // Jitter (50–100 %) so a fleet that lost Telegram at once does not come back at once.
+        capped.mul_f64(rand::thread_rng().gen_range(0.5..=1.0))
+    }
+
+    fn start_health(&mut self, myself: &ActorRef<AccountMsg>) {
+        if !self.health_inflight {
+            self.spawn_op(myself, OpKind::Health, None, |tg| async move {
+                ops::health(&tg).await
+            });
+        }
+    }
+
+    fn start_qr_poll(&mut self, myself: &ActorRef<AccountMsg>) {
+        if self.login_busy {
+            self.qr_poll_wanted = true;
+            return;
+        }
+        self.qr_poll_wanted = false;
+        self.spawn_op(myself, OpKind::QrPoll, None, |tg| async move {
+            ops::qr_poll(&tg).await
+        });
+    }
+
+    /// Stops the actor in a final state: normal stop with a reason, so no restart.
+    async fn stop_final(
+        &mut self,
+        myself: &ActorRef<AccountMsg>,
+        reason: StopReason,
+        last_error: Option<String>,
+        error_code: Option<String>,
+    ) {
+        let to = reason.final_state();
+        let level = if reason == StopReason::LoggedOut {
+            LogLevel::Info
+        } else {
+            LogLevel::Error
+        };
+        let message = match &last_error {
+            Some(e) => format!("account stopped ({reason}): {e}"),
+            None => format!("account stopped ({reason})"),
+        };
+        let update = AccountUpdate {
+            last_error: Some(last_error),
+            ..Default::default()
+        };
+        self.transition(to, update, "account_stopped", level, message, error_code)
+            .await;
+        self.final_stop = true;
+        self.client = None;
+        myself.stop(Some(reason.as_str().to_owned()));
+    }
+
+    async fn handle_request(
+        &mut self,
+        myself: &ActorRef<AccountMsg>,
+        request: AccountRequest,
+        reply: Reply,
+    ) {
+        let authorized = self.session.self_user_id().is_some();
+        let login_step_allowed = |s: &Self| {
+            if authorized {
+                Err(s.wrong_state("an account that is not logged in"))
+            } else if s.login_busy {
+                Err(s.wrong_state("the previous login step to finish"))
+            } else {
+                Ok(())
+            }
+        };
+        match request {
+            AccountRequest::Status => {
+                let _ = reply.send(Ok(AccountReply::Status(self.status())));
+            }
+            AccountRequest::SendCode { phone } => match login_step_allowed(self) {
+                Err(e) => {
+                    let _ = reply.send(Err(e));
+                }
+                Ok(()) => self.spawn_op(myself, OpKind::SendCode, Some(reply), |tg| async move {
+                    ops::send_code(&tg, phone).await
+                }),
+            },
+            AccountRequest::SignIn { code } => {
+                let pending = matches!(
+                    self.session.pending_login(),
+                    Some(PendingLogin::Code { .. })
+                );
+                match login_step_allowed(self) {
+                    Err(e) => {
+                        let _ = reply.send(Err(e));
+                    }
+                    Ok(()) if !pending => {
+                        let _ = reply.send(Err(self.wrong_state("awaiting_code")));
+                    }
+                    Ok(()) => self.spawn_op(myself, OpKind::SignIn, Some(reply), |tg| async move {
+                        ops::sign_in(&tg, code).await
+                    }),
+                }
+            }
+            AccountRequest::CheckPassword { password } => {
+                let pending = matches!(
+                    self.session.pending_login(),
+                    Some(PendingLogin::Password { .. })
+                );
+                match login_step_allowed(self) {
+                    Err(e) => {
+                        let _ = reply.send(Err(e));
+                    }
+                    Ok(()) if !pending => {
+                        let _ = reply.send(Err(self.wrong_state("awaiting_password")));
+                    }
+                    Ok(()) => self.spawn_op(
+                        myself,
+                        OpKind::CheckPassword,
+                        Some(reply),
+                        |tg| async move { ops::check_password(&tg, password).await },
+                    ),
+                }
+            }
+            AccountRequest::QrLogin => match login_step_allowed(self) {
+                Err(e) => {
+                    let _ = reply.send(Err(e));
+                }
+                Ok(()) => self.spawn_op(myself, OpKind::QrLogin, Some(reply), |tg| async move {
+                    ops::qr_login(&tg).await
+                }),
+            },
+            AccountRequest::BotSignIn { token } => match login_step_allowed(self) {
+                Err(e) => {
+                    let _ = reply.send(Err(e));
+                }
+                Ok(()) => self.spawn_op(myself, OpKind::BotSignIn, Some(reply), |tg| async move {
+                    ops::bot_sign_in(&tg, token).await
+                }),
+            },
+            AccountRequest::LogOut => {
+                if self.login_busy {
+                    let _ = reply.send(Err(self.wrong_state("the previous login step to finish")));
+                } else {
+                    self.spawn_op(myself, OpKind::LogOut, Some(reply), |tg| async move {
+                        ops::log_out(&tg).await
+                    });
+                }
+            }
+            AccountRequest::SendMessage {
+                peer,
+                text,
+                dedupe_key,
+            } => {
+                if !authorized || !is_live(self.account.state) {
+                    let _ = reply.send(Err(self.wrong_state("active")));
+                    return;
+                }
+                if self.account.state == AccountState::Reconnecting {
+                    let _ = reply.send(Err(AccountError::Reconnecting));
+                    return;
+                }
+                if let Some(key) = &dedupe_key {
+                    // A re-send while the first is still in flight waits for its answer.
+                    if let Some(waiters) = self.sending.get_mut(key) {
+                        waiters.push(reply);
+                        return;
+                    }
+                    self.sending.insert(key.clone(), Vec::new());
+                }
+                let kind = OpKind::SendMessage {
+                    dedupe_key: dedupe_key.clone(),
+                };
+                self.spawn_op(myself, kind, Some(reply), |tg| async move {
+                    ops::send_message(&tg, peer, text, dedupe_key).await
+                });
+            }
+        }
+    }
+
+    async fn on_op_done(
+        &mut self,
+        myself: &ActorRef<AccountMsg>,
+        kind: OpKind,
+        result: Result<Done, OpFailure>,
+        reply: Option<Reply>,
+    ) {
+        if kind.is_login() {
+            self.login_busy = false;
+        }
+        if kind == OpKind::Health {
+            self.health_inflight = false;
+        }
+        let waiters = match &kind {
+            OpKind::SendMessage {
+                dedupe_key: Some(key),
+            } => self.sending.remove(key).unwrap_or_default(),
+            _ => Vec::new(),
+        };
+        let answer = match result {
+            Ok(done) => {
+                self.last_ok = Instant::now();
+                self.reconnect_attempt = 0;
+                self.on_success(myself, &kind, done).await
+            }
+            Err(failure) => self.on_failure(myself, &kind, failure).await,
+        };
+        for waiter in waiters {
+            let _ = waiter.send(answer.clone());
+        }
+        if let Some(reply) = reply {
+            let _ = reply.send(answer);
+        }
+        if self.qr_poll_wanted && !self.login_busy && !self.final_stop {
+            self.start_qr_poll(myself);
+        }
+    }
+
+    async fn on_success(
+        &mut self,
+        myself: &ActorRef<AccountMsg>,
+        kind: &OpKind,
+        done: Done,
+    ) -> Result<AccountReply, AccountError> {
+        match done {
+            Done::CodeSent {
+                code_type,
+                timeout_s,
+            } => {
+                let message = format!("login code sent ({code_type})");
+                self.transition(
+                    AccountState::AwaitingCode,
+                    AccountUpdate::default(),
+                    "login_code_sent",
+                    LogLevel::Info,
+                    message,
+                    None,
+                )
+                .await;
+                Ok(AccountReply::CodeSent {
+                    code_type,
+                    timeout_s,
+                })
+            }
+            Done::PasswordNeeded { hint } => {
+                self.transition(
+                    AccountState::AwaitingPassword,
+                    AccountUpdate::default(),
+                    "login_password_needed",
+                    LogLevel::Info,
+                    "two-step verification password needed".into(),
+                    None,
+                )
+                .await;
+                Ok(AccountReply::LoginStep {
+                    state: AccountState::AwaitingPassword,
+                    hint,
+                })
+            }
+            Done::Qr { url, expires_at } => {
+                self.transition(
+                    AccountState::AwaitingQr,
+                    AccountUpdate::default(),
+                    "login_qr_exported",
+                    LogLevel::Info,
+                    format!("QR login token exported, valid until {expires_at}"),
+                    None,
+                )
+                .await;
+                Ok(AccountReply::Qr { url, expires_at })
+            }
+            Done::QrPending => Ok(AccountReply::LoginStep {
+                state: self.account.state,
+                hint: None,
+            }),
+            Done::LoggedIn(user) => {
+                self.logged_in(kind, user).await;
+                Ok(AccountReply::LoginStep {
+                    state: AccountState::Active,
+                    hint: None,
+                })
+            }
+            Done::Sent { message_id } => Ok(AccountReply::Sent { message_id }),
+            Done::LoggedOut => {
+                let update = AccountUpdate {
+                    tg_user_id: Some(None),
+                    username: Some(None),
+                    flood_wait_until: Some(None),
+                    ..Default::default()
+                };
+                self.transition(
+                    AccountState::LoggedOut,
+                    update,
+                    "logged_out",
+                    LogLevel::Info,
+                    "logged out of Telegram; session wiped".into(),
+                    None,
+                )
+                .await;
+                self.final_stop = true;
+                self.client = None;
+                myself.stop(Some(StopReason::LoggedOut.as_str().to_owned()));
+                Ok(AccountReply::LoggedOut)
+            }
+            Done::Alive => {
+                if matches!(
+                    self.account.state,
+                    AccountState::Reconnecting | AccountState::FloodWait
+                ) {
+                    self.transition(
+                        AccountState::Active,
+                        AccountUpdate {
+                            last_error: Some(None),
+                            ..Default::default()
+                        },
+                        "reconnected",
+                        LogLevel::Info,
+                        "Telegram answers again".into(),
+                        None,
+                    )
+                    .await;
+                } else if !is_live(self.account.state) && self.session.self_user_id().is_some() {
+                    self.transition(
+                        AccountState::Active,
+                        AccountUpdate::default(),
+                        "session_resumed",
+                        LogLevel::Info,
+                        "authorized session resumed".into(),
+                        None,
+                    )
+                    .await;
+                }
+                Ok(AccountReply::Status(self.status()))
+            }
+        }
+    }
+
+    async fn logged_in(&mut self, kind: &OpKind, user: LoggedInUser) {
+        let update = AccountUpdate {
+            tg_user_id: Some(Some(user.user_id)),
+            username: Some(user.username.clone()),
+            dc_id: Some(Some(user.dc_id)),
+            last_error: Some(None),
+            ..Default::default()
+        };
+        let how = match kind {
+            OpKind::BotSignIn => "bot token",
+            OpKind::CheckPassword => "code and password",
+            OpKind::QrLogin | OpKind::QrPoll => "QR code",
+            _ => "code",
+        };
+        self.transition(
+            AccountState::Active,
+            update,
+            "login_completed",
+            LogLevel::Info,
+            format!(
+                "logged in by {how} as Telegram {} {}",
+                if user.bot { "bot" } else { "user" },
+                user.user_id
+            ),
+            None,
+        )
+        .await;
+    }
+
+    async fn on_failure(
+        &mut self,
+        myself: &ActorRef<AccountMsg>,
+        kind: &OpKind,
+        failure: OpFailure,
+    ) -> Result<AccountReply, AccountError> {
+        let OpFailure { error, cause } = failure;
+        let authorized = self.session.self_user_id().is_some();
+        let event = if kind.is_login() {
+            "login_failed"
+        } else {
+            "telegram_error"
+        };
+        match &cause {
+            Some(CallError::Rpc(rpc)) if authorized && ops::is_revoked(rpc) => {
+                self.stop_final(
+                    myself,
+                    StopReason::Unauthorized,
+                    Some(format!(
+                        "{} {}: the session was revoked",
+                        rpc.code, rpc.name
+                    )),
+                    Some(rpc.name.clone()),
+                )
+                .await;
+                return Err(AccountError::Unauthorized);
+            }
+            Some(CallError::Rpc(rpc))
+                if rpc.is("USER_DEACTIVATED*") || rpc.is("PHONE_NUMBER_BANNED") =>
+            {
+                self.stop_final(
+                    myself,
+                    StopReason::Banned,
+                    Some(format!("{} {}", rpc.code, rpc.name)),
+                    Some(rpc.name.clone()),
+                )
+                .await;
+                return Err(AccountError::Banned);
+            }
+            Some(CallError::Rpc(rpc)) if rpc.is("AUTH_KEY_DUPLICATED") => {
+                self.stop_final(
+                    myself,
+                    StopReason::Duplicated,
+                    Some(
+                        "AUTH_KEY_DUPLICATED: this session was used by two clients at once; \
+                         Telegram invalidated it. Log the account in again."
+                            .into(),
+                    ),
+                    Some(rpc.name.clone()),
+                )
+                .await;
+                return Err(AccountError::Telegram {
+                    code: rpc.code,
+                    name: rpc.name.clone(),
+                });
+            }
+            Some(CallError::Timeout) | Some(CallError::Network { .. }) => {
+                let rebuild = matches!(
+                    cause,
+                    Some(CallError::Timeout)
+                        | Some(CallError::Network {
+                            runner_gone: true,
+                            ..
+                        })
+                );
+                if rebuild {
+                    // A black hole hangs even grammers' quit(): abort the runner and start over.
+                    self.client = None;
+                }
+                let describe = cause.as_ref().map(CallError::describe).unwrap_or_default();
+                if authorized && is_live(self.account.state) {
+                    if self.account.state != AccountState::Reconnecting {
+                        self.transition(
+                            AccountState::Reconnecting,
+                            AccountUpdate {
+                                last_error: Some(Some(describe.clone())),
+                                ..Default::default()
+                            },
+                            "reconnecting",
+                            LogLevel::Warn,
+                            format!("Telegram unreachable ({describe}); reconnecting"),
+                            cause.as_ref().map(CallError::code),
+                        )
+                        .await;
+                    }
+                    self.reconnect_attempt = self.reconnect_attempt.saturating_add(1);
+                    let delay = self.backoff();
+                    self.schedule_check(myself, delay);
+                } else {
+                    self.log(
+                        LogLevel::Warn,
+                        event,
+                        cause.as_ref().map(CallError::code),
+                        format!("{} failed: {describe}", kind.name()),
+                        serde_json::json!({ "op": kind.name() }),
+                    )
+                    .await;
+                }
+            }
+            Some(CallError::FloodWait { method, seconds }) => {
+                let until = chrono::Utc::now() + chrono::Duration::seconds(i64::from(*seconds));
+                let later = self.account.flood_wait_until.is_none_or(|u| u < until);
+                // The account as a whole is in flood_wait only when even the liveness probe is
+                // blocked; otherwise only the one method is, and the rest keeps working.
+                let nothing_works = *method == "updates.getState" && authorized;
+                let to = if nothing_works {
+                    AccountState::FloodWait
+                } else {
+                    self.account.state
+                };
+                if later || to != self.account.state {
+                    self.transition(
+                        to,
+                        AccountUpdate {
+                            flood_wait_until: Some(Some(until)),
+                            ..Default::default()
+                        },
+                        "flood_wait",
+                        LogLevel::Warn,
+                        format!("FLOOD_WAIT of {seconds} s on {method}"),
+                        Some("FLOOD_WAIT".into()),
+                    )
+                    .await;
+                }
+                if nothing_works {
+                    self.schedule_check(myself, Duration::from_secs(u64::from(*seconds)));
+                }
+            }
+            Some(other) => {
+                let code = other.code();
+                self.log(
+                    LogLevel::Warn,
+                    event,
+                    Some(code),
+                    format!("{} failed: {}", kind.name(), other.describe()),
+                    serde_json::json!({ "op": kind.name() }),
+                )
+                .await;
+            }
+            None => {
+                self.log(
+                    LogLevel::Info,
+                    event,
+                    Some(error.code().to_owned()),
+                    format!("{} refused: {}", kind.name(), error.code()),
+                    serde_json::json!({ "op": kind.name() }),
+                )
+                .await;
+            }
+        }
+        // A failed login step may have changed the pending login (an expired code is dropped).
+        if kind.is_login() && !authorized && !self.final_stop {
+            let to = self.session_state();
+            if to != self.account.state {
+                self.transition(
+                    to,
+                    AccountUpdate::default(),
+                    event,
+                    LogLevel::Info,
+                    format!("{} failed: {}", kind.name(), error.code()),
+                    Some(error.code().to_owned()),
+                )
+                .await;
+            }
+        }
+        Err(error)
+    }
+
+    async fn on_event(&mut self, myself: &ActorRef<AccountMsg>, event: Event) {
+        let current = |generation: u64, s: &Self| generation == s.generation && s.client.is_some();
+        match event {
+            Event::OpDone {
+                kind,
+                result,
+                reply,
+            } => self.on_op_done(myself, kind, result, reply).await,
+            Event::RunnerExited {
+                generation,
+                panicked,
+            } => {
+                if !current(generation, self) {
+                    return;
+                }
+                self.client = None;
+                let how = if panicked { "crashed" } else { "ended" };
+                self.log(
+                    LogLevel::Warn,
+                    "client_restarted",
+                    Some("CLIENT_CRASHED".into()),
+                    format!("the Telegram client {how}; rebuilding it"),
+                    serde_json::json!({ "panicked": panicked }),
+                )
+                .await;
+                if is_live(self.account.state) {
+                    self.start_health(myself);
+                } else if matches!(self.session.pending_login(), Some(PendingLogin::Qr { .. })) {
+                    self.start_qr_poll(myself);
+                }
+            }
+            Event::ConnectionClosed { generation } => {
+                if !current(generation, self) {
+                    return;
+                }
+                // Reconnect at once rather than on the next request: an idle account should stay
+                // reachable for updates (updateLoginToken included).
+                if is_live(self.account.state) && !self.check_scheduled {
+                    self.start_health(myself);
+                } else if matches!(self.session.pending_login(), Some(PendingLogin::Qr { .. })) {
+                    self.start_qr_poll(myself);
+                }
+            }
+            Event::LoginTokenUpdated { generation } => {
+                if current(generation, self)
+                    && matches!(self.session.pending_login(), Some(PendingLogin::Qr { .. }))
+                {
+                    self.start_qr_poll(myself);
+                }
+            }
+            Event::CheckNow => {
+                self.check_scheduled = false;
+                if is_live(self.account.state) {
+                    self.start_health(myself);
+                }
+            }
+            Event::Watchdog => {
+                let idle = self.last_ok.elapsed() >= self.env.limits.watchdog_period;
+                if is_live(self.account.state) && idle && !self.check_scheduled {
+                    self.start_health(myself);
+                }
+            }
+        }
+    }
 }
 
 impl Actor for AccountActor {
@@ -139,47 +1007,119 @@ impl Actor for AccountActor {
     type State = AccountActorState;
     type Arguments = AccountArgs;
 
+    /// Loads the account row and its session; no Telegram I/O here (a failed `pre_start` is a
+    /// failed spawn, and the supervisor should see Telegram trouble as states, not spawn errors).
     async fn pre_start(
         &self,
         _myself: ActorRef<Self::Msg>,
         args: AccountArgs,
     ) -> Result<Self::State, ActorProcessingErr> {
-        let account = args.env.store.account(args.account_id).await?;
-        Ok(AccountActorState {
-            id: args.account_id,
-            env: args.env,
+        let AccountArgs { account_id, env } = args;
+        let account = env.store.account(account_id).await?;
+        let session = StoreSession::load_or_create(account_id, Arc::clone(&env)).await?;
+        let flood = Arc::new(FloodControl::new());
+        let pacer = new_pacer(&env);
+        let mut state = AccountActorState {
+            id: account_id,
+            env,
             account,
-        })
+            session,
+            client: None,
+            generation: 0,
+            flood,
+            pacer,
+            login_busy: false,
+            qr_poll_wanted: false,
+            health_inflight: false,
+            check_scheduled: false,
+            reconnect_attempt: 0,
+            last_ok: Instant::now(),
+            sending: HashMap::new(),
+            watchdog: None,
+            final_stop: false,
+        };
+        // The session is the truth about logins; the row may lag behind a crash.
+        let implied = state.session_state();
+        let start_state = if implied == AccountState::Active && is_live(state.account.state) {
+            state.account.state
+        } else {
+            implied
+        };
+        if start_state != state.account.state {
+            let message = format!("account actor started in state {start_state}");
+            state
+                .transition(
+                    start_state,
+                    AccountUpdate::default(),
+                    "actor_started",
+                    LogLevel::Info,
+                    message,
+                    None,
+                )
+                .await;
+        } else {
+            state.env.metrics.set_state(account_id, start_state);
+        }
+        Ok(state)
+    }
+
+    async fn post_start(
+        &self,
+        myself: ActorRef<Self::Msg>,
+        state: &mut Self::State,
+    ) -> Result<(), ActorProcessingErr> {
+        if is_live(state.account.state) {
+            // Connect now: an authorized account should be reachable (and its updates flowing)
+            // without waiting for a first request.
+            state.start_health(&myself);
+        } else if matches!(state.session.pending_login(), Some(PendingLogin::Qr { .. })) {
+            // The token may have been scanned while no actor was listening.
+            state.start_qr_poll(&myself);
+        }
+        let period = state.env.limits.watchdog_period;
+        state.watchdog = Some(myself.send_interval(period, || {
+            AccountMsg::Internal(InternalMsg(Event::Watchdog))
+        }));
+        Ok(())
     }
 
     async fn handle(
         &self,
-        _myself: ActorRef<Self::Msg>,
+        myself: ActorRef<Self::Msg>,
         message: Self::Msg,
         state: &mut Self::State,
     ) -> Result<(), ActorProcessingErr> {
         match message {
-            AccountMsg::Crash => panic!(
-                "AccountMsg::Crash: crash requested for account {}",
-                state.id
-            ),
-            AccountMsg::Request(AccountRequest::Status, reply) => {
-                let _ = reply.send(Ok(AccountReply::Status(AccountStatus {
-                    account_id: state.id,
-                    state: state.account.state,
-                    tg_user_id: state.account.tg_user_id,
-                    username: state.account.username.clone(),
-                    dc_id: state.account.dc_id,
-                    flood_wait_until: state.account.flood_wait_until,
-                    last_error: state.account.last_error.clone(),
-                })));
+            AccountMsg::Crash => {
+                panic!(
+                    "AccountMsg::Crash: crash requested for account {}",
+                    state.id
+                )
             }
-            AccountMsg::Request(_, reply) => {
-                let _ = reply.send(Err(AccountError::Internal("not implemented yet".into())));
+            AccountMsg::Request(request, reply) => {
+                if state.final_stop {
+                    // Stopping in a final state; the registry will drop this actor.
+                    let _ = reply.send(Err(state.wrong_state("a running account")));
+                } else {
+                    state.handle_request(&myself, request, reply).await;
+                }
             }
-            AccountMsg::Internal(InternalMsg(event)) => match event {},
+            AccountMsg::Internal(InternalMsg(event)) => state.on_event(&myself, event).await,
         }
-        let _ = &state.env;
+        Ok(())
+    }
+
+    async fn post_stop(
+        &self,
+        _myself: ActorRef<Self::Msg>,
+        state: &mut Self::State,
+    ) -> Result<(), ActorProcessingErr> {
+        // Every change is already written when it happens; this only catches a write that
+        // failed earlier, so a clean stop leaves the newest state behind.
+        if let Err(e) = state.session.persist().await {
+            tracing::warn!(account_id = state.id, error = %e, "final session write failed");
+        }
+        state.client = None;
         Ok(())
     }
 }

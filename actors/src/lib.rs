@@ -7,9 +7,13 @@
 //! supervisor whether to restart it.
 
 pub mod actor;
+mod client;
 pub mod env;
+pub mod flood;
 pub mod metrics;
+mod ops;
 pub mod protocol;
+pub mod session;
 
 pub use actor::{AccountActor, AccountMsg, StopReason};
 pub use env::{AccountArgs, AccountEnv, AccountLimits, TelegramParams, TelegramTarget};

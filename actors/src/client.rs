@@ -1,0 +1,324 @@
+//! The live grammers client of one account, and the one way its Telegram calls are made.
+//!
+//! grammers 0.11 has no timeouts, retries flood waits by sleeping in the caller, and treats a
+//! library panic as the end of its runner task. So: the retry policy is `NoRetries` (the account
+//! owns flood waits), every call is bounded by `tokio::time::timeout`, the runner's task is
+//! watched (a finished runner is a crashed client: the actor rebuilds it) and can be aborted (the
+//! only way out of a black-holed connection), and the bounded updates channel is always drained.
+
+use std::num::NonZeroUsize;
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+use governor::{DefaultDirectRateLimiter, RateLimiter};
+use grammers_mtsender::{
+    ConnectionParams, InvocationError, NoRetries, RpcError, SenderPool, SenderPoolHandle,
+};
+use grammers_session::updates::UpdatesLike;
+use grammers_tl_types as tl;
+use ractor::ActorRef;
+use tgfleet_persistence::AccountId;
+use tokio::task::{AbortHandle, JoinHandle};
+use tokio::time::Instant;
+
+use crate::actor::{AccountMsg, Event, InternalMsg};
+use crate::env::AccountEnv;
+use crate::flood::{FloodControl, Gate};
+use crate::metrics::RpcOutcome;
+use crate::session::StoreSession;
+
+/// How a Telegram call failed, before it is mapped to an `AccountError` and a state.
+#[derive(Debug, Clone)]
+pub enum CallError {
+    /// Telegram answered with an error (other than a flood wait).
+    Rpc(RpcError),
+    /// The method is blocked longer than the threshold.
+    FloodWait { method: String, seconds: u32 },
+    /// No answer within the call timeout (black hole, dead connection).
+    Timeout,
+    /// Connection-level failure; `runner_gone` when the client's runner no longer runs.
+    Network { detail: String, runner_gone: bool },
+    /// Our own session storage failed.
+    Session(String),
+}
+
+impl CallError {
+    pub fn is(&self, name: &str) -> bool {
+        matches!(self, Self::Rpc(e) if e.is(name))
+    }
+
+    /// Short text for logs and `last_error`; never contains request data.
+    pub fn describe(&self) -> String {
+        match self {
+            Self::Rpc(e) => format!("{} {}", e.code, e.name),
+            Self::FloodWait { method, seconds } => format!("FLOOD_WAIT {seconds}s on {method}"),
+            Self::Timeout => "timeout".into(),
+            Self::Network { detail, .. } => format!("network: {detail}"),
+            Self::Session(detail) => format!("session: {detail}"),
+        }
+    }
+
+    /// The error code for the integration log's `error_code`.
+    pub fn code(&self) -> String {
+        match self {
+            Self::Rpc(e) => e.name.clone(),
+            Self::FloodWait { .. } => "FLOOD_WAIT".into(),
+            Self::Timeout => "TELEGRAM_TIMEOUT".into(),
+            Self::Network { .. } => "NETWORK".into(),
+            Self::Session(_) => "SESSION_STORE".into(),
+        }
+    }
+}
+
+/// The device/app fields grammers sends in initConnection. `ConnectionParams::default()` probes
+/// the OS (os_info, possibly spawning `lsb_release`) on every call; a fleet builds thousands of
+/// clients, so the probe runs once.
+struct DeviceInfo {
+    device_model: String,
+    system_version: String,
+    app_version: String,
+    system_lang_code: String,
+    lang_code: String,
+}
+
+fn device_info() -> &'static DeviceInfo {
+    static INFO: OnceLock<DeviceInfo> = OnceLock::new();
+    INFO.get_or_init(|| {
+        let d = ConnectionParams::default();
+        DeviceInfo {
+            device_model: d.device_model,
+            system_version: d.system_version,
+            app_version: concat!("tgfleet ", env!("CARGO_PKG_VERSION")).to_string(),
+            system_lang_code: d.system_lang_code,
+            lang_code: d.lang_code,
+        }
+    })
+}
+
+fn connection_params() -> ConnectionParams {
+    let info = device_info();
+    ConnectionParams {
+        device_model: info.device_model.clone(),
+        system_version: info.system_version.clone(),
+        app_version: info.app_version.clone(),
+        system_lang_code: info.system_lang_code.clone(),
+        lang_code: info.lang_code.clone(),
+        use_ipv6: false,
+        // The account owns flood waits (per method, in its own tasks) and reconnects.
+        retry_policy: Box::new(NoRetries),
+        // grammers' default; the drain task empties it continuously.
+        updates_channel_capacity: NonZeroUsize::new(100).expect("non-zero"),
+        // Built field by field on purpose (see `device_info`); this hidden field is grammers'
+        // way to keep the struct open for additions.
+        __non_exhaustive: (),
+    }
+}
+
+/// A running grammers client: the runner task, and the task that drains its updates and watches
+/// it. Dropping it (actor stop, panic, rebuild) stops both, so no orphan keeps the auth key busy.
+pub struct LiveClient {
+    pub handle: SenderPoolHandle,
+    runner: AbortHandle,
+    watcher: JoinHandle<()>,
+}
+
+impl LiveClient {
+    pub fn start(
+        session: Arc<StoreSession>,
+        api_id: i32,
+        generation: u64,
+        myself: ActorRef<AccountMsg>,
+    ) -> Self {
+        let SenderPool {
+            runner,
+            handle,
+            updates,
+        } = SenderPool::with_configuration(session, api_id, connection_params());
+        let runner = tokio::spawn(runner.run());
+        let runner_abort = runner.abort_handle();
+        let watcher = tokio::spawn(watch(runner, updates, myself, generation));
+        Self {
+            handle: handle.thin,
+            runner: runner_abort,
+            watcher,
+        }
+    }
+
+    pub fn runner_alive(&self) -> bool {
+        !self.runner.is_finished()
+    }
+}
+
+impl Drop for LiveClient {
+    fn drop(&mut self) {
+        // quit() would wait on a black-holed connection; aborting cannot hang.
+        self.runner.abort();
+        self.watcher.abort();
+    }
+}
+
+fn notify(myself: &ActorRef<AccountMsg>, event: Event) {
+    // The actor may be gone (stopping, crashed); nothing to tell then.
+    let _ = myself.send_message(AccountMsg::Internal(InternalMsg(event)));
+}
+
+/// Drains the updates channel (grammers drops updates when it is full) and forwards what the
+/// actor acts on; reports the runner's end.
+async fn watch(
+    mut runner: JoinHandle<()>,
+    mut updates: tokio::sync::mpsc::Receiver<UpdatesLike>,
+    myself: ActorRef<AccountMsg>,
+    generation: u64,
+) {
+    let mut updates_open = true;
+    loop {
+        tokio::select! {
+            biased;
+            end = &mut runner => {
+                let panicked = matches!(&end, Err(e) if e.is_panic());
+                notify(&myself, Event::RunnerExited { generation, panicked });
+                return;
+            }
+            update = updates.recv(), if updates_open => match update {
+                Some(UpdatesLike::Updates(updates)) if has_login_token(&updates) => {
+                    notify(&myself, Event::LoginTokenUpdated { generation });
+                }
+                Some(UpdatesLike::ConnectionClosed) => {
+                    notify(&myself, Event::ConnectionClosed { generation });
+                }
+                Some(_) => {}
+                None => updates_open = false,
+            },
+        }
+    }
+}
+
+fn has_login_token(updates: &tl::enums::Updates) -> bool {
+    use tl::enums::{Update, Updates};
+    let is_token = |u: &Update| matches!(u, Update::LoginToken);
+    match updates {
+        Updates::UpdateShort(short) => is_token(&short.update),
+        Updates::Combined(c) => c.updates.iter().any(is_token),
+        Updates::Updates(u) => u.updates.iter().any(is_token),
+        _ => false,
+    }
+}
+
+/// The name Telegram's docs use for a request, e.g. `messages.sendMessage`.
+pub fn method_name<R: tl::RemoteCall>(request: &R) -> &'static str {
+    let bytes = request.to_bytes();
+    match bytes.get(..4) {
+        Some(id) => tl::name_for_id(u32::from_le_bytes([id[0], id[1], id[2], id[3]])),
+        None => "?",
+    }
+}
+
+/// Everything a task needs to make this account's Telegram calls.
+#[derive(Clone)]
+pub struct Tg {
+    pub account_id: AccountId,
+    pub env: Arc<AccountEnv>,
+    pub handle: SenderPoolHandle,
+    pub session: Arc<StoreSession>,
+    pub flood: Arc<FloodControl>,
+    pub pacer: Arc<DefaultDirectRateLimiter>,
+}
+
+/// Waits a flood wait this many times at most per call before giving up; Telegram rarely asks
+/// twice in a row for the same call, and a loop here would hide a real problem.
+const MAX_FLOOD_RETRIES: u32 = 2;
+
+pub fn new_pacer(env: &AccountEnv) -> Arc<DefaultDirectRateLimiter> {
+    Arc::new(RateLimiter::direct(env.limits.pacing))
+}
+
+impl Tg {
+    pub async fn call<R: tl::RemoteCall>(&self, request: &R) -> Result<R::Return, CallError> {
+        let dc = self.session.home_dc();
+        self.call_in_dc(dc, request).await
+    }
+
+    /// One Telegram call: flood gate → pacing → bounded invoke → flood bookkeeping.
+    pub async fn call_in_dc<R: tl::RemoteCall>(
+        &self,
+        dc_id: i32,
+        request: &R,
+    ) -> Result<R::Return, CallError> {
+        let method = method_name(request);
+        let limits = &self.env.limits;
+        let metrics = &self.env.metrics;
+        let mut flood_retries = 0;
+        loop {
+            match self.flood.gate(method, limits.flood_wait_threshold) {
+                Gate::Open => {}
+                Gate::WaitFor(d) => tokio::time::sleep(d).await,
+                Gate::Blocked { seconds } => {
+                    return Err(CallError::FloodWait {
+                        method: method.to_owned(),
+                        seconds,
+                    })
+                }
+            }
+            self.pacer.until_ready().await;
+            let started = Instant::now();
+            let result = tokio::time::timeout(
+                limits.call_timeout,
+                self.handle.invoke_in_dc(dc_id, request),
+            )
+            .await;
+            let took = started.elapsed();
+            let observe = |outcome| metrics.observe_rpc(self.account_id, method, outcome, took);
+            let error = match result {
+                Err(_elapsed) => {
+                    observe(RpcOutcome::Timeout);
+                    return Err(CallError::Timeout);
+                }
+                Ok(Ok(value)) => {
+                    observe(RpcOutcome::Ok);
+                    return Ok(value);
+                }
+                Ok(Err(e)) => e,
+            };
+            match error {
+                InvocationError::Rpc(rpc) if is_flood(&rpc) => {
+                    observe(RpcOutcome::FloodWait);
+                    let seconds = rpc.value.unwrap_or(1);
+                    metrics.add_flood_wait(self.account_id, seconds);
+                    self.flood.block(method, seconds);
+                    let short =
+                        Duration::from_secs(u64::from(seconds)) <= limits.flood_wait_threshold;
+                    if short && flood_retries < MAX_FLOOD_RETRIES {
+                        flood_retries += 1;
+                        continue; // the gate waits it out
+                    }
+                    return Err(CallError::FloodWait {
+                        method: method.to_owned(),
+                        seconds,
+                    });
+                }
+                InvocationError::Rpc(rpc) => {
+                    observe(RpcOutcome::Error);
+                    return Err(CallError::Rpc(rpc));
+                }
+                InvocationError::Session(e) => {
+                    observe(RpcOutcome::Error);
+                    return Err(CallError::Session(e.to_string()));
+                }
+                other => {
+                    observe(RpcOutcome::Network);
+                    return Err(CallError::Network {
+                        runner_gone: matches!(other, InvocationError::Dropped(_)),
+                        detail: other.to_string(),
+                    });
+                }
+            }
+        }
+    }
+}
+
+fn is_flood(rpc: &RpcError) -> bool {
+    rpc.code == 420
+        || rpc.is("FLOOD_WAIT")
+        || rpc.is("FLOOD_PREMIUM_WAIT")
+        || rpc.is("SLOWMODE_WAIT")
+}

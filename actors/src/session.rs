@@ -1,0 +1,488 @@
+//! The grammers `Session` of one account, kept in memory and persisted sealed through the store.
+//!
+//! grammers reads `home_dc_id` and `dc_option` on every request, so everything is answered from
+//! memory. Every change is serialized (JSON), sealed by the `SessionCipher` (account id bound) and
+//! written with `Store::put_session` before the changing call returns. Writes coalesce: concurrent
+//! changes queue on one flush lock and a change already covered by another caller's write is not
+//! written again; a change that changes nothing is not written at all (grammers re-sets every DC
+//! option after each new connection).
+//!
+//! Besides what grammers keeps (auth keys per DC, peers, update state), the session holds what
+//! tgfleet must not lose across a dropped connection, a crash or a new process: the pending
+//! login, and the SendMessage dedupe records.
+
+use std::collections::{HashMap, VecDeque};
+use std::fmt;
+use std::net::{SocketAddr, SocketAddrV6};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use chrono::{DateTime, Utc};
+use grammers_session::types::{
+    ChannelState, DcOption, PeerId, PeerInfo, UpdateState, UpdatesState,
+};
+use grammers_session::{BoxFuture, Session, SessionData};
+use serde::{Deserialize, Serialize};
+use tgfleet_persistence::AccountId;
+
+use crate::env::{AccountEnv, TelegramTarget};
+
+/// Version of the serialized layout, so a later change can migrate old sessions.
+const FORMAT: u32 = 1;
+
+#[derive(Debug, thiserror::Error)]
+pub enum SessionError {
+    #[error("session store: {0}")]
+    Store(String),
+    #[error("session cipher: {0}")]
+    Cipher(String),
+    #[error("session encoding: {0}")]
+    Encoding(String),
+    #[error("session setup: {0}")]
+    Setup(String),
+}
+
+/// A login that has started and not finished. Lives in the session so it survives everything.
+#[derive(Clone, Serialize, Deserialize, PartialEq)]
+#[serde(tag = "step", rename_all = "snake_case")]
+pub enum PendingLogin {
+    /// auth.sendCode answered; `phone_code_hash` is bound to this session's auth key.
+    Code {
+        phone: String,
+        phone_code_hash: String,
+        code_type: String,
+        timeout_s: Option<u32>,
+        sent_at: DateTime<Utc>,
+    },
+    /// SESSION_PASSWORD_NEEDED after a code or a QR scan.
+    Password {
+        hint: Option<String>,
+        phone: Option<String>,
+    },
+    /// auth.exportLoginToken answered; completes on updateLoginToken.
+    Qr { expires_at: DateTime<Utc> },
+}
+
+impl fmt::Debug for PendingLogin {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // phone_code_hash is a credential for the pending sign-in: never printed.
+        match self {
+            Self::Code { code_type, .. } => write!(f, "Code({code_type})"),
+            Self::Password { .. } => f.write_str("Password"),
+            Self::Qr { expires_at } => write!(f, "Qr(until {expires_at})"),
+        }
+    }
+}
+
+/// One SendMessage with a dedupe key: its random_id is fixed before the first send so every
+/// re-send is the same message to Telegram; `message_id` is set once Telegram confirmed it.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct SentRecord {
+    pub key: String,
+    pub random_id: i64,
+    pub message_id: Option<i32>,
+}
+
+/// What is serialized, sealed and stored.
+#[derive(Serialize, Deserialize)]
+struct Stored {
+    format: u32,
+    home_dc: i32,
+    dc_options: Vec<DcOption>,
+    peers: Vec<PeerInfo>,
+    updates: UpdatesState,
+    login: Option<PendingLogin>,
+    sent: VecDeque<SentRecord>,
+}
+
+struct Inner {
+    home_dc: i32,
+    dc_options: HashMap<i32, DcOption>,
+    peers: HashMap<PeerId, PeerInfo>,
+    self_user: Option<PeerId>,
+    updates: UpdatesState,
+    login: Option<PendingLogin>,
+    sent: VecDeque<SentRecord>,
+    /// Bumped by every change; compared with the persisted version to skip redundant writes.
+    version: u64,
+}
+
+impl Inner {
+    fn to_stored(&self) -> Stored {
+        let mut dc_options: Vec<DcOption> = self.dc_options.values().cloned().collect();
+        dc_options.sort_by_key(|o| o.id);
+        Stored {
+            format: FORMAT,
+            home_dc: self.home_dc,
+            dc_options,
+            peers: self.peers.values().cloned().collect(),
+            updates: self.updates.clone(),
+            login: self.login.clone(),
+            sent: self.sent.clone(),
+        }
+    }
+
+    fn from_stored(stored: Stored) -> Self {
+        let peers: HashMap<PeerId, PeerInfo> =
+            stored.peers.into_iter().map(|p| (p.id(), p)).collect();
+        let self_user = peers
+            .values()
+            .find(|p| {
+                matches!(
+                    p,
+                    PeerInfo::User {
+                        is_self: Some(true),
+                        ..
+                    }
+                )
+            })
+            .map(|p| p.id());
+        Self {
+            home_dc: stored.home_dc,
+            dc_options: stored.dc_options.into_iter().map(|o| (o.id, o)).collect(),
+            peers,
+            self_user,
+            updates: stored.updates,
+            login: stored.login,
+            sent: stored.sent,
+            version: 0,
+        }
+    }
+}
+
+/// The session of one account; shared (`Arc`) by the actor, its tasks and the grammers runner.
+pub struct StoreSession {
+    account_id: AccountId,
+    env: Arc<AccountEnv>,
+    inner: Mutex<Inner>,
+    /// Version last written to the store; held across the write so writes never interleave.
+    persisted: tokio::sync::Mutex<u64>,
+    /// Set by `wipe`: nothing is written any more (a logged-out session must stay deleted).
+    wiped: AtomicBool,
+}
+
+impl StoreSession {
+    /// Loads the account's session, or creates (and persists) a fresh one for the configured
+    /// Telegram target.
+    pub async fn load_or_create(
+        account_id: AccountId,
+        env: Arc<AccountEnv>,
+    ) -> Result<Arc<Self>, SessionError> {
+        let sealed = env
+            .store
+            .session(account_id)
+            .await
+            .map_err(|e| SessionError::Store(e.to_string()))?;
+        let (inner, fresh) = match sealed {
+            Some(sealed) => {
+                let plain = env
+                    .cipher
+                    .open(account_id, &sealed)
+                    .await
+                    .map_err(|e| SessionError::Cipher(e.to_string()))?;
+                let stored: Stored = serde_json::from_slice(&plain)
+                    .map_err(|e| SessionError::Encoding(e.to_string()))?;
+                (Inner::from_stored(stored), false)
+            }
+            None => (fresh_inner(&env.telegram.target)?, true),
+        };
+        let session = Arc::new(Self {
+            account_id,
+            env,
+            inner: Mutex::new(inner),
+            persisted: tokio::sync::Mutex::new(0),
+            wiped: AtomicBool::new(false),
+        });
+        if fresh {
+            // A registered testdc key must be durable before it is used, or a crash right now
+            // would leave an orphan key on the server and a different one in the next session.
+            session.lock().version = 1;
+            session.persist().await?;
+        }
+        Ok(session)
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Inner> {
+        // A poisoned lock only means another thread panicked mid-update of plain data; the data
+        // is still the best we have.
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Applies `change` and, if it reports a change, persists before returning.
+    async fn change(&self, change: impl FnOnce(&mut Inner) -> bool) -> Result<(), SessionError> {
+        {
+            let mut inner = self.lock();
+            if !change(&mut inner) {
+                return Ok(());
+            }
+            inner.version += 1;
+        }
+        self.persist().await
+    }
+
+    /// Writes the current state unless a write of it (or a later one) already happened.
+    pub async fn persist(&self) -> Result<(), SessionError> {
+        let mut persisted = self.persisted.lock().await;
+        if self.wiped.load(Ordering::SeqCst) {
+            return Ok(());
+        }
+        let (version, plain) = {
+            let inner = self.lock();
+            if inner.version <= *persisted {
+                return Ok(());
+            }
+            let plain = serde_json::to_vec(&inner.to_stored())
+                .map_err(|e| SessionError::Encoding(e.to_string()))?;
+            (inner.version, plain)
+        };
+        let sealed = self
+            .env
+            .cipher
+            .seal(self.account_id, &plain)
+            .await
+            .map_err(|e| SessionError::Cipher(e.to_string()))?;
+        self.env
+            .store
+            .put_session(self.account_id, &sealed)
+            .await
+            .map_err(|e| SessionError::Store(e.to_string()))?;
+        *persisted = version;
+        Ok(())
+    }
+
+    /// Deletes the stored session; from now on nothing is written (logout).
+    pub async fn wipe(&self) -> Result<(), SessionError> {
+        let _persisted = self.persisted.lock().await;
+        self.wiped.store(true, Ordering::SeqCst);
+        self.env
+            .store
+            .delete_session(self.account_id)
+            .await
+            .map_err(|e| SessionError::Store(e.to_string()))
+    }
+
+    pub fn home_dc(&self) -> i32 {
+        self.lock().home_dc
+    }
+
+    pub fn pending_login(&self) -> Option<PendingLogin> {
+        self.lock().login.clone()
+    }
+
+    pub async fn set_pending_login(&self, login: Option<PendingLogin>) -> Result<(), SessionError> {
+        self.change(|inner| {
+            if inner.login == login {
+                return false;
+            }
+            inner.login = login;
+            true
+        })
+        .await
+    }
+
+    /// The logged-in user's id, if this session is authorized (as far as it knows).
+    pub fn self_user_id(&self) -> Option<i64> {
+        self.lock().self_user.and_then(|id| id.bare_id())
+    }
+
+    /// Forgets the logged-in user (Telegram said the authorization is gone).
+    pub async fn forget_self_user(&self) -> Result<(), SessionError> {
+        self.change(|inner| match inner.self_user.take() {
+            Some(id) => {
+                inner.peers.remove(&id);
+                true
+            }
+            None => false,
+        })
+        .await
+    }
+
+    pub fn cached_peer(&self, id: PeerId) -> Option<PeerInfo> {
+        self.lock().peers.get(&id).cloned()
+    }
+
+    pub fn sent_record(&self, key: &str) -> Option<SentRecord> {
+        self.lock().sent.iter().find(|r| r.key == key).cloned()
+    }
+
+    /// Records (durably) the random_id of a dedupe key before its first send.
+    pub async fn begin_send(
+        &self,
+        record: SentRecord,
+        capacity: usize,
+    ) -> Result<(), SessionError> {
+        self.change(|inner| {
+            inner.sent.retain(|r| r.key != record.key);
+            inner.sent.push_back(record);
+            while inner.sent.len() > capacity.max(1) {
+                inner.sent.pop_front();
+            }
+            true
+        })
+        .await
+    }
+
+    pub async fn complete_send(&self, key: &str, message_id: i32) -> Result<(), SessionError> {
+        self.change(|inner| match inner.sent.iter_mut().find(|r| r.key == key) {
+            Some(record) => {
+                record.message_id = Some(message_id);
+                true
+            }
+            None => false,
+        })
+        .await
+    }
+}
+
+fn fresh_inner(target: &TelegramTarget) -> Result<Inner, SessionError> {
+    let mut inner = Inner {
+        home_dc: 0,
+        dc_options: HashMap::new(),
+        peers: HashMap::new(),
+        self_user: None,
+        updates: UpdatesState::default(),
+        login: None,
+        sent: VecDeque::new(),
+        version: 0,
+    };
+    match target {
+        TelegramTarget::Production => {
+            let data = SessionData::default();
+            inner.home_dc = data.home_dc;
+            inner.dc_options = data.dc_options;
+        }
+        TelegramTarget::TestDc { dcs, register_key } => {
+            let Some((home, _)) = dcs.first() else {
+                return Err(SessionError::Setup("testdc target without DCs".into()));
+            };
+            inner.home_dc = *home;
+            for (id, addr) in dcs {
+                let SocketAddr::V4(ipv4) = *addr else {
+                    return Err(SessionError::Setup(format!(
+                        "testdc DC {id} must have an IPv4 address, got {addr}"
+                    )));
+                };
+                let key = new_auth_key();
+                register_key(key);
+                inner.dc_options.insert(
+                    *id,
+                    DcOption {
+                        id: *id,
+                        ipv4,
+                        // What grammers itself derives from an IPv4-only config, so its
+                        // re-set after help.getConfig is no change (and no write).
+                        ipv6: SocketAddrV6::new(ipv4.ip().to_ipv6_mapped(), ipv4.port(), 0, 0),
+                        auth_key: Some(key),
+                    },
+                );
+            }
+        }
+    }
+    Ok(inner)
+}
+
+fn new_auth_key() -> [u8; 256] {
+    use rand::RngCore;
+    let mut key = [0u8; 256];
+    rand::rngs::OsRng.fill_bytes(&mut key);
+    key
+}
+
+impl Session for StoreSession {
+    type Error = SessionError;
+
+    fn home_dc_id(&self) -> Result<i32, SessionError> {
+        Ok(self.lock().home_dc)
+    }
+
+    fn set_home_dc_id(&self, dc_id: i32) -> BoxFuture<'_, Result<(), SessionError>> {
+        Box::pin(self.change(move |inner| {
+            let changed = inner.home_dc != dc_id;
+            inner.home_dc = dc_id;
+            changed
+        }))
+    }
+
+    fn dc_option(&self, dc_id: i32) -> Result<Option<DcOption>, SessionError> {
+        Ok(self.lock().dc_options.get(&dc_id).cloned())
+    }
+
+    fn set_dc_option(&self, dc_option: &DcOption) -> BoxFuture<'_, Result<(), SessionError>> {
+        let dc_option = dc_option.clone();
+        Box::pin(self.change(move |inner| {
+            if inner.dc_options.get(&dc_option.id) == Some(&dc_option) {
+                return false;
+            }
+            inner.dc_options.insert(dc_option.id, dc_option);
+            true
+        }))
+    }
+
+    fn peer(&self, peer: PeerId) -> BoxFuture<'_, Result<Option<PeerInfo>, SessionError>> {
+        Box::pin(async move {
+            let inner = self.lock();
+            // The updates machinery asks for `self_user()` to learn who is logged in; the
+            // built-in MemorySession answers None here.
+            let id = if peer == PeerId::self_user() {
+                match inner.self_user {
+                    Some(id) => id,
+                    None => return Ok(None),
+                }
+            } else {
+                peer
+            };
+            Ok(inner.peers.get(&id).cloned())
+        })
+    }
+
+    fn cache_peer(&self, peer: PeerInfo) -> BoxFuture<'_, Result<(), SessionError>> {
+        Box::pin(self.change(move |inner| {
+            let id = peer.id();
+            if matches!(
+                peer,
+                PeerInfo::User {
+                    is_self: Some(true),
+                    ..
+                }
+            ) {
+                inner.self_user = Some(id);
+            }
+            match inner.peers.get_mut(&id) {
+                Some(known) => {
+                    let before = known.clone();
+                    known.extend_info(&peer);
+                    *known != before
+                }
+                None => {
+                    inner.peers.insert(id, peer);
+                    true
+                }
+            }
+        }))
+    }
+
+    fn updates_state(&self) -> BoxFuture<'_, Result<UpdatesState, SessionError>> {
+        Box::pin(async move { Ok(self.lock().updates.clone()) })
+    }
+
+    fn set_update_state(&self, update: UpdateState) -> BoxFuture<'_, Result<(), SessionError>> {
+        Box::pin(self.change(move |inner| {
+            let state = &mut inner.updates;
+            let before = state.clone();
+            match update {
+                UpdateState::All(all) => *state = all,
+                UpdateState::Primary { pts, date, seq } => {
+                    state.pts = pts;
+                    state.date = date;
+                    state.seq = seq;
+                }
+                UpdateState::Secondary { qts } => state.qts = qts,
+                UpdateState::Channel { id, pts } => {
+                    state.channels.retain(|c| c.id != id);
+                    state.channels.push(ChannelState { id, pts });
+                }
+            }
+            *state != before
+        }))
+    }
+}

@@ -1,0 +1,221 @@
+//! A testdc, a SQLite database and a session key in a temp dir, and helpers to run account
+//! actors over them the way the fleet does (a "process" = one store connection + one env).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use base64::Engine;
+use ractor::{Actor, ActorRef};
+use tgfleet_actors::{
+    AccountActor, AccountArgs, AccountEnv, AccountError, AccountLimits, AccountMetrics, AccountMsg,
+    AccountReply, AccountRequest, AccountStatus, TelegramParams, TelegramTarget,
+};
+use tgfleet_persistence::{
+    AccountId, AccountKind, AccountState, LogFilter, NewAccount, NewUser, Role, SessionCipher,
+    Store,
+};
+use tgfleet_testdc::{TestDc, TestDcConfig};
+use tokio::task::JoinHandle;
+
+/// Safety bound for anything awaited in a test; never an assertion about speed.
+pub const BOUND: Duration = Duration::from_secs(60);
+
+pub struct Harness {
+    pub dc: TestDc,
+    pub dir: tempfile::TempDir,
+    pub env: Arc<AccountEnv>,
+    pub registry: prometheus::Registry,
+    owner: i64,
+}
+
+pub fn init_tracing() {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()),
+        )
+        .with_test_writer()
+        .try_init();
+}
+
+impl Harness {
+    pub async fn start() -> Self {
+        Self::with_config(TestDcConfig::default(), AccountLimits::default()).await
+    }
+
+    pub async fn with_config(cfg: TestDcConfig, limits: AccountLimits) -> Self {
+        init_tracing();
+        let dc = TestDc::start(cfg).await.expect("testdc starts");
+        let dir = tempfile::tempdir().expect("temp dir");
+        let (env, registry) = open_env(&dc, &dir, limits).await;
+        let owner = env
+            .store
+            .create_user(NewUser {
+                email: "owner@example.com".into(),
+                username: None,
+                password_hash: "x".into(),
+                role: Role::User,
+            })
+            .await
+            .expect("owner user")
+            .id;
+        Self {
+            dc,
+            dir,
+            env,
+            registry,
+            owner,
+        }
+    }
+
+    /// A second "process" over the same database and session key: new store connection, new
+    /// cipher instance, new metrics registry.
+    pub async fn new_process(&self) -> (Arc<AccountEnv>, prometheus::Registry) {
+        open_env(&self.dc, &self.dir, self.env.limits.clone()).await
+    }
+
+    pub async fn account(&self, kind: AccountKind, phone: Option<&str>) -> AccountId {
+        self.env
+            .store
+            .create_account(NewAccount {
+                owner_id: self.owner,
+                label: None,
+                kind,
+                phone: phone.map(str::to_owned),
+            })
+            .await
+            .expect("account row")
+            .id
+    }
+}
+
+async fn open_env(
+    dc: &TestDc,
+    dir: &tempfile::TempDir,
+    limits: AccountLimits,
+) -> (Arc<AccountEnv>, prometheus::Registry) {
+    let url = format!("sqlite://{}/tgfleet.db", dir.path().display());
+    let store: Arc<dyn Store> = tgfleet_persistence::connect(&url)
+        .await
+        .expect("sqlite store");
+    let cipher = SessionCipher::local(dir.path().join("session.key")).expect("session key");
+    let registry = prometheus::Registry::new();
+    let metrics = AccountMetrics::register(&registry).expect("metrics");
+    let registrar = dc.clone();
+    let env = Arc::new(AccountEnv {
+        store,
+        cipher,
+        telegram: TelegramParams {
+            api_id: 1,
+            api_hash: "testdc".into(),
+            target: TelegramTarget::TestDc {
+                dcs: dc.dc_addrs(),
+                register_key: Arc::new(move |key| registrar.register_auth_key(key)),
+            },
+        },
+        limits,
+        metrics,
+    });
+    (env, registry)
+}
+
+pub struct Running {
+    pub actor: ActorRef<AccountMsg>,
+    pub handle: JoinHandle<()>,
+}
+
+pub async fn spawn(env: &Arc<AccountEnv>, account_id: AccountId) -> Running {
+    let (actor, handle) = Actor::spawn(
+        None,
+        AccountActor,
+        AccountArgs {
+            account_id,
+            env: Arc::clone(env),
+        },
+    )
+    .await
+    .expect("account actor starts");
+    Running { actor, handle }
+}
+
+impl Running {
+    pub async fn call(&self, request: AccountRequest) -> Result<AccountReply, AccountError> {
+        call(&self.actor, request).await
+    }
+
+    pub async fn status(&self) -> AccountStatus {
+        match self.call(AccountRequest::Status).await {
+            Ok(AccountReply::Status(s)) => s,
+            other => panic!("status answered {other:?}"),
+        }
+    }
+
+    /// Waits (bounded) until the account reaches `state`.
+    pub async fn wait_for(&self, state: AccountState) -> AccountStatus {
+        let deadline = tokio::time::Instant::now() + BOUND;
+        loop {
+            let status = self.status().await;
+            if status.state == state {
+                return status;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "account never reached {state}; last status {status:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// Panics the actor through its chaos hook and waits until it is gone.
+    pub async fn crash(self) {
+        let _ = self.actor.send_message(AccountMsg::Crash);
+        tokio::time::timeout(BOUND, self.handle)
+            .await
+            .expect("crashed actor ends")
+            .expect("actor task joins");
+    }
+
+    /// Stops the actor as a fleet shutdown would and waits until it is gone.
+    pub async fn stop(self) {
+        self.actor.stop(None);
+        tokio::time::timeout(BOUND, self.handle)
+            .await
+            .expect("stopped actor ends")
+            .expect("actor task joins");
+    }
+}
+
+pub async fn call(
+    actor: &ActorRef<AccountMsg>,
+    request: AccountRequest,
+) -> Result<AccountReply, AccountError> {
+    match actor
+        .call(|reply| AccountMsg::Request(request, reply), Some(BOUND))
+        .await
+        .expect("actor reachable")
+    {
+        ractor::rpc::CallResult::Success(answer) => answer,
+        other => panic!("actor did not answer: {other:?}"),
+    }
+}
+
+/// The raw token bytes of a `tg://login?token=…` URL (what a phone's camera would read).
+pub fn qr_token(url: &str) -> Vec<u8> {
+    let token = url
+        .strip_prefix("tg://login?token=")
+        .expect("tg://login URL");
+    base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(token)
+        .expect("base64url token")
+}
+
+/// Integration-log rows of an account, newest first.
+pub async fn logs(env: &AccountEnv, account_id: AccountId) -> Vec<tgfleet_persistence::LogEntry> {
+    env.store
+        .list_logs(LogFilter {
+            account_id: Some(account_id),
+            limit: 500,
+            ..Default::default()
+        })
+        .await
+        .expect("logs")
+}

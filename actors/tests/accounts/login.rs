@@ -1,0 +1,388 @@
+//! Every login flow, and the old bug fixed by design: a pending login survives a dropped
+//! connection, an actor crash + restart in place, and a whole new process over the same database.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tgfleet_actors::{AccountEnv, AccountError, AccountLimits, AccountReply, AccountRequest};
+use tgfleet_persistence::{AccountId, AccountKind, AccountState};
+use tgfleet_testdc::{TestDcConfig, UserSpec};
+
+use crate::harness::{logs, qr_token, spawn, Harness, Running};
+
+#[derive(Debug, Clone, Copy)]
+enum Interruption {
+    /// testdc closes every connection.
+    DroppedConnection,
+    /// The actor panics and is started again in place (what the supervisor does).
+    ActorPanic,
+    /// The fleet stops; a new "process" (new store connection, cipher, metrics) starts.
+    NewProcess,
+}
+
+/// Interrupts the pending login; returns the actor to continue with and the env it runs in.
+async fn interrupt(
+    h: &Harness,
+    running: Running,
+    account_id: AccountId,
+    how: Interruption,
+) -> (Running, Arc<AccountEnv>) {
+    match how {
+        Interruption::DroppedConnection => {
+            let dropped = h.dc.faults().drop_connections(None);
+            assert!(dropped > 0, "the account had a live connection to drop");
+            (running, Arc::clone(&h.env))
+        }
+        Interruption::ActorPanic => {
+            running.crash().await;
+            (spawn(&h.env, account_id).await, Arc::clone(&h.env))
+        }
+        Interruption::NewProcess => {
+            running.stop().await;
+            let (env, _registry) = h.new_process().await;
+            (spawn(&env, account_id).await, env)
+        }
+    }
+}
+
+async fn assert_logged_in(env: &AccountEnv, running: &Running, account_id: AccountId) {
+    let status = running.status().await;
+    assert_eq!(status.state, AccountState::Active);
+    assert!(status.tg_user_id.is_some(), "the Telegram user id is known");
+    let row = env.store.account(account_id).await.expect("account row");
+    assert_eq!(row.state, AccountState::Active);
+    assert_eq!(row.tg_user_id, status.tg_user_id);
+    assert!(row.dc_id.is_some());
+    // The session really is authorized: Telegram accepts a message to Saved Messages.
+    let sent = running
+        .call(AccountRequest::SendMessage {
+            peer: "me".into(),
+            text: "logged in".into(),
+            dedupe_key: None,
+        })
+        .await;
+    assert!(matches!(sent, Ok(AccountReply::Sent { .. })), "{sent:?}");
+}
+
+async fn code_login_survives(how: Interruption) {
+    let h = Harness::start().await;
+    let phone = "+15550100";
+    h.dc.add_user(UserSpec::new(phone, "Alice").username("alice"));
+    let id = h.account(AccountKind::User, Some(phone)).await;
+    let running = spawn(&h.env, id).await;
+
+    let sent = running
+        .call(AccountRequest::SendCode {
+            phone: phone.into(),
+        })
+        .await;
+    assert!(
+        matches!(sent, Ok(AccountReply::CodeSent { .. })),
+        "{sent:?}"
+    );
+    assert_eq!(running.status().await.state, AccountState::AwaitingCode);
+
+    let (running, env) = interrupt(&h, running, id, how).await;
+    assert_eq!(running.status().await.state, AccountState::AwaitingCode);
+
+    let code = h.dc.last_code(phone).expect("testdc sent a code");
+    let signed_in = running.call(AccountRequest::SignIn { code }).await;
+    assert!(
+        matches!(
+            signed_in,
+            Ok(AccountReply::LoginStep {
+                state: AccountState::Active,
+                ..
+            })
+        ),
+        "{signed_in:?}"
+    );
+    assert_logged_in(&env, &running, id).await;
+    let status = running.status().await;
+    assert_eq!(status.username.as_deref(), Some("alice"));
+}
+
+async fn password_step_survives(how: Interruption) {
+    let h = Harness::start().await;
+    let phone = "+15550109";
+    h.dc.add_user(UserSpec::new(phone, "Bob").password("correct horse"));
+    let id = h.account(AccountKind::User, Some(phone)).await;
+    let running = spawn(&h.env, id).await;
+
+    running
+        .call(AccountRequest::SendCode {
+            phone: phone.into(),
+        })
+        .await
+        .expect("code sent");
+    let code = h.dc.last_code(phone).expect("code");
+    let step = running.call(AccountRequest::SignIn { code }).await;
+    assert!(
+        matches!(
+            step,
+            Ok(AccountReply::LoginStep {
+                state: AccountState::AwaitingPassword,
+                ..
+            })
+        ),
+        "{step:?}"
+    );
+
+    let (running, env) = interrupt(&h, running, id, how).await;
+    assert_eq!(running.status().await.state, AccountState::AwaitingPassword);
+
+    let wrong = running
+        .call(AccountRequest::CheckPassword {
+            password: "wrong".into(),
+        })
+        .await;
+    assert!(
+        matches!(wrong, Err(AccountError::PasswordInvalid)),
+        "{wrong:?}"
+    );
+    assert_eq!(running.status().await.state, AccountState::AwaitingPassword);
+
+    let right = running
+        .call(AccountRequest::CheckPassword {
+            password: "correct horse".into(),
+        })
+        .await;
+    assert!(
+        matches!(
+            right,
+            Ok(AccountReply::LoginStep {
+                state: AccountState::Active,
+                ..
+            })
+        ),
+        "{right:?}"
+    );
+    assert_logged_in(&env, &running, id).await;
+}
+
+async fn qr_login_survives(how: Interruption) {
+    let h = Harness::start().await;
+    let phone = "+15550200";
+    h.dc.add_user(UserSpec::new(phone, "Carol"));
+    let id = h.account(AccountKind::User, None).await;
+    let running = spawn(&h.env, id).await;
+
+    let url = match running.call(AccountRequest::QrLogin).await {
+        Ok(AccountReply::Qr { url, expires_at }) => {
+            assert!(expires_at > chrono::Utc::now());
+            url
+        }
+        other => panic!("QR login answered {other:?}"),
+    };
+    assert!(url.starts_with("tg://login?token="));
+    assert_eq!(running.status().await.state, AccountState::AwaitingQr);
+
+    let (running, env) = interrupt(&h, running, id, how).await;
+    assert_eq!(running.status().await.state, AccountState::AwaitingQr);
+
+    // The user scans the QR code shown before the interruption.
+    h.dc.scan_qr(&qr_token(&url), phone).expect("scan");
+    running.wait_for(AccountState::Active).await;
+    assert_logged_in(&env, &running, id).await;
+}
+
+#[tokio::test]
+async fn code_login_survives_dropped_connection() {
+    code_login_survives(Interruption::DroppedConnection).await;
+}
+
+#[tokio::test]
+async fn code_login_survives_actor_panic() {
+    code_login_survives(Interruption::ActorPanic).await;
+}
+
+#[tokio::test]
+async fn code_login_survives_new_process() {
+    code_login_survives(Interruption::NewProcess).await;
+}
+
+#[tokio::test]
+async fn password_step_survives_dropped_connection() {
+    password_step_survives(Interruption::DroppedConnection).await;
+}
+
+#[tokio::test]
+async fn password_step_survives_actor_panic() {
+    password_step_survives(Interruption::ActorPanic).await;
+}
+
+#[tokio::test]
+async fn password_step_survives_new_process() {
+    password_step_survives(Interruption::NewProcess).await;
+}
+
+#[tokio::test]
+async fn qr_login_survives_dropped_connection() {
+    qr_login_survives(Interruption::DroppedConnection).await;
+}
+
+#[tokio::test]
+async fn qr_login_survives_actor_panic() {
+    qr_login_survives(Interruption::ActorPanic).await;
+}
+
+#[tokio::test]
+async fn qr_login_survives_new_process() {
+    qr_login_survives(Interruption::NewProcess).await;
+}
+
+#[tokio::test]
+async fn qr_login_of_a_2fa_account_asks_for_the_password() {
+    let h = Harness::start().await;
+    let phone = "+15550209";
+    h.dc.add_user(UserSpec::new(phone, "Dave").password("pw"));
+    let id = h.account(AccountKind::User, None).await;
+    let running = spawn(&h.env, id).await;
+    let Ok(AccountReply::Qr { url, .. }) = running.call(AccountRequest::QrLogin).await else {
+        panic!("no QR");
+    };
+    h.dc.scan_qr(&qr_token(&url), phone).expect("scan");
+    running.wait_for(AccountState::AwaitingPassword).await;
+    let done = running
+        .call(AccountRequest::CheckPassword {
+            password: "pw".into(),
+        })
+        .await;
+    assert!(
+        matches!(
+            done,
+            Ok(AccountReply::LoginStep {
+                state: AccountState::Active,
+                ..
+            })
+        ),
+        "{done:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_wrong_code_can_be_retried_an_expired_one_needs_a_new_code() {
+    let cfg = TestDcConfig {
+        code_lifetime: Duration::from_secs(3600),
+        ..Default::default()
+    };
+    let h = Harness::with_config(cfg, AccountLimits::default()).await;
+    let phone = "+15550300";
+    h.dc.add_user(UserSpec::new(phone, "Erin"));
+    let id = h.account(AccountKind::User, Some(phone)).await;
+    let running = spawn(&h.env, id).await;
+    running
+        .call(AccountRequest::SendCode {
+            phone: phone.into(),
+        })
+        .await
+        .expect("code sent");
+    let wrong = running
+        .call(AccountRequest::SignIn {
+            code: "00000".into(),
+        })
+        .await;
+    assert!(matches!(wrong, Err(AccountError::CodeInvalid)), "{wrong:?}");
+    assert_eq!(running.status().await.state, AccountState::AwaitingCode);
+    let code = h.dc.last_code(phone).expect("code");
+    let ok = running.call(AccountRequest::SignIn { code }).await;
+    assert!(ok.is_ok(), "{ok:?}");
+
+    // Nobody's code is logged anywhere.
+    let code = h.dc.last_code(phone).expect("code");
+    for entry in logs(&h.env, id).await {
+        assert!(!entry.message.contains(&code), "code leaked into {entry:?}");
+        assert!(!entry.details.to_string().contains(&code));
+    }
+}
+
+#[tokio::test]
+async fn an_expired_code_is_reported_as_expired() {
+    let cfg = TestDcConfig {
+        code_lifetime: Duration::ZERO,
+        ..Default::default()
+    };
+    let h = Harness::with_config(cfg, AccountLimits::default()).await;
+    let phone = "+15550301";
+    h.dc.add_user(UserSpec::new(phone, "Frank"));
+    let id = h.account(AccountKind::User, Some(phone)).await;
+    let running = spawn(&h.env, id).await;
+    running
+        .call(AccountRequest::SendCode {
+            phone: phone.into(),
+        })
+        .await
+        .expect("code sent");
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let code = h.dc.last_code(phone).expect("code");
+    let expired = running.call(AccountRequest::SignIn { code }).await;
+    assert!(
+        matches!(expired, Err(AccountError::CodeExpired)),
+        "{expired:?}"
+    );
+    // A new code is needed: the pending login is gone.
+    assert_eq!(running.status().await.state, AccountState::New);
+}
+
+#[tokio::test]
+async fn a_bot_logs_in_with_its_token() {
+    let h = Harness::start().await;
+    h.dc.add_bot("123:abc", "fleet_bot");
+    let id = h.account(AccountKind::Bot, None).await;
+    let running = spawn(&h.env, id).await;
+    let bad = running
+        .call(AccountRequest::BotSignIn {
+            token: "999:nope".into(),
+        })
+        .await;
+    assert!(matches!(bad, Err(AccountError::BotTokenInvalid)), "{bad:?}");
+    let ok = running
+        .call(AccountRequest::BotSignIn {
+            token: "123:abc".into(),
+        })
+        .await;
+    assert!(
+        matches!(
+            ok,
+            Ok(AccountReply::LoginStep {
+                state: AccountState::Active,
+                ..
+            })
+        ),
+        "{ok:?}"
+    );
+    let status = running.status().await;
+    assert_eq!(status.username.as_deref(), Some("fleet_bot"));
+}
+
+#[tokio::test]
+async fn log_out_ends_the_authorization_and_wipes_the_session() {
+    let h = Harness::start().await;
+    let phone = "+15550400";
+    h.dc.add_user(UserSpec::new(phone, "Gina"));
+    let id = h.account(AccountKind::User, Some(phone)).await;
+    let running = spawn(&h.env, id).await;
+    running
+        .call(AccountRequest::SendCode {
+            phone: phone.into(),
+        })
+        .await
+        .expect("code sent");
+    let code = h.dc.last_code(phone).expect("code");
+    running
+        .call(AccountRequest::SignIn { code })
+        .await
+        .expect("signed in");
+
+    let out = running.call(AccountRequest::LogOut).await;
+    assert!(matches!(out, Ok(AccountReply::LoggedOut)), "{out:?}");
+    // The actor stops on its own (normal stop: the supervisor does not restart it).
+    tokio::time::timeout(crate::harness::BOUND, running.handle)
+        .await
+        .expect("actor stops")
+        .expect("joins");
+    let row = h.env.store.account(id).await.expect("row");
+    assert_eq!(row.state, AccountState::LoggedOut);
+    assert_eq!(row.tg_user_id, None);
+    assert_eq!(h.env.store.session(id).await.expect("store"), None);
+}

@@ -1,0 +1,6 @@
+//! The account actor against the real grammers client and testdc, over a real SQLite store.
+
+mod harness;
+mod login;
+mod resilience;
+mod sending;
