@@ -1,0 +1,510 @@
+//! Test helpers: a tiny account actor that crashes, hangs or stops on command, a fleet built on
+//! it over a fresh SQLite store, and an in-memory store for tests that run on paused time (the
+//! SQLite driver answers from its own thread, which paused time cannot wait for).
+
+#![allow(dead_code)]
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use ractor::{Actor, ActorProcessingErr, ActorRef};
+use tgfleet_actors::{AccountMsg, AccountReply, AccountRequest, AccountStatus};
+use tgfleet_persistence::*;
+use tgfleet_supervision::{ChildSpec, Fleet, SupervisionMetrics, SupervisionSettings};
+
+/// What the test actors of one fleet did, per account.
+#[derive(Default)]
+pub struct Journal {
+    inner: Mutex<JournalInner>,
+}
+
+#[derive(Default)]
+struct JournalInner {
+    starts: HashMap<AccountId, usize>,
+    live: HashMap<AccountId, usize>,
+    graceful_stops: HashMap<AccountId, usize>,
+}
+
+impl Journal {
+    fn lock(&self) -> std::sync::MutexGuard<'_, JournalInner> {
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+    pub fn starts(&self, id: AccountId) -> usize {
+        self.lock().starts.get(&id).copied().unwrap_or(0)
+    }
+    pub fn live(&self, id: AccountId) -> usize {
+        self.lock().live.get(&id).copied().unwrap_or(0)
+    }
+    pub fn live_total(&self) -> usize {
+        self.lock().live.values().sum()
+    }
+    pub fn graceful_stops(&self, id: AccountId) -> usize {
+        self.lock().graceful_stops.get(&id).copied().unwrap_or(0)
+    }
+}
+
+/// Stands in for `AccountActor`: reloads its account row on start (as the real one reloads its
+/// session), panics on `Crash`, hangs on `SendMessage{text:"hang"}`, stops itself with reason
+/// `logged_out` on `LogOut`, and answers `Status` from what it loaded.
+pub struct TestActor {
+    pub store: Arc<dyn Store>,
+    pub journal: Arc<Journal>,
+}
+
+pub struct TestState {
+    account: Account,
+    /// Decremented in `post_stop` or, for a panic or kill, on drop.
+    _live: LiveGuard,
+}
+
+struct LiveGuard {
+    id: AccountId,
+    journal: Arc<Journal>,
+}
+
+impl Drop for LiveGuard {
+    fn drop(&mut self) {
+        let mut j = self.journal.lock();
+        if let Some(n) = j.live.get_mut(&self.id) {
+            *n -= 1;
+        }
+    }
+}
+
+impl Actor for TestActor {
+    type Msg = AccountMsg;
+    type State = TestState;
+    type Arguments = AccountId;
+
+    async fn pre_start(
+        &self,
+        _myself: ActorRef<AccountMsg>,
+        id: AccountId,
+    ) -> Result<TestState, ActorProcessingErr> {
+        let account = self.store.account(id).await?;
+        if account.label.as_deref() == Some("fails-to-start") {
+            return Err("refusing to start".into());
+        }
+        {
+            let mut j = self.journal.lock();
+            *j.starts.entry(id).or_default() += 1;
+            *j.live.entry(id).or_default() += 1;
+        }
+        Ok(TestState {
+            account,
+            _live: LiveGuard {
+                id,
+                journal: self.journal.clone(),
+            },
+        })
+    }
+
+    async fn handle(
+        &self,
+        myself: ActorRef<AccountMsg>,
+        message: AccountMsg,
+        state: &mut TestState,
+    ) -> Result<(), ActorProcessingErr> {
+        match message {
+            AccountMsg::Crash => panic!("crash requested for account {}", state.account.id),
+            AccountMsg::Request(AccountRequest::Status, reply) => {
+                let a = &state.account;
+                let _ = reply.send(Ok(AccountReply::Status(AccountStatus {
+                    account_id: a.id,
+                    state: a.state,
+                    tg_user_id: a.tg_user_id,
+                    username: a.username.clone(),
+                    dc_id: a.dc_id,
+                    flood_wait_until: a.flood_wait_until,
+                    last_error: a.last_error.clone(),
+                })));
+            }
+            AccountMsg::Request(AccountRequest::SendMessage { text, .. }, _reply)
+                if text == "hang" =>
+            {
+                // A wedged handler: the mailbox stops moving.
+                tokio::time::sleep(Duration::from_secs(3600)).await;
+            }
+            AccountMsg::Request(AccountRequest::LogOut, reply) => {
+                let _ = reply.send(Ok(AccountReply::LoggedOut));
+                myself.stop(Some("logged_out".into()));
+            }
+            AccountMsg::Request(_, reply) => {
+                let _ = reply.send(Err(tgfleet_actors::AccountError::CodeInvalid));
+            }
+            AccountMsg::Internal(_) => {}
+        }
+        Ok(())
+    }
+
+    async fn post_stop(
+        &self,
+        _myself: ActorRef<AccountMsg>,
+        state: &mut TestState,
+    ) -> Result<(), ActorProcessingErr> {
+        let mut j = self.journal.lock();
+        *j.graceful_stops.entry(state.account.id).or_default() += 1;
+        Ok(())
+    }
+}
+
+pub struct Harness {
+    pub fleet: Fleet,
+    pub store: Arc<dyn Store>,
+    pub journal: Arc<Journal>,
+    pub metrics: SupervisionMetrics,
+    pub owner: UserId,
+    _dir: Option<tempfile::TempDir>,
+}
+
+/// Settings for tests: short delays so real-clock tests finish quickly.
+pub fn fast_settings() -> SupervisionSettings {
+    SupervisionSettings {
+        shards: 4,
+        backoff_base: Duration::from_millis(10),
+        backoff_max: Duration::from_millis(200),
+        start_rate: std::num::NonZeroU32::new(1000).unwrap(),
+        call_timeout: Duration::from_secs(5),
+        liveness_interval: None,
+        shutdown_timeout: Duration::from_secs(2),
+        ..SupervisionSettings::default()
+    }
+}
+
+pub async fn sqlite_store() -> (Arc<dyn Store>, tempfile::TempDir) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let url = format!("sqlite://{}/t.db", dir.path().display());
+    let store = connect(&url).await.expect("opening SQLite store");
+    (store, dir)
+}
+
+pub async fn owner(store: &dyn Store) -> UserId {
+    store
+        .create_user(NewUser {
+            email: "owner@example.com".into(),
+            username: None,
+            password_hash: "$argon2id$fake".into(),
+            role: Role::User,
+        })
+        .await
+        .expect("creating user")
+        .id
+}
+
+impl Harness {
+    pub async fn sqlite(settings: SupervisionSettings) -> Harness {
+        let (store, dir) = sqlite_store().await;
+        let owner = owner(&*store).await;
+        Self::with_store(settings, store, owner, Some(dir)).await
+    }
+
+    pub async fn with_store(
+        settings: SupervisionSettings,
+        store: Arc<dyn Store>,
+        owner: UserId,
+        dir: Option<tempfile::TempDir>,
+    ) -> Harness {
+        let journal = Arc::new(Journal::default());
+        let metrics = SupervisionMetrics::register(&prometheus::Registry::new()).expect("metrics");
+        let factory = {
+            let store = store.clone();
+            let journal = journal.clone();
+            move |spec: ChildSpec| {
+                let actor = TestActor {
+                    store: store.clone(),
+                    journal: journal.clone(),
+                };
+                async move {
+                    Actor::spawn_linked(Some(spec.name), actor, spec.account_id, spec.supervisor)
+                        .await
+                        .map(|(a, _)| a)
+                }
+            }
+        };
+        let fleet = Fleet::start(settings, store.clone(), Arc::new(factory), metrics.clone())
+            .await
+            .expect("starting fleet");
+        Harness {
+            fleet,
+            store,
+            journal,
+            metrics,
+            owner,
+            _dir: dir,
+        }
+    }
+
+    pub async fn account(&self, state: AccountState) -> AccountId {
+        self.account_labelled(state, None).await
+    }
+
+    pub async fn account_labelled(&self, state: AccountState, label: Option<&str>) -> AccountId {
+        let account = self
+            .store
+            .create_account(NewAccount {
+                owner_id: self.owner,
+                label: label.map(Into::into),
+                kind: AccountKind::User,
+                phone: None,
+            })
+            .await
+            .expect("creating account");
+        self.store
+            .update_account(
+                account.id,
+                AccountUpdate {
+                    state: Some(state),
+                    ..Default::default()
+                },
+            )
+            .await
+            .expect("setting state");
+        account.id
+    }
+
+    pub async fn status(
+        &self,
+        id: AccountId,
+    ) -> Result<AccountStatus, tgfleet_supervision::FleetError> {
+        match self.fleet.call(id, AccountRequest::Status).await? {
+            AccountReply::Status(s) => Ok(s),
+            other => panic!("unexpected reply {other:?}"),
+        }
+    }
+
+    /// Polls until `Status` answers (the actor is up again after a restart).
+    pub async fn wait_answering(&self, id: AccountId) -> AccountStatus {
+        for _ in 0..500 {
+            if let Ok(s) = self.status(id).await {
+                return s;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        panic!("account {id} never answered again");
+    }
+
+    /// Polls until `cond` holds.
+    pub async fn wait_until(&self, what: &str, mut cond: impl FnMut() -> bool) {
+        for _ in 0..500 {
+            if cond() {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        panic!("timed out waiting for {what}");
+    }
+
+    /// Crashes the account's actor and waits until a new one answers.
+    pub async fn crash_and_wait(&self, id: AccountId) {
+        let before = self.fleet.actor_id(id).expect("a running actor");
+        self.fleet.crash(id).expect("crash sent");
+        self.wait_until("a new actor", || {
+            self.fleet.actor_id(id).is_some_and(|now| now != before)
+        })
+        .await;
+    }
+
+    pub async fn logs(&self, id: AccountId, event: &str) -> Vec<LogEntry> {
+        self.store
+            .list_logs(LogFilter {
+                account_id: Some(id),
+                event: Some(event.into()),
+                limit: 100,
+                ..Default::default()
+            })
+            .await
+            .expect("listing logs")
+    }
+}
+
+/// Accounts and logs in memory; everything else unsupported. Pure async, so it works on paused
+/// time.
+#[derive(Default)]
+pub struct MemStore {
+    inner: Mutex<MemInner>,
+}
+
+#[derive(Default)]
+struct MemInner {
+    accounts: Vec<Account>,
+    logs: Vec<LogEntry>,
+}
+
+fn unsupported<T>() -> StoreResult<T> {
+    Err(StoreError::Other(anyhow::anyhow!(
+        "not supported by MemStore"
+    )))
+}
+
+impl MemStore {
+    pub fn add_account(&self, id: AccountId, state: AccountState) {
+        let now: DateTime<Utc> = Utc::now();
+        self.inner.lock().unwrap().accounts.push(Account {
+            id,
+            owner_id: 1,
+            label: None,
+            kind: AccountKind::User,
+            phone: None,
+            state,
+            tg_user_id: None,
+            username: None,
+            dc_id: None,
+            flood_wait_until: None,
+            last_error: None,
+            restarts: 0,
+            created_at: now,
+            updated_at: now,
+        });
+    }
+}
+
+#[async_trait]
+impl Store for MemStore {
+    fn backend(&self) -> &'static str {
+        "memory"
+    }
+    async fn ping(&self) -> StoreResult<()> {
+        Ok(())
+    }
+    async fn create_user(&self, _: NewUser) -> StoreResult<User> {
+        unsupported()
+    }
+    async fn user_by_id(&self, _: UserId) -> StoreResult<User> {
+        unsupported()
+    }
+    async fn user_by_email(&self, _: &str) -> StoreResult<User> {
+        unsupported()
+    }
+    async fn list_users(&self, _: Option<UserId>, _: u32) -> StoreResult<Vec<User>> {
+        unsupported()
+    }
+    async fn update_user(&self, _: UserId, _: UserPatch) -> StoreResult<User> {
+        unsupported()
+    }
+    async fn count_users(&self) -> StoreResult<i64> {
+        unsupported()
+    }
+    async fn insert_refresh_token(&self, _: RefreshToken) -> StoreResult<()> {
+        unsupported()
+    }
+    async fn refresh_token(&self, _: &str) -> StoreResult<RefreshToken> {
+        unsupported()
+    }
+    async fn revoke_refresh_token(&self, _: &str) -> StoreResult<bool> {
+        unsupported()
+    }
+    async fn revoke_refresh_family(&self, _: &str) -> StoreResult<u64> {
+        unsupported()
+    }
+    async fn revoke_access_token(&self, _: &str, _: DateTime<Utc>) -> StoreResult<()> {
+        unsupported()
+    }
+    async fn is_access_token_revoked(&self, _: &str) -> StoreResult<bool> {
+        unsupported()
+    }
+    async fn purge_expired_tokens(&self, _: DateTime<Utc>) -> StoreResult<u64> {
+        unsupported()
+    }
+    async fn create_account(&self, _: NewAccount) -> StoreResult<Account> {
+        unsupported()
+    }
+    async fn account(&self, id: AccountId) -> StoreResult<Account> {
+        let inner = self.inner.lock().unwrap();
+        inner
+            .accounts
+            .iter()
+            .find(|a| a.id == id)
+            .cloned()
+            .ok_or(StoreError::NotFound)
+    }
+    async fn list_accounts(&self, filter: AccountFilter) -> StoreResult<Vec<Account>> {
+        let inner = self.inner.lock().unwrap();
+        let mut rows: Vec<Account> = inner
+            .accounts
+            .iter()
+            .filter(|a| filter.after_id.is_none_or(|after| a.id > after))
+            .filter(|a| filter.state.is_none_or(|s| a.state == s))
+            .cloned()
+            .collect();
+        rows.sort_by_key(|a| a.id);
+        rows.truncate(filter.limit as usize);
+        Ok(rows)
+    }
+    async fn update_account(&self, id: AccountId, update: AccountUpdate) -> StoreResult<Account> {
+        let mut inner = self.inner.lock().unwrap();
+        let a = inner
+            .accounts
+            .iter_mut()
+            .find(|a| a.id == id)
+            .ok_or(StoreError::NotFound)?;
+        if let Some(s) = update.state {
+            a.state = s;
+        }
+        if let Some(e) = update.last_error {
+            a.last_error = e;
+        }
+        a.restarts += update.add_restarts;
+        Ok(a.clone())
+    }
+    async fn delete_account(&self, _: AccountId) -> StoreResult<()> {
+        unsupported()
+    }
+    async fn count_accounts_by_state(&self) -> StoreResult<Vec<(AccountState, i64)>> {
+        unsupported()
+    }
+    async fn put_session(&self, _: AccountId, _: &[u8]) -> StoreResult<()> {
+        unsupported()
+    }
+    async fn session(&self, _: AccountId) -> StoreResult<Option<Vec<u8>>> {
+        unsupported()
+    }
+    async fn delete_session(&self, _: AccountId) -> StoreResult<()> {
+        unsupported()
+    }
+    async fn append_log(&self, entry: NewLogEntry) -> StoreResult<i64> {
+        let mut inner = self.inner.lock().unwrap();
+        let id = inner.logs.len() as i64 + 1;
+        inner.logs.push(LogEntry {
+            id,
+            at: Utc::now(),
+            level: entry.level,
+            event: entry.event,
+            account_id: entry.account_id,
+            user_id: entry.user_id,
+            error_code: entry.error_code,
+            message: entry.message,
+            details: entry.details,
+        });
+        Ok(id)
+    }
+    async fn list_logs(&self, filter: LogFilter) -> StoreResult<Vec<LogEntry>> {
+        let inner = self.inner.lock().unwrap();
+        let mut rows: Vec<LogEntry> = inner
+            .logs
+            .iter()
+            .rev()
+            .filter(|l| filter.account_id.is_none_or(|id| l.account_id == Some(id)))
+            .filter(|l| filter.event.as_ref().is_none_or(|e| &l.event == e))
+            .cloned()
+            .collect();
+        rows.truncate(filter.limit as usize);
+        Ok(rows)
+    }
+    async fn error_stats(&self, _: DateTime<Utc>) -> StoreResult<ErrorStats> {
+        unsupported()
+    }
+}
+
+pub async fn mem_harness(settings: SupervisionSettings, store: Arc<MemStore>) -> Harness {
+    Harness::with_store(settings, store, 1, None).await
+}
+
+/// Lets every ready task run (on paused time this never advances the clock by itself).
+pub async fn settle() {
+    for _ in 0..50 {
+        tokio::task::yield_now().await;
+    }
+}

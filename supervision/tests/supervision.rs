@@ -1,0 +1,530 @@
+//! The supervision guarantees, exercised with a tiny test actor (see `common`): one actor per
+//! account, restart in place, restart intensity and quarantine, backoff, watchdog, start-up and
+//! shutdown.
+
+mod common;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use common::*;
+use tgfleet_actors::{AccountReply, AccountRequest};
+use tgfleet_persistence::AccountState;
+use tgfleet_supervision::{FleetError, RestartReason, SupervisionSettings, UnavailableKind};
+
+fn unavailable_kind(err: &FleetError) -> Option<UnavailableKind> {
+    match err {
+        FleetError::Unavailable { kind, .. } => Some(*kind),
+        _ => None,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_starts_yield_exactly_one_actor() {
+    let h = Harness::sqlite(fast_settings()).await;
+    let id = h.account(AccountState::Active).await;
+
+    let mut tasks = Vec::new();
+    for n in 0..64 {
+        let fleet = h.fleet.clone();
+        tasks.push(tokio::spawn(async move {
+            if n % 2 == 0 {
+                fleet.ensure_started(id).await.map(|_| ())
+            } else {
+                fleet.call(id, AccountRequest::Status).await.map(|_| ())
+            }
+        }));
+    }
+    for task in tasks {
+        task.await.expect("task").expect("start or call");
+    }
+
+    assert_eq!(h.journal.starts(id), 1, "spawned more than once");
+    assert_eq!(h.journal.live(id), 1);
+    assert_eq!(h.fleet.actor_count(), 1);
+    let stats = h.fleet.supervisor_stats().await;
+    assert_eq!(stats.children, 1);
+    assert_eq!(stats.supervisors, 4);
+    h.fleet.shutdown().await;
+}
+
+#[tokio::test]
+async fn crash_restarts_in_place_with_state_reloaded() {
+    let h = Harness::sqlite(fast_settings()).await;
+    let id = h.account(AccountState::Active).await;
+    h.fleet.ensure_started(id).await.expect("started");
+    let first = h.fleet.actor_id(id).expect("running");
+
+    // A pending login persisted by the actor before it crashes: the restarted actor must see it.
+    h.store
+        .update_account(
+            id,
+            tgfleet_persistence::AccountUpdate {
+                state: Some(AccountState::AwaitingCode),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    h.crash_and_wait(id).await;
+
+    let status = h.wait_answering(id).await;
+    assert_eq!(status.account_id, id);
+    assert_eq!(
+        status.state,
+        AccountState::AwaitingCode,
+        "state not reloaded"
+    );
+    assert_ne!(h.fleet.actor_id(id), Some(first));
+    assert_eq!(h.journal.starts(id), 2);
+    assert_eq!(h.metrics.restarts(id, RestartReason::Failed), 1);
+    // The restart is written off the supervisor's mailbox; give the writer a moment.
+    for _ in 0..100 {
+        if h.store.account(id).await.unwrap().restarts == 1 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(h.store.account(id).await.unwrap().restarts, 1);
+    let rows = h.logs(id, "actor_restarted").await;
+    assert_eq!(rows.len(), 1);
+    assert_eq!(rows[0].details["reason"], "failed");
+    h.fleet.shutdown().await;
+}
+
+#[tokio::test]
+async fn restart_intensity_quarantines_one_account_only() {
+    let settings = SupervisionSettings {
+        restart_max: 3,
+        ..fast_settings()
+    };
+    let h = Harness::sqlite(settings).await;
+    let victim = h.account(AccountState::Active).await;
+    let bystander = h.account(AccountState::Active).await;
+    h.fleet.ensure_started(victim).await.unwrap();
+    h.fleet.ensure_started(bystander).await.unwrap();
+    let bystander_actor = h.fleet.actor_id(bystander);
+
+    for _ in 0..3 {
+        h.crash_and_wait(victim).await;
+        h.status(bystander).await.expect("bystander answers");
+    }
+    // The fourth failure within the window exceeds the intensity.
+    h.fleet.crash(victim).unwrap();
+    let mut quarantined = false;
+    for _ in 0..200 {
+        if h.store.account(victim).await.unwrap().state == AccountState::Quarantined {
+            quarantined = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert!(quarantined, "account not quarantined in the store");
+    let err = h.status(victim).await.expect_err("quarantined");
+    assert_eq!(unavailable_kind(&err), Some(UnavailableKind::Quarantined));
+    assert_eq!(err.code(), "ACCOUNT_QUARANTINED");
+    assert!(err.to_string().contains("operator restart"), "{err}");
+    assert_eq!(h.logs(victim, "account_quarantined").await.len(), 1);
+    assert_eq!(h.journal.starts(victim), 4, "restarted after quarantine");
+
+    // The other account never noticed.
+    h.status(bystander).await.expect("bystander still answers");
+    assert_eq!(h.fleet.actor_id(bystander), bystander_actor);
+    assert_eq!(h.journal.starts(bystander), 1);
+    let stats = h.fleet.supervisor_stats().await;
+    assert_eq!(stats.quarantined, 1);
+    assert_eq!(stats.restarts, 3);
+    h.fleet.shutdown().await;
+}
+
+#[tokio::test]
+async fn operator_restart_lifts_quarantine() {
+    let settings = SupervisionSettings {
+        restart_max: 1,
+        ..fast_settings()
+    };
+    let h = Harness::sqlite(settings).await;
+    let id = h.account(AccountState::Active).await;
+    h.fleet.ensure_started(id).await.unwrap();
+    h.crash_and_wait(id).await;
+    h.fleet.crash(id).unwrap();
+    h.wait_until("quarantine", || h.fleet.actor_id(id).is_none())
+        .await;
+    for _ in 0..200 {
+        if h.store.account(id).await.unwrap().state == AccountState::Quarantined {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(
+        h.store.account(id).await.unwrap().state,
+        AccountState::Quarantined
+    );
+
+    h.fleet.restart(id).await.expect("operator restart");
+    let status = h.status(id).await.expect("answers after the restart");
+    assert_eq!(
+        status.state,
+        AccountState::Active,
+        "previous state restored"
+    );
+    assert_eq!(h.store.account(id).await.unwrap().last_error, None);
+    assert_eq!(h.logs(id, "account_quarantine_lifted").await.len(), 1);
+    assert_eq!(h.fleet.supervisor_stats().await.quarantined, 0);
+    // A fresh restart budget: one more crash is restarted, not quarantined again.
+    h.crash_and_wait(id).await;
+    h.wait_answering(id).await;
+    h.fleet.shutdown().await;
+}
+
+#[tokio::test]
+async fn operator_restart_of_a_running_actor_replaces_it() {
+    let h = Harness::sqlite(fast_settings()).await;
+    let id = h.account(AccountState::Active).await;
+    h.fleet.ensure_started(id).await.unwrap();
+    let before = h.fleet.actor_id(id);
+    h.fleet.restart(id).await.expect("restart");
+    assert_ne!(h.fleet.actor_id(id), before);
+    assert_eq!(
+        h.journal.graceful_stops(id),
+        1,
+        "old actor not stopped gracefully"
+    );
+    assert_eq!(h.metrics.restarts(id, RestartReason::Operator), 1);
+    h.status(id).await.expect("answers");
+    h.fleet.shutdown().await;
+}
+
+#[tokio::test]
+async fn quarantine_survives_a_new_fleet_and_an_operator_restart_lifts_it() {
+    let (store, _dir) = sqlite_store().await;
+    let owner = owner(&*store).await;
+    let h = Harness::with_store(fast_settings(), store.clone(), owner, None).await;
+    let id = h.account(AccountState::Active).await;
+    h.store
+        .update_account(
+            id,
+            tgfleet_persistence::AccountUpdate {
+                state: Some(AccountState::Quarantined),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    let err = h.fleet.ensure_started(id).await.expect_err("quarantined");
+    assert_eq!(unavailable_kind(&err), Some(UnavailableKind::Quarantined));
+    assert_eq!(h.journal.starts(id), 0);
+    h.fleet.restart(id).await.expect("operator restart");
+    assert_eq!(h.journal.starts(id), 1);
+    // Without a quarantine log row the previous state is unknown: `stopped` claims nothing.
+    assert_eq!(
+        h.store.account(id).await.unwrap().state,
+        AccountState::Stopped
+    );
+    h.fleet.shutdown().await;
+}
+
+#[tokio::test]
+async fn unknown_account_is_not_found() {
+    let h = Harness::sqlite(fast_settings()).await;
+    let err = h.status(9999).await.expect_err("unknown");
+    assert!(matches!(err, FleetError::NotFound(9999)), "{err:?}");
+    assert_eq!(err.code(), "ACCOUNT_NOT_FOUND");
+    assert!(h.fleet.crash(9999).is_err());
+    assert!(matches!(
+        h.fleet.ensure_started(9999).await,
+        Err(FleetError::NotFound(9999))
+    ));
+    assert_eq!(h.fleet.actor_count(), 0);
+    h.fleet.shutdown().await;
+}
+
+#[tokio::test]
+async fn the_actors_own_errors_pass_through() {
+    let h = Harness::sqlite(fast_settings()).await;
+    let id = h.account(AccountState::AwaitingCode).await;
+    let err = h
+        .fleet
+        .call(
+            id,
+            AccountRequest::SignIn {
+                code: "00000".into(),
+            },
+        )
+        .await
+        .expect_err("the test actor refuses every code");
+    assert!(
+        matches!(
+            err,
+            FleetError::Account(tgfleet_actors::AccountError::CodeInvalid)
+        ),
+        "{err:?}"
+    );
+    h.fleet.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_normal_stop_is_not_restarted() {
+    let h = Harness::sqlite(fast_settings()).await;
+    let id = h.account(AccountState::Active).await;
+    let reply = h.fleet.call(id, AccountRequest::LogOut).await.unwrap();
+    assert!(matches!(reply, AccountReply::LoggedOut));
+    h.wait_until("the actor to stop", || h.journal.live(id) == 0)
+        .await;
+    h.wait_until("the registry to drop it", || h.fleet.actor_count() == 0)
+        .await;
+    let stats = h.fleet.supervisor_stats().await;
+    assert_eq!(
+        (stats.children, stats.starting, stats.backing_off),
+        (0, 0, 0),
+        "a restart was scheduled: {stats:?}"
+    );
+    assert_eq!(stats.restarts, 0);
+    assert_eq!(h.journal.starts(id), 1);
+    h.fleet.shutdown().await;
+}
+
+#[tokio::test]
+async fn stop_persists_and_a_later_call_starts_again() {
+    let h = Harness::sqlite(fast_settings()).await;
+    let id = h.account(AccountState::Active).await;
+    h.fleet.ensure_started(id).await.unwrap();
+    h.fleet.stop(id).await.expect("stop");
+    assert_eq!(h.journal.graceful_stops(id), 1);
+    assert_eq!(h.fleet.actor_count(), 0);
+    h.status(id).await.expect("started again by the call");
+    assert_eq!(h.journal.starts(id), 2);
+    assert_eq!(h.fleet.supervisor_stats().await.restarts, 0);
+    h.fleet.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_failing_start_backs_off_then_quarantines() {
+    let settings = SupervisionSettings {
+        restart_max: 2,
+        ..fast_settings()
+    };
+    let h = Harness::sqlite(settings).await;
+    let id = h
+        .account_labelled(AccountState::Active, Some("fails-to-start"))
+        .await;
+    let err = h.fleet.ensure_started(id).await.expect_err("cannot start");
+    assert_eq!(unavailable_kind(&err), Some(UnavailableKind::Restarting));
+    assert!(matches!(
+        err,
+        FleetError::Unavailable {
+            retry_after: Some(_),
+            ..
+        }
+    ));
+    for _ in 0..300 {
+        if h.fleet.supervisor_stats().await.quarantined == 1 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(h.fleet.supervisor_stats().await.quarantined, 1);
+    assert_eq!(h.metrics.restarts(id, RestartReason::Failed), 2);
+    h.fleet.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_silent_actor_is_restarted_by_the_liveness_check() {
+    let settings = SupervisionSettings {
+        liveness_interval: Some(Duration::from_millis(50)),
+        // Longer than the call timeout, so the caller's own timeout is what it sees first.
+        liveness_timeout: Duration::from_millis(300),
+        call_timeout: Duration::from_millis(100),
+        ..fast_settings()
+    };
+    let h = Harness::sqlite(settings).await;
+    let id = h.account(AccountState::Active).await;
+    h.fleet.ensure_started(id).await.unwrap();
+    let before = h.fleet.actor_id(id);
+
+    // The caller of a wedged actor is not left hanging.
+    let err = h
+        .fleet
+        .call(
+            id,
+            AccountRequest::SendMessage {
+                peer: "me".into(),
+                text: "hang".into(),
+                dedupe_key: None,
+            },
+        )
+        .await
+        .expect_err("no answer");
+    assert_eq!(unavailable_kind(&err), Some(UnavailableKind::Timeout));
+
+    h.wait_until("a watchdog restart", || {
+        h.fleet.actor_id(id).is_some_and(|now| Some(now) != before)
+    })
+    .await;
+    assert_eq!(h.metrics.restarts(id, RestartReason::Watchdog), 1);
+    h.status(id).await.expect("answers after the restart");
+    h.fleet.shutdown().await;
+}
+
+#[tokio::test]
+async fn report_silent_restarts_with_reason_watchdog() {
+    let h = Harness::sqlite(fast_settings()).await;
+    let id = h.account(AccountState::Active).await;
+    h.fleet.ensure_started(id).await.unwrap();
+    let before = h.fleet.actor_id(id);
+    h.fleet.report_silent(id, "test");
+    h.wait_until("a watchdog restart", || {
+        h.fleet.actor_id(id).is_some_and(|now| Some(now) != before)
+    })
+    .await;
+    assert_eq!(h.metrics.restarts(id, RestartReason::Watchdog), 1);
+    assert_eq!(h.metrics.restarts(id, RestartReason::Failed), 0);
+    h.fleet.shutdown().await;
+}
+
+#[tokio::test]
+async fn startup_starts_authorized_and_pending_accounts_only() {
+    let (store, _dir) = sqlite_store().await;
+    let owner = owner(&*store).await;
+    // Accounts exist before the fleet does, as after a process restart.
+    let seed = Harness::with_store(fast_settings(), store.clone(), owner, None).await;
+    seed.fleet.shutdown().await;
+    let mut wanted = Vec::new();
+    let mut unwanted = Vec::new();
+    for state in AccountState::ALL {
+        let id = seed.account(state).await;
+        let pending = matches!(
+            state,
+            AccountState::AwaitingCode | AccountState::AwaitingPassword | AccountState::AwaitingQr
+        );
+        if state.is_authorized() || pending {
+            wanted.push(id);
+        } else {
+            unwanted.push(id);
+        }
+    }
+
+    let h = Harness::with_store(fast_settings(), store, owner, None).await;
+    h.fleet.startup_finished().await;
+    h.wait_until("every wanted account up", || {
+        wanted.iter().all(|id| h.fleet.actor_id(*id).is_some())
+    })
+    .await;
+    for id in &unwanted {
+        assert_eq!(h.journal.starts(*id), 0, "account {id} started");
+    }
+    assert_eq!(h.fleet.actor_count(), wanted.len());
+    h.fleet.shutdown().await;
+}
+
+#[tokio::test]
+async fn shutdown_stops_every_actor_gracefully() {
+    let h = Harness::sqlite(fast_settings()).await;
+    let mut ids = Vec::new();
+    for _ in 0..6 {
+        let id = h.account(AccountState::Active).await;
+        h.fleet.ensure_started(id).await.unwrap();
+        ids.push(id);
+    }
+    assert_eq!(h.fleet.actor_count(), 6);
+    h.fleet.shutdown().await;
+    for id in &ids {
+        assert_eq!(
+            h.journal.graceful_stops(*id),
+            1,
+            "account {id} not persisted"
+        );
+    }
+    assert_eq!(h.journal.live_total(), 0);
+    assert_eq!(h.fleet.actor_count(), 0);
+    let err = h.status(ids[0]).await.expect_err("shut down");
+    assert_eq!(unavailable_kind(&err), Some(UnavailableKind::ShuttingDown));
+    assert_eq!(h.fleet.supervisor_stats().await.supervisors, 0);
+    // Twice is harmless.
+    h.fleet.shutdown().await;
+}
+
+/// On paused time with the in-memory store: the restart really waits out a backoff that grows
+/// with every failure, and callers meanwhile get `Unavailable` with a `retry_after`.
+#[tokio::test(start_paused = true)]
+async fn backoff_grows_and_is_waited_out() {
+    let settings = SupervisionSettings {
+        backoff_base: Duration::from_secs(1),
+        backoff_max: Duration::from_secs(60),
+        restart_max: 5,
+        restart_window: Duration::from_secs(600),
+        ..fast_settings()
+    };
+    let store = Arc::new(MemStore::default());
+    store.add_account(7, AccountState::Active);
+    let h = mem_harness(settings, store).await;
+    h.fleet.ensure_started(7).await.unwrap();
+
+    let mut delays = Vec::new();
+    for attempt in 1..=4u32 {
+        h.fleet.crash(7).unwrap();
+        // Let the failure reach the supervisor; no time passes meanwhile.
+        let mut wait = None;
+        for _ in 0..100 {
+            settle().await;
+            if let Err(FleetError::Unavailable {
+                kind: UnavailableKind::Restarting,
+                retry_after: Some(w),
+                ..
+            }) = h.status(7).await
+            {
+                wait = Some(w);
+                break;
+            }
+        }
+        let wait = wait.expect("a backoff with retry_after");
+        let full = Duration::from_secs(1 << (attempt - 1));
+        assert!(
+            wait <= full && wait >= full / 2 - Duration::from_millis(1),
+            "attempt {attempt}: {wait:?}"
+        );
+        // Just before the delay ends the actor is still down…
+        tokio::time::advance(wait.saturating_sub(Duration::from_millis(20))).await;
+        settle().await;
+        assert!(
+            h.fleet.actor_id(7).is_none(),
+            "restarted before its backoff ended"
+        );
+        // …and right after it is back.
+        tokio::time::advance(Duration::from_millis(40)).await;
+        let status = h.wait_answering(7).await;
+        assert_eq!(status.account_id, 7);
+        delays.push(wait);
+    }
+    assert!(
+        delays.windows(2).all(|w| w[1] >= w[0]),
+        "backoff did not grow: {delays:?}"
+    );
+    assert_eq!(h.journal.starts(7), 5);
+    h.fleet.shutdown().await;
+}
+
+/// On paused time: persisted accounts come up at the configured rate, not all at once.
+#[tokio::test(start_paused = true)]
+async fn startup_is_paced() {
+    let store = Arc::new(MemStore::default());
+    for id in 1..=5 {
+        store.add_account(id, AccountState::Active);
+    }
+    let settings = SupervisionSettings {
+        start_rate: std::num::NonZeroU32::new(2).unwrap(),
+        ..fast_settings()
+    };
+    let started_at = tokio::time::Instant::now();
+    let h = mem_harness(settings, store).await;
+    h.fleet.startup_finished().await;
+    // 5 starts at 2/s: the first at once, the last two seconds later.
+    assert!(
+        started_at.elapsed() >= Duration::from_secs(2),
+        "{:?}",
+        started_at.elapsed()
+    );
+    h.wait_until("all five up", || h.fleet.actor_count() == 5)
+        .await;
+    h.fleet.shutdown().await;
+}
