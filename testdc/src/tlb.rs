@@ -321,8 +321,9 @@ pub fn message(m: MessageView<'_>) -> tl::enums::Message {
         media: None,
         reply_markup: None,
         entities: None,
+        // views and forwards share flag 10: both or neither.
         views: if m.post { Some(1) } else { None },
-        forwards: None,
+        forwards: if m.post { Some(0) } else { None },
         replies: None,
         edit_date: None,
         post_author: None,
@@ -445,4 +446,34 @@ pub fn password_algo(salt1: &[u8], salt2: &[u8]) -> tl::enums::PasswordKdfAlgo {
         p: crate::srp::p_bytes(),
     }
     .into()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use grammers_tl_types::{Deserializable, Serializable};
+
+    #[test]
+    fn built_values_roundtrip() {
+        let m = message(MessageView {
+            id: 1,
+            out: true,
+            from: None,
+            peer: tl::types::PeerChannel { channel_id: 5 }.into(),
+            date: 1,
+            text: "x",
+            post: true,
+        });
+        assert_eq!(tl::enums::Message::from_bytes(&m.to_bytes()).unwrap(), m);
+        let c = channel(ChannelView {
+            id: 5,
+            access_hash: 9,
+            title: "t",
+            username: None,
+            broadcast: true,
+            creator: true,
+            date: 1,
+        });
+        assert_eq!(tl::enums::Chat::from_bytes(&c.to_bytes()).unwrap(), c);
+    }
 }

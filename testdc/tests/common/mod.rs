@@ -95,3 +95,24 @@ pub async fn bounded<F: std::future::Future>(f: F) -> F::Output {
         .await
         .expect("call finished within the safety bound")
 }
+
+/// Logs `c` in as the user with `phone` through the high-level code flow.
+pub async fn log_in(dc: &TestDc, c: &TestClient, phone: &str) -> grammers_client::peer::User {
+    let token = bounded(c.client.request_login_code(phone, API_HASH))
+        .await
+        .expect("send code");
+    let code = dc.last_code(phone).expect("a code was sent");
+    bounded(c.client.sign_in(&token, &code))
+        .await
+        .expect("sign in")
+}
+
+/// The name of an RPC error, failing the test on any other outcome.
+pub fn rpc_error<T: std::fmt::Debug>(
+    r: Result<T, grammers_client::InvocationError>,
+) -> grammers_mtsender::RpcError {
+    match r {
+        Err(grammers_client::InvocationError::Rpc(e)) => e,
+        other => panic!("expected an RPC error, got {other:?}"),
+    }
+}
