@@ -1,1 +1,23 @@
-//! placeholder
+//! The HTTP face of tgfleet: the REST API on one listener, Prometheus metrics on another.
+//! `launch` is what `tgfleet serve` and the integration tests both call.
+
+pub mod audit;
+pub mod auth;
+pub mod error;
+pub mod extract;
+pub mod health;
+pub mod logging;
+pub mod logs;
+pub mod metrics;
+pub mod openapi;
+pub mod ratelimit;
+pub mod secret_file;
+pub mod server;
+pub mod startup;
+pub mod state;
+pub mod users;
+
+pub use error::ApiError;
+pub use server::{launch, Listeners};
+pub use startup::{build_state, StartupError};
+pub use state::AppState;

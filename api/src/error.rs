@@ -1,0 +1,148 @@
+//! The one error type handlers return. Clients see a stable code and a plain message; internal
+//! causes go to the log only.
+
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde_json::json;
+use tgfleet_persistence::StoreError;
+
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct FieldError {
+    pub field: &'static str,
+    pub message: String,
+}
+
+/// Collects field problems so a request reports all of them, not the first.
+#[derive(Default)]
+pub struct Validator(Vec<FieldError>);
+
+impl Validator {
+    pub fn check(&mut self, ok: bool, field: &'static str, message: impl Into<String>) {
+        if !ok {
+            self.0.push(FieldError {
+                field,
+                message: message.into(),
+            });
+        }
+    }
+    pub fn finish(self) -> Result<(), ApiError> {
+        if self.0.is_empty() {
+            Ok(())
+        } else {
+            Err(ApiError::Validation(self.0))
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("{message}")]
+    BadRequest { code: &'static str, message: String },
+    #[error("authentication required: send a valid `Authorization: Bearer` access token")]
+    Unauthorized,
+    #[error("wrong email or password")]
+    InvalidCredentials,
+    #[error("this route is for administrators")]
+    Forbidden,
+    #[error("{message}")]
+    ForbiddenCode { code: &'static str, message: String },
+    #[error("send the body as application/json")]
+    UnsupportedMediaType,
+    #[error("the request body is too large")]
+    PayloadTooLarge,
+    #[error("{0} not found")]
+    NotFound(&'static str),
+    #[error("{message}")]
+    Conflict { code: &'static str, message: String },
+    #[error("{message}")]
+    Unprocessable { code: &'static str, message: String },
+    /// 422 listing every bad field at once, so a form can mark them all.
+    #[error("some fields are invalid")]
+    Validation(Vec<FieldError>),
+    #[error("too many requests; retry in {retry_after_s} s")]
+    TooManyRequests {
+        code: &'static str,
+        retry_after_s: u64,
+    },
+    #[error("{message}")]
+    Unavailable { code: &'static str, message: String },
+    #[error(transparent)]
+    Internal(#[from] anyhow::Error),
+}
+
+impl ApiError {
+    pub fn status(&self) -> StatusCode {
+        match self {
+            Self::BadRequest { .. } => StatusCode::BAD_REQUEST,
+            Self::Unauthorized | Self::InvalidCredentials => StatusCode::UNAUTHORIZED,
+            Self::Forbidden | Self::ForbiddenCode { .. } => StatusCode::FORBIDDEN,
+            Self::NotFound(_) => StatusCode::NOT_FOUND,
+            Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::Conflict { .. } => StatusCode::CONFLICT,
+            Self::Unprocessable { .. } | Self::Validation(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            Self::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
+            Self::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::BadRequest { code, .. }
+            | Self::Conflict { code, .. }
+            | Self::Unprocessable { code, .. }
+            | Self::TooManyRequests { code, .. }
+            | Self::Unavailable { code, .. }
+            | Self::ForbiddenCode { code, .. } => code,
+            Self::InvalidCredentials => "INVALID_CREDENTIALS",
+            Self::Unauthorized => "UNAUTHORIZED",
+            Self::Forbidden => "FORBIDDEN",
+            Self::Validation(_) => "VALIDATION_FAILED",
+            Self::NotFound(_) => "NOT_FOUND",
+            Self::UnsupportedMediaType => "UNSUPPORTED_MEDIA_TYPE",
+            Self::PayloadTooLarge => "PAYLOAD_TOO_LARGE",
+            Self::Internal(_) => "INTERNAL",
+        }
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(err: StoreError) -> Self {
+        match err {
+            StoreError::NotFound => Self::NotFound("resource"),
+            StoreError::Conflict(what) => Self::Conflict {
+                code: "CONFLICT",
+                message: format!("already exists: {what}"),
+            },
+            StoreError::Other(e) => Self::Internal(e),
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let status = self.status();
+        let message = match &self {
+            Self::Internal(cause) => {
+                // The whole cause chain goes to the log; the client only learns that it failed.
+                tracing::error!(error = format!("{cause:#}"), "internal error");
+                "internal error".to_string()
+            }
+            other => other.to_string(),
+        };
+        let mut error = json!({ "code": self.code(), "message": message });
+        if let Self::Validation(fields) = &self {
+            error["fields"] = json!(fields);
+        }
+        let body = Json(json!({ "error": error }));
+        let mut response = (status, body).into_response();
+        if let Self::TooManyRequests { retry_after_s, .. } = self {
+            if let Ok(v) = HeaderValue::from_str(&retry_after_s.max(1).to_string()) {
+                response.headers_mut().insert(header::RETRY_AFTER, v);
+            }
+        }
+        response
+    }
+}

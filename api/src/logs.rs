@@ -1,0 +1,261 @@
+//! The integration log and error statistics. A user sees the rows of their own accounts and their
+//! own audit rows; an admin sees all.
+
+use crate::auth::AuthUser;
+use crate::error::ApiError;
+use crate::extract::ApiQuery;
+use crate::state::AppState;
+use axum::extract::State;
+use axum::Json;
+use chrono::{DateTime, Duration, Utc};
+use serde::{Deserialize, Serialize};
+use tgfleet_persistence::{
+    AccountFilter, AccountId, LogEntry, LogFilter, LogLevel, StoreError, UserId,
+};
+use utoipa::{IntoParams, ToSchema};
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct LogQuery {
+    pub account_id: Option<AccountId>,
+    /// Minimum level: debug, info, warn or error.
+    pub level: Option<String>,
+    pub event: Option<String>,
+    /// RFC 3339 time.
+    pub since: Option<DateTime<Utc>>,
+    /// 1–500, default 100.
+    pub limit: Option<u32>,
+    /// The `next_cursor` of the previous page (entries older than it).
+    pub cursor: Option<i64>,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct LogView {
+    pub id: i64,
+    pub at: DateTime<Utc>,
+    pub level: String,
+    pub event: String,
+    pub account_id: Option<AccountId>,
+    pub user_id: Option<UserId>,
+    pub error_code: Option<String>,
+    pub message: String,
+    #[schema(value_type = Object)]
+    pub details: serde_json::Value,
+}
+
+impl From<LogEntry> for LogView {
+    fn from(e: LogEntry) -> Self {
+        Self {
+            id: e.id,
+            at: e.at,
+            level: e.level.as_str().to_owned(),
+            event: e.event,
+            account_id: e.account_id,
+            user_id: e.user_id,
+            error_code: e.error_code,
+            message: e.message,
+            details: e.details,
+        }
+    }
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct LogPage {
+    pub items: Vec<LogView>,
+    pub next_cursor: Option<i64>,
+}
+
+/// 404 unless the caller owns the account (or is an admin): the same answer as for a missing one.
+pub async fn check_account_access(
+    state: &AppState,
+    user: &AuthUser,
+    account_id: AccountId,
+) -> Result<tgfleet_persistence::Account, ApiError> {
+    match state.store.account(account_id).await {
+        Ok(a) if user.is_admin() || a.owner_id == user.id => Ok(a),
+        Ok(_) | Err(StoreError::NotFound) => Err(ApiError::NotFound("account")),
+        Err(e) => Err(e.into()),
+    }
+}
+
+#[utoipa::path(get, path = "/api/v1/telegram/logs", tag = "logs", security(("bearer" = [])),
+    params(LogQuery),
+    responses((status = 200, body = LogPage), (status = 400, body = crate::openapi::ErrorBody),
+              (status = 401, body = crate::openapi::ErrorBody), (status = 404, body = crate::openapi::ErrorBody)))]
+pub async fn list(
+    State(state): State<AppState>,
+    user: AuthUser,
+    ApiQuery(q): ApiQuery<LogQuery>,
+) -> Result<Json<LogPage>, ApiError> {
+    let limit = crate::users::page_limit(q.limit)?;
+    let min_level = match q.level.as_deref() {
+        None => None,
+        Some(l) => Some(LogLevel::parse(l).ok_or(ApiError::BadRequest {
+            code: "INVALID_QUERY",
+            message: "level must be debug, info, warn or error".into(),
+        })?),
+    };
+    if let Some(id) = q.account_id {
+        check_account_access(&state, &user, id).await?;
+    }
+    let filter = LogFilter {
+        account_id: q.account_id,
+        min_level,
+        event: q.event,
+        since: q.since,
+        before_id: q.cursor,
+        limit,
+    };
+    let entries = if user.is_admin() || q.account_id.is_some() {
+        state.store.list_logs(filter).await?
+    } else {
+        own_logs(&state, user.id, filter).await?
+    };
+    let next_cursor = (entries.len() == limit as usize)
+        .then(|| entries.last().map(|e| e.id))
+        .flatten();
+    Ok(Json(LogPage {
+        items: entries.into_iter().map(LogView::from).collect(),
+        next_cursor,
+    }))
+}
+
+/// A user's view: rows about their accounts or about themselves, newest first.
+async fn own_logs(
+    state: &AppState,
+    user_id: UserId,
+    filter: LogFilter,
+) -> Result<Vec<LogEntry>, ApiError> {
+    let owned = owned_account_ids(state, user_id).await?;
+    let limit = filter.limit as usize;
+    let mut out = Vec::with_capacity(limit);
+    let mut cursor = filter.before_id;
+    // Scan newest-first in pages and keep what is the caller's; bounded so a user with no rows
+    // cannot make the server walk the whole log.
+    for _ in 0..20 {
+        let page = state
+            .store
+            .list_logs(LogFilter {
+                before_id: cursor,
+                limit: 500,
+                ..filter.clone()
+            })
+            .await?;
+        let exhausted = page.len() < 500;
+        cursor = page.last().map(|e| e.id);
+        out.extend(page.into_iter().filter(|e| {
+            e.user_id == Some(user_id) || e.account_id.is_some_and(|a| owned.contains(&a))
+        }));
+        if out.len() >= limit || exhausted {
+            break;
+        }
+    }
+    out.truncate(limit);
+    Ok(out)
+}
+
+async fn owned_account_ids(state: &AppState, user_id: UserId) -> Result<Vec<AccountId>, ApiError> {
+    let mut ids = Vec::new();
+    let mut after = None;
+    loop {
+        let page = state
+            .store
+            .list_accounts(AccountFilter {
+                owner_id: Some(user_id),
+                state: None,
+                after_id: after,
+                limit: 500,
+            })
+            .await?;
+        let done = page.len() < 500;
+        after = page.last().map(|a| a.id);
+        ids.extend(page.into_iter().map(|a| a.id));
+        if done {
+            return Ok(ids);
+        }
+    }
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct StatsQuery {
+    /// RFC 3339 time; default 24 hours ago.
+    pub since: Option<DateTime<Utc>>,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct CodeCount {
+    pub code: String,
+    pub count: i64,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct AccountCount {
+    pub account_id: AccountId,
+    pub count: i64,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct ErrorStatsView {
+    pub since: DateTime<Utc>,
+    pub by_code: Vec<CodeCount>,
+    pub by_account: Vec<AccountCount>,
+}
+
+#[utoipa::path(get, path = "/api/v1/telegram/stats/errors", tag = "logs", security(("bearer" = [])),
+    params(StatsQuery),
+    responses((status = 200, body = ErrorStatsView), (status = 400, body = crate::openapi::ErrorBody),
+              (status = 401, body = crate::openapi::ErrorBody)))]
+pub async fn error_stats(
+    State(state): State<AppState>,
+    user: AuthUser,
+    ApiQuery(q): ApiQuery<StatsQuery>,
+) -> Result<Json<ErrorStatsView>, ApiError> {
+    let since = q.since.unwrap_or_else(|| Utc::now() - Duration::hours(24));
+    let stats = state.store.error_stats(since).await?;
+    let (by_code, by_account) = if user.is_admin() {
+        (stats.by_code, stats.by_account)
+    } else {
+        // Counts by code over the caller's accounts only, recomputed from the per-account rows
+        // would lose the code; so filter the log itself.
+        let owned = owned_account_ids(&state, user.id).await?;
+        let by_account: Vec<_> = stats
+            .by_account
+            .into_iter()
+            .filter(|(a, _)| owned.contains(a))
+            .collect();
+        let mut codes = std::collections::BTreeMap::<String, i64>::new();
+        for &account_id in &owned {
+            let rows = state
+                .store
+                .list_logs(LogFilter {
+                    account_id: Some(account_id),
+                    min_level: None,
+                    event: None,
+                    since: Some(since),
+                    before_id: None,
+                    limit: 10_000,
+                })
+                .await?;
+            for r in rows {
+                if let Some(c) = r.error_code {
+                    *codes.entry(c).or_default() += 1;
+                }
+            }
+        }
+        let mut by_code: Vec<_> = codes.into_iter().collect();
+        by_code.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+        (by_code, by_account)
+    };
+    Ok(Json(ErrorStatsView {
+        since,
+        by_code: by_code
+            .into_iter()
+            .map(|(code, count)| CodeCount { code, count })
+            .collect(),
+        by_account: by_account
+            .into_iter()
+            .map(|(account_id, count)| AccountCount { account_id, count })
+            .collect(),
+    }))
+}

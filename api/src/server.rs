@@ -1,0 +1,134 @@
+use crate::error::ApiError;
+use crate::state::AppState;
+use crate::{auth, health, logs, metrics, openapi, ratelimit, users};
+use anyhow::Context;
+use axum::extract::DefaultBodyLimit;
+use axum::http::{HeaderValue, Method};
+use axum::routing::{get, patch, post};
+use axum::Router;
+use std::future::Future;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tower_http::cors::{AllowOrigin, CorsLayer};
+
+/// Both listeners, bound by the caller so tests can use `127.0.0.1:0` and read the ports back.
+pub struct Listeners {
+    pub api: TcpListener,
+    pub metrics: TcpListener,
+}
+
+impl Listeners {
+    pub async fn bind(settings: &tgfleet_config::Settings) -> anyhow::Result<Self> {
+        let api = TcpListener::bind(settings.api.listen)
+            .await
+            .with_context(|| format!("binding api.listen {}", settings.api.listen))?;
+        let metrics = TcpListener::bind(settings.metrics.listen)
+            .await
+            .with_context(|| format!("binding metrics.listen {}", settings.metrics.listen))?;
+        Ok(Self { api, metrics })
+    }
+}
+
+/// The REST API.
+pub fn api_router(state: AppState) -> Router {
+    let http_metrics = state.http_metrics.clone();
+    // Unauthenticated routes that check credentials get the per-IP limit against guessing.
+    let auth_public = Router::new()
+        .route("/api/v1/auth/register", post(auth::routes::register))
+        .route("/api/v1/auth/login", post(auth::routes::login))
+        .route("/api/v1/auth/refresh", post(auth::routes::refresh))
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            ratelimit::per_ip,
+        ));
+    let mut router = Router::new()
+        .route("/api/v1/health", get(health::health))
+        .route("/openapi.json", get(openapi::document))
+        .merge(auth_public)
+        .route("/api/v1/auth/logout", post(auth::routes::logout))
+        .route("/api/v1/auth/me", get(auth::routes::me))
+        .route("/api/v1/users", get(users::list))
+        .route("/api/v1/users/{id}", patch(users::patch))
+        .route("/api/v1/telegram/logs", get(logs::list))
+        .route("/api/v1/telegram/stats/errors", get(logs::error_stats));
+    if state.settings.debug {
+        use utoipa::OpenApi;
+        router = router.merge(
+            utoipa_swagger_ui::SwaggerUi::new("/docs")
+                .url("/openapi.json", openapi::ApiDoc::openapi()),
+        );
+    }
+    let cors = cors_layer(&state.settings.api.cors_origins);
+    let body_limit = state.settings.api.body_limit_bytes;
+    router
+        .fallback(|| async { ApiError::NotFound("route") })
+        .method_not_allowed_fallback(|| async {
+            ApiError::BadRequest {
+                code: "METHOD_NOT_ALLOWED",
+                message: "this route does not take that method".into(),
+            }
+        })
+        .with_state(state)
+        .layer(DefaultBodyLimit::max(body_limit))
+        .layer(cors)
+        .layer(axum::middleware::from_fn_with_state(
+            http_metrics,
+            metrics::track,
+        ))
+}
+
+/// No origin is allowed unless configured: tokens travel in the Authorization header only, so
+/// there is no cookie a cross-site request could ride on, and no page elsewhere can read answers.
+fn cors_layer(origins: &[String]) -> CorsLayer {
+    let allowed: Vec<HeaderValue> = origins
+        .iter()
+        .filter_map(|o| HeaderValue::from_str(o).ok())
+        .collect();
+    CorsLayer::new()
+        .allow_origin(AllowOrigin::list(allowed))
+        .allow_methods([Method::GET, Method::POST, Method::PATCH, Method::DELETE])
+        .allow_headers([
+            axum::http::header::AUTHORIZATION,
+            axum::http::header::CONTENT_TYPE,
+        ])
+        .expose_headers([axum::http::header::RETRY_AFTER])
+        .max_age(std::time::Duration::from_secs(600))
+}
+
+/// Prometheus scrapes this listener only, so metrics never share the API's exposure or limits.
+pub fn metrics_router(registry: prometheus::Registry) -> Router {
+    Router::new()
+        .route("/metrics", get(metrics::render))
+        .with_state(registry)
+}
+
+/// Serves until `shutdown` resolves, then stops accepting, lets in-flight requests finish and
+/// returns once both listeners are closed.
+pub async fn launch(
+    state: AppState,
+    listeners: Listeners,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let stop = CancellationToken::new();
+    let api = axum::serve(
+        listeners.api,
+        api_router(state.clone()).into_make_service_with_connect_info::<std::net::SocketAddr>(),
+    )
+    .with_graceful_shutdown(stop.clone().cancelled_owned());
+    let metrics = axum::serve(listeners.metrics, metrics_router(state.registry.clone()))
+        .with_graceful_shutdown(stop.clone().cancelled_owned());
+
+    let trigger = stop.clone();
+    tokio::spawn(async move {
+        shutdown.await;
+        tracing::info!("shutting down: no new requests, finishing the ones in flight");
+        trigger.cancel();
+    });
+
+    let (api_result, metrics_result) = tokio::join!(async { api.await }, async { metrics.await });
+    stop.cancel();
+    api_result.context("serving the API")?;
+    metrics_result.context("serving metrics")?;
+    tracing::info!("stopped");
+    Ok(())
+}

@@ -1,0 +1,151 @@
+//! Admin routes over users, and the view of a user every route shows.
+
+use crate::audit::Audit;
+use crate::auth::AdminUser;
+use crate::error::ApiError;
+use crate::extract::{ApiJson, ApiPath, ApiQuery};
+use crate::state::AppState;
+use axum::extract::State;
+use axum::Json;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use tgfleet_persistence::{Role, User, UserId, UserPatch};
+use utoipa::{IntoParams, ToSchema};
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct UserView {
+    pub id: UserId,
+    pub email: String,
+    pub username: Option<String>,
+    #[schema(value_type = String, example = "user")]
+    pub role: Role,
+    pub disabled: bool,
+    pub created_at: DateTime<Utc>,
+}
+
+impl From<&User> for UserView {
+    fn from(u: &User) -> Self {
+        Self {
+            id: u.id,
+            email: u.email.clone(),
+            username: u.username.clone(),
+            role: u.role,
+            disabled: u.disabled,
+            created_at: u.created_at,
+        }
+    }
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct PageQuery {
+    /// 1–500, default 100.
+    pub limit: Option<u32>,
+    /// The `next_cursor` of the previous page.
+    pub cursor: Option<i64>,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct UserPage {
+    pub items: Vec<UserView>,
+    pub next_cursor: Option<i64>,
+}
+
+pub fn page_limit(limit: Option<u32>) -> Result<u32, ApiError> {
+    match limit {
+        None => Ok(100),
+        Some(n @ 1..=500) => Ok(n),
+        Some(_) => Err(ApiError::BadRequest {
+            code: "INVALID_QUERY",
+            message: "limit must be between 1 and 500".into(),
+        }),
+    }
+}
+
+#[utoipa::path(get, path = "/api/v1/users", tag = "users", security(("bearer" = [])),
+    params(PageQuery),
+    responses((status = 200, body = UserPage), (status = 401, body = crate::openapi::ErrorBody),
+              (status = 403, body = crate::openapi::ErrorBody)))]
+pub async fn list(
+    State(state): State<AppState>,
+    _admin: AdminUser,
+    ApiQuery(q): ApiQuery<PageQuery>,
+) -> Result<Json<UserPage>, ApiError> {
+    let limit = page_limit(q.limit)?;
+    let users = state.store.list_users(q.cursor, limit).await?;
+    let next_cursor = (users.len() == limit as usize)
+        .then(|| users.last().map(|u| u.id))
+        .flatten();
+    Ok(Json(UserPage {
+        items: users.iter().map(UserView::from).collect(),
+        next_cursor,
+    }))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UserPatchRequest {
+    #[schema(value_type = Option<String>, example = "admin")]
+    pub role: Option<Role>,
+    pub disabled: Option<bool>,
+}
+
+#[utoipa::path(patch, path = "/api/v1/users/{id}", tag = "users", security(("bearer" = [])),
+    params(("id" = i64, Path, description = "user id")),
+    request_body = UserPatchRequest,
+    responses((status = 200, body = UserView), (status = 401, body = crate::openapi::ErrorBody),
+              (status = 403, body = crate::openapi::ErrorBody), (status = 404, body = crate::openapi::ErrorBody),
+              (status = 409, body = crate::openapi::ErrorBody), (status = 422, body = crate::openapi::ErrorBody)))]
+pub async fn patch(
+    State(state): State<AppState>,
+    AdminUser(admin): AdminUser,
+    ApiPath(id): ApiPath<UserId>,
+    ApiJson(req): ApiJson<UserPatchRequest>,
+) -> Result<Json<UserView>, ApiError> {
+    // An admin locking themselves out would leave nobody able to undo it.
+    if id == admin.id && (req.role == Some(Role::User) || req.disabled == Some(true)) {
+        return Err(ApiError::Conflict {
+            code: "SELF_LOCKOUT",
+            message: "an administrator cannot demote or disable themselves".into(),
+        });
+    }
+    let before = state.store.user_by_id(id).await.map_err(|e| match e {
+        tgfleet_persistence::StoreError::NotFound => ApiError::NotFound("user"),
+        other => other.into(),
+    })?;
+    let user = state
+        .store
+        .update_user(
+            id,
+            UserPatch {
+                role: req.role,
+                disabled: req.disabled,
+            },
+        )
+        .await?;
+    if before.role != user.role {
+        Audit::info(
+            "role_changed",
+            format!("role changed to {:?}", user.role).to_lowercase(),
+        )
+        .user(admin.id)
+        .details(serde_json::json!({ "target_user_id": id, "role": user.role }))
+        .record(&state)
+        .await;
+    }
+    if before.disabled != user.disabled {
+        Audit::info(
+            if user.disabled {
+                "user_disabled"
+            } else {
+                "user_enabled"
+            },
+            "user access changed",
+        )
+        .user(admin.id)
+        .details(serde_json::json!({ "target_user_id": id }))
+        .record(&state)
+        .await;
+    }
+    Ok(Json(UserView::from(&user)))
+}

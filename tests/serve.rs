@@ -1,0 +1,330 @@
+//! `tgfleet serve` as a newcomer runs it: the real binary, no config file, a fresh directory.
+
+use std::io::Read;
+use std::net::TcpListener;
+use std::path::Path;
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free loopback port")
+}
+
+struct Tgfleet {
+    child: Child,
+    api: String,
+    metrics: String,
+}
+
+fn tgfleet(dir: &Path, args: &[&str], env: &[(&str, String)]) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_tgfleet"));
+    cmd.current_dir(dir)
+        .args(args)
+        .env_remove("RUST_LOG")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    cmd
+}
+
+fn start(dir: &Path, extra_env: &[(&str, String)]) -> Tgfleet {
+    let (api, metrics) = (free_port(), free_port());
+    let mut env = vec![
+        ("TGFLEET__API__LISTEN", format!("127.0.0.1:{api}")),
+        ("TGFLEET__METRICS__LISTEN", format!("127.0.0.1:{metrics}")),
+    ];
+    env.extend(extra_env.iter().cloned());
+    let child = tgfleet(dir, &["serve"], &env)
+        .spawn()
+        .expect("spawn tgfleet");
+    Tgfleet {
+        child,
+        api: format!("http://127.0.0.1:{api}"),
+        metrics: format!("http://127.0.0.1:{metrics}"),
+    }
+}
+
+/// Polls until the health route answers; the bound is a safety net, not a performance goal.
+async fn wait_healthy(t: &mut Tgfleet) -> reqwest::Response {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        if let Ok(Some(status)) = t.child.try_wait() {
+            panic!(
+                "tgfleet exited early with {status}: {}",
+                stderr_of(&mut t.child)
+            );
+        }
+        if let Ok(r) = reqwest::get(format!("{}/api/v1/health", t.api)).await {
+            return r;
+        }
+        assert!(Instant::now() < deadline, "tgfleet never became healthy");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+fn stderr_of(child: &mut Child) -> String {
+    let mut s = String::new();
+    if let Some(mut e) = child.stderr.take() {
+        let _ = e.read_to_string(&mut s);
+    }
+    s
+}
+
+fn terminate(child: &mut Child) -> ExitStatus {
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .expect("kill");
+    assert!(status.success());
+    wait_with_bound(child, Duration::from_secs(30)).expect("tgfleet stops after SIGTERM")
+}
+
+fn wait_with_bound(child: &mut Child, bound: Duration) -> Option<ExitStatus> {
+    let deadline = Instant::now() + bound;
+    loop {
+        if let Ok(Some(s)) = child.try_wait() {
+            return Some(s);
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Runs a command that should fail at start-up; returns its exit code and stderr.
+fn run_to_exit(cmd: &mut Command) -> (Option<i32>, String) {
+    let mut child = cmd.spawn().expect("spawn tgfleet");
+    let status =
+        wait_with_bound(&mut child, Duration::from_secs(60)).expect("tgfleet exits by itself");
+    (status.code(), stderr_of(&mut child))
+}
+
+fn error_lines(stderr: &str) -> Vec<&str> {
+    stderr.lines().filter(|l| l.starts_with("error:")).collect()
+}
+
+#[tokio::test]
+async fn serve_runs_on_embedded_defaults_and_stops_on_sigterm() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut t = start(dir.path(), &[]);
+    let health = wait_healthy(&mut t).await;
+    assert_eq!(health.status(), 200);
+    let body: serde_json::Value = health.json().await.unwrap();
+    assert_eq!(body["status"], "ok");
+
+    let metrics = reqwest::get(format!("{}/metrics", t.metrics))
+        .await
+        .unwrap();
+    assert_eq!(metrics.status(), 200);
+    assert!(metrics.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("text/plain"));
+    let text = metrics.text().await.unwrap();
+    let samples = parse_prometheus(&text);
+    assert!(
+        samples
+            .iter()
+            .any(|(name, _)| name == "process_resident_memory_bytes"),
+        "{text}"
+    );
+    assert!(
+        samples.iter().any(|(name, v)| name
+            == r#"tgfleet_http_requests_total{route="/api/v1/health",status="200"}"#
+            && *v >= 1.0),
+        "{text}"
+    );
+
+    // What a local install keeps, and how it protects it.
+    let data = dir.path().join("data");
+    assert!(data.join("tgfleet.db").is_file());
+    for secret in ["session.key", "jwt.secret"] {
+        let mode = mode_of(&data.join(secret));
+        assert_eq!(mode & 0o077, 0, "{secret} must be private, is {mode:o}");
+    }
+
+    let status = terminate(&mut t.child);
+    assert!(status.success(), "graceful stop exits 0, got {status}");
+}
+
+#[cfg(unix)]
+fn mode_of(path: &Path) -> u32 {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(path).unwrap().permissions().mode() & 0o777
+}
+
+/// Every non-comment line is `name{labels} value`; returns (name with labels, value).
+fn parse_prometheus(text: &str) -> Vec<(String, f64)> {
+    text.lines()
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .map(|l| {
+            let (name, value) = l
+                .rsplit_once(' ')
+                .unwrap_or_else(|| panic!("bad line {l:?}"));
+            let value: f64 = value
+                .parse()
+                .unwrap_or_else(|_| panic!("bad value in {l:?}"));
+            (name.to_owned(), value)
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn json_logs_are_one_object_per_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut t = start(dir.path(), &[("TGFLEET__LOG__FORMAT", "json".into())]);
+    wait_healthy(&mut t).await;
+    terminate(&mut t.child);
+    let stderr = stderr_of(&mut t.child);
+    let lines: Vec<_> = stderr.lines().filter(|l| !l.trim().is_empty()).collect();
+    assert!(!lines.is_empty());
+    for line in lines {
+        let v: serde_json::Value =
+            serde_json::from_str(line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}"));
+        assert!(
+            v["level"].is_string() && v["timestamp"].is_string(),
+            "{line}"
+        );
+    }
+}
+
+#[test]
+fn a_bad_config_value_exits_2_with_one_line_naming_the_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let (code, stderr) = run_to_exit(&mut tgfleet(
+        dir.path(),
+        &["serve"],
+        &[("TGFLEET__API__LISTEN", "localhost:http".into())],
+    ));
+    assert_eq!(code, Some(2), "{stderr}");
+    let errors = error_lines(&stderr);
+    assert_eq!(errors.len(), 1, "{stderr}");
+    assert!(errors[0].contains("api.listen"), "{stderr}");
+    assert!(!stderr.contains("panicked"));
+    assert!(
+        !dir.path().join("data").exists(),
+        "nothing is created on a bad config"
+    );
+
+    let bad_file = dir.path().join("tgfleet.toml");
+    std::fs::write(&bad_file, "[fleet]\nshards = 0\n").unwrap();
+    let (code, stderr) = run_to_exit(&mut tgfleet(
+        dir.path(),
+        &["--config", bad_file.to_str().unwrap(), "serve"],
+        &[],
+    ));
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(error_lines(&stderr)[0].contains("fleet.shards"), "{stderr}");
+}
+
+#[test]
+fn an_unreachable_database_is_one_line_and_a_nonzero_exit() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let (code, stderr) = run_to_exit(&mut tgfleet(
+        dir.path(),
+        &["serve"],
+        &[
+            (
+                "TGFLEET__DATABASE__URL",
+                format!("postgres://postgres:hunter2@127.0.0.1:{port}/tgfleet"),
+            ),
+            ("TGFLEET__API__LISTEN", format!("127.0.0.1:{}", free_port())),
+            (
+                "TGFLEET__METRICS__LISTEN",
+                format!("127.0.0.1:{}", free_port()),
+            ),
+        ],
+    ));
+    assert_eq!(code, Some(1), "{stderr}");
+    let errors = error_lines(&stderr);
+    assert_eq!(errors.len(), 1, "{stderr}");
+    assert!(errors[0].contains("database"), "{stderr}");
+    assert!(
+        !stderr.contains("hunter2"),
+        "the password never reaches the log: {stderr}"
+    );
+    assert!(!stderr.contains("panicked"));
+}
+
+#[test]
+fn an_unreachable_vault_is_one_line_and_a_nonzero_exit() {
+    let dir = tempfile::tempdir().unwrap();
+    let (code, stderr) = run_to_exit(&mut tgfleet(
+        dir.path(),
+        &["serve"],
+        &[
+            ("TGFLEET__SECRETS__BACKEND", "vault".into()),
+            (
+                "TGFLEET__VAULT__ADDR",
+                format!("http://127.0.0.1:{}", free_port()),
+            ),
+            ("TGFLEET__VAULT__TOKEN", "s.not-a-real-token".into()),
+            ("TGFLEET__API__LISTEN", format!("127.0.0.1:{}", free_port())),
+            (
+                "TGFLEET__METRICS__LISTEN",
+                format!("127.0.0.1:{}", free_port()),
+            ),
+        ],
+    ));
+    assert_eq!(code, Some(1), "{stderr}");
+    let errors = error_lines(&stderr);
+    assert_eq!(errors.len(), 1, "{stderr}");
+    assert!(errors[0].to_lowercase().contains("vault"), "{stderr}");
+    assert!(!stderr.contains("s.not-a-real-token"));
+    assert!(!stderr.contains("panicked"));
+}
+
+#[cfg(unix)]
+#[test]
+fn a_session_key_others_can_read_is_refused() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    std::fs::create_dir_all(&data).unwrap();
+    let key = data.join("session.key");
+    std::fs::write(&key, [7u8; 32]).unwrap();
+    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let (code, stderr) = run_to_exit(&mut tgfleet(
+        dir.path(),
+        &["serve"],
+        &[
+            ("TGFLEET__API__LISTEN", format!("127.0.0.1:{}", free_port())),
+            (
+                "TGFLEET__METRICS__LISTEN",
+                format!("127.0.0.1:{}", free_port()),
+            ),
+        ],
+    ));
+    assert_eq!(code, Some(1), "{stderr}");
+    let errors = error_lines(&stderr);
+    assert_eq!(errors.len(), 1, "{stderr}");
+    assert!(errors[0].contains("session.key"), "{stderr}");
+}
+
+#[test]
+fn migrate_applies_the_migrations_and_exits() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = tgfleet(dir.path(), &["migrate"], &[])
+        .output()
+        .expect("run migrate");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(dir.path().join("data/tgfleet.db").is_file());
+    // A second run finds nothing to do and still succeeds.
+    let again = tgfleet(dir.path(), &["migrate"], &[])
+        .output()
+        .expect("run migrate");
+    assert!(again.status.success());
+}
