@@ -7,6 +7,6 @@ pub mod store;
 #[cfg(feature = "testing")]
 pub mod testing;
 
-pub use cipher::{CipherError, SessionCipher, VaultParams};
+pub use cipher::{CipherError, SessionCipher, VaultParams, VaultSecrets};
 pub use model::*;
 pub use store::{connect, PgStore, SqliteStore, Store, StoreError, StoreResult};

@@ -95,10 +95,10 @@ impl BaoServer {
             if let Some(status) = self.child.try_wait().context("polling the bao process")? {
                 anyhow::bail!("bao server exited early with {status}");
             }
-            if let Ok(health) = vaultrs::sys::health(&self.client).await {
-                if health.initialized && !health.sealed {
-                    return Ok(());
-                }
+            // Not `sys::health`: vaultrs 0.7 expects a field OpenBao does not send. Listing the
+            // mounts with the root token proves the server is up, unsealed and ours.
+            if vaultrs::sys::mount::list(&self.client).await.is_ok() {
+                return Ok(());
             }
             anyhow::ensure!(
                 Instant::now() < deadline,
