@@ -26,6 +26,7 @@
 mod conn;
 mod control;
 pub mod mtp;
+pub mod probe;
 mod rpc;
 mod shared;
 mod srp;
