@@ -1,0 +1,151 @@
+//! Starts the real API (same `launch` as `tgfleet serve`) on random loopback ports over a fresh
+//! SQLite database in a temporary directory.
+
+#![allow(dead_code)]
+
+use reqwest::{Client, Method, Response};
+use serde_json::{json, Value};
+use tgfleet_api::{build_state, launch, AppState, Listeners};
+use tgfleet_config::Settings;
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+
+pub struct TestApp {
+    pub base: String,
+    pub metrics: String,
+    pub state: AppState,
+    pub client: Client,
+    _dir: tempfile::TempDir,
+    stop: Option<oneshot::Sender<()>>,
+    server: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
+}
+
+impl TestApp {
+    pub async fn spawn() -> Self {
+        Self::spawn_with(|_| {}).await
+    }
+
+    pub async fn spawn_with(configure: impl FnOnce(&mut Settings)) -> Self {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut settings = Settings::default();
+        settings.data_dir = dir.path().join("data");
+        // Generous defaults so tests of other things never trip the limits by accident.
+        settings.auth.auth_rate_per_minute = 10_000;
+        settings.auth.user_rate_per_second = 10_000;
+        configure(&mut settings);
+        let state = build_state(settings).await.expect("state builds");
+        let api = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let metrics = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", api.local_addr().unwrap());
+        let metrics_base = format!("http://{}", metrics.local_addr().unwrap());
+        let (tx, rx) = oneshot::channel();
+        let server = tokio::spawn(launch(state.clone(), Listeners { api, metrics }, async {
+            let _ = rx.await;
+        }));
+        Self {
+            base,
+            metrics: metrics_base,
+            state,
+            client: Client::new(),
+            _dir: dir,
+            stop: Some(tx),
+            server: Some(server),
+        }
+    }
+
+    pub async fn request(
+        &self,
+        method: Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+    ) -> Response {
+        let mut req = self.client.request(method, format!("{}{path}", self.base));
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        req.send().await.expect("request sent")
+    }
+
+    pub async fn get(&self, path: &str, token: Option<&str>) -> Response {
+        self.request(Method::GET, path, token, None).await
+    }
+
+    pub async fn post(&self, path: &str, token: Option<&str>, body: Value) -> Response {
+        self.request(Method::POST, path, token, Some(body)).await
+    }
+
+    /// Registers a user and logs in; returns (user id, access token, refresh token).
+    pub async fn user(&self, email: &str) -> (i64, String, String) {
+        let r = self
+            .post(
+                "/api/v1/auth/register",
+                None,
+                json!({"email": email, "password": "correct horse battery"}),
+            )
+            .await;
+        assert_eq!(r.status(), 201, "{}", r.text().await.unwrap());
+        let id = r.json::<Value>().await.unwrap()["id"].as_i64().unwrap();
+        let (access, refresh) = self.login(email, "correct horse battery").await;
+        (id, access, refresh)
+    }
+
+    pub async fn login(&self, email: &str, password: &str) -> (String, String) {
+        let r = self
+            .post(
+                "/api/v1/auth/login",
+                None,
+                json!({"email": email, "password": password}),
+            )
+            .await;
+        assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
+        let v: Value = r.json().await.unwrap();
+        (
+            v["access_token"].as_str().unwrap().to_owned(),
+            v["refresh_token"].as_str().unwrap().to_owned(),
+        )
+    }
+
+    /// A user promoted to admin directly in the store, as `tgfleet users create --role admin` does.
+    pub async fn admin(&self, email: &str) -> (i64, String) {
+        let (id, _, _) = self.user(email).await;
+        self.state
+            .store
+            .update_user(
+                id,
+                tgfleet_persistence::UserPatch {
+                    role: Some(tgfleet_persistence::Role::Admin),
+                    disabled: None,
+                },
+            )
+            .await
+            .unwrap();
+        let (access, _) = self.login(email, "correct horse battery").await;
+        (id, access)
+    }
+
+    pub async fn shutdown(mut self) {
+        if let Some(tx) = self.stop.take() {
+            let _ = tx.send(());
+        }
+        if let Some(s) = self.server.take() {
+            s.await.expect("server task").expect("server stops cleanly");
+        }
+    }
+}
+
+/// Asserts the contract's error shape and returns the code.
+pub async fn error_code(r: Response, status: u16) -> String {
+    assert_eq!(r.status().as_u16(), status);
+    let v: Value = r.json().await.expect("error body is JSON");
+    let code = v["error"]["code"].as_str().expect("error.code").to_owned();
+    assert!(v["error"]["message"].is_string(), "error.message in {v}");
+    assert!(
+        code.chars().all(|c| c.is_ascii_uppercase() || c == '_'),
+        "{code}"
+    );
+    code
+}
