@@ -29,7 +29,7 @@ impl BaoServer {
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .status()
-            .map_err(anyhow::Error::from)
+            .with_context(|| format!("running `{bin} version`"))
             .and_then(|s| {
                 anyhow::ensure!(s.success(), "`{bin} version` exited with {s}");
                 Ok(())
