@@ -76,6 +76,9 @@ pub(crate) enum Event {
     Watchdog,
     /// A scheduled re-check of a reconnecting / flood-waiting account.
     CheckNow,
+    /// Sent to itself after reaching a final state, so requests already queued are still
+    /// answered (with the final state's error) before the actor stops.
+    StopNow(StopReason),
 }
 
 /// Which operation an `OpDone` belongs to.
@@ -458,7 +461,7 @@ impl AccountActorState {
             .await;
         self.final_stop = true;
         self.client = None;
-        myself.stop(Some(reason.as_str().to_owned()));
+        let _ = myself.send_message(AccountMsg::Internal(InternalMsg(Event::StopNow(reason))));
     }
 
     async fn handle_request(
@@ -703,7 +706,9 @@ impl AccountActorState {
                 .await;
                 self.final_stop = true;
                 self.client = None;
-                myself.stop(Some(StopReason::LoggedOut.as_str().to_owned()));
+                let _ = myself.send_message(AccountMsg::Internal(InternalMsg(Event::StopNow(
+                    StopReason::LoggedOut,
+                ))));
                 Ok(AccountReply::LoggedOut)
             }
             Done::Alive => {
@@ -992,6 +997,7 @@ impl AccountActorState {
                     self.start_health(myself);
                 }
             }
+            Event::StopNow(reason) => myself.stop(Some(reason.as_str().to_owned())),
             Event::Watchdog => {
                 let idle = self.last_ok.elapsed() >= self.env.limits.watchdog_period;
                 if is_live(self.account.state) && idle && !self.check_scheduled {
@@ -1098,8 +1104,13 @@ impl Actor for AccountActor {
             }
             AccountMsg::Request(request, reply) => {
                 if state.final_stop {
-                    // Stopping in a final state; the registry will drop this actor.
-                    let _ = reply.send(Err(state.wrong_state("a running account")));
+                    // Stopping in a final state: answer with what the account has become.
+                    let error = match state.account.state {
+                        AccountState::Unauthorized => AccountError::Unauthorized,
+                        AccountState::Banned => AccountError::Banned,
+                        _ => state.wrong_state("a running account"),
+                    };
+                    let _ = reply.send(Err(error));
                 } else {
                     state.handle_request(&myself, request, reply).await;
                 }

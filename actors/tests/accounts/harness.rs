@@ -219,3 +219,111 @@ pub async fn logs(env: &AccountEnv, account_id: AccountId) -> Vec<tgfleet_persis
         .await
         .expect("logs")
 }
+
+impl Harness {
+    /// Creates an account for an existing testdc user and logs it in by code.
+    pub async fn logged_in(&self, phone: &str) -> (AccountId, Running) {
+        self.logged_in_with(&self.env, phone).await
+    }
+
+    /// Like `logged_in`, under a probe supervisor that reports how the actor ends.
+    pub async fn logged_in_supervised(
+        &self,
+        phone: &str,
+    ) -> (
+        AccountId,
+        Running,
+        tokio::sync::mpsc::UnboundedReceiver<Ending>,
+    ) {
+        let id = self.account(AccountKind::User, Some(phone)).await;
+        let (running, endings) = spawn_supervised(&self.env, id).await;
+        self.sign_in_by_code(&running, phone).await;
+        (id, running, endings)
+    }
+
+    pub async fn logged_in_with(&self, env: &Arc<AccountEnv>, phone: &str) -> (AccountId, Running) {
+        let id = self.account(AccountKind::User, Some(phone)).await;
+        let running = spawn(env, id).await;
+        self.sign_in_by_code(&running, phone).await;
+        (id, running)
+    }
+
+    async fn sign_in_by_code(&self, running: &Running, phone: &str) {
+        running
+            .call(AccountRequest::SendCode {
+                phone: phone.into(),
+            })
+            .await
+            .expect("code sent");
+        let code = self.dc.last_code(phone).expect("testdc sent a code");
+        match running.call(AccountRequest::SignIn { code }).await {
+            Ok(AccountReply::LoginStep {
+                state: AccountState::Active,
+                ..
+            }) => {}
+            other => panic!("sign-in answered {other:?}"),
+        }
+    }
+}
+
+/// Spawns an account actor under a probe supervisor that reports how the actor ended.
+pub async fn spawn_supervised(
+    env: &Arc<AccountEnv>,
+    account_id: AccountId,
+) -> (Running, tokio::sync::mpsc::UnboundedReceiver<Ending>) {
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    let (probe, _probe_handle) = Actor::spawn(None, Probe, tx).await.expect("probe");
+    let (actor, handle) = Actor::spawn_linked(
+        None,
+        AccountActor,
+        AccountArgs {
+            account_id,
+            env: Arc::clone(env),
+        },
+        probe.get_cell(),
+    )
+    .await
+    .expect("account actor starts");
+    (Running { actor, handle }, rx)
+}
+
+/// How a supervised account actor ended, as its supervisor sees it.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Ending {
+    Stopped(Option<String>),
+    Failed(String),
+}
+
+struct Probe;
+
+impl Actor for Probe {
+    type Msg = ();
+    type State = tokio::sync::mpsc::UnboundedSender<Ending>;
+    type Arguments = tokio::sync::mpsc::UnboundedSender<Ending>;
+
+    async fn pre_start(
+        &self,
+        _myself: ActorRef<()>,
+        tx: Self::Arguments,
+    ) -> Result<Self::State, ractor::ActorProcessingErr> {
+        Ok(tx)
+    }
+
+    async fn handle_supervisor_evt(
+        &self,
+        _myself: ActorRef<()>,
+        event: ractor::SupervisionEvent,
+        tx: &mut Self::State,
+    ) -> Result<(), ractor::ActorProcessingErr> {
+        match event {
+            ractor::SupervisionEvent::ActorTerminated(_, _, reason) => {
+                let _ = tx.send(Ending::Stopped(reason));
+            }
+            ractor::SupervisionEvent::ActorFailed(_, err) => {
+                let _ = tx.send(Ending::Failed(err.to_string()));
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+}

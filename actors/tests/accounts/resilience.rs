@@ -1,1 +1,154 @@
+//! Telegram errors become states; transient trouble is survived; metrics and logs follow.
 
+use std::time::Duration;
+
+use tgfleet_actors::{AccountError, AccountLimits, AccountReply, AccountRequest};
+use tgfleet_persistence::AccountState;
+use tgfleet_testdc::{RevokeKind, TestDcConfig, UserSpec};
+
+use crate::harness::{logs, Ending, Harness, BOUND};
+
+async fn send_me(running: &crate::harness::Running) -> Result<AccountReply, AccountError> {
+    running
+        .call(AccountRequest::SendMessage {
+            peer: "me".into(),
+            text: "ping".into(),
+            dedupe_key: None,
+        })
+        .await
+}
+
+#[tokio::test]
+async fn a_revoked_session_becomes_unauthorized_and_stops_without_restart() {
+    let h = Harness::start().await;
+    let phone = "+15552000";
+    h.dc.add_user(UserSpec::new(phone, "Revoked"));
+    let (id, running, mut endings) = h.logged_in_supervised(phone).await;
+
+    h.dc.faults()
+        .revoke(phone, RevokeKind::SessionRevoked)
+        .expect("revoke");
+    let answer = send_me(&running).await;
+    assert!(
+        matches!(answer, Err(AccountError::Unauthorized)),
+        "{answer:?}"
+    );
+
+    let ending = tokio::time::timeout(BOUND, endings.recv())
+        .await
+        .expect("bounded");
+    assert_eq!(ending, Some(Ending::Stopped(Some("unauthorized".into()))));
+    let row = h.env.store.account(id).await.expect("row");
+    assert_eq!(row.state, AccountState::Unauthorized);
+    let log = logs(&h.env, id).await;
+    assert!(
+        log.iter()
+            .any(|e| e.error_code.as_deref() == Some("SESSION_REVOKED")),
+        "{log:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_banned_account_becomes_banned_and_stops_without_restart() {
+    let h = Harness::start().await;
+    let phone = "+15552100";
+    h.dc.add_user(UserSpec::new(phone, "Banned"));
+    let (id, running, mut endings) = h.logged_in_supervised(phone).await;
+
+    h.dc.faults().ban(phone).expect("ban");
+    let answer = send_me(&running).await;
+    assert!(matches!(answer, Err(AccountError::Banned)), "{answer:?}");
+    let ending = tokio::time::timeout(BOUND, endings.recv())
+        .await
+        .expect("bounded");
+    assert_eq!(ending, Some(Ending::Stopped(Some("banned".into()))));
+    assert_eq!(
+        h.env.store.account(id).await.expect("row").state,
+        AccountState::Banned
+    );
+}
+
+#[tokio::test]
+async fn a_crash_is_a_failure_the_supervisor_restarts() {
+    let h = Harness::start().await;
+    h.dc.add_user(UserSpec::new("+15552200", "Crashy"));
+    let (_, running, mut endings) = h.logged_in_supervised("+15552200").await;
+    let _ = running
+        .actor
+        .send_message(tgfleet_actors::AccountMsg::Crash);
+    let ending = tokio::time::timeout(BOUND, endings.recv())
+        .await
+        .expect("bounded");
+    assert!(matches!(ending, Some(Ending::Failed(_))), "{ending:?}");
+}
+
+#[tokio::test]
+async fn a_black_holed_dc_makes_the_account_reconnect_never_hang_or_die() {
+    let limits = AccountLimits {
+        call_timeout: Duration::from_secs(1),
+        reconnect_backoff_min: Duration::from_millis(100),
+        reconnect_backoff_max: Duration::from_millis(500),
+        ..Default::default()
+    };
+    let h = Harness::with_config(TestDcConfig::default(), limits).await;
+    h.dc.add_user(UserSpec::new("+15552300", "Holed"));
+    let (id, running) = h.logged_in("+15552300").await;
+
+    h.dc.faults().black_hole(true);
+    let answer = send_me(&running).await;
+    assert!(matches!(answer, Err(AccountError::Timeout)), "{answer:?}");
+    assert_eq!(running.status().await.state, AccountState::Reconnecting);
+    // While reconnecting, callers get a clear answer at once instead of hanging.
+    let answer = send_me(&running).await;
+    assert!(
+        matches!(answer, Err(AccountError::Reconnecting)),
+        "{answer:?}"
+    );
+
+    h.dc.faults().black_hole(false);
+    running.wait_for(AccountState::Active).await;
+    let answer = send_me(&running).await;
+    assert!(
+        matches!(answer, Ok(AccountReply::Sent { .. })),
+        "{answer:?}"
+    );
+    let states: Vec<String> = logs(&h.env, id)
+        .await
+        .into_iter()
+        .map(|e| e.event)
+        .collect();
+    assert!(states.contains(&"reconnecting".to_owned()), "{states:?}");
+    assert!(states.contains(&"reconnected".to_owned()), "{states:?}");
+}
+
+#[tokio::test]
+async fn metrics_show_the_state_and_the_calls_of_each_account() {
+    let h = Harness::start().await;
+    h.dc.add_user(UserSpec::new("+15552400", "Measured"));
+    let (id, running) = h.logged_in("+15552400").await;
+    send_me(&running).await.expect("sent");
+
+    let text = prometheus::TextEncoder::new()
+        .encode_to_string(&h.registry.gather())
+        .expect("encode");
+    assert!(
+        text.contains("tgfleet_accounts{state=\"active\"} 1"),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!(
+            "tgfleet_account_state{{account_id=\"{id}\",state=\"active\"}} 1"
+        )),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!(
+            "tgfleet_rpc_total{{account_id=\"{id}\",method=\"messages.sendMessage\",outcome=\"ok\"}} 1"
+        )),
+        "{text}"
+    );
+    assert!(
+        text.contains("tgfleet_rpc_seconds_bucket{method=\"auth.signIn\""),
+        "{text}"
+    );
+}
