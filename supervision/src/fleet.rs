@@ -350,7 +350,9 @@ impl Fleet {
     }
 
     async fn start_persisted(&self, store: Arc<dyn Store>) -> anyhow::Result<()> {
-        let period = Duration::from_secs(1) / self.inner.settings.start_rate.get();
+        // At least 1 ns: a zero period would make the interval timer panic.
+        let period = (Duration::from_secs(1) / self.inner.settings.start_rate.get())
+            .max(Duration::from_nanos(1));
         let mut pace = tokio::time::interval(period);
         pace.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut after_id = None;

@@ -244,7 +244,8 @@ impl Actor for Shard {
         myself: ActorRef<ShardMsg>,
         _args: (),
     ) -> Result<ShardState, ActorProcessingErr> {
-        if let Some(period) = self.ctx.settings.liveness_interval {
+        // A zero period would make the interval timer panic; treat it as "off".
+        if let Some(period) = self.ctx.settings.liveness_interval.filter(|p| !p.is_zero()) {
             myself.send_interval(period, || ShardMsg::LivenessTick);
         }
         Ok(ShardState {
@@ -726,7 +727,8 @@ impl Shard {
                 let jitter: f64 = rand::thread_rng().gen();
                 let delay =
                     backoff_delay(attempt, settings.backoff_base, settings.backoff_max, jitter);
-                let until = now + delay;
+                // A misconfigured huge backoff must not overflow the clock.
+                let until = now.checked_add(delay).unwrap_or(now);
                 slot.phase = Phase::Backoff { until };
                 let generation = slot.generation;
                 tracing::warn!(
@@ -816,6 +818,10 @@ impl Shard {
             Phase::Running { actor } => {
                 let actor = actor.clone();
                 let generation = slot.generation;
+                // New calls wait for the new actor instead of reaching the one going away.
+                self.ctx
+                    .registry
+                    .remove_if(&account_id, |_, a| a.get_id() == actor.get_id());
                 actor.stop(Some("operator restart".into()));
                 slot.phase = Phase::Restarting {
                     actor,
@@ -1054,10 +1060,17 @@ impl Shard {
     }
 
     fn check_shutdown_done(&self, state: &mut ShardState) {
-        if state.shutting_down && state.slots.is_empty() {
-            for waiter in state.shutdown_waiters.drain(..) {
-                let _ = waiter.send(());
-            }
+        if state.shutting_down && state.slots.is_empty() && !state.shutdown_waiters.is_empty() {
+            let waiters = std::mem::take(&mut state.shutdown_waiters);
+            let writer = state.spawner.writer.clone();
+            // Answer once the store writes queued so far (restart counts, quarantines) are done,
+            // so a process that exits right after shutdown loses none of them.
+            tokio::spawn(async move {
+                writer.run(async {}).await;
+                for waiter in waiters {
+                    let _ = waiter.send(());
+                }
+            });
         }
     }
 

@@ -5,12 +5,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tgfleet_actors::{
-    AccountEnv, AccountLimits, AccountMetrics, AccountReply, AccountRequest, TelegramParams,
-    TelegramTarget,
+    AccountEnv, AccountError, AccountLimits, AccountMetrics, AccountReply, AccountRequest,
+    TelegramParams, TelegramTarget,
 };
 use tgfleet_persistence::{AccountKind, AccountState, NewAccount, NewUser, Role, SessionCipher};
-use tgfleet_supervision::{Fleet, RestartReason, SupervisionSettings};
-use tgfleet_testdc::{TestDc, TestDcConfig, UserSpec};
+use tgfleet_supervision::{Fleet, FleetError, RestartReason, SupervisionSettings};
+use tgfleet_testdc::{RevokeKind, TestDc, TestDcConfig, UserSpec};
 
 /// Safety bound for anything awaited; never an assertion about speed.
 const BOUND: Duration = Duration::from_secs(60);
@@ -201,6 +201,72 @@ async fn pending_login_survives_a_fleet_restart() {
         assert_eq!(state_of(&second, id).await, AccountState::AwaitingCode);
         sign_in(&second, &dc, id, phone).await;
         second.shutdown().await;
+    })
+    .await
+    .expect("test bound");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_revoked_session_stops_the_actor_for_good() {
+    tokio::time::timeout(BOUND, async {
+        let dc = TestDc::start(TestDcConfig::default())
+            .await
+            .expect("testdc");
+        let dir = tempfile::tempdir().expect("dir");
+        let env = open_env(&dc, &dir).await;
+        let phone = "+15550144";
+        dc.add_user(UserSpec::new(phone, "Erin"));
+        let id = user_account(&env, phone).await;
+        let fleet = Fleet::start_accounts(settings(), env.clone(), &prometheus::Registry::new())
+            .await
+            .expect("fleet");
+        fleet
+            .call(
+                id,
+                AccountRequest::SendCode {
+                    phone: phone.into(),
+                },
+            )
+            .await
+            .expect("code sent");
+        sign_in(&fleet, &dc, id, phone).await;
+
+        dc.faults()
+            .revoke(phone, RevokeKind::SessionRevoked)
+            .expect("revoke");
+        let answer = fleet
+            .call(
+                id,
+                AccountRequest::SendMessage {
+                    peer: "me".into(),
+                    text: "after revoke".into(),
+                    dedupe_key: None,
+                },
+            )
+            .await;
+        assert!(
+            matches!(answer, Err(FleetError::Account(AccountError::Unauthorized))),
+            "{answer:?}"
+        );
+        while fleet.actor_count() > 0 {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        let stats = fleet.supervisor_stats().await;
+        assert_eq!(
+            (
+                stats.children,
+                stats.starting,
+                stats.backing_off,
+                stats.restarts
+            ),
+            (0, 0, 0, 0),
+            "{stats:?}"
+        );
+        assert_eq!(
+            env.store.account(id).await.expect("row").state,
+            AccountState::Unauthorized
+        );
+        fleet.shutdown().await;
     })
     .await
     .expect("test bound");

@@ -151,6 +151,10 @@ impl Actor for TestActor {
     }
 }
 
+/// Polls of 10 ms before a wait gives up: generous, because the machine may be busy compiling;
+/// a bound against hanging, never a statement about speed.
+pub const POLLS: usize = 3000;
+
 pub struct Harness {
     pub fleet: Fleet,
     pub store: Arc<dyn Store>,
@@ -227,6 +231,8 @@ impl Harness {
         let fleet = Fleet::start(settings, store.clone(), Arc::new(factory), metrics.clone())
             .await
             .expect("starting fleet");
+        // Accounts a test creates from here on are its own business, not the start-up pass's.
+        fleet.startup_finished().await;
         Harness {
             fleet,
             store,
@@ -277,7 +283,7 @@ impl Harness {
 
     /// Polls until `Status` answers (the actor is up again after a restart).
     pub async fn wait_answering(&self, id: AccountId) -> AccountStatus {
-        for _ in 0..500 {
+        for _ in 0..POLLS {
             if let Ok(s) = self.status(id).await {
                 return s;
             }
@@ -288,7 +294,7 @@ impl Harness {
 
     /// Polls until `cond` holds.
     pub async fn wait_until(&self, what: &str, mut cond: impl FnMut() -> bool) {
-        for _ in 0..500 {
+        for _ in 0..POLLS {
             if cond() {
                 return;
             }
