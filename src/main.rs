@@ -1,6 +1,13 @@
 //! The `tgfleet` command line. Only argument parsing and exit codes live here; everything else is
 //! in the library crates so tests run the very same code.
 
+/// jemalloc, not glibc malloc: grammers gives every connection 1 MiB buffers, and after glibc has
+/// freed such buffers once (a reconnect) it raises its mmap threshold, so their successors land in
+/// the heap and stay resident: 400–1,700 KB per idle account instead of ~35 KB (MTPROTO-NOTES.md,
+/// benches/idle_rss.rs).
+#[global_allocator]
+static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -22,9 +29,47 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Run the API and metrics listeners until SIGINT or SIGTERM.
-    Serve,
+    Serve {
+        /// Start an in-process fake Telegram DC (testdc) and use it instead of Telegram: every
+        /// flow works without credentials; login codes are at GET /api/v1/sandbox/codes/{phone}.
+        #[arg(long)]
+        sandbox: bool,
+    },
     /// Run the database migrations and exit.
     Migrate,
+    /// Manage API users.
+    #[command(subcommand)]
+    Users(UsersCommand),
+    /// Run a standalone testdc (fake Telegram DCs) with its control HTTP API, for benchmarks.
+    Testdc {
+        /// Loopback control API: POST /keys, GET /codes/{phone}, POST /faults, GET /stats …
+        #[arg(long, default_value = "127.0.0.1:9900")]
+        control: std::net::SocketAddr,
+        /// First DC port; DCs 1–5 listen on consecutive ports (0 picks free ones).
+        #[arg(long, default_value_t = 0)]
+        base_port: u16,
+        /// Auto-register any phone on first use (phones ending in 9 get 2FA `sandbox-2fa`).
+        #[arg(long)]
+        sandbox_directory: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum UsersCommand {
+    /// Create a user, e.g. the first admin. The password is read from stdin when it is not a
+    /// terminal; otherwise one is generated and printed once.
+    Create {
+        #[arg(long)]
+        email: String,
+        #[arg(long, value_enum, default_value = "user")]
+        role: RoleArg,
+    },
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum RoleArg {
+    Admin,
+    User,
 }
 
 /// Exit code for a configuration error, so scripts can tell it from a runtime failure.
@@ -49,8 +94,23 @@ fn main() -> ExitCode {
     };
     let result = runtime.block_on(async move {
         match cli.command {
-            Command::Serve => serve(settings).await,
+            Command::Serve { sandbox } => serve(settings, sandbox).await,
             Command::Migrate => migrate(settings).await,
+            Command::Users(UsersCommand::Create { email, role }) => {
+                create_user(settings, email, role).await
+            }
+            Command::Testdc {
+                control,
+                base_port,
+                sandbox_directory,
+            } => {
+                let cfg = tgfleet_testdc::TestDcConfig {
+                    base_port,
+                    sandbox_directory,
+                    ..Default::default()
+                };
+                tgfleet_testdc::run_standalone(cfg, control, shutdown_signal()).await
+            }
         }
     });
     match result {
@@ -62,7 +122,8 @@ fn main() -> ExitCode {
     }
 }
 
-async fn serve(settings: tgfleet_config::Settings) -> anyhow::Result<()> {
+async fn serve(mut settings: tgfleet_config::Settings, sandbox: bool) -> anyhow::Result<()> {
+    settings.sandbox |= sandbox;
     let listeners = tgfleet_api::Listeners::bind(&settings).await?;
     let state = tgfleet_api::build_state(settings).await?;
     tracing::info!(
@@ -70,6 +131,7 @@ async fn serve(settings: tgfleet_config::Settings) -> anyhow::Result<()> {
         metrics = %listeners.metrics.local_addr()?,
         database = state.store.backend(),
         secrets = state.cipher.describe(),
+        sandbox = state.sandbox.is_some(),
         "tgfleet serving"
     );
     tgfleet_api::launch(state, listeners, shutdown_signal()).await
@@ -80,6 +142,38 @@ async fn migrate(settings: tgfleet_config::Settings) -> anyhow::Result<()> {
     std::fs::create_dir_all(&settings.data_dir)?;
     tgfleet_persistence::connect(url.expose()).await?;
     eprintln!("migrations applied to {}", url.redacted());
+    Ok(())
+}
+
+async fn create_user(
+    settings: tgfleet_config::Settings,
+    email: String,
+    role: RoleArg,
+) -> anyhow::Result<()> {
+    use std::io::{IsTerminal, Read};
+    let (password, generated) = if std::io::stdin().is_terminal() {
+        (tgfleet_api::users::generate_password(), true)
+    } else {
+        let mut input = String::new();
+        std::io::stdin().read_to_string(&mut input)?;
+        (input.trim_end_matches(['\r', '\n']).to_owned(), false)
+    };
+    let role = match role {
+        RoleArg::Admin => tgfleet_persistence::Role::Admin,
+        RoleArg::User => tgfleet_persistence::Role::User,
+    };
+    // Only the database: creating a user must not start the fleet or touch Telegram.
+    std::fs::create_dir_all(&settings.data_dir)?;
+    let store = tgfleet_persistence::connect(settings.database_url().expose()).await?;
+    let user = tgfleet_api::users::create_from_cli(store, &email, password.clone(), role).await?;
+    if generated {
+        // Printed once, to stdout only, so it can be piped into a password manager.
+        println!("{password}");
+    }
+    eprintln!(
+        "created user {} ({}) with role {:?}",
+        user.id, user.email, user.role
+    );
     Ok(())
 }
 

@@ -5,7 +5,9 @@ use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde_json::json;
+use tgfleet_actors::AccountError;
 use tgfleet_persistence::StoreError;
+use tgfleet_supervision::FleetError;
 
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct FieldError {
@@ -66,7 +68,11 @@ pub enum ApiError {
         retry_after_s: u64,
     },
     #[error("{message}")]
-    Unavailable { code: &'static str, message: String },
+    Unavailable {
+        code: &'static str,
+        message: String,
+        retry_after_s: Option<u64>,
+    },
     #[error(transparent)]
     Internal(#[from] anyhow::Error),
 }
@@ -108,6 +114,72 @@ impl ApiError {
     }
 }
 
+impl ApiError {
+    pub fn telegram_not_configured() -> Self {
+        Self::Unavailable {
+            code: "TELEGRAM_NOT_CONFIGURED",
+            message:
+                "telegram.api_id and telegram.api_hash are not configured (or run with --sandbox)"
+                    .into(),
+            retry_after_s: None,
+        }
+    }
+}
+
+impl From<FleetError> for ApiError {
+    fn from(err: FleetError) -> Self {
+        let code = err.code();
+        match err {
+            FleetError::NotFound(_) => Self::NotFound("account"),
+            FleetError::Unavailable {
+                message,
+                retry_after,
+                ..
+            } => Self::Unavailable {
+                code,
+                message,
+                retry_after_s: retry_after.map(|d| d.as_secs().max(1)),
+            },
+            FleetError::Account(e) => e.into(),
+        }
+    }
+}
+
+impl From<AccountError> for ApiError {
+    fn from(err: AccountError) -> Self {
+        let code = err.code();
+        let message = err.to_string();
+        match err {
+            AccountError::FloodWait { seconds, .. } => Self::TooManyRequests {
+                code,
+                retry_after_s: u64::from(seconds.max(1)),
+            },
+            AccountError::CodeInvalid
+            | AccountError::CodeExpired
+            | AccountError::PasswordInvalid
+            | AccountError::PhoneNotRegistered
+            | AccountError::PhoneInvalid
+            | AccountError::BotTokenInvalid
+            | AccountError::PeerInvalid(_) => Self::Unprocessable { code, message },
+            AccountError::WrongState { .. } | AccountError::Unauthorized | AccountError::Banned => {
+                Self::Conflict { code, message }
+            }
+            AccountError::Timeout | AccountError::Reconnecting => Self::Unavailable {
+                code,
+                message,
+                retry_after_s: Some(5),
+            },
+            AccountError::Telegram { code: 400, .. } => Self::Unprocessable { code, message },
+            AccountError::Telegram { .. } => Self::Unavailable {
+                code,
+                message,
+                retry_after_s: None,
+            },
+            AccountError::Internal(cause) => Self::Internal(anyhow::anyhow!(cause)),
+        }
+    }
+}
+
 impl From<StoreError> for ApiError {
     fn from(err: StoreError) -> Self {
         match err {
@@ -138,8 +210,13 @@ impl IntoResponse for ApiError {
         }
         let body = Json(json!({ "error": error }));
         let mut response = (status, body).into_response();
-        if let Self::TooManyRequests { retry_after_s, .. } = self {
-            if let Ok(v) = HeaderValue::from_str(&retry_after_s.max(1).to_string()) {
+        let retry_after = match self {
+            Self::TooManyRequests { retry_after_s, .. } => Some(retry_after_s),
+            Self::Unavailable { retry_after_s, .. } => retry_after_s,
+            _ => None,
+        };
+        if let Some(secs) = retry_after {
+            if let Ok(v) = HeaderValue::from_str(&secs.max(1).to_string()) {
                 response.headers_mut().insert(header::RETRY_AFTER, v);
             }
         }

@@ -17,3 +17,122 @@ pub async fn health() -> Json<Health> {
         version: env!("CARGO_PKG_VERSION").into(),
     })
 }
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct ComponentHealth {
+    /// `ok`, `down` or `not_configured`.
+    pub status: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct SupervisorHealth {
+    pub supervisors: usize,
+    pub supervisors_unreachable: usize,
+    pub actors: usize,
+    pub starting: usize,
+    pub backing_off: usize,
+    pub quarantined: usize,
+    pub restarts: u64,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct DetailedHealth {
+    /// `ok` when every configured component is; `degraded` otherwise.
+    pub status: String,
+    pub version: String,
+    pub uptime_s: u64,
+    pub database: ComponentHealth,
+    pub vault: ComponentHealth,
+    pub telegram: ComponentHealth,
+    /// Account count per state.
+    pub accounts: std::collections::BTreeMap<String, i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub supervisors: Option<SupervisorHealth>,
+}
+
+fn component(result: Result<(), String>) -> ComponentHealth {
+    match result {
+        Ok(()) => ComponentHealth {
+            status: "ok".into(),
+            detail: None,
+        },
+        Err(detail) => ComponentHealth {
+            status: "down".into(),
+            detail: Some(detail),
+        },
+    }
+}
+
+#[utoipa::path(get, path = "/api/v1/health/detailed", tag = "health", security(("bearer" = [])),
+    responses((status = 200, body = DetailedHealth), (status = 401, body = crate::openapi::ErrorBody),
+              (status = 403, body = crate::openapi::ErrorBody)))]
+pub async fn detailed(
+    axum::extract::State(state): axum::extract::State<crate::state::AppState>,
+    _admin: crate::auth::AdminUser,
+) -> Json<DetailedHealth> {
+    let database = component(state.store.ping().await.map_err(|e| e.to_string()));
+    let vault = if state.cipher.describe() == "vault" {
+        component(state.cipher.refresh().await.map_err(|e| e.to_string()))
+    } else {
+        ComponentHealth {
+            status: "not_configured".into(),
+            detail: Some("sessions are sealed with the local key".into()),
+        }
+    };
+    let telegram = match (&state.fleet, &state.sandbox) {
+        (Some(_), Some(_)) => ComponentHealth {
+            status: "ok".into(),
+            detail: Some("sandbox: in-process testdc".into()),
+        },
+        (Some(_), None) => ComponentHealth {
+            status: "ok".into(),
+            detail: None,
+        },
+        (None, _) => ComponentHealth {
+            status: "not_configured".into(),
+            detail: Some("telegram.api_id / api_hash missing".into()),
+        },
+    };
+    let accounts = state
+        .store
+        .count_accounts_by_state()
+        .await
+        .map(|rows| {
+            rows.into_iter()
+                .map(|(s, n)| (s.as_str().to_owned(), n))
+                .collect()
+        })
+        .unwrap_or_default();
+    let supervisors = match &state.fleet {
+        Some(fleet) => {
+            let s = fleet.supervisor_stats().await;
+            Some(SupervisorHealth {
+                supervisors: s.supervisors,
+                supervisors_unreachable: s.supervisors_unreachable,
+                actors: s.children,
+                starting: s.starting,
+                backing_off: s.backing_off,
+                quarantined: s.quarantined,
+                restarts: s.restarts,
+            })
+        }
+        None => None,
+    };
+    let degraded = database.status == "down"
+        || vault.status == "down"
+        || supervisors
+            .as_ref()
+            .is_some_and(|s| s.supervisors_unreachable > 0);
+    Json(DetailedHealth {
+        status: if degraded { "degraded" } else { "ok" }.into(),
+        version: env!("CARGO_PKG_VERSION").into(),
+        uptime_s: state.started_at.elapsed().as_secs(),
+        database,
+        vault,
+        telegram,
+        accounts,
+        supervisors,
+    })
+}

@@ -1,6 +1,7 @@
 //! The HTTP face of tgfleet: the REST API on one listener, Prometheus metrics on another.
 //! `launch` is what `tgfleet serve` and the integration tests both call.
 
+pub mod accounts;
 pub mod audit;
 pub mod auth;
 pub mod error;
@@ -11,6 +12,7 @@ pub mod logs;
 pub mod metrics;
 pub mod openapi;
 pub mod ratelimit;
+pub mod sandbox;
 pub mod secret_file;
 pub mod server;
 pub mod startup;

@@ -1,6 +1,6 @@
 use crate::error::ApiError;
 use crate::state::AppState;
-use crate::{auth, health, logs, metrics, openapi, ratelimit, users};
+use crate::{accounts, auth, health, logs, metrics, openapi, ratelimit, sandbox, users};
 use anyhow::Context;
 use axum::extract::DefaultBodyLimit;
 use axum::http::{HeaderValue, Method};
@@ -49,8 +49,54 @@ pub fn api_router(state: AppState) -> Router {
         .route("/api/v1/auth/me", get(auth::routes::me))
         .route("/api/v1/users", get(users::list))
         .route("/api/v1/users/{id}", patch(users::patch))
+        .route("/api/v1/health/detailed", get(health::detailed))
+        .route(
+            "/api/v1/telegram/accounts",
+            post(accounts::create).get(accounts::list),
+        )
+        .route(
+            "/api/v1/telegram/accounts/{id}",
+            get(accounts::get).delete(accounts::delete),
+        )
+        .route(
+            "/api/v1/telegram/accounts/{id}/login/code",
+            post(accounts::login::send_code),
+        )
+        .route(
+            "/api/v1/telegram/accounts/{id}/login/sign-in",
+            post(accounts::login::sign_in),
+        )
+        .route(
+            "/api/v1/telegram/accounts/{id}/login/password",
+            post(accounts::login::password),
+        )
+        .route(
+            "/api/v1/telegram/accounts/{id}/login/qr",
+            post(accounts::login::qr_login),
+        )
+        .route(
+            "/api/v1/telegram/accounts/{id}/login/qr.png",
+            get(accounts::login::qr_png),
+        )
+        .route(
+            "/api/v1/telegram/accounts/{id}/restart",
+            post(accounts::restart),
+        )
+        .route(
+            "/api/v1/telegram/accounts/{id}/logout",
+            post(accounts::logout),
+        )
+        .route(
+            "/api/v1/telegram/accounts/{id}/messages",
+            post(accounts::messages::send),
+        )
         .route("/api/v1/telegram/logs", get(logs::list))
         .route("/api/v1/telegram/stats/errors", get(logs::error_stats));
+    if state.sandbox.is_some() {
+        router = router
+            .route("/api/v1/sandbox/codes/{phone}", get(sandbox::code))
+            .route("/api/v1/sandbox/faults", post(sandbox::fault));
+    }
     if state.settings.debug {
         use utoipa::OpenApi;
         router = router.merge(
@@ -125,10 +171,40 @@ pub async fn launch(
         trigger.cancel();
     });
 
+    let maintenance = tokio::spawn(maintenance(state.clone(), stop.clone()));
     let (api_result, metrics_result) = tokio::join!(async { api.await }, async { metrics.await });
     stop.cancel();
+    let _ = maintenance.await;
+    // HTTP is closed, so nothing new reaches the actors; now let them persist and stop.
+    if let Some(fleet) = &state.fleet {
+        fleet.shutdown().await;
+    }
+    if let Some(dc) = state.sandbox.clone() {
+        dc.shutdown().await;
+    }
     api_result.context("serving the API")?;
     metrics_result.context("serving metrics")?;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// Housekeeping that keeps memory and tables bounded and picks up a Vault key rotation.
+async fn maintenance(state: AppState, stop: CancellationToken) {
+    // Every 5 minutes: rate-limiter keys of idle clients go, expired revocations and refresh
+    // tokens go, and a rotated transit key is noticed well before the cipher's own refresh.
+    let mut tick = tokio::time::interval(std::time::Duration::from_secs(300));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            () = stop.cancelled() => return,
+            _ = tick.tick() => {}
+        }
+        state.limits.prune();
+        if let Err(e) = state.store.purge_expired_tokens(chrono::Utc::now()).await {
+            tracing::warn!(error = %e, "purging expired tokens");
+        }
+        if let Err(e) = state.cipher.refresh().await {
+            tracing::warn!(error = %e, "refreshing the session cipher's key version");
+        }
+    }
 }

@@ -1,15 +1,18 @@
-//! Turns settings into running parts: the store (migrated), the session cipher, metrics.
-//! Each failure is one line naming what is wrong; nothing half-started survives it.
+//! Turns settings into running parts: the store (migrated), the session cipher, secrets, metrics
+//! and the fleet. Each failure is one line naming what is wrong; nothing half-started survives it.
 
 use crate::auth::JwtKeys;
 use crate::metrics::{register_process_metrics, HttpMetrics};
 use crate::ratelimit::RateLimits;
 use crate::state::AppState;
+use std::num::NonZeroU32;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
+use tgfleet_actors::{AccountEnv, AccountLimits, AccountMetrics, TelegramParams, TelegramTarget};
 use tgfleet_config::{SecretsBackend, Settings};
-use tgfleet_persistence::cipher::VaultParams;
-use tgfleet_persistence::SessionCipher;
+use tgfleet_persistence::{SessionCipher, Store, VaultParams, VaultSecrets};
+use tgfleet_supervision::{Fleet, SupervisionSettings};
+use tgfleet_testdc::{TestDc, TestDcConfig};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartupError {
@@ -25,23 +28,21 @@ pub enum StartupError {
     Metrics(String),
     #[error("JWT secret: {0}")]
     JwtSecret(String),
-}
-
-/// `auth.jwt_secret` when set; otherwise a random secret generated once and kept in the data dir
-/// (mode 0600), so tokens survive a restart of a local install.
-fn jwt_secret(settings: &Settings) -> anyhow::Result<Vec<u8>> {
-    if let Some(secret) = &settings.auth.jwt_secret {
-        return Ok(secret.expose().as_bytes().to_vec());
-    }
-    let path = settings.jwt_secret_path();
-    crate::secret_file::load_or_create(&path, 64)
+    #[error("sandbox: {0}")]
+    Sandbox(String),
+    #[error("fleet: {0}")]
+    Fleet(String),
 }
 
 fn one_line(err: &anyhow::Error) -> String {
     format!("{err:#}")
 }
 
-pub async fn build_state(settings: Settings) -> Result<AppState, StartupError> {
+/// The sandbox's application credentials: testdc accepts any, these just make it obvious.
+const SANDBOX_API_ID: i32 = 17349;
+const SANDBOX_API_HASH: &str = "0000000000000000000000000000sbox";
+
+pub async fn build_state(mut settings: Settings) -> Result<AppState, StartupError> {
     std::fs::create_dir_all(&settings.data_dir).map_err(|e| StartupError::DataDir {
         path: settings.data_dir.display().to_string(),
         cause: e.to_string(),
@@ -56,20 +57,21 @@ pub async fn build_state(settings: Settings) -> Result<AppState, StartupError> {
         })?;
 
     let cipher = match settings.secrets.backend {
-        SecretsBackend::Local => SessionCipher::local(&settings.session_key_path())
-            .map_err(|e| StartupError::SessionKey(e.to_string()))?,
+        SecretsBackend::Local => SessionCipher::local(settings.session_key_path())
+            .map_err(|e| StartupError::SessionKey(one_line(&e)))?,
         SecretsBackend::Vault => {
-            let params = VaultParams {
-                addr: settings.vault.addr.clone().unwrap_or_default(),
-                token: settings
-                    .vault
-                    .token
-                    .as_ref()
-                    .map(|t| t.expose().to_owned())
-                    .unwrap_or_default(),
-                mount: settings.vault.transit_mount.clone(),
-                transit_key: settings.vault.transit_key.clone(),
-            };
+            let params = vault_params(&settings);
+            // Secrets not given in the config come from the KV v2 path.
+            let secrets =
+                VaultSecrets::read(&params, &settings.vault.kv_mount, &settings.vault.kv_path)
+                    .await
+                    .map_err(|e| StartupError::Vault(e.to_string()))?;
+            if settings.auth.jwt_secret.is_none() {
+                settings.auth.jwt_secret = secrets.jwt_secret;
+            }
+            if settings.telegram.api_hash.is_none() {
+                settings.telegram.api_hash = secrets.api_hash;
+            }
             SessionCipher::vault(params)
                 .await
                 .map_err(|e| StartupError::Vault(e.to_string()))?
@@ -92,14 +94,139 @@ pub async fn build_state(settings: Settings) -> Result<AppState, StartupError> {
         settings.auth.user_rate_per_second,
     );
 
+    let (telegram, sandbox) = telegram_target(&settings).await?;
+    let fleet = match telegram {
+        Some(telegram) => Some(
+            start_fleet(
+                &settings,
+                store.clone(),
+                cipher.clone(),
+                telegram,
+                &registry,
+            )
+            .await
+            .map_err(|e| StartupError::Fleet(one_line(&e)))?,
+        ),
+        None => {
+            tracing::warn!(
+                "telegram.api_id / telegram.api_hash are not set: account routes answer 503 \
+                 TELEGRAM_NOT_CONFIGURED (try `serve --sandbox`)"
+            );
+            None
+        }
+    };
+
     Ok(AppState {
         settings: Arc::new(settings),
         store,
         cipher,
         jwt,
         limits,
+        fleet,
+        sandbox,
         registry,
         http_metrics,
         started_at: Instant::now(),
     })
+}
+
+fn vault_params(settings: &Settings) -> VaultParams {
+    VaultParams {
+        addr: settings.vault.addr.clone().unwrap_or_default(),
+        token: settings
+            .vault
+            .token
+            .as_ref()
+            .map(|t| t.expose().to_owned())
+            .unwrap_or_default(),
+        mount: settings.vault.transit_mount.clone(),
+        transit_key: settings.vault.transit_key.clone(),
+    }
+}
+
+/// Real Telegram when credentials are configured, the in-process testdc under `--sandbox`,
+/// nothing otherwise.
+async fn telegram_target(
+    settings: &Settings,
+) -> Result<(Option<TelegramParams>, Option<TestDc>), StartupError> {
+    if settings.sandbox {
+        let dc = TestDc::start(TestDcConfig {
+            sandbox_directory: true,
+            ..TestDcConfig::default()
+        })
+        .await
+        .map_err(|e| StartupError::Sandbox(one_line(&e)))?;
+        let registrar = dc.clone();
+        let params = TelegramParams {
+            api_id: SANDBOX_API_ID,
+            api_hash: SANDBOX_API_HASH.into(),
+            target: TelegramTarget::TestDc {
+                dcs: dc.dc_addrs(),
+                register_key: Arc::new(move |key| registrar.register_auth_key(key)),
+            },
+        };
+        tracing::info!(dcs = ?dc.dc_addrs(), "sandbox: in-process testdc stands in for Telegram");
+        return Ok((Some(params), Some(dc)));
+    }
+    match (
+        settings.telegram.api_id,
+        settings.telegram.api_hash.as_ref(),
+    ) {
+        (Some(api_id), Some(hash)) => Ok((
+            Some(TelegramParams {
+                api_id,
+                api_hash: hash.expose().to_owned(),
+                target: TelegramTarget::Production,
+            }),
+            None,
+        )),
+        _ => Ok((None, None)),
+    }
+}
+
+async fn start_fleet(
+    settings: &Settings,
+    store: Arc<dyn Store>,
+    cipher: SessionCipher,
+    telegram: TelegramParams,
+    registry: &prometheus::Registry,
+) -> anyhow::Result<Fleet> {
+    let f = &settings.fleet;
+    let nz = |n: u32| NonZeroU32::new(n).unwrap_or(NonZeroU32::MIN);
+    let limits = AccountLimits {
+        call_timeout: Duration::from_secs(f.call_timeout_s),
+        flood_wait_threshold: Duration::from_secs(f.flood_wait_threshold_s.into()),
+        pacing: governor::Quota::per_second(nz(f.calls_per_second)).allow_burst(nz(f.calls_burst)),
+        watchdog_period: Duration::from_secs(f.watchdog_period_s),
+        ..AccountLimits::default()
+    };
+    let env = Arc::new(AccountEnv {
+        store,
+        cipher,
+        telegram,
+        limits,
+        metrics: AccountMetrics::register(registry)?,
+    });
+    let supervision = SupervisionSettings {
+        shards: f.shards as usize,
+        restart_max: f.restart_max,
+        restart_window: Duration::from_secs(f.restart_window_s),
+        start_rate: nz(f.starts_per_second),
+        // A request may wait out one short flood wait and then make its call: the fleet's bound
+        // must cover both, or it would answer "timeout" for a call that is about to succeed.
+        call_timeout: Duration::from_secs(
+            2 * f.call_timeout_s + u64::from(f.flood_wait_threshold_s) + 5,
+        ),
+        ..SupervisionSettings::default()
+    };
+    Fleet::start_accounts(supervision, env, registry).await
+}
+
+/// `auth.jwt_secret` (from the config or Vault KV) when set; otherwise a random secret generated
+/// once and kept in the data dir (mode 0600), so tokens survive a restart of a local install.
+fn jwt_secret(settings: &Settings) -> anyhow::Result<Vec<u8>> {
+    if let Some(secret) = &settings.auth.jwt_secret {
+        return Ok(secret.expose().as_bytes().to_vec());
+    }
+    crate::secret_file::load_or_create(&settings.jwt_secret_path(), 64)
 }

@@ -5,6 +5,8 @@ use std::sync::Arc;
 use std::time::Instant;
 use tgfleet_config::Settings;
 use tgfleet_persistence::{SessionCipher, Store};
+use tgfleet_supervision::Fleet;
+use tgfleet_testdc::TestDc;
 
 /// Shared by every handler through `State<AppState>`; cheap to clone.
 #[derive(Clone)]
@@ -14,6 +16,10 @@ pub struct AppState {
     pub cipher: SessionCipher,
     pub jwt: JwtKeys,
     pub limits: RateLimits,
+    /// `None` when Telegram is not configured: account routes answer 503 TELEGRAM_NOT_CONFIGURED.
+    pub fleet: Option<Fleet>,
+    /// The in-process testdc of `serve --sandbox`.
+    pub sandbox: Option<TestDc>,
     pub registry: prometheus::Registry,
     pub http_metrics: HttpMetrics,
     pub started_at: Instant,

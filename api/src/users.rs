@@ -149,3 +149,49 @@ pub async fn patch(
     }
     Ok(Json(UserView::from(&user)))
 }
+
+/// A random password for `tgfleet users create` when none is piped in: 24 URL-safe characters
+/// (144 bits).
+pub fn generate_password() -> String {
+    use base64::Engine;
+    use rand::RngCore;
+    let mut bytes = [0u8; 18];
+    rand::thread_rng().fill_bytes(&mut bytes);
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+}
+
+/// `tgfleet users create`: the same rules and hashing as registration, recorded in the audit log.
+pub async fn create_from_cli(
+    store: std::sync::Arc<dyn tgfleet_persistence::Store>,
+    email: &str,
+    password: String,
+    role: Role,
+) -> anyhow::Result<User> {
+    use crate::auth::routes::{create_user, normalize_email, validate_credentials};
+    let email = normalize_email(email);
+    let mut v = crate::error::Validator::default();
+    validate_credentials(&mut v, &email, &password);
+    if let Err(ApiError::Validation(fields)) = v.finish() {
+        let list: Vec<String> = fields
+            .iter()
+            .map(|f| format!("{} {}", f.field, f.message))
+            .collect();
+        anyhow::bail!("{}", list.join("; "));
+    }
+    let user = create_user(store.as_ref(), email, password, None, role)
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    store
+        .append_log(tgfleet_persistence::NewLogEntry {
+            level: tgfleet_persistence::LogLevel::Info,
+            event: "user_created".into(),
+            account_id: None,
+            user_id: Some(user.id),
+            error_code: None,
+            message: format!("user created from the command line with role {role:?}")
+                .to_lowercase(),
+            details: serde_json::Value::Null,
+        })
+        .await?;
+    Ok(user)
+}

@@ -20,6 +20,9 @@ pub struct Settings {
     pub log: LogSettings,
     /// Turns on the Swagger UI at `/docs`; never in production.
     pub debug: bool,
+    /// Set by `serve --sandbox`: an in-process testdc stands in for Telegram and the
+    /// `/api/v1/sandbox/…` routes exist.
+    pub sandbox: bool,
 }
 
 impl Default for Settings {
@@ -36,6 +39,7 @@ impl Default for Settings {
             fleet: FleetSettings::default(),
             log: LogSettings::default(),
             debug: false,
+            sandbox: false,
         }
     }
 }
@@ -128,9 +132,21 @@ impl Settings {
                 "must be at least 1",
             ));
         }
-        if self.fleet.messages_per_second == 0 {
+        if self.fleet.calls_per_second == 0 {
             return Err(ConfigError::new(
-                "fleet.messages_per_second",
+                "fleet.calls_per_second",
+                "must be at least 1",
+            ));
+        }
+        if self.fleet.calls_burst < self.fleet.calls_per_second {
+            return Err(ConfigError::new(
+                "fleet.calls_burst",
+                "must be at least fleet.calls_per_second",
+            ));
+        }
+        if self.fleet.call_timeout_s == 0 {
+            return Err(ConfigError::new(
+                "fleet.call_timeout_s",
                 "must be at least 1",
             ));
         }
@@ -273,8 +289,10 @@ pub struct FleetSettings {
     pub call_timeout_s: u64,
     /// Flood waits up to this many seconds are waited out; longer ones fail fast with 429.
     pub flood_wait_threshold_s: u32,
-    /// Outbound messages per account per second.
-    pub messages_per_second: u32,
+    /// Outbound Telegram calls per account per second, and the burst allowed above it: Telegram
+    /// answers bursts with flood waits far longer than the burst saved.
+    pub calls_per_second: u32,
+    pub calls_burst: u32,
     /// Idle accounts are pinged this often; a silent one is rebuilt.
     pub watchdog_period_s: u64,
     /// Restarts tolerated within `restart_window_s` before an account is quarantined.
@@ -287,10 +305,11 @@ impl Default for FleetSettings {
         Self {
             shards: 8,
             starts_per_second: 200,
-            call_timeout_s: 30,
+            call_timeout_s: 20,
             flood_wait_threshold_s: 10,
-            messages_per_second: 1,
-            watchdog_period_s: 300,
+            calls_per_second: 5,
+            calls_burst: 10,
+            watchdog_period_s: 120,
             restart_max: 5,
             restart_window_s: 60,
         }

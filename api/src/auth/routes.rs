@@ -115,7 +115,14 @@ pub async fn register(
         );
     }
     v.finish()?;
-    let user = create_user(&state, email, req.password, req.username, Role::User).await?;
+    let user = create_user(
+        state.store.as_ref(),
+        email,
+        req.password,
+        req.username,
+        Role::User,
+    )
+    .await?;
     Audit::info("user_registered", "user registered")
         .user(user.id)
         .record(&state)
@@ -125,15 +132,14 @@ pub async fn register(
 
 /// Shared by registration and `tgfleet users create`.
 pub async fn create_user(
-    state: &AppState,
+    store: &dyn tgfleet_persistence::Store,
     email: String,
     password_plain: String,
     username: Option<String>,
     role: Role,
 ) -> Result<User, ApiError> {
     let password_hash = password::hash(password_plain).await?;
-    match state
-        .store
+    match store
         .create_user(NewUser {
             email,
             username,

@@ -1,0 +1,338 @@
+//! The login steps over HTTP. Each step is a message to the account's actor, which persists the
+//! pending login before answering — so a dropped HTTP connection, a crash or a restart between
+//! two steps loses nothing.
+
+use super::{fleet, normalize_phone};
+use crate::audit::Audit;
+use crate::auth::AuthUser;
+use crate::error::ApiError;
+use crate::extract::{ApiJson, ApiPath};
+use crate::logs::check_account_access;
+use crate::state::AppState;
+use axum::extract::State;
+use axum::http::header;
+use axum::response::IntoResponse;
+use axum::Json;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use tgfleet_actors::{AccountReply, AccountRequest};
+use tgfleet_persistence::{AccountId, AccountKind, AccountState};
+use utoipa::ToSchema;
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SendCodeRequest {
+    pub phone: String,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct CodeSent {
+    /// Always `awaiting_code`.
+    pub state: String,
+    /// How Telegram delivered the code: app, sms, call, flash_call…
+    pub code_type: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub timeout_s: Option<u32>,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SignInRequest {
+    pub code: String,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PasswordRequest {
+    pub password: String,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct LoginStep {
+    /// `active`, or `awaiting_password` when the account has 2FA.
+    pub state: String,
+    /// The 2FA password hint, when Telegram has one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub hint: Option<String>,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct QrLogin {
+    /// Always `awaiting_qr`.
+    pub state: String,
+    /// `tg://login?token=…`, to show as a QR code to the Telegram app (Settings → Devices).
+    pub url: String,
+    pub expires_at: DateTime<Utc>,
+}
+
+async fn user_account(
+    state: &AppState,
+    user: &AuthUser,
+    id: AccountId,
+) -> Result<tgfleet_persistence::Account, ApiError> {
+    let account = check_account_access(state, user, id).await?;
+    if account.kind == AccountKind::Bot {
+        return Err(ApiError::Conflict {
+            code: "WRONG_ACCOUNT_KIND",
+            message: "bots log in with their token when created".into(),
+        });
+    }
+    Ok(account)
+}
+
+fn unexpected(reply: AccountReply) -> ApiError {
+    ApiError::Internal(anyhow::anyhow!(
+        "unexpected reply from the account actor: {reply:?}"
+    ))
+}
+
+/// Runs one login step and writes its outcome (never its secret) to the audit trail.
+async fn step(
+    state: &AppState,
+    user: &AuthUser,
+    id: AccountId,
+    event: &'static str,
+    request: AccountRequest,
+) -> Result<AccountReply, ApiError> {
+    match fleet(state)?.call(id, request).await {
+        Ok(reply) => {
+            Audit::info(event, format!("login step {event} succeeded"))
+                .user(user.id)
+                .account(id)
+                .record(state)
+                .await;
+            Ok(reply)
+        }
+        Err(e) => {
+            Audit::warn(event, format!("login step {event} failed"))
+                .user(user.id)
+                .account(id)
+                .error_code(e.code())
+                .record(state)
+                .await;
+            Err(e.into())
+        }
+    }
+}
+
+#[utoipa::path(post, path = "/api/v1/telegram/accounts/{id}/login/code", tag = "login", security(("bearer" = [])),
+    params(("id" = i64, Path, description = "account id")), request_body = SendCodeRequest,
+    responses((status = 200, body = CodeSent), (status = 401, body = crate::openapi::ErrorBody),
+              (status = 404, body = crate::openapi::ErrorBody), (status = 409, body = crate::openapi::ErrorBody),
+              (status = 422, body = crate::openapi::ErrorBody), (status = 429, body = crate::openapi::ErrorBody),
+              (status = 503, body = crate::openapi::ErrorBody)))]
+pub async fn send_code(
+    State(state): State<AppState>,
+    user: AuthUser,
+    ApiPath(id): ApiPath<AccountId>,
+    ApiJson(req): ApiJson<SendCodeRequest>,
+) -> Result<Json<CodeSent>, ApiError> {
+    let account = user_account(&state, &user, id).await?;
+    let phone = normalize_phone(&req.phone).ok_or_else(|| {
+        ApiError::Validation(vec![crate::error::FieldError {
+            field: "phone",
+            message: "must be + and 7 to 15 digits".into(),
+        }])
+    })?;
+    // The row carries the phone so two live accounts can never hold one (the store refuses it).
+    if account.phone.as_deref() != Some(phone.as_str()) {
+        state
+            .store
+            .update_account(
+                id,
+                tgfleet_persistence::AccountUpdate {
+                    phone: Some(Some(phone.clone())),
+                    ..Default::default()
+                },
+            )
+            .await
+            .map_err(|e| match e {
+                tgfleet_persistence::StoreError::Conflict(_) => ApiError::Conflict {
+                    code: "PHONE_TAKEN",
+                    message: "another live account already uses this phone".into(),
+                },
+                other => other.into(),
+            })?;
+    }
+    match step(
+        &state,
+        &user,
+        id,
+        "login_code_requested",
+        AccountRequest::SendCode { phone },
+    )
+    .await?
+    {
+        AccountReply::CodeSent {
+            code_type,
+            timeout_s,
+        } => Ok(Json(CodeSent {
+            state: AccountState::AwaitingCode.as_str().into(),
+            code_type,
+            timeout_s,
+        })),
+        other => Err(unexpected(other)),
+    }
+}
+
+fn login_step(reply: AccountReply) -> Result<Json<LoginStep>, ApiError> {
+    match reply {
+        AccountReply::LoginStep { state, hint } => Ok(Json(LoginStep {
+            state: state.as_str().into(),
+            hint,
+        })),
+        other => Err(unexpected(other)),
+    }
+}
+
+#[utoipa::path(post, path = "/api/v1/telegram/accounts/{id}/login/sign-in", tag = "login", security(("bearer" = [])),
+    params(("id" = i64, Path, description = "account id")), request_body = SignInRequest,
+    responses((status = 200, body = LoginStep), (status = 401, body = crate::openapi::ErrorBody),
+              (status = 404, body = crate::openapi::ErrorBody), (status = 409, body = crate::openapi::ErrorBody),
+              (status = 422, body = crate::openapi::ErrorBody), (status = 429, body = crate::openapi::ErrorBody),
+              (status = 503, body = crate::openapi::ErrorBody)))]
+pub async fn sign_in(
+    State(state): State<AppState>,
+    user: AuthUser,
+    ApiPath(id): ApiPath<AccountId>,
+    ApiJson(req): ApiJson<SignInRequest>,
+) -> Result<Json<LoginStep>, ApiError> {
+    user_account(&state, &user, id).await?;
+    let code = req.code.trim().to_owned();
+    if code.is_empty() || code.len() > 16 || !code.bytes().all(|b| b.is_ascii_alphanumeric()) {
+        return Err(ApiError::Validation(vec![crate::error::FieldError {
+            field: "code",
+            message: "must be the code Telegram sent (digits)".into(),
+        }]));
+    }
+    login_step(
+        step(
+            &state,
+            &user,
+            id,
+            "login_sign_in",
+            AccountRequest::SignIn { code },
+        )
+        .await?,
+    )
+}
+
+#[utoipa::path(post, path = "/api/v1/telegram/accounts/{id}/login/password", tag = "login", security(("bearer" = [])),
+    params(("id" = i64, Path, description = "account id")), request_body = PasswordRequest,
+    responses((status = 200, body = LoginStep), (status = 401, body = crate::openapi::ErrorBody),
+              (status = 404, body = crate::openapi::ErrorBody), (status = 409, body = crate::openapi::ErrorBody),
+              (status = 422, body = crate::openapi::ErrorBody), (status = 429, body = crate::openapi::ErrorBody),
+              (status = 503, body = crate::openapi::ErrorBody)))]
+pub async fn password(
+    State(state): State<AppState>,
+    user: AuthUser,
+    ApiPath(id): ApiPath<AccountId>,
+    ApiJson(req): ApiJson<PasswordRequest>,
+) -> Result<Json<LoginStep>, ApiError> {
+    user_account(&state, &user, id).await?;
+    if req.password.is_empty() || req.password.len() > 1024 {
+        return Err(ApiError::Validation(vec![crate::error::FieldError {
+            field: "password",
+            message: "must be the account's 2FA password".into(),
+        }]));
+    }
+    login_step(
+        step(
+            &state,
+            &user,
+            id,
+            "login_password",
+            AccountRequest::CheckPassword {
+                password: req.password,
+            },
+        )
+        .await?,
+    )
+}
+
+async fn qr(state: &AppState, user: &AuthUser, id: AccountId) -> Result<QrLogin, ApiError> {
+    user_account(state, user, id).await?;
+    match step(
+        state,
+        user,
+        id,
+        "login_qr_requested",
+        AccountRequest::QrLogin,
+    )
+    .await?
+    {
+        AccountReply::Qr { url, expires_at } => Ok(QrLogin {
+            state: AccountState::AwaitingQr.as_str().into(),
+            url,
+            expires_at,
+        }),
+        other => Err(unexpected(other)),
+    }
+}
+
+#[utoipa::path(post, path = "/api/v1/telegram/accounts/{id}/login/qr", tag = "login", security(("bearer" = [])),
+    params(("id" = i64, Path, description = "account id")),
+    responses((status = 200, body = QrLogin), (status = 401, body = crate::openapi::ErrorBody),
+              (status = 404, body = crate::openapi::ErrorBody), (status = 409, body = crate::openapi::ErrorBody),
+              (status = 429, body = crate::openapi::ErrorBody), (status = 503, body = crate::openapi::ErrorBody)))]
+pub async fn qr_login(
+    State(state): State<AppState>,
+    user: AuthUser,
+    ApiPath(id): ApiPath<AccountId>,
+) -> Result<Json<QrLogin>, ApiError> {
+    Ok(Json(qr(&state, &user, id).await?))
+}
+
+#[utoipa::path(get, path = "/api/v1/telegram/accounts/{id}/login/qr.png", tag = "login", security(("bearer" = [])),
+    params(("id" = i64, Path, description = "account id")),
+    responses((status = 200, content_type = "image/png", description = "the QR code of the current login URL"),
+              (status = 401, body = crate::openapi::ErrorBody), (status = 404, body = crate::openapi::ErrorBody),
+              (status = 409, body = crate::openapi::ErrorBody), (status = 503, body = crate::openapi::ErrorBody)))]
+pub async fn qr_png(
+    State(state): State<AppState>,
+    user: AuthUser,
+    ApiPath(id): ApiPath<AccountId>,
+) -> Result<impl IntoResponse, ApiError> {
+    let login = qr(&state, &user, id).await?;
+    let png = render_qr_png(&login.url)?;
+    Ok((
+        [
+            (header::CONTENT_TYPE, "image/png"),
+            (header::CACHE_CONTROL, "no-store"),
+        ],
+        png,
+    ))
+}
+
+/// 8 pixels per module with the 4-module quiet zone scanners expect.
+pub fn render_qr_png(data: &str) -> Result<Vec<u8>, ApiError> {
+    const SCALE: usize = 8;
+    const QUIET: usize = 4;
+    let code = qrcode::QrCode::new(data.as_bytes())
+        .map_err(|e| ApiError::Internal(anyhow::anyhow!("encoding the QR code: {e}")))?;
+    let width = code.width();
+    let colors = code.to_colors();
+    let side = (width + 2 * QUIET) * SCALE;
+    let mut pixels = vec![255u8; side * side];
+    for (i, color) in colors.iter().enumerate() {
+        if *color == qrcode::Color::Dark {
+            let (mx, my) = (i % width + QUIET, i / width + QUIET);
+            for y in my * SCALE..(my + 1) * SCALE {
+                pixels[y * side + mx * SCALE..y * side + (mx + 1) * SCALE].fill(0);
+            }
+        }
+    }
+    let mut out = Vec::new();
+    {
+        let mut encoder = png::Encoder::new(&mut out, side as u32, side as u32);
+        encoder.set_color(png::ColorType::Grayscale);
+        encoder.set_depth(png::BitDepth::Eight);
+        let mut writer = encoder
+            .write_header()
+            .map_err(|e| ApiError::Internal(anyhow::anyhow!("writing the PNG header: {e}")))?;
+        writer
+            .write_image_data(&pixels)
+            .map_err(|e| ApiError::Internal(anyhow::anyhow!("writing the PNG: {e}")))?;
+    }
+    Ok(out)
+}

@@ -1,0 +1,117 @@
+use super::fleet;
+use crate::auth::AuthUser;
+use crate::error::{ApiError, Validator};
+use crate::extract::{ApiJson, ApiPath};
+use crate::logs::check_account_access;
+use crate::state::AppState;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::Json;
+use serde::{Deserialize, Serialize};
+use tgfleet_actors::{AccountReply, AccountRequest};
+use tgfleet_persistence::AccountId;
+use utoipa::ToSchema;
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SendMessageRequest {
+    /// `me`, `@username`, `+phone` or a numeric user id.
+    pub peer: String,
+    /// 1–4096 characters, as Telegram allows.
+    pub text: String,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct MessageSent {
+    pub message_id: i32,
+}
+
+pub fn peer_is_wellformed(peer: &str) -> bool {
+    if peer == "me" {
+        return true;
+    }
+    if let Some(name) = peer.strip_prefix('@') {
+        return (4..=32).contains(&name.len())
+            && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_');
+    }
+    if peer.starts_with('+') {
+        return super::normalize_phone(peer).is_some();
+    }
+    peer.parse::<i64>().is_ok_and(|id| id != 0)
+}
+
+#[utoipa::path(post, path = "/api/v1/telegram/accounts/{id}/messages", tag = "messages", security(("bearer" = [])),
+    params(("id" = i64, Path, description = "account id"),
+           ("Idempotency-Key" = Option<String>, Header, description = "repeat a send safely: the same key answers the same message_id without sending twice")),
+    request_body = SendMessageRequest,
+    responses((status = 201, body = MessageSent), (status = 401, body = crate::openapi::ErrorBody),
+              (status = 404, body = crate::openapi::ErrorBody), (status = 409, body = crate::openapi::ErrorBody),
+              (status = 422, body = crate::openapi::ErrorBody), (status = 429, body = crate::openapi::ErrorBody),
+              (status = 503, body = crate::openapi::ErrorBody)))]
+pub async fn send(
+    State(state): State<AppState>,
+    user: AuthUser,
+    ApiPath(id): ApiPath<AccountId>,
+    headers: HeaderMap,
+    ApiJson(req): ApiJson<SendMessageRequest>,
+) -> Result<(StatusCode, Json<MessageSent>), ApiError> {
+    check_account_access(&state, &user, id).await?;
+    let peer = req.peer.trim().to_owned();
+    let mut v = Validator::default();
+    v.check(
+        peer_is_wellformed(&peer),
+        "peer",
+        "must be me, @username, +phone or a numeric id",
+    );
+    let chars = req.text.chars().count();
+    v.check(
+        (1..=4096).contains(&chars),
+        "text",
+        "must be 1 to 4096 characters",
+    );
+    let dedupe_key = match headers.get("idempotency-key").map(|h| h.to_str()) {
+        None => None,
+        Some(Ok(k)) if (1..=128).contains(&k.len()) => Some(k.to_owned()),
+        Some(_) => {
+            v.check(
+                false,
+                "Idempotency-Key",
+                "must be 1 to 128 visible ASCII characters",
+            );
+            None
+        }
+    };
+    v.finish()?;
+    let request = AccountRequest::SendMessage {
+        peer,
+        text: req.text,
+        dedupe_key,
+    };
+    match fleet(&state)?.call(id, request).await? {
+        AccountReply::Sent { message_id } => {
+            Ok((StatusCode::CREATED, Json(MessageSent { message_id })))
+        }
+        other => Err(ApiError::Internal(anyhow::anyhow!(
+            "unexpected reply from the account actor: {other:?}"
+        ))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn peers() {
+        for ok in [
+            "me",
+            "@durov_bot",
+            "+15550100199",
+            "777000",
+            "-1001234567890",
+        ] {
+            assert!(super::peer_is_wellformed(ok), "{ok}");
+        }
+        for bad in ["", "@", "@ab", "@with space", "+1", "0", "you", "me2"] {
+            assert!(!super::peer_is_wellformed(bad), "{bad}");
+        }
+    }
+}

@@ -1,0 +1,386 @@
+//! Telegram accounts: create, list, read, delete, restart, log out; the login steps live in
+//! `login`, sending in `messages`. Someone else's account answers 404, exactly like a missing one.
+
+pub mod login;
+pub mod messages;
+
+use crate::audit::Audit;
+use crate::auth::AuthUser;
+use crate::error::{ApiError, Validator};
+use crate::extract::{ApiJson, ApiPath, ApiQuery};
+use crate::logs::check_account_access;
+use crate::state::AppState;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::Json;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use tgfleet_actors::AccountRequest;
+use tgfleet_persistence::{
+    Account, AccountFilter, AccountId, AccountKind, AccountState, NewAccount, StoreError,
+};
+use tgfleet_supervision::Fleet;
+use utoipa::{IntoParams, ToSchema};
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct AccountView {
+    pub id: AccountId,
+    pub label: Option<String>,
+    /// `user` or `bot`.
+    #[schema(value_type = String, example = "user")]
+    pub kind: AccountKind,
+    pub phone: Option<String>,
+    /// new, awaiting_code, awaiting_password, awaiting_qr, active, reconnecting, flood_wait,
+    /// unauthorized, banned, quarantined, hibernated, logged_out, stopped.
+    #[schema(value_type = String, example = "active")]
+    pub state: AccountState,
+    pub tg_user_id: Option<i64>,
+    pub username: Option<String>,
+    pub dc_id: Option<i32>,
+    pub flood_wait_until: Option<DateTime<Utc>>,
+    pub last_error: Option<String>,
+    pub restarts: i64,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+impl From<Account> for AccountView {
+    fn from(a: Account) -> Self {
+        Self {
+            id: a.id,
+            label: a.label,
+            kind: a.kind,
+            phone: a.phone,
+            state: a.state,
+            tg_user_id: a.tg_user_id,
+            username: a.username,
+            dc_id: a.dc_id,
+            flood_wait_until: a.flood_wait_until,
+            last_error: a.last_error,
+            restarts: a.restarts,
+            created_at: a.created_at,
+            updated_at: a.updated_at,
+        }
+    }
+}
+
+pub fn fleet(state: &AppState) -> Result<&Fleet, ApiError> {
+    state
+        .fleet
+        .as_ref()
+        .ok_or_else(ApiError::telegram_not_configured)
+}
+
+/// `+` and 7–15 digits (E.164); spaces, dashes, dots and parentheses are dropped first, so
+/// `+1 (555) 010-0199` and `+15550100199` are the same account.
+pub fn normalize_phone(raw: &str) -> Option<String> {
+    let trimmed = raw.trim();
+    let digits: String = trimmed
+        .trim_start_matches('+')
+        .chars()
+        .filter(|c| !matches!(c, ' ' | '-' | '.' | '(' | ')'))
+        .collect();
+    if !trimmed.starts_with('+')
+        || !(7..=15).contains(&digits.len())
+        || !digits.bytes().all(|b| b.is_ascii_digit())
+    {
+        return None;
+    }
+    Some(format!("+{digits}"))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateAccountRequest {
+    pub label: Option<String>,
+    #[schema(value_type = String, example = "user")]
+    pub kind: AccountKind,
+    /// E.164, e.g. `+15550100199`; user accounts only.
+    pub phone: Option<String>,
+    /// Bot accounts only; the bot logs in at once.
+    pub bot_token: Option<String>,
+}
+
+#[utoipa::path(post, path = "/api/v1/telegram/accounts", tag = "accounts", security(("bearer" = [])),
+    request_body = CreateAccountRequest,
+    responses((status = 201, body = AccountView), (status = 401, body = crate::openapi::ErrorBody),
+              (status = 409, body = crate::openapi::ErrorBody), (status = 422, body = crate::openapi::ErrorBody),
+              (status = 429, body = crate::openapi::ErrorBody), (status = 503, body = crate::openapi::ErrorBody)))]
+pub async fn create(
+    State(state): State<AppState>,
+    user: AuthUser,
+    ApiJson(req): ApiJson<CreateAccountRequest>,
+) -> Result<(StatusCode, Json<AccountView>), ApiError> {
+    let fleet = fleet(&state)?.clone();
+    let mut v = Validator::default();
+    let phone = req.phone.as_deref().map(normalize_phone);
+    v.check(
+        !matches!(phone, Some(None)),
+        "phone",
+        "must be + and 7 to 15 digits",
+    );
+    if let Some(label) = &req.label {
+        v.check(
+            label.chars().count() <= 128,
+            "label",
+            "must be at most 128 characters",
+        );
+    }
+    match req.kind {
+        AccountKind::Bot => {
+            let token_ok = req
+                .bot_token
+                .as_deref()
+                .is_some_and(bot_token_is_wellformed);
+            v.check(
+                token_ok,
+                "bot_token",
+                "a bot needs its token, as @BotFather gives it (123456:ABC…)",
+            );
+            v.check(req.phone.is_none(), "phone", "a bot has no phone");
+        }
+        AccountKind::User => {
+            v.check(
+                req.bot_token.is_none(),
+                "bot_token",
+                "only bots have tokens",
+            );
+        }
+    }
+    v.finish()?;
+    let account = state
+        .store
+        .create_account(NewAccount {
+            owner_id: user.id,
+            label: req.label,
+            kind: req.kind,
+            phone: phone.flatten(),
+        })
+        .await
+        .map_err(|e| match e {
+            StoreError::Conflict(_) => ApiError::Conflict {
+                code: "PHONE_TAKEN",
+                message: "another live account already uses this phone".into(),
+            },
+            other => other.into(),
+        })?;
+    Audit::info("account_created", "account created")
+        .user(user.id)
+        .account(account.id)
+        .record(&state)
+        .await;
+    if let (AccountKind::Bot, Some(token)) = (req.kind, req.bot_token) {
+        if let Err(e) = fleet
+            .call(account.id, AccountRequest::BotSignIn { token })
+            .await
+        {
+            // A bot that cannot log in is not an account: leave no half-made row behind.
+            let _ = fleet.stop_with_reason(account.id, "deleted").await;
+            state.store.delete_account(account.id).await?;
+            Audit::warn("bot_sign_in_failed", "bot sign-in failed; account removed")
+                .user(user.id)
+                .account(account.id)
+                .error_code(e.code())
+                .record(&state)
+                .await;
+            return Err(e.into());
+        }
+        Audit::info("bot_signed_in", "bot signed in")
+            .user(user.id)
+            .account(account.id)
+            .record(&state)
+            .await;
+    }
+    let account = state.store.account(account.id).await?;
+    Ok((StatusCode::CREATED, Json(account.into())))
+}
+
+fn bot_token_is_wellformed(token: &str) -> bool {
+    let Some((id, secret)) = token.split_once(':') else {
+        return false;
+    };
+    !id.is_empty()
+        && id.bytes().all(|b| b.is_ascii_digit())
+        && (20..=100).contains(&secret.len())
+        && secret
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct ListQuery {
+    /// Only accounts in this state.
+    pub state: Option<String>,
+    /// 1–500, default 100.
+    pub limit: Option<u32>,
+    /// The `next_cursor` of the previous page.
+    pub cursor: Option<i64>,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct AccountPage {
+    pub items: Vec<AccountView>,
+    pub next_cursor: Option<i64>,
+}
+
+#[utoipa::path(get, path = "/api/v1/telegram/accounts", tag = "accounts", security(("bearer" = [])),
+    params(ListQuery),
+    responses((status = 200, body = AccountPage), (status = 400, body = crate::openapi::ErrorBody),
+              (status = 401, body = crate::openapi::ErrorBody)))]
+pub async fn list(
+    State(state): State<AppState>,
+    user: AuthUser,
+    ApiQuery(q): ApiQuery<ListQuery>,
+) -> Result<Json<AccountPage>, ApiError> {
+    let limit = crate::users::page_limit(q.limit)?;
+    let wanted = match q.state.as_deref() {
+        None => None,
+        Some(s) => Some(AccountState::parse(s).ok_or(ApiError::BadRequest {
+            code: "INVALID_QUERY",
+            message: format!("unknown state {s:?}"),
+        })?),
+    };
+    let accounts = state
+        .store
+        .list_accounts(AccountFilter {
+            owner_id: (!user.is_admin()).then_some(user.id),
+            state: wanted,
+            after_id: q.cursor,
+            limit,
+        })
+        .await?;
+    let next_cursor = (accounts.len() == limit as usize)
+        .then(|| accounts.last().map(|a| a.id))
+        .flatten();
+    Ok(Json(AccountPage {
+        items: accounts.into_iter().map(AccountView::from).collect(),
+        next_cursor,
+    }))
+}
+
+#[utoipa::path(get, path = "/api/v1/telegram/accounts/{id}", tag = "accounts", security(("bearer" = [])),
+    params(("id" = i64, Path, description = "account id")),
+    responses((status = 200, body = AccountView), (status = 401, body = crate::openapi::ErrorBody),
+              (status = 404, body = crate::openapi::ErrorBody)))]
+pub async fn get(
+    State(state): State<AppState>,
+    user: AuthUser,
+    ApiPath(id): ApiPath<AccountId>,
+) -> Result<Json<AccountView>, ApiError> {
+    Ok(Json(check_account_access(&state, &user, id).await?.into()))
+}
+
+#[utoipa::path(delete, path = "/api/v1/telegram/accounts/{id}", tag = "accounts", security(("bearer" = [])),
+    params(("id" = i64, Path, description = "account id")),
+    responses((status = 204), (status = 401, body = crate::openapi::ErrorBody),
+              (status = 404, body = crate::openapi::ErrorBody)))]
+pub async fn delete(
+    State(state): State<AppState>,
+    user: AuthUser,
+    ApiPath(id): ApiPath<AccountId>,
+) -> Result<StatusCode, ApiError> {
+    check_account_access(&state, &user, id).await?;
+    if let Some(fleet) = &state.fleet {
+        // The actor stops first so it cannot write the session back after it is erased.
+        match fleet.stop_with_reason(id, "deleted").await {
+            Ok(()) | Err(tgfleet_supervision::FleetError::NotFound(_)) => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    state.store.delete_account(id).await?;
+    Audit::info("account_deleted", "account deleted and its session erased")
+        .user(user.id)
+        .account(id)
+        .record(&state)
+        .await;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[utoipa::path(post, path = "/api/v1/telegram/accounts/{id}/restart", tag = "accounts", security(("bearer" = [])),
+    params(("id" = i64, Path, description = "account id")),
+    responses((status = 200, body = AccountView), (status = 401, body = crate::openapi::ErrorBody),
+              (status = 404, body = crate::openapi::ErrorBody), (status = 503, body = crate::openapi::ErrorBody)))]
+pub async fn restart(
+    State(state): State<AppState>,
+    user: AuthUser,
+    ApiPath(id): ApiPath<AccountId>,
+) -> Result<Json<AccountView>, ApiError> {
+    check_account_access(&state, &user, id).await?;
+    fleet(&state)?.restart(id).await?;
+    Audit::info(
+        "account_restarted",
+        "operator restarted the account in place",
+    )
+    .user(user.id)
+    .account(id)
+    .record(&state)
+    .await;
+    Ok(Json(state.store.account(id).await?.into()))
+}
+
+#[utoipa::path(post, path = "/api/v1/telegram/accounts/{id}/logout", tag = "accounts", security(("bearer" = [])),
+    params(("id" = i64, Path, description = "account id")),
+    responses((status = 200, body = AccountView), (status = 401, body = crate::openapi::ErrorBody),
+              (status = 404, body = crate::openapi::ErrorBody), (status = 409, body = crate::openapi::ErrorBody),
+              (status = 503, body = crate::openapi::ErrorBody)))]
+pub async fn logout(
+    State(state): State<AppState>,
+    user: AuthUser,
+    ApiPath(id): ApiPath<AccountId>,
+) -> Result<Json<AccountView>, ApiError> {
+    check_account_access(&state, &user, id).await?;
+    fleet(&state)?.call(id, AccountRequest::LogOut).await?;
+    Audit::info(
+        "account_logged_out",
+        "logged out of Telegram; session wiped",
+    )
+    .user(user.id)
+    .account(id)
+    .record(&state)
+    .await;
+    Ok(Json(state.store.account(id).await?.into()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn phones_are_normalized_or_refused() {
+        assert_eq!(
+            normalize_phone("+1 (555) 010-0199").as_deref(),
+            Some("+15550100199")
+        );
+        assert_eq!(
+            normalize_phone(" +447700900123 ").as_deref(),
+            Some("+447700900123")
+        );
+        for bad in [
+            "15550100199",
+            "+12",
+            "+1555abc0199",
+            "+",
+            "",
+            "+1234567890123456",
+        ] {
+            assert_eq!(normalize_phone(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn bot_tokens_must_look_like_botfathers() {
+        assert!(bot_token_is_wellformed(
+            "123456:AAE-abcdefghijklmnopqrstu_vwxyz0123"
+        ));
+        for bad in [
+            "",
+            "123456",
+            ":abc",
+            "12a:AAEabcdefghijklmnopqrstuvwxyz",
+            "1:short",
+        ] {
+            assert!(!bot_token_is_wellformed(bad), "{bad}");
+        }
+    }
+}

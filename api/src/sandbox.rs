@@ -1,0 +1,88 @@
+//! Routes that exist only under `serve --sandbox`: the in-process testdc's login codes and fault
+//! injection, so every flow can be played over HTTP without Telegram.
+
+use crate::accounts::normalize_phone;
+use crate::auth::AuthUser;
+use crate::error::ApiError;
+use crate::extract::{ApiJson, ApiPath};
+use crate::state::AppState;
+use axum::extract::State;
+use axum::Json;
+use serde::{Deserialize, Serialize};
+use tgfleet_testdc::{FaultBody, TestDc};
+use utoipa::ToSchema;
+
+fn testdc(state: &AppState) -> Result<&TestDc, ApiError> {
+    state.sandbox.as_ref().ok_or(ApiError::NotFound("route"))
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct SandboxCode {
+    pub code: String,
+}
+
+#[utoipa::path(get, path = "/api/v1/sandbox/codes/{phone}", tag = "sandbox", security(("bearer" = [])),
+    params(("phone" = String, Path, description = "E.164 phone")),
+    responses((status = 200, body = SandboxCode), (status = 401, body = crate::openapi::ErrorBody),
+              (status = 404, body = crate::openapi::ErrorBody)))]
+pub async fn code(
+    State(state): State<AppState>,
+    _user: AuthUser,
+    ApiPath(phone): ApiPath<String>,
+) -> Result<Json<SandboxCode>, ApiError> {
+    let dc = testdc(&state)?;
+    let phone = normalize_phone(&phone).ok_or(ApiError::NotFound("code"))?;
+    dc.last_code(&phone)
+        .map(|code| Json(SandboxCode { code }))
+        .ok_or(ApiError::NotFound("code"))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SandboxFault {
+    /// drop_connections, flood_wait, black_hole, delay, revoke, ban or clear.
+    pub kind: String,
+    /// Only this phone's connections or calls; omit for all.
+    pub phone: Option<String>,
+    /// The method a flood wait applies to, e.g. `messages.sendMessage`.
+    pub method: Option<String>,
+    pub seconds: Option<u32>,
+    pub millis: Option<u64>,
+    /// black_hole: on (default) or off.
+    pub on: Option<bool>,
+}
+
+#[utoipa::path(post, path = "/api/v1/sandbox/faults", tag = "sandbox", security(("bearer" = [])),
+    request_body = SandboxFault,
+    responses((status = 200, description = "what the fault did", body = Object),
+              (status = 401, body = crate::openapi::ErrorBody), (status = 404, body = crate::openapi::ErrorBody),
+              (status = 422, body = crate::openapi::ErrorBody)))]
+pub async fn fault(
+    State(state): State<AppState>,
+    _user: AuthUser,
+    ApiJson(req): ApiJson<SandboxFault>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let dc = testdc(&state)?;
+    let phone = match req.phone.as_deref() {
+        None => None,
+        Some(p) => Some(normalize_phone(p).ok_or(ApiError::Unprocessable {
+            code: "INVALID_FAULT",
+            message: "phone must be + and 7 to 15 digits".into(),
+        })?),
+    };
+    let body = FaultBody {
+        kind: req.kind,
+        phone,
+        method: req.method,
+        seconds: req.seconds,
+        millis: req.millis,
+        on: req.on,
+        revoke_kind: None,
+    };
+    tgfleet_testdc::apply_fault(dc, body)
+        .map(Json)
+        .map_err(|message| ApiError::Unprocessable {
+            code: "INVALID_FAULT",
+            message,
+        })
+}
