@@ -2,6 +2,22 @@
 //! (same account id, state reloaded from the store) with backoff and a restart intensity beyond
 //! which the account is quarantined; the registry that routes each request to the one actor of
 //! its account; and the [`Fleet`] handle the API uses.
+//!
+//! # How a child's end is read
+//!
+//! * It **fails** (panic or `Err` out of a handler or `post_start`, or `pre_start` fails): it is
+//!   restarted in place after a backoff (`reason="failed"`), or quarantined once the restart
+//!   intensity is exceeded. A failure whose text starts with [`WATCHDOG_STOP_REASON`] counts as
+//!   `reason="watchdog"`.
+//! * It **stops normally** with any reason (`unauthorized`, `banned`, `logged_out`, …): the account
+//!   is in a final state and is not restarted; the next call or start brings it up again. The one
+//!   exception is the reason [`WATCHDOG_STOP_REASON`], the actor's way of saying "I am silent,
+//!   restart me".
+//! * It does not answer a liveness check within `liveness_timeout`, or someone calls
+//!   [`Fleet::report_silent`]: it is killed and restarted like a failure (`reason="watchdog"`).
+//!
+//! Each supervisor ("shard") owns a fixed subset of account ids, so all starts, restarts and stops
+//! of one account go through one mailbox: that, not a lock, is what keeps it to one actor.
 
 pub mod child;
 pub mod error;
