@@ -116,7 +116,7 @@ pub fn decrypt<'a>(
     payload: &'a mut [u8],
     dir: Direction,
 ) -> Result<&'a [u8], DecryptError> {
-    if payload.len() < 24 + 32 || (payload.len() - 24) % 16 != 0 {
+    if payload.len() < 24 + 32 || !(payload.len() - 24).is_multiple_of(16) {
         return Err(DecryptError::BadLength);
     }
     let mut msg_key = [0u8; 16];
@@ -149,7 +149,7 @@ pub fn parse_plain(plaintext: &[u8]) -> Option<Plain<'_>> {
     let msg_id = read_i64(plaintext, 16)?;
     let seq_no = read_i32(plaintext, 24)?;
     let len = usize::try_from(read_i32(plaintext, 28)?).ok()?;
-    if len % 4 != 0 {
+    if !len.is_multiple_of(4) {
         return None;
     }
     let body = plaintext.get(32..32usize.checked_add(len)?)?;
@@ -254,7 +254,7 @@ pub fn cut_frame(buf: &[u8], expected_seq: i32) -> Frame {
     let Ok(len) = usize::try_from(len) else {
         return Frame::Invalid;
     };
-    if !(12..=MAX_FRAME_LEN).contains(&len) || len % 4 != 0 {
+    if !(12..=MAX_FRAME_LEN).contains(&len) || !len.is_multiple_of(4) {
         return Frame::Invalid;
     }
     if buf.len() < len {
