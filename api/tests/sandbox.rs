@@ -1,0 +1,442 @@
+//! The README's sandbox walkthrough, step for step, over HTTP against `serve --sandbox`'s wiring:
+//! real account actors, the real grammers client, the in-process testdc.
+
+mod common;
+
+use common::{error_code, TestApp};
+use reqwest::Method;
+use serde_json::{json, Value};
+
+async fn sandbox() -> TestApp {
+    TestApp::spawn_with(|s| s.sandbox = true).await
+}
+
+async fn json_of(r: reqwest::Response, status: u16) -> Value {
+    let got = r.status().as_u16();
+    let body = r.text().await.unwrap();
+    assert_eq!(got, status, "{body}");
+    serde_json::from_str(&body).unwrap_or(Value::Null)
+}
+
+/// Creates a user account and logs it in with the code testdc sent; returns the account id.
+async fn logged_in_account(app: &TestApp, token: &str, phone: &str) -> i64 {
+    let account = json_of(
+        app.post(
+            "/api/v1/telegram/accounts",
+            Some(token),
+            json!({"kind": "user", "label": "demo"}),
+        )
+        .await,
+        201,
+    )
+    .await;
+    let id = account["id"].as_i64().unwrap();
+    let sent = json_of(
+        app.post(
+            &format!("/api/v1/telegram/accounts/{id}/login/code"),
+            Some(token),
+            json!({"phone": phone}),
+        )
+        .await,
+        200,
+    )
+    .await;
+    assert_eq!(sent["state"], "awaiting_code");
+    let code = json_of(
+        app.get(&format!("/api/v1/sandbox/codes/{phone}"), Some(token))
+            .await,
+        200,
+    )
+    .await;
+    let step = json_of(
+        app.post(
+            &format!("/api/v1/telegram/accounts/{id}/login/sign-in"),
+            Some(token),
+            json!({"code": code["code"]}),
+        )
+        .await,
+        200,
+    )
+    .await;
+    assert_eq!(step["state"], "active");
+    id
+}
+
+#[tokio::test]
+async fn the_readme_walkthrough() {
+    let app = sandbox().await;
+    // register, log in
+    let r = app
+        .post(
+            "/api/v1/auth/register",
+            None,
+            json!({"email": "me@example.org", "password": "correct horse battery"}),
+        )
+        .await;
+    assert_eq!(r.status(), 201);
+    let (token, _) = app.login("me@example.org", "correct horse battery").await;
+    // create an account, request the code, read it, sign in
+    let id = logged_in_account(&app, &token, "+15550100123").await;
+    // send a message to me
+    let sent = json_of(
+        app.post(
+            &format!("/api/v1/telegram/accounts/{id}/messages"),
+            Some(&token),
+            json!({"peer": "me", "text": "hello from tgfleet"}),
+        )
+        .await,
+        201,
+    )
+    .await;
+    assert!(sent["message_id"].as_i64().unwrap() > 0);
+    // and the account shows what a frontend displays
+    let account = json_of(
+        app.get(&format!("/api/v1/telegram/accounts/{id}"), Some(&token))
+            .await,
+        200,
+    )
+    .await;
+    assert_eq!(account["state"], "active");
+    assert_eq!(account["phone"], "+15550100123");
+    assert!(account["tg_user_id"].as_i64().is_some());
+    let delivered = app.state.sandbox.as_ref().unwrap().messages();
+    assert!(delivered.iter().any(|m| m.text == "hello from tgfleet"));
+    app.shutdown().await;
+}
+
+#[tokio::test]
+async fn two_factor_login_over_http() {
+    let app = sandbox().await;
+    let (_, token, _) = app.user("tfa@example.org").await;
+    let phone = "+15550100129"; // last digit 9: the sandbox gives it the 2FA password sandbox-2fa
+    let account = json_of(
+        app.post(
+            "/api/v1/telegram/accounts",
+            Some(&token),
+            json!({"kind": "user"}),
+        )
+        .await,
+        201,
+    )
+    .await;
+    let id = account["id"].as_i64().unwrap();
+    json_of(
+        app.post(
+            &format!("/api/v1/telegram/accounts/{id}/login/code"),
+            Some(&token),
+            json!({"phone": phone}),
+        )
+        .await,
+        200,
+    )
+    .await;
+    let code = json_of(
+        app.get(&format!("/api/v1/sandbox/codes/{phone}"), Some(&token))
+            .await,
+        200,
+    )
+    .await;
+    let step = json_of(
+        app.post(
+            &format!("/api/v1/telegram/accounts/{id}/login/sign-in"),
+            Some(&token),
+            json!({"code": code["code"]}),
+        )
+        .await,
+        200,
+    )
+    .await;
+    assert_eq!(step["state"], "awaiting_password");
+    let wrong = app
+        .post(
+            &format!("/api/v1/telegram/accounts/{id}/login/password"),
+            Some(&token),
+            json!({"password": "nope"}),
+        )
+        .await;
+    assert_eq!(error_code(wrong, 422).await, "PASSWORD_HASH_INVALID");
+    let step = json_of(
+        app.post(
+            &format!("/api/v1/telegram/accounts/{id}/login/password"),
+            Some(&token),
+            json!({"password": "sandbox-2fa"}),
+        )
+        .await,
+        200,
+    )
+    .await;
+    assert_eq!(step["state"], "active");
+    app.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_wrong_code_is_422_and_the_login_goes_on() {
+    let app = sandbox().await;
+    let (_, token, _) = app.user("code@example.org").await;
+    let phone = "+15550100555";
+    let account = json_of(
+        app.post(
+            "/api/v1/telegram/accounts",
+            Some(&token),
+            json!({"kind": "user"}),
+        )
+        .await,
+        201,
+    )
+    .await;
+    let id = account["id"].as_i64().unwrap();
+    json_of(
+        app.post(
+            &format!("/api/v1/telegram/accounts/{id}/login/code"),
+            Some(&token),
+            json!({"phone": phone}),
+        )
+        .await,
+        200,
+    )
+    .await;
+    let code = json_of(
+        app.get(&format!("/api/v1/sandbox/codes/{phone}"), Some(&token))
+            .await,
+        200,
+    )
+    .await;
+    let real = code["code"].as_str().unwrap();
+    let wrong: String = real
+        .chars()
+        .map(|c| if c == '1' { '2' } else { '1' })
+        .collect();
+    let r = app
+        .post(
+            &format!("/api/v1/telegram/accounts/{id}/login/sign-in"),
+            Some(&token),
+            json!({"code": wrong}),
+        )
+        .await;
+    assert_eq!(error_code(r, 422).await, "PHONE_CODE_INVALID");
+    let step = json_of(
+        app.post(
+            &format!("/api/v1/telegram/accounts/{id}/login/sign-in"),
+            Some(&token),
+            json!({"code": real}),
+        )
+        .await,
+        200,
+    )
+    .await;
+    assert_eq!(step["state"], "active");
+    app.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_long_flood_wait_is_429_with_retry_after() {
+    let app = sandbox().await;
+    let (_, token, _) = app.user("flood@example.org").await;
+    let phone = "+15550100777";
+    let id = logged_in_account(&app, &token, phone).await;
+    json_of(
+        app.post(
+            "/api/v1/sandbox/faults",
+            Some(&token),
+            json!({"kind": "flood_wait", "phone": phone, "method": "messages.sendMessage", "seconds": 120}),
+        )
+        .await,
+        200,
+    )
+    .await;
+    let r = app
+        .post(
+            &format!("/api/v1/telegram/accounts/{id}/messages"),
+            Some(&token),
+            json!({"peer": "me", "text": "hi"}),
+        )
+        .await;
+    let retry: u64 = r.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((100..=120).contains(&retry), "{retry}");
+    assert_eq!(error_code(r, 429).await, "FLOOD_WAIT");
+    app.shutdown().await;
+}
+
+#[tokio::test]
+async fn someone_elses_account_is_404_and_admin_sees_all() {
+    let app = sandbox().await;
+    let (_, alice, _) = app.user("alice@example.org").await;
+    let (_, bob, _) = app.user("bob@example.org").await;
+    let (_, admin) = app.admin("root@example.org").await;
+    let account = json_of(
+        app.post(
+            "/api/v1/telegram/accounts",
+            Some(&alice),
+            json!({"kind": "user"}),
+        )
+        .await,
+        201,
+    )
+    .await;
+    let id = account["id"].as_i64().unwrap();
+    let paths = [
+        (Method::GET, format!("/api/v1/telegram/accounts/{id}"), None),
+        (
+            Method::DELETE,
+            format!("/api/v1/telegram/accounts/{id}"),
+            None,
+        ),
+        (
+            Method::POST,
+            format!("/api/v1/telegram/accounts/{id}/login/code"),
+            Some(json!({"phone": "+15550100100"})),
+        ),
+        (
+            Method::POST,
+            format!("/api/v1/telegram/accounts/{id}/login/sign-in"),
+            Some(json!({"code": "12345"})),
+        ),
+        (
+            Method::POST,
+            format!("/api/v1/telegram/accounts/{id}/login/password"),
+            Some(json!({"password": "x"})),
+        ),
+        (
+            Method::POST,
+            format!("/api/v1/telegram/accounts/{id}/login/qr"),
+            None,
+        ),
+        (
+            Method::GET,
+            format!("/api/v1/telegram/accounts/{id}/login/qr.png"),
+            None,
+        ),
+        (
+            Method::POST,
+            format!("/api/v1/telegram/accounts/{id}/restart"),
+            None,
+        ),
+        (
+            Method::POST,
+            format!("/api/v1/telegram/accounts/{id}/logout"),
+            None,
+        ),
+        (
+            Method::POST,
+            format!("/api/v1/telegram/accounts/{id}/messages"),
+            Some(json!({"peer": "me", "text": "x"})),
+        ),
+        (
+            Method::GET,
+            format!("/api/v1/telegram/logs?account_id={id}"),
+            None,
+        ),
+    ];
+    for (method, path, body) in &paths {
+        let r = app
+            .request(method.clone(), path, Some(&bob), body.clone())
+            .await;
+        assert_eq!(r.status(), 404, "{method} {path} as another user");
+        let r = app.request(method.clone(), path, None, body.clone()).await;
+        assert_eq!(r.status(), 401, "{method} {path} without a token");
+    }
+    let bobs: Value = app
+        .get("/api/v1/telegram/accounts", Some(&bob))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(bobs["items"].as_array().unwrap().len(), 0);
+    let all: Value = app
+        .get("/api/v1/telegram/accounts", Some(&admin))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(all["items"].as_array().unwrap().len(), 1);
+    assert_eq!(
+        app.get(&format!("/api/v1/telegram/accounts/{id}"), Some(&admin))
+            .await
+            .status(),
+        200
+    );
+    // Admin-only routes: 403 for a user, 200 for an admin.
+    for path in ["/api/v1/users", "/api/v1/health/detailed"] {
+        assert_eq!(
+            error_code(app.get(path, Some(&alice)).await, 403).await,
+            "FORBIDDEN"
+        );
+        assert_eq!(app.get(path, Some(&admin)).await.status(), 200, "{path}");
+    }
+    let r = app
+        .request(
+            Method::PATCH,
+            "/api/v1/users/1",
+            Some(&alice),
+            Some(json!({"role": "admin"})),
+        )
+        .await;
+    assert_eq!(r.status(), 403);
+    app.shutdown().await;
+}
+
+#[tokio::test]
+async fn qr_login_gives_a_url_and_a_png() {
+    let app = sandbox().await;
+    let (_, token, _) = app.user("qr@example.org").await;
+    let account = json_of(
+        app.post(
+            "/api/v1/telegram/accounts",
+            Some(&token),
+            json!({"kind": "user"}),
+        )
+        .await,
+        201,
+    )
+    .await;
+    let id = account["id"].as_i64().unwrap();
+    let qr = json_of(
+        app.post(
+            &format!("/api/v1/telegram/accounts/{id}/login/qr"),
+            Some(&token),
+            json!({}),
+        )
+        .await,
+        200,
+    )
+    .await;
+    assert_eq!(qr["state"], "awaiting_qr");
+    assert!(qr["url"].as_str().unwrap().starts_with("tg://login?token="));
+    let png = app
+        .get(
+            &format!("/api/v1/telegram/accounts/{id}/login/qr.png"),
+            Some(&token),
+        )
+        .await;
+    assert_eq!(png.status(), 200);
+    assert_eq!(png.headers()["content-type"], "image/png");
+    let bytes = png.bytes().await.unwrap();
+    assert_eq!(&bytes[..8], b"\x89PNG\r\n\x1a\n");
+    app.shutdown().await;
+}
+
+#[tokio::test]
+async fn without_telegram_credentials_account_routes_are_503() {
+    let app = TestApp::spawn().await;
+    let (_, token, _) = app.user("none@example.org").await;
+    let r = app
+        .post(
+            "/api/v1/telegram/accounts",
+            Some(&token),
+            json!({"kind": "user"}),
+        )
+        .await;
+    assert_eq!(error_code(r, 503).await, "TELEGRAM_NOT_CONFIGURED");
+    // Sandbox routes do not exist outside the sandbox.
+    assert_eq!(
+        app.get("/api/v1/sandbox/codes/+15550100123", Some(&token))
+            .await
+            .status(),
+        404
+    );
+    app.shutdown().await;
+}
