@@ -66,6 +66,32 @@ pub trait Store: Send + Sync + 'static {
     async fn session(&self, account_id: AccountId) -> StoreResult<Option<Vec<u8>>>;
     async fn delete_session(&self, account_id: AccountId) -> StoreResult<()>;
 
+    // session fingerprints (hex SHA-256 of an auth key): imports are idempotent by them, and a
+    // session already held by an account of this fleet is refused. The rows go with the account.
+    // Defaults answer "unsupported" so stores that predate them (test doubles) still compile.
+    /// Records that `account_id` holds the session with `fingerprint`. `Conflict` when another
+    /// account holds it; recording it again for the same account is success.
+    async fn claim_session_fingerprint(
+        &self,
+        account_id: AccountId,
+        fingerprint: &str,
+    ) -> StoreResult<()> {
+        let _ = (account_id, fingerprint);
+        Err(StoreError::Other(anyhow::anyhow!(
+            "this store does not keep session fingerprints"
+        )))
+    }
+    /// The account holding the session with `fingerprint`, if any.
+    async fn account_by_session_fingerprint(
+        &self,
+        fingerprint: &str,
+    ) -> StoreResult<Option<AccountId>> {
+        let _ = fingerprint;
+        Err(StoreError::Other(anyhow::anyhow!(
+            "this store does not keep session fingerprints"
+        )))
+    }
+
     // integration log
     async fn append_log(&self, entry: NewLogEntry) -> StoreResult<i64>;
     async fn list_logs(&self, filter: LogFilter) -> StoreResult<Vec<LogEntry>>;

@@ -43,6 +43,7 @@ suite!(
     delete_account_cascades_session,
     logs_filter_page_newest_first,
     error_stats_count_codes_and_accounts,
+    session_fingerprints_claim_once_and_go_with_the_account,
 );
 
 async fn user(store: &dyn Store, email: &str) -> User {
@@ -480,6 +481,34 @@ async fn delete_account_cascades_session(store: &dyn Store) {
     assert_eq!(logs.iter().map(|l| l.id).collect::<Vec<_>>(), vec![entry]);
     // The phone is free again.
     account(store, u.id, Some("+15550003")).await;
+}
+
+async fn session_fingerprints_claim_once_and_go_with_the_account(store: &dyn Store) {
+    let u = user(store, "f@x.test").await;
+    let a = account(store, u.id, None).await;
+    let b = account(store, u.id, None).await;
+    let fp = "ab".repeat(32);
+    assert_eq!(
+        store.account_by_session_fingerprint(&fp).await.unwrap(),
+        None
+    );
+    store.claim_session_fingerprint(a.id, &fp).await.unwrap();
+    // Idempotent for the holder, a conflict for anyone else.
+    store.claim_session_fingerprint(a.id, &fp).await.unwrap();
+    assert!(matches!(
+        store.claim_session_fingerprint(b.id, &fp).await,
+        Err(StoreError::Conflict(_))
+    ));
+    assert_eq!(
+        store.account_by_session_fingerprint(&fp).await.unwrap(),
+        Some(a.id)
+    );
+    store.delete_account(a.id).await.unwrap();
+    assert_eq!(
+        store.account_by_session_fingerprint(&fp).await.unwrap(),
+        None
+    );
+    store.claim_session_fingerprint(b.id, &fp).await.unwrap();
 }
 
 async fn logs_filter_page_newest_first(store: &dyn Store) {

@@ -535,6 +535,46 @@ macro_rules! impl_sql_store {
                 Ok(())
             }
 
+            async fn claim_session_fingerprint(
+                &self,
+                account_id: AccountId,
+                fingerprint: &str,
+            ) -> StoreResult<()> {
+                // DO NOTHING, then read back: one statement cannot both insert and tell a
+                // re-claim by the same account (success) from a claim by another (conflict).
+                sqlx::query(
+                    "INSERT INTO session_fingerprints (fingerprint, account_id, created_at) \
+                     VALUES ($1, $2, $3) ON CONFLICT (fingerprint) DO NOTHING",
+                )
+                .bind(fingerprint)
+                .bind(account_id)
+                .bind(now())
+                .execute(&self.pool)
+                .await
+                .map_err(db_err("claiming session fingerprint"))?;
+                match self.account_by_session_fingerprint(fingerprint).await? {
+                    Some(holder) if holder == account_id => Ok(()),
+                    Some(holder) => Err(StoreError::Conflict(format!(
+                        "session fingerprint held by account {holder}"
+                    ))),
+                    // Deleted between the two statements: its account is gone, so is the claim.
+                    None => Err(StoreError::NotFound),
+                }
+            }
+
+            async fn account_by_session_fingerprint(
+                &self,
+                fingerprint: &str,
+            ) -> StoreResult<Option<AccountId>> {
+                sqlx::query_scalar(
+                    "SELECT account_id FROM session_fingerprints WHERE fingerprint = $1",
+                )
+                .bind(fingerprint)
+                .fetch_optional(&self.pool)
+                .await
+                .map_err(db_err("looking up session fingerprint"))
+            }
+
             async fn append_log(&self, entry: NewLogEntry) -> StoreResult<i64> {
                 let id: i64 = sqlx::query_scalar(
                     "INSERT INTO integration_log \
