@@ -54,7 +54,11 @@ impl From<LogEntry> for LogView {
             user_id: e.user_id,
             error_code: e.error_code,
             message: e.message,
-            details: e.details,
+            // Always an object, so clients can index it without a null check.
+            details: match e.details {
+                serde_json::Value::Null => serde_json::json!({}),
+                other => other,
+            },
         }
     }
 }

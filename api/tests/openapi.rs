@@ -1,0 +1,483 @@
+//! The OpenAPI document tells the truth: every route the server answers is in it, and every real
+//! response — status and body — is one the document lists for that operation.
+
+mod common;
+
+use common::TestApp;
+use reqwest::Method;
+use serde_json::{json, Value};
+
+struct Contract {
+    doc: Value,
+    checked: std::cell::RefCell<Vec<(String, String)>>,
+}
+
+impl Contract {
+    async fn fetch(app: &TestApp) -> Self {
+        let r = app.get("/openapi.json", None).await;
+        assert_eq!(r.status(), 200);
+        let doc: Value = r.json().await.unwrap();
+        assert!(doc["openapi"].as_str().unwrap().starts_with("3."));
+        Self {
+            doc,
+            checked: Default::default(),
+        }
+    }
+
+    /// Sends a request and checks its answer against the document; returns the body.
+    async fn call(
+        &self,
+        app: &TestApp,
+        method: Method,
+        template: &str,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+    ) -> (u16, Value) {
+        let r = app.request(method.clone(), path, token, body).await;
+        let status = r.status().as_u16();
+        let ctype = r
+            .headers()
+            .get("content-type")
+            .map(|v| v.to_str().unwrap().to_owned())
+            .unwrap_or_default();
+        let bytes = r.bytes().await.unwrap();
+        let m = method.as_str().to_lowercase();
+        let op = &self.doc["paths"][template][&m];
+        assert!(
+            op.is_object(),
+            "{m} {template} is not in the OpenAPI document"
+        );
+        let resp = &op["responses"][status.to_string()];
+        assert!(
+            resp.is_object(),
+            "{m} {template} answered {status}, which the document does not list: {}",
+            String::from_utf8_lossy(&bytes)
+        );
+        let mut value = Value::Null;
+        if ctype.starts_with("application/json") {
+            value = serde_json::from_slice(&bytes).unwrap();
+            let schema = &resp["content"]["application/json"]["schema"];
+            assert!(
+                schema.is_object(),
+                "{m} {template} {status}: JSON body but no schema"
+            );
+            let mut root = schema.clone();
+            root["components"] = self.doc["components"].clone();
+            let validator = jsonschema::validator_for(&root).expect("schema compiles");
+            let errors: Vec<String> = validator
+                .iter_errors(&value)
+                .map(|e| e.to_string())
+                .collect();
+            assert!(
+                errors.is_empty(),
+                "{m} {template} {status}: {errors:?}\nbody: {value}"
+            );
+        } else if status != 204 {
+            let documented = resp["content"]
+                .as_object()
+                .map(|c| c.keys().cloned().collect::<Vec<_>>());
+            assert!(
+                documented.is_some_and(|d| d.iter().any(|k| ctype.starts_with(k.as_str()))),
+                "{m} {template} {status}: content type {ctype} not documented"
+            );
+        }
+        self.checked.borrow_mut().push((m, template.to_owned()));
+        (status, value)
+    }
+}
+
+#[tokio::test]
+async fn every_route_is_documented_and_every_response_matches_it() {
+    let app = TestApp::spawn_with(|s| s.sandbox = true).await;
+    let c = Contract::fetch(&app).await;
+    use Method as M;
+
+    c.call(&app, M::GET, "/api/v1/health", "/api/v1/health", None, None)
+        .await;
+    let (_, user) = c
+        .call(
+            &app,
+            M::POST,
+            "/api/v1/auth/register",
+            "/api/v1/auth/register",
+            None,
+            Some(json!({"email": "doc@example.org", "password": "correct horse battery"})),
+        )
+        .await;
+    let uid = user["id"].as_i64().unwrap();
+    c.call(
+        &app,
+        M::POST,
+        "/api/v1/auth/register",
+        "/api/v1/auth/register",
+        None,
+        Some(json!({"email": "doc@example.org", "password": "correct horse battery"})),
+    )
+    .await;
+    c.call(
+        &app,
+        M::POST,
+        "/api/v1/auth/register",
+        "/api/v1/auth/register",
+        None,
+        Some(json!({"email": "x", "password": "y"})),
+    )
+    .await;
+    let (_, pair) = c
+        .call(
+            &app,
+            M::POST,
+            "/api/v1/auth/login",
+            "/api/v1/auth/login",
+            None,
+            Some(json!({"email": "doc@example.org", "password": "correct horse battery"})),
+        )
+        .await;
+    c.call(
+        &app,
+        M::POST,
+        "/api/v1/auth/login",
+        "/api/v1/auth/login",
+        None,
+        Some(json!({"email": "doc@example.org", "password": "wrong password"})),
+    )
+    .await;
+    let token = pair["access_token"].as_str().unwrap().to_owned();
+    let t = Some(token.as_str());
+    let (_, pair2) = c
+        .call(
+            &app,
+            M::POST,
+            "/api/v1/auth/refresh",
+            "/api/v1/auth/refresh",
+            None,
+            Some(json!({"refresh_token": pair["refresh_token"]})),
+        )
+        .await;
+    c.call(
+        &app,
+        M::POST,
+        "/api/v1/auth/refresh",
+        "/api/v1/auth/refresh",
+        None,
+        Some(json!({"refresh_token": "nope"})),
+    )
+    .await;
+    c.call(&app, M::GET, "/api/v1/auth/me", "/api/v1/auth/me", t, None)
+        .await;
+    c.call(
+        &app,
+        M::GET,
+        "/api/v1/auth/me",
+        "/api/v1/auth/me",
+        None,
+        None,
+    )
+    .await;
+
+    let (_, admin) = app.admin("root@example.org").await;
+    let a = Some(admin.as_str());
+    c.call(&app, M::GET, "/api/v1/users", "/api/v1/users", a, None)
+        .await;
+    c.call(&app, M::GET, "/api/v1/users", "/api/v1/users", t, None)
+        .await;
+    c.call(
+        &app,
+        M::PATCH,
+        "/api/v1/users/{id}",
+        &format!("/api/v1/users/{uid}"),
+        a,
+        Some(json!({"disabled": false})),
+    )
+    .await;
+    c.call(
+        &app,
+        M::PATCH,
+        "/api/v1/users/{id}",
+        "/api/v1/users/999999",
+        a,
+        Some(json!({})),
+    )
+    .await;
+    c.call(
+        &app,
+        M::GET,
+        "/api/v1/health/detailed",
+        "/api/v1/health/detailed",
+        a,
+        None,
+    )
+    .await;
+    c.call(
+        &app,
+        M::GET,
+        "/api/v1/health/detailed",
+        "/api/v1/health/detailed",
+        t,
+        None,
+    )
+    .await;
+
+    let (_, acc) = c
+        .call(
+            &app,
+            M::POST,
+            "/api/v1/telegram/accounts",
+            "/api/v1/telegram/accounts",
+            t,
+            Some(json!({"kind": "user", "label": "doc"})),
+        )
+        .await;
+    let id = acc["id"].as_i64().unwrap();
+    c.call(
+        &app,
+        M::POST,
+        "/api/v1/telegram/accounts",
+        "/api/v1/telegram/accounts",
+        t,
+        Some(json!({"kind": "bot"})),
+    )
+    .await;
+    c.call(
+        &app,
+        M::GET,
+        "/api/v1/telegram/accounts",
+        "/api/v1/telegram/accounts?limit=10",
+        t,
+        None,
+    )
+    .await;
+    let one = "/api/v1/telegram/accounts/{id}";
+    c.call(
+        &app,
+        M::GET,
+        one,
+        &format!("/api/v1/telegram/accounts/{id}"),
+        t,
+        None,
+    )
+    .await;
+    c.call(
+        &app,
+        M::GET,
+        one,
+        "/api/v1/telegram/accounts/424242",
+        t,
+        None,
+    )
+    .await;
+
+    let phone = "+15550100999";
+    let code_t = "/api/v1/telegram/accounts/{id}/login/code";
+    c.call(
+        &app,
+        M::POST,
+        code_t,
+        &format!("/api/v1/telegram/accounts/{id}/login/code"),
+        t,
+        Some(json!({"phone": "12"})),
+    )
+    .await;
+    c.call(
+        &app,
+        M::POST,
+        code_t,
+        &format!("/api/v1/telegram/accounts/{id}/login/code"),
+        t,
+        Some(json!({"phone": phone})),
+    )
+    .await;
+    let (_, code) = c
+        .call(
+            &app,
+            M::GET,
+            "/api/v1/sandbox/codes/{phone}",
+            &format!("/api/v1/sandbox/codes/{phone}"),
+            t,
+            None,
+        )
+        .await;
+    let sign_t = "/api/v1/telegram/accounts/{id}/login/sign-in";
+    c.call(
+        &app,
+        M::POST,
+        sign_t,
+        &format!("/api/v1/telegram/accounts/{id}/login/sign-in"),
+        t,
+        Some(json!({"code": "00000"})),
+    )
+    .await;
+    c.call(
+        &app,
+        M::POST,
+        sign_t,
+        &format!("/api/v1/telegram/accounts/{id}/login/sign-in"),
+        t,
+        Some(json!({"code": code["code"]})),
+    )
+    .await;
+    let pw_t = "/api/v1/telegram/accounts/{id}/login/password";
+    c.call(
+        &app,
+        M::POST,
+        pw_t,
+        &format!("/api/v1/telegram/accounts/{id}/login/password"),
+        t,
+        Some(json!({"password": "sandbox-2fa"})),
+    )
+    .await;
+    let msg_t = "/api/v1/telegram/accounts/{id}/messages";
+    c.call(
+        &app,
+        M::POST,
+        msg_t,
+        &format!("/api/v1/telegram/accounts/{id}/messages"),
+        t,
+        Some(json!({"peer": "me", "text": "documented"})),
+    )
+    .await;
+    c.call(
+        &app,
+        M::POST,
+        msg_t,
+        &format!("/api/v1/telegram/accounts/{id}/messages"),
+        t,
+        Some(json!({"peer": "nobody!", "text": ""})),
+    )
+    .await;
+    c.call(&app, M::POST, "/api/v1/sandbox/faults", "/api/v1/sandbox/faults", t,
+        Some(json!({"kind": "flood_wait", "method": "messages.sendMessage", "phone": phone, "seconds": 300}))).await;
+    c.call(
+        &app,
+        M::POST,
+        msg_t,
+        &format!("/api/v1/telegram/accounts/{id}/messages"),
+        t,
+        Some(json!({"peer": "me", "text": "flooded"})),
+    )
+    .await;
+    c.call(
+        &app,
+        M::POST,
+        "/api/v1/sandbox/faults",
+        "/api/v1/sandbox/faults",
+        t,
+        Some(json!({"kind": "meteor"})),
+    )
+    .await;
+
+    let (_, qr_acc) = c
+        .call(
+            &app,
+            M::POST,
+            "/api/v1/telegram/accounts",
+            "/api/v1/telegram/accounts",
+            t,
+            Some(json!({"kind": "user"})),
+        )
+        .await;
+    let qid = qr_acc["id"].as_i64().unwrap();
+    c.call(
+        &app,
+        M::POST,
+        "/api/v1/telegram/accounts/{id}/login/qr",
+        &format!("/api/v1/telegram/accounts/{qid}/login/qr"),
+        t,
+        None,
+    )
+    .await;
+    c.call(
+        &app,
+        M::GET,
+        "/api/v1/telegram/accounts/{id}/login/qr.png",
+        &format!("/api/v1/telegram/accounts/{qid}/login/qr.png"),
+        t,
+        None,
+    )
+    .await;
+    c.call(
+        &app,
+        M::POST,
+        "/api/v1/telegram/accounts/{id}/restart",
+        &format!("/api/v1/telegram/accounts/{id}/restart"),
+        t,
+        None,
+    )
+    .await;
+    c.call(
+        &app,
+        M::GET,
+        "/api/v1/telegram/logs",
+        &format!("/api/v1/telegram/logs?account_id={id}&level=info"),
+        t,
+        None,
+    )
+    .await;
+    c.call(
+        &app,
+        M::GET,
+        "/api/v1/telegram/logs",
+        "/api/v1/telegram/logs?level=loud",
+        t,
+        None,
+    )
+    .await;
+    c.call(
+        &app,
+        M::GET,
+        "/api/v1/telegram/stats/errors",
+        "/api/v1/telegram/stats/errors",
+        t,
+        None,
+    )
+    .await;
+    c.call(
+        &app,
+        M::GET,
+        "/api/v1/telegram/stats/errors",
+        "/api/v1/telegram/stats/errors",
+        a,
+        None,
+    )
+    .await;
+    c.call(
+        &app,
+        M::POST,
+        "/api/v1/telegram/accounts/{id}/logout",
+        &format!("/api/v1/telegram/accounts/{id}/logout"),
+        t,
+        None,
+    )
+    .await;
+    c.call(
+        &app,
+        M::DELETE,
+        one,
+        &format!("/api/v1/telegram/accounts/{qid}"),
+        t,
+        None,
+    )
+    .await;
+    c.call(
+        &app,
+        M::POST,
+        "/api/v1/auth/logout",
+        "/api/v1/auth/logout",
+        Some(pair2["access_token"].as_str().unwrap()),
+        None,
+    )
+    .await;
+
+    // Every operation in the document was exercised at least once, so none is stale.
+    let checked = c.checked.borrow();
+    for (path, item) in c.doc["paths"].as_object().unwrap() {
+        for method in item.as_object().unwrap().keys() {
+            assert!(
+                checked.iter().any(|(m, p)| m == method && p == path),
+                "{method} {path} is documented but this test never called it"
+            );
+        }
+    }
+    app.shutdown().await;
+}
