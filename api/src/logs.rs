@@ -216,41 +216,9 @@ pub async fn error_stats(
     ApiQuery(q): ApiQuery<StatsQuery>,
 ) -> Result<Json<ErrorStatsView>, ApiError> {
     let since = q.since.unwrap_or_else(|| Utc::now() - Duration::hours(24));
-    let stats = state.store.error_stats(since).await?;
-    let (by_code, by_account) = if user.is_admin() {
-        (stats.by_code, stats.by_account)
-    } else {
-        // Counts by code over the caller's accounts only, recomputed from the per-account rows
-        // would lose the code; so filter the log itself.
-        let owned = owned_account_ids(&state, user.id).await?;
-        let by_account: Vec<_> = stats
-            .by_account
-            .into_iter()
-            .filter(|(a, _)| owned.contains(a))
-            .collect();
-        let mut codes = std::collections::BTreeMap::<String, i64>::new();
-        for &account_id in &owned {
-            let rows = state
-                .store
-                .list_logs(LogFilter {
-                    account_id: Some(account_id),
-                    min_level: None,
-                    event: None,
-                    since: Some(since),
-                    before_id: None,
-                    limit: 10_000,
-                })
-                .await?;
-            for r in rows {
-                if let Some(c) = r.error_code {
-                    *codes.entry(c).or_default() += 1;
-                }
-            }
-        }
-        let mut by_code: Vec<_> = codes.into_iter().collect();
-        by_code.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
-        (by_code, by_account)
-    };
+    let owner = (!user.is_admin()).then_some(user.id);
+    let stats = state.store.error_stats(since, owner).await?;
+    let (by_code, by_account) = (stats.by_code, stats.by_account);
     Ok(Json(ErrorStatsView {
         since,
         by_code: by_code

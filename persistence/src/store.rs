@@ -95,7 +95,12 @@ pub trait Store: Send + Sync + 'static {
     // integration log
     async fn append_log(&self, entry: NewLogEntry) -> StoreResult<i64>;
     async fn list_logs(&self, filter: LogFilter) -> StoreResult<Vec<LogEntry>>;
-    async fn error_stats(&self, since: DateTime<Utc>) -> StoreResult<ErrorStats>;
+    /// Counts since `since`; with `owner_id`, only over that user's accounts.
+    async fn error_stats(
+        &self,
+        since: DateTime<Utc>,
+        owner_id: Option<UserId>,
+    ) -> StoreResult<ErrorStats>;
 }
 
 /// Opens the store a URL names (`sqlite://…`, `sqlite::memory:` or `postgres://…`) and runs its

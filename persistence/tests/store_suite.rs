@@ -614,7 +614,7 @@ async fn error_stats_count_codes_and_accounts(store: &dyn Store) {
         .append_log(log(LogLevel::Info, "state_changed", Some(3), None))
         .await
         .unwrap();
-    let stats = store.error_stats(since).await.unwrap();
+    let stats = store.error_stats(since, None).await.unwrap();
     assert_eq!(
         stats.by_code,
         vec![
@@ -625,7 +625,7 @@ async fn error_stats_count_codes_and_accounts(store: &dyn Store) {
     );
     assert_eq!(stats.by_account, vec![(1, 2), (2, 2)]);
     let later = store
-        .error_stats(Utc::now() + Duration::seconds(5))
+        .error_stats(Utc::now() + Duration::seconds(5), None)
         .await
         .unwrap();
     assert_eq!(later, ErrorStats::default());

@@ -630,26 +630,36 @@ macro_rules! impl_sql_store {
                     .collect()
             }
 
-            async fn error_stats(&self, since: DateTime<Utc>) -> StoreResult<ErrorStats> {
+            async fn error_stats(
+                &self,
+                since: DateTime<Utc>,
+                owner_id: Option<UserId>,
+            ) -> StoreResult<ErrorStats> {
                 // An "error" here is any entry carrying an error code, warnings included: a flood
                 // wait is logged as a warning but is exactly what an operator counts.
                 let by_code: Vec<(String, i64)> = sqlx::query_as(
                     "SELECT error_code, COUNT(*) AS n FROM integration_log \
                      WHERE error_code IS NOT NULL AND at >= $1 \
+                     AND ($3 IS NULL OR account_id IN \
+                          (SELECT id FROM telegram_accounts WHERE owner_id = $3)) \
                      GROUP BY error_code ORDER BY n DESC, error_code LIMIT $2",
                 )
                 .bind(since)
                 .bind($crate::store::sql::STATS_TOP)
+                .bind(owner_id)
                 .fetch_all(&self.pool)
                 .await
                 .map_err(db_err("counting errors by code"))?;
                 let by_account: Vec<(AccountId, i64)> = sqlx::query_as(
                     "SELECT account_id, COUNT(*) AS n FROM integration_log \
                      WHERE error_code IS NOT NULL AND account_id IS NOT NULL AND at >= $1 \
+                     AND ($3 IS NULL OR account_id IN \
+                          (SELECT id FROM telegram_accounts WHERE owner_id = $3)) \
                      GROUP BY account_id ORDER BY n DESC, account_id LIMIT $2",
                 )
                 .bind(since)
                 .bind($crate::store::sql::STATS_TOP)
+                .bind(owner_id)
                 .fetch_all(&self.pool)
                 .await
                 .map_err(db_err("counting errors by account"))?;

@@ -499,7 +499,7 @@ impl Store for MemStore {
         rows.truncate(filter.limit as usize);
         Ok(rows)
     }
-    async fn error_stats(&self, _: DateTime<Utc>) -> StoreResult<ErrorStats> {
+    async fn error_stats(&self, _: DateTime<Utc>, _: Option<UserId>) -> StoreResult<ErrorStats> {
         unsupported()
     }
 }
