@@ -10,6 +10,7 @@ pub mod actor;
 mod client;
 pub mod env;
 pub mod flood;
+pub mod import;
 pub mod metrics;
 mod ops;
 pub mod protocol;

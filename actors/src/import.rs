@@ -1,0 +1,560 @@
+//! Sessions that were logged in elsewhere (Telethon, Pyrogram, a tgfleet export) turned into the
+//! sealed session format [`crate::session::StoreSession`] loads, and back.
+//!
+//! An imported auth key is checked against Telegram before it becomes an account: one call
+//! (`users.getUsers([inputUserSelf])`) on a short-lived client proves the key is still authorized,
+//! and names the logged-in user. The actor decides "active" from the self user in the session,
+//! and a Telethon string does not carry the user id, so without that call an import would start
+//! as `new` and never be usable. The probe client is gone before the account's actor starts, so
+//! the key is never live on two connections at once (AUTH_KEY_DUPLICATED).
+
+use std::collections::VecDeque;
+use std::fmt;
+use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4, SocketAddrV6};
+use std::num::NonZeroUsize;
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+use grammers_mtsender::{ConnectionParams, InvocationError, NoRetries, SenderPool};
+use grammers_session::storages::MemorySession;
+use grammers_session::types::{DcOption, PeerAuth, PeerInfo, UpdatesState};
+use grammers_session::SessionData;
+use grammers_tl_types as tl;
+use serde::{Deserialize, Serialize};
+
+use crate::env::{TelegramParams, TelegramTarget};
+use crate::session::{PendingLogin, SentRecord};
+
+/// The layout version of `session.rs` this module writes and reads. Kept equal to its private
+/// `FORMAT`; the round-trip test below loads what `seal_plain` writes through `StoreSession`.
+const SESSION_FORMAT: u32 = 1;
+
+/// What every supported foreign format boils down to. `Debug` never shows the key.
+#[derive(Clone, PartialEq, Eq)]
+pub struct ForeignSession {
+    /// The home DC: the one the auth key is bound to the user on.
+    pub dc_id: i32,
+    /// Where that DC was reached (Telethon keeps it; Pyrogram does not).
+    pub addr: Option<SocketAddr>,
+    pub auth_key: [u8; 256],
+    /// The logged-in user, when the format keeps it (Pyrogram, tgfleet).
+    pub user_id: Option<i64>,
+    pub bot: Option<bool>,
+}
+
+impl fmt::Debug for ForeignSession {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ForeignSession")
+            .field("dc_id", &self.dc_id)
+            .field("addr", &self.addr)
+            .field("auth_key", &"<redacted>")
+            .field("user_id", &self.user_id)
+            .field("bot", &self.bot)
+            .finish()
+    }
+}
+
+/// Who Telegram says is logged in with an imported key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Identity {
+    pub user_id: i64,
+    pub username: Option<String>,
+    /// E.164 with `+`, when Telegram shows it (it does to the user themself).
+    pub phone: Option<String>,
+    pub bot: bool,
+    pub dc_id: i32,
+}
+
+/// A checked session, serialized in the store's session format and ready to be sealed for an
+/// account. The plaintext holds the auth key: it is wiped on drop and never printed.
+pub struct PreparedSession {
+    plain: Vec<u8>,
+    pub identity: Identity,
+}
+
+impl PreparedSession {
+    /// The serialized session, for `SessionCipher::seal(account_id, …)`.
+    pub fn plain(&self) -> &[u8] {
+        &self.plain
+    }
+}
+
+impl Drop for PreparedSession {
+    fn drop(&mut self) {
+        self.plain.fill(0);
+    }
+}
+
+impl fmt::Debug for PreparedSession {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PreparedSession")
+            .field("identity", &self.identity)
+            .finish_non_exhaustive()
+    }
+}
+
+#[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
+pub enum ImportError {
+    #[error("DC {0} is not a data centre of this fleet's Telegram")]
+    UnknownDc(i32),
+    #[error("the session is not logged in any more ({0}): it was logged out or revoked")]
+    NotAuthorized(String),
+    #[error("the Telegram account of this session is banned ({0})")]
+    Banned(String),
+    #[error("the session belongs to Telegram user {actual}, not {claimed} as it says")]
+    UserMismatch { claimed: i64, actual: i64 },
+    #[error("Telegram did not answer within {0} s")]
+    Timeout(u64),
+    #[error("Telegram is unreachable: {0}")]
+    Unreachable(String),
+    #[error("Telegram error {0}")]
+    Telegram(String),
+    #[error("the stored session cannot be exported: {0}")]
+    Unexportable(String),
+}
+
+impl ImportError {
+    /// Stable code for API answers and the audit trail.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::UnknownDc(_) => "UNKNOWN_DC",
+            Self::NotAuthorized(_) => "SESSION_NOT_AUTHORIZED",
+            Self::Banned(_) => "ACCOUNT_BANNED",
+            Self::UserMismatch { .. } => "SESSION_USER_MISMATCH",
+            Self::Timeout(_) => "TELEGRAM_TIMEOUT",
+            Self::Unreachable(_) => "TELEGRAM_UNAVAILABLE",
+            Self::Telegram(_) => "TELEGRAM_ERROR",
+            Self::Unexportable(_) => "SESSION_UNEXPORTABLE",
+        }
+    }
+
+    /// Whether trying the same session again later may succeed (Telegram was not reachable).
+    pub fn is_transient(&self) -> bool {
+        matches!(self, Self::Timeout(_) | Self::Unreachable(_))
+    }
+}
+
+/// Mirror of `session.rs`'s private `Stored`: same field names and types, so `StoreSession`
+/// loads it. `session.rs` owns the format; the test below fails if the two drift apart.
+#[derive(Serialize)]
+struct StoredOut<'a> {
+    format: u32,
+    home_dc: i32,
+    dc_options: &'a [DcOption],
+    peers: Vec<PeerInfo>,
+    updates: UpdatesState,
+    login: Option<PendingLogin>,
+    sent: VecDeque<SentRecord>,
+}
+
+/// The part of a stored session an export needs; serde skips the other fields.
+#[derive(Deserialize)]
+struct StoredIn {
+    format: u32,
+    home_dc: i32,
+    dc_options: Vec<DcOption>,
+    #[serde(default)]
+    peers: Vec<PeerInfo>,
+}
+
+/// The DC options a session for `target` starts with, the imported key seeded into the home DC.
+/// On testdc the key is registered there too, so the fake DC accepts it.
+pub fn dc_options_for(
+    target: &TelegramTarget,
+    foreign: &ForeignSession,
+) -> Result<Vec<DcOption>, ImportError> {
+    let mut options: Vec<DcOption> = match target {
+        TelegramTarget::Production => {
+            let mut known: Vec<DcOption> =
+                SessionData::default().dc_options.into_values().collect();
+            if let Some(addr) = foreign.addr {
+                // The address the other client used wins: Telegram moves DCs between addresses,
+                // and a test DC is only reachable where its client found it.
+                match known.iter_mut().find(|o| o.id == foreign.dc_id) {
+                    Some(option) => set_addr(option, addr),
+                    None => known.push(option_at(foreign.dc_id, addr)),
+                }
+            }
+            known
+        }
+        TelegramTarget::TestDc { dcs, register_key } => {
+            // The fleet decides where "Telegram" is; the string's address is not trusted here.
+            register_key(foreign.auth_key);
+            dcs.iter().map(|(id, addr)| option_at(*id, *addr)).collect()
+        }
+    };
+    let home = options
+        .iter_mut()
+        .find(|o| o.id == foreign.dc_id)
+        .ok_or(ImportError::UnknownDc(foreign.dc_id))?;
+    home.auth_key = Some(foreign.auth_key);
+    options.sort_by_key(|o| o.id);
+    Ok(options)
+}
+
+fn option_at(id: i32, addr: SocketAddr) -> DcOption {
+    let mut option = DcOption {
+        id,
+        ipv4: SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 0),
+        ipv6: SocketAddrV6::new(Ipv4Addr::UNSPECIFIED.to_ipv6_mapped(), 0, 0, 0),
+        auth_key: None,
+    };
+    set_addr(&mut option, addr);
+    option
+}
+
+fn set_addr(option: &mut DcOption, addr: SocketAddr) {
+    match addr {
+        SocketAddr::V4(v4) => {
+            option.ipv4 = v4;
+            // What grammers derives from an IPv4-only config (see session.rs), so its re-set of
+            // the options after help.getConfig changes nothing.
+            option.ipv6 = SocketAddrV6::new(v4.ip().to_ipv6_mapped(), v4.port(), 0, 0);
+        }
+        SocketAddr::V6(v6) => option.ipv6 = v6,
+    }
+}
+
+/// Checks `foreign` against Telegram and serializes it as a session of this fleet.
+pub async fn prepare(
+    telegram: &TelegramParams,
+    foreign: &ForeignSession,
+    timeout: Duration,
+) -> Result<PreparedSession, ImportError> {
+    let dc_options = dc_options_for(&telegram.target, foreign)?;
+    let (user, updates) = probe(telegram.api_id, foreign.dc_id, &dc_options, timeout).await?;
+    if let Some(claimed) = foreign.user_id {
+        if claimed != user.id {
+            return Err(ImportError::UserMismatch {
+                claimed,
+                actual: user.id,
+            });
+        }
+    }
+    let identity = Identity {
+        user_id: user.id,
+        username: user.username.clone(),
+        phone: user.phone.as_deref().map(|p| {
+            if p.starts_with('+') {
+                p.to_owned()
+            } else {
+                format!("+{p}")
+            }
+        }),
+        bot: user.bot,
+        dc_id: foreign.dc_id,
+    };
+    let plain = seal_plain(
+        foreign.dc_id,
+        &dc_options,
+        PeerInfo::User {
+            id: user.id,
+            auth: Some(PeerAuth::from_hash(user.access_hash.unwrap_or(0))),
+            bot: Some(user.bot),
+            is_self: Some(true),
+        },
+        updates.unwrap_or_default(),
+    )?;
+    Ok(PreparedSession { plain, identity })
+}
+
+fn seal_plain(
+    home_dc: i32,
+    dc_options: &[DcOption],
+    self_user: PeerInfo,
+    updates: UpdatesState,
+) -> Result<Vec<u8>, ImportError> {
+    serde_json::to_vec(&StoredOut {
+        format: SESSION_FORMAT,
+        home_dc,
+        dc_options,
+        peers: vec![self_user],
+        updates,
+        login: None,
+        sent: VecDeque::new(),
+    })
+    .map_err(|e| ImportError::Unexportable(format!("encoding: {e}")))
+}
+
+/// Reads an opened (decrypted) stored session back into the portable fields, for export.
+pub fn exportable(plain: &[u8]) -> Result<ForeignSession, ImportError> {
+    let stored: StoredIn = serde_json::from_slice(plain)
+        .map_err(|e| ImportError::Unexportable(format!("decoding: {e}")))?;
+    if stored.format != SESSION_FORMAT {
+        return Err(ImportError::Unexportable(format!(
+            "unknown session format {}",
+            stored.format
+        )));
+    }
+    let home = stored
+        .dc_options
+        .iter()
+        .find(|o| o.id == stored.home_dc)
+        .ok_or_else(|| ImportError::Unexportable("the home DC has no address".into()))?;
+    let auth_key = home
+        .auth_key
+        .ok_or_else(|| ImportError::Unexportable("the home DC has no auth key".into()))?;
+    let (user_id, bot) = stored
+        .peers
+        .iter()
+        .find_map(|p| match p {
+            PeerInfo::User {
+                id,
+                bot,
+                is_self: Some(true),
+                ..
+            } => Some((*id, *bot)),
+            _ => None,
+        })
+        .ok_or_else(|| ImportError::Unexportable("the session is not logged in".into()))?;
+    Ok(ForeignSession {
+        dc_id: stored.home_dc,
+        addr: Some(SocketAddr::V4(home.ipv4)),
+        auth_key,
+        user_id: Some(user_id),
+        bot,
+    })
+}
+
+/// The device fields of initConnection, read once (`ConnectionParams::default()` probes the OS
+/// on every call, and an import batch builds many probe clients).
+fn probe_params() -> ConnectionParams {
+    static BASE: OnceLock<(String, String, String, String)> = OnceLock::new();
+    let (device_model, system_version, system_lang_code, lang_code) = BASE
+        .get_or_init(|| {
+            let d = ConnectionParams::default();
+            (
+                d.device_model,
+                d.system_version,
+                d.system_lang_code,
+                d.lang_code,
+            )
+        })
+        .clone();
+    ConnectionParams {
+        device_model,
+        system_version,
+        app_version: concat!("tgfleet ", env!("CARGO_PKG_VERSION")).to_string(),
+        system_lang_code,
+        lang_code,
+        use_ipv6: false,
+        // One call that either works or tells the importer why not; no sleeping on its behalf.
+        retry_policy: Box::new(NoRetries),
+        updates_channel_capacity: NonZeroUsize::new(16).unwrap_or(NonZeroUsize::MIN),
+        __non_exhaustive: (),
+    }
+}
+
+/// Aborts the probe's runner however the probe ends (grammers has no timeouts, and `quit()` can
+/// hang on a black-holed connection).
+struct AbortOnDrop(tokio::task::AbortHandle);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+async fn probe(
+    api_id: i32,
+    home_dc: i32,
+    dc_options: &[DcOption],
+    timeout: Duration,
+) -> Result<(tl::types::User, Option<UpdatesState>), ImportError> {
+    let data = SessionData {
+        home_dc,
+        dc_options: dc_options.iter().map(|o| (o.id, o.clone())).collect(),
+        ..SessionData::default()
+    };
+    let SenderPool {
+        runner,
+        handle,
+        updates,
+    } = SenderPool::with_configuration(Arc::new(MemorySession::from(data)), api_id, probe_params());
+    let _runner = AbortOnDrop(tokio::spawn(runner.run()).abort_handle());
+    // Updates pushed to the probe are of no interest; the bounded channel just drops extras.
+    let _updates = updates;
+    let handle = handle.thin;
+    let secs = timeout.as_secs().max(1);
+    let me = tokio::time::timeout(
+        timeout,
+        handle.invoke_in_dc(
+            home_dc,
+            &tl::functions::users::GetUsers {
+                id: vec![tl::enums::InputUser::UserSelf],
+            },
+        ),
+    )
+    .await
+    .map_err(|_| ImportError::Timeout(secs))?
+    .map_err(classify)?;
+    let user = match me.into_iter().next() {
+        Some(tl::enums::User::User(user)) => user,
+        _ => {
+            return Err(ImportError::NotAuthorized(
+                "Telegram returned no user for this session".into(),
+            ))
+        }
+    };
+    if user.deleted {
+        return Err(ImportError::Banned("the account was deleted".into()));
+    }
+    // Best effort, as grammers does after a login: the update state corrects itself later.
+    let updates = match tokio::time::timeout(
+        timeout,
+        handle.invoke_in_dc(home_dc, &tl::functions::updates::GetState {}),
+    )
+    .await
+    {
+        Ok(Ok(tl::enums::updates::State::State(s))) => Some(UpdatesState {
+            pts: s.pts,
+            qts: s.qts,
+            date: s.date,
+            seq: s.seq,
+            channels: Vec::new(),
+        }),
+        _ => None,
+    };
+    Ok((user, updates))
+}
+
+fn classify(err: InvocationError) -> ImportError {
+    match err {
+        InvocationError::Rpc(rpc) => {
+            let name = rpc.name.clone();
+            if name.starts_with("USER_DEACTIVATED") {
+                ImportError::Banned(name)
+            } else if rpc.code == 401
+                || name.starts_with("AUTH_KEY")
+                || name.starts_with("SESSION_")
+            {
+                ImportError::NotAuthorized(name)
+            } else {
+                ImportError::Telegram(format!("{} {}", rpc.code, name))
+            }
+        }
+        // Transport 404: the server does not know this auth key at all.
+        InvocationError::Transport(e) if e.to_string().contains("404") => {
+            ImportError::NotAuthorized("auth key unknown to Telegram".into())
+        }
+        InvocationError::Transport(e) => ImportError::Unreachable(e.to_string()),
+        InvocationError::Io(e) => ImportError::Unreachable(e.to_string()),
+        other => ImportError::Unreachable(other.to_string()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::env::{AccountEnv, AccountLimits};
+    use crate::metrics::AccountMetrics;
+    use crate::session::StoreSession;
+    use tgfleet_persistence::{AccountKind, NewAccount, NewUser, Role, SessionCipher};
+
+    fn foreign(dc_id: i32, addr: Option<SocketAddr>) -> ForeignSession {
+        ForeignSession {
+            dc_id,
+            addr,
+            auth_key: [7; 256],
+            user_id: Some(42),
+            bot: Some(false),
+        }
+    }
+
+    #[test]
+    fn production_options_take_the_foreign_address_and_key() {
+        let addr: SocketAddr = "149.154.167.99:443".parse().unwrap();
+        let options = dc_options_for(&TelegramTarget::Production, &foreign(2, Some(addr))).unwrap();
+        let home = options.iter().find(|o| o.id == 2).unwrap();
+        assert_eq!(SocketAddr::V4(home.ipv4), addr);
+        assert_eq!(home.auth_key, Some([7; 256]));
+        assert!(options
+            .iter()
+            .filter(|o| o.id != 2)
+            .all(|o| o.auth_key.is_none()));
+        assert_eq!(
+            dc_options_for(&TelegramTarget::Production, &foreign(9, None)),
+            Err(ImportError::UnknownDc(9))
+        );
+    }
+
+    #[test]
+    fn testdc_options_use_the_fleets_addresses_and_register_the_key() {
+        let registered = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let seen = Arc::clone(&registered);
+        let target = TelegramTarget::TestDc {
+            dcs: vec![
+                (1, "127.0.0.1:4001".parse().unwrap()),
+                (2, "127.0.0.1:4002".parse().unwrap()),
+            ],
+            register_key: Arc::new(move |k| seen.lock().unwrap().push(k)),
+        };
+        let elsewhere: SocketAddr = "10.0.0.1:443".parse().unwrap();
+        let options = dc_options_for(&target, &foreign(2, Some(elsewhere))).unwrap();
+        assert_eq!(options[1].ipv4.port(), 4002);
+        assert_eq!(registered.lock().unwrap().len(), 1);
+    }
+
+    /// What this module writes is what `StoreSession` loads: authorized, same home DC and key,
+    /// and it exports back to the same fields.
+    #[tokio::test]
+    async fn prepared_sessions_load_as_authorized_store_sessions() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = tgfleet_persistence::connect("sqlite::memory:")
+            .await
+            .unwrap();
+        let cipher = SessionCipher::local(dir.path().join("session.key")).unwrap();
+        let owner = store
+            .create_user(NewUser {
+                email: "import@x.test".into(),
+                username: None,
+                password_hash: "x".into(),
+                role: Role::User,
+            })
+            .await
+            .unwrap();
+        let account = store
+            .create_account(NewAccount {
+                owner_id: owner.id,
+                label: None,
+                kind: AccountKind::User,
+                phone: None,
+            })
+            .await
+            .unwrap();
+        let addr: SocketAddr = "127.0.0.1:4002".parse().unwrap();
+        let f = foreign(2, Some(addr));
+        let options = dc_options_for(&TelegramTarget::Production, &f).unwrap();
+        let plain = seal_plain(
+            2,
+            &options,
+            PeerInfo::User {
+                id: 42,
+                auth: Some(PeerAuth::from_hash(5)),
+                bot: Some(false),
+                is_self: Some(true),
+            },
+            UpdatesState::default(),
+        )
+        .unwrap();
+        let sealed = cipher.seal(account.id, &plain).await.unwrap();
+        store.put_session(account.id, &sealed).await.unwrap();
+        let env = Arc::new(AccountEnv {
+            store: store.clone(),
+            cipher: cipher.clone(),
+            telegram: TelegramParams {
+                api_id: 1,
+                api_hash: "x".into(),
+                target: TelegramTarget::Production,
+            },
+            limits: AccountLimits::default(),
+            metrics: AccountMetrics::register(&prometheus::Registry::new()).unwrap(),
+        });
+        let session = StoreSession::load_or_create(account.id, env).await.unwrap();
+        assert_eq!(session.self_user_id(), Some(42));
+        assert_eq!(session.home_dc(), 2);
+        assert_eq!(session.pending_login(), None);
+        let back = exportable(&plain).unwrap();
+        assert_eq!(back, f);
+    }
+}
