@@ -1,0 +1,414 @@
+//! RSS per connected idle account, against testdc in a separate process.
+//!
+//! `cargo bench --bench idle_rss` (env `IDLE_RSS_ACCOUNTS`, default 1000). Three processes, all
+//! this binary:
+//! 1. **testdc** (role `testdc`): the fake DC, plus a line-based control socket for key
+//!    registration, connection counts and dropping every connection;
+//! 2. **login** (role `login`): logs N accounts in by code through account actors, writing their
+//!    sealed sessions to a SQLite file, then exits, so its garbage cannot flatter the figure;
+//! 3. **measure** (the parent): opens the same database, records its RSS, starts the N account
+//!    actors (each connects at start, as a fleet start does), waits until testdc counts N
+//!    connections, and reports (RSS − baseline) / N; then three times: testdc drops every
+//!    connection, the actors reconnect on their own, and the figure is taken again.
+//!
+//! The allocator is jemalloc, as in the `tgfleet` binary: with glibc malloc the 1 MiB connection
+//! buffers freed by a reconnect raise glibc's mmap threshold and their successors land in the
+//! heap, where they stay resident (see MTPROTO-NOTES.md).
+
+#[global_allocator]
+static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
+use std::io::{BufRead, BufReader, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::process::{Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use ractor::{Actor, ActorRef};
+use tgfleet_actors::{
+    AccountActor, AccountArgs, AccountEnv, AccountLimits, AccountMetrics, AccountMsg, AccountReply,
+    AccountRequest, TelegramParams, TelegramTarget,
+};
+use tgfleet_persistence::{AccountKind, NewAccount, NewUser, Role, SessionCipher};
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
+
+const CODE: &str = "24680";
+const BOUND: Duration = Duration::from_secs(600);
+
+fn main() {
+    // `cargo bench` passes `--bench`; nothing else to parse.
+    match std::env::var("IDLE_RSS_ROLE").as_deref() {
+        Ok("testdc") => runtime().block_on(run_testdc()),
+        Ok("login") => runtime().block_on(run_login()),
+        _ => runtime().block_on(run_measure()),
+    }
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("tokio runtime")
+}
+
+// ---------------------------------------------------------------- testdc process
+
+async fn run_testdc() {
+    let dc = tgfleet_testdc::TestDc::start(tgfleet_testdc::TestDcConfig {
+        fixed_code: Some(CODE.into()),
+        sandbox_directory: true,
+        ..Default::default()
+    })
+    .await
+    .expect("testdc starts");
+    let control = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("control socket");
+    let dcs: Vec<String> = dc
+        .dc_addrs()
+        .into_iter()
+        .map(|(id, a)| format!("{id}={a}"))
+        .collect();
+    println!(
+        "ready {} {}",
+        control.local_addr().expect("addr"),
+        dcs.join(",")
+    );
+    loop {
+        let Ok((stream, _)) = control.accept().await else {
+            continue;
+        };
+        let dc = dc.clone();
+        tokio::spawn(async move {
+            let (read, mut write) = stream.into_split();
+            let mut lines = tokio::io::BufReader::new(read).lines();
+            while let Ok(Some(line)) = lines.next_line().await {
+                let answer = match line.split_once(' ').unwrap_or((line.as_str(), "")) {
+                    ("key", hex) => match decode_hex_key(hex) {
+                        Some(key) => {
+                            dc.register_auth_key(key);
+                            "ok".to_owned()
+                        }
+                        None => "bad key".to_owned(),
+                    },
+                    ("drop", _) => format!("dropped {}", dc.faults().drop_connections(None)),
+                    ("conns", _) => format!("conns {}", dc.connection_count()),
+                    ("quit", _) => std::process::exit(0),
+                    _ => "unknown".to_owned(),
+                };
+                if write
+                    .write_all(format!("{answer}\n").as_bytes())
+                    .await
+                    .is_err()
+                {
+                    break;
+                }
+            }
+        });
+    }
+}
+
+fn decode_hex_key(hex: &str) -> Option<[u8; 256]> {
+    let hex = hex.trim();
+    if hex.len() != 512 {
+        return None;
+    }
+    let mut key = [0u8; 256];
+    for (i, byte) in key.iter_mut().enumerate() {
+        *byte = u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).ok()?;
+    }
+    Some(key)
+}
+
+/// A blocking client of the testdc control socket (the key hook is synchronous).
+#[derive(Clone)]
+struct Control(Arc<Mutex<(TcpStream, BufReader<TcpStream>)>>);
+
+impl Control {
+    fn connect(addr: &str) -> Self {
+        let stream = TcpStream::connect(addr).expect("testdc control");
+        let reader = BufReader::new(stream.try_clone().expect("clone"));
+        Self(Arc::new(Mutex::new((stream, reader))))
+    }
+
+    fn cmd(&self, line: &str) -> String {
+        let mut guard = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        let (stream, reader) = &mut *guard;
+        stream
+            .write_all(format!("{line}\n").as_bytes())
+            .expect("control write");
+        let mut answer = String::new();
+        reader.read_line(&mut answer).expect("control read");
+        answer.trim().to_owned()
+    }
+
+    fn connections(&self) -> usize {
+        self.cmd("conns")
+            .strip_prefix("conns ")
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(0)
+    }
+}
+
+// ---------------------------------------------------------------- shared setup
+
+struct Setup {
+    control: Control,
+    dcs: Vec<(i32, SocketAddr)>,
+    dir: std::path::PathBuf,
+    accounts: usize,
+}
+
+impl Setup {
+    fn from_env() -> Self {
+        let control = std::env::var("IDLE_RSS_CONTROL").expect("IDLE_RSS_CONTROL");
+        Self {
+            control: Control::connect(&control),
+            dcs: parse_dcs(&std::env::var("IDLE_RSS_DCS").expect("IDLE_RSS_DCS")),
+            dir: std::env::var("IDLE_RSS_DIR").expect("IDLE_RSS_DIR").into(),
+            accounts: accounts(),
+        }
+    }
+
+    async fn env(&self) -> Arc<AccountEnv> {
+        let url = format!("sqlite://{}/bench.db", self.dir.display());
+        let store = tgfleet_persistence::connect(&url).await.expect("store");
+        let cipher = SessionCipher::local(self.dir.join("session.key")).expect("key");
+        let registry = prometheus::Registry::new();
+        let control = self.control.clone();
+        let mut dcs = self.dcs.clone();
+        // Sandbox users live in DC 2: make it home so no account needs a migration.
+        dcs.sort_by_key(|(id, _)| (*id != 2, *id));
+        Arc::new(AccountEnv {
+            store,
+            cipher,
+            telegram: TelegramParams {
+                api_id: 1,
+                api_hash: "bench".into(),
+                target: TelegramTarget::TestDc {
+                    dcs,
+                    register_key: Arc::new(move |key| {
+                        let hex: String = key.iter().map(|b| format!("{b:02x}")).collect();
+                        let answer = control.cmd(&format!("key {hex}"));
+                        assert_eq!(answer, "ok", "testdc refused a key");
+                    }),
+                },
+            },
+            limits: AccountLimits {
+                // Logging 1,000 accounts in at once is the bench's setup, not its subject.
+                pacing: governor::Quota::per_second(std::num::NonZeroU32::new(1000).unwrap()),
+                ..Default::default()
+            },
+            metrics: AccountMetrics::register(&registry).expect("metrics"),
+        })
+    }
+}
+
+fn accounts() -> usize {
+    std::env::var("IDLE_RSS_ACCOUNTS")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(1000)
+}
+
+fn parse_dcs(text: &str) -> Vec<(i32, SocketAddr)> {
+    text.split(',')
+        .filter_map(|part| {
+            let (id, addr) = part.split_once('=')?;
+            Some((id.parse().ok()?, addr.parse().ok()?))
+        })
+        .collect()
+}
+
+async fn spawn_actor(env: &Arc<AccountEnv>, account_id: i64) -> ActorRef<AccountMsg> {
+    let (actor, _) = Actor::spawn(
+        None,
+        AccountActor,
+        AccountArgs {
+            account_id,
+            env: Arc::clone(env),
+        },
+    )
+    .await
+    .expect("actor starts");
+    actor
+}
+
+async fn request(actor: &ActorRef<AccountMsg>, req: AccountRequest) -> AccountReply {
+    match actor
+        .call(|reply| AccountMsg::Request(req, reply), Some(BOUND))
+        .await
+        .expect("actor reachable")
+    {
+        ractor::rpc::CallResult::Success(Ok(reply)) => reply,
+        other => panic!("request failed: {other:?}"),
+    }
+}
+
+// ---------------------------------------------------------------- login process
+
+async fn run_login() {
+    let setup = Setup::from_env();
+    let env = setup.env().await;
+    let owner = env
+        .store
+        .create_user(NewUser {
+            email: "bench@example.com".into(),
+            username: None,
+            password_hash: "x".into(),
+            role: Role::User,
+        })
+        .await
+        .expect("owner")
+        .id;
+    // 64 logins at a time: enough to finish quickly, few enough for SQLite and 2 cores.
+    let limit = Arc::new(tokio::sync::Semaphore::new(64));
+    let mut tasks = tokio::task::JoinSet::new();
+    for i in 0..setup.accounts {
+        // Sandbox phones ending in 9 have 2FA; these all end in 1.
+        let phone = format!("+1777{:06}1", i);
+        let env = Arc::clone(&env);
+        let permit = Arc::clone(&limit).acquire_owned().await.expect("semaphore");
+        tasks.spawn(async move {
+            let account = env
+                .store
+                .create_account(NewAccount {
+                    owner_id: owner,
+                    label: None,
+                    kind: AccountKind::User,
+                    phone: Some(phone.clone()),
+                })
+                .await
+                .expect("account row");
+            let actor = spawn_actor(&env, account.id).await;
+            request(&actor, AccountRequest::SendCode { phone }).await;
+            request(&actor, AccountRequest::SignIn { code: CODE.into() }).await;
+            actor.stop(None);
+            drop(permit);
+        });
+    }
+    while let Some(done) = tasks.join_next().await {
+        done.expect("login task");
+    }
+    println!("logged-in {}", setup.accounts);
+}
+
+// ---------------------------------------------------------------- measuring process
+
+fn rss_kib() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").expect("/proc/self/status");
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .expect("VmRSS")
+}
+
+fn wait_for_connections(control: &Control, n: usize) {
+    let started = Instant::now();
+    while control.connections() < n {
+        assert!(
+            started.elapsed() < BOUND,
+            "only {} of {n} accounts connected",
+            control.connections()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+async fn settle() {
+    // Let in-flight work (health checks, session writes) finish before reading RSS.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+}
+
+async fn run_measure() {
+    let n = accounts();
+    let dir = tempfile::tempdir().expect("temp dir");
+    let exe = std::env::current_exe().expect("own path");
+
+    let mut testdc = Command::new(&exe)
+        .env("IDLE_RSS_ROLE", "testdc")
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("testdc process");
+    let mut ready = String::new();
+    BufReader::new(testdc.stdout.take().expect("stdout"))
+        .read_line(&mut ready)
+        .expect("testdc ready line");
+    let mut words = ready.split_whitespace().skip(1);
+    let control_addr = words.next().expect("control addr").to_owned();
+    let dcs = words.next().expect("dcs").to_owned();
+
+    let login = Command::new(&exe)
+        .env("IDLE_RSS_ROLE", "login")
+        .env("IDLE_RSS_CONTROL", &control_addr)
+        .env("IDLE_RSS_DCS", &dcs)
+        .env("IDLE_RSS_DIR", dir.path())
+        .env("IDLE_RSS_ACCOUNTS", n.to_string())
+        .status()
+        .expect("login process");
+    assert!(login.success(), "login process failed");
+
+    std::env::set_var("IDLE_RSS_CONTROL", &control_addr);
+    std::env::set_var("IDLE_RSS_DCS", &dcs);
+    std::env::set_var("IDLE_RSS_DIR", dir.path());
+    let setup = Setup::from_env();
+    let env = setup.env().await;
+    let ids: Vec<i64> = env
+        .store
+        .list_accounts(tgfleet_persistence::AccountFilter {
+            limit: u32::try_from(n).unwrap_or(u32::MAX),
+            ..Default::default()
+        })
+        .await
+        .expect("accounts")
+        .into_iter()
+        .map(|a| a.id)
+        .collect();
+    assert_eq!(ids.len(), n);
+    wait_for_connections_zero(&setup.control);
+
+    settle().await;
+    let baseline = rss_kib();
+    let mut actors = Vec::with_capacity(n);
+    for id in &ids {
+        actors.push(spawn_actor(&env, *id).await);
+    }
+    wait_for_connections(&setup.control, n);
+    settle().await;
+    let fresh = rss_kib();
+    println!(
+        "idle_rss: {n} connected idle accounts, jemalloc: fresh {:.1} KiB/account (RSS {} KiB, baseline {} KiB)",
+        (fresh as f64 - baseline as f64) / n as f64,
+        fresh,
+        baseline
+    );
+    for round in 1..=3 {
+        let dropped = setup.control.cmd("drop");
+        // Wait for the drop to be seen, then for every account to be back.
+        let started = Instant::now();
+        while setup.control.connections() >= n && started.elapsed() < Duration::from_secs(5) {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        wait_for_connections(&setup.control, n);
+        settle().await;
+        let rss = rss_kib();
+        println!(
+            "idle_rss: after reconnect round {round} ({dropped}): {:.1} KiB/account (RSS {} KiB)",
+            (rss as f64 - baseline as f64) / n as f64,
+            rss
+        );
+    }
+    for actor in actors {
+        actor.stop(None);
+    }
+    let _ = setup.control.cmd("quit");
+    let _ = testdc.wait();
+}
+
+fn wait_for_connections_zero(control: &Control) {
+    let started = Instant::now();
+    while control.connections() > 0 && started.elapsed() < BOUND {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
