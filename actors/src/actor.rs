@@ -1115,6 +1115,17 @@ impl Actor for AccountActor {
                     state.handle_request(&myself, request, reply).await;
                 }
             }
+            AccountMsg::Internal(InternalMsg(event)) if state.final_stop => match event {
+                // After a final state only the stop itself matters; late results must not move
+                // the account out of it again (a late health check "reviving" a banned account).
+                Event::StopNow(reason) => myself.stop(Some(reason.as_str().to_owned())),
+                Event::OpDone {
+                    reply: Some(reply), ..
+                } => {
+                    let _ = reply.send(Err(state.wrong_state("a running account")));
+                }
+                _ => {}
+            },
             AccountMsg::Internal(InternalMsg(event)) => state.on_event(&myself, event).await,
         }
         Ok(())
