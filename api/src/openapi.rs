@@ -62,6 +62,8 @@ impl Modify for BearerAuth {
         crate::accounts::login::qr_login,
         crate::accounts::login::qr_png,
         crate::accounts::messages::send,
+        crate::accounts::transfer::import,
+        crate::accounts::transfer::export,
         crate::sandbox::code,
         crate::sandbox::fault,
         crate::auth::routes::register,

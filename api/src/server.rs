@@ -55,6 +55,14 @@ pub fn api_router(state: AppState) -> Router {
             post(accounts::create).get(accounts::list),
         )
         .route(
+            "/api/v1/telegram/accounts/import",
+            post(accounts::transfer::import),
+        )
+        .route(
+            "/api/v1/telegram/accounts/{id}/export",
+            get(accounts::transfer::export),
+        )
+        .route(
             "/api/v1/telegram/accounts/{id}",
             get(accounts::get).delete(accounts::delete),
         )

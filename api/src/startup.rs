@@ -39,7 +39,7 @@ fn one_line(err: &anyhow::Error) -> String {
 }
 
 /// The sandbox's application credentials: testdc accepts any, these just make it obvious.
-const SANDBOX_API_ID: i32 = 17349;
+pub(crate) const SANDBOX_API_ID: i32 = 17349;
 const SANDBOX_API_HASH: &str = "0000000000000000000000000000sbox";
 
 pub async fn build_state(mut settings: Settings) -> Result<AppState, StartupError> {

@@ -3,6 +3,7 @@
 
 pub mod login;
 pub mod messages;
+pub mod transfer;
 
 use crate::audit::Audit;
 use crate::auth::AuthUser;

@@ -1,0 +1,508 @@
+//! Moving sessions in and out: `POST /api/v1/telegram/accounts/import` takes sessions logged in
+//! by Telethon, Pyrogram or another tgfleet and makes each an account; `GET …/{id}/export` hands
+//! one out again. Parsing is in [`formats`]; the check against Telegram and the sealed session
+//! layout are in `tgfleet_actors::import`.
+
+pub mod formats;
+
+use crate::audit::Audit;
+use crate::auth::AuthUser;
+use crate::error::{ApiError, Validator};
+use crate::extract::{ApiJson, ApiPath, ApiQuery};
+use crate::logs::check_account_access;
+use crate::state::AppState;
+use axum::extract::State;
+use axum::Json;
+use formats::{fingerprint, ParseError, SessionFormat};
+use futures::stream::{self, StreamExt};
+use serde::{Deserialize, Serialize};
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::time::Duration;
+use tgfleet_actors::import::{self as session_import, ForeignSession, ImportError};
+use tgfleet_actors::{AccountReply, AccountRequest, TelegramParams, TelegramTarget};
+use tgfleet_persistence::{
+    AccountId, AccountKind, AccountState, AccountUpdate, NewAccount, StoreError,
+};
+use utoipa::{IntoParams, ToSchema};
+
+/// Sessions per import request. Each one costs a Telegram round trip (the authorization check)
+/// plus a few database writes; at `PROBE_CONCURRENCY` parallel checks of well under a second each,
+/// 100 finish in seconds, inside any HTTP client's timeout, and the body stays far below the
+/// 1 MiB body limit (a session string is under 500 bytes). Bigger lists go in several requests;
+/// the CLI does that.
+pub const MAX_IMPORT_BATCH: usize = 100;
+/// Authorization checks in flight per request: enough to hide Telegram's latency, few enough that
+/// one import does not open a burst of connections Telegram would flood-limit.
+const PROBE_CONCURRENCY: usize = 8;
+/// Bound on one authorization check (grammers has no timeouts of its own).
+const PROBE_TIMEOUT: Duration = Duration::from_secs(15);
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ImportRequest {
+    /// 1 to 100 sessions.
+    pub sessions: Vec<ImportItem>,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ImportItem {
+    /// `telethon`, `pyrogram` or `tgfleet`. A string, not an enum, so an unknown format is one
+    /// item's error rather than the whole request's.
+    #[schema(example = "telethon")]
+    pub format: String,
+    /// The session string (Telethon StringSession, Pyrogram session string, tgfleet export).
+    pub session: String,
+    pub label: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum ImportStatus {
+    /// Stored, and its actor started.
+    Imported,
+    /// This session (same auth key), or an account for the same phone, is already in the fleet.
+    Duplicate,
+    /// The string or the session is unusable; `code` and `error` say why. Retrying will not help.
+    Invalid,
+    /// Telegram could not be asked (timeout, unreachable) or an internal step failed: nothing
+    /// was kept, and the same item may be sent again.
+    Failed,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct ImportResult {
+    pub status: ImportStatus,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub account_id: Option<AccountId>,
+    /// The account's state after its actor started (`active` for a live session).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>)]
+    pub state: Option<AccountState>,
+    /// Stable SCREAMING_SNAKE_CASE code of a non-imported item.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub code: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+impl ImportResult {
+    fn imported(id: AccountId, state: AccountState) -> Self {
+        Self {
+            status: ImportStatus::Imported,
+            account_id: Some(id),
+            state: Some(state),
+            code: None,
+            error: None,
+        }
+    }
+    fn not(status: ImportStatus, code: &str, error: impl Into<String>) -> Self {
+        Self {
+            status,
+            account_id: None,
+            state: None,
+            code: Some(code.to_owned()),
+            error: Some(error.into()),
+        }
+    }
+    fn duplicate(account_id: Option<AccountId>, code: &str, error: impl Into<String>) -> Self {
+        Self {
+            account_id,
+            ..Self::not(ImportStatus::Duplicate, code, error)
+        }
+    }
+}
+
+/// One entry per item, in the request's order.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct ImportResponse {
+    pub results: Vec<ImportResult>,
+}
+
+/// Where sessions connect: what the fleet itself was started with.
+fn telegram_params(state: &AppState) -> Result<TelegramParams, ApiError> {
+    if let Some(dc) = &state.sandbox {
+        let registrar = dc.clone();
+        return Ok(TelegramParams {
+            api_id: crate::startup::SANDBOX_API_ID,
+            api_hash: String::new(),
+            target: TelegramTarget::TestDc {
+                dcs: dc.dc_addrs(),
+                register_key: Arc::new(move |key| registrar.register_auth_key(key)),
+            },
+        });
+    }
+    match (
+        state.settings.telegram.api_id,
+        state.settings.telegram.api_hash.as_ref(),
+    ) {
+        (Some(api_id), Some(_)) => Ok(TelegramParams {
+            api_id,
+            // Checking an authorized key needs no api_hash.
+            api_hash: String::new(),
+            target: TelegramTarget::Production,
+        }),
+        _ => Err(ApiError::telegram_not_configured()),
+    }
+}
+
+#[utoipa::path(post, path = "/api/v1/telegram/accounts/import", tag = "accounts", security(("bearer" = [])),
+    request_body = ImportRequest,
+    responses((status = 200, body = ImportResponse, description = "one result per item; items fail independently"),
+              (status = 401, body = crate::openapi::ErrorBody), (status = 413, body = crate::openapi::ErrorBody),
+              (status = 422, body = crate::openapi::ErrorBody), (status = 503, body = crate::openapi::ErrorBody)))]
+pub async fn import(
+    State(state): State<AppState>,
+    user: AuthUser,
+    ApiJson(req): ApiJson<ImportRequest>,
+) -> Result<Json<ImportResponse>, ApiError> {
+    super::fleet(&state)?;
+    let telegram = telegram_params(&state)?;
+    let mut v = Validator::default();
+    v.check(
+        !req.sessions.is_empty(),
+        "sessions",
+        "send at least one session",
+    );
+    v.check(
+        req.sessions.len() <= MAX_IMPORT_BATCH,
+        "sessions",
+        format!("at most {MAX_IMPORT_BATCH} sessions per request; send the rest in more requests"),
+    );
+    v.finish()?;
+
+    // Parse everything first: malformed items are answered without touching Telegram, and a key
+    // that appears twice in one request is imported once.
+    let mut seen = HashSet::new();
+    let mut work = Vec::with_capacity(req.sessions.len());
+    for item in req.sessions {
+        let parsed = parse_item(&item, state.sandbox.is_some()).and_then(|session| {
+            let fp = fingerprint(&session.auth_key);
+            if seen.insert(fp.clone()) {
+                Ok((session, fp))
+            } else {
+                Err(ImportResult::duplicate(
+                    None,
+                    "DUPLICATE_IN_REQUEST",
+                    "the same session appears earlier in this request",
+                ))
+            }
+        });
+        work.push((parsed, item.label, item.format));
+    }
+    let results = stream::iter(work)
+        .map(|(parsed, label, format)| {
+            let state = &state;
+            let user = &user;
+            let telegram = &telegram;
+            async move {
+                match parsed {
+                    Err(result) => result,
+                    Ok((session, fp)) => {
+                        import_one(state, user, telegram, session, fp, label, &format).await
+                    }
+                }
+            }
+        })
+        .buffered(PROBE_CONCURRENCY)
+        .collect::<Vec<_>>()
+        .await;
+    let imported = results
+        .iter()
+        .filter(|r| r.status == ImportStatus::Imported)
+        .count();
+    Audit::info(
+        "sessions_import_batch",
+        format!("session import: {imported} of {} imported", results.len()),
+    )
+    .user(user.id)
+    .details(serde_json::json!({ "items": results.len(), "imported": imported }))
+    .record(&state)
+    .await;
+    Ok(Json(ImportResponse { results }))
+}
+
+fn parse_item(item: &ImportItem, sandbox: bool) -> Result<ForeignSession, ImportResult> {
+    let refuse = |e: ParseError| ImportResult::not(ImportStatus::Invalid, e.code, e.message);
+    let format = match item.format.as_str() {
+        "telethon" => SessionFormat::Telethon,
+        "pyrogram" => SessionFormat::Pyrogram,
+        "tgfleet" => SessionFormat::Tgfleet,
+        other => {
+            return Err(ImportResult::not(
+                ImportStatus::Invalid,
+                "UNKNOWN_FORMAT",
+                format!(
+                    "format {:?} is not one of telethon, pyrogram, tgfleet",
+                    other.chars().take(32).collect::<String>()
+                ),
+            ))
+        }
+    };
+    if item.label.as_ref().is_some_and(|l| l.chars().count() > 128) {
+        return Err(ImportResult::not(
+            ImportStatus::Invalid,
+            "INVALID_LABEL",
+            "label must be at most 128 characters",
+        ));
+    }
+    let parsed = formats::parse(format, &item.session).map_err(refuse)?;
+    if parsed.test_mode && !sandbox {
+        return Err(ImportResult::not(
+            ImportStatus::Invalid,
+            "TEST_SERVERS_UNSUPPORTED",
+            "this session is for Telegram's test servers, which this fleet does not use",
+        ));
+    }
+    Ok(parsed.session)
+}
+
+async fn import_one(
+    state: &AppState,
+    user: &AuthUser,
+    telegram: &TelegramParams,
+    session: ForeignSession,
+    fp: String,
+    label: Option<String>,
+    format: &str,
+) -> ImportResult {
+    match try_import(state, user, telegram, session, &fp, label).await {
+        Ok(result) => {
+            if let Some(id) = result
+                .account_id
+                .filter(|_| result.status == ImportStatus::Imported)
+            {
+                Audit::info("session_imported", "session imported; account started")
+                    .user(user.id)
+                    .account(id)
+                    .details(serde_json::json!({ "format": format }))
+                    .record(state)
+                    .await;
+            }
+            result
+        }
+        Err(e) => {
+            // The cause chain goes to the log, like any internal error; the item says "failed".
+            tracing::error!(error = format!("{e:#}"), "importing a session");
+            ImportResult::not(
+                ImportStatus::Failed,
+                "INTERNAL",
+                "internal error; nothing was kept, try again",
+            )
+        }
+    }
+}
+
+/// `Err` only for internal failures; every expected outcome is an `ImportResult`.
+async fn try_import(
+    state: &AppState,
+    user: &AuthUser,
+    telegram: &TelegramParams,
+    session: ForeignSession,
+    fp: &str,
+    label: Option<String>,
+) -> anyhow::Result<ImportResult> {
+    if let Some(holder) = state.store.account_by_session_fingerprint(fp).await? {
+        return Ok(duplicate_of(state, user, holder).await);
+    }
+    let prepared = match session_import::prepare(telegram, &session, PROBE_TIMEOUT).await {
+        Ok(p) => p,
+        Err(e) => return Ok(refused(&e)),
+    };
+    let identity = &prepared.identity;
+    let phone = identity.phone.as_deref().and_then(super::normalize_phone);
+    let account = match state
+        .store
+        .create_account(NewAccount {
+            owner_id: user.id,
+            label,
+            kind: if identity.bot {
+                AccountKind::Bot
+            } else {
+                AccountKind::User
+            },
+            phone,
+        })
+        .await
+    {
+        Ok(a) => a,
+        Err(StoreError::Conflict(_)) => {
+            return Ok(ImportResult::duplicate(
+                None,
+                "PHONE_TAKEN",
+                "another live account of this fleet already uses this session's phone",
+            ))
+        }
+        Err(e) => return Err(e.into()),
+    };
+    let id = account.id;
+    // From here on a failure removes the half-made account, so a retry starts clean.
+    let kept = async {
+        match state.store.claim_session_fingerprint(id, fp).await {
+            Ok(()) => {}
+            Err(StoreError::Conflict(_)) => {
+                // Another request imported the same key a moment ago.
+                return Ok(None);
+            }
+            Err(e) => return Err(anyhow::Error::from(e)),
+        }
+        let sealed = state.cipher.seal(id, prepared.plain()).await?;
+        state.store.put_session(id, &sealed).await?;
+        state
+            .store
+            .update_account(
+                id,
+                AccountUpdate {
+                    tg_user_id: Some(Some(identity.user_id)),
+                    username: Some(identity.username.clone()),
+                    dc_id: Some(Some(identity.dc_id)),
+                    ..Default::default()
+                },
+            )
+            .await?;
+        Ok(Some(()))
+    }
+    .await;
+    match kept {
+        Ok(Some(())) => {}
+        Ok(None) => {
+            state.store.delete_account(id).await?;
+            let holder = state.store.account_by_session_fingerprint(fp).await?;
+            return Ok(match holder {
+                Some(h) => duplicate_of(state, user, h).await,
+                None => ImportResult::duplicate(None, "DUPLICATE_SESSION", "imported concurrently"),
+            });
+        }
+        Err(e) => {
+            let _ = state.store.delete_account(id).await;
+            return Err(e);
+        }
+    }
+    // The actor reads the session (authorized: the self user is in it) and goes active.
+    let fleet = super::fleet(state).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let started = async {
+        fleet.ensure_started(id).await?;
+        fleet.call(id, AccountRequest::Status).await
+    }
+    .await;
+    let account_state = match started {
+        Ok(AccountReply::Status(s)) => s.state,
+        Ok(_) => state.store.account(id).await?.state,
+        Err(e) => {
+            // Stored and claimed: the account exists; the supervisor keeps trying to start it.
+            tracing::warn!(account_id = id, error = %e, "imported account did not answer yet");
+            state.store.account(id).await?.state
+        }
+    };
+    Ok(ImportResult::imported(id, account_state))
+}
+
+async fn duplicate_of(state: &AppState, user: &AuthUser, holder: AccountId) -> ImportResult {
+    // Only the holder's owner (or an admin) learns which account it is.
+    let visible = match state.store.account(holder).await {
+        Ok(a) => user.is_admin() || a.owner_id == user.id,
+        Err(_) => false,
+    };
+    ImportResult::duplicate(
+        visible.then_some(holder),
+        "DUPLICATE_SESSION",
+        "this session is already held by an account of this fleet",
+    )
+}
+
+fn refused(e: &ImportError) -> ImportResult {
+    let status = if e.is_transient() {
+        ImportStatus::Failed
+    } else {
+        ImportStatus::Invalid
+    };
+    ImportResult::not(status, e.code(), e.to_string())
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct ExportQuery {
+    /// `telethon` or `tgfleet` (default).
+    pub format: Option<String>,
+    /// Must be `true`: an export is a working login to the Telegram account.
+    pub confirm: Option<bool>,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct ExportResponse {
+    pub format: SessionFormat,
+    /// A live login: whoever holds it is logged in as this account. Using it while the fleet
+    /// runs the account puts the key on two connections (Telegram answers AUTH_KEY_DUPLICATED).
+    pub session: String,
+}
+
+#[utoipa::path(get, path = "/api/v1/telegram/accounts/{id}/export", tag = "accounts", security(("bearer" = [])),
+    params(("id" = i64, Path, description = "account id"), ExportQuery),
+    responses((status = 200, body = ExportResponse), (status = 401, body = crate::openapi::ErrorBody),
+              (status = 404, body = crate::openapi::ErrorBody), (status = 409, body = crate::openapi::ErrorBody),
+              (status = 422, body = crate::openapi::ErrorBody)))]
+pub async fn export(
+    State(state): State<AppState>,
+    user: AuthUser,
+    ApiPath(id): ApiPath<AccountId>,
+    ApiQuery(q): ApiQuery<ExportQuery>,
+) -> Result<Json<ExportResponse>, ApiError> {
+    let format = match q.format.as_deref() {
+        None | Some("tgfleet") => Some(SessionFormat::Tgfleet),
+        Some("telethon") => Some(SessionFormat::Telethon),
+        Some(_) => None,
+    };
+    let mut v = Validator::default();
+    v.check(format.is_some(), "format", "must be telethon or tgfleet");
+    v.finish()?;
+    let format = format.unwrap_or(SessionFormat::Tgfleet);
+    check_account_access(&state, &user, id).await?;
+    if q.confirm != Some(true) {
+        return Err(ApiError::Unprocessable {
+            code: "EXPORT_NOT_CONFIRMED",
+            message: "an export is a working login to this Telegram account: repeat the request \
+                      with confirm=true"
+                .into(),
+        });
+    }
+    let not_exportable = |why: String| ApiError::Conflict {
+        code: "SESSION_NOT_EXPORTABLE",
+        message: why,
+    };
+    let sealed = state
+        .store
+        .session(id)
+        .await?
+        .ok_or_else(|| not_exportable("the account has no session".into()))?;
+    let plain =
+        state.cipher.open(id, &sealed).await.map_err(|e| {
+            ApiError::Internal(anyhow::anyhow!("opening session of account {id}: {e}"))
+        })?;
+    let session = session_import::exportable(&plain).map_err(|e| not_exportable(e.to_string()))?;
+    let text = match format {
+        SessionFormat::Telethon => {
+            formats::encode_telethon(&session).map_err(|e| not_exportable(e.message))?
+        }
+        _ => formats::encode_tgfleet(&session),
+    };
+    // From now on the key is outside: an import of it into this fleet is a duplicate.
+    match state
+        .store
+        .claim_session_fingerprint(id, &fingerprint(&session.auth_key))
+        .await
+    {
+        Ok(()) | Err(StoreError::Conflict(_)) => {}
+        Err(e) => return Err(e.into()),
+    }
+    Audit::warn("session_exported", "session exported")
+        .user(user.id)
+        .account(id)
+        .details(serde_json::json!({ "format": format.as_str() }))
+        .record(&state)
+        .await;
+    Ok(Json(ExportResponse {
+        format,
+        session: text,
+    }))
+}

@@ -1,0 +1,382 @@
+//! Session import and export over HTTP against `serve --sandbox`'s wiring, with session strings
+//! made by Telethon and Pyrogram themselves (python3; `scripts/test` installs both from PyPI).
+//! Without them these tests skip with a notice, unless `TGFLEET_REQUIRE_SERVICES=1`.
+
+mod common;
+
+use common::{error_code, TestApp};
+use serde_json::{json, Value};
+use tgfleet_api::accounts::transfer::formats;
+
+async fn sandbox() -> TestApp {
+    TestApp::spawn_with(|s| s.sandbox = true).await
+}
+
+async fn json_of(r: reqwest::Response, status: u16) -> Value {
+    let got = r.status().as_u16();
+    let body = r.text().await.unwrap();
+    assert_eq!(got, status, "{body}");
+    serde_json::from_str(&body).unwrap_or(Value::Null)
+}
+
+/// Logs a phone in through the API (code from the sandbox), exports its session, and deletes the
+/// account again: what is left is an auth key logged in on testdc that no account holds — a
+/// session "from elsewhere". Returns (dc id, auth key, Telegram user id).
+async fn orphan_session(app: &TestApp, token: &str, phone: &str) -> (i32, [u8; 256], i64) {
+    let id = json_of(
+        app.post(
+            "/api/v1/telegram/accounts",
+            Some(token),
+            json!({"kind": "user"}),
+        )
+        .await,
+        201,
+    )
+    .await["id"]
+        .as_i64()
+        .unwrap();
+    json_of(
+        app.post(
+            &format!("/api/v1/telegram/accounts/{id}/login/code"),
+            Some(token),
+            json!({"phone": phone}),
+        )
+        .await,
+        200,
+    )
+    .await;
+    let code = app
+        .state
+        .sandbox
+        .as_ref()
+        .unwrap()
+        .last_code(phone)
+        .unwrap();
+    let step = json_of(
+        app.post(
+            &format!("/api/v1/telegram/accounts/{id}/login/sign-in"),
+            Some(token),
+            json!({"code": code}),
+        )
+        .await,
+        200,
+    )
+    .await;
+    assert_eq!(step["state"], "active");
+    let account = json_of(
+        app.get(&format!("/api/v1/telegram/accounts/{id}"), Some(token))
+            .await,
+        200,
+    )
+    .await;
+    let exported = json_of(
+        app.get(
+            &format!("/api/v1/telegram/accounts/{id}/export?format=tgfleet&confirm=true"),
+            Some(token),
+        )
+        .await,
+        200,
+    )
+    .await;
+    let session = formats::parse_tgfleet(exported["session"].as_str().unwrap()).unwrap();
+    let r = app
+        .request(
+            reqwest::Method::DELETE,
+            &format!("/api/v1/telegram/accounts/{id}"),
+            Some(token),
+            None,
+        )
+        .await;
+    assert_eq!(r.status(), 204);
+    (
+        session.dc_id,
+        session.auth_key,
+        account["tg_user_id"].as_i64().unwrap(),
+    )
+}
+
+/// Runs a Python snippet; `None` (test skipped) when python3 or the module is missing and
+/// services are not required.
+fn python(module: &str, code: &str, args: &[String]) -> Option<String> {
+    let out = std::process::Command::new("python3")
+        .arg("-c")
+        .arg(code)
+        .args(args)
+        .output();
+    match out {
+        Ok(o) if o.status.success() => Some(String::from_utf8(o.stdout).unwrap().trim().to_owned()),
+        other => {
+            let why = match other {
+                Ok(o) => String::from_utf8_lossy(&o.stderr).into_owned(),
+                Err(e) => e.to_string(),
+            };
+            if std::env::var("TGFLEET_REQUIRE_SERVICES").as_deref() == Ok("1") {
+                panic!("python3 with {module} is required (TGFLEET_REQUIRE_SERVICES=1): {why}");
+            }
+            eprintln!(
+                "SKIPPED: python3 with {module} is not available (pip install {module}): {why}"
+            );
+            None
+        }
+    }
+}
+
+const TELETHON: &str = r#"
+import sys
+from telethon.sessions import StringSession
+from telethon.crypto import AuthKey
+s = StringSession()
+s.set_dc(int(sys.argv[1]), sys.argv[2], int(sys.argv[3]))
+s.auth_key = AuthKey(bytes.fromhex(sys.argv[4]))
+print(StringSession.save(s))
+"#;
+
+const PYROGRAM: &str = r#"
+import sys, asyncio, logging
+logging.disable(logging.CRITICAL)
+from pyrogram.storage import MemoryStorage
+async def main():
+    st = MemoryStorage("import-test")
+    await st.open()
+    await st.dc_id(int(sys.argv[1])); await st.api_id(17349); await st.test_mode(False)
+    await st.auth_key(bytes.fromhex(sys.argv[2])); await st.user_id(int(sys.argv[3]))
+    await st.is_bot(False); await st.date(0)
+    print(await st.export_session_string())
+asyncio.run(main())
+"#;
+
+async fn import(app: &TestApp, token: &str, items: Value) -> Vec<Value> {
+    let v = json_of(
+        app.post(
+            "/api/v1/telegram/accounts/import",
+            Some(token),
+            json!({ "sessions": items }),
+        )
+        .await,
+        200,
+    )
+    .await;
+    v["results"].as_array().unwrap().clone()
+}
+
+#[tokio::test]
+async fn a_telethon_string_session_imports_goes_active_and_sends() {
+    let app = sandbox().await;
+    let (_, token, _) = app.user("telethon@example.org").await;
+    let phone = "+15550100201";
+    let (dc, key, tg_user) = orphan_session(&app, &token, phone).await;
+    let port = app.state.sandbox.as_ref().unwrap().dc_addr(dc).port();
+    let Some(string) = python(
+        "telethon",
+        TELETHON,
+        &[
+            dc.to_string(),
+            "127.0.0.1".into(),
+            port.to_string(),
+            hex::encode(key),
+        ],
+    ) else {
+        return;
+    };
+    // Telethon's own string reads back to the same DC, address and key.
+    let parsed = formats::parse_telethon(&string).unwrap();
+    assert_eq!((parsed.dc_id, parsed.auth_key), (dc, key));
+
+    let results = import(
+        &app,
+        &token,
+        json!([{"format": "telethon", "session": string, "label": "from telethon"}]),
+    )
+    .await;
+    assert_eq!(results[0]["status"], "imported", "{results:?}");
+    assert_eq!(results[0]["state"], "active");
+    let id = results[0]["account_id"].as_i64().unwrap();
+    let account = json_of(
+        app.get(&format!("/api/v1/telegram/accounts/{id}"), Some(&token))
+            .await,
+        200,
+    )
+    .await;
+    assert_eq!(account["state"], "active");
+    assert_eq!(account["tg_user_id"], tg_user);
+    assert_eq!(account["phone"], phone);
+    assert_eq!(account["label"], "from telethon");
+    let sent = json_of(
+        app.post(
+            &format!("/api/v1/telegram/accounts/{id}/messages"),
+            Some(&token),
+            json!({"peer": "me", "text": "imported from Telethon"}),
+        )
+        .await,
+        201,
+    )
+    .await;
+    assert!(sent["message_id"].as_i64().is_some());
+    let msgs = app.state.sandbox.as_ref().unwrap().messages();
+    assert!(msgs.iter().any(|m| m.text == "imported from Telethon"));
+
+    // Idempotent: the same session again (in any format) is a duplicate of that account.
+    let again = import(
+        &app,
+        &token,
+        json!([{"format": "telethon", "session": string}]),
+    )
+    .await;
+    assert_eq!(again[0]["status"], "duplicate");
+    assert_eq!(again[0]["account_id"], id);
+    // Another user learns that it is a duplicate, not whose.
+    let (_, other, _) = app.user("other@example.org").await;
+    let theirs = import(
+        &app,
+        &other,
+        json!([{"format": "telethon", "session": string}]),
+    )
+    .await;
+    assert_eq!(theirs[0]["status"], "duplicate");
+    assert!(theirs[0].get("account_id").is_none());
+
+    // Export: confirmation required, owner only, audited, the session never in the log.
+    let path = format!("/api/v1/telegram/accounts/{id}/export?format=telethon");
+    assert_eq!(
+        error_code(app.get(&path, Some(&token)).await, 422).await,
+        "EXPORT_NOT_CONFIRMED"
+    );
+    let confirmed = format!("{path}&confirm=true");
+    assert_eq!(
+        error_code(app.get(&confirmed, Some(&other)).await, 404).await,
+        "NOT_FOUND"
+    );
+    let exported = json_of(app.get(&confirmed, Some(&token)).await, 200).await;
+    assert_eq!(exported["format"], "telethon");
+    let out = formats::parse_telethon(exported["session"].as_str().unwrap()).unwrap();
+    assert_eq!((out.dc_id, out.auth_key), (dc, key));
+    let logs = json_of(
+        app.get(
+            &format!("/api/v1/telegram/logs?account_id={id}&limit=100"),
+            Some(&token),
+        )
+        .await,
+        200,
+    )
+    .await;
+    let text = logs.to_string();
+    assert!(text.contains("session_exported"), "{text}");
+    assert!(text.contains("session_imported"), "{text}");
+    assert!(!text.contains(&string[..40]));
+    app.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_pyrogram_session_string_imports_and_goes_active() {
+    let app = sandbox().await;
+    let (_, token, _) = app.user("pyrogram@example.org").await;
+    let (dc, key, tg_user) = orphan_session(&app, &token, "+15550100302").await;
+    let Some(string) = python(
+        "pyrogram",
+        PYROGRAM,
+        &[dc.to_string(), hex::encode(key), tg_user.to_string()],
+    ) else {
+        return;
+    };
+    let parsed = formats::parse_pyrogram(&string).unwrap();
+    assert_eq!(parsed.session.user_id, Some(tg_user));
+    let results = import(
+        &app,
+        &token,
+        json!([{"format": "pyrogram", "session": string}]),
+    )
+    .await;
+    assert_eq!(results[0]["status"], "imported", "{results:?}");
+    assert_eq!(results[0]["state"], "active");
+
+    // A Pyrogram string that claims another user is refused: the key decides who it is.
+    let (dc2, key2, _) = orphan_session(&app, &token, "+15550100303").await;
+    let mut liar = parsed.session.clone();
+    liar.dc_id = dc2;
+    liar.auth_key = key2;
+    liar.user_id = Some(tg_user);
+    let lie = formats::encode_pyrogram(&liar, 1).unwrap();
+    let results = import(
+        &app,
+        &token,
+        json!([{"format": "pyrogram", "session": lie}]),
+    )
+    .await;
+    assert_eq!(results[0]["status"], "invalid");
+    assert_eq!(results[0]["code"], "SESSION_USER_MISMATCH");
+    app.shutdown().await;
+}
+
+#[tokio::test]
+async fn malformed_and_dead_sessions_get_per_item_errors() {
+    let app = sandbox().await;
+    let (_, token, _) = app.user("bad@example.org").await;
+    let dc = app.state.sandbox.as_ref().unwrap();
+    // Well-formed but never logged in: testdc knows the key, no user is bound to it.
+    let dead = tgfleet_actors::import::ForeignSession {
+        dc_id: 2,
+        addr: Some(dc.dc_addr(2)),
+        auth_key: tgfleet_testdc::new_auth_key(),
+        user_id: None,
+        bot: None,
+    };
+    let dead = formats::encode_telethon(&dead).unwrap();
+    let items = json!([
+        {"format": "telethon", "session": "not a session"},
+        {"format": "telethon", "session": &dead[..100]},
+        {"format": "pyrogram", "session": "AAAA"},
+        {"format": "tgfleet", "session": "tgf1.e30"},
+        {"format": "kurigram", "session": "x"},
+        {"format": "telethon", "session": dead},
+        {"format": "telethon", "session": dead},
+    ]);
+    let results = import(&app, &token, items).await;
+    let codes: Vec<(&str, &str)> = results
+        .iter()
+        .map(|r| (r["status"].as_str().unwrap(), r["code"].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        codes,
+        vec![
+            ("invalid", "INVALID_SESSION"),
+            ("invalid", "INVALID_SESSION"),
+            ("invalid", "INVALID_SESSION"),
+            ("invalid", "INVALID_SESSION"),
+            ("invalid", "UNKNOWN_FORMAT"),
+            ("invalid", "SESSION_NOT_AUTHORIZED"),
+            ("duplicate", "DUPLICATE_IN_REQUEST"),
+        ],
+        "{results:?}"
+    );
+    for r in &results {
+        assert!(!r["error"].as_str().unwrap().is_empty());
+    }
+    // Nothing was kept.
+    let page = json_of(
+        app.get("/api/v1/telegram/accounts", Some(&token)).await,
+        200,
+    )
+    .await;
+    assert_eq!(page["items"].as_array().unwrap().len(), 0);
+    // The batch is bounded; an empty one is refused too.
+    let many: Vec<Value> = (0..101)
+        .map(|_| json!({"format": "telethon", "session": "x"}))
+        .collect();
+    let r = app
+        .post(
+            "/api/v1/telegram/accounts/import",
+            Some(&token),
+            json!({ "sessions": many }),
+        )
+        .await;
+    assert_eq!(error_code(r, 422).await, "VALIDATION_FAILED");
+    let r = app
+        .post(
+            "/api/v1/telegram/accounts/import",
+            Some(&token),
+            json!({ "sessions": [] }),
+        )
+        .await;
+    assert_eq!(error_code(r, 422).await, "VALIDATION_FAILED");
+    app.shutdown().await;
+}
