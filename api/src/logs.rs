@@ -24,6 +24,7 @@ pub struct LogQuery {
     /// RFC 3339 time.
     pub since: Option<DateTime<Utc>>,
     /// 1–500, default 100.
+    #[param(minimum = 1, maximum = 500)]
     pub limit: Option<u32>,
     /// The `next_cursor` of the previous page (entries older than it).
     pub cursor: Option<i64>,

@@ -26,6 +26,103 @@ pub struct FieldErrorDoc {
     pub message: String,
 }
 
+/// Documentation twins of the persistence enums (which stay free of OpenAPI concerns), so the
+/// document lists their exact values.
+#[derive(ToSchema)]
+#[schema(rename_all = "snake_case")]
+#[allow(dead_code)]
+pub enum RoleDoc {
+    Admin,
+    User,
+}
+
+#[derive(ToSchema)]
+#[schema(rename_all = "snake_case")]
+#[allow(dead_code)]
+pub enum AccountKindDoc {
+    User,
+    Bot,
+}
+
+#[derive(ToSchema)]
+#[schema(rename_all = "snake_case")]
+#[allow(dead_code)]
+pub enum AccountStateDoc {
+    New,
+    AwaitingCode,
+    AwaitingPassword,
+    AwaitingQr,
+    Active,
+    Reconnecting,
+    FloodWait,
+    Unauthorized,
+    Banned,
+    Quarantined,
+    Hibernated,
+    LoggedOut,
+    Stopped,
+}
+
+/// Answers every operation can give besides its own: a malformed path or query (400), a body that
+/// is not JSON, too large or of the wrong shape (400/413/415/422), a missing token (401), the
+/// per-user or per-IP rate limit (429). Added here once instead of on each handler.
+struct CommonErrors;
+
+impl Modify for CommonErrors {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::{content::ContentBuilder, path::HttpMethod, RefOr, ResponseBuilder};
+        let error = || -> RefOr<utoipa::openapi::Response> {
+            RefOr::T(
+                ResponseBuilder::new()
+                    .description("an error; see `error.code`")
+                    .content(
+                        "application/json",
+                        ContentBuilder::new()
+                            .schema(Some(utoipa::openapi::Ref::from_schema_name("ErrorBody")))
+                            .build(),
+                    )
+                    .build(),
+            )
+        };
+        for item in openapi.paths.paths.values_mut() {
+            for method in [
+                HttpMethod::Get,
+                HttpMethod::Post,
+                HttpMethod::Patch,
+                HttpMethod::Delete,
+            ] {
+                let op = match method {
+                    HttpMethod::Get => item.get.as_mut(),
+                    HttpMethod::Post => item.post.as_mut(),
+                    HttpMethod::Patch => item.patch.as_mut(),
+                    HttpMethod::Delete => item.delete.as_mut(),
+                    _ => None,
+                };
+                let Some(op) = op else { continue };
+                let has_params = op.parameters.as_ref().is_some_and(|p| !p.is_empty());
+                let has_body = op.request_body.is_some();
+                let secured = op.security.as_ref().is_some_and(|s| !s.is_empty());
+                let mut codes: Vec<&str> = vec!["429"];
+                if has_params || has_body {
+                    codes.push("400");
+                }
+                if has_body {
+                    codes.extend(["413", "415", "422"]);
+                }
+                if secured {
+                    codes.push("401");
+                }
+                for code in codes {
+                    op.responses
+                        .responses
+                        .entry(code.to_owned())
+                        .or_insert_with(error);
+                }
+            }
+        }
+    }
+}
+
 struct BearerAuth;
 
 impl Modify for BearerAuth {
@@ -46,7 +143,7 @@ impl Modify for BearerAuth {
 #[derive(OpenApi)]
 #[openapi(
     info(title = "tgfleet", description = "Many Telegram accounts behind one REST API"),
-    modifiers(&BearerAuth),
+    modifiers(&BearerAuth, &CommonErrors),
     paths(
         crate::health::health,
         crate::health::detailed,
@@ -76,7 +173,7 @@ impl Modify for BearerAuth {
         crate::logs::list,
         crate::logs::error_stats,
     ),
-    components(schemas(ErrorBody, ErrorDetail, FieldErrorDoc))
+    components(schemas(ErrorBody, ErrorDetail, FieldErrorDoc, RoleDoc, AccountKindDoc, AccountStateDoc))
 )]
 pub struct ApiDoc;
 

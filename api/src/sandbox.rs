@@ -37,11 +37,36 @@ pub async fn code(
         .ok_or(ApiError::NotFound("code"))
 }
 
+#[derive(Debug, Clone, Copy, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum FaultKind {
+    DropConnections,
+    FloodWait,
+    BlackHole,
+    Delay,
+    Revoke,
+    Ban,
+    Clear,
+}
+
+impl FaultKind {
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::DropConnections => "drop_connections",
+            Self::FloodWait => "flood_wait",
+            Self::BlackHole => "black_hole",
+            Self::Delay => "delay",
+            Self::Revoke => "revoke",
+            Self::Ban => "ban",
+            Self::Clear => "clear",
+        }
+    }
+}
+
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SandboxFault {
-    /// drop_connections, flood_wait, black_hole, delay, revoke, ban or clear.
-    pub kind: String,
+    pub kind: FaultKind,
     /// Only this phone's connections or calls; omit for all.
     pub phone: Option<String>,
     /// The method a flood wait applies to, e.g. `messages.sendMessage`.
@@ -71,7 +96,7 @@ pub async fn fault(
         })?),
     };
     let body = FaultBody {
-        kind: req.kind,
+        kind: req.kind.as_str().to_owned(),
         phone,
         method: req.method,
         seconds: req.seconds,

@@ -17,7 +17,7 @@ pub struct UserView {
     pub id: UserId,
     pub email: String,
     pub username: Option<String>,
-    #[schema(value_type = String, example = "user")]
+    #[schema(value_type = crate::openapi::RoleDoc)]
     pub role: Role,
     pub disabled: bool,
     pub created_at: DateTime<Utc>,
@@ -40,6 +40,7 @@ impl From<&User> for UserView {
 #[serde(deny_unknown_fields)]
 pub struct PageQuery {
     /// 1–500, default 100.
+    #[param(minimum = 1, maximum = 500)]
     pub limit: Option<u32>,
     /// The `next_cursor` of the previous page.
     pub cursor: Option<i64>,
@@ -85,7 +86,7 @@ pub async fn list(
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UserPatchRequest {
-    #[schema(value_type = Option<String>, example = "admin")]
+    #[schema(value_type = Option<crate::openapi::RoleDoc>)]
     pub role: Option<Role>,
     pub disabled: Option<bool>,
 }

@@ -28,12 +28,12 @@ pub struct AccountView {
     pub id: AccountId,
     pub label: Option<String>,
     /// `user` or `bot`.
-    #[schema(value_type = String, example = "user")]
+    #[schema(value_type = crate::openapi::AccountKindDoc)]
     pub kind: AccountKind,
     pub phone: Option<String>,
     /// new, awaiting_code, awaiting_password, awaiting_qr, active, reconnecting, flood_wait,
     /// unauthorized, banned, quarantined, hibernated, logged_out, stopped.
-    #[schema(value_type = String, example = "active")]
+    #[schema(value_type = crate::openapi::AccountStateDoc)]
     pub state: AccountState,
     pub tg_user_id: Option<i64>,
     pub username: Option<String>,
@@ -94,7 +94,7 @@ pub fn normalize_phone(raw: &str) -> Option<String> {
 #[serde(deny_unknown_fields)]
 pub struct CreateAccountRequest {
     pub label: Option<String>,
-    #[schema(value_type = String, example = "user")]
+    #[schema(value_type = crate::openapi::AccountKindDoc)]
     pub kind: AccountKind,
     /// E.164, e.g. `+15550100199`; user accounts only.
     pub phone: Option<String>,
@@ -214,6 +214,7 @@ pub struct ListQuery {
     /// Only accounts in this state.
     pub state: Option<String>,
     /// 1–500, default 100.
+    #[param(minimum = 1, maximum = 500)]
     pub limit: Option<u32>,
     /// The `next_cursor` of the previous page.
     pub cursor: Option<i64>,
