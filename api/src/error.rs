@@ -49,6 +49,8 @@ pub enum ApiError {
     Forbidden,
     #[error("{message}")]
     ForbiddenCode { code: &'static str, message: String },
+    #[error("this route does not take that method")]
+    MethodNotAllowed,
     #[error("send the body as application/json")]
     UnsupportedMediaType,
     #[error("the request body is too large")]
@@ -84,6 +86,7 @@ impl ApiError {
             Self::Unauthorized | Self::InvalidCredentials => StatusCode::UNAUTHORIZED,
             Self::Forbidden | Self::ForbiddenCode { .. } => StatusCode::FORBIDDEN,
             Self::NotFound(_) => StatusCode::NOT_FOUND,
+            Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Self::Conflict { .. } => StatusCode::CONFLICT,
@@ -107,6 +110,7 @@ impl ApiError {
             Self::Forbidden => "FORBIDDEN",
             Self::Validation(_) => "VALIDATION_FAILED",
             Self::NotFound(_) => "NOT_FOUND",
+            Self::MethodNotAllowed => "METHOD_NOT_ALLOWED",
             Self::UnsupportedMediaType => "UNSUPPORTED_MEDIA_TYPE",
             Self::PayloadTooLarge => "PAYLOAD_TOO_LARGE",
             Self::Internal(_) => "INTERNAL",

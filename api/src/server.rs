@@ -116,12 +116,7 @@ pub fn api_router(state: AppState) -> Router {
     let body_limit = state.settings.api.body_limit_bytes;
     router
         .fallback(|| async { ApiError::NotFound("route") })
-        .method_not_allowed_fallback(|| async {
-            ApiError::BadRequest {
-                code: "METHOD_NOT_ALLOWED",
-                message: "this route does not take that method".into(),
-            }
-        })
+        .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .with_state(state)
         .layer(DefaultBodyLimit::max(body_limit))
         .layer(cors)

@@ -411,3 +411,11 @@ async fn audit_trail_has_the_steps_and_never_a_secret() {
     }
     app.shutdown().await;
 }
+
+#[tokio::test]
+async fn a_method_a_route_does_not_take_is_405() {
+    let app = TestApp::spawn().await;
+    let r = app.request(Method::PUT, "/api/v1/health", None, None).await;
+    assert_eq!(error_code(r, 405).await, "METHOD_NOT_ALLOWED");
+    app.shutdown().await;
+}
