@@ -106,10 +106,11 @@ pub fn api_router(state: AppState) -> Router {
             .route("/api/v1/sandbox/faults", post(sandbox::fault));
     }
     if state.settings.debug {
-        use utoipa::OpenApi;
+        // The UI reads the document the API already serves; it must not register a second
+        // `/openapi.json` route (axum refuses overlapping routes at start-up).
         router = router.merge(
             utoipa_swagger_ui::SwaggerUi::new("/docs")
-                .url("/openapi.json", openapi::ApiDoc::openapi()),
+                .config(utoipa_swagger_ui::Config::from("/openapi.json")),
         );
     }
     let cors = cors_layer(&state.settings.api.cors_origins);
