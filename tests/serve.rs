@@ -328,3 +328,78 @@ fn migrate_applies_the_migrations_and_exits() {
         .expect("run migrate");
     assert!(again.status.success());
 }
+
+#[tokio::test]
+async fn users_create_makes_the_first_admin_who_can_log_in() {
+    use std::io::Write;
+    let dir = tempfile::tempdir().unwrap();
+    // Password from stdin, as a provisioning script would pipe it.
+    let mut child = tgfleet(
+        dir.path(),
+        &[
+            "users",
+            "create",
+            "--email",
+            "Root@Example.org",
+            "--role",
+            "admin",
+        ],
+        &[],
+    )
+    .stdin(Stdio::piped())
+    .spawn()
+    .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"a long admin password\n")
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.stdout.is_empty(), "a piped password is never echoed");
+
+    // A short password is refused with the rule, and nothing is created.
+    let mut child = tgfleet(
+        dir.path(),
+        &["users", "create", "--email", "two@example.org"],
+        &[],
+    )
+    .stdin(Stdio::piped())
+    .spawn()
+    .unwrap();
+    child.stdin.take().unwrap().write_all(b"short\n").unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("password"));
+
+    let mut t = start(dir.path(), &[]);
+    wait_healthy(&mut t).await;
+    let client = reqwest::Client::new();
+    let login: serde_json::Value = client
+        .post(format!("{}/api/v1/auth/login", t.api))
+        .json(
+            &serde_json::json!({"email": "root@example.org", "password": "a long admin password"}),
+        )
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let token = login["access_token"].as_str().expect("the admin logs in");
+    let users = client
+        .get(format!("{}/api/v1/users", t.api))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(users.status(), 200, "an admin reaches admin routes");
+    let users: serde_json::Value = users.json().await.unwrap();
+    assert_eq!(users["items"].as_array().unwrap().len(), 1);
+    terminate(&mut t.child);
+}
