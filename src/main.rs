@@ -8,6 +8,8 @@
 #[global_allocator]
 static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
+mod cli;
+
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -40,6 +42,9 @@ enum Command {
     /// Manage API users.
     #[command(subcommand)]
     Users(UsersCommand),
+    /// Bulk onboarding against a running tgfleet, over its REST API.
+    #[command(subcommand)]
+    Accounts(AccountsCommand),
     /// Run a standalone testdc (fake Telegram DCs) with its control HTTP API, for benchmarks.
     Testdc {
         /// Loopback control API: POST /keys, GET /codes/{phone}, POST /faults, GET /stats …
@@ -51,6 +56,55 @@ enum Command {
         /// Auto-register any phone on first use (phones ending in 9 get 2FA `sandbox-2fa`).
         #[arg(long)]
         sandbox_directory: bool,
+    },
+}
+
+/// Where the running tgfleet is, and who is calling.
+#[derive(clap::Args)]
+struct Remote {
+    /// Base URL of the tgfleet API.
+    #[arg(long, env = "TGFLEET_URL", default_value = "http://127.0.0.1:8080")]
+    url: String,
+    /// An access token (POST /api/v1/auth/login).
+    #[arg(long, env = "TGFLEET_TOKEN", hide_env_values = true)]
+    token: String,
+}
+
+#[derive(Subcommand)]
+enum AccountsCommand {
+    /// Import logged-in sessions: a JSONL file ({"format","session","label"} per line), a CSV
+    /// (format,session[,label] or a header naming them), a text file with one session string per
+    /// line, or a folder of Telethon/Pyrogram `.session` files. Exits non-zero if any is invalid.
+    Import {
+        #[command(flatten)]
+        remote: Remote,
+        file: PathBuf,
+        /// Format of strings that do not say: telethon, pyrogram or tgfleet (default: detected).
+        #[arg(long)]
+        format: Option<String>,
+    },
+    /// Log in a list of phones: CSV rows `phone[,password][,label]` (password for 2FA). Resumable:
+    /// a second run skips active phones and continues half-done ones. Exits non-zero if any row failed.
+    Onboard {
+        #[command(flatten)]
+        remote: Remote,
+        file: PathBuf,
+        /// Login codes from a CSV file of `phone,code` rows.
+        #[arg(long, conflicts_with_all = ["code_command", "sandbox_codes"])]
+        codes: Option<PathBuf>,
+        /// A command that prints the code; run with `sh -c`, the phone as its last argument and
+        /// in TGFLEET_PHONE.
+        #[arg(long, conflicts_with = "sandbox_codes")]
+        code_command: Option<String>,
+        /// Read codes from a `serve --sandbox` (GET /api/v1/sandbox/codes/{phone}).
+        #[arg(long)]
+        sandbox_codes: bool,
+        /// Account starts per second (Telegram flood-limits bursts of login codes).
+        #[arg(long, default_value_t = 1.0)]
+        rate: f64,
+        /// Rows in flight at once.
+        #[arg(long, default_value_t = 4)]
+        concurrency: usize,
     },
 }
 
@@ -99,6 +153,13 @@ fn main() -> ExitCode {
             Command::Users(UsersCommand::Create { email, role }) => {
                 create_user(settings, email, role).await
             }
+            Command::Accounts(cmd) => match accounts(cmd).await {
+                Ok(true) => Ok(()),
+                Ok(false) => Err(anyhow::anyhow!(
+                    "some rows failed; the summary above names them"
+                )),
+                Err(e) => Err(e),
+            },
             Command::Testdc {
                 control,
                 base_port,
@@ -175,6 +236,57 @@ async fn create_user(
         user.id, user.email, user.role
     );
     Ok(())
+}
+
+/// `Ok(false)` when the command ran but some rows failed (the summary names them): exit code 1.
+async fn accounts(cmd: AccountsCommand) -> anyhow::Result<bool> {
+    use tgfleet_api::accounts::transfer::formats::SessionFormat;
+    match cmd {
+        AccountsCommand::Import {
+            remote,
+            file,
+            format,
+        } => {
+            let forced = match format.as_deref() {
+                None => None,
+                Some("telethon") => Some(SessionFormat::Telethon),
+                Some("pyrogram") => Some(SessionFormat::Pyrogram),
+                Some("tgfleet") => Some(SessionFormat::Tgfleet),
+                Some(other) => {
+                    anyhow::bail!("--format {other:?}: use telethon, pyrogram or tgfleet")
+                }
+            };
+            let api = cli::client::Api::new(&remote.url, &remote.token)?;
+            let (items, unreadable) = cli::import::read_input(&file, forced).await?;
+            cli::import::run(&api, items, unreadable).await
+        }
+        AccountsCommand::Onboard {
+            remote,
+            file,
+            codes,
+            code_command,
+            sandbox_codes,
+            rate,
+            concurrency,
+        } => {
+            anyhow::ensure!(rate > 0.0, "--rate must be above 0");
+            let codes = match (codes, code_command, sandbox_codes) {
+                (Some(path), _, _) => {
+                    cli::onboard::CodeSource::File(cli::onboard::read_codes(&path)?)
+                }
+                (_, Some(cmd), _) => cli::onboard::CodeSource::Command(cmd),
+                (_, _, true) => cli::onboard::CodeSource::Sandbox,
+                _ => cli::onboard::CodeSource::Prompt,
+            };
+            let api = cli::client::Api::new(&remote.url, &remote.token)?;
+            let opts = cli::onboard::Options {
+                rate,
+                concurrency,
+                codes,
+            };
+            cli::onboard::run(api, &file, opts).await
+        }
+    }
 }
 
 /// Resolves on SIGINT or SIGTERM (systemd and container runtimes stop services with SIGTERM).
