@@ -116,9 +116,7 @@ pub async fn list(
     } else {
         own_logs(&state, user.id, filter).await?
     };
-    let next_cursor = (entries.len() == limit as usize)
-        .then(|| entries.last().map(|e| e.id))
-        .flatten();
+    let next_cursor = crate::users::next_cursor(&entries, limit, |e| e.id);
     Ok(Json(LogPage {
         items: entries.into_iter().map(LogView::from).collect(),
         next_cursor,

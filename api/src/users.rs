@@ -52,6 +52,15 @@ pub struct UserPage {
     pub next_cursor: Option<i64>,
 }
 
+/// Keyset paging: a full page means there may be more, starting after its last id.
+pub fn next_cursor<T>(items: &[T], limit: u32, id: impl Fn(&T) -> i64) -> Option<i64> {
+    if items.len() == limit as usize {
+        items.last().map(id)
+    } else {
+        None
+    }
+}
+
 pub fn page_limit(limit: Option<u32>) -> Result<u32, ApiError> {
     match limit {
         None => Ok(100),
@@ -74,9 +83,7 @@ pub async fn list(
 ) -> Result<Json<UserPage>, ApiError> {
     let limit = page_limit(q.limit)?;
     let users = state.store.list_users(q.cursor, limit).await?;
-    let next_cursor = (users.len() == limit as usize)
-        .then(|| users.last().map(|u| u.id))
-        .flatten();
+    let next_cursor = next_cursor(&users, limit, |u| u.id);
     Ok(Json(UserPage {
         items: users.iter().map(UserView::from).collect(),
         next_cursor,

@@ -146,13 +146,7 @@ pub async fn send_code(
                 },
             )
             .await
-            .map_err(|e| match e {
-                tgfleet_persistence::StoreError::Conflict(_) => ApiError::Conflict {
-                    code: "PHONE_TAKEN",
-                    message: "another live account already uses this phone".into(),
-                },
-                other => other.into(),
-            })?;
+            .map_err(super::phone_conflict)?;
     }
     match step(
         &state,

@@ -65,6 +65,18 @@ impl From<Account> for AccountView {
     }
 }
 
+/// The store refuses a second live account on one phone (two would fight over one
+/// authorization); this is how the API says so.
+pub fn phone_conflict(e: StoreError) -> ApiError {
+    match e {
+        StoreError::Conflict(_) => ApiError::Conflict {
+            code: "PHONE_TAKEN",
+            message: "another live account already uses this phone".into(),
+        },
+        other => other.into(),
+    }
+}
+
 pub fn fleet(state: &AppState) -> Result<&Fleet, ApiError> {
     state
         .fleet
@@ -158,13 +170,7 @@ pub async fn create(
             phone: phone.flatten(),
         })
         .await
-        .map_err(|e| match e {
-            StoreError::Conflict(_) => ApiError::Conflict {
-                code: "PHONE_TAKEN",
-                message: "another live account already uses this phone".into(),
-            },
-            other => other.into(),
-        })?;
+        .map_err(phone_conflict)?;
     Audit::info("account_created", "account created")
         .user(user.id)
         .account(account.id)
@@ -252,9 +258,7 @@ pub async fn list(
             limit,
         })
         .await?;
-    let next_cursor = (accounts.len() == limit as usize)
-        .then(|| accounts.last().map(|a| a.id))
-        .flatten();
+    let next_cursor = crate::users::next_cursor(&accounts, limit, |a| a.id);
     Ok(Json(AccountPage {
         items: accounts.into_iter().map(AccountView::from).collect(),
         next_cursor,
