@@ -121,10 +121,18 @@ pub fn api_router(state: AppState) -> Router {
         .with_state(state)
         .layer(DefaultBodyLimit::max(body_limit))
         .layer(cors)
+        // A bug in a handler must cost one request, not the connection or the process; the client
+        // still gets the error format.
+        .layer(tower_http::catch_panic::CatchPanicLayer::custom(panic_response))
         .layer(axum::middleware::from_fn_with_state(
             http_metrics,
             metrics::track,
         ))
+}
+
+fn panic_response(_: Box<dyn std::any::Any + Send + 'static>) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    ApiError::Internal(anyhow::anyhow!("a request handler panicked")).into_response()
 }
 
 /// No origin is allowed unless configured: tokens travel in the Authorization header only, so
