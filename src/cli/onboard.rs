@@ -64,7 +64,10 @@ impl Outcome {
 }
 
 /// Reads `phone[,password][,label]` rows; a first row whose first cell is `phone` is a header.
-pub fn read_rows(path: &Path) -> anyhow::Result<(Vec<Row>, Vec<(usize, String, String)>)> {
+/// A row that cannot be onboarded: (line, phone as written, why).
+pub type BadRow = (usize, String, String);
+
+pub fn read_rows(path: &Path) -> anyhow::Result<(Vec<Row>, Vec<BadRow>)> {
     let text =
         std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
     let mut reader = csv::ReaderBuilder::new()
