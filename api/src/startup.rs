@@ -18,8 +18,9 @@ use tgfleet_testdc::{TestDc, TestDcConfig};
 pub enum StartupError {
     #[error("data directory {path}: {cause}")]
     DataDir { path: String, cause: String },
-    #[error("database {url}: {cause}")]
-    Database { url: String, cause: String },
+    /// `cause` names the (redacted) URL already.
+    #[error("database: {cause}")]
+    Database { cause: String },
     #[error("session key: {0}")]
     SessionKey(String),
     #[error("vault: {0}")]
@@ -52,7 +53,6 @@ pub async fn build_state(mut settings: Settings) -> Result<AppState, StartupErro
     let store = tgfleet_persistence::connect(db_url.expose())
         .await
         .map_err(|e| StartupError::Database {
-            url: db_url.redacted(),
             cause: one_line(&e),
         })?;
 

@@ -6,7 +6,7 @@ use crate::model::*;
 use anyhow::Context as _;
 use chrono::{DateTime, Utc};
 use sqlx::postgres::PgPoolOptions;
-use sqlx::PgPool;
+use sqlx::{Connection, PgConnection, PgPool};
 use std::time::Duration;
 
 /// Enough for the API and the actors' session writes together; each write is one short statement.
@@ -24,6 +24,15 @@ impl PgStore {
     /// Connects to and migrates the database at `url` (`postgres://user:pass@host/db`).
     pub async fn connect(url: &str) -> anyhow::Result<Self> {
         let shown = redact_url(url);
+        // One plain connection first: a pool only says "timed out", while this says why
+        // (refused, wrong password, no such database).
+        let probe = tokio::time::timeout(ACQUIRE_TIMEOUT, PgConnection::connect(url))
+            .await
+            .map_err(|_| anyhow::anyhow!("no answer within {} s", ACQUIRE_TIMEOUT.as_secs()))
+            // sqlx's message already includes its source; chaining it would say it twice.
+            .and_then(|r| r.map_err(|e| anyhow::anyhow!("{e}")))
+            .with_context(|| format!("connecting to PostgreSQL at {shown}"))?;
+        let _ = probe.close().await;
         let pool = PgPoolOptions::new()
             .max_connections(MAX_CONNECTIONS)
             .acquire_timeout(ACQUIRE_TIMEOUT)
