@@ -27,8 +27,10 @@ impl TestApp {
 
     pub async fn spawn_with(configure: impl FnOnce(&mut Settings)) -> Self {
         let dir = tempfile::tempdir().expect("tempdir");
-        let mut settings = Settings::default();
-        settings.data_dir = dir.path().join("data");
+        let mut settings = Settings {
+            data_dir: dir.path().join("data"),
+            ..Settings::default()
+        };
         // Generous defaults so tests of other things never trip the limits by accident.
         settings.auth.auth_rate_per_minute = 10_000;
         settings.auth.user_rate_per_second = 10_000;
