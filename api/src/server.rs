@@ -123,7 +123,9 @@ pub fn api_router(state: AppState) -> Router {
         .layer(cors)
         // A bug in a handler must cost one request, not the connection or the process; the client
         // still gets the error format.
-        .layer(tower_http::catch_panic::CatchPanicLayer::custom(panic_response))
+        .layer(tower_http::catch_panic::CatchPanicLayer::custom(
+            panic_response,
+        ))
         .layer(axum::middleware::from_fn_with_state(
             http_metrics,
             metrics::track,
