@@ -3,64 +3,9 @@
 
 mod common;
 
-use common::{error_code, TestApp};
+use common::{error_code, json_of, logged_in_account, sandbox, TestApp};
 use reqwest::Method;
 use serde_json::{json, Value};
-
-async fn sandbox() -> TestApp {
-    TestApp::spawn_with(|s| s.sandbox = true).await
-}
-
-async fn json_of(r: reqwest::Response, status: u16) -> Value {
-    let got = r.status().as_u16();
-    let body = r.text().await.unwrap();
-    assert_eq!(got, status, "{body}");
-    serde_json::from_str(&body).unwrap_or(Value::Null)
-}
-
-/// Creates a user account and logs it in with the code testdc sent; returns the account id.
-async fn logged_in_account(app: &TestApp, token: &str, phone: &str) -> i64 {
-    let account = json_of(
-        app.post(
-            "/api/v1/telegram/accounts",
-            Some(token),
-            json!({"kind": "user", "label": "demo"}),
-        )
-        .await,
-        201,
-    )
-    .await;
-    let id = account["id"].as_i64().unwrap();
-    let sent = json_of(
-        app.post(
-            &format!("/api/v1/telegram/accounts/{id}/login/code"),
-            Some(token),
-            json!({"phone": phone}),
-        )
-        .await,
-        200,
-    )
-    .await;
-    assert_eq!(sent["state"], "awaiting_code");
-    let code = json_of(
-        app.get(&format!("/api/v1/sandbox/codes/{phone}"), Some(token))
-            .await,
-        200,
-    )
-    .await;
-    let step = json_of(
-        app.post(
-            &format!("/api/v1/telegram/accounts/{id}/login/sign-in"),
-            Some(token),
-            json!({"code": code["code"]}),
-        )
-        .await,
-        200,
-    )
-    .await;
-    assert_eq!(step["state"], "active");
-    id
-}
 
 #[tokio::test]
 async fn the_readme_walkthrough() {

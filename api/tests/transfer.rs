@@ -4,65 +4,15 @@
 
 mod common;
 
-use common::{error_code, TestApp};
+use common::{error_code, json_of, logged_in_account, sandbox, TestApp};
 use serde_json::{json, Value};
 use tgfleet_api::accounts::transfer::formats;
-
-async fn sandbox() -> TestApp {
-    TestApp::spawn_with(|s| s.sandbox = true).await
-}
-
-async fn json_of(r: reqwest::Response, status: u16) -> Value {
-    let got = r.status().as_u16();
-    let body = r.text().await.unwrap();
-    assert_eq!(got, status, "{body}");
-    serde_json::from_str(&body).unwrap_or(Value::Null)
-}
 
 /// Logs a phone in through the API (code from the sandbox), exports its session, and deletes the
 /// account again: what is left is an auth key logged in on testdc that no account holds — a
 /// session "from elsewhere". Returns (dc id, auth key, Telegram user id).
 async fn orphan_session(app: &TestApp, token: &str, phone: &str) -> (i32, [u8; 256], i64) {
-    let id = json_of(
-        app.post(
-            "/api/v1/telegram/accounts",
-            Some(token),
-            json!({"kind": "user"}),
-        )
-        .await,
-        201,
-    )
-    .await["id"]
-        .as_i64()
-        .unwrap();
-    json_of(
-        app.post(
-            &format!("/api/v1/telegram/accounts/{id}/login/code"),
-            Some(token),
-            json!({"phone": phone}),
-        )
-        .await,
-        200,
-    )
-    .await;
-    let code = app
-        .state
-        .sandbox
-        .as_ref()
-        .unwrap()
-        .last_code(phone)
-        .unwrap();
-    let step = json_of(
-        app.post(
-            &format!("/api/v1/telegram/accounts/{id}/login/sign-in"),
-            Some(token),
-            json!({"code": code}),
-        )
-        .await,
-        200,
-    )
-    .await;
-    assert_eq!(step["state"], "active");
+    let id = logged_in_account(app, token, phone).await;
     let account = json_of(
         app.get(&format!("/api/v1/telegram/accounts/{id}"), Some(token))
             .await,
