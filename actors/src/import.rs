@@ -164,19 +164,11 @@ pub fn dc_options_for(
     foreign: &ForeignSession,
 ) -> Result<Vec<DcOption>, ImportError> {
     let mut options: Vec<DcOption> = match target {
-        TelegramTarget::Production => {
-            let mut known: Vec<DcOption> =
-                SessionData::default().dc_options.into_values().collect();
-            if let Some(addr) = foreign.addr {
-                // The address the other client used wins: Telegram moves DCs between addresses,
-                // and a test DC is only reachable where its client found it.
-                match known.iter_mut().find(|o| o.id == foreign.dc_id) {
-                    Some(option) => set_addr(option, addr),
-                    None => known.push(option_at(foreign.dc_id, addr)),
-                }
-            }
-            known
-        }
+        // Against real Telegram the string's address is never used: it is whatever the uploader
+        // wrote, and trusting it would let any API user make the server connect to internal
+        // hosts (or to a fake DC of theirs that claims someone else's phone). grammers' own DC
+        // table is the truth; `help.getConfig` refreshes it on the first connection.
+        TelegramTarget::Production => SessionData::default().dc_options.into_values().collect(),
         TelegramTarget::TestDc { dcs, register_key } => {
             // The fleet decides where "Telegram" is; the string's address is not trusted here.
             register_key(foreign.auth_key);
@@ -462,11 +454,17 @@ mod tests {
     }
 
     #[test]
-    fn production_options_take_the_foreign_address_and_key() {
-        let addr: SocketAddr = "149.154.167.99:443".parse().unwrap();
-        let options = dc_options_for(&TelegramTarget::Production, &foreign(2, Some(addr))).unwrap();
+    fn production_options_ignore_the_foreign_address_and_take_the_key() {
+        let planted: SocketAddr = "169.254.169.254:80".parse().unwrap();
+        let options =
+            dc_options_for(&TelegramTarget::Production, &foreign(2, Some(planted))).unwrap();
         let home = options.iter().find(|o| o.id == 2).unwrap();
-        assert_eq!(SocketAddr::V4(home.ipv4), addr);
+        let builtin = SessionData::default().dc_options[&2].ipv4;
+        assert_eq!(
+            home.ipv4, builtin,
+            "Telegram's own address, not the string's"
+        );
+        assert_ne!(SocketAddr::V4(home.ipv4), planted);
         assert_eq!(home.auth_key, Some([7; 256]));
         assert!(options
             .iter()
@@ -555,6 +553,9 @@ mod tests {
         assert_eq!(session.home_dc(), 2);
         assert_eq!(session.pending_login(), None);
         let back = exportable(&plain).unwrap();
-        assert_eq!(back, f);
+        assert_eq!(
+            (back.dc_id, back.auth_key, back.user_id),
+            (f.dc_id, f.auth_key, f.user_id)
+        );
     }
 }
