@@ -419,3 +419,39 @@ async fn a_method_a_route_does_not_take_is_405() {
     assert_eq!(error_code(r, 405).await, "METHOD_NOT_ALLOWED");
     app.shutdown().await;
 }
+
+#[tokio::test]
+async fn concurrent_replays_of_one_refresh_token_leave_no_live_token() {
+    let app = TestApp::spawn().await;
+    let (_, _, token) = app.user("race@example.org").await;
+    let attempts = (0..8).map(|_| {
+        app.post(
+            "/api/v1/auth/refresh",
+            None,
+            json!({"refresh_token": token}),
+        )
+    });
+    let answers = futures::future::join_all(attempts).await;
+    let mut issued = Vec::new();
+    for r in answers {
+        if r.status() == 200 {
+            let v: Value = r.json().await.unwrap();
+            issued.push(v["refresh_token"].as_str().unwrap().to_owned());
+        } else {
+            assert_eq!(r.status(), 401);
+        }
+    }
+    assert!(
+        issued.len() <= 1,
+        "one rotation at most wins: {}",
+        issued.len()
+    );
+    // The replays revoked the family, so even the winner's new token is dead.
+    for t in issued {
+        let r = app
+            .post("/api/v1/auth/refresh", None, json!({"refresh_token": t}))
+            .await;
+        assert_eq!(r.status(), 401);
+    }
+    app.shutdown().await;
+}

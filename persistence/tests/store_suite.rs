@@ -220,6 +220,11 @@ async fn refresh_token_revocation(store: &dyn Store) {
         .revoked_at
         .is_none());
     assert_eq!(store.revoke_refresh_family("fa").await.unwrap(), 0);
+
+    // A rotation that lost the race with the revocation cannot add a live token to the family.
+    let late = store.insert_refresh_token(token("a4", "fa")).await;
+    assert!(matches!(late, Err(StoreError::Conflict(_))), "{late:?}");
+    store.insert_refresh_token(token("b2", "fb")).await.unwrap();
 }
 
 async fn access_token_revocation_and_purge(store: &dyn Store) {

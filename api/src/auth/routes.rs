@@ -204,7 +204,7 @@ async fn issue_pair(
     let (access_token, claims) = state.jwt.issue_access(user.id, user.role)?;
     let (refresh_token, token_hash) = tokens::new_refresh_token();
     let now = Utc::now();
-    state
+    let inserted = state
         .store
         .insert_refresh_token(RefreshToken {
             token_hash,
@@ -214,7 +214,13 @@ async fn issue_pair(
             revoked_at: None,
             created_at: now,
         })
-        .await?;
+        .await;
+    match inserted {
+        Ok(()) => {}
+        // The family was revoked while this rotation ran (a replayed token): no new pair.
+        Err(tgfleet_persistence::StoreError::Conflict(_)) => return Err(ApiError::Unauthorized),
+        Err(e) => return Err(e.into()),
+    }
     Ok(TokenPair {
         access_token,
         refresh_token,

@@ -243,10 +243,14 @@ macro_rules! impl_sql_store {
             }
 
             async fn insert_refresh_token(&self, token: RefreshToken) -> StoreResult<()> {
-                sqlx::query(
+                // Refused (Conflict) when the family was revoked, in the same statement, so a
+                // rotation cannot slip a live token into a family revoked a moment earlier.
+                let done = sqlx::query(
                     "INSERT INTO refresh_tokens \
                      (token_hash, user_id, family_id, expires_at, revoked_at, created_at) \
-                     VALUES ($1, $2, $3, $4, $5, $6)",
+                     SELECT $1, $2, $3, $4, $5, $6 \
+                     WHERE NOT EXISTS \
+                       (SELECT 1 FROM revoked_refresh_families WHERE family_id = $3)",
                 )
                 .bind(&token.token_hash)
                 .bind(token.user_id)
@@ -257,6 +261,9 @@ macro_rules! impl_sql_store {
                 .execute(&self.pool)
                 .await
                 .map_err(db_err("inserting refresh token"))?;
+                if done.rows_affected() == 0 {
+                    return Err(StoreError::Conflict("refresh token family revoked".into()));
+                }
                 Ok(())
             }
 
@@ -267,7 +274,20 @@ macro_rules! impl_sql_store {
                     .fetch_one(&self.pool)
                     .await
                     .map_err(db_err("loading refresh token"))?;
-                Ok(Self::token_row(&row)?)
+                let mut token = Self::token_row(&row)?;
+                // A token of a revoked family is revoked, whatever its own row says (it may have
+                // been inserted while the family was being revoked).
+                if token.revoked_at.is_none() {
+                    let family_revoked: Option<DateTime<Utc>> = sqlx::query_scalar(
+                        "SELECT revoked_at FROM revoked_refresh_families WHERE family_id = $1",
+                    )
+                    .bind(&token.family_id)
+                    .fetch_optional(&self.pool)
+                    .await
+                    .map_err(db_err("checking refresh token family"))?;
+                    token.revoked_at = family_revoked;
+                }
+                Ok(token)
             }
 
             async fn revoke_refresh_token(&self, token_hash: &str) -> StoreResult<bool> {
@@ -300,6 +320,16 @@ macro_rules! impl_sql_store {
             }
 
             async fn revoke_refresh_family(&self, family_id: &str) -> StoreResult<u64> {
+                // The family first: from here on no new token can join it (see insert).
+                sqlx::query(
+                    "INSERT INTO revoked_refresh_families (family_id, revoked_at) VALUES ($1, $2) \
+                     ON CONFLICT (family_id) DO NOTHING",
+                )
+                .bind(family_id)
+                .bind(now())
+                .execute(&self.pool)
+                .await
+                .map_err(db_err("revoking refresh token family"))?;
                 let done = sqlx::query(
                     "UPDATE refresh_tokens SET revoked_at = $2 \
                      WHERE family_id = $1 AND revoked_at IS NULL",
