@@ -385,3 +385,45 @@ async fn without_telegram_credentials_account_routes_are_503() {
     );
     app.shutdown().await;
 }
+
+#[tokio::test]
+async fn deleting_an_account_stops_its_actor_and_erases_its_session() {
+    let app = sandbox().await;
+    let (_, token, _) = app.user("del@example.org").await;
+    let id = logged_in_account(&app, &token, "+15550100444").await;
+    let fleet = app.state.fleet.clone().unwrap();
+    assert!(fleet.actor_id(id).is_some());
+    let r = app
+        .request(
+            reqwest::Method::DELETE,
+            &format!("/api/v1/telegram/accounts/{id}"),
+            Some(&token),
+            None,
+        )
+        .await;
+    assert_eq!(r.status(), 204);
+    assert_eq!(
+        app.get(&format!("/api/v1/telegram/accounts/{id}"), Some(&token))
+            .await
+            .status(),
+        404
+    );
+    // A late call cannot bring the account back to life.
+    let r = app
+        .post(
+            &format!("/api/v1/telegram/accounts/{id}/messages"),
+            Some(&token),
+            json!({"peer": "me", "text": "x"}),
+        )
+        .await;
+    assert_eq!(r.status(), 404);
+    assert!(
+        fleet.actor_id(id).is_none(),
+        "no actor runs for a deleted account"
+    );
+    assert!(
+        app.state.store.session(id).await.unwrap().is_none(),
+        "session erased"
+    );
+    app.shutdown().await;
+}

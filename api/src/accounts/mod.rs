@@ -181,9 +181,10 @@ pub async fn create(
             .call(account.id, AccountRequest::BotSignIn { token })
             .await
         {
-            // A bot that cannot log in is not an account: leave no half-made row behind.
-            let _ = fleet.stop_with_reason(account.id, "deleted").await;
+            // A bot that cannot log in is not an account: leave no half-made row behind (row
+            // first, as in `delete`).
             state.store.delete_account(account.id).await?;
+            let _ = fleet.stop_with_reason(account.id, "deleted").await;
             Audit::warn("bot_sign_in_failed", "bot sign-in failed; account removed")
                 .user(user.id)
                 .account(account.id)
@@ -287,14 +288,18 @@ pub async fn delete(
     ApiPath(id): ApiPath<AccountId>,
 ) -> Result<StatusCode, ApiError> {
     check_account_access(&state, &user, id).await?;
+    // The row goes first: from then on no call can start a new actor for this id (the supervisor
+    // finds no account), and the old actor's last writes fail on the foreign key instead of
+    // bringing the session back. Then the old actor is stopped.
+    state.store.delete_account(id).await?;
     if let Some(fleet) = &state.fleet {
-        // The actor stops first so it cannot write the session back after it is erased.
         match fleet.stop_with_reason(id, "deleted").await {
             Ok(()) | Err(tgfleet_supervision::FleetError::NotFound(_)) => {}
-            Err(e) => return Err(e.into()),
+            Err(e) => {
+                tracing::warn!(account_id = id, error = %e, "stopping a deleted account's actor")
+            }
         }
     }
-    state.store.delete_account(id).await?;
     Audit::info("account_deleted", "account deleted and its session erased")
         .user(user.id)
         .account(id)
