@@ -9,9 +9,7 @@ use axum::extract::State;
 use axum::Json;
 use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};
-use tgfleet_persistence::{
-    AccountFilter, AccountId, LogEntry, LogFilter, LogLevel, StoreError, UserId,
-};
+use tgfleet_persistence::{AccountId, LogEntry, LogFilter, LogLevel, StoreError, UserId};
 use utoipa::{IntoParams, ToSchema};
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -105,78 +103,21 @@ pub async fn list(
     }
     let filter = LogFilter {
         account_id: q.account_id,
+        // A user sees rows about themselves and their accounts; the account check above already
+        // covers an explicit account_id.
+        owner_id: (!user.is_admin() && q.account_id.is_none()).then_some(user.id),
         min_level,
         event: q.event,
         since: q.since,
         before_id: q.cursor,
         limit,
     };
-    let entries = if user.is_admin() || q.account_id.is_some() {
-        state.store.list_logs(filter).await?
-    } else {
-        own_logs(&state, user.id, filter).await?
-    };
+    let entries = state.store.list_logs(filter).await?;
     let next_cursor = crate::users::next_cursor(&entries, limit, |e| e.id);
     Ok(Json(LogPage {
         items: entries.into_iter().map(LogView::from).collect(),
         next_cursor,
     }))
-}
-
-/// A user's view: rows about their accounts or about themselves, newest first.
-async fn own_logs(
-    state: &AppState,
-    user_id: UserId,
-    filter: LogFilter,
-) -> Result<Vec<LogEntry>, ApiError> {
-    let owned = owned_account_ids(state, user_id).await?;
-    let limit = filter.limit as usize;
-    let mut out = Vec::with_capacity(limit);
-    let mut cursor = filter.before_id;
-    // Scan newest-first in pages and keep what is the caller's; bounded so a user with no rows
-    // cannot make the server walk the whole log.
-    for _ in 0..20 {
-        let page = state
-            .store
-            .list_logs(LogFilter {
-                before_id: cursor,
-                limit: 500,
-                ..filter.clone()
-            })
-            .await?;
-        let exhausted = page.len() < 500;
-        cursor = page.last().map(|e| e.id);
-        out.extend(page.into_iter().filter(|e| {
-            e.user_id == Some(user_id) || e.account_id.is_some_and(|a| owned.contains(&a))
-        }));
-        if out.len() >= limit || exhausted {
-            break;
-        }
-    }
-    out.truncate(limit);
-    Ok(out)
-}
-
-async fn owned_account_ids(state: &AppState, user_id: UserId) -> Result<Vec<AccountId>, ApiError> {
-    let mut ids = Vec::new();
-    let mut after = None;
-    loop {
-        let page = state
-            .store
-            .list_accounts(AccountFilter {
-                owner_id: Some(user_id),
-                state: None,
-                after_id: after,
-                limit: 500,
-            })
-            .await?;
-        let done = page.len() < 500;
-        after = page.last().map(|a| a.id);
-        ids.extend(page.into_iter().map(|a| a.id));
-        if done {
-            return Ok(ids);
-        }
-    }
 }
 
 #[derive(Debug, Deserialize, IntoParams)]

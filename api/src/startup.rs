@@ -94,6 +94,7 @@ pub async fn build_state(mut settings: Settings) -> Result<AppState, StartupErro
         settings.auth.user_rate_per_second,
     );
 
+    crate::auth::password::warm_up().await;
     let (telegram, sandbox) = telegram_target(&settings).await?;
     let fleet = match telegram {
         Some(telegram) => Some(
@@ -198,6 +199,8 @@ async fn start_fleet(
         flood_wait_threshold: Duration::from_secs(f.flood_wait_threshold_s.into()),
         pacing: governor::Quota::per_second(nz(f.calls_per_second)).allow_burst(nz(f.calls_burst)),
         watchdog_period: Duration::from_secs(f.watchdog_period_s),
+        hibernate_after: (f.hibernate_after_s > 0)
+            .then(|| Duration::from_secs(f.hibernate_after_s)),
         ..AccountLimits::default()
     };
     let env = Arc::new(AccountEnv {

@@ -233,6 +233,8 @@ pub struct NewLogEntry {
 #[derive(Debug, Clone, Default)]
 pub struct LogFilter {
     pub account_id: Option<AccountId>,
+    /// Only rows about this user or about accounts they own (a non-admin's view).
+    pub owner_id: Option<UserId>,
     /// Entries at this level or above.
     pub min_level: Option<LogLevel>,
     pub event: Option<String>,

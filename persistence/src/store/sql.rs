@@ -632,6 +632,13 @@ macro_rules! impl_sql_store {
                 if let Some(account) = filter.account_id {
                     q.push(" AND account_id = ").push_bind(account);
                 }
+                if let Some(owner) = filter.owner_id {
+                    q.push(" AND (user_id = ")
+                        .push_bind(owner)
+                        .push(" OR account_id IN (SELECT id FROM telegram_accounts WHERE owner_id = ")
+                        .push_bind(owner)
+                        .push("))");
+                }
                 if let Some(min) = filter.min_level {
                     q.push(" AND level IN (");
                     let mut levels = q.separated(", ");
