@@ -27,11 +27,16 @@ pub struct SandboxCode {
               (status = 404, body = crate::openapi::ErrorBody)))]
 pub async fn code(
     State(state): State<AppState>,
-    _user: AuthUser,
+    user: AuthUser,
     ApiPath(phone): ApiPath<String>,
 ) -> Result<Json<SandboxCode>, ApiError> {
     let dc = testdc(&state)?;
     let phone = normalize_phone(&phone).ok_or(ApiError::NotFound("code"))?;
+    // Even in a shared sandbox, one user must not finish another's login: only the owner of an
+    // account on this phone (or an admin) reads its code.
+    if !user.is_admin() && !owns_phone(&state, user.id, &phone).await? {
+        return Err(ApiError::NotFound("code"));
+    }
     dc.last_code(&phone)
         .map(|code| Json(SandboxCode { code }))
         .ok_or(ApiError::NotFound("code"))
@@ -60,6 +65,28 @@ impl FaultKind {
             Self::Ban => "ban",
             Self::Clear => "clear",
         }
+    }
+}
+
+async fn owns_phone(state: &AppState, user_id: i64, phone: &str) -> Result<bool, ApiError> {
+    let mut after = None;
+    loop {
+        let page = state
+            .store
+            .list_accounts(tgfleet_persistence::AccountFilter {
+                owner_id: Some(user_id),
+                state: None,
+                after_id: after,
+                limit: 500,
+            })
+            .await?;
+        if page.iter().any(|a| a.phone.as_deref() == Some(phone)) {
+            return Ok(true);
+        }
+        if page.len() < 500 {
+            return Ok(false);
+        }
+        after = page.last().map(|a| a.id);
     }
 }
 

@@ -427,3 +427,45 @@ async fn deleting_an_account_stops_its_actor_and_erases_its_session() {
     );
     app.shutdown().await;
 }
+
+#[tokio::test]
+async fn a_sandbox_code_is_readable_only_by_the_phones_owner() {
+    let app = sandbox().await;
+    let (_, ann, _) = app.user("ann@example.org").await;
+    let (_, eve, _) = app.user("eve@example.org").await;
+    let phone = "+15550100888";
+    let account = json_of(
+        app.post(
+            "/api/v1/telegram/accounts",
+            Some(&ann),
+            json!({"kind": "user"}),
+        )
+        .await,
+        201,
+    )
+    .await;
+    let id = account["id"].as_i64().unwrap();
+    json_of(
+        app.post(
+            &format!("/api/v1/telegram/accounts/{id}/login/code"),
+            Some(&ann),
+            json!({"phone": phone}),
+        )
+        .await,
+        200,
+    )
+    .await;
+    assert_eq!(
+        app.get(&format!("/api/v1/sandbox/codes/{phone}"), Some(&eve))
+            .await
+            .status(),
+        404
+    );
+    assert_eq!(
+        app.get(&format!("/api/v1/sandbox/codes/{phone}"), Some(&ann))
+            .await
+            .status(),
+        200
+    );
+    app.shutdown().await;
+}

@@ -447,7 +447,13 @@ pub async fn export(
     user: AuthUser,
     ApiPath(id): ApiPath<AccountId>,
     ApiQuery(q): ApiQuery<ExportQuery>,
-) -> Result<Json<ExportResponse>, ApiError> {
+) -> Result<
+    (
+        [(axum::http::HeaderName, &'static str); 1],
+        Json<ExportResponse>,
+    ),
+    ApiError,
+> {
     let format = match q.format.as_deref() {
         None | Some("tgfleet") => Some(SessionFormat::Tgfleet),
         Some("telethon") => Some(SessionFormat::Telethon),
@@ -501,8 +507,12 @@ pub async fn export(
         .details(serde_json::json!({ "format": format.as_str() }))
         .record(&state)
         .await;
-    Ok(Json(ExportResponse {
-        format,
-        session: text,
-    }))
+    // A working login credential: no browser or proxy cache may keep a copy.
+    Ok((
+        [(axum::http::header::CACHE_CONTROL, "no-store")],
+        Json(ExportResponse {
+            format,
+            session: text,
+        }),
+    ))
 }
