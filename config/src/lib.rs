@@ -207,6 +207,29 @@ mod tests {
     }
 
     #[test]
+    fn database_passwords_are_redacted_wherever_they_sit() {
+        let url = |s: &str| -> crate::secret::DatabaseUrl {
+            serde_json::from_value(serde_json::json!(s)).unwrap()
+        };
+        for (raw, secret) in [
+            ("postgres://app:hunter2@db:5432/tg", "hunter2"),
+            ("postgres://app:p%40ss@db/tg", "p%40ss"),
+            (
+                "postgres://app@db/tg?sslmode=require&password=hunter2",
+                "hunter2",
+            ),
+        ] {
+            let shown = url(raw).redacted();
+            assert!(!shown.contains(secret), "{shown}");
+            assert!(shown.contains("db"), "{shown}");
+        }
+        assert_eq!(
+            url("sqlite://./data/tgfleet.db").redacted(),
+            "sqlite://./data/tgfleet.db"
+        );
+    }
+
+    #[test]
     fn malformed_api_hash_is_refused() {
         Jail::expect_with(|jail| {
             jail.set_env("TGFLEET__TELEGRAM__API_ID", "1");

@@ -45,26 +45,37 @@ impl DatabaseUrl {
     pub fn expose(&self) -> &str {
         self.0.expose()
     }
-    /// The URL with any `user:password@` password replaced, safe to log.
+    /// The URL with its password replaced — in the userinfo or as a `password=` query
+    /// parameter — safe to log. A URL that does not parse is hidden whole: it may still hold one.
     pub fn redacted(&self) -> String {
-        let url = self.0.expose();
-        let Some(scheme_end) = url.find("://") else {
-            return url.to_string();
-        };
-        let rest = &url[scheme_end + 3..];
-        let Some(at) = rest.find('@') else {
-            return url.to_string();
-        };
-        let creds = &rest[..at];
-        match creds.find(':') {
-            Some(colon) => format!(
-                "{}://{}:***{}",
-                &url[..scheme_end],
-                &creds[..colon],
-                &rest[at..]
-            ),
-            None => url.to_string(),
+        let raw = self.0.expose();
+        if raw.starts_with("sqlite:") && !raw.contains('@') && !raw.contains("password") {
+            return raw.to_string();
         }
+        let Ok(mut url) = url::Url::parse(raw) else {
+            return "[unparsable database URL]".to_string();
+        };
+        if url.password().is_some() {
+            let _ = url.set_password(Some("***"));
+        }
+        if url
+            .query_pairs()
+            .any(|(k, _)| k.eq_ignore_ascii_case("password"))
+        {
+            let pairs: Vec<(String, String)> = url
+                .query_pairs()
+                .map(|(k, v)| {
+                    let v = if k.eq_ignore_ascii_case("password") {
+                        "***".into()
+                    } else {
+                        v.into_owned()
+                    };
+                    (k.into_owned(), v)
+                })
+                .collect();
+            url.query_pairs_mut().clear().extend_pairs(pairs);
+        }
+        url.to_string().replace("%2A%2A%2A", "***")
     }
 }
 
