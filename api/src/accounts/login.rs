@@ -35,13 +35,15 @@ pub struct CodeSent {
     pub timeout_s: Option<u32>,
 }
 
-#[derive(Debug, Deserialize, ToSchema)]
+// No `Debug`: it carries a password, code, token or session that must never be printed.
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SignInRequest {
     pub code: String,
 }
 
-#[derive(Debug, Deserialize, ToSchema)]
+// No `Debug`: it carries a password, code, token or session that must never be printed.
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PasswordRequest {
     pub password: String,

@@ -102,7 +102,8 @@ pub fn normalize_phone(raw: &str) -> Option<String> {
     Some(format!("+{digits}"))
 }
 
-#[derive(Debug, Deserialize, ToSchema)]
+// No `Debug`: it carries a password, code, token or session that must never be printed.
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateAccountRequest {
     pub label: Option<String>,

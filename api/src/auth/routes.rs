@@ -15,7 +15,8 @@ use tgfleet_config::Registration;
 use tgfleet_persistence::{NewUser, RefreshToken, Role, StoreError, User};
 use utoipa::ToSchema;
 
-#[derive(Debug, Deserialize, ToSchema)]
+// No `Debug`: it carries a password, code, token or session that must never be printed.
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RegisterRequest {
     pub email: String,
@@ -23,20 +24,23 @@ pub struct RegisterRequest {
     pub username: Option<String>,
 }
 
-#[derive(Debug, Deserialize, ToSchema)]
+// No `Debug`: it carries a password, code, token or session that must never be printed.
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct LoginRequest {
     pub email: String,
     pub password: String,
 }
 
-#[derive(Debug, Deserialize, ToSchema)]
+// No `Debug`: it carries a password, code, token or session that must never be printed.
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RefreshRequest {
     pub refresh_token: String,
 }
 
-#[derive(Debug, Default, Deserialize, ToSchema)]
+// No `Debug`: it carries a password, code, token or session that must never be printed.
+#[derive(Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct LogoutRequest {
     /// Revoked too when given; the access token's `jti` is revoked either way.
