@@ -74,7 +74,7 @@ pub async fn detailed(
 ) -> Json<DetailedHealth> {
     let database = component(state.store.ping().await.map_err(|e| e.to_string()));
     let vault = if state.cipher.describe() == "vault" {
-        component(state.cipher.refresh().await.map_err(|e| e.to_string()))
+        component(state.cipher.check().await.map_err(|e| e.to_string()))
     } else {
         ComponentHealth {
             status: "not_configured".into(),

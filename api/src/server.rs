@@ -217,7 +217,7 @@ async fn maintenance(state: AppState, stop: CancellationToken) {
         if let Err(e) = state.store.purge_expired_tokens(chrono::Utc::now()).await {
             tracing::warn!(error = %e, "purging expired tokens");
         }
-        if let Err(e) = state.cipher.refresh().await {
+        if let Err(e) = state.cipher.check().await {
             tracing::warn!(error = %e, "refreshing the session cipher's key version");
         }
     }

@@ -178,6 +178,16 @@ impl SessionCipher {
         }
     }
 
+    /// Vault: reads the transit key's versions (a read; no data key is minted) and, when an
+    /// operator has rotated it since, switches new seals to a data key of the newest version.
+    /// Cheap enough for health checks and periodic maintenance. Local: nothing to do.
+    pub async fn check(&self) -> Result<(), CipherError> {
+        match &*self.inner {
+            Backend::Local(_) => Ok(()),
+            Backend::Vault(v) => v.check().await,
+        }
+    }
+
     /// Vault: the newest transit key version this process has seen (0 for the local key).
     pub fn key_version(&self) -> u64 {
         match &*self.inner {
@@ -529,6 +539,34 @@ impl VaultEnvelope {
         let fresh = self.fetch().await?;
         *current = fresh.clone();
         Ok(fresh)
+    }
+
+    async fn check(&self) -> Result<(), CipherError> {
+        let info = vaultrs::transit::key::read(&self.client, &self.mount, &self.transit_key)
+            .await
+            .map_err(|e| vault_err(&self.addr, "reading the transit key", e))?;
+        let newest = match &info.keys {
+            vaultrs::api::transit::responses::ReadKeyData::Symmetric(versions) => versions
+                .keys()
+                .filter_map(|v| v.parse::<u64>().ok())
+                .max()
+                .unwrap_or(0),
+            vaultrs::api::transit::responses::ReadKeyData::Asymmetric(_) => {
+                return Err(CipherError::Unavailable(format!(
+                    "transit key {} is asymmetric; sessions need a symmetric key",
+                    self.transit_key
+                )))
+            }
+        };
+        self.latest_version.fetch_max(newest, Ordering::Relaxed);
+        let current_version = {
+            let current = self.current.lock().await;
+            wrapped_version(&current.wrapped).unwrap_or(0)
+        };
+        if newest > current_version {
+            self.refresh().await?;
+        }
+        Ok(())
     }
 
     async fn fetch(&self) -> Result<Arc<DataKey>, CipherError> {
