@@ -231,6 +231,11 @@ pub struct AccountActorState {
     check_scheduled: bool,
     reconnect_attempt: u32,
     last_ok: Instant,
+    /// Last API request (status reads excepted): hibernation counts idleness from here, since
+    /// the watchdog's own liveness checks keep `last_ok` fresh.
+    last_request: Instant,
+    /// Operations spawned and not yet reported back; an account never hibernates under one.
+    ops_inflight: u32,
     /// SendMessage calls in flight per dedupe key, with callers that re-sent meanwhile.
     sending: HashMap<String, Vec<Reply>>,
     watchdog: Option<JoinHandle<()>>,
@@ -318,6 +323,7 @@ impl AccountActorState {
         if kind == OpKind::Health {
             self.health_inflight = true;
         }
+        self.ops_inflight += 1;
         let tg = self.tg(myself);
         let myself = myself.clone();
         tokio::spawn(async move {
@@ -435,6 +441,60 @@ impl AccountActorState {
         });
     }
 
+    fn start_watchdog(&mut self, myself: &ActorRef<AccountMsg>) {
+        if self.watchdog.is_none() {
+            let period = self.env.limits.watchdog_period;
+            self.watchdog = Some(myself.send_interval(period, || {
+                AccountMsg::Internal(InternalMsg(Event::Watchdog))
+            }));
+        }
+    }
+
+    /// An idle, healthy, authorized account with nothing in flight may hibernate.
+    fn should_hibernate(&self) -> bool {
+        self.env.limits.hibernate_after.is_some_and(|after| {
+            self.account.state == AccountState::Active
+                && self.session.self_user_id().is_some()
+                && self.ops_inflight == 0
+                && !self.check_scheduled
+                && self.last_request.elapsed() >= after
+        })
+    }
+
+    /// Drops the live client (runner, connection, buffers) and the watchdog timer; the session
+    /// stays, so the next request reconnects with the same auth key.
+    async fn hibernate(&mut self) {
+        self.client = None;
+        if let Some(watchdog) = self.watchdog.take() {
+            watchdog.abort();
+        }
+        let idle = self.last_request.elapsed().as_secs();
+        self.transition(
+            AccountState::Hibernated,
+            AccountUpdate::default(),
+            "hibernated",
+            LogLevel::Info,
+            format!("no call for {idle} s: disconnected until the next call"),
+            None,
+        )
+        .await;
+    }
+
+    /// A request reached a hibernated account: it is `active` again at once, and the request's
+    /// own Telegram call opens the connection (a failure there is an ordinary `reconnecting`).
+    async fn wake(&mut self, myself: &ActorRef<AccountMsg>) {
+        self.start_watchdog(myself);
+        self.transition(
+            AccountState::Active,
+            AccountUpdate::default(),
+            "woken",
+            LogLevel::Info,
+            "a call woke the hibernated account; reconnecting".into(),
+            None,
+        )
+        .await;
+    }
+
     /// Stops the actor in a final state: normal stop with a reason, so no restart.
     async fn stop_final(
         &mut self,
@@ -471,6 +531,12 @@ impl AccountActorState {
         reply: Reply,
     ) {
         let authorized = self.session.self_user_id().is_some();
+        if !matches!(request, AccountRequest::Status) {
+            self.last_request = Instant::now();
+            if self.account.state == AccountState::Hibernated && authorized {
+                self.wake(myself).await;
+            }
+        }
         let login_step_allowed = |s: &Self| {
             if authorized {
                 Err(s.wrong_state("an account that is not logged in"))
@@ -598,6 +664,7 @@ impl AccountActorState {
         if kind == OpKind::Health {
             self.health_inflight = false;
         }
+        self.ops_inflight = self.ops_inflight.saturating_sub(1);
         let waiters = match &kind {
             OpKind::SendMessage {
                 dedupe_key: Some(key),
@@ -999,6 +1066,10 @@ impl AccountActorState {
             }
             Event::StopNow(reason) => myself.stop(Some(reason.as_str().to_owned())),
             Event::Watchdog => {
+                if self.should_hibernate() {
+                    self.hibernate().await;
+                    return;
+                }
                 let idle = self.last_ok.elapsed() >= self.env.limits.watchdog_period;
                 if is_live(self.account.state) && idle && !self.check_scheduled {
                     self.start_health(myself);
@@ -1040,13 +1111,20 @@ impl Actor for AccountActor {
             check_scheduled: false,
             reconnect_attempt: 0,
             last_ok: Instant::now(),
+            last_request: Instant::now(),
+            ops_inflight: 0,
             sending: HashMap::new(),
             watchdog: None,
             final_stop: false,
         };
         // The session is the truth about logins; the row may lag behind a crash.
         let implied = state.session_state();
-        let start_state = if implied == AccountState::Active && is_live(state.account.state) {
+        // A hibernated account stays so across restarts and fleet starts (a cold start of many
+        // hibernated accounts opens no connections), unless hibernation was switched off.
+        let keeps_row = is_live(state.account.state)
+            || (state.account.state == AccountState::Hibernated
+                && state.env.limits.hibernate_after.is_some());
+        let start_state = if implied == AccountState::Active && keeps_row {
             state.account.state
         } else {
             implied
@@ -1082,10 +1160,10 @@ impl Actor for AccountActor {
             // The token may have been scanned while no actor was listening.
             state.start_qr_poll(&myself);
         }
-        let period = state.env.limits.watchdog_period;
-        state.watchdog = Some(myself.send_interval(period, || {
-            AccountMsg::Internal(InternalMsg(Event::Watchdog))
-        }));
+        if state.account.state != AccountState::Hibernated {
+            // A hibernated account needs no timer until a request wakes it.
+            state.start_watchdog(&myself);
+        }
         Ok(())
     }
 

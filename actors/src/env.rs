@@ -103,6 +103,12 @@ pub struct AccountLimits {
     /// within seconds or minutes; 1,000 keys cover that at any sane sending rate and keep the
     /// sealed session small.
     pub dedupe_capacity: usize,
+    /// An `active` account with no call (request or liveness check) for this long is
+    /// *hibernated*: its grammers client (runner, connection, 1 MiB buffers) and its watchdog
+    /// timer are dropped, and the next request reconnects it transparently. `None` (the
+    /// default) keeps every authorized account connected, as an account whose updates matter
+    /// must be. Checked on watchdog ticks, so it takes effect within one `watchdog_period` after.
+    pub hibernate_after: Option<Duration>,
 }
 
 impl Default for AccountLimits {
@@ -116,6 +122,7 @@ impl Default for AccountLimits {
             reconnect_backoff_min: Duration::from_secs(1),
             reconnect_backoff_max: Duration::from_secs(300),
             dedupe_capacity: 1000,
+            hibernate_after: None,
         }
     }
 }

@@ -295,6 +295,11 @@ pub struct FleetSettings {
     pub calls_burst: u32,
     /// Idle accounts are pinged this often; a silent one is rebuilt.
     pub watchdog_period_s: u64,
+    /// An active account with no API call for this many seconds is hibernated: disconnected
+    /// (no client, no buffers) until its next call, which reconnects it transparently. 0 (the
+    /// default) never hibernates: tgfleet cannot know which accounts need live updates, and a
+    /// hibernated account notices a revoked session only on its next call.
+    pub hibernate_after_s: u64,
     /// Restarts tolerated within `restart_window_s` before an account is quarantined.
     pub restart_max: u32,
     pub restart_window_s: u64,
@@ -310,6 +315,7 @@ impl Default for FleetSettings {
             calls_per_second: 5,
             calls_burst: 10,
             watchdog_period_s: 120,
+            hibernate_after_s: 0,
             restart_max: 5,
             restart_window_s: 60,
         }
