@@ -519,6 +519,17 @@ impl AccountActorState {
         };
         self.transition(to, update, "account_stopped", level, message, error_code)
             .await;
+        // A revoked, duplicated or banned authorization is dead: keeping its key would make every
+        // later start believe the account is logged in, and refuse a new login. Wipe it, so the
+        // owner can log the account in again from scratch.
+        if matches!(
+            reason,
+            StopReason::Unauthorized | StopReason::Duplicated | StopReason::Banned
+        ) {
+            if let Err(e) = self.session.wipe().await {
+                tracing::error!(account_id = self.id, error = %e, "wiping a dead session");
+            }
+        }
         self.final_stop = true;
         self.client = None;
         let _ = myself.send_message(AccountMsg::Internal(InternalMsg(Event::StopNow(reason))));
@@ -1124,7 +1135,15 @@ impl Actor for AccountActor {
         let keeps_row = is_live(state.account.state)
             || (state.account.state == AccountState::Hibernated
                 && state.env.limits.hibernate_after.is_some());
-        let start_state = if implied == AccountState::Active && keeps_row {
+        // An account that lost its authorization keeps saying why (unauthorized, banned) until a
+        // new login starts, rather than looking brand new.
+        let lost_authorization = matches!(
+            state.account.state,
+            AccountState::Unauthorized | AccountState::Banned
+        );
+        let start_state = if (implied == AccountState::Active && keeps_row)
+            || (implied == AccountState::New && lost_authorization)
+        {
             state.account.state
         } else {
             implied

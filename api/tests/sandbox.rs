@@ -469,3 +469,91 @@ async fn a_sandbox_code_is_readable_only_by_the_phones_owner() {
     );
     app.shutdown().await;
 }
+
+#[tokio::test]
+async fn a_revoked_account_says_so_and_can_log_in_again() {
+    let app = sandbox().await;
+    let (_, token, _) = app.user("again@example.org").await;
+    let phone = "+15550100666";
+    let id = logged_in_account(&app, &token, phone).await;
+    json_of(
+        app.post(
+            "/api/v1/sandbox/faults",
+            Some(&token),
+            json!({"kind": "revoke", "phone": phone}),
+        )
+        .await,
+        200,
+    )
+    .await;
+    let r = app
+        .post(
+            &format!("/api/v1/telegram/accounts/{id}/messages"),
+            Some(&token),
+            json!({"peer": "me", "text": "x"}),
+        )
+        .await;
+    assert_eq!(error_code(r, 409).await, "ACCOUNT_UNAUTHORIZED");
+    let account = json_of(
+        app.get(&format!("/api/v1/telegram/accounts/{id}"), Some(&token))
+            .await,
+        200,
+    )
+    .await;
+    assert_eq!(account["state"], "unauthorized");
+
+    // Another call does not make it look logged in (or brand new) again.
+    let r = app
+        .post(
+            &format!("/api/v1/telegram/accounts/{id}/messages"),
+            Some(&token),
+            json!({"peer": "me", "text": "x"}),
+        )
+        .await;
+    assert_eq!(r.status(), 409);
+    let account = json_of(
+        app.get(&format!("/api/v1/telegram/accounts/{id}"), Some(&token))
+            .await,
+        200,
+    )
+    .await;
+    assert_eq!(account["state"], "unauthorized");
+
+    // The owner logs it in again with a new code, on a fresh key.
+    json_of(
+        app.post(
+            &format!("/api/v1/telegram/accounts/{id}/login/code"),
+            Some(&token),
+            json!({"phone": phone}),
+        )
+        .await,
+        200,
+    )
+    .await;
+    let code = json_of(
+        app.get(&format!("/api/v1/sandbox/codes/{phone}"), Some(&token))
+            .await,
+        200,
+    )
+    .await;
+    let step = json_of(
+        app.post(
+            &format!("/api/v1/telegram/accounts/{id}/login/sign-in"),
+            Some(&token),
+            json!({"code": code["code"]}),
+        )
+        .await,
+        200,
+    )
+    .await;
+    assert_eq!(step["state"], "active");
+    let r = app
+        .post(
+            &format!("/api/v1/telegram/accounts/{id}/messages"),
+            Some(&token),
+            json!({"peer": "me", "text": "back"}),
+        )
+        .await;
+    assert_eq!(r.status(), 201);
+    app.shutdown().await;
+}
