@@ -236,6 +236,10 @@ pub struct AccountActorState {
     last_request: Instant,
     /// Operations spawned and not yet reported back; an account never hibernates under one.
     ops_inflight: u32,
+    /// Their tasks, aborted when this actor ends: an operation outliving its actor would keep
+    /// writing the old actor's copy of the session over the one a restarted actor loaded — two
+    /// writers for one account.
+    op_tasks: Vec<tokio::task::AbortHandle>,
     /// SendMessage calls in flight per dedupe key, with callers that re-sent meanwhile.
     sending: HashMap<String, Vec<Reply>>,
     watchdog: Option<JoinHandle<()>>,
@@ -250,6 +254,9 @@ impl Drop for AccountActorState {
         // went away without a final state (a restart counts it again).
         if let Some(watchdog) = self.watchdog.take() {
             watchdog.abort();
+        }
+        for op in self.op_tasks.drain(..) {
+            op.abort();
         }
         if !self.final_stop {
             self.env.metrics.forget(self.id);
@@ -326,7 +333,8 @@ impl AccountActorState {
         self.ops_inflight += 1;
         let tg = self.tg(myself);
         let myself = myself.clone();
-        tokio::spawn(async move {
+        self.op_tasks.retain(|op| !op.is_finished());
+        let task = tokio::spawn(async move {
             // A panic inside grammers or our op code must still end the op, or the account
             // would wait for it forever.
             let result = AssertUnwindSafe(op(tg))
@@ -344,6 +352,7 @@ impl AccountActorState {
                 reply,
             })));
         });
+        self.op_tasks.push(task.abort_handle());
     }
 
     /// Moves the account to `to`: account row, metrics gauge, integration log.
@@ -1124,6 +1133,7 @@ impl Actor for AccountActor {
             last_ok: Instant::now(),
             last_request: Instant::now(),
             ops_inflight: 0,
+            op_tasks: Vec::new(),
             sending: HashMap::new(),
             watchdog: None,
             final_stop: false,
