@@ -36,6 +36,7 @@ const CODE: &str = "24680";
 const BOUND: Duration = Duration::from_secs(600);
 
 fn main() {
+    raise_fd_limit();
     // `cargo bench` passes `--bench`; nothing else to parse.
     match std::env::var("IDLE_RSS_ROLE").as_deref() {
         Ok("testdc") => runtime().block_on(run_testdc()),
@@ -208,7 +209,59 @@ fn accounts() -> usize {
     std::env::var("IDLE_RSS_ACCOUNTS")
         .ok()
         .and_then(|n| n.parse().ok())
-        .unwrap_or(1000)
+        .unwrap_or(10_000)
+}
+
+/// 10,000 accounts need 10,000 sockets in this process and as many in testdc (which inherits the
+/// limit): lift the soft limit to the hard one.
+fn raise_fd_limit() {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: plain syscalls on a local struct.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) == 0 && lim.rlim_cur < lim.rlim_max {
+            lim.rlim_cur = lim.rlim_max;
+            libc::setrlimit(libc::RLIMIT_NOFILE, &lim);
+        }
+    }
+}
+
+/// jemalloc's own view: `allocated` is live heap bytes. It counts grammers' two 1 MiB connection
+/// buffers whole (~2.7 MiB per connected account) although only their touched pages are resident,
+/// so it cannot replace RSS; what it shows is whether live memory grows across reconnect rounds
+/// (a leak) or only RSS does (pages touched and kept).
+fn jemalloc_kib() -> (u64, u64) {
+    fn read(name: &[u8]) -> u64 {
+        let mut value: usize = 0;
+        let mut len = std::mem::size_of::<usize>();
+        // SAFETY: NUL-terminated names of size_t statistics, read into a size_t.
+        unsafe {
+            tikv_jemalloc_sys::mallctl(
+                name.as_ptr().cast(),
+                (&mut value as *mut usize).cast(),
+                &mut len,
+                std::ptr::null_mut(),
+                0,
+            );
+        }
+        value as u64 / 1024
+    }
+    // Statistics are a snapshot refreshed by writing the epoch.
+    let mut epoch: u64 = 1;
+    let mut len = std::mem::size_of::<u64>();
+    // SAFETY: "epoch" takes and returns a u64.
+    unsafe {
+        tikv_jemalloc_sys::mallctl(
+            c"epoch".as_ptr(),
+            (&mut epoch as *mut u64).cast(),
+            &mut len,
+            (&mut epoch as *mut u64).cast(),
+            std::mem::size_of::<u64>(),
+        );
+    }
+    (read(b"stats.allocated\0"), read(b"stats.resident\0"))
 }
 
 fn parse_dcs(text: &str) -> Vec<(i32, SocketAddr)> {
@@ -317,8 +370,44 @@ fn wait_for_connections(control: &Control, n: usize) {
 }
 
 async fn settle() {
-    // Let in-flight work (health checks, session writes) finish before reading RSS.
-    tokio::time::sleep(Duration::from_secs(3)).await;
+    // Let in-flight work (health checks, session writes) finish before reading RSS, and give
+    // jemalloc's decay time to return freed pages (IDLE_RSS_SETTLE_S, default 3 s).
+    let secs = std::env::var("IDLE_RSS_SETTLE_S")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(3);
+    tokio::time::sleep(Duration::from_secs(secs)).await;
+}
+
+/// Process RSS and jemalloc's live / resident bytes at one moment.
+struct Snapshot {
+    rss: u64,
+    allocated: u64,
+    resident: u64,
+}
+
+impl Snapshot {
+    fn take() -> Self {
+        let (allocated, resident) = jemalloc_kib();
+        Self {
+            rss: rss_kib(),
+            allocated,
+            resident,
+        }
+    }
+
+    fn report(&self, what: &str, baseline: &Snapshot, n: usize) {
+        let per = |now: u64, then: u64| (now as f64 - then as f64) / n as f64;
+        println!(
+            "idle_rss: {what}: {:.1} KiB/account RSS (RSS {} KiB, baseline {} KiB); \
+             jemalloc per account: {:.1} KiB allocated, {:.1} KiB resident",
+            per(self.rss, baseline.rss),
+            self.rss,
+            baseline.rss,
+            per(self.allocated, baseline.allocated),
+            per(self.resident, baseline.resident),
+        );
+    }
 }
 
 async fn run_measure() {
@@ -354,35 +443,35 @@ async fn run_measure() {
     std::env::set_var("IDLE_RSS_DIR", dir.path());
     let setup = Setup::from_env();
     let env = setup.env().await;
-    let ids: Vec<i64> = env
-        .store
-        .list_accounts(tgfleet_persistence::AccountFilter {
-            limit: u32::try_from(n).unwrap_or(u32::MAX),
-            ..Default::default()
-        })
-        .await
-        .expect("accounts")
-        .into_iter()
-        .map(|a| a.id)
-        .collect();
+    // The store caps a page; walk the keyset.
+    let mut ids: Vec<i64> = Vec::with_capacity(n);
+    loop {
+        let page = env
+            .store
+            .list_accounts(tgfleet_persistence::AccountFilter {
+                after_id: ids.last().copied(),
+                limit: 500,
+                ..Default::default()
+            })
+            .await
+            .expect("accounts");
+        if page.is_empty() {
+            break;
+        }
+        ids.extend(page.into_iter().map(|a| a.id));
+    }
     assert_eq!(ids.len(), n);
     wait_for_connections_zero(&setup.control);
 
     settle().await;
-    let baseline = rss_kib();
+    let baseline = Snapshot::take();
     let mut actors = Vec::with_capacity(n);
     for id in &ids {
         actors.push(spawn_actor(&env, *id).await);
     }
     wait_for_connections(&setup.control, n);
     settle().await;
-    let fresh = rss_kib();
-    println!(
-        "idle_rss: {n} connected idle accounts, jemalloc: fresh {:.1} KiB/account (RSS {} KiB, baseline {} KiB)",
-        (fresh as f64 - baseline as f64) / n as f64,
-        fresh,
-        baseline
-    );
+    Snapshot::take().report(&format!("{n} connected idle accounts, fresh"), &baseline, n);
     for round in 1..=3 {
         let dropped = setup.control.cmd("drop");
         // Wait for the drop to be seen, then for every account to be back.
@@ -392,11 +481,10 @@ async fn run_measure() {
         }
         wait_for_connections(&setup.control, n);
         settle().await;
-        let rss = rss_kib();
-        println!(
-            "idle_rss: after reconnect round {round} ({dropped}): {:.1} KiB/account (RSS {} KiB)",
-            (rss as f64 - baseline as f64) / n as f64,
-            rss
+        Snapshot::take().report(
+            &format!("after reconnect round {round} ({dropped})"),
+            &baseline,
+            n,
         );
     }
     for actor in actors {
