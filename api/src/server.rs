@@ -217,6 +217,13 @@ async fn maintenance(state: AppState, stop: CancellationToken) {
         if let Err(e) = state.store.purge_expired_tokens(chrono::Utc::now()).await {
             tracing::warn!(error = %e, "purging expired tokens");
         }
+        let days = state.settings.log.retention_days;
+        if days > 0 {
+            let before = chrono::Utc::now() - chrono::Duration::days(i64::from(days));
+            if let Err(e) = state.store.purge_logs_before(before).await {
+                tracing::warn!(error = %e, "purging old integration log rows");
+            }
+        }
         if let Err(e) = state.cipher.check().await {
             tracing::warn!(error = %e, "refreshing the session cipher's key version");
         }

@@ -336,6 +336,9 @@ pub struct LogSettings {
     pub format: LogFormat,
     /// A tracing filter (`info`, `tgfleet=debug,info`); `RUST_LOG` wins when set.
     pub level: String,
+    /// Integration-log rows older than this many days are deleted (0 keeps them forever): a
+    /// busy fleet writes a row per reconnect and flood wait, and the table must not grow forever.
+    pub retention_days: u32,
 }
 
 impl Default for LogSettings {
@@ -343,6 +346,7 @@ impl Default for LogSettings {
         Self {
             format: LogFormat::Human,
             level: "info".into(),
+            retention_days: 30,
         }
     }
 }

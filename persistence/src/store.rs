@@ -95,6 +95,8 @@ pub trait Store: Send + Sync + 'static {
     // integration log
     async fn append_log(&self, entry: NewLogEntry) -> StoreResult<i64>;
     async fn list_logs(&self, filter: LogFilter) -> StoreResult<Vec<LogEntry>>;
+    /// Deletes integration-log rows older than `before` (retention); returns how many.
+    async fn purge_logs_before(&self, before: DateTime<Utc>) -> StoreResult<u64>;
     /// Counts since `since`; with `owner_id`, only over that user's accounts.
     async fn error_stats(
         &self,

@@ -43,6 +43,7 @@ suite!(
     delete_account_cascades_session,
     logs_filter_page_newest_first,
     error_stats_count_codes_and_accounts,
+    old_log_rows_are_purged,
     session_fingerprints_claim_once_and_go_with_the_account,
 );
 
@@ -598,6 +599,35 @@ async fn logs_filter_page_newest_first(store: &dyn Store) {
         .await
         .unwrap();
     assert_eq!(since_before.len(), 5);
+}
+
+async fn old_log_rows_are_purged(store: &dyn Store) {
+    for i in 0..3 {
+        store
+            .append_log(log(LogLevel::Info, &format!("e{i}"), None, None))
+            .await
+            .unwrap();
+    }
+    // Nothing is older than a minute ago…
+    let kept = store
+        .purge_logs_before(Utc::now() - Duration::minutes(1))
+        .await
+        .unwrap();
+    assert_eq!(kept, 0);
+    // …and everything is older than a moment from now.
+    let gone = store
+        .purge_logs_before(Utc::now() + Duration::seconds(1))
+        .await
+        .unwrap();
+    assert_eq!(gone, 3);
+    let left = store
+        .list_logs(LogFilter {
+            limit: 10,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert!(left.is_empty());
 }
 
 async fn error_stats_count_codes_and_accounts(store: &dyn Store) {

@@ -667,6 +667,15 @@ macro_rules! impl_sql_store {
                     .collect()
             }
 
+            async fn purge_logs_before(&self, before: DateTime<Utc>) -> StoreResult<u64> {
+                let done = sqlx::query("DELETE FROM integration_log WHERE at < $1")
+                    .bind(before)
+                    .execute(&self.pool)
+                    .await
+                    .map_err(db_err("purging old integration log rows"))?;
+                Ok(done.rows_affected())
+            }
+
             async fn error_stats(
                 &self,
                 since: DateTime<Utc>,

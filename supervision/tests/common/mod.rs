@@ -414,6 +414,9 @@ impl Store for MemStore {
     async fn purge_expired_tokens(&self, _: DateTime<Utc>) -> StoreResult<u64> {
         unsupported()
     }
+    async fn purge_logs_before(&self, _: DateTime<Utc>) -> StoreResult<u64> {
+        unsupported()
+    }
     async fn create_account(&self, _: NewAccount) -> StoreResult<Account> {
         unsupported()
     }
