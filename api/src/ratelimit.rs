@@ -61,6 +61,63 @@ pub async fn per_ip(
     req: Request,
     next: Next,
 ) -> Result<Response, ApiError> {
-    state.limits.check_ip(addr.ip())?;
+    let trusted = &state.settings.api.trusted_proxies;
+    let forwarded = req
+        .headers()
+        .get_all("x-forwarded-for")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .collect::<Vec<_>>()
+        .join(",");
+    state
+        .limits
+        .check_ip(client_ip(addr.ip(), &forwarded, trusted))?;
     Ok(next.run(req).await)
+}
+
+/// The client's address: the peer's, unless the peer is a trusted proxy; then the right-most
+/// `X-Forwarded-For` entry that is not a trusted proxy (entries left of it are the client's own
+/// claims and could be forged).
+pub fn client_ip(peer: IpAddr, forwarded_for: &str, trusted: &[IpAddr]) -> IpAddr {
+    if !trusted.contains(&peer) {
+        return peer;
+    }
+    forwarded_for
+        .rsplit(',')
+        .filter_map(|part| part.trim().parse::<IpAddr>().ok())
+        .find(|ip| !trusted.contains(ip))
+        .unwrap_or(peer)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::client_ip;
+    use std::net::IpAddr;
+
+    fn ip(s: &str) -> IpAddr {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn forwarded_for_counts_only_behind_a_trusted_proxy() {
+        let proxy = ip("10.0.0.2");
+        let trusted = [proxy];
+        // Not a proxy: the header is ignored, whatever it claims.
+        assert_eq!(
+            client_ip(ip("203.0.113.9"), "1.2.3.4", &trusted),
+            ip("203.0.113.9")
+        );
+        // Behind the proxy: the address it saw, not what the client wrote before it.
+        assert_eq!(
+            client_ip(proxy, "6.6.6.6, 198.51.100.7", &trusted),
+            ip("198.51.100.7")
+        );
+        assert_eq!(
+            client_ip(proxy, "198.51.100.7, 10.0.0.2", &trusted),
+            ip("198.51.100.7")
+        );
+        // A proxy that sent no usable header: itself.
+        assert_eq!(client_ip(proxy, "garbage", &trusted), proxy);
+        assert_eq!(client_ip(proxy, "", &trusted), proxy);
+    }
 }

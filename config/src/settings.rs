@@ -162,6 +162,10 @@ pub struct ApiSettings {
     pub cors_origins: Vec<String>,
     /// Largest request body accepted; session imports are the biggest legitimate bodies.
     pub body_limit_bytes: usize,
+    /// Reverse proxies whose `X-Forwarded-For` is believed. Without this, behind a proxy every
+    /// client shares the proxy's address and so one per-IP login limit; trusting any sender's
+    /// header instead would let a guesser pick a fresh "address" per attempt.
+    pub trusted_proxies: Vec<std::net::IpAddr>,
 }
 
 impl Default for ApiSettings {
@@ -170,6 +174,7 @@ impl Default for ApiSettings {
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
             cors_origins: Vec::new(),
             body_limit_bytes: 1024 * 1024,
+            trusted_proxies: Vec::new(),
         }
     }
 }
