@@ -1219,7 +1219,9 @@ impl Actor for AccountActor {
                     };
                     let _ = reply.send(Err(error));
                 } else {
-                    state.handle_request(&myself, request, reply).await;
+                    // Boxed: the handler futures are large state machines, and inline they
+                    // would size every idle actor's task for its busiest moment.
+                    Box::pin(state.handle_request(&myself, request, reply)).await;
                 }
             }
             AccountMsg::Internal(InternalMsg(event)) if state.final_stop => match event {
@@ -1233,7 +1235,9 @@ impl Actor for AccountActor {
                 }
                 _ => {}
             },
-            AccountMsg::Internal(InternalMsg(event)) => state.on_event(&myself, event).await,
+            AccountMsg::Internal(InternalMsg(event)) => {
+                Box::pin(state.on_event(&myself, event)).await
+            }
         }
         Ok(())
     }
@@ -1245,7 +1249,7 @@ impl Actor for AccountActor {
     ) -> Result<(), ActorProcessingErr> {
         // Every change is already written when it happens; this only catches a write that
         // failed earlier, so a clean stop leaves the newest state behind.
-        if let Err(e) = state.session.persist().await {
+        if let Err(e) = Box::pin(state.session.persist()).await {
             tracing::warn!(account_id = state.id, error = %e, "final session write failed");
         }
         state.client = None;
