@@ -17,6 +17,7 @@ pub mod secret_file;
 pub mod server;
 pub mod startup;
 pub mod state;
+pub mod testdc_remote;
 pub mod users;
 
 pub use error::ApiError;

@@ -145,8 +145,8 @@ fn vault_params(settings: &Settings) -> VaultParams {
     }
 }
 
-/// Real Telegram when credentials are configured, the in-process testdc under `--sandbox`,
-/// nothing otherwise.
+/// Real Telegram when credentials are configured, the in-process testdc under `--sandbox`, a
+/// standalone testdc with `telegram.testdc_control`, nothing otherwise.
 async fn telegram_target(
     settings: &Settings,
 ) -> Result<(Option<TelegramParams>, Option<TestDc>), StartupError> {
@@ -168,6 +168,18 @@ async fn telegram_target(
         };
         tracing::info!(dcs = ?dc.dc_addrs(), "sandbox: in-process testdc stands in for Telegram");
         return Ok((Some(params), Some(dc)));
+    }
+    if let Some(url) = &settings.telegram.testdc_control {
+        let target = crate::testdc_remote::target(url)
+            .await
+            .map_err(StartupError::Sandbox)?;
+        tracing::info!(control = %url, ?target, "a standalone testdc stands in for Telegram");
+        let params = TelegramParams {
+            api_id: SANDBOX_API_ID,
+            api_hash: SANDBOX_API_HASH.into(),
+            target,
+        };
+        return Ok((Some(params), None));
     }
     match (
         settings.telegram.api_id,

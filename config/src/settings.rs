@@ -100,6 +100,14 @@ impl Settings {
                 ));
             }
         }
+        if let Some(url) = &self.telegram.testdc_control {
+            if !url.starts_with("http://") {
+                return Err(ConfigError::new(
+                    "telegram.testdc_control",
+                    "must be an http:// URL of a testdc control API, e.g. http://127.0.0.1:9900",
+                ));
+            }
+        }
         if let Some(hash) = &self.telegram.api_hash {
             let h = hash.expose();
             if h.len() != 32 || !h.bytes().all(|b| b.is_ascii_hexdigit()) {
@@ -244,6 +252,12 @@ impl Default for VaultSettings {
 pub struct TelegramSettings {
     pub api_id: Option<i32>,
     pub api_hash: Option<Secret>,
+    /// The loopback control API of a standalone testdc (`tgfleet testdc --control ADDR`), as
+    /// `http://127.0.0.1:PORT`: the fleet then talks to that testdc's DCs instead of Telegram and
+    /// registers each new session's auth keys with it (`POST /keys`). For tests and benchmarks
+    /// whose fake DC must outlive a tgfleet process (kill -9 and restart); never for production.
+    /// `--sandbox` (an in-process testdc) takes precedence.
+    pub testdc_control: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
