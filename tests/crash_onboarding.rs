@@ -85,7 +85,7 @@ async fn code(http: &reqwest::Client, control: &str, phone: &str) -> String {
 
 async fn states(http: &reqwest::Client, api: &str, token: &str) -> Vec<(i64, String)> {
     let mut out = Vec::new();
-    let mut cursor: Option<String> = None;
+    let mut cursor: Option<i64> = None;
     for _page in 0..100 {
         let mut url = format!("{api}/api/v1/telegram/accounts?limit=200");
         if let Some(c) = &cursor {
@@ -98,8 +98,8 @@ async fn states(http: &reqwest::Client, api: &str, token: &str) -> Vec<(i64, Str
                 a["state"].as_str().unwrap().to_owned(),
             ));
         }
-        match v["next_cursor"].as_str() {
-            Some(c) => cursor = Some(c.to_owned()),
+        match v["next_cursor"].as_i64() {
+            Some(c) => cursor = Some(c),
             None => return out,
         }
     }
