@@ -36,13 +36,20 @@ impl RestartHistory {
     }
 }
 
-/// The delay before restart number `attempt` (1-based): `base · 2^(attempt-1)`, capped at `max`,
+/// The delay before restart number `attempt` (1-based within the intensity window). The first
+/// restart is immediate: one crash is one bug hit once, and a restart in place should cost
+/// milliseconds, not a second (the restart itself takes ~2 ms; a 1 s first backoff made p99 ≈ 1 s
+/// in `benches/restart_in_place.rs`). From the second on, `base · 2^(attempt-2)` capped at `max`,
 /// with "equal jitter": a uniformly drawn value in the upper half of that. The jitter keeps
 /// accounts that failed together (a DC outage) from restarting in lockstep; keeping the lower half
-/// out makes each delay at least as long as the one before (until the cap), so backoff grows.
+/// out makes each delay at least as long as the one before (until the cap), so backoff grows, and
+/// a crash loop still reaches the intensity limit only after seconds, not milliseconds.
 /// `jitter` is a draw from `[0, 1)`.
 pub fn backoff_delay(attempt: u32, base: Duration, max: Duration, jitter: f64) -> Duration {
-    let exp = attempt.saturating_sub(1).min(31);
+    if attempt <= 1 {
+        return Duration::ZERO;
+    }
+    let exp = attempt.saturating_sub(2).min(31);
     let full = base.saturating_mul(1u32 << exp).min(max);
     let half = full / 2;
     half + half.mul_f64(jitter.clamp(0.0, 1.0))
@@ -56,9 +63,10 @@ mod tests {
     fn backoff_doubles_within_jitter_bounds_and_caps() {
         let base = Duration::from_secs(1);
         let max = Duration::from_secs(30);
-        assert_eq!(backoff_delay(1, base, max, 0.0), Duration::from_millis(500));
-        assert_eq!(backoff_delay(1, base, max, 1.0), Duration::from_secs(1));
-        assert_eq!(backoff_delay(3, base, max, 1.0), Duration::from_secs(4));
+        assert_eq!(backoff_delay(1, base, max, 0.7), Duration::ZERO);
+        assert_eq!(backoff_delay(2, base, max, 0.0), Duration::from_millis(500));
+        assert_eq!(backoff_delay(2, base, max, 1.0), Duration::from_secs(1));
+        assert_eq!(backoff_delay(4, base, max, 1.0), Duration::from_secs(4));
         assert_eq!(backoff_delay(10, base, max, 1.0), max);
         assert_eq!(backoff_delay(u32::MAX, base, max, 0.0), max / 2);
         // Whatever the draws, a later attempt never waits less than an earlier one.
