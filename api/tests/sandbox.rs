@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{error_code, json_of, logged_in_account, sandbox, TestApp};
+use common::{code_login, error_code, json_of, logged_in_account, sandbox, TestApp};
 use reqwest::Method;
 use serde_json::{json, Value};
 
@@ -65,32 +65,7 @@ async fn two_factor_login_over_http() {
     )
     .await;
     let id = account["id"].as_i64().unwrap();
-    json_of(
-        app.post(
-            &format!("/api/v1/telegram/accounts/{id}/login/code"),
-            Some(&token),
-            json!({"phone": phone}),
-        )
-        .await,
-        200,
-    )
-    .await;
-    let code = json_of(
-        app.get(&format!("/api/v1/sandbox/codes/{phone}"), Some(&token))
-            .await,
-        200,
-    )
-    .await;
-    let step = json_of(
-        app.post(
-            &format!("/api/v1/telegram/accounts/{id}/login/sign-in"),
-            Some(&token),
-            json!({"code": code["code"]}),
-        )
-        .await,
-        200,
-    )
-    .await;
+    let step = code_login(&app, &token, id, phone).await;
     assert_eq!(step["state"], "awaiting_password");
     let wrong = app
         .post(
@@ -520,32 +495,7 @@ async fn a_revoked_account_says_so_and_can_log_in_again() {
     assert_eq!(account["state"], "unauthorized");
 
     // The owner logs it in again with a new code, on a fresh key.
-    json_of(
-        app.post(
-            &format!("/api/v1/telegram/accounts/{id}/login/code"),
-            Some(&token),
-            json!({"phone": phone}),
-        )
-        .await,
-        200,
-    )
-    .await;
-    let code = json_of(
-        app.get(&format!("/api/v1/sandbox/codes/{phone}"), Some(&token))
-            .await,
-        200,
-    )
-    .await;
-    let step = json_of(
-        app.post(
-            &format!("/api/v1/telegram/accounts/{id}/login/sign-in"),
-            Some(&token),
-            json!({"code": code["code"]}),
-        )
-        .await,
-        200,
-    )
-    .await;
+    let step = code_login(&app, &token, id, phone).await;
     assert_eq!(step["state"], "active");
     let r = app
         .post(

@@ -177,6 +177,14 @@ pub async fn logged_in_account(app: &TestApp, token: &str, phone: &str) -> i64 {
     )
     .await;
     let id = account["id"].as_i64().unwrap();
+    let step = code_login(app, token, id, phone).await;
+    assert_eq!(step["state"], "active");
+    id
+}
+
+/// Requests a login code for `phone`, reads it from the sandbox and signs in with it; returns the
+/// sign-in answer (`active`, or `awaiting_password` for a 2FA phone).
+pub async fn code_login(app: &TestApp, token: &str, id: i64, phone: &str) -> Value {
     let sent = json_of(
         app.post(
             &format!("/api/v1/telegram/accounts/{id}/login/code"),
@@ -194,7 +202,7 @@ pub async fn logged_in_account(app: &TestApp, token: &str, phone: &str) -> i64 {
         200,
     )
     .await;
-    let step = json_of(
+    json_of(
         app.post(
             &format!("/api/v1/telegram/accounts/{id}/login/sign-in"),
             Some(token),
@@ -203,7 +211,5 @@ pub async fn logged_in_account(app: &TestApp, token: &str, phone: &str) -> i64 {
         .await,
         200,
     )
-    .await;
-    assert_eq!(step["state"], "active");
-    id
+    .await
 }
