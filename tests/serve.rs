@@ -34,15 +34,17 @@ fn tgfleet(dir: &Path, args: &[&str], env: &[(&str, String)]) -> Command {
 }
 
 fn start(dir: &Path, extra_env: &[(&str, String)]) -> Tgfleet {
+    start_with(dir, &["serve"], extra_env)
+}
+
+fn start_with(dir: &Path, args: &[&str], extra_env: &[(&str, String)]) -> Tgfleet {
     let (api, metrics) = (free_port(), free_port());
     let mut env = vec![
         ("TGFLEET__API__LISTEN", format!("127.0.0.1:{api}")),
         ("TGFLEET__METRICS__LISTEN", format!("127.0.0.1:{metrics}")),
     ];
     env.extend(extra_env.iter().cloned());
-    let child = tgfleet(dir, &["serve"], &env)
-        .spawn()
-        .expect("spawn tgfleet");
+    let child = tgfleet(dir, args, &env).spawn().expect("spawn tgfleet");
     Tgfleet {
         child,
         api: format!("http://127.0.0.1:{api}"),
@@ -402,4 +404,51 @@ async fn users_create_makes_the_first_admin_who_can_log_in() {
     let users: serde_json::Value = users.json().await.unwrap();
     assert_eq!(users["items"].as_array().unwrap().len(), 1);
     terminate(&mut t.child);
+}
+
+#[tokio::test]
+async fn the_readme_run_command_serves_the_sandbox() {
+    // `cargo run -- serve --sandbox`, as README.md tells a newcomer, on a fresh directory.
+    let dir = tempfile::tempdir().unwrap();
+    let mut t = start_with(dir.path(), &["serve", "--sandbox"], &[]);
+    assert_eq!(wait_healthy(&mut t).await.status(), 200);
+    let client = reqwest::Client::new();
+    let register = client
+        .post(format!("{}/api/v1/auth/register", t.api))
+        .json(&serde_json::json!({"email": "new@example.org", "password": "correct horse battery"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(register.status(), 201);
+    let login: serde_json::Value = client
+        .post(format!("{}/api/v1/auth/login", t.api))
+        .json(&serde_json::json!({"email": "new@example.org", "password": "correct horse battery"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let token = login["access_token"].as_str().unwrap();
+    // Telegram is there (the in-process testdc), so accounts can be created…
+    let account = client
+        .post(format!("{}/api/v1/telegram/accounts", t.api))
+        .bearer_auth(token)
+        .json(&serde_json::json!({"kind": "user"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(account.status(), 201, "{:?}", account.text().await);
+    // …and the sandbox routes exist (404 here means "no code for this phone yet", in the format).
+    let code = client
+        .get(format!("{}/api/v1/sandbox/codes/+15550100123", t.api))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(code.status(), 404);
+    let body: serde_json::Value = code.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "NOT_FOUND");
+    let status = terminate(&mut t.child);
+    assert!(status.success(), "graceful stop exits 0, got {status}");
 }
