@@ -11,6 +11,11 @@
 //!    connections, and reports (RSS − baseline) / N; then three times: testdc drops every
 //!    connection, the actors reconnect on their own, and the figure is taken again.
 //!
+//! With `IDLE_RSS_COLD_START=1` the measuring process starts the accounts the way `tgfleet serve`
+//! does instead — the supervisors start every persisted active account, paced at the default
+//! `fleet.starts_per_second` (200) — and also reports the cold start: time until testdc counts
+//! every connection, and the process's peak RSS.
+//!
 //! The allocator is jemalloc, as in the `tgfleet` binary: with glibc malloc the 1 MiB connection
 //! buffers freed by a reconnect raise glibc's mmap threshold and their successors land in the
 //! heap, where they stay resident (see MTPROTO-NOTES.md).
@@ -349,12 +354,21 @@ async fn run_login() {
 // ---------------------------------------------------------------- measuring process
 
 fn rss_kib() -> u64 {
+    proc_status_kib("VmRSS:")
+}
+
+/// The process's peak resident set.
+fn peak_rss_kib() -> u64 {
+    proc_status_kib("VmHWM:")
+}
+
+fn proc_status_kib(field: &str) -> u64 {
     let status = std::fs::read_to_string("/proc/self/status").expect("/proc/self/status");
     status
         .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .find_map(|l| l.strip_prefix(field))
         .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .expect("VmRSS")
+        .unwrap_or_else(|| panic!("{field} in /proc/self/status"))
 }
 
 fn wait_for_connections(control: &Control, n: usize) {
@@ -465,11 +479,39 @@ async fn run_measure() {
 
     settle().await;
     let baseline = Snapshot::take();
+    let cold_start = std::env::var("IDLE_RSS_COLD_START").is_ok_and(|v| v == "1");
+    let started = Instant::now();
     let mut actors = Vec::with_capacity(n);
-    for id in &ids {
-        actors.push(spawn_actor(&env, *id).await);
+    let mut fleet = None;
+    if cold_start {
+        let settings = tgfleet_supervision::SupervisionSettings {
+            // The product default (config `fleet.starts_per_second`), not the crate's.
+            start_rate: std::num::NonZeroU32::new(200).expect("non-zero"),
+            ..Default::default()
+        };
+        fleet = Some(
+            tgfleet_supervision::Fleet::start_accounts(
+                settings,
+                env.clone(),
+                &prometheus::Registry::new(),
+            )
+            .await
+            .expect("fleet"),
+        );
+    } else {
+        for id in &ids {
+            actors.push(spawn_actor(&env, *id).await);
+        }
     }
     wait_for_connections(&setup.control, n);
+    if cold_start {
+        println!(
+            "idle_rss: cold start of {n} persisted active accounts through the supervisors: \
+             all connected in {:.1} s, peak RSS {} KiB",
+            started.elapsed().as_secs_f64(),
+            peak_rss_kib()
+        );
+    }
     settle().await;
     Snapshot::take().report(&format!("{n} connected idle accounts, fresh"), &baseline, n);
     for round in 1..=3 {
@@ -489,6 +531,9 @@ async fn run_measure() {
     }
     for actor in actors {
         actor.stop(None);
+    }
+    if let Some(fleet) = fleet {
+        fleet.shutdown().await;
     }
     let _ = setup.control.cmd("quit");
     let _ = testdc.wait();
