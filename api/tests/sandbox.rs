@@ -3,7 +3,10 @@
 
 mod common;
 
-use common::{code_login, error_code, json_of, logged_in_account, sandbox, TestApp};
+use common::{
+    code_login, create_user_account, error_code, json_of, logged_in_account, sandbox, send_code,
+    TestApp,
+};
 use reqwest::Method;
 use serde_json::{json, Value};
 
@@ -54,17 +57,7 @@ async fn two_factor_login_over_http() {
     let app = sandbox().await;
     let (_, token, _) = app.user("tfa@example.org").await;
     let phone = "+15550100129"; // last digit 9: the sandbox gives it the 2FA password sandbox-2fa
-    let account = json_of(
-        app.post(
-            "/api/v1/telegram/accounts",
-            Some(&token),
-            json!({"kind": "user"}),
-        )
-        .await,
-        201,
-    )
-    .await;
-    let id = account["id"].as_i64().unwrap();
+    let id = create_user_account(&app, &token).await;
     let step = code_login(&app, &token, id, phone).await;
     assert_eq!(step["state"], "awaiting_password");
     let wrong = app
@@ -94,27 +87,8 @@ async fn a_wrong_code_is_422_and_the_login_goes_on() {
     let app = sandbox().await;
     let (_, token, _) = app.user("code@example.org").await;
     let phone = "+15550100555";
-    let account = json_of(
-        app.post(
-            "/api/v1/telegram/accounts",
-            Some(&token),
-            json!({"kind": "user"}),
-        )
-        .await,
-        201,
-    )
-    .await;
-    let id = account["id"].as_i64().unwrap();
-    json_of(
-        app.post(
-            &format!("/api/v1/telegram/accounts/{id}/login/code"),
-            Some(&token),
-            json!({"phone": phone}),
-        )
-        .await,
-        200,
-    )
-    .await;
+    let id = create_user_account(&app, &token).await;
+    send_code(&app, &token, id, phone).await;
     let code = json_of(
         app.get(&format!("/api/v1/sandbox/codes/{phone}"), Some(&token))
             .await,
@@ -187,17 +161,7 @@ async fn someone_elses_account_is_404_and_admin_sees_all() {
     let (_, alice, _) = app.user("alice@example.org").await;
     let (_, bob, _) = app.user("bob@example.org").await;
     let (_, admin) = app.admin("root@example.org").await;
-    let account = json_of(
-        app.post(
-            "/api/v1/telegram/accounts",
-            Some(&alice),
-            json!({"kind": "user"}),
-        )
-        .await,
-        201,
-    )
-    .await;
-    let id = account["id"].as_i64().unwrap();
+    let id = create_user_account(&app, &alice).await;
     let paths = [
         (Method::GET, format!("/api/v1/telegram/accounts/{id}"), None),
         (
@@ -303,17 +267,7 @@ async fn someone_elses_account_is_404_and_admin_sees_all() {
 async fn qr_login_gives_a_url_and_a_png() {
     let app = sandbox().await;
     let (_, token, _) = app.user("qr@example.org").await;
-    let account = json_of(
-        app.post(
-            "/api/v1/telegram/accounts",
-            Some(&token),
-            json!({"kind": "user"}),
-        )
-        .await,
-        201,
-    )
-    .await;
-    let id = account["id"].as_i64().unwrap();
+    let id = create_user_account(&app, &token).await;
     let qr = json_of(
         app.post(
             &format!("/api/v1/telegram/accounts/{id}/login/qr"),
@@ -409,27 +363,8 @@ async fn a_sandbox_code_is_readable_only_by_the_phones_owner() {
     let (_, ann, _) = app.user("ann@example.org").await;
     let (_, eve, _) = app.user("eve@example.org").await;
     let phone = "+15550100888";
-    let account = json_of(
-        app.post(
-            "/api/v1/telegram/accounts",
-            Some(&ann),
-            json!({"kind": "user"}),
-        )
-        .await,
-        201,
-    )
-    .await;
-    let id = account["id"].as_i64().unwrap();
-    json_of(
-        app.post(
-            &format!("/api/v1/telegram/accounts/{id}/login/code"),
-            Some(&ann),
-            json!({"phone": phone}),
-        )
-        .await,
-        200,
-    )
-    .await;
+    let id = create_user_account(&app, &ann).await;
+    send_code(&app, &ann, id, phone).await;
     assert_eq!(
         app.get(&format!("/api/v1/sandbox/codes/{phone}"), Some(&eve))
             .await

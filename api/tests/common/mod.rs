@@ -166,17 +166,7 @@ pub async fn json_of(r: Response, status: u16) -> Value {
 
 /// Creates a user account and logs it in over HTTP with the code the sandbox sent; returns its id.
 pub async fn logged_in_account(app: &TestApp, token: &str, phone: &str) -> i64 {
-    let account = json_of(
-        app.post(
-            "/api/v1/telegram/accounts",
-            Some(token),
-            json!({"kind": "user", "label": "demo"}),
-        )
-        .await,
-        201,
-    )
-    .await;
-    let id = account["id"].as_i64().unwrap();
+    let id = create_user_account(app, token).await;
     let step = code_login(app, token, id, phone).await;
     assert_eq!(step["state"], "active");
     id
@@ -185,17 +175,7 @@ pub async fn logged_in_account(app: &TestApp, token: &str, phone: &str) -> i64 {
 /// Requests a login code for `phone`, reads it from the sandbox and signs in with it; returns the
 /// sign-in answer (`active`, or `awaiting_password` for a 2FA phone).
 pub async fn code_login(app: &TestApp, token: &str, id: i64, phone: &str) -> Value {
-    let sent = json_of(
-        app.post(
-            &format!("/api/v1/telegram/accounts/{id}/login/code"),
-            Some(token),
-            json!({"phone": phone}),
-        )
-        .await,
-        200,
-    )
-    .await;
-    assert_eq!(sent["state"], "awaiting_code");
+    send_code(app, token, id, phone).await;
     let code = json_of(
         app.get(&format!("/api/v1/sandbox/codes/{phone}"), Some(token))
             .await,
@@ -212,4 +192,34 @@ pub async fn code_login(app: &TestApp, token: &str, id: i64, phone: &str) -> Val
         200,
     )
     .await
+}
+
+/// Creates a user (not bot) account for the caller; returns its id.
+pub async fn create_user_account(app: &TestApp, token: &str) -> i64 {
+    let account = json_of(
+        app.post(
+            "/api/v1/telegram/accounts",
+            Some(token),
+            json!({"kind": "user"}),
+        )
+        .await,
+        201,
+    )
+    .await;
+    account["id"].as_i64().unwrap()
+}
+
+/// Requests a login code for `phone` on account `id`; the account is then awaiting it.
+pub async fn send_code(app: &TestApp, token: &str, id: i64, phone: &str) {
+    let sent = json_of(
+        app.post(
+            &format!("/api/v1/telegram/accounts/{id}/login/code"),
+            Some(token),
+            json!({"phone": phone}),
+        )
+        .await,
+        200,
+    )
+    .await;
+    assert_eq!(sent["state"], "awaiting_code");
 }
