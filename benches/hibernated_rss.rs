@@ -11,6 +11,10 @@
 //! account with hibernation on (`hibernate_after` set), which starts each one hibernated with no
 //! connection; then each logged-in account's first SendMessage, which reconnects it.
 
+#[path = "common/mod.rs"]
+mod common;
+use common::{bench_owner, request, rss_kib, spawn_actor};
+
 #[global_allocator]
 static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
@@ -18,14 +22,11 @@ use std::num::NonZeroU32;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use ractor::{Actor, ActorRef};
 use tgfleet_actors::{
-    AccountActor, AccountArgs, AccountEnv, AccountLimits, AccountMetrics, AccountMsg, AccountReply,
-    AccountRequest, TelegramParams, TelegramTarget,
+    AccountEnv, AccountLimits, AccountMetrics, AccountReply, AccountRequest, TelegramParams,
+    TelegramTarget,
 };
-use tgfleet_persistence::{
-    AccountKind, AccountState, AccountUpdate, NewAccount, NewUser, Role, SessionCipher,
-};
+use tgfleet_persistence::{AccountKind, AccountState, AccountUpdate, NewAccount, SessionCipher};
 
 const CODE: &str = "24680";
 const BOUND: Duration = Duration::from_secs(600);
@@ -35,37 +36,6 @@ fn env_usize(name: &str, default: usize) -> usize {
         .ok()
         .and_then(|n| n.parse().ok())
         .unwrap_or(default)
-}
-
-fn rss_kib() -> u64 {
-    let status = std::fs::read_to_string("/proc/self/status").expect("/proc/self/status");
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .expect("VmRSS")
-}
-
-async fn request(actor: &ActorRef<AccountMsg>, req: AccountRequest) -> AccountReply {
-    match actor
-        .call(|reply| AccountMsg::Request(req, reply), Some(BOUND))
-        .await
-        .expect("actor reachable")
-    {
-        ractor::rpc::CallResult::Success(Ok(reply)) => reply,
-        other => panic!("request failed: {other:?}"),
-    }
-}
-
-async fn spawn_actor(env: &Arc<AccountEnv>, account_id: i64) -> ActorRef<AccountMsg> {
-    let args = AccountArgs {
-        account_id,
-        env: Arc::clone(env),
-    };
-    Actor::spawn(None, AccountActor, args)
-        .await
-        .expect("actor starts")
-        .0
 }
 
 fn main() {
@@ -116,16 +86,7 @@ async fn run() {
         },
         metrics: AccountMetrics::register(&prometheus::Registry::new()).expect("metrics"),
     });
-    let owner = store
-        .create_user(NewUser {
-            email: "bench@example.com".into(),
-            username: None,
-            password_hash: "x".into(),
-            role: Role::User,
-        })
-        .await
-        .expect("owner")
-        .id;
+    let owner = bench_owner(store.as_ref()).await;
 
     // ---- setup: real logins, then copies of their sessions.
     let setup = Instant::now();
@@ -143,8 +104,8 @@ async fn run() {
             .expect("account")
             .id;
         let actor = spawn_actor(&env, id).await;
-        request(&actor, AccountRequest::SendCode { phone }).await;
-        request(&actor, AccountRequest::SignIn { code: CODE.into() }).await;
+        request(&actor, AccountRequest::SendCode { phone }, BOUND).await;
+        request(&actor, AccountRequest::SignIn { code: CODE.into() }, BOUND).await;
         actor.stop(None);
         templates.push(id);
     }
@@ -239,6 +200,7 @@ async fn run() {
                 text: "wake".into(),
                 dedupe_key: None,
             },
+            BOUND,
         )
         .await;
         latencies.push(started.elapsed());

@@ -20,6 +20,10 @@
 //! buffers freed by a reconnect raise glibc's mmap threshold and their successors land in the
 //! heap, where they stay resident (see MTPROTO-NOTES.md).
 
+#[path = "common/mod.rs"]
+mod common;
+use common::{bench_owner, proc_status_kib, request, rss_kib, spawn_actor};
+
 #[global_allocator]
 static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
@@ -29,12 +33,10 @@ use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use ractor::{Actor, ActorRef};
 use tgfleet_actors::{
-    AccountActor, AccountArgs, AccountEnv, AccountLimits, AccountMetrics, AccountMsg, AccountReply,
-    AccountRequest, TelegramParams, TelegramTarget,
+    AccountEnv, AccountLimits, AccountMetrics, AccountRequest, TelegramParams, TelegramTarget,
 };
-use tgfleet_persistence::{AccountKind, NewAccount, NewUser, Role, SessionCipher};
+use tgfleet_persistence::{AccountKind, NewAccount, SessionCipher};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
 
 const CODE: &str = "24680";
@@ -278,47 +280,12 @@ fn parse_dcs(text: &str) -> Vec<(i32, SocketAddr)> {
         .collect()
 }
 
-async fn spawn_actor(env: &Arc<AccountEnv>, account_id: i64) -> ActorRef<AccountMsg> {
-    let (actor, _) = Actor::spawn(
-        None,
-        AccountActor,
-        AccountArgs {
-            account_id,
-            env: Arc::clone(env),
-        },
-    )
-    .await
-    .expect("actor starts");
-    actor
-}
-
-async fn request(actor: &ActorRef<AccountMsg>, req: AccountRequest) -> AccountReply {
-    match actor
-        .call(|reply| AccountMsg::Request(req, reply), Some(BOUND))
-        .await
-        .expect("actor reachable")
-    {
-        ractor::rpc::CallResult::Success(Ok(reply)) => reply,
-        other => panic!("request failed: {other:?}"),
-    }
-}
-
 // ---------------------------------------------------------------- login process
 
 async fn run_login() {
     let setup = Setup::from_env();
     let env = setup.env().await;
-    let owner = env
-        .store
-        .create_user(NewUser {
-            email: "bench@example.com".into(),
-            username: None,
-            password_hash: "x".into(),
-            role: Role::User,
-        })
-        .await
-        .expect("owner")
-        .id;
+    let owner = bench_owner(env.store.as_ref()).await;
     // 64 logins at a time: enough to finish quickly, few enough for SQLite and 2 cores.
     let limit = Arc::new(tokio::sync::Semaphore::new(64));
     let mut tasks = tokio::task::JoinSet::new();
@@ -339,8 +306,8 @@ async fn run_login() {
                 .await
                 .expect("account row");
             let actor = spawn_actor(&env, account.id).await;
-            request(&actor, AccountRequest::SendCode { phone }).await;
-            request(&actor, AccountRequest::SignIn { code: CODE.into() }).await;
+            request(&actor, AccountRequest::SendCode { phone }, BOUND).await;
+            request(&actor, AccountRequest::SignIn { code: CODE.into() }, BOUND).await;
             actor.stop(None);
             drop(permit);
         });
@@ -353,22 +320,9 @@ async fn run_login() {
 
 // ---------------------------------------------------------------- measuring process
 
-fn rss_kib() -> u64 {
-    proc_status_kib("VmRSS:")
-}
-
 /// The process's peak resident set.
 fn peak_rss_kib() -> u64 {
     proc_status_kib("VmHWM:")
-}
-
-fn proc_status_kib(field: &str) -> u64 {
-    let status = std::fs::read_to_string("/proc/self/status").expect("/proc/self/status");
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix(field))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .unwrap_or_else(|| panic!("{field} in /proc/self/status"))
 }
 
 fn wait_for_connections(control: &Control, n: usize) {

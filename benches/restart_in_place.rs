@@ -6,6 +6,10 @@
 //! the account answering `active` from a new actor (p50/p99); then every account crashed at
 //! once → all active again (wall time).
 
+#[path = "common/mod.rs"]
+mod common;
+use common::bench_owner;
+
 #[global_allocator]
 static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
@@ -17,7 +21,7 @@ use tgfleet_actors::{
     AccountEnv, AccountLimits, AccountMetrics, AccountReply, AccountRequest, TelegramParams,
     TelegramTarget,
 };
-use tgfleet_persistence::{AccountKind, AccountState, NewAccount, NewUser, Role, SessionCipher};
+use tgfleet_persistence::{AccountKind, AccountState, NewAccount, SessionCipher};
 use tgfleet_supervision::{Fleet, SupervisionSettings};
 
 const CODE: &str = "24680";
@@ -100,16 +104,7 @@ async fn run() {
     let fleet = Fleet::start_accounts(settings, env, &prometheus::Registry::new())
         .await
         .expect("fleet");
-    let owner = store
-        .create_user(NewUser {
-            email: "bench@example.com".into(),
-            username: None,
-            password_hash: "x".into(),
-            role: Role::User,
-        })
-        .await
-        .expect("owner")
-        .id;
+    let owner = bench_owner(store.as_ref()).await;
     let mut ids = Vec::with_capacity(n);
     for i in 0..n {
         let phone = format!("+1776{:06}1", i);

@@ -1,0 +1,66 @@
+//! Pieces the fleet benches share (each bench includes this module; not every bench uses all).
+#![allow(dead_code)]
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use ractor::{Actor, ActorRef};
+use tgfleet_actors::{
+    AccountActor, AccountArgs, AccountEnv, AccountMsg, AccountReply, AccountRequest,
+};
+use tgfleet_persistence::{NewUser, Role, Store, UserId};
+
+/// A `kB` field of /proc/self/status, e.g. `VmRSS:` or `VmHWM:`.
+pub fn proc_status_kib(field: &str) -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").expect("/proc/self/status");
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix(field))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or_else(|| panic!("{field} in /proc/self/status"))
+}
+
+pub fn rss_kib() -> u64 {
+    proc_status_kib("VmRSS:")
+}
+
+pub async fn spawn_actor(env: &Arc<AccountEnv>, account_id: i64) -> ActorRef<AccountMsg> {
+    let args = AccountArgs {
+        account_id,
+        env: Arc::clone(env),
+    };
+    Actor::spawn(None, AccountActor, args)
+        .await
+        .expect("actor starts")
+        .0
+}
+
+/// One request to an actor, bounded by `bound`; a bench stops at the first failure.
+pub async fn request(
+    actor: &ActorRef<AccountMsg>,
+    req: AccountRequest,
+    bound: Duration,
+) -> AccountReply {
+    match actor
+        .call(|reply| AccountMsg::Request(req, reply), Some(bound))
+        .await
+        .expect("actor reachable")
+    {
+        ractor::rpc::CallResult::Success(Ok(reply)) => reply,
+        other => panic!("request failed: {other:?}"),
+    }
+}
+
+/// The API user every bench account belongs to.
+pub async fn bench_owner(store: &dyn Store) -> UserId {
+    store
+        .create_user(NewUser {
+            email: "bench@example.com".into(),
+            username: None,
+            password_hash: "x".into(),
+            role: Role::User,
+        })
+        .await
+        .expect("owner")
+        .id
+}
