@@ -245,6 +245,9 @@ pub struct AccountActorState {
     watchdog: Option<JoinHandle<()>>,
     /// Set when the actor stops itself in a final state: that state stays counted in metrics.
     final_stop: bool,
+    /// Set when the actor drains its mailbox to end itself as `hibernated`: the account lives on
+    /// as a row and a sealed session only, and its next call starts a new actor.
+    hibernating: bool,
 }
 
 impl Drop for AccountActorState {
@@ -258,7 +261,7 @@ impl Drop for AccountActorState {
         for op in self.op_tasks.drain(..) {
             op.abort();
         }
-        if !self.final_stop {
+        if !self.final_stop && !self.hibernating {
             self.env.metrics.forget(self.id);
         }
     }
@@ -459,34 +462,51 @@ impl AccountActorState {
         }
     }
 
-    /// An idle, healthy, authorized account with nothing in flight may hibernate.
+    /// An idle, healthy, authorized account with nothing in flight may hibernate (again: an
+    /// actor started for a hibernated account by a status read goes back as it came).
     fn should_hibernate(&self) -> bool {
         self.env.limits.hibernate_after.is_some_and(|after| {
-            self.account.state == AccountState::Active
-                && self.session.self_user_id().is_some()
+            matches!(
+                self.account.state,
+                AccountState::Active | AccountState::Hibernated
+            ) && self.session.self_user_id().is_some()
                 && self.ops_inflight == 0
                 && !self.check_scheduled
                 && self.last_request.elapsed() >= after
         })
     }
 
-    /// Drops the live client (runner, connection, buffers) and the watchdog timer; the session
-    /// stays, so the next request reconnects with the same auth key.
-    async fn hibernate(&mut self) {
+    /// Writes `hibernated`, then ends the actor itself: a hibernated account is a row and a
+    /// sealed session, with no task, channel or connection in memory; its next request starts a
+    /// new actor, which reconnects with the same auth key. The end is a drain, not a stop, so no
+    /// request is lost on the way: requests already queued are answered `Hibernating` (the
+    /// fleet sends them to the next actor) and later ones are refused at the mailbox, which the
+    /// fleet also retries.
+    async fn hibernate(&mut self, myself: &ActorRef<AccountMsg>) {
         self.client = None;
         if let Some(watchdog) = self.watchdog.take() {
             watchdog.abort();
         }
-        let idle = self.last_request.elapsed().as_secs();
-        self.transition(
-            AccountState::Hibernated,
-            AccountUpdate::default(),
-            "hibernated",
-            LogLevel::Info,
-            format!("no call for {idle} s: disconnected until the next call"),
-            None,
-        )
-        .await;
+        if self.account.state != AccountState::Hibernated {
+            let idle = self.last_request.elapsed().as_secs();
+            self.transition(
+                AccountState::Hibernated,
+                AccountUpdate::default(),
+                "hibernated",
+                LogLevel::Info,
+                format!("no call for {idle} s: disconnected until the next call"),
+                None,
+            )
+            .await;
+        }
+        // Its per-call series go with the actor (a woken account's counters start again from 0,
+        // which Prometheus reads as a counter reset); its state stays counted as hibernated.
+        self.env.metrics.forget_calls(self.id);
+        self.hibernating = true;
+        if myself.drain().is_err() {
+            // Already stopping for another reason; that end is as good.
+            tracing::debug!(account_id = self.id, "hibernation met a stopping actor");
+        }
     }
 
     /// A request reached a hibernated account: it is `active` again at once, and the request's
@@ -1087,7 +1107,7 @@ impl AccountActorState {
             Event::StopNow(reason) => myself.stop(Some(reason.as_str().to_owned())),
             Event::Watchdog => {
                 if self.should_hibernate() {
-                    self.hibernate().await;
+                    self.hibernate(myself).await;
                     return;
                 }
                 let idle = self.last_ok.elapsed() >= self.env.limits.watchdog_period;
@@ -1137,6 +1157,7 @@ impl Actor for AccountActor {
             sending: HashMap::new(),
             watchdog: None,
             final_stop: false,
+            hibernating: false,
         };
         // The session is the truth about logins; the row may lag behind a crash.
         let implied = state.session_state();
@@ -1189,10 +1210,8 @@ impl Actor for AccountActor {
             // The token may have been scanned while no actor was listening.
             state.start_qr_poll(&myself);
         }
-        if state.account.state != AccountState::Hibernated {
-            // A hibernated account needs no timer until a request wakes it.
-            state.start_watchdog(&myself);
-        }
+        // Also for a hibernated account: an actor started for one by a status read must end again.
+        state.start_watchdog(&myself);
         Ok(())
     }
 
@@ -1208,6 +1227,19 @@ impl Actor for AccountActor {
                     "AccountMsg::Crash: crash requested for account {}",
                     state.id
                 )
+            }
+            AccountMsg::Request(_, reply) if state.hibernating => {
+                let _ = reply.send(Err(AccountError::Hibernating));
+            }
+            AccountMsg::Internal(InternalMsg(event)) if state.hibernating => {
+                // Nothing was in flight when it went (see `should_hibernate`); a late answer
+                // still gets one.
+                if let Event::OpDone {
+                    reply: Some(reply), ..
+                } = event
+                {
+                    let _ = reply.send(Err(AccountError::Hibernating));
+                }
             }
             AccountMsg::Request(request, reply) => {
                 if state.final_stop {

@@ -19,7 +19,13 @@ pub struct AccountMetrics {
     /// The state each account is counted under in `tgfleet_accounts`, so a transition moves exactly
     /// one count and a restarted actor does not count its account twice.
     current: Arc<Mutex<HashMap<AccountId, AccountState>>>,
+    /// The (method, outcome) series each account has, so they can be removed without a scan
+    /// (the prometheus crate removes series by their exact labels only).
+    calls: Arc<Mutex<HashMap<AccountId, CallSeries>>>,
 }
+
+/// The `tgfleet_rpc_total` label pairs (method, outcome) one account has used.
+type CallSeries = Vec<(&'static str, RpcOutcome)>;
 
 /// How an RPC ended, for `tgfleet_rpc_total{outcome}`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -91,6 +97,7 @@ impl AccountMetrics {
             rpc_seconds,
             flood_wait_seconds_total,
             current: Arc::default(),
+            calls: Arc::default(),
         })
     }
 
@@ -123,6 +130,22 @@ impl AccountMetrics {
         }
     }
 
+    /// Removes an account's per-call series (`tgfleet_rpc_total`, flood-wait seconds): a
+    /// hibernated account keeps only its state series, so 100,000 of them cost next to nothing.
+    pub fn forget_calls(&self, account_id: AccountId) {
+        let used = {
+            let mut calls = self.calls.lock().unwrap_or_else(|e| e.into_inner());
+            calls.remove(&account_id).unwrap_or_default()
+        };
+        let id = account_id.to_string();
+        for (method, outcome) in used {
+            let _ = self
+                .rpc_total
+                .remove_label_values(&[&id, method, outcome.as_str()]);
+        }
+        let _ = self.flood_wait_seconds_total.remove_label_values(&[&id]);
+    }
+
     /// The state an account is currently counted under, if any.
     pub fn state_of(&self, account_id: AccountId) -> Option<AccountState> {
         let current = self.current.lock().unwrap_or_else(|e| e.into_inner());
@@ -132,10 +155,17 @@ impl AccountMetrics {
     pub fn observe_rpc(
         &self,
         account_id: AccountId,
-        method: &str,
+        method: &'static str,
         outcome: RpcOutcome,
         took: Duration,
     ) {
+        {
+            let mut calls = self.calls.lock().unwrap_or_else(|e| e.into_inner());
+            let used = calls.entry(account_id).or_default();
+            if !used.contains(&(method, outcome)) {
+                used.push((method, outcome));
+            }
+        }
         self.rpc_total
             .with_label_values(&[&account_id.to_string(), method, outcome.as_str()])
             .inc();

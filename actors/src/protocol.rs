@@ -103,6 +103,10 @@ pub enum AccountError {
     Telegram { code: i32, name: String },
     #[error("internal error: {0}")]
     Internal(String),
+    /// The actor was going into hibernation when the request reached it: the request did not
+    /// run, and the fleet sends it again to the account's next actor. Never reaches a user.
+    #[error("the account is going into hibernation; the request did not run")]
+    Hibernating,
 }
 
 impl AccountError {
@@ -123,6 +127,7 @@ impl AccountError {
             Self::Reconnecting => "TELEGRAM_UNAVAILABLE",
             Self::Telegram { .. } => "TELEGRAM_ERROR",
             Self::Internal(_) => "INTERNAL",
+            Self::Hibernating => "ACCOUNT_HIBERNATING",
         }
     }
 }

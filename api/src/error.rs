@@ -173,6 +173,12 @@ impl From<AccountError> for ApiError {
                 message,
                 retry_after_s: Some(5),
             },
+            // The fleet retries it itself; seen here only if every retry met a hibernating actor.
+            AccountError::Hibernating => Self::Unavailable {
+                code,
+                message,
+                retry_after_s: Some(1),
+            },
             AccountError::Telegram { code: 400, .. } => Self::Unprocessable { code, message },
             AccountError::Telegram { .. } => Self::Unavailable {
                 code,

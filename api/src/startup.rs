@@ -232,6 +232,7 @@ async fn start_fleet(
         call_timeout: Duration::from_secs(
             2 * f.call_timeout_s + u64::from(f.flood_wait_threshold_s) + 5,
         ),
+        hibernation: f.hibernate_after_s > 0,
         ..SupervisionSettings::default()
     };
     Fleet::start_accounts(supervision, env, registry).await

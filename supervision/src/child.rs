@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use ractor::{Actor, ActorCell, ActorRef, SpawnErr};
 use tgfleet_actors::{AccountActor, AccountArgs, AccountEnv, AccountMsg};
-use tgfleet_persistence::AccountId;
+use tgfleet_persistence::{AccountId, AccountState};
 
 /// What a factory is asked to spawn.
 #[derive(Debug, Clone)]
@@ -26,6 +26,10 @@ pub type SpawnFuture = Pin<Box<dyn Future<Output = Result<ActorRef<AccountMsg>, 
 /// the child must reload everything durable from the store, since nothing is carried over.
 pub trait ChildFactory: Send + Sync + 'static {
     fn spawn(&self, spec: ChildSpec) -> SpawnFuture;
+
+    /// An account the fleet leaves without an actor at start-up (hibernated): it still exists,
+    /// so the factory may count it (the production one puts it in the state gauges).
+    fn resting(&self, _account_id: AccountId, _state: AccountState) {}
 }
 
 /// Any `Fn(ChildSpec) -> impl Future<…>` is a factory (handy in tests).
@@ -61,5 +65,9 @@ impl ChildFactory for AccountActorFactory {
                 .await
                 .map(|(actor, _join)| actor)
         })
+    }
+
+    fn resting(&self, account_id: AccountId, state: AccountState) {
+        self.env.metrics.set_state(account_id, state);
     }
 }

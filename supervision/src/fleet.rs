@@ -7,7 +7,7 @@ use std::time::Duration;
 use dashmap::DashMap;
 use ractor::rpc::CallResult;
 use ractor::{Actor, ActorId, ActorRef};
-use tgfleet_actors::{AccountEnv, AccountMsg, AccountReply, AccountRequest};
+use tgfleet_actors::{AccountEnv, AccountError, AccountMsg, AccountReply, AccountRequest};
 use tgfleet_persistence::{AccountFilter, AccountId, AccountState, Store};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -48,6 +48,7 @@ pub struct Fleet {
 
 struct Inner {
     registry: Arc<Registry>,
+    factory: Arc<dyn ChildFactory>,
     shards: Vec<ActorRef<ShardMsg>>,
     settings: SupervisionSettings,
     accepting: AtomicBool,
@@ -72,7 +73,7 @@ impl Fleet {
             name_prefix: format!("tgfleet-{seq}"),
             settings: settings.clone(),
             store: store.clone(),
-            factory,
+            factory: factory.clone(),
             registry: registry.clone(),
             metrics,
         });
@@ -98,6 +99,7 @@ impl Fleet {
         let fleet = Fleet {
             inner: Arc::new(Inner {
                 registry,
+                factory,
                 shards,
                 settings,
                 accepting: AtomicBool::new(true),
@@ -159,16 +161,20 @@ impl Fleet {
         account_id: AccountId,
         request: AccountRequest,
     ) -> Result<AccountReply, FleetError> {
-        // One retry, only when the message never reached the actor (it died between lookup and
-        // send): the request certainly did not run, so repeating it is safe.
-        let mut retry = Some(request.clone());
-        let mut request = request;
+        // Retried only when the request certainly did not run: it never reached the actor (it
+        // died, or was draining to hibernate, between lookup and send), or the actor answered
+        // `Hibernating`. Each retry goes to the next actor, so a few are plenty.
+        let mut retries_left = 3u32;
         loop {
             let actor = self.resolve(account_id).await?;
+            let attempt = request.clone();
             match actor
-                .call(|reply| AccountMsg::Request(request, reply), None)
+                .call(|reply| AccountMsg::Request(attempt, reply), None)
                 .await
             {
+                Ok(CallResult::Success(Err(AccountError::Hibernating))) if retries_left > 0 => {
+                    retries_left -= 1;
+                }
                 Ok(CallResult::Success(answer)) => return answer.map_err(FleetError::Account),
                 Ok(CallResult::SenderError) => {
                     return Err(FleetError::unavailable(
@@ -184,22 +190,20 @@ impl Fleet {
                         "the account actor did not answer in time",
                     ))
                 }
-                Err(_) => match retry.take() {
-                    Some(again) => {
-                        // Make sure the slow path, not the stale fast-path entry, answers next.
-                        self.inner
-                            .registry
-                            .remove_if(&account_id, |_, a| a.get_id() == actor.get_id());
-                        request = again;
-                    }
-                    None => {
-                        return Err(FleetError::unavailable(
-                            account_id,
-                            UnavailableKind::ActorStopped,
-                            "the account actor stopped before the request reached it",
-                        ))
-                    }
-                },
+                Err(_) if retries_left > 0 => {
+                    retries_left -= 1;
+                    // Make sure the slow path, not the stale fast-path entry, answers next.
+                    self.inner
+                        .registry
+                        .remove_if(&account_id, |_, a| a.get_id() == actor.get_id());
+                }
+                Err(_) => {
+                    return Err(FleetError::unavailable(
+                        account_id,
+                        UnavailableKind::ActorStopped,
+                        "the account actor stopped before the request reached it",
+                    ))
+                }
             }
         }
     }
@@ -357,6 +361,7 @@ impl Fleet {
         pace.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut after_id = None;
         let mut started = 0usize;
+        let mut resting = 0usize;
         loop {
             let page = store
                 .list_accounts(AccountFilter {
@@ -372,6 +377,13 @@ impl Fleet {
                 if !self.inner.accepting.load(Ordering::SeqCst) {
                     return Ok(());
                 }
+                if account.state == AccountState::Hibernated && self.inner.settings.hibernation {
+                    // No actor, no connection: its first call starts it. Not paced either, so a
+                    // fleet of mostly hibernated accounts is up at once.
+                    self.inner.factory.resting(account.id, account.state);
+                    resting += 1;
+                    continue;
+                }
                 pace.tick().await;
                 let _ = self.shard(account.id).cast(ShardMsg::Start {
                     account_id: account.id,
@@ -382,7 +394,11 @@ impl Fleet {
                 break;
             }
         }
-        tracing::info!(started, "persisted accounts handed to their supervisors");
+        tracing::info!(
+            started,
+            hibernated = resting,
+            "persisted accounts handed to their supervisors"
+        );
         Ok(())
     }
 

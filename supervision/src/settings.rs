@@ -29,6 +29,9 @@ pub struct SupervisionSettings {
     pub liveness_timeout: Duration,
     /// How long `shutdown` waits for actors to stop (and persist) before killing them.
     pub shutdown_timeout: Duration,
+    /// Accounts hibernate (`fleet.hibernate_after_s` > 0): a `hibernated` account is left
+    /// without an actor at start-up, and its actor ending itself to hibernate is not a stop.
+    pub hibernation: bool,
 }
 
 impl Default for SupervisionSettings {
@@ -63,6 +66,8 @@ impl Default for SupervisionSettings {
             // 10 s: persisting a session is one small database write; a stop that takes longer is
             // stuck on Telegram, and the state was already persisted after its last change.
             shutdown_timeout: Duration::from_secs(10),
+            // Off, like `fleet.hibernate_after_s`'s default.
+            hibernation: false,
         }
     }
 }

@@ -34,6 +34,10 @@ use crate::settings::SupervisionSettings;
 /// be restarted in place as silent: the hook for the actor's own watchdog.
 pub const WATCHDOG_STOP_REASON: &str = "watchdog";
 
+/// ractor's exit reason for an actor that drained its mailbox; account actors drain themselves
+/// only to hibernate.
+const DRAINED_STOP_REASON: &str = "Drained";
+
 /// How many liveness checks of one supervisor are in flight at once: enough to check thousands of
 /// idle actors within a second or two, few enough not to flood the runtime with timers.
 const LIVENESS_CONCURRENCY: usize = 64;
@@ -163,6 +167,13 @@ enum Phase {
     },
     Running {
         actor: ActorRef<AccountMsg>,
+    },
+    /// The running actor is ending on its own (hibernating, or failing) and calls came in
+    /// meanwhile: its exit decides what they get — a new actor at once if it hibernated or
+    /// stopped, the restart policy if it failed.
+    Exiting {
+        actor: ActorRef<AccountMsg>,
+        waiters: Vec<Waiter>,
     },
     /// The actor was asked to go (operator restart) or killed (watchdog); on its exit it is
     /// started again.
@@ -380,15 +391,16 @@ impl Shard {
         let Some(waiter) = waiter else { return };
         match &mut slot.phase {
             Phase::Running { actor } if is_alive(actor) => waiter.answer(Ok(actor.clone())),
-            // Its exit event is on the way; the restart decision follows it.
-            Phase::Running { .. } => waiter.answer(Err(FleetError::unavailable(
-                account_id,
-                UnavailableKind::Restarting,
-                "the account actor has just stopped; retry in a moment",
-            ))),
-            Phase::Starting { waiters, .. } | Phase::Restarting { waiters, .. } => {
-                waiters.push(waiter)
+            // Its exit event is on the way; the call waits for what follows it.
+            Phase::Running { actor } => {
+                slot.phase = Phase::Exiting {
+                    actor: actor.clone(),
+                    waiters: vec![waiter],
+                }
             }
+            Phase::Starting { waiters, .. }
+            | Phase::Restarting { waiters, .. }
+            | Phase::Exiting { waiters, .. } => waiters.push(waiter),
             Phase::Stopping { .. } => waiter.answer(Err(FleetError::unavailable(
                 account_id,
                 UnavailableKind::Stopping,
@@ -608,6 +620,7 @@ impl Shard {
                 (waiters, None)
             }
             Phase::Running { .. } => (Vec::new(), None),
+            Phase::Exiting { waiters, .. } => (waiters, None),
             Phase::Restarting {
                 reason, waiters, ..
             } => (waiters, Some(reason)),
@@ -664,14 +677,36 @@ impl Shard {
                     waiters,
                 );
             }
-            (None, Exit::Stopped(reason)) => {
-                // A normal stop is the actor's own decision (unauthorized, banned, logged out…):
-                // the account is in a final state and is not restarted.
-                tracing::info!(
+            (None, Exit::Stopped(reason)) if !waiters.is_empty() => {
+                // Calls arrived while it ended on its own: a new actor answers them, in whatever
+                // state the account was left (a hibernated one reconnects, a logged-out one
+                // says so) — better than an error for a call that did not run.
+                tracing::debug!(
                     account_id,
                     reason = reason.as_deref().unwrap_or(""),
-                    "account actor stopped"
+                    "account actor ended with calls waiting; starting a new one"
                 );
+                let generation = self.spawn_child(myself, &mut state.spawner, account_id, false);
+                if let Some(slot) = state.slots.get_mut(&account_id) {
+                    slot.generation = generation;
+                    slot.phase = Phase::Starting {
+                        waiters,
+                        stop_waiters: Vec::new(),
+                    };
+                }
+            }
+            (None, Exit::Stopped(reason)) => {
+                // A normal stop is the actor's own decision (hibernated, unauthorized, banned,
+                // logged out…): the account rests in that state and is not restarted.
+                if reason.as_deref() == Some(DRAINED_STOP_REASON) {
+                    tracing::debug!(account_id, "account actor hibernated");
+                } else {
+                    tracing::info!(
+                        account_id,
+                        reason = reason.as_deref().unwrap_or(""),
+                        "account actor stopped"
+                    );
+                }
                 state.slots.remove(&account_id);
                 answer_all(
                     waiters,
@@ -838,9 +873,9 @@ impl Shard {
                     String::new(),
                 );
             }
-            Phase::Starting { waiters, .. } | Phase::Restarting { waiters, .. } => {
-                waiters.push(Waiter::Done(reply))
-            }
+            Phase::Starting { waiters, .. }
+            | Phase::Restarting { waiters, .. }
+            | Phase::Exiting { waiters, .. } => waiters.push(Waiter::Done(reply)),
             Phase::Stopping { .. } => {
                 let _ = reply.send(Err(FleetError::unavailable(
                     account_id,
@@ -916,6 +951,26 @@ impl Shard {
             }
             Phase::Starting { stop_waiters, .. } => stop_waiters.push(reply),
             Phase::Stopping { waiters, .. } => waiters.push(reply),
+            Phase::Exiting { .. } => {
+                let Phase::Exiting { actor, waiters } =
+                    std::mem::replace(&mut slot.phase, Phase::Quarantined)
+                else {
+                    return;
+                };
+                answer_all(
+                    waiters,
+                    Err(FleetError::unavailable(
+                        account_id,
+                        UnavailableKind::Stopping,
+                        "the account actor is being stopped",
+                    )),
+                );
+                // It is going already; its exit ends the stop.
+                slot.phase = Phase::Stopping {
+                    actor,
+                    waiters: vec![reply],
+                };
+            }
             Phase::Restarting { .. } => {
                 let Phase::Restarting { actor, waiters, .. } =
                     std::mem::replace(&mut slot.phase, Phase::Quarantined)
@@ -1050,6 +1105,14 @@ impl Shard {
                         Vec::new(),
                     );
                 }
+                Phase::Exiting { actor, waiters } => {
+                    // Ending already; its exit finds the supervisor shutting down.
+                    answer_all(waiters, Err(shutting_down(account_id)));
+                    slot.phase = Phase::Exiting {
+                        actor,
+                        waiters: Vec::new(),
+                    };
+                }
                 // A start in flight is stopped when it reports (see `spawned`).
                 phase @ (Phase::Starting { .. } | Phase::Stopping { .. }) => slot.phase = phase,
                 Phase::Backoff { .. } | Phase::Quarantined => {
@@ -1122,9 +1185,10 @@ fn stats(state: &ShardState) -> ShardStats {
     };
     for slot in state.slots.values() {
         match slot.phase {
-            Phase::Running { .. } | Phase::Restarting { .. } | Phase::Stopping { .. } => {
-                stats.children += 1
-            }
+            Phase::Running { .. }
+            | Phase::Exiting { .. }
+            | Phase::Restarting { .. }
+            | Phase::Stopping { .. } => stats.children += 1,
             Phase::Starting { .. } => stats.starting += 1,
             Phase::Backoff { .. } => stats.backing_off += 1,
             Phase::Quarantined => stats.quarantined += 1,

@@ -26,6 +26,14 @@ fn settings() -> SupervisionSettings {
 
 /// One "process": a store connection, a cipher and metrics over the shared temp dir.
 async fn open_env(dc: &TestDc, dir: &tempfile::TempDir) -> Arc<AccountEnv> {
+    open_env_with(dc, dir, AccountLimits::default()).await
+}
+
+async fn open_env_with(
+    dc: &TestDc,
+    dir: &tempfile::TempDir,
+    limits: AccountLimits,
+) -> Arc<AccountEnv> {
     let url = format!("sqlite://{}/tgfleet.db", dir.path().display());
     let store = tgfleet_persistence::connect(&url).await.expect("store");
     let cipher = SessionCipher::local(dir.path().join("session.key")).expect("key");
@@ -42,7 +50,7 @@ async fn open_env(dc: &TestDc, dir: &tempfile::TempDir) -> Arc<AccountEnv> {
                 register_key: Arc::new(move |key| registrar.register_auth_key(key)),
             },
         },
-        limits: AccountLimits::default(),
+        limits,
         metrics,
     })
 }
@@ -267,6 +275,203 @@ async fn a_revoked_session_stops_the_actor_for_good() {
             AccountState::Unauthorized
         );
         fleet.shutdown().await;
+    })
+    .await
+    .expect("test bound");
+}
+
+/// Hibernation in short periods: the watchdog ticks every 20 ms and an account idle for 60 ms
+/// hibernates, so calls spaced around that race the actor's end.
+fn hibernating_limits() -> AccountLimits {
+    AccountLimits {
+        watchdog_period: Duration::from_millis(20),
+        hibernate_after: Some(Duration::from_millis(60)),
+        ..AccountLimits::default()
+    }
+}
+
+fn hibernating_settings() -> SupervisionSettings {
+    SupervisionSettings {
+        hibernation: true,
+        ..settings()
+    }
+}
+
+async fn send_me(fleet: &Fleet, id: i64, text: &str) -> Result<AccountReply, FleetError> {
+    fleet
+        .call(
+            id,
+            AccountRequest::SendMessage {
+                peer: "me".into(),
+                text: text.into(),
+                dedupe_key: None,
+            },
+        )
+        .await
+}
+
+async fn hibernations(env: &AccountEnv, id: i64) -> usize {
+    let page = env
+        .store
+        .list_logs(tgfleet_persistence::LogFilter {
+            account_id: Some(id),
+            limit: 1000,
+            ..Default::default()
+        })
+        .await
+        .expect("logs");
+    page.iter().filter(|l| l.event == "hibernated").count()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn calls_racing_hibernation_all_run_and_one_actor_at_most_serves_each_account() {
+    tokio::time::timeout(BOUND, async {
+        let dc = TestDc::start(TestDcConfig::default())
+            .await
+            .expect("testdc");
+        let dir = tempfile::tempdir().expect("dir");
+        let env = open_env_with(&dc, &dir, hibernating_limits()).await;
+        let fleet = Fleet::start_accounts(
+            hibernating_settings(),
+            env.clone(),
+            &prometheus::Registry::new(),
+        )
+        .await
+        .expect("fleet");
+        let mut ids = Vec::new();
+        for (i, phone) in ["+15550150", "+15550151", "+15550152"].iter().enumerate() {
+            dc.add_user(UserSpec::new(phone, "Racer"));
+            let id = if i == 0 {
+                user_account(&env, phone).await
+            } else {
+                let owner = env.store.account(ids[0]).await.expect("row").owner_id;
+                env.store
+                    .create_account(NewAccount {
+                        owner_id: owner,
+                        label: None,
+                        kind: AccountKind::User,
+                        phone: Some((*phone).into()),
+                    })
+                    .await
+                    .expect("account")
+                    .id
+            };
+            fleet
+                .call(
+                    id,
+                    AccountRequest::SendCode {
+                        phone: (*phone).into(),
+                    },
+                )
+                .await
+                .expect("code sent");
+            sign_in(&fleet, &dc, id, phone).await;
+            ids.push(id);
+        }
+
+        // Each account gets calls spaced 0–120 ms apart, around the 60 ms idle limit: some land
+        // on a live actor, some on one that is draining, some on none.
+        let max_actors = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let watcher = tokio::spawn({
+            let (fleet, max_actors) = (fleet.clone(), max_actors.clone());
+            async move {
+                loop {
+                    max_actors.fetch_max(fleet.actor_count(), std::sync::atomic::Ordering::Relaxed);
+                    tokio::time::sleep(Duration::from_millis(1)).await;
+                }
+            }
+        });
+        let mut calls = tokio::task::JoinSet::new();
+        for (n, id) in ids.iter().copied().enumerate() {
+            let fleet = fleet.clone();
+            calls.spawn(async move {
+                let mut failures = Vec::new();
+                for i in 0..40u64 {
+                    let pause = (i * 37 + n as u64 * 11) % 121;
+                    tokio::time::sleep(Duration::from_millis(pause)).await;
+                    if let Err(e) = send_me(&fleet, id, "race").await {
+                        failures.push(format!("{e:?}"));
+                    }
+                }
+                failures
+            });
+        }
+        while let Some(failures) = calls.join_next().await {
+            let failures = failures.expect("caller task");
+            assert!(failures.is_empty(), "calls failed: {failures:?}");
+        }
+        watcher.abort();
+        assert!(
+            max_actors.load(std::sync::atomic::Ordering::Relaxed) <= ids.len(),
+            "more actors than accounts at some moment"
+        );
+        let mut slept = 0;
+        for id in &ids {
+            slept += hibernations(&env, *id).await;
+        }
+        // Without hibernations in between, the race was not run.
+        assert!(slept >= 10, "only {slept} hibernations");
+        fleet.shutdown().await;
+    })
+    .await
+    .expect("test bound");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hibernated_accounts_start_with_no_actor_and_wake_on_their_first_call() {
+    tokio::time::timeout(BOUND, async {
+        let dc = TestDc::start(TestDcConfig::default())
+            .await
+            .expect("testdc");
+        let dir = tempfile::tempdir().expect("dir");
+        let phone = "+15550153";
+        dc.add_user(UserSpec::new(phone, "Dormant"));
+        let env = open_env_with(&dc, &dir, hibernating_limits()).await;
+        let id = user_account(&env, phone).await;
+        let first =
+            Fleet::start_accounts(hibernating_settings(), env, &prometheus::Registry::new())
+                .await
+                .expect("fleet");
+        first
+            .call(
+                id,
+                AccountRequest::SendCode {
+                    phone: phone.into(),
+                },
+            )
+            .await
+            .expect("code sent");
+        sign_in(&first, &dc, id, phone).await;
+        while first.actor_count() > 0 {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        first.shutdown().await;
+
+        // A new process: the hibernated account gets no actor and no connection, yet counts.
+        let env = open_env_with(&dc, &dir, hibernating_limits()).await;
+        assert_eq!(
+            env.store.account(id).await.expect("row").state,
+            AccountState::Hibernated
+        );
+        let second = Fleet::start_accounts(
+            hibernating_settings(),
+            env.clone(),
+            &prometheus::Registry::new(),
+        )
+        .await
+        .expect("fleet");
+        second.startup_finished().await;
+        assert_eq!(second.actor_count(), 0);
+        assert_eq!(dc.connection_count(), 0);
+        assert_eq!(env.metrics.state_of(id), Some(AccountState::Hibernated));
+
+        let sent = send_me(&second, id, "good morning").await;
+        assert!(matches!(sent, Ok(AccountReply::Sent { .. })), "{sent:?}");
+        assert_eq!(
+            env.store.account(id).await.expect("row").state,
+            AccountState::Active
+        );
+        second.shutdown().await;
     })
     .await
     .expect("test bound");

@@ -276,6 +276,58 @@ async fn a_normal_stop_is_not_restarted() {
     h.fleet.shutdown().await;
 }
 
+fn send(text: &str) -> AccountRequest {
+    AccountRequest::SendMessage {
+        peer: "me".into(),
+        text: text.into(),
+        dedupe_key: None,
+    }
+}
+
+#[tokio::test]
+async fn a_call_queued_behind_hibernation_is_run_by_the_next_actor() {
+    let h = Harness::sqlite(fast_settings()).await;
+    let id = h.account(AccountState::Active).await;
+    h.fleet.ensure_started(id).await.unwrap();
+    let hibernating = tokio::spawn({
+        let fleet = h.fleet.clone();
+        async move { fleet.call(id, send("hibernate")).await }
+    });
+    // Queued while the actor decides to hibernate: it answers `Hibernating`, the fleet resends.
+    h.wait_until("the hibernate call to start", || {
+        h.journal.hibernations_begun(id) == 1
+    })
+    .await;
+    let queued = h.status(id).await;
+    assert!(queued.is_ok(), "{queued:?}");
+    assert!(matches!(
+        hibernating.await.unwrap(),
+        Ok(AccountReply::Sent { .. })
+    ));
+    assert_eq!(h.journal.starts(id), 2, "the next actor answered");
+    assert_eq!(h.fleet.supervisor_stats().await.restarts, 0);
+    h.fleet.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_call_reaching_an_actor_that_is_ending_waits_for_the_next_one() {
+    let h = Harness::sqlite(fast_settings()).await;
+    let id = h.account(AccountState::Active).await;
+    h.fleet.ensure_started(id).await.unwrap();
+    let sent = h.fleet.call(id, send("hibernate")).await;
+    assert!(matches!(sent, Ok(AccountReply::Sent { .. })), "{sent:?}");
+    // The actor is draining and takes 300 ms to exit: the call waits for its exit rather than
+    // failing, and is answered by a new actor started only after the old one is gone.
+    assert_eq!(h.journal.live(id), 1);
+    let answer = h.status(id).await;
+    assert!(answer.is_ok(), "{answer:?}");
+    assert_eq!(h.journal.starts(id), 2);
+    assert_eq!(h.journal.graceful_stops(id), 1, "the old actor ended first");
+    assert_eq!(h.journal.live(id), 1, "never two actors");
+    assert_eq!(h.fleet.supervisor_stats().await.restarts, 0);
+    h.fleet.shutdown().await;
+}
+
 #[tokio::test]
 async fn stop_persists_and_a_later_call_starts_again() {
     let h = Harness::sqlite(fast_settings()).await;

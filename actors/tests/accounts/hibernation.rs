@@ -7,7 +7,7 @@ use tgfleet_actors::{AccountLimits, AccountReply, AccountRequest};
 use tgfleet_persistence::{AccountId, AccountState};
 use tgfleet_testdc::{TestDcConfig, UserSpec};
 
-use crate::harness::{logs, spawn, Harness, BOUND};
+use crate::harness::{logs, spawn, Ending, Harness, Running, BOUND};
 
 /// Short periods so the test takes a second, not minutes: the watchdog ticks every 50 ms and an
 /// account idle for 200 ms hibernates.
@@ -50,19 +50,41 @@ async fn wait_for_connections(h: &Harness, n: usize) {
     }
 }
 
+/// Waits (bounded) until the actor has ended on its own.
+async fn ended(running: Running) {
+    tokio::time::timeout(BOUND, running.handle)
+        .await
+        .expect("the idle actor ended itself")
+        .expect("actor task joins");
+}
+
 #[tokio::test]
-async fn a_hibernated_account_reconnects_on_its_next_call_with_the_same_session() {
+async fn an_idle_account_hibernates_by_ending_its_actor_and_its_next_actor_keeps_the_session() {
     let h = Harness::with_config(TestDcConfig::default(), limits()).await;
     h.dc.add_user(UserSpec::new("+15551400", "Sleepy"));
-    let (id, running) = h.logged_in("+15551400").await;
+    let (id, running, mut endings) = h.logged_in_supervised("+15551400").await;
     let keys = auth_keys(&h, id).await;
 
-    running.wait_for(AccountState::Hibernated).await;
+    // Hibernation leaves nothing in memory: the actor itself goes, as a normal stop (a failure
+    // would make its supervisor restart it).
+    ended(running).await;
+    let ending = tokio::time::timeout(BOUND, endings.recv())
+        .await
+        .expect("the supervisor hears of the end");
+    assert_eq!(ending, Some(Ending::Stopped(Some("Drained".into()))));
     wait_for_connections(&h, 0).await;
     let row = h.env.store.account(id).await.expect("account row");
     assert_eq!(row.state, AccountState::Hibernated);
+    assert_eq!(
+        h.env.metrics.state_of(id),
+        Some(AccountState::Hibernated),
+        "a hibernated account stays counted in tgfleet_accounts"
+    );
 
-    match running
+    // The fleet starts a new actor on the next call: it reconnects with the same auth key.
+    let woken = spawn(&h.env, id).await;
+    assert_eq!(woken.status().await.state, AccountState::Hibernated);
+    match woken
         .call(AccountRequest::SendMessage {
             peer: "me".into(),
             text: "wake up".into(),
@@ -73,7 +95,7 @@ async fn a_hibernated_account_reconnects_on_its_next_call_with_the_same_session(
         Ok(AccountReply::Sent { .. }) => {}
         other => panic!("a hibernated account's send answered {other:?}"),
     }
-    assert_eq!(running.status().await.state, AccountState::Active);
+    assert_eq!(woken.status().await.state, AccountState::Active);
     assert_eq!(auth_keys(&h, id).await, keys, "waking changed the auth key");
     let events: Vec<String> = logs(&h.env, id)
         .await
@@ -82,25 +104,30 @@ async fn a_hibernated_account_reconnects_on_its_next_call_with_the_same_session(
         .collect();
     assert!(events.iter().any(|e| e == "hibernated"), "{events:?}");
     assert!(events.iter().any(|e| e == "woken"), "{events:?}");
-    running.stop().await;
+    woken.stop().await;
 }
 
 #[tokio::test]
-async fn a_hibernated_account_restarts_hibernated_without_connecting() {
+async fn an_actor_started_for_a_hibernated_account_without_a_call_never_connects_and_ends_again() {
     let h = Harness::with_config(TestDcConfig::default(), limits()).await;
     h.dc.add_user(UserSpec::new("+15551401", "Sleepy Two"));
     let (id, running) = h.logged_in("+15551401").await;
-    running.wait_for(AccountState::Hibernated).await;
-    running.crash().await;
+    ended(running).await;
     wait_for_connections(&h, 0).await;
 
-    let restarted = spawn(&h.env, id).await;
-    assert_eq!(restarted.status().await.state, AccountState::Hibernated);
-    // Give a wrongly eager actor time to connect before looking.
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // Started by a status read (or a crash restart): it answers, stays hibernated, and goes
+    // again once idle, without ever opening a connection.
+    let reader = spawn(&h.env, id).await;
+    assert_eq!(reader.status().await.state, AccountState::Hibernated);
     assert_eq!(h.dc.connection_count(), 0);
+    ended(reader).await;
+    assert_eq!(h.dc.connection_count(), 0);
+    let row = h.env.store.account(id).await.expect("account row");
+    assert_eq!(row.state, AccountState::Hibernated);
+
+    let woken = spawn(&h.env, id).await;
     assert!(matches!(
-        restarted
+        woken
             .call(AccountRequest::SendMessage {
                 peer: "me".into(),
                 text: "after a restart".into(),
@@ -109,5 +136,5 @@ async fn a_hibernated_account_restarts_hibernated_without_connecting() {
             .await,
         Ok(AccountReply::Sent { .. })
     ));
-    restarted.stop().await;
+    woken.stop().await;
 }

@@ -26,6 +26,7 @@ struct JournalInner {
     starts: HashMap<AccountId, usize>,
     live: HashMap<AccountId, usize>,
     graceful_stops: HashMap<AccountId, usize>,
+    hibernations_begun: HashMap<AccountId, usize>,
 }
 
 impl Journal {
@@ -41,6 +42,13 @@ impl Journal {
     pub fn live_total(&self) -> usize {
         self.lock().live.values().sum()
     }
+    pub fn hibernations_begun(&self, id: AccountId) -> usize {
+        self.lock()
+            .hibernations_begun
+            .get(&id)
+            .copied()
+            .unwrap_or(0)
+    }
     pub fn graceful_stops(&self, id: AccountId) -> usize {
         self.lock().graceful_stops.get(&id).copied().unwrap_or(0)
     }
@@ -48,7 +56,9 @@ impl Journal {
 
 /// Stands in for `AccountActor`: reloads its account row on start (as the real one reloads its
 /// session), panics on `Crash`, hangs on `SendMessage{text:"hang"}`, stops itself with reason
-/// `logged_out` on `LogOut`, and answers `Status` from what it loaded.
+/// `logged_out` on `LogOut`, and answers `Status` from what it loaded. `SendMessage{text:
+/// "hibernate"}` hibernates it as the real one does — drain, answering `Hibernating` to what is
+/// still queued — but slowly (a 200 ms handler, a 300 ms exit), so tests can call into the gap.
 pub struct TestActor {
     pub store: Arc<dyn Store>,
     pub journal: Arc<Journal>,
@@ -56,6 +66,7 @@ pub struct TestActor {
 
 pub struct TestState {
     account: Account,
+    hibernating: bool,
     /// Decremented in `post_stop` or, for a panic or kill, on drop.
     _live: LiveGuard,
 }
@@ -95,6 +106,7 @@ impl Actor for TestActor {
         }
         Ok(TestState {
             account,
+            hibernating: false,
             _live: LiveGuard {
                 id,
                 journal: self.journal.clone(),
@@ -109,6 +121,23 @@ impl Actor for TestActor {
         state: &mut TestState,
     ) -> Result<(), ActorProcessingErr> {
         match message {
+            AccountMsg::Request(_, reply) if state.hibernating => {
+                let _ = reply.send(Err(tgfleet_actors::AccountError::Hibernating));
+            }
+            AccountMsg::Request(AccountRequest::SendMessage { text, .. }, reply)
+                if text == "hibernate" =>
+            {
+                *self
+                    .journal
+                    .lock()
+                    .hibernations_begun
+                    .entry(state.account.id)
+                    .or_default() += 1;
+                tokio::time::sleep(Duration::from_millis(200)).await;
+                state.hibernating = true;
+                myself.drain()?;
+                let _ = reply.send(Ok(AccountReply::Sent { message_id: 1 }));
+            }
             AccountMsg::Crash => panic!("crash requested for account {}", state.account.id),
             AccountMsg::Request(AccountRequest::Status, reply) => {
                 let a = &state.account;
@@ -145,6 +174,9 @@ impl Actor for TestActor {
         _myself: ActorRef<AccountMsg>,
         state: &mut TestState,
     ) -> Result<(), ActorProcessingErr> {
+        if state.hibernating {
+            tokio::time::sleep(Duration::from_millis(300)).await;
+        }
         let mut j = self.journal.lock();
         *j.graceful_stops.entry(state.account.id).or_default() += 1;
         Ok(())
