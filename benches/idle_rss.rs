@@ -22,7 +22,7 @@
 
 #[path = "common/mod.rs"]
 mod common;
-use common::{bench_owner, proc_status_kib, request, rss_kib, spawn_actor};
+use common::{bench_owner, proc_status_kib, raise_fd_limit, request, rss_kib, spawn_actor};
 
 #[global_allocator]
 static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
@@ -217,22 +217,6 @@ fn accounts() -> usize {
         .ok()
         .and_then(|n| n.parse().ok())
         .unwrap_or(10_000)
-}
-
-/// 10,000 accounts need 10,000 sockets in this process and as many in testdc (which inherits the
-/// limit): lift the soft limit to the hard one.
-fn raise_fd_limit() {
-    let mut lim = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: plain syscalls on a local struct.
-    unsafe {
-        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) == 0 && lim.rlim_cur < lim.rlim_max {
-            lim.rlim_cur = lim.rlim_max;
-            libc::setrlimit(libc::RLIMIT_NOFILE, &lim);
-        }
-    }
 }
 
 /// jemalloc's own view: `allocated` is live heap bytes. It counts grammers' two 1 MiB connection

@@ -64,3 +64,19 @@ pub async fn bench_owner(store: &dyn Store) -> UserId {
         .expect("owner")
         .id
 }
+
+/// Thousands of accounts need as many sockets in this process and in the testdc and server
+/// processes it starts (children inherit the limit): lift the soft limit to the hard one.
+pub fn raise_fd_limit() {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: plain syscalls on a local struct.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) == 0 && lim.rlim_cur < lim.rlim_max {
+            lim.rlim_cur = lim.rlim_max;
+            libc::setrlimit(libc::RLIMIT_NOFILE, &lim);
+        }
+    }
+}

@@ -1,0 +1,759 @@
+//! Routing overhead: `messages.sendMessage` to self through tgfleet (REST → registry → account
+//! actor → grammers → testdc) against bare grammers clients (→ testdc), in the same run.
+//!
+//! `cargo bench --bench routing_overhead` (env `ROUTING_ACCOUNTS`, default 1000;
+//! `ROUTING_SECONDS` per measured arm, default 10; `ROUTING_CONCURRENCY`, default 64;
+//! `ROUTING_ROUNDS`, default 2). Three processes:
+//! 1. **testdc**: the real `tgfleet testdc` binary (fake DCs, HTTP control API);
+//! 2. **server**: the real `tgfleet serve`, its Telegram that testdc (`telegram.testdc_control`),
+//!    its own SQLite data dir;
+//! 3. **load generator** (this process): registers an API user and logs N accounts in by code
+//!    through the REST API, then drives both arms.
+//!
+//! - **REST arm**: `POST /api/v1/telegram/accounts/{id}/messages` `{"peer":"me","text":…}` with
+//!   a bearer token over keep-alive HTTP/1.1 connections (reqwest); 201 is success.
+//! - **bare arm**: N grammers `SenderPool`s in this process, built as the account actor builds
+//!   its client (`NoRetries`, updates drained) on the *same* sessions — the server's sealed
+//!   sessions are opened with its session key — each invoking `messages.sendMessage` to
+//!   `inputPeerSelf` with the same text. testdc answers AUTH_KEY_DUPLICATED only when
+//!   `strict_duplicate_keys` is on (off in `tgfleet testdc`), so a key live in the server and in
+//!   a bare client at once is accepted; the bare clients still quit at the end of every bare
+//!   phase, so the REST arm runs without them.
+//!
+//! Both arms keep the same number of requests in flight (workers each with one request
+//! outstanding), spread round-robin over the N accounts, for a fixed duration, after a warm-up
+//! pass that sends one message from every account (the bare clients connect there). Arms are
+//! interleaved (bare, REST, bare, REST …) so drift on the shared machine hits both alike, and the
+//! whole sequence runs at `ROUTING_CONCURRENCY` and again with 1 in flight, where the added
+//! latency is least blurred by queueing. Reported per arm: throughput (msgs/s), p50/p99/max
+//! latency; then the ratio REST/bare and the added p99 (REST p99 − bare p99). Any non-2xx answer
+//! or error is counted and printed, and makes the figure invalid.
+//!
+//! Limits raised because they are not the subject: `auth.user_rate_per_second` (one API user
+//! sends every message; the default 50/s would be the bottleneck), `fleet.calls_per_second` /
+//! `fleet.calls_burst` (per-account pacing, default 5/s burst 10: at 64 in flight over 1,000
+//! accounts each account sends several messages a second), `auth.access_ttl_s` (one token for
+//! the whole run). Everything else is the product default (log level, shards, timeouts).
+
+#[path = "common/mod.rs"]
+mod common;
+
+#[global_allocator]
+static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::net::TcpListener;
+use std::num::NonZeroUsize;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicI64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use futures::StreamExt;
+use grammers_mtsender::{ConnectionParams, NoRetries, SenderPool, SenderPoolHandle};
+use grammers_session::storages::MemorySession;
+use grammers_session::types::DcOption;
+use grammers_session::SessionData;
+use grammers_tl_types as tl;
+use serde_json::{json, Value};
+use tgfleet_persistence::SessionCipher;
+
+const TEXT: &str = "routing overhead bench: the same text on both arms";
+/// A safety bound per request; a request that hits it is counted as an error.
+const REQUEST_BOUND: Duration = Duration::from_secs(30);
+
+fn main() {
+    common::raise_fd_limit();
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("tokio runtime")
+        .block_on(run());
+}
+
+fn knob(name: &str, default: usize) -> usize {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+// ---------------------------------------------------------------- processes
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free loopback port")
+}
+
+/// A `tgfleet` child process: SIGTERM (graceful stop) on `stop`, SIGKILL if dropped unstopped.
+struct Proc {
+    child: Child,
+    name: &'static str,
+    log: PathBuf,
+}
+
+impl Proc {
+    fn spawn(dir: &Path, name: &'static str, args: &[&str], env: &[(&str, String)]) -> Self {
+        let log = dir.join(format!("{name}.log"));
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_tgfleet"));
+        cmd.current_dir(dir)
+            .args(args)
+            .env_remove("RUST_LOG")
+            .stdin(Stdio::null())
+            // A file, not a pipe: a full pipe nobody reads would block the process.
+            .stdout(std::fs::File::create(&log).expect("log file"))
+            .stderr(std::fs::File::create(&log).expect("log file"));
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let child = cmd.spawn().expect("spawn tgfleet");
+        Self { child, name, log }
+    }
+
+    fn log_tail(&self) -> String {
+        let text = std::fs::read_to_string(&self.log).unwrap_or_default();
+        let lines: Vec<&str> = text.lines().collect();
+        lines[lines.len().saturating_sub(20)..].join("\n")
+    }
+
+    fn stop(mut self) {
+        // SAFETY: signalling our own child by its pid.
+        unsafe {
+            libc::kill(self.child.id() as libc::pid_t, libc::SIGTERM);
+        }
+        let started = Instant::now();
+        while started.elapsed() < Duration::from_secs(30) {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                if !status.success() {
+                    eprintln!(
+                        "routing_overhead: {} exited with {status}:\n{}",
+                        self.name,
+                        self.log_tail()
+                    );
+                }
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        eprintln!("routing_overhead: {} ignored SIGTERM for 30 s", self.name);
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+async fn wait_until_up(http: &reqwest::Client, url: &str, proc: &Proc) {
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while http.get(url).send().await.is_err() {
+        assert!(
+            Instant::now() < deadline,
+            "{} never came up:\n{}",
+            proc.name,
+            proc.log_tail()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+async fn call(req: reqwest::RequestBuilder, expect: u16, what: &str) -> Value {
+    let r = req.send().await.unwrap_or_else(|e| panic!("{what}: {e}"));
+    let status = r.status().as_u16();
+    let body = r.text().await.unwrap_or_default();
+    assert_eq!(status, expect, "{what}: {body}");
+    serde_json::from_str(&body).unwrap_or(Value::Null)
+}
+
+// ---------------------------------------------------------------- setup
+
+struct Fleet {
+    api: String,
+    token: String,
+    /// Account ids, in onboarding order.
+    ids: Vec<i64>,
+}
+
+/// Registers the API user and logs `n` accounts in by code through the REST API.
+async fn onboard(http: &reqwest::Client, api: &str, control: &str, n: usize) -> Fleet {
+    let creds = json!({"email": "bench@example.org", "password": "correct horse battery"});
+    call(
+        http.post(format!("{api}/api/v1/auth/register"))
+            .json(&creds),
+        201,
+        "register",
+    )
+    .await;
+    let login = call(
+        http.post(format!("{api}/api/v1/auth/login")).json(&creds),
+        200,
+        "login",
+    )
+    .await;
+    let token = login["access_token"].as_str().expect("token").to_owned();
+    // Sandbox phones ending in 9 have 2FA.
+    let phones: Vec<String> = (0u64..)
+        .map(|i| format!("+1666{i:07}"))
+        .filter(|p| !p.ends_with('9'))
+        .take(n)
+        .collect();
+    let started = Instant::now();
+    let mut ids: Vec<(usize, i64)> = futures::stream::iter(phones.into_iter().enumerate())
+        .map(|(i, phone)| {
+            let (http, token) = (http.clone(), token.clone());
+            async move {
+                let account = call(
+                    http.post(format!("{api}/api/v1/telegram/accounts"))
+                        .bearer_auth(&token)
+                        .json(&json!({"kind": "user", "label": format!("routing {i}")})),
+                    201,
+                    "create account",
+                )
+                .await;
+                let id = account["id"].as_i64().expect("id");
+                call(
+                    http.post(format!("{api}/api/v1/telegram/accounts/{id}/login/code"))
+                        .bearer_auth(&token)
+                        .json(&json!({"phone": phone})),
+                    200,
+                    "send code",
+                )
+                .await;
+                let code = call(
+                    http.get(format!("{control}/codes/{phone}")),
+                    200,
+                    "reading the code from testdc",
+                )
+                .await;
+                let step = call(
+                    http.post(format!("{api}/api/v1/telegram/accounts/{id}/login/sign-in"))
+                        .bearer_auth(&token)
+                        .json(&json!({"code": code["code"]})),
+                    200,
+                    "sign in",
+                )
+                .await;
+                assert_eq!(step["state"], "active", "account {id} after sign-in");
+                (i, id)
+            }
+        })
+        // Onboarding is setup, not the subject: as fast as SQLite and 2 cores allow.
+        .buffer_unordered(32)
+        .collect()
+        .await;
+    ids.sort_unstable();
+    println!(
+        "routing_overhead: {n} accounts logged in through the API in {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
+    Fleet {
+        api: api.to_owned(),
+        token,
+        ids: ids.into_iter().map(|(_, id)| id).collect(),
+    }
+}
+
+/// What a bare client needs of a stored session: its home DC and the DC options with the
+/// auth key. The rest of tgfleet's session (peers, pending login, dedupe records) is not used.
+struct StoredSession {
+    home_dc: i32,
+    dc_options: Vec<DcOption>,
+}
+
+/// The server's sessions, opened the way the account actor opens them.
+async fn load_sessions(data_dir: &Path, ids: &[i64]) -> Vec<StoredSession> {
+    let settings = tgfleet_config::Settings {
+        data_dir: data_dir.to_owned(),
+        ..Default::default()
+    };
+    let store = tgfleet_persistence::connect(settings.database_url().expose())
+        .await
+        .expect("the server's database");
+    let cipher = SessionCipher::local(settings.session_key_path()).expect("the server's key");
+    let mut out = Vec::with_capacity(ids.len());
+    for &id in ids {
+        let sealed = store
+            .session(id)
+            .await
+            .expect("session read")
+            .expect("a logged-in account has a session");
+        let plain = cipher.open(id, &sealed).await.expect("session opens");
+        let v: Value = serde_json::from_slice(&plain).expect("session JSON");
+        let stored = StoredSession {
+            home_dc: v["home_dc"]
+                .as_i64()
+                .and_then(|d| i32::try_from(d).ok())
+                .expect("home_dc"),
+            dc_options: serde_json::from_value(v["dc_options"].clone()).expect("dc_options"),
+        };
+        assert!(
+            stored
+                .dc_options
+                .iter()
+                .any(|o| o.id == stored.home_dc && o.auth_key.is_some()),
+            "account {id}: no auth key for its home DC"
+        );
+        out.push(stored);
+    }
+    out
+}
+
+// ---------------------------------------------------------------- bare grammers clients
+
+/// The same connection parameters as the account actor's client (`actors/src/client.rs`):
+/// no automatic retries, grammers' default updates channel.
+fn connection_params(template: &ConnectionParams) -> ConnectionParams {
+    ConnectionParams {
+        device_model: template.device_model.clone(),
+        system_version: template.system_version.clone(),
+        app_version: template.app_version.clone(),
+        system_lang_code: template.system_lang_code.clone(),
+        lang_code: template.lang_code.clone(),
+        use_ipv6: false,
+        retry_policy: Box::new(NoRetries),
+        updates_channel_capacity: NonZeroUsize::new(100).expect("non-zero"),
+        __non_exhaustive: (),
+    }
+}
+
+struct BareClient {
+    handle: SenderPoolHandle,
+    home_dc: i32,
+    runner: tokio::task::JoinHandle<()>,
+    drain: tokio::task::JoinHandle<()>,
+}
+
+fn start_bare_clients(sessions: &[StoredSession]) -> Vec<BareClient> {
+    // `ConnectionParams::default()` probes the OS on every call; once is enough.
+    let template = ConnectionParams::default();
+    sessions
+        .iter()
+        .map(|s| {
+            let data = SessionData {
+                home_dc: s.home_dc,
+                dc_options: s.dc_options.iter().map(|o| (o.id, o.clone())).collect(),
+                ..Default::default()
+            };
+            let session = Arc::new(MemorySession::from(data));
+            // Any api_id works with testdc; the server uses its sandbox one.
+            let SenderPool {
+                runner,
+                handle,
+                mut updates,
+            } = SenderPool::with_configuration(session, 17349, connection_params(&template));
+            let runner = tokio::spawn(runner.run());
+            // grammers drops updates when the bounded channel is full; drain it as the actor does.
+            let drain = tokio::spawn(async move { while updates.recv().await.is_some() {} });
+            BareClient {
+                handle: handle.thin,
+                home_dc: s.home_dc,
+                runner,
+                drain,
+            }
+        })
+        .collect()
+}
+
+async fn stop_bare_clients(clients: Vec<BareClient>) {
+    for c in &clients {
+        c.handle.quit();
+    }
+    for c in clients {
+        let _ = tokio::time::timeout(Duration::from_secs(10), c.runner).await;
+        c.drain.abort();
+    }
+}
+
+/// testdc answers a second message with the same `random_id` from the same user with the first
+/// one's result instead of sending it: every request needs its own (testdc is fresh every run).
+static RANDOM_ID: AtomicI64 = AtomicI64::new(0);
+
+fn next_random_id() -> i64 {
+    RANDOM_ID.fetch_add(1, Ordering::Relaxed)
+}
+
+fn send_message_request() -> tl::functions::messages::SendMessage {
+    // Field for field what `actors/src/ops.rs::send_message` sends for peer "me".
+    tl::functions::messages::SendMessage {
+        no_webpage: false,
+        silent: false,
+        background: false,
+        clear_draft: false,
+        noforwards: false,
+        update_stickersets_order: false,
+        invert_media: false,
+        allow_paid_floodskip: false,
+        peer: tl::enums::InputPeer::PeerSelf,
+        reply_to: None,
+        message: TEXT.to_owned(),
+        random_id: next_random_id(),
+        reply_markup: None,
+        entities: None,
+        schedule_date: None,
+        schedule_repeat_period: None,
+        send_as: None,
+        quick_reply_shortcut: None,
+        effect: None,
+        allow_paid_stars: None,
+        suggested_post: None,
+        rich_message: None,
+    }
+}
+
+async fn bare_send(client: &BareClient) -> Result<(), String> {
+    let request = send_message_request();
+    match tokio::time::timeout(
+        REQUEST_BOUND,
+        client.handle.invoke_in_dc(client.home_dc, &request),
+    )
+    .await
+    {
+        // What testdc answers a sent message with; anything else would not be a sent message.
+        Ok(Ok(tl::enums::Updates::UpdateShortSentMessage(_))) => Ok(()),
+        Ok(Ok(other)) => Err(format!("unexpected answer: {other:?}")),
+        Ok(Err(e)) => Err(format!("grammers: {e}")),
+        Err(_) => Err("timeout".into()),
+    }
+}
+
+// ---------------------------------------------------------------- REST
+
+struct Rest {
+    http: reqwest::Client,
+    urls: Vec<String>,
+    auth: String,
+    body: &'static str,
+}
+
+impl Rest {
+    fn new(fleet: &Fleet) -> Self {
+        Self {
+            // One keep-alive connection per worker, as an HTTP client of the service would hold.
+            http: reqwest::Client::builder()
+                .timeout(REQUEST_BOUND)
+                .build()
+                .expect("http client"),
+            urls: fleet
+                .ids
+                .iter()
+                .map(|id| format!("{}/api/v1/telegram/accounts/{id}/messages", fleet.api))
+                .collect(),
+            auth: format!("Bearer {}", fleet.token),
+            // Serialized once: the load generator's own cost is not the subject.
+            body: Box::leak(
+                json!({"peer": "me", "text": TEXT})
+                    .to_string()
+                    .into_boxed_str(),
+            ),
+        }
+    }
+
+    async fn send(&self, i: usize) -> Result<(), String> {
+        let response = self
+            .http
+            .post(&self.urls[i])
+            .header(reqwest::header::AUTHORIZATION, &self.auth)
+            .header(reqwest::header::CONTENT_TYPE, "application/json")
+            .body(self.body)
+            .send()
+            .await
+            .map_err(|e| format!("http: {e}"))?;
+        let status = response.status();
+        let body = response.bytes().await.map_err(|e| format!("http: {e}"))?;
+        if status.as_u16() == 201 {
+            Ok(())
+        } else {
+            Err(format!("{status}: {}", String::from_utf8_lossy(&body)))
+        }
+    }
+}
+
+// ---------------------------------------------------------------- load
+
+#[derive(Default)]
+struct Outcome {
+    /// Microseconds per successful request.
+    latencies: Vec<u32>,
+    errors: usize,
+    first_errors: HashMap<String, usize>,
+    elapsed: Duration,
+}
+
+impl Outcome {
+    fn record_error(&mut self, e: String) {
+        self.errors += 1;
+        let distinct = self.first_errors.len();
+        match self.first_errors.get_mut(&e) {
+            Some(n) => *n += 1,
+            None if distinct < 5 => {
+                self.first_errors.insert(e, 1);
+            }
+            None => {}
+        }
+    }
+
+    fn merge(&mut self, other: Outcome) {
+        self.latencies.extend(other.latencies);
+        self.errors += other.errors;
+        for (e, n) in other.first_errors {
+            *self.first_errors.entry(e).or_default() += n;
+        }
+    }
+
+    fn throughput(&self) -> f64 {
+        self.latencies.len() as f64 / self.elapsed.as_secs_f64()
+    }
+
+    fn percentile_ms(&mut self, p: f64) -> f64 {
+        self.latencies.sort_unstable();
+        if self.latencies.is_empty() {
+            return f64::NAN;
+        }
+        let rank = ((p / 100.0) * self.latencies.len() as f64).ceil() as usize;
+        f64::from(self.latencies[rank.clamp(1, self.latencies.len()) - 1]) / 1000.0
+    }
+}
+
+/// `workers` loops, each with one request outstanding, over accounts round-robin. With a
+/// `duration`, until it has passed; without, every account once (the warm-up pass).
+async fn drive<F, Fut>(
+    accounts: usize,
+    workers: usize,
+    duration: Option<Duration>,
+    send: F,
+) -> Outcome
+where
+    F: Fn(usize) -> Fut + Clone + Send + Sync + 'static,
+    Fut: Future<Output = Result<(), String>> + Send,
+{
+    let next = Arc::new(AtomicUsize::new(0));
+    let started = Instant::now();
+    let deadline = duration.map(|d| started + d);
+    let total = Arc::new(Mutex::new(Outcome::default()));
+    let mut tasks = tokio::task::JoinSet::new();
+    for _ in 0..workers {
+        let (next, send, total) = (Arc::clone(&next), send.clone(), Arc::clone(&total));
+        tasks.spawn(async move {
+            let mut mine = Outcome::default();
+            loop {
+                let n = next.fetch_add(1, Ordering::Relaxed);
+                match deadline {
+                    Some(d) if Instant::now() >= d => break,
+                    None if n >= accounts => break,
+                    _ => {}
+                }
+                let t = Instant::now();
+                match send(n % accounts).await {
+                    Ok(()) => mine
+                        .latencies
+                        .push(u32::try_from(t.elapsed().as_micros()).unwrap_or(u32::MAX)),
+                    Err(e) => mine.record_error(e),
+                }
+            }
+            total.lock().unwrap_or_else(|e| e.into_inner()).merge(mine);
+        });
+    }
+    while let Some(done) = tasks.join_next().await {
+        done.expect("load worker");
+    }
+    let mut outcome = std::mem::take(&mut *total.lock().unwrap_or_else(|e| e.into_inner()));
+    outcome.elapsed = started.elapsed();
+    outcome
+}
+
+#[derive(Clone, Copy, PartialEq)]
+enum Arm {
+    Bare,
+    Rest,
+}
+
+impl Arm {
+    fn name(self) -> &'static str {
+        match self {
+            Arm::Bare => "bare",
+            Arm::Rest => "REST",
+        }
+    }
+}
+
+/// One measured phase of one arm: warm-up pass, then `seconds` of load.
+async fn phase(
+    arm: Arm,
+    workers: usize,
+    seconds: Duration,
+    sessions: &Arc<Vec<StoredSession>>,
+    rest: &Arc<Rest>,
+) -> Outcome {
+    let accounts = sessions.len();
+    match arm {
+        Arm::Bare => {
+            let clients = Arc::new(start_bare_clients(sessions));
+            let send = {
+                let clients = Arc::clone(&clients);
+                move |i: usize| {
+                    let clients = Arc::clone(&clients);
+                    async move { bare_send(&clients[i]).await }
+                }
+            };
+            let warm = drive(accounts, workers.max(16), None, send.clone()).await;
+            report_errors("bare warm-up", &warm);
+            let outcome = drive(accounts, workers, Some(seconds), send).await;
+            let clients = Arc::try_unwrap(clients)
+                .unwrap_or_else(|_| panic!("bare clients still shared after the phase"));
+            stop_bare_clients(clients).await;
+            outcome
+        }
+        Arm::Rest => {
+            let send = {
+                let rest = Arc::clone(rest);
+                move |i: usize| {
+                    let rest = Arc::clone(&rest);
+                    async move { rest.send(i).await }
+                }
+            };
+            let warm = drive(accounts, workers.max(16), None, send.clone()).await;
+            report_errors("REST warm-up", &warm);
+            drive(accounts, workers, Some(seconds), send).await
+        }
+    }
+}
+
+fn report_errors(what: &str, outcome: &Outcome) {
+    if outcome.errors > 0 {
+        println!(
+            "routing_overhead: {what}: {} ERRORS (figure invalid): {:?}",
+            outcome.errors, outcome.first_errors
+        );
+    }
+}
+
+fn print_phase(round: usize, workers: usize, arm: Arm, o: &mut Outcome) {
+    println!(
+        "routing_overhead: {workers} in flight, round {round}, {:>4}: {:>8.0} msgs/s, \
+         p50 {:.3} ms, p99 {:.3} ms, max {:.1} ms ({} ok, {} errors)",
+        arm.name(),
+        o.throughput(),
+        o.percentile_ms(50.0),
+        o.percentile_ms(99.0),
+        o.percentile_ms(100.0),
+        o.latencies.len(),
+        o.errors
+    );
+    report_errors(arm.name(), o);
+}
+
+async fn testdc_requests(http: &reqwest::Client, control: &str) -> u64 {
+    let stats = call(http.get(format!("{control}/stats")), 200, "testdc stats").await;
+    stats["stats"]["requests"].as_u64().expect("stats.requests")
+}
+
+async fn run() {
+    let n = knob("ROUTING_ACCOUNTS", 1000);
+    let seconds = Duration::from_secs(knob("ROUTING_SECONDS", 10) as u64);
+    let concurrency = knob("ROUTING_CONCURRENCY", 64);
+    let rounds = knob("ROUTING_ROUNDS", 2);
+    let dir = tempfile::tempdir().expect("temp dir");
+    let data_dir = dir.path().join("data");
+    let http = reqwest::Client::builder()
+        .timeout(Duration::from_secs(60))
+        .build()
+        .expect("http client");
+
+    let control_port = free_port();
+    let control = format!("http://127.0.0.1:{control_port}");
+    let testdc = Proc::spawn(
+        dir.path(),
+        "testdc",
+        &[
+            "testdc",
+            "--control",
+            &format!("127.0.0.1:{control_port}"),
+            "--sandbox-directory",
+        ],
+        &[],
+    );
+    wait_until_up(&http, &format!("{control}/stats"), &testdc).await;
+
+    let (api_port, metrics_port) = (free_port(), free_port());
+    let api = format!("http://127.0.0.1:{api_port}");
+    let big = "1000000".to_owned();
+    let server = Proc::spawn(
+        dir.path(),
+        "serve",
+        &["serve"],
+        &[
+            ("TGFLEET__DATA_DIR", data_dir.display().to_string()),
+            ("TGFLEET__API__LISTEN", format!("127.0.0.1:{api_port}")),
+            (
+                "TGFLEET__METRICS__LISTEN",
+                format!("127.0.0.1:{metrics_port}"),
+            ),
+            ("TGFLEET__TELEGRAM__TESTDC_CONTROL", control.clone()),
+            ("TGFLEET__AUTH__USER_RATE_PER_SECOND", big.clone()),
+            ("TGFLEET__AUTH__ACCESS_TTL_S", "86400".into()),
+            ("TGFLEET__FLEET__CALLS_PER_SECOND", big.clone()),
+            ("TGFLEET__FLEET__CALLS_BURST", big),
+        ],
+    );
+    wait_until_up(&http, &format!("{api}/api/v1/health"), &server).await;
+
+    let fleet = onboard(&http, &api, &control, n).await;
+    let sessions = Arc::new(load_sessions(&data_dir, &fleet.ids).await);
+    let rest = Arc::new(Rest::new(&fleet));
+    println!(
+        "routing_overhead: {n} accounts, {} s per arm per round, {rounds} rounds, arms interleaved",
+        seconds.as_secs()
+    );
+
+    let mut invalid = false;
+    for workers in [concurrency, 1] {
+        let mut totals = [Outcome::default(), Outcome::default()];
+        for round in 1..=rounds {
+            for (slot, arm) in [Arm::Bare, Arm::Rest].into_iter().enumerate() {
+                let before = testdc_requests(&http, &control).await;
+                let mut o = phase(arm, workers, seconds, &sessions, &rest).await;
+                let reached = testdc_requests(&http, &control).await - before;
+                print_phase(round, workers, arm, &mut o);
+                // Every success must be a request testdc answered (warm-up and pings add more).
+                assert!(
+                    reached >= o.latencies.len() as u64,
+                    "{} successes but testdc saw only {reached} requests",
+                    o.latencies.len()
+                );
+                invalid |= o.errors > 0;
+                let elapsed = totals[slot].elapsed + o.elapsed;
+                totals[slot].merge(o);
+                totals[slot].elapsed = elapsed;
+            }
+        }
+        let [mut bare, mut rest_total] = totals;
+        let (bare_p99, rest_p99) = (bare.percentile_ms(99.0), rest_total.percentile_ms(99.0));
+        println!(
+            "routing_overhead: {workers} in flight, all rounds: bare {:.0} msgs/s (p50 {:.3} ms, \
+             p99 {bare_p99:.3} ms); REST {:.0} msgs/s (p50 {:.3} ms, p99 {rest_p99:.3} ms); \
+             ratio REST/bare {:.2}; added p50 {:.3} ms, added p99 {:.3} ms",
+            bare.throughput(),
+            bare.percentile_ms(50.0),
+            rest_total.throughput(),
+            rest_total.percentile_ms(50.0),
+            rest_total.throughput() / bare.throughput(),
+            rest_total.percentile_ms(50.0) - bare.percentile_ms(50.0),
+            rest_p99 - bare_p99,
+        );
+    }
+    if invalid {
+        println!("routing_overhead: SOME REQUESTS FAILED: the figures above are not valid");
+    }
+
+    server.stop();
+    testdc.stop();
+    assert!(!invalid, "requests failed during the measurement");
+}
