@@ -9,6 +9,7 @@
 static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
 mod cli;
+mod malloc_conf;
 
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;

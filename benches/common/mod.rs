@@ -1,6 +1,10 @@
 //! Pieces the fleet benches share (each bench includes this module; not every bench uses all).
 #![allow(dead_code)]
 
+// The `tgfleet` binary's jemalloc options (`narenas:1`), so the benches measure the same allocator.
+#[path = "../../src/malloc_conf.rs"]
+mod malloc_conf;
+
 use std::sync::Arc;
 use std::time::Duration;
 
