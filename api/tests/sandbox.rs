@@ -442,3 +442,56 @@ async fn a_revoked_account_says_so_and_can_log_in_again() {
     assert_eq!(r.status(), 201);
     app.shutdown().await;
 }
+
+/// The scrape's lines that carry `account_id="{id}"`.
+async fn account_series(app: &TestApp, id: i64) -> Vec<String> {
+    let text = reqwest::get(format!("{}/metrics", app.metrics))
+        .await
+        .expect("scrape")
+        .text()
+        .await
+        .expect("scrape body");
+    let label = format!("account_id=\"{id}\"");
+    text.lines()
+        .filter(|l| !l.starts_with('#') && l.contains(&label))
+        .map(str::to_owned)
+        .collect()
+}
+
+#[tokio::test]
+async fn an_accounts_metric_series_leave_with_it() {
+    let app = sandbox().await;
+    let (_, token, _) = app.user("metrics@example.org").await;
+    let id = logged_in_account(&app, &token, "+15550100777").await;
+    let r = app
+        .post(
+            &format!("/api/v1/telegram/accounts/{id}/messages"),
+            Some(&token),
+            json!({"peer": "me", "text": "counted"}),
+        )
+        .await;
+    assert_eq!(r.status(), 201);
+    let series = account_series(&app, id).await;
+    assert!(
+        series
+            .iter()
+            .any(|l| l.starts_with("tgfleet_account_state{") && l.contains("state=\"active\"")),
+        "{series:?}"
+    );
+    assert!(
+        series.iter().any(|l| l.starts_with("tgfleet_rpc_total{")),
+        "{series:?}"
+    );
+
+    let r = app
+        .request(
+            Method::DELETE,
+            &format!("/api/v1/telegram/accounts/{id}"),
+            Some(&token),
+            None,
+        )
+        .await;
+    assert_eq!(r.status(), 204);
+    assert_eq!(account_series(&app, id).await, Vec::<String>::new());
+    app.shutdown().await;
+}

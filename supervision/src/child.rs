@@ -27,9 +27,13 @@ pub type SpawnFuture = Pin<Box<dyn Future<Output = Result<ActorRef<AccountMsg>, 
 pub trait ChildFactory: Send + Sync + 'static {
     fn spawn(&self, spec: ChildSpec) -> SpawnFuture;
 
-    /// An account the fleet leaves without an actor at start-up (hibernated): it still exists,
-    /// so the factory may count it (the production one puts it in the state gauges).
+    /// An account the fleet leaves without an actor at start-up (hibernated, or in a state
+    /// that needs none: logged out, banned…): it still exists, so the factory may count it (the
+    /// production one puts it in the state gauges).
     fn resting(&self, _account_id: AccountId, _state: AccountState) {}
+
+    /// The account was deleted: whatever the factory keeps about it (metric series) goes.
+    fn deleted(&self, _account_id: AccountId) {}
 }
 
 /// Any `Fn(ChildSpec) -> impl Future<…>` is a factory (handy in tests).
@@ -69,5 +73,10 @@ impl ChildFactory for AccountActorFactory {
 
     fn resting(&self, account_id: AccountId, state: AccountState) {
         self.env.metrics.set_state(account_id, state);
+    }
+
+    fn deleted(&self, account_id: AccountId) {
+        self.env.metrics.forget(account_id);
+        self.env.metrics.forget_calls(account_id);
     }
 }

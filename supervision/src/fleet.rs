@@ -242,6 +242,14 @@ impl Fleet {
         .await
     }
 
+    /// The account was deleted (its row is gone): stops its actor and drops its metric series,
+    /// so a fleet with churn does not keep series of accounts that no longer exist.
+    pub async fn remove(&self, account_id: AccountId) -> Result<(), FleetError> {
+        let stopped = self.stop_with_reason(account_id, "deleted").await;
+        self.inner.factory.deleted(account_id);
+        stopped
+    }
+
     /// An operator's restart in place; also lifts a quarantine and resets the restart budget.
     /// Answers once the new actor is up.
     pub async fn restart(&self, account_id: AccountId) -> Result<(), FleetError> {
@@ -373,15 +381,18 @@ impl Fleet {
                 .map_err(|e| anyhow::anyhow!("listing accounts after {after_id:?}: {e}"))?;
             let Some(last) = page.last() else { break };
             after_id = Some(last.id);
-            for account in page.iter().filter(|a| wants_start(a.state)) {
+            for account in page.iter() {
                 if !self.inner.accepting.load(Ordering::SeqCst) {
                     return Ok(());
                 }
-                if account.state == AccountState::Hibernated && self.inner.settings.hibernation {
-                    // No actor, no connection: its first call starts it. Not paced either, so a
-                    // fleet of mostly hibernated accounts is up at once.
+                let hibernated =
+                    account.state == AccountState::Hibernated && self.inner.settings.hibernation;
+                if hibernated || !wants_start(account.state) {
+                    // No actor, no connection (a hibernated account's first call starts it), and
+                    // no pacing, so a fleet of mostly resting accounts is up at once; it still
+                    // counts in the state gauges.
                     self.inner.factory.resting(account.id, account.state);
-                    resting += 1;
+                    resting += usize::from(hibernated);
                     continue;
                 }
                 pace.tick().await;

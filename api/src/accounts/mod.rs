@@ -185,7 +185,7 @@ pub async fn create(
             // A bot that cannot log in is not an account: leave no half-made row behind (row
             // first, as in `delete`).
             state.store.delete_account(account.id).await?;
-            let _ = fleet.stop_with_reason(account.id, "deleted").await;
+            let _ = fleet.remove(account.id).await;
             Audit::warn("bot_sign_in_failed", "bot sign-in failed; account removed")
                 .user(user.id)
                 .account(account.id)
@@ -294,7 +294,7 @@ pub async fn delete(
     // bringing the session back. Then the old actor is stopped.
     state.store.delete_account(id).await?;
     if let Some(fleet) = &state.fleet {
-        match fleet.stop_with_reason(id, "deleted").await {
+        match fleet.remove(id).await {
             Ok(()) | Err(tgfleet_supervision::FleetError::NotFound(_)) => {}
             Err(e) => {
                 tracing::warn!(account_id = id, error = %e, "stopping a deleted account's actor")
