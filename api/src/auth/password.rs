@@ -1,5 +1,7 @@
 //! argon2id hashing, always off the async runtime: one hash costs tens of milliseconds of CPU and
-//! would otherwise stall every other request on that worker.
+//! would otherwise stall every other request on that worker. It runs on a few threads of its own
+//! at a lower CPU priority (nice 10): during a login flood the cores go to request handling first,
+//! so cheap requests (health, reads, sends) keep their latency and logins take longer instead.
 
 use crate::error::ApiError;
 use anyhow::Context;
@@ -7,9 +9,10 @@ use argon2::password_hash::{
     rand_core::OsRng, PasswordHash, PasswordHasher, PasswordVerifier, SaltString,
 };
 use argon2::{Algorithm, Argon2, Params, Version};
-use std::sync::OnceLock;
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
-use tokio::sync::{Semaphore, SemaphorePermit};
+use tokio::sync::{oneshot, Semaphore, SemaphorePermit};
 
 /// OWASP's argon2id minimum: 19 MiB of memory, 2 passes, 1 lane.
 fn hasher() -> Argon2<'static> {
@@ -19,13 +22,74 @@ fn hasher() -> Argon2<'static> {
 
 /// Hashes at once are bounded by the cores: each takes 19 MiB and a core for tens of ms, so a
 /// login flood from many addresses (the rate limit is per address) would otherwise start hundreds
-/// of blocking threads and gigabytes of memory. Past the bound, callers queue briefly, then get 503.
+/// of threads and gigabytes of memory. Past the bound, callers queue briefly, then get 503.
+fn hashers() -> usize {
+    std::thread::available_parallelism()
+        .map_or(2, usize::from)
+        .max(2)
+}
+
 fn slots() -> &'static Semaphore {
     static SLOTS: OnceLock<Semaphore> = OnceLock::new();
-    SLOTS.get_or_init(|| {
-        let cores = std::thread::available_parallelism().map_or(2, usize::from);
-        Semaphore::new(cores.max(2))
+    SLOTS.get_or_init(|| Semaphore::new(hashers()))
+}
+
+type Job = Box<dyn FnOnce() + Send>;
+
+/// The hashing threads, one per slot, started on first use.
+fn pool() -> &'static mpsc::Sender<Job> {
+    static POOL: OnceLock<mpsc::Sender<Job>> = OnceLock::new();
+    POOL.get_or_init(|| {
+        let (jobs, queue) = mpsc::channel::<Job>();
+        let queue = Arc::new(Mutex::new(queue));
+        for i in 0..hashers() {
+            let queue = Arc::clone(&queue);
+            let spawned = std::thread::Builder::new()
+                .name(format!("argon2-{i}"))
+                .spawn(move || {
+                    lower_priority();
+                    loop {
+                        let job = queue.lock().unwrap_or_else(|e| e.into_inner()).recv();
+                        match job {
+                            Ok(job) => job(),
+                            Err(_) => return,
+                        }
+                    }
+                });
+            if let Err(e) = spawned {
+                tracing::error!(error = %e, "starting a password hashing thread");
+            }
+        }
+        jobs
     })
+}
+
+/// Nice 10 for the calling thread (on Linux the nice value is per thread). Failing is harmless:
+/// hashing then merely competes at normal priority.
+fn lower_priority() {
+    // SAFETY: setpriority only reads its integer arguments; `0` names the calling thread.
+    let rc = unsafe { libc::setpriority(libc::PRIO_PROCESS, 0, 10) };
+    if rc != 0 {
+        tracing::debug!("could not lower the hashing thread's priority");
+    }
+}
+
+/// Runs `work` on a hashing thread (the caller holds a slot) and waits for its result.
+async fn on_hasher<T: Send + 'static>(
+    work: impl FnOnce() -> T + Send + 'static,
+) -> anyhow::Result<T> {
+    let (done, result) = oneshot::channel();
+    let span = tracing::Span::current();
+    let job: Job = Box::new(move || {
+        let _entered = span.enter();
+        let _ = done.send(work());
+    });
+    pool()
+        .send(job)
+        .map_err(|_| anyhow::anyhow!("the password hashing threads are gone"))?;
+    result
+        .await
+        .map_err(|_| anyhow::anyhow!("a password hashing job ended without an answer"))
 }
 
 /// How long a request may queue for a hashing slot: a person notices 5 s; a flood gives up.
@@ -44,9 +108,7 @@ async fn slot() -> Result<SemaphorePermit<'static>, ApiError> {
 
 pub async fn hash(password: String) -> Result<String, ApiError> {
     let _slot = slot().await?;
-    let span = tracing::Span::current();
-    tokio::task::spawn_blocking(move || {
-        let _entered = span.enter();
+    on_hasher(move || {
         let salt = SaltString::generate(&mut OsRng);
         hasher()
             .hash_password(password.as_bytes(), &salt)
@@ -62,9 +124,7 @@ pub async fn hash(password: String) -> Result<String, ApiError> {
 /// False for a wrong password and for a hash that does not parse (never a panic).
 pub async fn verify(password: String, phc: String) -> Result<bool, ApiError> {
     let _slot = slot().await?;
-    let span = tracing::Span::current();
-    tokio::task::spawn_blocking(move || {
-        let _entered = span.enter();
+    on_hasher(move || {
         let Ok(parsed) = PasswordHash::new(&phc) else {
             return false;
         };
@@ -96,4 +156,39 @@ pub async fn warm_up() {
         decoy_hash();
     })
     .await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The nice value of each live thread named `argon2-*`, from /proc.
+    fn hasher_nice_values() -> Vec<i64> {
+        let mut nice = Vec::new();
+        for task in std::fs::read_dir("/proc/self/task").expect("/proc/self/task") {
+            let dir = task.expect("task entry").path();
+            let comm = std::fs::read_to_string(dir.join("comm")).unwrap_or_default();
+            if !comm.starts_with("argon2-") {
+                continue;
+            }
+            let stat = std::fs::read_to_string(dir.join("stat")).expect("task stat");
+            // Fields after the parenthesised name: state is field 3, nice is field 19.
+            let after_name = &stat[stat.rfind(')').expect("comm end") + 2..];
+            let field = after_name.split(' ').nth(19 - 3).expect("nice field");
+            nice.push(field.parse().expect("nice value"));
+        }
+        nice
+    }
+
+    #[tokio::test]
+    async fn hashing_runs_on_its_own_threads_below_normal_priority() {
+        let phc = hash("correct horse battery".into()).await.expect("hash");
+        assert!(verify("correct horse battery".into(), phc.clone())
+            .await
+            .expect("verify"));
+        assert!(!verify("wrong horse".into(), phc).await.expect("verify"));
+        let nice = hasher_nice_values();
+        assert_eq!(nice.len(), hashers(), "{nice:?}");
+        assert!(nice.iter().all(|n| *n == 10), "{nice:?}");
+    }
 }
