@@ -302,8 +302,14 @@ impl AccountActorState {
                 myself.clone(),
             ));
         }
-        let handle = match &self.client {
-            Some(client) => client.handle.clone(),
+        let authorized = self.session.self_user_id().is_some();
+        let handle = match &mut self.client {
+            Some(client) => {
+                if authorized {
+                    client.mute_updates();
+                }
+                client.handle.clone()
+            }
             None => unreachable!("client was just built"),
         };
         Tg {
@@ -1083,8 +1089,9 @@ impl AccountActorState {
                 if !current(generation, self) {
                     return;
                 }
-                // Reconnect at once rather than on the next request: an idle account should stay
-                // reachable for updates (updateLoginToken included).
+                // Heard only while updates are on: during a login (updateLoginToken must get
+                // through), or for a logged-in account until its client's first call mutes them
+                // (`LiveClient::mute_updates`); later drops are healed by the next call.
                 if is_live(self.account.state) && !self.check_scheduled {
                     self.start_health(myself);
                 } else if matches!(self.session.pending_login(), Some(PendingLogin::Qr { .. })) {

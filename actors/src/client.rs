@@ -4,7 +4,8 @@
 //! library panic as the end of its runner task. So: the retry policy is `NoRetries` (the account
 //! owns flood waits), every call is bounded by `tokio::time::timeout`, the runner's task is
 //! watched (a finished runner is a crashed client: the actor rebuilds it) and can be aborted (the
-//! only way out of a black-holed connection), and the bounded updates channel is always drained.
+//! only way out of a black-holed connection), and the bounded updates channel is drained while
+//! updates matter and closed once the account is logged in (see [`LiveClient::mute_updates`]).
 
 use std::num::NonZeroUsize;
 use std::sync::{Arc, OnceLock};
@@ -120,6 +121,7 @@ pub struct LiveClient {
     pub handle: SenderPoolHandle,
     runner: AbortHandle,
     watcher: JoinHandle<()>,
+    mute: Option<tokio::sync::oneshot::Sender<()>>,
 }
 
 impl LiveClient {
@@ -136,11 +138,27 @@ impl LiveClient {
         } = SenderPool::with_configuration(session, api_id, connection_params());
         let runner = tokio::spawn(runner.run());
         let runner_abort = runner.abort_handle();
-        let watcher = tokio::spawn(watch(runner, updates, myself, generation));
+        let (mute, muted) = tokio::sync::oneshot::channel();
+        let watcher = tokio::spawn(watch(runner, updates, muted, myself, generation));
         Self {
             handle: handle.thin,
             runner: runner_abort,
             watcher,
+            mute: Some(mute),
+        }
+    }
+
+    /// Closes the updates channel for good (idempotent). grammers' `UpdatesLike` is 5,272 bytes
+    /// and tokio's channel stores it inline in blocks of 32 slots (a 192 KiB allocation), so
+    /// every update delivered touches 5 KiB more of that block: a logged-in account receiving
+    /// Telegram's updates ends up with 170–340 KiB resident for a channel nobody reads, since
+    /// tgfleet consumes updates only during a login (`updateLoginToken`). Closed, grammers stops
+    /// forwarding and nothing more is touched. The price: a logged-in account no longer hears
+    /// `ConnectionClosed`, so a dropped connection is reopened by its next call (grammers
+    /// reconnects on demand) or by the watchdog's health check, not at once.
+    pub fn mute_updates(&mut self) {
+        if let Some(mute) = self.mute.take() {
+            let _ = mute.send(());
         }
     }
 
@@ -163,14 +181,16 @@ fn notify(myself: &ActorRef<AccountMsg>, event: Event) {
 }
 
 /// Drains the updates channel (grammers drops updates when it is full) and forwards what the
-/// actor acts on; reports the runner's end.
+/// actor acts on, until muted; reports the runner's end.
 async fn watch(
     mut runner: JoinHandle<()>,
     mut updates: tokio::sync::mpsc::Receiver<UpdatesLike>,
+    mut mute: tokio::sync::oneshot::Receiver<()>,
     myself: ActorRef<AccountMsg>,
     generation: u64,
 ) {
     let mut updates_open = true;
+    let mut muted = false;
     loop {
         tokio::select! {
             biased;
@@ -178,6 +198,11 @@ async fn watch(
                 let panicked = matches!(&end, Err(e) if e.is_panic());
                 notify(&myself, Event::RunnerExited { generation, panicked });
                 return;
+            }
+            _ = &mut mute, if !muted => {
+                // What is buffered still drains below; nothing new gets in.
+                muted = true;
+                updates.close();
             }
             update = updates.recv(), if updates_open => match update {
                 Some(UpdatesLike::Updates(updates)) if has_login_token(&updates) => {
@@ -248,6 +273,7 @@ impl Tg {
         let limits = &self.env.limits;
         let metrics = &self.env.metrics;
         let mut flood_retries = 0;
+        let mut network_retried = false;
         loop {
             match self.flood.gate(method, limits.flood_wait_threshold) {
                 Gate::Open => {}
@@ -306,8 +332,17 @@ impl Tg {
                 }
                 other => {
                     observe(RpcOutcome::Network);
+                    let runner_gone = matches!(other, InvocationError::Dropped(_));
+                    // The connection died under the call (Telegram closed it, a network blip):
+                    // the pool opens a new one for the next attempt. One immediate retry, as
+                    // grammers' own default policy does; the request keeps its random_id, so
+                    // Telegram does not apply a send twice.
+                    if !runner_gone && !network_retried {
+                        network_retried = true;
+                        continue;
+                    }
                     return Err(CallError::Network {
-                        runner_gone: matches!(other, InvocationError::Dropped(_)),
+                        runner_gone,
                         detail: other.to_string(),
                     });
                 }

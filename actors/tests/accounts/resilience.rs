@@ -69,6 +69,28 @@ async fn a_banned_account_becomes_banned_and_stops_without_restart() {
 }
 
 #[tokio::test]
+async fn a_logged_in_account_whose_connections_drop_sends_on_its_next_call() {
+    let h = Harness::start().await;
+    let phone = "+15552003";
+    h.dc.add_user(UserSpec::new(phone, "Dropped"));
+    let (_id, running) = h.logged_in(phone).await;
+    for round in 0..3 {
+        assert!(send_me(&running).await.is_ok(), "send before drop {round}");
+        assert!(
+            h.dc.faults().drop_connections(None) > 0,
+            "a live connection"
+        );
+        let sent = send_me(&running).await;
+        assert!(
+            matches!(sent, Ok(AccountReply::Sent { .. })),
+            "round {round}: {sent:?}"
+        );
+        assert_eq!(running.status().await.state, AccountState::Active);
+    }
+    running.stop().await;
+}
+
+#[tokio::test]
 async fn a_crash_is_a_failure_the_supervisor_restarts() {
     let h = Harness::start().await;
     h.dc.add_user(UserSpec::new("+15552200", "Crashy"));
