@@ -26,8 +26,11 @@
 //! interleaved (bare, REST, bare, REST …) so drift on the shared machine hits both alike, and the
 //! whole sequence runs at `ROUTING_CONCURRENCY` and again with 1 in flight, where the added
 //! latency is least blurred by queueing. Reported per arm: throughput (msgs/s), p50/p99/max
-//! latency; then the ratio REST/bare and the added p99 (REST p99 − bare p99). Any non-2xx answer
-//! or error is counted and printed, and makes the figure invalid.
+//! latency, and the CPU time each process spent per message during the timed part (from
+//! /proc/<pid>/stat: this process, the server, testdc), which says where the time goes without a
+//! profiler; then the ratio REST/bare and the added p99 (REST p99 − bare p99). Any non-2xx answer
+//! or error is counted and printed, and makes the figure invalid; every success must also be a
+//! request testdc counted.
 //!
 //! Limits raised because they are not the subject: `auth.user_rate_per_second` (one API user
 //! sends every message; the default 50/s would be the bottleneck), `fleet.calls_per_second` /
@@ -178,6 +181,7 @@ async fn call(req: reqwest::RequestBuilder, expect: u16, what: &str) -> Value {
 struct Fleet {
     api: String,
     token: String,
+    user_id: i64,
     /// Account ids, in onboarding order.
     ids: Vec<i64>,
 }
@@ -185,7 +189,7 @@ struct Fleet {
 /// Registers the API user and logs `n` accounts in by code through the REST API.
 async fn onboard(http: &reqwest::Client, api: &str, control: &str, n: usize) -> Fleet {
     let creds = json!({"email": "bench@example.org", "password": "correct horse battery"});
-    call(
+    let user = call(
         http.post(format!("{api}/api/v1/auth/register"))
             .json(&creds),
         201,
@@ -257,6 +261,7 @@ async fn onboard(http: &reqwest::Client, api: &str, control: &str, n: usize) -> 
     Fleet {
         api: api.to_owned(),
         token,
+        user_id: user["id"].as_i64().expect("user id"),
         ids: ids.into_iter().map(|(_, id)| id).collect(),
     }
 }
@@ -485,9 +490,66 @@ struct Outcome {
     errors: usize,
     first_errors: HashMap<String, usize>,
     elapsed: Duration,
+    /// CPU ticks (user + system) during the timed part: this process, the server, testdc.
+    cpu: [u64; 3],
+}
+
+/// The processes whose CPU time is read: "self" for this one, then the server and testdc.
+type Pids = [String; 3];
+
+/// utime + stime of a whole process (every thread), in clock ticks.
+fn cpu_ticks(pid: &str) -> u64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).expect("/proc/<pid>/stat");
+    // Fields after the parenthesised command name: state is the 1st, utime the 12th, stime the 13th.
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .map(|(_, rest)| rest.split_whitespace().collect())
+        .unwrap_or_default();
+    let field = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|v| v.parse::<u64>().ok())
+            .unwrap_or(0)
+    };
+    field(11) + field(12)
+}
+
+fn cpu_snapshot(pids: &Pids) -> [u64; 3] {
+    [
+        cpu_ticks(&pids[0]),
+        cpu_ticks(&pids[1]),
+        cpu_ticks(&pids[2]),
+    ]
+}
+
+/// Timed `drive`, with the CPU each process spent meanwhile.
+async fn timed<F, Fut>(
+    accounts: usize,
+    workers: usize,
+    seconds: Duration,
+    pids: &Pids,
+    send: F,
+) -> Outcome
+where
+    F: Fn(usize) -> Fut + Clone + Send + Sync + 'static,
+    Fut: Future<Output = Result<(), String>> + Send,
+{
+    let before = cpu_snapshot(pids);
+    let mut outcome = drive(accounts, workers, Some(seconds), send).await;
+    let after = cpu_snapshot(pids);
+    outcome.cpu = [0, 1, 2].map(|i| after[i].saturating_sub(before[i]));
+    outcome
 }
 
 impl Outcome {
+    /// CPU microseconds per successful message in each process.
+    fn cpu_us_per_msg(&self) -> [f64; 3] {
+        // SAFETY: sysconf has no preconditions.
+        let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as f64;
+        let n = self.latencies.len().max(1) as f64;
+        self.cpu.map(|t| t as f64 / hz * 1e6 / n)
+    }
+
     fn record_error(&mut self, e: String) {
         self.errors += 1;
         let distinct = self.first_errors.len();
@@ -502,6 +564,9 @@ impl Outcome {
 
     fn merge(&mut self, other: Outcome) {
         self.latencies.extend(other.latencies);
+        for (mine, theirs) in self.cpu.iter_mut().zip(other.cpu) {
+            *mine += theirs;
+        }
         self.errors += other.errors;
         for (e, n) in other.first_errors {
             *self.first_errors.entry(e).or_default() += n;
@@ -591,6 +656,7 @@ async fn phase(
     seconds: Duration,
     sessions: &Arc<Vec<StoredSession>>,
     rest: &Arc<Rest>,
+    pids: &Pids,
 ) -> Outcome {
     let accounts = sessions.len();
     match arm {
@@ -605,7 +671,7 @@ async fn phase(
             };
             let warm = drive(accounts, workers.max(16), None, send.clone()).await;
             report_errors("bare warm-up", &warm);
-            let outcome = drive(accounts, workers, Some(seconds), send).await;
+            let outcome = timed(accounts, workers, seconds, pids, send).await;
             let clients = Arc::try_unwrap(clients)
                 .unwrap_or_else(|_| panic!("bare clients still shared after the phase"));
             stop_bare_clients(clients).await;
@@ -621,7 +687,7 @@ async fn phase(
             };
             let warm = drive(accounts, workers.max(16), None, send.clone()).await;
             report_errors("REST warm-up", &warm);
-            drive(accounts, workers, Some(seconds), send).await
+            timed(accounts, workers, seconds, pids, send).await
         }
     }
 }
@@ -636,9 +702,11 @@ fn report_errors(what: &str, outcome: &Outcome) {
 }
 
 fn print_phase(round: usize, workers: usize, arm: Arm, o: &mut Outcome) {
+    let [me, server, testdc] = o.cpu_us_per_msg();
     println!(
         "routing_overhead: {workers} in flight, round {round}, {:>4}: {:>8.0} msgs/s, \
-         p50 {:.3} ms, p99 {:.3} ms, max {:.1} ms ({} ok, {} errors)",
+         p50 {:.3} ms, p99 {:.3} ms, max {:.1} ms ({} ok, {} errors); CPU µs/msg: \
+         load generator {me:.1}, server {server:.1}, testdc {testdc:.1}",
         arm.name(),
         o.throughput(),
         o.percentile_ms(50.0),
@@ -648,6 +716,79 @@ fn print_phase(round: usize, workers: usize, arm: Arm, o: &mut Outcome) {
         o.errors
     );
     report_errors(arm.name(), o);
+}
+
+/// The three store reads the API makes before a send reaches the actor (revoked-token check and
+/// user in the `AuthUser` extractor, the account's owner in `check_account_access`), issued
+/// from here against the server's database through a pool opened as `SqliteStore` opens it,
+/// with and without sqlx's per-acquire liveness ping (`test_before_acquire`, on by default).
+/// The same SQL as `persistence/src/store/sql.rs`; rows are fetched, not decoded.
+async fn store_reads(data_dir: &Path, fleet: &Fleet) {
+    use sqlx::sqlite::{
+        SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous,
+    };
+    let url = format!("sqlite://{}/tgfleet.db", data_dir.display());
+    let options = <SqliteConnectOptions as std::str::FromStr>::from_str(&url)
+        .expect("url")
+        .journal_mode(SqliteJournalMode::Wal)
+        .synchronous(SqliteSynchronous::Normal)
+        .foreign_keys(true)
+        .busy_timeout(Duration::from_secs(10));
+    const N: usize = 5000;
+    for ping in [true, false] {
+        let pool = SqlitePoolOptions::new()
+            .max_connections(8)
+            .test_before_acquire(ping)
+            .connect_with(options.clone())
+            .await
+            .expect("pool");
+        let pool = &pool;
+        let user_sql = "SELECT id, email, username, password_hash, role, disabled, created_at \
+                        FROM users WHERE id = $1";
+        let account_sql = "SELECT id, owner_id, label, kind, phone, state, tg_user_id, username, \
+                           dc_id, flood_wait_until, last_error, restarts, created_at, updated_at \
+                           FROM telegram_accounts WHERE id = $1";
+        let reads = |i: usize| async move {
+            let _: bool = sqlx::query_scalar(
+                "SELECT EXISTS (SELECT 1 FROM revoked_access_tokens WHERE jti = $1)",
+            )
+            .bind("routing-overhead-jti")
+            .fetch_one(pool)
+            .await
+            .expect("revoked check");
+            sqlx::query(user_sql)
+                .bind(fleet.user_id)
+                .fetch_one(pool)
+                .await
+                .expect("user");
+            sqlx::query(account_sql)
+                .bind(fleet.ids[i % fleet.ids.len()])
+                .fetch_one(pool)
+                .await
+                .expect("account");
+        };
+        for workers in [1usize, 64] {
+            let cpu = cpu_ticks("self");
+            let started = Instant::now();
+            futures::stream::iter(0..N)
+                .map(reads)
+                .buffer_unordered(workers)
+                .collect::<Vec<()>>()
+                .await;
+            let wall = started.elapsed();
+            // SAFETY: sysconf has no preconditions.
+            let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as f64;
+            let cpu_us = (cpu_ticks("self") - cpu) as f64 / hz * 1e6 / N as f64;
+            println!(
+                "routing_overhead: the API's 3 store reads per request, {workers} in flight, \
+                 test_before_acquire {ping}: {:.0} µs wall, {cpu_us:.0} µs CPU per request \
+                 ({:.0} requests/s)",
+                wall.as_secs_f64() * 1e6 / N as f64 * workers as f64,
+                N as f64 / wall.as_secs_f64()
+            );
+        }
+        pool.close().await;
+    }
 }
 
 async fn testdc_requests(http: &reqwest::Client, control: &str) -> u64 {
@@ -705,6 +846,11 @@ async fn run() {
     );
     wait_until_up(&http, &format!("{api}/api/v1/health"), &server).await;
 
+    let pids: Pids = [
+        "self".to_owned(),
+        server.child.id().to_string(),
+        testdc.child.id().to_string(),
+    ];
     let fleet = onboard(&http, &api, &control, n).await;
     let sessions = Arc::new(load_sessions(&data_dir, &fleet.ids).await);
     let rest = Arc::new(Rest::new(&fleet));
@@ -719,7 +865,7 @@ async fn run() {
         for round in 1..=rounds {
             for (slot, arm) in [Arm::Bare, Arm::Rest].into_iter().enumerate() {
                 let before = testdc_requests(&http, &control).await;
-                let mut o = phase(arm, workers, seconds, &sessions, &rest).await;
+                let mut o = phase(arm, workers, seconds, &sessions, &rest, &pids).await;
                 let reached = testdc_requests(&http, &control).await - before;
                 print_phase(round, workers, arm, &mut o);
                 // Every success must be a request testdc answered (warm-up and pings add more).
@@ -735,6 +881,19 @@ async fn run() {
             }
         }
         let [mut bare, mut rest_total] = totals;
+        let cpu = |o: &Outcome| {
+            let [me, server, testdc] = o.cpu_us_per_msg();
+            format!(
+                "{me:.1} + {server:.1} + {testdc:.1} = {:.1}",
+                me + server + testdc
+            )
+        };
+        println!(
+            "routing_overhead: {workers} in flight, all rounds, CPU µs/msg (load generator + \
+             server + testdc): bare {}; REST {}",
+            cpu(&bare),
+            cpu(&rest_total)
+        );
         let (bare_p99, rest_p99) = (bare.percentile_ms(99.0), rest_total.percentile_ms(99.0));
         println!(
             "routing_overhead: {workers} in flight, all rounds: bare {:.0} msgs/s (p50 {:.3} ms, \
@@ -749,6 +908,7 @@ async fn run() {
             rest_p99 - bare_p99,
         );
     }
+    store_reads(&data_dir, &fleet).await;
     if invalid {
         println!("routing_overhead: SOME REQUESTS FAILED: the figures above are not valid");
     }
