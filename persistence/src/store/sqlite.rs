@@ -56,6 +56,10 @@ impl SqliteStore {
         };
         let pool = pool_options
             .acquire_timeout(Duration::from_secs(30))
+            // A connection to a local file does not go stale the way a network connection does;
+            // sqlx's ping before every acquire was 15 % of the server's CPU per sent message
+            // (`benches/routing_overhead.rs`, perf), each ping two hand-offs to SQLite's thread.
+            .test_before_acquire(false)
             .connect_with(options)
             .await
             .with_context(|| format!("opening SQLite database {url}"))?;
