@@ -9,7 +9,9 @@
 //! 3. **measure** (the parent): opens the same database, records its RSS, starts the N account
 //!    actors (each connects at start, as a fleet start does), waits until testdc counts N
 //!    connections, and reports (RSS − baseline) / N; then three times: testdc drops every
-//!    connection, the actors reconnect on their own, and the figure is taken again.
+//!    connection, each account sends one message (which reopens its connection: a logged-in
+//!    account's client does not hear the drop, see `LiveClient::mute_updates`), and the figure is
+//!    taken again.
 //!
 //! With `IDLE_RSS_COLD_START=1` the measuring process starts the accounts the way `tgfleet serve`
 //! does instead — the supervisors start every persisted active account, paced at the default
@@ -454,11 +456,14 @@ async fn run_measure() {
     Snapshot::take().report(&format!("{n} connected idle accounts, fresh"), &baseline, n);
     for round in 1..=3 {
         let dropped = setup.control.cmd("drop");
-        // Wait for the drop to be seen, then for every account to be back.
+        // Wait for the drop to be seen, then reopen every connection by use: a logged-in
+        // account's client no longer hears `ConnectionClosed` (its updates channel is closed to
+        // save memory), so its next call reconnects it, as in production.
         let started = Instant::now();
         while setup.control.connections() >= n && started.elapsed() < Duration::from_secs(5) {
             std::thread::sleep(Duration::from_millis(20));
         }
+        reopen_by_use(&ids, &actors, fleet.as_ref()).await;
         wait_for_connections(&setup.control, n);
         settle().await;
         Snapshot::take().report(
@@ -475,6 +480,34 @@ async fn run_measure() {
     }
     let _ = setup.control.cmd("quit");
     let _ = testdc.wait();
+}
+
+/// One SendMessage per account, 64 in flight: the call that finds its connection gone reopens
+/// it.
+async fn reopen_by_use(
+    ids: &[i64],
+    actors: &[ractor::ActorRef<tgfleet_actors::AccountMsg>],
+    fleet: Option<&tgfleet_supervision::Fleet>,
+) {
+    use futures::StreamExt;
+    let send = || AccountRequest::SendMessage {
+        peer: "me".into(),
+        text: "reopen".into(),
+        dedupe_key: None,
+    };
+    futures::stream::iter(ids.iter().enumerate())
+        .for_each_concurrent(64, |(i, id)| async move {
+            match fleet {
+                Some(fleet) => {
+                    let sent = fleet.call(*id, send()).await;
+                    assert!(sent.is_ok(), "account {id}: {sent:?}");
+                }
+                None => {
+                    request(&actors[i], send(), BOUND).await;
+                }
+            }
+        })
+        .await;
 }
 
 fn wait_for_connections_zero(control: &Control) {

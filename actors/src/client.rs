@@ -253,6 +253,11 @@ pub struct Tg {
 /// twice in a row for the same call, and a loop here would hide a real problem.
 const MAX_FLOOD_RETRIES: u32 = 2;
 
+/// Pauses before retrying a call whose connection died under it: the first covers the runner
+/// reaping the dead connection (microseconds when idle, more on a busy machine), the second a
+/// short blip. Longer trouble is the account's `reconnecting` state, with its own backoff.
+const NETWORK_RETRY_PAUSES: [Duration; 2] = [Duration::from_millis(20), Duration::from_millis(200)];
+
 pub fn new_pacer(env: &AccountEnv) -> Arc<DefaultDirectRateLimiter> {
     Arc::new(RateLimiter::direct(env.limits.pacing))
 }
@@ -273,7 +278,7 @@ impl Tg {
         let limits = &self.env.limits;
         let metrics = &self.env.metrics;
         let mut flood_retries = 0;
-        let mut network_retried = false;
+        let mut network_retries = 0;
         loop {
             match self.flood.gate(method, limits.flood_wait_threshold) {
                 Gate::Open => {}
@@ -334,11 +339,15 @@ impl Tg {
                     observe(RpcOutcome::Network);
                     let runner_gone = matches!(other, InvocationError::Dropped(_));
                     // The connection died under the call (Telegram closed it, a network blip):
-                    // the pool opens a new one for the next attempt. One immediate retry, as
-                    // grammers' own default policy does; the request keeps its random_id, so
-                    // Telegram does not apply a send twice.
-                    if !runner_gone && !network_retried {
-                        network_retried = true;
+                    // the pool opens a new one once its runner has reaped the dead connection's
+                    // task, so the retries wait a moment first (grammers' own default policy
+                    // waits 1 s); the request keeps its random_id, so Telegram does not apply a
+                    // send twice. `Dropped` is retried too: a call pending on a connection that
+                    // dies is dropped the same way as one sent to a runner that is gone, and
+                    // only a retry tells them apart.
+                    if let Some(pause) = NETWORK_RETRY_PAUSES.get(network_retries) {
+                        network_retries += 1;
+                        tokio::time::sleep(*pause).await;
                         continue;
                     }
                     return Err(CallError::Network {
