@@ -1,15 +1,26 @@
 //! RSS per hibernated account, and the latency of the first call after hibernation.
 //!
 //! `cargo bench --bench hibernated_rss` (env `HIBERNATED_ACCOUNTS`, default 100000;
-//! `HIBERNATED_LOGINS`, default 200). testdc runs in this process: hibernated accounts never
-//! touch it, and the baseline is read after it started.
+//! `HIBERNATED_LOGINS`, default 200; `HIBERNATED_CONCURRENCY`, default 64). Two processes: the
+//! real `tgfleet testdc` binary (HTTP control API), and this one, which runs the real fleet
+//! (`Fleet::start_accounts`: supervisors, registry, account actors) with hibernation on, over
+//! its own SQLite database, Telegram being that testdc (`telegram.testdc_control`'s client).
 //!
 //! Setup (not measured): `HIBERNATED_LOGINS` accounts log in by code through account actors; the
 //! rest are copies of their sessions (opened and re-sealed for the new account id, so they share
-//! auth keys: harmless, since a hibernated account holds no connection). Every row is then put in
-//! state `hibernated`. Measured: RSS before and after starting an account actor for every
-//! account with hibernation on (`hibernate_after` set), which starts each one hibernated with no
-//! connection; then each logged-in account's first SendMessage, which reconnects it.
+//! auth keys, which testdc accepts unless told to be strict). Every row is then `hibernated`.
+//!
+//! Measured:
+//! 1. **at rest**: RSS before and after the fleet starts over N hibernated accounts (a cold
+//!    start: no actor, no connection per account), and how long that start takes;
+//! 2. **woken and hibernated again**: every account's first SendMessage through `Fleet::call`,
+//!    `HIBERNATED_CONCURRENCY` in flight (each starts an actor, reconnects, sends); then, once
+//!    every actor has hibernated again, RSS against the same baseline — what an account that was
+//!    used and went idle leaves behind;
+//! 3. **first-call latency**: `HIBERNATED_LOGINS` accounts woken one at a time.
+//!
+//! Hibernation settings: `hibernate_after` 2 s and a watchdog tick of 1 s (hibernation is
+//! checked on ticks), so the bench does not wait minutes; the product default is off.
 
 #[path = "common/mod.rs"]
 mod common;
@@ -19,17 +30,21 @@ use common::{bench_owner, request, rss_kib, spawn_actor};
 static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
 use std::num::NonZeroU32;
+use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use futures::StreamExt;
+use serde_json::Value;
 use tgfleet_actors::{
     AccountEnv, AccountLimits, AccountMetrics, AccountReply, AccountRequest, TelegramParams,
-    TelegramTarget,
 };
 use tgfleet_persistence::{AccountKind, AccountState, AccountUpdate, NewAccount, SessionCipher};
+use tgfleet_supervision::{Fleet, SupervisionSettings};
 
-const CODE: &str = "24680";
 const BOUND: Duration = Duration::from_secs(600);
+/// jemalloc hands freed pages back after its 10 s decay; reading RSS sooner would count garbage.
+const SETTLE: Duration = Duration::from_secs(15);
 
 fn env_usize(name: &str, default: usize) -> usize {
     std::env::var(name)
@@ -39,6 +54,7 @@ fn env_usize(name: &str, default: usize) -> usize {
 }
 
 fn main() {
+    common::raise_fd_limit();
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -46,45 +62,106 @@ fn main() {
         .block_on(run());
 }
 
+/// The standalone testdc; killed with the bench.
+struct TestDcProcess(Child);
+
+impl Drop for TestDcProcess {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+async fn start_testdc(http: &reqwest::Client) -> (TestDcProcess, String) {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port();
+    let child = Command::new(env!("CARGO_BIN_EXE_tgfleet"))
+        .args([
+            "testdc",
+            "--control",
+            &format!("127.0.0.1:{port}"),
+            "--sandbox-directory",
+        ])
+        .env_remove("RUST_LOG")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("tgfleet testdc starts");
+    let control = format!("http://127.0.0.1:{port}");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while http.get(format!("{control}/stats")).send().await.is_err() {
+        assert!(Instant::now() < deadline, "testdc never came up");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    (TestDcProcess(child), control)
+}
+
+async fn testdc_connections(http: &reqwest::Client, control: &str) -> u64 {
+    let stats: Value = http
+        .get(format!("{control}/stats"))
+        .send()
+        .await
+        .expect("testdc stats")
+        .json()
+        .await
+        .expect("stats JSON");
+    stats["connections"].as_u64().expect("connections")
+}
+
+fn percentiles(mut latencies: Vec<Duration>) -> (f64, f64, f64) {
+    latencies.sort();
+    let pct = |p: f64| latencies[((latencies.len() - 1) as f64 * p) as usize];
+    let ms = |d: Duration| d.as_secs_f64() * 1e3;
+    (
+        ms(pct(0.5)),
+        ms(pct(0.99)),
+        ms(*latencies.last().expect("one")),
+    )
+}
+
+fn send(text: &str) -> AccountRequest {
+    AccountRequest::SendMessage {
+        peer: "me".into(),
+        text: text.into(),
+        dedupe_key: None,
+    }
+}
+
 async fn run() {
     let n = env_usize("HIBERNATED_ACCOUNTS", 100_000);
     let logins = env_usize("HIBERNATED_LOGINS", 200).min(n);
+    let concurrency = env_usize("HIBERNATED_CONCURRENCY", 64);
     let dir = tempfile::tempdir().expect("temp dir");
-    let dc = tgfleet_testdc::TestDc::start(tgfleet_testdc::TestDcConfig {
-        fixed_code: Some(CODE.into()),
-        sandbox_directory: true,
-        ..Default::default()
-    })
-    .await
-    .expect("testdc");
+    let http = reqwest::Client::new();
+    let (_testdc, control) = start_testdc(&http).await;
+    let target = tgfleet_api::testdc_remote::target(&control)
+        .await
+        .expect("testdc target");
     let store =
         tgfleet_persistence::connect(&format!("sqlite://{}/bench.db", dir.path().display()))
             .await
             .expect("store");
     let cipher = SessionCipher::local(dir.path().join("session.key")).expect("key");
-    let registrar = dc.clone();
-    let mut dcs = dc.dc_addrs();
-    // Sandbox users live in DC 2: make it home so no account needs a migration.
-    dcs.sort_by_key(|(id, _)| (*id != 2, *id));
+    let metrics_registry = prometheus::Registry::new();
     let env = Arc::new(AccountEnv {
         store: store.clone(),
         cipher: cipher.clone(),
         telegram: TelegramParams {
             api_id: 1,
             api_hash: "bench".into(),
-            target: TelegramTarget::TestDc {
-                dcs,
-                register_key: Arc::new(move |key| registrar.register_auth_key(key)),
-            },
+            target,
         },
         limits: AccountLimits {
-            // Setup logins in parallel are the bench's setup, not its subject.
+            // Pacing is per account and each sends one message: not the subject.
             pacing: governor::Quota::per_second(NonZeroU32::new(1000).expect("non-zero")),
-            // Hibernation on: actors of `hibernated` rows start without connecting.
-            hibernate_after: Some(Duration::from_secs(3600)),
+            watchdog_period: Duration::from_secs(1),
+            hibernate_after: Some(Duration::from_secs(2)),
             ..Default::default()
         },
-        metrics: AccountMetrics::register(&prometheus::Registry::new()).expect("metrics"),
+        metrics: AccountMetrics::register(&metrics_registry).expect("metrics"),
     });
     let owner = bench_owner(store.as_ref()).await;
 
@@ -104,8 +181,24 @@ async fn run() {
             .expect("account")
             .id;
         let actor = spawn_actor(&env, id).await;
-        request(&actor, AccountRequest::SendCode { phone }, BOUND).await;
-        request(&actor, AccountRequest::SignIn { code: CODE.into() }, BOUND).await;
+        request(
+            &actor,
+            AccountRequest::SendCode {
+                phone: phone.clone(),
+            },
+            BOUND,
+        )
+        .await;
+        let code: Value = http
+            .get(format!("{control}/codes/{phone}"))
+            .send()
+            .await
+            .expect("code")
+            .json()
+            .await
+            .expect("code JSON");
+        let code = code["code"].as_str().expect("a code").to_owned();
+        request(&actor, AccountRequest::SignIn { code }, BOUND).await;
         actor.stop(None);
         templates.push(id);
     }
@@ -115,107 +208,122 @@ async fn run() {
         let sealed = store.session(*id).await.expect("read").expect("session");
         plains.push(Arc::new(cipher.open(*id, &sealed).await.expect("open")));
     }
-    let hibernated = |_| AccountUpdate {
+    let hibernated = || AccountUpdate {
         state: Some(AccountState::Hibernated),
         ..Default::default()
     };
     for id in &templates {
-        store
-            .update_account(*id, hibernated(()))
-            .await
-            .expect("row");
+        store.update_account(*id, hibernated()).await.expect("row");
     }
     let mut ids = templates.clone();
-    let limit = Arc::new(tokio::sync::Semaphore::new(16));
-    let mut tasks = tokio::task::JoinSet::new();
-    for i in logins..n {
-        let permit = Arc::clone(&limit).acquire_owned().await.expect("semaphore");
-        let (store, cipher, plain) = (
-            store.clone(),
-            cipher.clone(),
-            Arc::clone(&plains[i % logins]),
-        );
-        tasks.spawn(async move {
-            let id = store
-                .create_account(NewAccount {
-                    owner_id: owner,
-                    label: None,
-                    kind: AccountKind::User,
-                    phone: Some(format!("+1779{:07}", i)),
-                })
-                .await
-                .expect("account")
-                .id;
-            let sealed = cipher.seal(id, &plain[..]).await.expect("seal");
-            store.put_session(id, &sealed).await.expect("session");
-            store
-                .update_account(
-                    id,
-                    AccountUpdate {
-                        state: Some(AccountState::Hibernated),
-                        ..Default::default()
-                    },
-                )
-                .await
-                .expect("row");
-            drop(permit);
-            id
-        });
-    }
-    while let Some(id) = tasks.join_next().await {
-        ids.push(id.expect("copy task"));
-    }
+    let copies: Vec<i64> = futures::stream::iter(logins..n)
+        .map(|i| {
+            let (store, cipher, plain) = (
+                store.clone(),
+                cipher.clone(),
+                Arc::clone(&plains[i % logins]),
+            );
+            async move {
+                let id = store
+                    .create_account(NewAccount {
+                        owner_id: owner,
+                        label: None,
+                        kind: AccountKind::User,
+                        phone: Some(format!("+1779{:07}", i)),
+                    })
+                    .await
+                    .expect("account")
+                    .id;
+                let sealed = cipher.seal(id, &plain[..]).await.expect("seal");
+                store.put_session(id, &sealed).await.expect("session");
+                store.update_account(id, hibernated()).await.expect("row");
+                id
+            }
+        })
+        .buffer_unordered(16)
+        .collect()
+        .await;
+    ids.extend(copies);
     drop(plains);
     println!(
         "hibernated_rss: setup of {n} accounts ({logins} logged in) took {:.1} s",
         setup.elapsed().as_secs_f64()
     );
-
-    // ---- measured: N hibernated actors.
-    tokio::time::sleep(Duration::from_secs(3)).await;
+    tokio::time::sleep(SETTLE).await;
     let baseline = rss_kib();
+
+    // ---- 1. at rest: the fleet starts over N hibernated accounts.
+    let settings = SupervisionSettings {
+        hibernation: true,
+        ..Default::default()
+    };
     let started = Instant::now();
-    let mut actors = Vec::with_capacity(n);
-    for id in &ids {
-        actors.push(spawn_actor(&env, *id).await);
-    }
-    let spawn_s = started.elapsed().as_secs_f64();
-    tokio::time::sleep(Duration::from_secs(5)).await;
-    assert_eq!(dc.connection_count(), 0, "a hibernated account connected");
-    let rss = rss_kib();
+    let fleet = Fleet::start_accounts(settings, Arc::clone(&env), &metrics_registry)
+        .await
+        .expect("fleet");
+    fleet.startup_finished().await;
+    let start_s = started.elapsed().as_secs_f64();
+    assert_eq!(fleet.actor_count(), 0, "a hibernated account got an actor");
+    tokio::time::sleep(SETTLE).await;
+    assert_eq!(testdc_connections(&http, &control).await, 0);
+    let rest = rss_kib();
     println!(
-        "hibernated_rss: {n} hibernated accounts: {:.2} KiB/account (RSS {rss} KiB, baseline \
-         {baseline} KiB); started in {spawn_s:.1} s",
-        (rss as f64 - baseline as f64) / n as f64
+        "hibernated_rss: {n} hibernated accounts at rest: {:.3} KiB/account (RSS {rest} KiB, \
+         baseline {baseline} KiB); fleet start over them {start_s:.2} s",
+        (rest as f64 - baseline as f64) / n as f64
     );
 
-    // ---- first call after hibernation, one account at a time.
-    let mut latencies = Vec::with_capacity(logins);
-    for actor in actors.iter().take(logins) {
-        let started = Instant::now();
-        let reply = request(
-            actor,
-            AccountRequest::SendMessage {
-                peer: "me".into(),
-                text: "wake".into(),
-                dedupe_key: None,
-            },
-            BOUND,
-        )
+    // ---- 2. every account woken once, then hibernated again.
+    let woke = Instant::now();
+    let latencies: Vec<Duration> = futures::stream::iter(ids.iter().copied())
+        .map(|id| {
+            let fleet = fleet.clone();
+            async move {
+                let t = Instant::now();
+                let reply = fleet.call(id, send("wake")).await;
+                assert!(
+                    matches!(reply, Ok(AccountReply::Sent { .. })),
+                    "{id}: {reply:?}"
+                );
+                t.elapsed()
+            }
+        })
+        .buffer_unordered(concurrency)
+        .collect()
         .await;
-        latencies.push(started.elapsed());
-        assert!(matches!(reply, AccountReply::Sent { .. }), "{reply:?}");
-    }
-    latencies.sort();
-    let pct = |p: f64| latencies[((latencies.len() - 1) as f64 * p) as usize];
+    let wake_s = woke.elapsed().as_secs_f64();
+    let (p50, p99, max) = percentiles(latencies);
     println!(
-        "hibernated_rss: first SendMessage after hibernation ({logins} accounts, sequential): \
-         p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
-        pct(0.5).as_secs_f64() * 1e3,
-        pct(0.99).as_secs_f64() * 1e3,
-        latencies.last().expect("one").as_secs_f64() * 1e3
+        "hibernated_rss: all {n} woken ({concurrency} in flight): {wake_s:.1} s, {:.0} wakes/s; \
+         first call p50 {p50:.2} ms, p99 {p99:.2} ms, max {max:.1} ms",
+        n as f64 / wake_s
     );
-    for actor in actors {
-        actor.stop(None);
+    let deadline = Instant::now() + BOUND;
+    while fleet.actor_count() > 0 {
+        assert!(Instant::now() < deadline, "accounts never hibernated again");
+        tokio::time::sleep(Duration::from_millis(200)).await;
     }
+    let asleep_s = woke.elapsed().as_secs_f64() - wake_s;
+    tokio::time::sleep(SETTLE).await;
+    let after = rss_kib();
+    println!(
+        "hibernated_rss: all hibernated again {asleep_s:.1} s after the last wake; \
+         {:.3} KiB/account (RSS {after} KiB, baseline {baseline} KiB)",
+        (after as f64 - baseline as f64) / n as f64
+    );
+
+    // ---- 3. first call after hibernation, one account at a time.
+    let mut latencies = Vec::with_capacity(logins);
+    for id in ids.iter().take(logins) {
+        let t = Instant::now();
+        let reply = fleet.call(*id, send("wake again")).await;
+        latencies.push(t.elapsed());
+        assert!(matches!(reply, Ok(AccountReply::Sent { .. })), "{reply:?}");
+    }
+    let (p50, p99, max) = percentiles(latencies);
+    println!(
+        "hibernated_rss: first SendMessage after hibernation ({logins} accounts, one at a time): \
+         p50 {p50:.2} ms, p99 {p99:.2} ms, max {max:.1} ms"
+    );
+    fleet.shutdown().await;
 }
