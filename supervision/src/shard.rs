@@ -951,11 +951,12 @@ impl Shard {
             }
             Phase::Starting { stop_waiters, .. } => stop_waiters.push(reply),
             Phase::Stopping { waiters, .. } => waiters.push(reply),
-            Phase::Exiting { .. } => {
-                let Phase::Exiting { actor, waiters } =
-                    std::mem::replace(&mut slot.phase, Phase::Quarantined)
-                else {
-                    return;
+            Phase::Exiting { .. } | Phase::Restarting { .. } => {
+                let (actor, waiters) = match std::mem::replace(&mut slot.phase, Phase::Quarantined)
+                {
+                    Phase::Exiting { actor, waiters }
+                    | Phase::Restarting { actor, waiters, .. } => (actor, waiters),
+                    _ => return,
                 };
                 answer_all(
                     waiters,
@@ -965,27 +966,8 @@ impl Shard {
                         "the account actor is being stopped",
                     )),
                 );
-                // It is going already; its exit ends the stop.
-                slot.phase = Phase::Stopping {
-                    actor,
-                    waiters: vec![reply],
-                };
-            }
-            Phase::Restarting { .. } => {
-                let Phase::Restarting { actor, waiters, .. } =
-                    std::mem::replace(&mut slot.phase, Phase::Quarantined)
-                else {
-                    return;
-                };
-                answer_all(
-                    waiters,
-                    Err(FleetError::unavailable(
-                        account_id,
-                        UnavailableKind::Stopping,
-                        "the account actor is being stopped",
-                    )),
-                );
-                // Already asked to stop or killed; its exit ends the stop.
+                // Already going (asked to stop, killed, or ending on its own); its exit ends
+                // the stop.
                 slot.phase = Phase::Stopping {
                     actor,
                     waiters: vec![reply],

@@ -86,6 +86,21 @@ async fn state_of(fleet: &Fleet, id: i64) -> AccountState {
     }
 }
 
+async fn send_code(fleet: &Fleet, id: i64, phone: &str) {
+    let sent = fleet
+        .call(
+            id,
+            AccountRequest::SendCode {
+                phone: phone.into(),
+            },
+        )
+        .await;
+    assert!(
+        matches!(sent, Ok(AccountReply::CodeSent { .. })),
+        "{sent:?}"
+    );
+}
+
 async fn sign_in(fleet: &Fleet, dc: &TestDc, id: i64, phone: &str) {
     let code = dc.last_code(phone).expect("testdc sent a code");
     let step = fleet.call(id, AccountRequest::SignIn { code }).await;
@@ -128,18 +143,7 @@ async fn pending_login_survives_an_actor_crash_restarted_by_the_fleet() {
             .await
             .expect("fleet");
 
-        let sent = fleet
-            .call(
-                id,
-                AccountRequest::SendCode {
-                    phone: phone.into(),
-                },
-            )
-            .await;
-        assert!(
-            matches!(sent, Ok(AccountReply::CodeSent { .. })),
-            "{sent:?}"
-        );
+        send_code(&fleet, id, phone).await;
         let before = fleet.actor_id(id).expect("running");
 
         fleet.crash(id).expect("crash");
@@ -185,15 +189,7 @@ async fn pending_login_survives_a_fleet_restart() {
         let first = Fleet::start_accounts(settings(), env, &prometheus::Registry::new())
             .await
             .expect("fleet");
-        first
-            .call(
-                id,
-                AccountRequest::SendCode {
-                    phone: phone.into(),
-                },
-            )
-            .await
-            .expect("code sent");
+        send_code(&first, id, phone).await;
         first.shutdown().await;
         assert_eq!(first.actor_count(), 0);
 
@@ -228,15 +224,7 @@ async fn a_revoked_session_stops_the_actor_for_good() {
         let fleet = Fleet::start_accounts(settings(), env.clone(), &prometheus::Registry::new())
             .await
             .expect("fleet");
-        fleet
-            .call(
-                id,
-                AccountRequest::SendCode {
-                    phone: phone.into(),
-                },
-            )
-            .await
-            .expect("code sent");
+        send_code(&fleet, id, phone).await;
         sign_in(&fleet, &dc, id, phone).await;
 
         dc.faults()
@@ -356,15 +344,7 @@ async fn calls_racing_hibernation_all_run_and_one_actor_at_most_serves_each_acco
                     .expect("account")
                     .id
             };
-            fleet
-                .call(
-                    id,
-                    AccountRequest::SendCode {
-                        phone: (*phone).into(),
-                    },
-                )
-                .await
-                .expect("code sent");
+            send_code(&fleet, id, phone).await;
             sign_in(&fleet, &dc, id, phone).await;
             ids.push(id);
         }
@@ -432,15 +412,7 @@ async fn hibernated_accounts_start_with_no_actor_and_wake_on_their_first_call() 
             Fleet::start_accounts(hibernating_settings(), env, &prometheus::Registry::new())
                 .await
                 .expect("fleet");
-        first
-            .call(
-                id,
-                AccountRequest::SendCode {
-                    phone: phone.into(),
-                },
-            )
-            .await
-            .expect("code sent");
+        send_code(&first, id, phone).await;
         sign_in(&first, &dc, id, phone).await;
         while first.actor_count() > 0 {
             tokio::time::sleep(Duration::from_millis(10)).await;
