@@ -24,7 +24,7 @@
 
 #[path = "common/mod.rs"]
 mod common;
-use common::{bench_owner, request, rss_kib, spawn_actor};
+use common::{bench_owner, request, rss_kib, spawn_actor, user_account};
 
 #[global_allocator]
 static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
@@ -39,7 +39,7 @@ use serde_json::Value;
 use tgfleet_actors::{
     AccountEnv, AccountLimits, AccountMetrics, AccountReply, AccountRequest, TelegramParams,
 };
-use tgfleet_persistence::{AccountKind, AccountState, AccountUpdate, NewAccount, SessionCipher};
+use tgfleet_persistence::{AccountState, AccountUpdate, SessionCipher};
 use tgfleet_supervision::{Fleet, SupervisionSettings};
 
 const BOUND: Duration = Duration::from_secs(600);
@@ -170,16 +170,7 @@ async fn run() {
     let mut templates = Vec::with_capacity(logins);
     for i in 0..logins {
         let phone = format!("+1778{:06}1", i);
-        let id = store
-            .create_account(NewAccount {
-                owner_id: owner,
-                label: None,
-                kind: AccountKind::User,
-                phone: Some(phone.clone()),
-            })
-            .await
-            .expect("account")
-            .id;
+        let id = user_account(store.as_ref(), owner, phone.clone()).await;
         let actor = spawn_actor(&env, id).await;
         request(
             &actor,
@@ -224,16 +215,7 @@ async fn run() {
                 Arc::clone(&plains[i % logins]),
             );
             async move {
-                let id = store
-                    .create_account(NewAccount {
-                        owner_id: owner,
-                        label: None,
-                        kind: AccountKind::User,
-                        phone: Some(format!("+1779{:07}", i)),
-                    })
-                    .await
-                    .expect("account")
-                    .id;
+                let id = user_account(store.as_ref(), owner, format!("+1779{:07}", i)).await;
                 let sealed = cipher.seal(id, &plain[..]).await.expect("seal");
                 store.put_session(id, &sealed).await.expect("session");
                 store.update_account(id, hibernated()).await.expect("row");

@@ -24,7 +24,9 @@
 
 #[path = "common/mod.rs"]
 mod common;
-use common::{bench_owner, proc_status_kib, raise_fd_limit, request, rss_kib, spawn_actor};
+use common::{
+    bench_owner, proc_status_kib, raise_fd_limit, request, rss_kib, spawn_actor, user_account,
+};
 
 #[global_allocator]
 static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
@@ -38,7 +40,7 @@ use std::time::{Duration, Instant};
 use tgfleet_actors::{
     AccountEnv, AccountLimits, AccountMetrics, AccountRequest, TelegramParams, TelegramTarget,
 };
-use tgfleet_persistence::{AccountKind, NewAccount, SessionCipher};
+use tgfleet_persistence::SessionCipher;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
 
 const CODE: &str = "24680";
@@ -281,17 +283,8 @@ async fn run_login() {
         let env = Arc::clone(&env);
         let permit = Arc::clone(&limit).acquire_owned().await.expect("semaphore");
         tasks.spawn(async move {
-            let account = env
-                .store
-                .create_account(NewAccount {
-                    owner_id: owner,
-                    label: None,
-                    kind: AccountKind::User,
-                    phone: Some(phone.clone()),
-                })
-                .await
-                .expect("account row");
-            let actor = spawn_actor(&env, account.id).await;
+            let id = user_account(env.store.as_ref(), owner, phone.clone()).await;
+            let actor = spawn_actor(&env, id).await;
             request(&actor, AccountRequest::SendCode { phone }, BOUND).await;
             request(&actor, AccountRequest::SignIn { code: CODE.into() }, BOUND).await;
             actor.stop(None);

@@ -8,7 +8,7 @@
 
 #[path = "common/mod.rs"]
 mod common;
-use common::bench_owner;
+use common::{bench_owner, user_account};
 
 #[global_allocator]
 static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
@@ -21,7 +21,7 @@ use tgfleet_actors::{
     AccountEnv, AccountLimits, AccountMetrics, AccountReply, AccountRequest, TelegramParams,
     TelegramTarget,
 };
-use tgfleet_persistence::{AccountKind, AccountState, NewAccount, SessionCipher};
+use tgfleet_persistence::{AccountState, SessionCipher};
 use tgfleet_supervision::{Fleet, SupervisionSettings};
 
 const CODE: &str = "24680";
@@ -108,16 +108,7 @@ async fn run() {
     let mut ids = Vec::with_capacity(n);
     for i in 0..n {
         let phone = format!("+1776{:06}1", i);
-        let id = store
-            .create_account(NewAccount {
-                owner_id: owner,
-                label: None,
-                kind: AccountKind::User,
-                phone: Some(phone.clone()),
-            })
-            .await
-            .expect("account")
-            .id;
+        let id = user_account(store.as_ref(), owner, phone.clone()).await;
         fleet
             .call(id, AccountRequest::SendCode { phone })
             .await

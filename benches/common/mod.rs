@@ -55,6 +55,20 @@ pub async fn request(
     }
 }
 
+/// A user account for `phone`, owned by `owner`; its id.
+pub async fn user_account(store: &dyn Store, owner: UserId, phone: String) -> i64 {
+    store
+        .create_account(tgfleet_persistence::NewAccount {
+            owner_id: owner,
+            label: None,
+            kind: tgfleet_persistence::AccountKind::User,
+            phone: Some(phone),
+        })
+        .await
+        .expect("account")
+        .id
+}
+
 /// The API user every bench account belongs to.
 pub async fn bench_owner(store: &dyn Store) -> UserId {
     store
