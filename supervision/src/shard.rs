@@ -434,6 +434,26 @@ impl Shard {
         );
     }
 
+    /// Spawns a new actor for an account that keeps its slot (restart history included) and puts
+    /// the slot into `Starting` with `waiters`.
+    fn respawn(
+        &self,
+        myself: &ActorRef<ShardMsg>,
+        state: &mut ShardState,
+        account_id: AccountId,
+        waiters: Vec<Waiter>,
+        lift_quarantine: bool,
+    ) {
+        let generation = self.spawn_child(myself, &mut state.spawner, account_id, lift_quarantine);
+        if let Some(slot) = state.slots.get_mut(&account_id) {
+            slot.generation = generation;
+            slot.phase = Phase::Starting {
+                waiters,
+                stop_waiters: Vec::new(),
+            };
+        }
+    }
+
     /// Starts a task that spawns the account's actor and reports `Spawned`. Returns the new
     /// generation; the caller puts the slot into `Starting` with it.
     fn spawn_child(
@@ -642,14 +662,7 @@ impl Shard {
         match (restart_reason, exit) {
             (Some(RestartReason::Operator), _) => {
                 // The operator's restart: back at once, no backoff, no intensity.
-                let generation = self.spawn_child(myself, &mut state.spawner, account_id, false);
-                if let Some(slot) = state.slots.get_mut(&account_id) {
-                    slot.generation = generation;
-                    slot.phase = Phase::Starting {
-                        waiters,
-                        stop_waiters: Vec::new(),
-                    };
-                }
+                self.respawn(myself, state, account_id, waiters, false);
             }
             (Some(reason), exit) => {
                 let detail = match exit {
@@ -686,14 +699,7 @@ impl Shard {
                     reason = reason.as_deref().unwrap_or(""),
                     "account actor ended with calls waiting; starting a new one"
                 );
-                let generation = self.spawn_child(myself, &mut state.spawner, account_id, false);
-                if let Some(slot) = state.slots.get_mut(&account_id) {
-                    slot.generation = generation;
-                    slot.phase = Phase::Starting {
-                        waiters,
-                        stop_waiters: Vec::new(),
-                    };
-                }
+                self.respawn(myself, state, account_id, waiters, false);
             }
             (None, Exit::Stopped(reason)) => {
                 // A normal stop is the actor's own decision (hibernated, unauthorized, banned,
@@ -821,14 +827,7 @@ impl Shard {
             // An operator restart or a stop came first.
             return;
         }
-        let generation = self.spawn_child(myself, &mut state.spawner, account_id, false);
-        if let Some(slot) = state.slots.get_mut(&account_id) {
-            slot.generation = generation;
-            slot.phase = Phase::Starting {
-                waiters: Vec::new(),
-                stop_waiters: Vec::new(),
-            };
-        }
+        self.respawn(myself, state, account_id, Vec::new(), false);
     }
 
     fn operator_restart(
@@ -885,14 +884,7 @@ impl Shard {
             }
             Phase::Backoff { .. } | Phase::Quarantined => {
                 let lift = matches!(slot.phase, Phase::Quarantined);
-                let generation = self.spawn_child(myself, &mut state.spawner, account_id, lift);
-                if let Some(slot) = state.slots.get_mut(&account_id) {
-                    slot.generation = generation;
-                    slot.phase = Phase::Starting {
-                        waiters: vec![Waiter::Done(reply)],
-                        stop_waiters: Vec::new(),
-                    };
-                }
+                self.respawn(myself, state, account_id, vec![Waiter::Done(reply)], lift);
                 tracing::info!(account_id, lift, "operator restart");
             }
         }
