@@ -96,13 +96,13 @@ pub async fn build_state(mut settings: Settings) -> Result<AppState, StartupErro
 
     crate::auth::password::warm_up().await;
     let (telegram, sandbox) = telegram_target(&settings).await?;
-    let fleet = match telegram {
+    let fleet = match &telegram {
         Some(telegram) => Some(
             start_fleet(
                 &settings,
                 store.clone(),
                 cipher.clone(),
-                telegram,
+                telegram.clone(),
                 &registry,
             )
             .await
@@ -124,6 +124,7 @@ pub async fn build_state(mut settings: Settings) -> Result<AppState, StartupErro
         jwt,
         limits,
         fleet,
+        telegram,
         sandbox,
         registry,
         http_metrics,

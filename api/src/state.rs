@@ -3,6 +3,7 @@ use crate::metrics::HttpMetrics;
 use crate::ratelimit::RateLimits;
 use std::sync::Arc;
 use std::time::Instant;
+use tgfleet_actors::TelegramParams;
 use tgfleet_config::Settings;
 use tgfleet_persistence::{SessionCipher, Store};
 use tgfleet_supervision::Fleet;
@@ -18,6 +19,10 @@ pub struct AppState {
     pub limits: RateLimits,
     /// `None` when Telegram is not configured: account routes answer 503 TELEGRAM_NOT_CONFIGURED.
     pub fleet: Option<Fleet>,
+    /// Where Telegram is, built once at start-up: the fleet's actors and session import both
+    /// use this one value, so an import can never reach a different Telegram than the accounts
+    /// it creates (or none, while the fleet runs). `None` exactly when `fleet` is `None`.
+    pub telegram: Option<TelegramParams>,
     /// The in-process testdc of `serve --sandbox`.
     pub sandbox: Option<TestDc>,
     pub registry: prometheus::Registry,

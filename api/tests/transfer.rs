@@ -330,3 +330,119 @@ async fn malformed_and_dead_sessions_get_per_item_errors() {
     assert_eq!(error_code(r, 422).await, "VALIDATION_FAILED");
     app.shutdown().await;
 }
+
+/// A testdc as `tgfleet testdc` runs it: its DCs plus the loopback control API, in this process.
+/// Returns the handle and the control URL `telegram.testdc_control` takes.
+async fn standalone_testdc() -> (tgfleet_testdc::TestDc, String) {
+    let dc = tgfleet_testdc::TestDc::start(tgfleet_testdc::TestDcConfig::default())
+        .await
+        .unwrap();
+    let control = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", control.local_addr().unwrap());
+    let router = tgfleet_testdc::control_router(dc.clone());
+    tokio::spawn(async move {
+        let _ = axum::serve(control, router).await;
+    });
+    (dc, url)
+}
+
+/// Logs `phone` in on a fleet whose Telegram is the standalone testdc (code read from testdc) and
+/// exports its key: a session logged in on that testdc by some other client.
+async fn session_on(app: &TestApp, dc: &tgfleet_testdc::TestDc, phone: &str) -> (i32, [u8; 256]) {
+    let (_, token, _) = app
+        .user(&format!("{}@elsewhere.example", &phone[1..]))
+        .await;
+    dc.add_user(tgfleet_testdc::UserSpec {
+        phone: phone.into(),
+        first_name: "Elsewhere".into(),
+        last_name: None,
+        username: None,
+        password: None,
+        dc_id: 2,
+        registered: true,
+    });
+    let id = common::create_user_account(app, &token).await;
+    common::send_code(app, &token, id, phone).await;
+    let code = dc.last_code(phone).unwrap();
+    let signed = json_of(
+        app.post(
+            &format!("/api/v1/telegram/accounts/{id}/login/sign-in"),
+            Some(&token),
+            json!({ "code": code }),
+        )
+        .await,
+        200,
+    )
+    .await;
+    assert_eq!(signed["state"], "active");
+    let exported = json_of(
+        app.get(
+            &format!("/api/v1/telegram/accounts/{id}/export?format=tgfleet&confirm=true"),
+            Some(&token),
+        )
+        .await,
+        200,
+    )
+    .await;
+    let session = formats::parse_tgfleet(exported["session"].as_str().unwrap()).unwrap();
+    (session.dc_id, session.auth_key)
+}
+
+/// Issue 11 item 12: `tgfleet testdc`, `serve` with `telegram.testdc_control`, Telethon strings
+/// logged in on that testdc → every row imported and active (it used to answer
+/// TELEGRAM_NOT_CONFIGURED: import worked out its own target and had no testdc_control branch).
+#[tokio::test]
+async fn telethon_sessions_import_against_a_standalone_testdc() {
+    let (dc, control) = standalone_testdc().await;
+    // Where the sessions were logged in: another install on the same testdc, stopped afterwards
+    // so no key is live on two connections.
+    let elsewhere =
+        TestApp::spawn_with(|s| s.telegram.testdc_control = Some(control.clone())).await;
+    let phones = ["+15550100401", "+15550100402"];
+    let mut keys = Vec::new();
+    for phone in phones {
+        keys.push(session_on(&elsewhere, &dc, phone).await);
+    }
+    elsewhere.shutdown().await;
+
+    let mut strings = Vec::new();
+    for (dc_id, key) in &keys {
+        let port = dc.dc_addr(*dc_id).port();
+        let Some(s) = python(
+            "telethon",
+            TELETHON,
+            &[
+                dc_id.to_string(),
+                "127.0.0.1".into(),
+                port.to_string(),
+                hex::encode(key),
+            ],
+        ) else {
+            return;
+        };
+        strings.push(s);
+    }
+
+    let app = TestApp::spawn_with(|s| s.telegram.testdc_control = Some(control.clone())).await;
+    let (_, token, _) = app.user("newcomer@example.org").await;
+    let items: Vec<Value> = strings
+        .iter()
+        .map(|s| json!({"format": "telethon", "session": s}))
+        .collect();
+    let results = import(&app, &token, Value::Array(items)).await;
+    assert_eq!(results.len(), phones.len());
+    for (r, phone) in results.iter().zip(phones) {
+        assert_eq!(r["status"], "imported", "{results:?}");
+        let id = r["account_id"].as_i64().unwrap();
+        let account = json_of(
+            app.get(&format!("/api/v1/telegram/accounts/{id}"), Some(&token))
+                .await,
+            200,
+        )
+        .await;
+        assert_eq!(account["state"], "active", "{account}");
+        assert_eq!(account["phone"], phone);
+    }
+    app.shutdown().await;
+    dc.shutdown().await;
+}

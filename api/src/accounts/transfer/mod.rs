@@ -17,7 +17,6 @@ use formats::{fingerprint, ParseError, SessionFormat};
 use futures::stream::{self, StreamExt};
 use serde::{Deserialize, Serialize};
 use std::collections::HashSet;
-use std::sync::Arc;
 use std::time::Duration;
 use tgfleet_actors::import::{self as session_import, ForeignSession, ImportError};
 use tgfleet_actors::{AccountReply, AccountRequest, TelegramParams, TelegramTarget};
@@ -120,31 +119,14 @@ pub struct ImportResponse {
     pub results: Vec<ImportResult>,
 }
 
-/// Where sessions connect: what the fleet itself was started with.
+/// Where sessions connect: the target start-up built for the fleet (`AppState::telegram`), never
+/// one worked out again here — a second derivation once missed `telegram.testdc_control` and
+/// answered TELEGRAM_NOT_CONFIGURED while the fleet itself ran on that testdc.
 fn telegram_params(state: &AppState) -> Result<TelegramParams, ApiError> {
-    if let Some(dc) = &state.sandbox {
-        let registrar = dc.clone();
-        return Ok(TelegramParams {
-            api_id: crate::startup::SANDBOX_API_ID,
-            api_hash: String::new(),
-            target: TelegramTarget::TestDc {
-                dcs: dc.dc_addrs(),
-                register_key: Arc::new(move |key| registrar.register_auth_key(key)),
-            },
-        });
-    }
-    match (
-        state.settings.telegram.api_id,
-        state.settings.telegram.api_hash.as_ref(),
-    ) {
-        (Some(api_id), Some(_)) => Ok(TelegramParams {
-            api_id,
-            // Checking an authorized key needs no api_hash.
-            api_hash: String::new(),
-            target: TelegramTarget::Production,
-        }),
-        _ => Err(ApiError::telegram_not_configured()),
-    }
+    state
+        .telegram
+        .clone()
+        .ok_or_else(ApiError::telegram_not_configured)
 }
 
 #[utoipa::path(post, path = "/api/v1/telegram/accounts/import", tag = "accounts", security(("bearer" = [])),
@@ -175,9 +157,11 @@ pub async fn import(
     // Parse everything first: malformed items are answered without touching Telegram, and a key
     // that appears twice in one request is imported once.
     let mut seen = HashSet::new();
+    // Sessions made for Telegram's test servers belong on a fake DC, never on the real one.
+    let test_servers = matches!(telegram.target, TelegramTarget::TestDc { .. });
     let mut work = Vec::with_capacity(req.sessions.len());
     for item in req.sessions {
-        let parsed = parse_item(&item, state.sandbox.is_some()).and_then(|session| {
+        let parsed = parse_item(&item, test_servers).and_then(|session| {
             let fp = fingerprint(&session.auth_key);
             if seen.insert(fp.clone()) {
                 Ok((session, fp))
