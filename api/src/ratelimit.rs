@@ -34,7 +34,7 @@ impl RateLimits {
     }
 
     fn check_ip(&self, ip: IpAddr) -> Result<(), ApiError> {
-        self.auth.check_key(&ip).map_err(too_many)
+        self.auth.check_key(&bucket(ip)).map_err(too_many)
     }
 
     /// Forgets idle keys; called periodically so the maps do not grow with every address seen.
@@ -75,6 +75,22 @@ pub async fn per_ip(
     Ok(next.run(req).await)
 }
 
+/// The key a client's address is limited under. An IPv6 client usually holds a whole /64 (SLAAC,
+/// privacy addresses, any cheap VPS), so keying by the full address would give it 2^64 fresh
+/// buckets; its /64 is what one client is. An IPv4-mapped address counts as the IPv4 one.
+pub fn bucket(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V4(_) => ip,
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => {
+                let prefix = u128::from(v6) & !u128::from(u64::MAX);
+                IpAddr::V6(std::net::Ipv6Addr::from(prefix))
+            }
+        },
+    }
+}
+
 /// The client's address: the peer's, unless the peer is a trusted proxy; then the right-most
 /// `X-Forwarded-For` entry that is not a trusted proxy (entries left of it are the client's own
 /// claims and could be forged).
@@ -91,7 +107,7 @@ pub fn client_ip(peer: IpAddr, forwarded_for: &str, trusted: &[IpAddr]) -> IpAdd
 
 #[cfg(test)]
 mod tests {
-    use super::client_ip;
+    use super::{bucket, client_ip};
     use std::net::IpAddr;
 
     fn ip(s: &str) -> IpAddr {
@@ -119,5 +135,17 @@ mod tests {
         // A proxy that sent no usable header: itself.
         assert_eq!(client_ip(proxy, "garbage", &trusted), proxy);
         assert_eq!(client_ip(proxy, "", &trusted), proxy);
+    }
+
+    #[test]
+    fn ipv6_clients_are_limited_by_their_64() {
+        assert_eq!(bucket(ip("2001:db8:1:2:aaaa::1")), ip("2001:db8:1:2::"));
+        assert_eq!(
+            bucket(ip("2001:db8:1:2:ffff:ffff:ffff:ffff")),
+            bucket(ip("2001:db8:1:2::7"))
+        );
+        assert_ne!(bucket(ip("2001:db8:1:3::1")), bucket(ip("2001:db8:1:2::1")));
+        assert_eq!(bucket(ip("::ffff:198.51.100.7")), ip("198.51.100.7"));
+        assert_eq!(bucket(ip("198.51.100.7")), ip("198.51.100.7"));
     }
 }

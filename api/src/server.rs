@@ -2,13 +2,20 @@ use crate::error::ApiError;
 use crate::state::AppState;
 use crate::{accounts, auth, health, logs, metrics, openapi, ratelimit, sandbox, users};
 use anyhow::Context;
-use axum::extract::DefaultBodyLimit;
+use axum::extract::{ConnectInfo, DefaultBodyLimit, State};
 use axum::http::{HeaderValue, Method};
 use axum::routing::{get, patch, post};
 use axum::Router;
+use hyper_util::rt::{TokioIo, TokioTimer};
 use std::future::Future;
-use tokio::net::TcpListener;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::CancellationToken;
+use tower::Service;
 use tower_http::cors::{AllowOrigin, CorsLayer};
 
 /// Both listeners, bound by the caller so tests can use `127.0.0.1:0` and read the ports back.
@@ -115,6 +122,7 @@ pub fn api_router(state: AppState) -> Router {
     }
     let cors = cors_layer(&state.settings.api.cors_origins);
     let body_limit = state.settings.api.body_limit_bytes;
+    let request_timeout_limit = Duration::from_secs(state.settings.api.request_timeout_s);
     router
         .fallback(|| async { ApiError::NotFound("route") })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
@@ -125,6 +133,11 @@ pub fn api_router(state: AppState) -> Router {
         // still gets the error format.
         .layer(tower_http::catch_panic::CatchPanicLayer::custom(
             panic_response,
+        ))
+        // Inside the metrics layer, so a request cut off shows up as its 503.
+        .layer(axum::middleware::from_fn_with_state(
+            request_timeout_limit,
+            request_timeout,
         ))
         .layer(axum::middleware::from_fn_with_state(
             http_metrics,
@@ -169,14 +182,27 @@ pub async fn launch(
     listeners: Listeners,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
+    let api_settings = &state.settings.api;
+    fd_budget(api_settings.max_connections);
+    let api_limits = ConnLimits::from_settings(api_settings);
+    // The same protections on the metrics listener, with a cap that fits its clients.
+    let metrics_limits = ConnLimits {
+        max_connections: METRICS_MAX_CONNECTIONS,
+        ..api_limits
+    };
     let stop = CancellationToken::new();
-    let api = axum::serve(
+    let api = serve(
         listeners.api,
-        api_router(state.clone()).into_make_service_with_connect_info::<std::net::SocketAddr>(),
-    )
-    .with_graceful_shutdown(stop.clone().cancelled_owned());
-    let metrics = axum::serve(listeners.metrics, metrics_router(state.registry.clone()))
-        .with_graceful_shutdown(stop.clone().cancelled_owned());
+        api_router(state.clone()),
+        api_limits,
+        stop.clone(),
+    );
+    let metrics = serve(
+        listeners.metrics,
+        metrics_router(state.registry.clone()),
+        metrics_limits,
+        stop.clone(),
+    );
 
     let trigger = stop.clone();
     tokio::spawn(async move {
@@ -186,7 +212,7 @@ pub async fn launch(
     });
 
     let maintenance = tokio::spawn(maintenance(state.clone(), stop.clone()));
-    let (api_result, metrics_result) = tokio::join!(async { api.await }, async { metrics.await });
+    tokio::join!(api, metrics);
     stop.cancel();
     let _ = maintenance.await;
     // HTTP is closed, so nothing new reaches the actors; now let them persist and stop.
@@ -196,10 +222,218 @@ pub async fn launch(
     if let Some(dc) = state.sandbox.clone() {
         dc.shutdown().await;
     }
-    api_result.context("serving the API")?;
-    metrics_result.context("serving metrics")?;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// Connections of the metrics listener at once: Prometheus holds one or two, which leaves room
+/// for an operator's curl, and a client that should not be there cannot take more descriptors.
+const METRICS_MAX_CONNECTIONS: usize = 16;
+
+/// What one listener allows its clients.
+#[derive(Clone, Copy)]
+struct ConnLimits {
+    max_connections: usize,
+    /// To send a request's headers, from connect or from the end of the previous response.
+    header_read_timeout: Duration,
+    /// How long shutdown waits for a connection whose request is still running.
+    drain: Duration,
+}
+
+impl ConnLimits {
+    fn from_settings(api: &tgfleet_config::ApiSettings) -> Self {
+        let header_read_timeout = Duration::from_secs(api.header_read_timeout_s);
+        let request_timeout = Duration::from_secs(api.request_timeout_s);
+        Self {
+            max_connections: api.max_connections,
+            header_read_timeout,
+            // A request ends by its timeout; the margin lets its response reach the client.
+            drain: request_timeout + header_read_timeout,
+        }
+    }
+}
+
+/// How often a draining connection is checked for a request still running; a connection with
+/// none is dropped then (idle, or half a header that will never become a request), so the last
+/// response bytes get at least this long to reach the client.
+const DRAIN_CHECK: Duration = Duration::from_secs(1);
+
+/// The accept loop of one listener (instead of `axum::serve`, which has no connection cap and
+/// no header timeout, and whose shutdown waits for every connection however idle).
+async fn serve(listener: TcpListener, app: Router, limits: ConnLimits, stop: CancellationToken) {
+    let slots = Arc::new(Semaphore::new(limits.max_connections));
+    loop {
+        // The slot before the accept: past the cap, connections wait in the kernel's backlog and
+        // hold no descriptor of this process.
+        let slot = tokio::select! {
+            () = stop.cancelled() => break,
+            slot = slots.clone().acquire_owned() => match slot {
+                Ok(slot) => slot,
+                Err(_) => break,
+            },
+        };
+        let (io, peer) = tokio::select! {
+            () = stop.cancelled() => break,
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                Err(e) => {
+                    accept_failed(e).await;
+                    continue;
+                }
+            },
+        };
+        tokio::spawn(connection(
+            io,
+            peer,
+            app.clone(),
+            limits,
+            stop.clone(),
+            slot,
+        ));
+    }
+    drop(listener);
+    // Each connection holds its slot until it ends: once all are back, every connection is done.
+    let all = u32::try_from(limits.max_connections).unwrap_or(u32::MAX);
+    let _ = slots.acquire_many(all).await;
+}
+
+async fn accept_failed(e: std::io::Error) {
+    use std::io::ErrorKind;
+    if matches!(
+        e.kind(),
+        ErrorKind::ConnectionAborted | ErrorKind::ConnectionReset | ErrorKind::ConnectionRefused
+    ) {
+        // The client gave up while queued; nothing is wrong here.
+        return;
+    }
+    // Out of descriptors or memory: retrying at once would spin; the next try may find some.
+    tracing::error!(error = %e, "accepting an HTTP connection");
+    tokio::time::sleep(Duration::from_secs(1)).await;
+}
+
+/// Requests of one connection whose handler is running.
+struct Busy(Arc<AtomicUsize>);
+
+impl Busy {
+    fn enter(count: &Arc<AtomicUsize>) -> Self {
+        count.fetch_add(1, Ordering::AcqRel);
+        Self(Arc::clone(count))
+    }
+}
+
+impl Drop for Busy {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+async fn connection(
+    io: TcpStream,
+    peer: SocketAddr,
+    app: Router,
+    limits: ConnLimits,
+    stop: CancellationToken,
+    _slot: OwnedSemaphorePermit,
+) {
+    let busy = Arc::new(AtomicUsize::new(0));
+    let service = {
+        let busy = Arc::clone(&busy);
+        hyper::service::service_fn(move |mut req: hyper::Request<hyper::body::Incoming>| {
+            let running = Busy::enter(&busy);
+            // What `into_make_service_with_connect_info` provided: the per-IP limit reads it.
+            req.extensions_mut().insert(ConnectInfo(peer));
+            let mut app = app.clone();
+            async move {
+                let response = app.call(req).await;
+                drop(running);
+                response
+            }
+        })
+    };
+    let mut http = hyper::server::conn::http1::Builder::new();
+    // hyper starts this timer whenever it waits for a request head, so it bounds both a
+    // slowloris header and an idle keep-alive connection.
+    http.timer(TokioTimer::new())
+        .header_read_timeout(limits.header_read_timeout);
+    let conn = http.serve_connection(TokioIo::new(io), service);
+    tokio::pin!(conn);
+    tokio::select! {
+        ended = conn.as_mut() => {
+            if let Err(e) = ended {
+                tracing::debug!(error = %e, %peer, "HTTP connection ended with an error");
+            }
+            return;
+        }
+        () = stop.cancelled() => {}
+    }
+    // Shutting down: no further request on this connection; a running one may finish.
+    conn.as_mut().graceful_shutdown();
+    let deadline = tokio::time::Instant::now() + limits.drain;
+    loop {
+        tokio::select! {
+            _ = conn.as_mut() => return,
+            () = tokio::time::sleep(DRAIN_CHECK) => {
+                if busy.load(Ordering::Acquire) == 0 || tokio::time::Instant::now() >= deadline {
+                    return;
+                }
+            }
+        }
+    }
+}
+
+/// Raises the soft descriptor limit to the hard one (systemd and most shells start services at
+/// a soft 1024 for select()'s sake; a fleet needs one descriptor per connected account) and
+/// warns when the HTTP cap would take more than half of what is there.
+fn fd_budget(max_connections: usize) {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit/setrlimit only read or write the struct passed to them.
+    let soft = unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) != 0 {
+            return;
+        }
+        if lim.rlim_cur < lim.rlim_max {
+            let raised = libc::rlimit {
+                rlim_cur: lim.rlim_max,
+                rlim_max: lim.rlim_max,
+            };
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &raised) == 0 {
+                lim = raised;
+            }
+        }
+        lim.rlim_cur
+    };
+    let soft = usize::try_from(soft).unwrap_or(usize::MAX);
+    if max_connections > soft / 2 {
+        tracing::warn!(
+            max_connections,
+            fd_limit = soft,
+            "api.max_connections can take more than half of the file descriptors, which the \
+             Telegram connections share: lower it or raise the limit (ulimit -n, LimitNOFILE)"
+        );
+    }
+}
+
+async fn request_timeout(
+    State(limit): State<Duration>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    match tokio::time::timeout(limit, next.run(req)).await {
+        Ok(response) => response,
+        Err(_) => ApiError::Unavailable {
+            code: "REQUEST_TIMEOUT",
+            message: format!(
+                "the request took longer than api.request_timeout_s ({} s)",
+                limit.as_secs()
+            ),
+            retry_after_s: None,
+        }
+        .into_response(),
+    }
 }
 
 /// Housekeeping that keeps memory and tables bounded and picks up a Vault key rotation.
@@ -213,19 +447,34 @@ async fn maintenance(state: AppState, stop: CancellationToken) {
             () = stop.cancelled() => return,
             _ = tick.tick() => {}
         }
-        state.limits.prune();
-        if let Err(e) = state.store.purge_expired_tokens(chrono::Utc::now()).await {
-            tracing::warn!(error = %e, "purging expired tokens");
+        housekeeping(&state).await;
+    }
+}
+
+/// One round of the housekeeping above; failures are logged and retried next round.
+pub async fn housekeeping(state: &AppState) {
+    state.limits.prune();
+    let now = chrono::Utc::now();
+    if let Err(e) = state.store.purge_expired_tokens(now).await {
+        tracing::warn!(error = %e, "purging expired tokens");
+    }
+    // A family's tokens were all issued before it was revoked (a rotation into a revoked family
+    // is refused), so one refresh TTL later none of them can be presented any more.
+    if let Err(e) = state
+        .store
+        .purge_revoked_families(now - state.jwt.refresh_ttl)
+        .await
+    {
+        tracing::warn!(error = %e, "purging revoked refresh token families");
+    }
+    let days = state.settings.log.retention_days;
+    if days > 0 {
+        let before = now - chrono::Duration::days(i64::from(days));
+        if let Err(e) = state.store.purge_logs_before(before).await {
+            tracing::warn!(error = %e, "purging old integration log rows");
         }
-        let days = state.settings.log.retention_days;
-        if days > 0 {
-            let before = chrono::Utc::now() - chrono::Duration::days(i64::from(days));
-            if let Err(e) = state.store.purge_logs_before(before).await {
-                tracing::warn!(error = %e, "purging old integration log rows");
-            }
-        }
-        if let Err(e) = state.cipher.check().await {
-            tracing::warn!(error = %e, "refreshing the session cipher's key version");
-        }
+    }
+    if let Err(e) = state.cipher.check().await {
+        tracing::warn!(error = %e, "refreshing the session cipher's key version");
     }
 }

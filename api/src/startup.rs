@@ -67,6 +67,20 @@ pub async fn build_state(mut settings: Settings) -> Result<AppState, StartupErro
                     .await
                     .map_err(|e| StartupError::Vault(e.to_string()))?;
             if settings.auth.jwt_secret.is_none() {
+                // The same bound as a configured secret: Vault is where a production secret
+                // lives, so it must not be the one place a short one slips through.
+                if let Some(secret) = &secrets.jwt_secret {
+                    let min = tgfleet_config::AuthSettings::MIN_JWT_SECRET;
+                    if secret.expose().len() < min {
+                        return Err(StartupError::JwtSecret(format!(
+                            "jwt_secret in Vault KV {}/{} is {} characters; it must be at \
+                             least {min}",
+                            settings.vault.kv_mount,
+                            settings.vault.kv_path,
+                            secret.expose().len()
+                        )));
+                    }
+                }
                 settings.auth.jwt_secret = secrets.jwt_secret;
             }
             if settings.telegram.api_hash.is_none() {
@@ -80,6 +94,8 @@ pub async fn build_state(mut settings: Settings) -> Result<AppState, StartupErro
 
     let registry = prometheus::Registry::new();
     register_process_metrics(&registry).map_err(|e| StartupError::Metrics(one_line(&e)))?;
+    crate::auth::password::register_metrics(&registry)
+        .map_err(|e| StartupError::Metrics(one_line(&e)))?;
     let http_metrics =
         HttpMetrics::register(&registry).map_err(|e| StartupError::Metrics(one_line(&e)))?;
 

@@ -455,3 +455,248 @@ async fn concurrent_replays_of_one_refresh_token_leave_no_live_token() {
     }
     app.shutdown().await;
 }
+
+/// `tgfleet_password_hashes_in_flight` as the metrics listener reports it.
+async fn hashes_in_flight(app: &TestApp) -> i64 {
+    let text = app
+        .client
+        .get(format!("{}/metrics", app.metrics))
+        .send()
+        .await
+        .expect("metrics answer")
+        .text()
+        .await
+        .unwrap();
+    text.lines()
+        .find_map(|l| l.strip_prefix("tgfleet_password_hashes_in_flight "))
+        .expect("the gauge is exported")
+        .trim()
+        .parse()
+        .unwrap()
+}
+
+#[tokio::test]
+async fn logins_that_hang_up_cannot_queue_hashes_beyond_the_bound() {
+    let app = TestApp::spawn().await;
+    app.user("flood@example.org").await;
+    let slots = tgfleet_api::auth::password::hash_slots() as i64;
+    // A fresh connection per attempt, dropped at the client's 50 ms timeout: the server sees each
+    // login hang up while its hash is queued or running.
+    let impatient = reqwest::Client::builder()
+        .pool_max_idle_per_host(0)
+        .timeout(std::time::Duration::from_millis(50))
+        .build()
+        .unwrap();
+    let url = format!("{}/api/v1/auth/login", app.base);
+    let flood = (0..500u64).map(|i| {
+        let (client, url) = (impatient.clone(), url.clone());
+        tokio::spawn(async move {
+            tokio::time::sleep(std::time::Duration::from_millis(2 * i)).await;
+            let _ = client
+                .post(&url)
+                .json(&json!({"email": "flood@example.org", "password": "correct horse battery"}))
+                .send()
+                .await;
+        })
+    });
+    let flood = futures::future::join_all(flood);
+    tokio::pin!(flood);
+    let mut most = 0;
+    loop {
+        tokio::select! {
+            _ = &mut flood => break,
+            () = tokio::time::sleep(std::time::Duration::from_millis(20)) => {
+                most = most.max(hashes_in_flight(&app).await);
+            }
+        }
+    }
+    most = most.max(hashes_in_flight(&app).await);
+    assert!(
+        most <= slots,
+        "{most} hashes queued or running after logins hung up; the bound is {slots}"
+    );
+    // An honest login right after: an answer (200, or 503 AUTH_BUSY while the slots drain), not a
+    // wait behind hashes nobody is waiting for.
+    let answer = tokio::time::timeout(
+        std::time::Duration::from_secs(60),
+        app.post(
+            "/api/v1/auth/login",
+            None,
+            json!({"email": "flood@example.org", "password": "correct horse battery"}),
+        ),
+    )
+    .await
+    .expect("the login answers");
+    assert!(
+        [200, 503].contains(&answer.status().as_u16()),
+        "{}",
+        answer.status()
+    );
+    app.shutdown().await;
+}
+
+/// The claims of an access token, unverified (the test only reads what the server put there).
+fn claims_of(access: &str) -> Value {
+    let payload = access.split('.').nth(1).expect("a JWT");
+    serde_json::from_slice(&URL_SAFE_NO_PAD.decode(payload).unwrap()).unwrap()
+}
+
+#[tokio::test]
+async fn logout_without_a_body_revokes_the_logins_refresh_token() {
+    let app = TestApp::spawn().await;
+    let (_, access, refresh) = app.user("nobody-body@example.org").await;
+    let r = app
+        .client
+        .post(format!("{}/api/v1/auth/logout", app.base))
+        .bearer_auth(&access)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 204);
+    let r = app
+        .post(
+            "/api/v1/auth/refresh",
+            None,
+            json!({"refresh_token": refresh}),
+        )
+        .await;
+    assert_eq!(error_code(r, 401).await, "UNAUTHORIZED");
+    app.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_refresh_token_reuse_also_revokes_the_familys_access_tokens() {
+    let app = TestApp::spawn().await;
+    let (_, first_access, first) = app.user("stolen@example.org").await;
+    let other_login = app
+        .login("stolen@example.org", "correct horse battery")
+        .await;
+    let rotated: Value = app
+        .post(
+            "/api/v1/auth/refresh",
+            None,
+            json!({"refresh_token": first}),
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    let second_access = rotated["access_token"].as_str().unwrap().to_owned();
+    assert_eq!(
+        app.get("/api/v1/auth/me", Some(&second_access))
+            .await
+            .status(),
+        200
+    );
+    // The replay revokes the family: every access token minted for it stops working at once,
+    // not when it expires; another login of the same user is untouched.
+    let r = app
+        .post(
+            "/api/v1/auth/refresh",
+            None,
+            json!({"refresh_token": first}),
+        )
+        .await;
+    assert_eq!(r.status(), 401);
+    for (name, token) in [("rotated", &second_access), ("original", &first_access)] {
+        assert_eq!(
+            app.get("/api/v1/auth/me", Some(token)).await.status(),
+            401,
+            "{name} access token"
+        );
+    }
+    assert_eq!(
+        app.get("/api/v1/auth/me", Some(&other_login.0))
+            .await
+            .status(),
+        200
+    );
+    app.shutdown().await;
+}
+
+#[tokio::test]
+async fn revoked_families_are_forgotten_once_their_tokens_expired() {
+    let app = TestApp::spawn_with(|s| {
+        s.auth.access_ttl_s = 1;
+        s.auth.refresh_ttl_s = 2;
+    })
+    .await;
+    let (_, access, _) = app.user("purge@example.org").await;
+    let family = claims_of(&access)["fam"]
+        .as_str()
+        .expect("the access token names its family")
+        .to_owned();
+    assert_eq!(
+        app.post("/api/v1/auth/logout", Some(&access), json!({}))
+            .await
+            .status(),
+        204
+    );
+    let store = &app.state.store;
+    assert!(store
+        .is_access_token_revoked("any", Some(&family))
+        .await
+        .unwrap());
+    // Kept while a token of the family is still valid.
+    tgfleet_api::server::housekeeping(&app.state).await;
+    assert!(store
+        .is_access_token_revoked("any", Some(&family))
+        .await
+        .unwrap());
+    // One refresh TTL later no token of it can be presented, and the table forgets it.
+    tokio::time::sleep(std::time::Duration::from_secs(3)).await;
+    tgfleet_api::server::housekeeping(&app.state).await;
+    assert!(!store
+        .is_access_token_revoked("any", Some(&family))
+        .await
+        .unwrap());
+    app.shutdown().await;
+}
+
+#[tokio::test]
+async fn ipv6_clients_rotating_addresses_in_their_64_share_one_limit() {
+    let app = TestApp::spawn_with(|s| {
+        s.auth.auth_rate_per_minute = 3;
+        // Behind a proxy on loopback, so the test can say which address each attempt came from.
+        s.api.trusted_proxies = vec!["127.0.0.1".parse().unwrap()];
+    })
+    .await;
+    let attempt = |from: String| {
+        app.client
+            .post(format!("{}/api/v1/auth/login", app.base))
+            .header("x-forwarded-for", from)
+            .json(&json!({"email": "v6@example.org", "password": "whatever it is"}))
+            .send()
+    };
+    let mut statuses = Vec::new();
+    for i in 1..=4 {
+        let r = attempt(format!("2001:db8:5:6:{i:x}::{i:x}")).await.unwrap();
+        statuses.push(r.status().as_u16());
+    }
+    assert_eq!(statuses, [401, 401, 401, 429]);
+    // The neighbouring /64 is another client.
+    let r = attempt("2001:db8:5:7::1".into()).await.unwrap();
+    assert_eq!(r.status(), 401);
+    app.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_token_pair_never_prints_its_tokens() {
+    let app = TestApp::spawn().await;
+    app.user("print@example.org").await;
+    let pair: tgfleet_api::auth::routes::TokenPair = app
+        .post(
+            "/api/v1/auth/login",
+            None,
+            json!({"email": "print@example.org", "password": "correct horse battery"}),
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    let printed = format!("{pair:?} {pair:#?}");
+    assert!(!printed.contains(&pair.access_token), "{printed}");
+    assert!(!printed.contains(&pair.refresh_token), "{printed}");
+    assert!(printed.contains("expires_in"), "{printed}");
+    app.shutdown().await;
+}

@@ -217,3 +217,48 @@ async fn each_user_has_their_own_rate_limit() {
     assert_eq!(app.get("/api/v1/auth/me", Some(&ben)).await.status(), 200);
     app.shutdown().await;
 }
+
+#[tokio::test]
+async fn a_short_jwt_secret_in_vault_refuses_start_up_like_a_configured_one() {
+    let Some(bao) = BaoServer::start().await else {
+        return;
+    };
+    let params = bao.transit_params("tgfleet-sessions").await.unwrap();
+    let short = "only-twenty-chars-xx";
+    bao.put_kv(
+        "tgfleet",
+        &HashMap::from([("jwt_secret".to_owned(), short.to_owned())]),
+    )
+    .await
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let mut settings = tgfleet_config::Settings {
+        data_dir: dir.path().join("data"),
+        ..Default::default()
+    };
+    settings.secrets.backend = SecretsBackend::Vault;
+    settings.vault.addr = Some(params.addr.clone());
+    settings.vault.token = Some(Secret::new(params.token.clone()));
+    settings.vault.kv_mount = "kv".into();
+    settings.vault.kv_path = "tgfleet".into();
+    let Err(refused) = tgfleet_api::build_state(settings).await else {
+        panic!(
+            "started with a {}-character JWT secret from Vault",
+            short.len()
+        );
+    };
+    let line = refused.to_string();
+    assert!(!line.contains('\n'), "{line}");
+    assert!(line.contains("jwt_secret"), "{line}");
+    assert!(
+        line.contains(&format!(
+            "at least {}",
+            tgfleet_config::AuthSettings::MIN_JWT_SECRET
+        )),
+        "{line}"
+    );
+    assert!(
+        !line.contains(short),
+        "the secret itself is never printed: {line}"
+    );
+}

@@ -118,10 +118,13 @@ impl Settings {
             }
         }
         if let Some(secret) = &self.auth.jwt_secret {
-            if secret.expose().len() < 32 {
+            if secret.expose().len() < AuthSettings::MIN_JWT_SECRET {
                 return Err(ConfigError::new(
                     "auth.jwt_secret",
-                    "must be at least 32 characters",
+                    format!(
+                        "must be at least {} characters",
+                        AuthSettings::MIN_JWT_SECRET
+                    ),
                 ));
             }
         }
@@ -129,6 +132,24 @@ impl Settings {
             return Err(ConfigError::new(
                 "auth.refresh_ttl_s",
                 "access_ttl_s must be positive and shorter than refresh_ttl_s",
+            ));
+        }
+        if !(1..=1_000_000).contains(&self.api.max_connections) {
+            return Err(ConfigError::new(
+                "api.max_connections",
+                "must be between 1 and 1000000",
+            ));
+        }
+        if self.api.header_read_timeout_s == 0 {
+            return Err(ConfigError::new(
+                "api.header_read_timeout_s",
+                "must be at least 1",
+            ));
+        }
+        if self.api.request_timeout_s == 0 {
+            return Err(ConfigError::new(
+                "api.request_timeout_s",
+                "must be at least 1",
             ));
         }
         if self.fleet.shards == 0 {
@@ -174,6 +195,27 @@ pub struct ApiSettings {
     /// client shares the proxy's address and so one per-IP login limit; trusting any sender's
     /// header instead would let a guesser pick a fresh "address" per attempt.
     pub trusted_proxies: Vec<std::net::IpAddr>,
+    /// Open HTTP connections at most; more wait in the kernel's listen backlog (taking no file
+    /// descriptor of ours) until one closes. Every connection costs a descriptor, and the
+    /// descriptors are shared with the Telegram sockets (one per connected account): without a
+    /// cap, slow or idle clients can take them all and the fleet can no longer reconnect. 1024 is
+    /// far more than API clients need (they reuse keep-alive connections, and a reverse proxy
+    /// pools a few), and small next to the descriptor limit a fleet runs with: tgfleet raises
+    /// its soft limit to the hard one at start-up (systemd's default hard limit is 524288), and
+    /// warns when this cap would take more than half of what it got (under a plain soft limit
+    /// of 1024, lower this or raise `LimitNOFILE`/`ulimit -n`).
+    pub max_connections: usize,
+    /// Seconds a client has to send a request's headers, from the moment the connection is
+    /// open or idle: also the keep-alive idle timeout between requests. A person's client sends
+    /// its headers in one packet; 10 s covers a slow mobile link many times over, and a client
+    /// that sends half a header and waits (slowloris) holds a connection 10 s, not for ever.
+    /// Behind a reverse proxy, keep the proxy's upstream keep-alive timeout below this.
+    pub header_read_timeout_s: u64,
+    /// Seconds one request may take, body upload included; past it the client gets 503
+    /// `REQUEST_TIMEOUT`. The slowest legitimate requests (a login step or send that waits out a
+    /// flood wait and retries, ~55 s at the fleet's defaults; an import of 100 sessions) finish
+    /// well inside 120 s, while a body trickled a byte at a time cannot hold a request open.
+    pub request_timeout_s: u64,
 }
 
 impl Default for ApiSettings {
@@ -183,6 +225,9 @@ impl Default for ApiSettings {
             cors_origins: Vec::new(),
             body_limit_bytes: 1024 * 1024,
             trusted_proxies: Vec::new(),
+            max_connections: 1024,
+            header_read_timeout_s: 10,
+            request_timeout_s: 120,
         }
     }
 }
@@ -281,6 +326,13 @@ pub struct AuthSettings {
     pub auth_rate_per_minute: u32,
     /// Requests per second per user on every other route.
     pub user_rate_per_second: u32,
+}
+
+impl AuthSettings {
+    /// Shortest HS256 secret accepted, wherever it comes from (config, environment, Vault KV):
+    /// 32 bytes is the hash's own width, and anything shorter can be guessed offline from one
+    /// token.
+    pub const MIN_JWT_SECRET: usize = 32;
 }
 
 impl Default for AuthSettings {

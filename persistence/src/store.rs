@@ -48,9 +48,18 @@ pub trait Store: Send + Sync + 'static {
     async fn revoke_refresh_token(&self, token_hash: &str) -> StoreResult<bool>;
     async fn revoke_refresh_family(&self, family_id: &str) -> StoreResult<u64>;
     async fn revoke_access_token(&self, jti: &str, expires_at: DateTime<Utc>) -> StoreResult<()>;
-    async fn is_access_token_revoked(&self, jti: &str) -> StoreResult<bool>;
+    /// True when the access token `jti` was revoked, or the refresh-token family it was issued
+    /// with (`family_id`, from its claims) was: one read for both.
+    async fn is_access_token_revoked(
+        &self,
+        jti: &str,
+        family_id: Option<&str>,
+    ) -> StoreResult<bool>;
     /// Drops revoked access tokens and refresh tokens that expired before `now`; returns how many.
     async fn purge_expired_tokens(&self, now: DateTime<Utc>) -> StoreResult<u64>;
+    /// Forgets families revoked before `before`; returns how many. The caller passes now minus
+    /// the refresh TTL: by then every token of the family has expired, so none can be presented.
+    async fn purge_revoked_families(&self, before: DateTime<Utc>) -> StoreResult<u64>;
 
     // Telegram accounts
     async fn create_account(&self, new: NewAccount) -> StoreResult<Account>;

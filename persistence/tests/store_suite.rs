@@ -36,6 +36,7 @@ suite!(
     users_update_list_and_count,
     refresh_token_revocation,
     access_token_revocation_and_purge,
+    revoked_families_reach_access_tokens_and_are_purged,
     account_update_sets_and_clears_fields,
     accounts_page_and_filter_by_owner_and_state,
     one_live_account_per_phone,
@@ -230,7 +231,7 @@ async fn refresh_token_revocation(store: &dyn Store) {
 
 async fn access_token_revocation_and_purge(store: &dyn Store) {
     let now = Utc::now();
-    assert!(!store.is_access_token_revoked("j1").await.unwrap());
+    assert!(!store.is_access_token_revoked("j1", None).await.unwrap());
     store
         .revoke_access_token("j1", now + Duration::minutes(15))
         .await
@@ -244,7 +245,7 @@ async fn access_token_revocation_and_purge(store: &dyn Store) {
         .revoke_access_token("old", now - Duration::minutes(1))
         .await
         .unwrap();
-    assert!(store.is_access_token_revoked("j1").await.unwrap());
+    assert!(store.is_access_token_revoked("j1", None).await.unwrap());
 
     let u = user(store, "p@x.test").await;
     store
@@ -259,12 +260,54 @@ async fn access_token_revocation_and_purge(store: &dyn Store) {
         .await
         .unwrap();
     assert_eq!(store.purge_expired_tokens(now).await.unwrap(), 2);
-    assert!(store.is_access_token_revoked("j1").await.unwrap());
-    assert!(!store.is_access_token_revoked("old").await.unwrap());
+    assert!(store.is_access_token_revoked("j1", None).await.unwrap());
+    assert!(!store.is_access_token_revoked("old", None).await.unwrap());
     assert!(matches!(
         store.refresh_token("expired").await,
         Err(StoreError::NotFound)
     ));
+}
+
+async fn revoked_families_reach_access_tokens_and_are_purged(store: &dyn Store) {
+    assert!(!store
+        .is_access_token_revoked("j", Some("fa"))
+        .await
+        .unwrap());
+    store.revoke_refresh_family("fa").await.unwrap();
+    assert!(store
+        .is_access_token_revoked("j", Some("fa"))
+        .await
+        .unwrap());
+    assert!(!store
+        .is_access_token_revoked("j", Some("fb"))
+        .await
+        .unwrap());
+    assert!(!store.is_access_token_revoked("j", None).await.unwrap());
+
+    // Kept while a token of the family could still be presented, forgotten after.
+    let now = Utc::now();
+    assert_eq!(
+        store
+            .purge_revoked_families(now - Duration::minutes(1))
+            .await
+            .unwrap(),
+        0
+    );
+    assert!(store
+        .is_access_token_revoked("j", Some("fa"))
+        .await
+        .unwrap());
+    assert_eq!(
+        store
+            .purge_revoked_families(now + Duration::minutes(1))
+            .await
+            .unwrap(),
+        1
+    );
+    assert!(!store
+        .is_access_token_revoked("j", Some("fa"))
+        .await
+        .unwrap());
 }
 
 async fn account_update_sets_and_clears_fields(store: &dyn Store) {

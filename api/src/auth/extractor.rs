@@ -13,6 +13,8 @@ pub struct AuthUser {
     pub role: Role,
     pub jti: String,
     pub exp: i64,
+    /// The refresh-token family of the login this token came from.
+    pub family: Option<String>,
 }
 
 impl AuthUser {
@@ -42,7 +44,13 @@ impl FromRequestParts<AppState> for AuthUser {
             .verify(token.trim())
             .ok_or(ApiError::Unauthorized)?;
         let id: UserId = claims.sub.parse().map_err(|_| ApiError::Unauthorized)?;
-        if state.store.is_access_token_revoked(&claims.jti).await? {
+        // One read covers both: this token logged out, or its login's family revoked (logout,
+        // refresh-token reuse).
+        if state
+            .store
+            .is_access_token_revoked(&claims.jti, claims.fam.as_deref())
+            .await?
+        {
             return Err(ApiError::Unauthorized);
         }
         // The role comes from the database, not the token, so a demotion or a disable takes
@@ -61,6 +69,7 @@ impl FromRequestParts<AppState> for AuthUser {
             role: user.role,
             jti: claims.jti,
             exp: claims.exp,
+            family: claims.fam,
         };
         parts.extensions.insert(auth.clone());
         Ok(auth)

@@ -74,15 +74,66 @@ fn lower_priority() {
     }
 }
 
-/// Runs `work` on a hashing thread (the caller holds a slot) and waits for its result.
+/// Hashes queued or running on the hashing threads, for `tgfleet_password_hashes_in_flight`: it
+/// never exceeds the slots, because a job takes its slot with it.
+fn in_flight() -> &'static prometheus::IntGauge {
+    static IN_FLIGHT: OnceLock<prometheus::IntGauge> = OnceLock::new();
+    IN_FLIGHT.get_or_init(|| {
+        prometheus::IntGauge::new(
+            "tgfleet_password_hashes_in_flight",
+            "argon2 hashes queued or running (bounded by the hashing slots)",
+        )
+        .expect("static gauge options are valid")
+    })
+}
+
+/// The gauge above, for each state's registry (tests build several states in one process, so the
+/// gauge is shared and registered once per registry).
+pub fn register_metrics(registry: &prometheus::Registry) -> anyhow::Result<()> {
+    registry.register(Box::new(in_flight().clone()))?;
+    Ok(())
+}
+
+/// How many hashes may be queued or running at once.
+pub fn hash_slots() -> usize {
+    hashers()
+}
+
+/// Counts a job from submission until it has run (or was dropped unrun).
+struct InFlight;
+
+impl InFlight {
+    fn enter() -> Self {
+        in_flight().inc();
+        Self
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        in_flight().dec();
+    }
+}
+
+/// Runs `work` on a hashing thread and waits for its result. The slot travels WITH the job and is
+/// released when the hash has finished: if it stayed with the caller, a client hanging up would
+/// free it while the hash still ran, and the next request would queue one more hash behind it —
+/// hundreds of hang-ups would build a queue of minutes that every honest login waits behind.
 async fn on_hasher<T: Send + 'static>(
+    slot: SemaphorePermit<'static>,
     work: impl FnOnce() -> T + Send + 'static,
 ) -> anyhow::Result<T> {
     let (done, result) = oneshot::channel();
     let span = tracing::Span::current();
+    let counted = InFlight::enter();
     let job: Job = Box::new(move || {
         let _entered = span.enter();
-        let _ = done.send(work());
+        let answer = work();
+        // Uncounted before the slot is free (the next hash is counted once it has the slot), and
+        // both before the answer goes out, so a caller that sees it sees the slot free.
+        drop(counted);
+        drop(slot);
+        let _ = done.send(answer);
     });
     pool()
         .send(job)
@@ -107,8 +158,8 @@ async fn slot() -> Result<SemaphorePermit<'static>, ApiError> {
 }
 
 pub async fn hash(password: String) -> Result<String, ApiError> {
-    let _slot = slot().await?;
-    on_hasher(move || {
+    let slot = slot().await?;
+    on_hasher(slot, move || {
         let salt = SaltString::generate(&mut OsRng);
         hasher()
             .hash_password(password.as_bytes(), &salt)
@@ -123,8 +174,8 @@ pub async fn hash(password: String) -> Result<String, ApiError> {
 
 /// False for a wrong password and for a hash that does not parse (never a panic).
 pub async fn verify(password: String, phc: String) -> Result<bool, ApiError> {
-    let _slot = slot().await?;
-    on_hasher(move || {
+    let slot = slot().await?;
+    on_hasher(slot, move || {
         let Ok(parsed) = PasswordHash::new(&phc) else {
             return false;
         };

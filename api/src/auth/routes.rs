@@ -43,11 +43,14 @@ pub struct RefreshRequest {
 #[derive(Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct LogoutRequest {
-    /// Revoked too when given; the access token's `jti` is revoked either way.
+    /// Its family is revoked too when given. Without it, the family of the login the access
+    /// token belongs to is revoked; the access token itself is revoked either way.
     pub refresh_token: Option<String>,
 }
 
-#[derive(Debug, Serialize, Deserialize, ToSchema)]
+/// `Debug` shows the shape, never the tokens: a logged pair would be a login for anyone who reads
+/// the log.
+#[derive(Serialize, Deserialize, ToSchema)]
 pub struct TokenPair {
     pub access_token: String,
     pub refresh_token: String,
@@ -55,6 +58,17 @@ pub struct TokenPair {
     pub token_type: String,
     /// Seconds until the access token expires.
     pub expires_in: i64,
+}
+
+impl std::fmt::Debug for TokenPair {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TokenPair")
+            .field("access_token", &"<redacted>")
+            .field("refresh_token", &"<redacted>")
+            .field("token_type", &self.token_type)
+            .field("expires_in", &self.expires_in)
+            .finish()
+    }
 }
 
 pub const MIN_PASSWORD: usize = 10;
@@ -205,7 +219,7 @@ async fn issue_pair(
     user: &User,
     family_id: String,
 ) -> Result<TokenPair, ApiError> {
-    let (access_token, claims) = state.jwt.issue_access(user.id, user.role)?;
+    let (access_token, claims) = state.jwt.issue_access(user.id, user.role, &family_id)?;
     let (refresh_token, token_hash) = tokens::new_refresh_token();
     let now = Utc::now();
     let inserted = state
@@ -287,7 +301,7 @@ pub async fn logout(
     user: AuthUser,
     body: axum::body::Bytes,
 ) -> Result<StatusCode, ApiError> {
-    // The body is optional: an empty one means "this access token only".
+    // The body is optional: without it, the access token's own login is logged out.
     let body: LogoutRequest = if body.iter().all(u8::is_ascii_whitespace) {
         LogoutRequest::default()
     } else {
@@ -298,11 +312,14 @@ pub async fn logout(
     };
     let expires = chrono::DateTime::from_timestamp(user.exp, 0).unwrap_or_else(Utc::now);
     state.store.revoke_access_token(&user.jti, expires).await?;
+    if let Some(family) = &user.family {
+        state.store.revoke_refresh_family(family).await?;
+    }
     if let Some(rt) = body.refresh_token {
         let hash = hash_refresh_token(&rt);
         // Only the caller's own token: logout must not become a way to revoke someone else's.
         if let Ok(t) = state.store.refresh_token(&hash).await {
-            if t.user_id == user.id {
+            if t.user_id == user.id && user.family.as_ref() != Some(&t.family_id) {
                 state.store.revoke_refresh_family(&t.family_id).await?;
             }
         }

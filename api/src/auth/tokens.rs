@@ -17,6 +17,11 @@ pub struct Claims {
     pub jti: String,
     pub iat: i64,
     pub exp: i64,
+    /// The refresh-token family this token was issued with (one per login), so a logout without
+    /// a body and a revoked family reach the access tokens too. Absent in tokens minted before
+    /// it existed; those expire within `access_ttl_s` of the upgrade.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fam: Option<String>,
 }
 
 #[derive(Clone)]
@@ -43,7 +48,12 @@ impl JwtKeys {
         }
     }
 
-    pub fn issue_access(&self, user_id: UserId, role: Role) -> anyhow::Result<(String, Claims)> {
+    pub fn issue_access(
+        &self,
+        user_id: UserId,
+        role: Role,
+        family_id: &str,
+    ) -> anyhow::Result<(String, Claims)> {
         let now = Utc::now();
         let claims = Claims {
             sub: user_id.to_string(),
@@ -51,6 +61,7 @@ impl JwtKeys {
             jti: uuid::Uuid::new_v4().to_string(),
             iat: now.timestamp(),
             exp: (now + self.access_ttl).timestamp(),
+            fam: Some(family_id.to_owned()),
         };
         let token = jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)?;
         Ok((token, claims))

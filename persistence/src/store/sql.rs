@@ -359,15 +359,31 @@ macro_rules! impl_sql_store {
                 Ok(())
             }
 
-            async fn is_access_token_revoked(&self, jti: &str) -> StoreResult<bool> {
+            async fn is_access_token_revoked(
+                &self,
+                jti: &str,
+                family_id: Option<&str>,
+            ) -> StoreResult<bool> {
                 let revoked: bool = sqlx::query_scalar(
-                    "SELECT EXISTS (SELECT 1 FROM revoked_access_tokens WHERE jti = $1)",
+                    "SELECT EXISTS (SELECT 1 FROM revoked_access_tokens WHERE jti = $1) \
+                     OR EXISTS (SELECT 1 FROM revoked_refresh_families WHERE family_id = $2)",
                 )
                 .bind(jti)
+                .bind(family_id)
                 .fetch_one(&self.pool)
                 .await
                 .map_err(db_err("checking revoked access token"))?;
                 Ok(revoked)
+            }
+
+            async fn purge_revoked_families(&self, before: DateTime<Utc>) -> StoreResult<u64> {
+                let done =
+                    sqlx::query("DELETE FROM revoked_refresh_families WHERE revoked_at < $1")
+                        .bind(before)
+                        .execute(&self.pool)
+                        .await
+                        .map_err(db_err("purging revoked refresh token families"))?;
+                Ok(done.rows_affected())
             }
 
             async fn purge_expired_tokens(&self, now: DateTime<Utc>) -> StoreResult<u64> {

@@ -440,7 +440,10 @@ impl Store for MemStore {
     async fn revoke_access_token(&self, _: &str, _: DateTime<Utc>) -> StoreResult<()> {
         unsupported()
     }
-    async fn is_access_token_revoked(&self, _: &str) -> StoreResult<bool> {
+    async fn is_access_token_revoked(&self, _: &str, _: Option<&str>) -> StoreResult<bool> {
+        unsupported()
+    }
+    async fn purge_revoked_families(&self, _: DateTime<Utc>) -> StoreResult<u64> {
         unsupported()
     }
     async fn purge_expired_tokens(&self, _: DateTime<Utc>) -> StoreResult<u64> {
