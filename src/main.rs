@@ -35,6 +35,8 @@ enum Command {
     Serve {
         /// Start an in-process fake Telegram DC (testdc) and use it instead of Telegram: every
         /// flow works without credentials; login codes are at GET /api/v1/sandbox/codes/{phone}.
+        /// Its world and ports are kept in DATA_DIR/sandbox, so a restart finds its accounts.
+        /// Refused beside telegram.api_id/api_hash or telegram.testdc_control.
         #[arg(long)]
         sandbox: bool,
     },
@@ -132,13 +134,21 @@ const EXIT_CONFIG: u8 = 2;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let settings = match tgfleet_config::load(cli.config.as_deref()) {
+    let mut settings = match tgfleet_config::load(cli.config.as_deref()) {
         Ok(s) => s,
         Err(e) => {
             eprintln!("error: {e}");
             return ExitCode::from(EXIT_CONFIG);
         }
     };
+    // The flag is the only way in (no config key), and it must agree with the rest of the config.
+    if let Command::Serve { sandbox: true } = cli.command {
+        settings.sandbox = true;
+        if let Err(e) = settings.validate_telegram_target() {
+            eprintln!("error: {e}");
+            return ExitCode::from(EXIT_CONFIG);
+        }
+    }
     tgfleet_api::logging::init(&settings.log);
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,
@@ -149,7 +159,7 @@ fn main() -> ExitCode {
     };
     let result = runtime.block_on(async move {
         match cli.command {
-            Command::Serve { sandbox } => serve(settings, sandbox).await,
+            Command::Serve { .. } => serve(settings).await,
             Command::Migrate => migrate(settings).await,
             Command::Users(UsersCommand::Create { email, role }) => {
                 create_user(settings, email, role).await
@@ -184,8 +194,7 @@ fn main() -> ExitCode {
     }
 }
 
-async fn serve(mut settings: tgfleet_config::Settings, sandbox: bool) -> anyhow::Result<()> {
-    settings.sandbox |= sandbox;
+async fn serve(settings: tgfleet_config::Settings) -> anyhow::Result<()> {
     let listeners = tgfleet_api::Listeners::bind(&settings).await?;
     let state = tgfleet_api::build_state(settings).await?;
     tracing::info!(

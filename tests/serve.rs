@@ -452,3 +452,239 @@ async fn the_readme_run_command_serves_the_sandbox() {
     let status = terminate(&mut t.child);
     assert!(status.success(), "graceful stop exits 0, got {status}");
 }
+
+#[test]
+fn the_sandbox_is_only_the_flag_and_never_beside_another_telegram() {
+    let dir = tempfile::tempdir().unwrap();
+    let hash = "0123456789abcdef0123456789abcdef".to_string();
+    let listen = || {
+        [
+            ("TGFLEET__API__LISTEN", format!("127.0.0.1:{}", free_port())),
+            (
+                "TGFLEET__METRICS__LISTEN",
+                format!("127.0.0.1:{}", free_port()),
+            ),
+        ]
+    };
+    let cases: Vec<(&str, Vec<&str>, Vec<(&str, String)>, &str)> = vec![
+        // A stray environment variable must not swap real Telegram for a fake one.
+        (
+            "TGFLEET__SANDBOX",
+            vec!["serve"],
+            vec![("TGFLEET__SANDBOX", "true".into())],
+            "--sandbox",
+        ),
+        (
+            "--sandbox beside api_id/api_hash",
+            vec!["serve", "--sandbox"],
+            vec![
+                ("TGFLEET__TELEGRAM__API_ID", "12345".into()),
+                ("TGFLEET__TELEGRAM__API_HASH", hash.clone()),
+            ],
+            "api_id",
+        ),
+        (
+            "testdc_control off loopback",
+            vec!["serve"],
+            vec![(
+                "TGFLEET__TELEGRAM__TESTDC_CONTROL",
+                "http://192.0.2.1:9900".into(),
+            )],
+            "telegram.testdc_control",
+        ),
+        (
+            "testdc_control beside api_id/api_hash",
+            vec!["serve"],
+            vec![
+                (
+                    "TGFLEET__TELEGRAM__TESTDC_CONTROL",
+                    format!("http://127.0.0.1:{}", free_port()),
+                ),
+                ("TGFLEET__TELEGRAM__API_ID", "12345".into()),
+                ("TGFLEET__TELEGRAM__API_HASH", hash.clone()),
+            ],
+            "telegram.testdc_control",
+        ),
+    ];
+    for (what, args, env, named) in cases {
+        let mut env = env;
+        env.extend(listen());
+        let (code, stderr) = run_to_exit(&mut tgfleet(dir.path(), &args, &env));
+        assert_eq!(code, Some(2), "{what}: {stderr}");
+        let errors = error_lines(&stderr);
+        assert_eq!(errors.len(), 1, "{what}: {stderr}");
+        assert!(errors[0].contains(named), "{what}: {stderr}");
+        assert!(!stderr.contains("panicked"), "{what}: {stderr}");
+        assert!(
+            !dir.path().join("data").exists(),
+            "{what}: nothing is created on a refused config"
+        );
+    }
+}
+
+/// A `tgfleet serve --sandbox` client: one user, bearer-authenticated calls.
+struct SandboxUser {
+    client: reqwest::Client,
+    api: String,
+    token: String,
+}
+
+impl SandboxUser {
+    async fn call(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<serde_json::Value>,
+    ) -> (u16, serde_json::Value) {
+        let mut req = self
+            .client
+            .request(method, format!("{}{path}", self.api))
+            .bearer_auth(&self.token);
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let r = req.send().await.expect("tgfleet answers");
+        let status = r.status().as_u16();
+        let text = r.text().await.unwrap();
+        (
+            status,
+            serde_json::from_str(&text).unwrap_or(serde_json::Value::String(text)),
+        )
+    }
+
+    async fn post(&self, path: &str, body: serde_json::Value) -> (u16, serde_json::Value) {
+        self.call(reqwest::Method::POST, path, Some(body)).await
+    }
+
+    async fn get(&self, path: &str) -> (u16, serde_json::Value) {
+        self.call(reqwest::Method::GET, path, None).await
+    }
+
+    async fn new_account(&self) -> i64 {
+        let (s, v) = self
+            .post(
+                "/api/v1/telegram/accounts",
+                serde_json::json!({"kind": "user"}),
+            )
+            .await;
+        assert_eq!(s, 201, "{v}");
+        v["id"].as_i64().unwrap()
+    }
+
+    /// Requests a login code for `phone` and returns it as the sandbox shows it.
+    async fn request_code(&self, id: i64, phone: &str) -> String {
+        let (s, v) = self
+            .post(
+                &format!("/api/v1/telegram/accounts/{id}/login/code"),
+                serde_json::json!({ "phone": phone }),
+            )
+            .await;
+        assert_eq!(s, 200, "{v}");
+        let (s, v) = self.get(&format!("/api/v1/sandbox/codes/{phone}")).await;
+        assert_eq!(s, 200, "{v}");
+        v["code"].as_str().unwrap().to_owned()
+    }
+
+    /// POSTs, retrying while the account is still coming up (503), within a generous bound;
+    /// returns the last answer.
+    async fn post_eventually(
+        &self,
+        path: &str,
+        body: serde_json::Value,
+    ) -> (u16, serde_json::Value) {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let (s, v) = self.post(path, body.clone()).await;
+            if s != 503 || Instant::now() > deadline {
+                return (s, v);
+            }
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+    }
+
+    async fn sign_in(&self, id: i64, code: &str) -> (u16, serde_json::Value) {
+        self.post_eventually(
+            &format!("/api/v1/telegram/accounts/{id}/login/sign-in"),
+            serde_json::json!({ "code": code }),
+        )
+        .await
+    }
+
+    async fn send_eventually(&self, id: i64, text: &str) -> (u16, serde_json::Value) {
+        self.post_eventually(
+            &format!("/api/v1/telegram/accounts/{id}/messages"),
+            serde_json::json!({"peer": "me", "text": text}),
+        )
+        .await
+    }
+}
+
+async fn sandbox_user(t: &Tgfleet, email: &str) -> SandboxUser {
+    let client = reqwest::Client::new();
+    let creds = serde_json::json!({"email": email, "password": "correct horse battery"});
+    client
+        .post(format!("{}/api/v1/auth/register", t.api))
+        .json(&creds)
+        .send()
+        .await
+        .unwrap();
+    let login: serde_json::Value = client
+        .post(format!("{}/api/v1/auth/login", t.api))
+        .json(&creds)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    SandboxUser {
+        client,
+        api: t.api.clone(),
+        token: login["access_token"].as_str().expect("logs in").to_owned(),
+    }
+}
+
+#[tokio::test]
+async fn a_sandbox_killed_and_started_again_keeps_its_accounts_and_pending_logins() {
+    // The README's run command, twice on one directory, with a kill -9 between.
+    let dir = tempfile::tempdir().unwrap();
+    let mut first = start_with(dir.path(), &["serve", "--sandbox"], &[]);
+    assert_eq!(wait_healthy(&mut first).await.status(), 200);
+    let me = sandbox_user(&first, "restart@example.org").await;
+
+    let active = me.new_account().await;
+    let code = me.request_code(active, "+15550100211").await;
+    let (s, v) = me.sign_in(active, &code).await;
+    assert_eq!((s, v["state"].as_str()), (200, Some("active")), "{v}");
+    let (s, v) = me.send_eventually(active, "before the crash").await;
+    assert_eq!(s, 201, "{v}");
+
+    // Halfway: the code was sent, nobody has typed it in yet.
+    let halfway = me.new_account().await;
+    let pending_code = me.request_code(halfway, "+15550100222").await;
+
+    first.child.kill().expect("kill -9");
+    first.child.wait().unwrap();
+
+    let mut second = start_with(dir.path(), &["serve", "--sandbox"], &[]);
+    assert_eq!(wait_healthy(&mut second).await.status(), 200);
+    let me = sandbox_user(&second, "restart@example.org").await;
+
+    // The code from the first run finishes the login, and the account sends.
+    let (s, v) = me.sign_in(halfway, &pending_code).await;
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(v["state"], "active", "{v}");
+    let (s, v) = me
+        .send_eventually(halfway, "logged in across a crash")
+        .await;
+    assert_eq!(s, 201, "{v}");
+    // The account logged in before the crash sends too.
+    let (s, v) = me.send_eventually(active, "after the crash").await;
+    assert_eq!(s, 201, "{v}");
+    let (s, v) = me.get(&format!("/api/v1/telegram/accounts/{active}")).await;
+    assert_eq!(s, 200);
+    assert_eq!(v["state"], "active", "{v}");
+
+    let status = terminate(&mut second.child);
+    assert!(status.success(), "graceful stop exits 0, got {status}");
+}

@@ -94,11 +94,13 @@ async fn owns_phone(state: &AppState, user_id: i64, phone: &str) -> Result<bool,
 #[serde(deny_unknown_fields)]
 pub struct SandboxFault {
     pub kind: FaultKind,
-    /// Only this phone's connections or calls; omit for all.
+    /// Only this phone's connections or calls (every kind); omit for all (admins only).
     pub phone: Option<String>,
     /// The method a flood wait applies to, e.g. `messages.sendMessage`.
     pub method: Option<String>,
+    /// flood_wait: at most 86400; delay: at most 60.
     pub seconds: Option<u32>,
+    /// delay: at most 60000.
     pub millis: Option<u64>,
     /// black_hole: on (default) or off.
     pub on: Option<bool>,
@@ -107,11 +109,13 @@ pub struct SandboxFault {
 #[utoipa::path(post, path = "/api/v1/sandbox/faults", tag = "sandbox", security(("bearer" = [])),
     request_body = SandboxFault,
     responses((status = 200, description = "what the fault did", body = Object),
-              (status = 401, body = crate::openapi::ErrorBody), (status = 404, body = crate::openapi::ErrorBody),
-              (status = 422, body = crate::openapi::ErrorBody)))]
+              (status = 401, body = crate::openapi::ErrorBody),
+              (status = 403, description = "FAULT_NEEDS_PHONE: only admins inject faults for every account", body = crate::openapi::ErrorBody),
+              (status = 404, body = crate::openapi::ErrorBody),
+              (status = 422, description = "INVALID_FAULT, FAULT_DELAY_TOO_LONG, FAULT_FLOOD_WAIT_TOO_LONG, TOO_MANY_FAULTS", body = crate::openapi::ErrorBody)))]
 pub async fn fault(
     State(state): State<AppState>,
-    _user: AuthUser,
+    user: AuthUser,
     ApiJson(req): ApiJson<SandboxFault>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let dc = testdc(&state)?;
@@ -122,6 +126,25 @@ pub async fn fault(
             message: "phone must be + and 7 to 15 digits".into(),
         })?),
     };
+    // A shared sandbox is still shared: a user's faults reach only the user's own phones, and
+    // a fault without a phone (every account on the DC) is an admin's.
+    if !user.is_admin() {
+        match &phone {
+            None => {
+                return Err(ApiError::ForbiddenCode {
+                    code: "FAULT_NEEDS_PHONE",
+                    message: "name one of your accounts' phones: a fault without one acts on \
+                              every account, which only an admin may do"
+                        .into(),
+                })
+            }
+            // 404 as for a code: whether someone else uses a phone is not this user's business.
+            Some(p) if !owns_phone(&state, user.id, p).await? => {
+                return Err(ApiError::NotFound("phone"))
+            }
+            Some(_) => {}
+        }
+    }
     let body = FaultBody {
         kind: req.kind.as_str().to_owned(),
         phone,
@@ -133,8 +156,8 @@ pub async fn fault(
     };
     tgfleet_testdc::apply_fault(dc, body)
         .map(Json)
-        .map_err(|message| ApiError::Unprocessable {
-            code: "INVALID_FAULT",
-            message,
+        .map_err(|e| ApiError::Unprocessable {
+            code: e.code,
+            message: e.message,
         })
 }

@@ -31,6 +31,8 @@ pub enum StartupError {
     JwtSecret(String),
     #[error("sandbox: {0}")]
     Sandbox(String),
+    #[error("{0}")]
+    Telegram(String),
     #[error("fleet: {0}")]
     Fleet(String),
 }
@@ -44,6 +46,11 @@ pub(crate) const SANDBOX_API_ID: i32 = 17349;
 const SANDBOX_API_HASH: &str = "0000000000000000000000000000sbox";
 
 pub async fn build_state(mut settings: Settings) -> Result<AppState, StartupError> {
+    // `serve` checks this before anything starts; a caller that set `sandbox` itself (tests,
+    // embedders) gets the same refusal here.
+    settings
+        .validate_telegram_target()
+        .map_err(|e| StartupError::Telegram(e.to_string()))?;
     std::fs::create_dir_all(&settings.data_dir).map_err(|e| StartupError::DataDir {
         path: settings.data_dir.display().to_string(),
         cause: e.to_string(),
@@ -83,7 +90,9 @@ pub async fn build_state(mut settings: Settings) -> Result<AppState, StartupErro
                 }
                 settings.auth.jwt_secret = secrets.jwt_secret;
             }
-            if settings.telegram.api_hash.is_none() {
+            // A fake Telegram never gets the real credentials, even from Vault.
+            let fake = settings.sandbox || settings.telegram.testdc_control.is_some();
+            if settings.telegram.api_hash.is_none() && !fake {
                 settings.telegram.api_hash = secrets.api_hash;
             }
             SessionCipher::vault(params)
@@ -170,6 +179,9 @@ async fn telegram_target(
     if settings.sandbox {
         let dc = TestDc::start(TestDcConfig {
             sandbox_directory: true,
+            // Sessions keep the DC addresses and keys they were given: the sandbox must come
+            // back with them after a restart, or every account reconnects for ever.
+            state_dir: Some(settings.data_dir.join("sandbox")),
             ..TestDcConfig::default()
         })
         .await

@@ -495,3 +495,130 @@ async fn an_accounts_metric_series_leave_with_it() {
     assert_eq!(account_series(&app, id).await, Vec::<String>::new());
     app.shutdown().await;
 }
+
+async fn post_fault(app: &TestApp, token: &str, body: Value) -> reqwest::Response {
+    app.post("/api/v1/sandbox/faults", Some(token), body).await
+}
+
+async fn send_hi(app: &TestApp, token: &str, id: i64) -> u16 {
+    app.post(
+        &format!("/api/v1/telegram/accounts/{id}/messages"),
+        Some(token),
+        json!({"peer": "me", "text": "hi"}),
+    )
+    .await
+    .status()
+    .as_u16()
+}
+
+#[tokio::test]
+async fn a_users_faults_reach_only_their_own_phones() {
+    let app = sandbox().await;
+    let (_, alice, _) = app.user("alice-f@example.org").await;
+    let (_, mallory, _) = app.user("mallory-f@example.org").await;
+    let (_, admin) = app.admin("root-f@example.org").await;
+    let alices_phone = "+15550100311";
+    let alices = logged_in_account(&app, &alice, alices_phone).await;
+    logged_in_account(&app, &mallory, "+15550100322").await;
+
+    // Another user's phone: as if it did not exist, and nothing happens to it.
+    for kind in ["revoke", "ban", "drop_connections", "flood_wait", "delay"] {
+        let r = post_fault(&app, &mallory, json!({"kind": kind, "phone": alices_phone})).await;
+        assert_eq!(r.status(), 404, "{kind} on someone else's phone");
+    }
+    // No phone means every account on the DC: an admin's call only.
+    for kind in [
+        "flood_wait",
+        "black_hole",
+        "delay",
+        "drop_connections",
+        "clear",
+    ] {
+        let r = post_fault(&app, &mallory, json!({"kind": kind, "seconds": 1})).await;
+        assert_eq!(error_code(r, 403).await, "FAULT_NEEDS_PHONE", "{kind}");
+    }
+    assert_eq!(
+        send_hi(&app, &alice, alices).await,
+        201,
+        "alice is untouched"
+    );
+
+    // The owner may, and so may an admin.
+    let r = post_fault(
+        &app,
+        &alice,
+        json!({"kind": "flood_wait", "phone": alices_phone, "seconds": 120}),
+    )
+    .await;
+    assert_eq!(r.status(), 200);
+    assert_eq!(send_hi(&app, &alice, alices).await, 429);
+    let r = post_fault(&app, &admin, json!({"kind": "clear"})).await;
+    // The account's actor itself remembers the flood wait it was told, so a send right after
+    // the clear would still be 429; the admin's clear being accepted is what is checked here.
+    assert_eq!(r.status(), 200);
+    app.shutdown().await;
+}
+
+#[tokio::test]
+async fn fault_delays_are_bounded_and_fault_rules_do_not_pile_up() {
+    let app = sandbox().await;
+    let (_, token, _) = app.user("bounded@example.org").await;
+    let phone = "+15550100433";
+    let id = logged_in_account(&app, &token, phone).await;
+
+    for body in [
+        json!({"kind": "delay", "phone": phone, "seconds": 3600}),
+        json!({"kind": "delay", "phone": phone, "millis": 60_001}),
+    ] {
+        let r = post_fault(&app, &token, body.clone()).await;
+        assert_eq!(error_code(r, 422).await, "FAULT_DELAY_TOO_LONG", "{body}");
+    }
+    let r = post_fault(
+        &app,
+        &token,
+        json!({"kind": "flood_wait", "phone": phone, "seconds": 10_000_000}),
+    )
+    .await;
+    assert_eq!(error_code(r, 422).await, "FAULT_FLOOD_WAIT_TOO_LONG");
+    // A short delay on one's own phone is fine.
+    let r = post_fault(
+        &app,
+        &token,
+        json!({"kind": "delay", "phone": phone, "millis": 10}),
+    )
+    .await;
+    assert_eq!(r.status(), 200);
+
+    // The same rule again replaces the first instead of adding one…
+    for _ in 0..100 {
+        let r = post_fault(
+            &app,
+            &token,
+            json!({"kind": "flood_wait", "phone": phone, "method": "messages.getHistory", "seconds": 300}),
+        )
+        .await;
+        assert_eq!(r.status(), 200);
+    }
+    // …and distinct rules stop at the per-phone cap (the delay above is one of them).
+    let mut accepted = 2;
+    let refused = loop {
+        let r = post_fault(
+            &app,
+            &token,
+            json!({"kind": "flood_wait", "phone": phone, "method": format!("m.n{accepted}"), "seconds": 300}),
+        )
+        .await;
+        if r.status() != 200 {
+            break r;
+        }
+        accepted += 1;
+        assert!(accepted <= 1000, "fault rules pile up without a cap");
+    };
+    assert_eq!(accepted, 16, "testdc's MAX_RULES_PER_PHONE");
+    assert_eq!(error_code(refused, 422).await, "TOO_MANY_FAULTS");
+    // Clearing the phone's rules makes room again, and the account works.
+    let r = post_fault(&app, &token, json!({"kind": "clear", "phone": phone})).await;
+    assert_eq!(r.status(), 200);
+    assert_eq!(send_hi(&app, &token, id).await, 201);
+    app.shutdown().await;
+}

@@ -59,6 +59,14 @@ fn from_figment(err: figment::Error) -> ConfigError {
     } else {
         err.path.join(".")
     };
+    if key == "sandbox" {
+        // The key existed once; whoever sets it is told where the switch went.
+        return ConfigError::new(
+            "sandbox",
+            "is not a setting: the sandbox replaces real Telegram with a fake one, so only \
+             `tgfleet serve --sandbox` turns it on",
+        );
+    }
     let mut message = err.kind.to_string();
     if let Some(meta) = &err.metadata {
         if let Some(source) = &meta.source {
@@ -236,6 +244,88 @@ mod tests {
             jail.set_env("TGFLEET__TELEGRAM__API_HASH", "short");
             let err = load_in_jail(None).unwrap_err();
             assert_eq!(err.key, "telegram.api_hash");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn sandbox_is_not_a_config_key() {
+        Jail::expect_with(|jail| {
+            jail.set_env("TGFLEET__SANDBOX", "true");
+            let err = load_in_jail(None).expect_err("TGFLEET__SANDBOX must not turn it on");
+            assert_eq!(err.key, "sandbox");
+            assert!(err.message.contains("serve --sandbox"), "{}", err.message);
+            Ok(())
+        });
+        Jail::expect_with(|jail| {
+            jail.create_file("t.toml", "sandbox = true\n")?;
+            let err = load_in_jail(Some("t.toml")).expect_err("a file must not turn it on");
+            assert_eq!(err.key, "sandbox");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn the_sandbox_flag_beside_another_telegram_is_refused() {
+        Jail::expect_with(|jail| {
+            jail.set_env("TGFLEET__TELEGRAM__API_ID", "12345");
+            jail.set_env(
+                "TGFLEET__TELEGRAM__API_HASH",
+                "0123456789abcdef0123456789abcdef",
+            );
+            let mut s = load_in_jail(None).expect("real credentials alone load");
+            s.sandbox = true; // what `serve --sandbox` does
+            let err = s.validate().expect_err("--sandbox beside api_id/api_hash");
+            assert_eq!(err.key, "--sandbox");
+            assert!(err.message.contains("api_id"), "{}", err.message);
+            Ok(())
+        });
+        Jail::expect_with(|jail| {
+            jail.set_env("TGFLEET__TELEGRAM__TESTDC_CONTROL", "http://127.0.0.1:9900");
+            let mut s = load_in_jail(None).expect("a loopback testdc alone loads");
+            s.sandbox = true;
+            let err = s.validate().expect_err("--sandbox beside testdc_control");
+            assert_eq!(err.key, "--sandbox");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn testdc_control_only_on_loopback_and_never_beside_real_credentials() {
+        for bad in [
+            "http://10.0.0.5:9900",
+            "http://0.0.0.0:9900",
+            "http://testdc.internal:9900",
+            "http://127.0.0.1.example.org:9900",
+            "http://[2001:db8::1]:9900",
+            "https://127.0.0.1:9900",
+            "http://127.0.0.1",
+        ] {
+            Jail::expect_with(|jail| {
+                jail.set_env("TGFLEET__TELEGRAM__TESTDC_CONTROL", bad);
+                let err = load_in_jail(None).expect_err(bad);
+                assert_eq!(err.key, "telegram.testdc_control", "{bad}");
+                Ok(())
+            });
+        }
+        for good in [
+            "http://127.0.0.1:9900",
+            "http://127.0.0.1:9900/",
+            "http://[::1]:9900",
+            "http://localhost:9900",
+        ] {
+            Jail::expect_with(|jail| {
+                jail.set_env("TGFLEET__TELEGRAM__TESTDC_CONTROL", good);
+                load_in_jail(None).unwrap_or_else(|e| panic!("{good}: {e}"));
+                Ok(())
+            });
+        }
+        Jail::expect_with(|jail| {
+            jail.set_env("TGFLEET__TELEGRAM__TESTDC_CONTROL", "http://127.0.0.1:9900");
+            jail.set_env("TGFLEET__TELEGRAM__API_ID", "12345");
+            let err = load_in_jail(None).expect_err("testdc_control beside api_id");
+            assert_eq!(err.key, "telegram.testdc_control");
+            assert!(err.message.contains("api_id"), "{}", err.message);
             Ok(())
         });
     }

@@ -20,8 +20,10 @@ pub struct Settings {
     pub log: LogSettings,
     /// Turns on the Swagger UI at `/docs`; never in production.
     pub debug: bool,
-    /// Set by `serve --sandbox`: an in-process testdc stands in for Telegram and the
-    /// `/api/v1/sandbox/…` routes exist.
+    /// Set by `serve --sandbox` only, never by a file or the environment: an in-process testdc
+    /// stands in for Telegram and the `/api/v1/sandbox/…` routes exist. A config key would let a
+    /// stray `TGFLEET__SANDBOX=true` silently swap a production fleet's Telegram for a fake one.
+    #[serde(skip)]
     pub sandbox: bool,
 }
 
@@ -100,14 +102,6 @@ impl Settings {
                 ));
             }
         }
-        if let Some(url) = &self.telegram.testdc_control {
-            if !url.starts_with("http://") {
-                return Err(ConfigError::new(
-                    "telegram.testdc_control",
-                    "must be an http:// URL of a testdc control API, e.g. http://127.0.0.1:9900",
-                ));
-            }
-        }
         if let Some(hash) = &self.telegram.api_hash {
             let h = hash.expose();
             if h.len() != 32 || !h.bytes().all(|b| b.is_ascii_hexdigit()) {
@@ -179,7 +173,67 @@ impl Settings {
                 "must be at least 1",
             ));
         }
+        self.validate_telegram_target()
+    }
+
+    /// Which Telegram the fleet may talk to: real Telegram (api_id/api_hash), the in-process
+    /// sandbox (`--sandbox`) or a standalone testdc (`telegram.testdc_control`) — exactly one.
+    /// Two of them together means the operator meant one and got the other, so start-up refuses
+    /// instead of picking. Run again after `--sandbox` is applied.
+    pub fn validate_telegram_target(&self) -> Result<(), ConfigError> {
+        let real = self.telegram.api_id.is_some() || self.telegram.api_hash.is_some();
+        if let Some(url) = &self.telegram.testdc_control {
+            if !control_url_is_loopback(url) {
+                return Err(ConfigError::new(
+                    "telegram.testdc_control",
+                    "must be http://127.0.0.1:PORT, http://[::1]:PORT or http://localhost:PORT: \
+                     a testdc's control API is unauthenticated and its DCs are fake, so never \
+                     on another host",
+                ));
+            }
+        }
+        if self.sandbox {
+            if real {
+                return Err(ConfigError::new(
+                    "--sandbox",
+                    "given while telegram.api_id / telegram.api_hash are configured: did you \
+                     mean the sandbox's fake Telegram or the real one? Drop the flag or the \
+                     credentials",
+                ));
+            }
+            if self.telegram.testdc_control.is_some() {
+                return Err(ConfigError::new(
+                    "--sandbox",
+                    "given while telegram.testdc_control is set: did you mean the in-process \
+                     sandbox or that standalone testdc? Drop one",
+                ));
+            }
+        }
+        if self.telegram.testdc_control.is_some() && real {
+            return Err(ConfigError::new(
+                "telegram.testdc_control",
+                "set beside telegram.api_id / telegram.api_hash: did you mean that fake testdc \
+                 or real Telegram? Remove one",
+            ));
+        }
         Ok(())
+    }
+}
+
+/// `http://HOST:PORT[/]` with HOST a loopback address: an IP literal, or `localhost`.
+fn control_url_is_loopback(url: &str) -> bool {
+    let Some(rest) = url.strip_prefix("http://") else {
+        return false;
+    };
+    let host_port = rest.strip_suffix('/').unwrap_or(rest);
+    if let Ok(addr) = host_port.parse::<SocketAddr>() {
+        return addr.ip().is_loopback() && addr.port() != 0;
+    }
+    match host_port.rsplit_once(':') {
+        Some((host, port)) => {
+            host.eq_ignore_ascii_case("localhost") && port.parse::<u16>().is_ok_and(|p| p != 0)
+        }
+        None => false,
     }
 }
 
@@ -300,8 +354,8 @@ pub struct TelegramSettings {
     /// The loopback control API of a standalone testdc (`tgfleet testdc --control ADDR`), as
     /// `http://127.0.0.1:PORT`: the fleet then talks to that testdc's DCs instead of Telegram and
     /// registers each new session's auth keys with it (`POST /keys`). For tests and benchmarks
-    /// whose fake DC must outlive a tgfleet process (kill -9 and restart); never for production.
-    /// `--sandbox` (an in-process testdc) takes precedence.
+    /// whose fake DC must outlive a tgfleet process (kill -9 and restart); never for production:
+    /// refused on a non-loopback host, beside api_id/api_hash, and together with `--sandbox`.
     pub testdc_control: Option<String>,
 }
 

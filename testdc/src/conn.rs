@@ -218,7 +218,9 @@ impl Conn {
     }
 
     async fn handle(&mut self, item: Inbound) -> Result<(), Close> {
-        let black_hole = self.shared.world().faults.black_hole;
+        let black_hole = self
+            .shared
+            .black_holed(self.key.as_ref().map(|k| k.id), self.dc_id);
         match item {
             Inbound::Ping { msg_id, ping_id } => {
                 if !black_hole {
@@ -274,7 +276,17 @@ impl Conn {
                     dc_id: self.dc_id,
                     key_id: key,
                 };
-                match Box::pin(rpc::dispatch(&ctx, query)).await {
+                let reply = Box::pin(rpc::dispatch(&ctx, query)).await;
+                // What the client is told (signed in, code sent) must survive a crash of this
+                // process: write it out before answering.
+                if self.shared.persist.is_some()
+                    && self.shared.is_dirty()
+                    && rpc::persist_before_answer(query)
+                {
+                    let shared = Arc::clone(&self.shared);
+                    let _ = tokio::task::spawn_blocking(move || shared.persist_now()).await;
+                }
+                match reply {
                     Reply::Result(bytes) => self.send_result(msg_id, &bytes),
                     Reply::Error(code, name) => self.send_error(msg_id, code, &name),
                     Reply::Swallow => {}

@@ -14,6 +14,7 @@ use base64::Engine;
 use serde::Deserialize;
 use serde_json::json;
 
+use crate::world::{FaultLimit, MAX_DELAY, MAX_FLOOD_SECONDS, MAX_RULES, MAX_RULES_PER_PHONE};
 use crate::{RevokeKind, TestDc, TestDcConfig, UserSpec};
 
 fn bad_request(msg: impl Into<String>) -> Response {
@@ -121,19 +122,67 @@ pub struct FaultBody {
     pub revoke_kind: Option<RevokeKind>,
 }
 
+/// Why a fault was refused: a stable code and a sentence.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FaultError {
+    pub code: &'static str,
+    pub message: String,
+}
+
+impl FaultError {
+    fn invalid(message: impl Into<String>) -> Self {
+        Self {
+            code: "INVALID_FAULT",
+            message: message.into(),
+        }
+    }
+}
+
+impl From<FaultLimit> for FaultError {
+    fn from(limit: FaultLimit) -> Self {
+        let message = match limit {
+            FaultLimit::PerPhone => format!(
+                "this phone already has {MAX_RULES_PER_PHONE} fault rules; clear some first"
+            ),
+            FaultLimit::Total => {
+                format!("the DC already holds {MAX_RULES} fault rules; clear some first")
+            }
+        };
+        Self {
+            code: "TOO_MANY_FAULTS",
+            message,
+        }
+    }
+}
+
 /// Applies a fault described in the JSON shape the control API (and the sandbox API) accept.
-pub fn apply_fault(dc: &TestDc, f: FaultBody) -> Result<serde_json::Value, String> {
+/// With a `phone`, every kind acts on that phone alone; without one, on the whole DC.
+pub fn apply_fault(dc: &TestDc, f: FaultBody) -> Result<serde_json::Value, FaultError> {
     let faults = dc.faults();
     let phone = f.phone.as_deref();
     match f.kind.as_str() {
         "drop_connections" => Ok(json!({ "dropped": faults.drop_connections(phone) })),
         "flood_wait" => {
             let method = f.method.as_deref().unwrap_or("messages.sendMessage");
-            faults.flood_wait(method, phone, f.seconds.unwrap_or(60));
+            if method.is_empty() || method.len() > 64 {
+                return Err(FaultError::invalid("method must be 1 to 64 characters"));
+            }
+            let seconds = f.seconds.unwrap_or(60);
+            if seconds > MAX_FLOOD_SECONDS {
+                return Err(FaultError {
+                    code: "FAULT_FLOOD_WAIT_TOO_LONG",
+                    message: format!("a flood wait lasts at most {MAX_FLOOD_SECONDS} s"),
+                });
+            }
+            faults.try_flood_wait(method, phone, seconds)?;
             Ok(json!({}))
         }
         "black_hole" => {
-            faults.black_hole(f.on.unwrap_or(true));
+            let on = f.on.unwrap_or(true);
+            match phone {
+                Some(p) => faults.black_hole_phone(p, on)?,
+                None => faults.black_hole(on),
+            }
             Ok(json!({}))
         }
         "delay" => {
@@ -142,36 +191,55 @@ pub fn apply_fault(dc: &TestDc, f: FaultBody) -> Result<serde_json::Value, Strin
                 (None, Some(s)) => Duration::from_secs(s as u64),
                 (None, None) => Duration::from_secs(1),
             };
-            faults.delay(d);
+            if d > MAX_DELAY {
+                return Err(FaultError {
+                    code: "FAULT_DELAY_TOO_LONG",
+                    message: format!("a delay lasts at most {} s", MAX_DELAY.as_secs()),
+                });
+            }
+            match phone {
+                Some(p) => faults.delay_phone(p, d)?,
+                None => faults.delay(d),
+            }
             Ok(json!({}))
         }
         "revoke" => {
-            let phone = phone.ok_or("revoke needs a phone")?;
+            let phone = phone.ok_or_else(|| FaultError::invalid("revoke needs a phone"))?;
             faults
                 .revoke(
                     phone,
                     f.revoke_kind.unwrap_or(RevokeKind::AuthKeyUnregistered),
                 )
-                .map_err(|e| e.to_string())?;
+                .map_err(|e| FaultError::invalid(e.to_string()))?;
             Ok(json!({}))
         }
         "ban" => {
-            let phone = phone.ok_or("ban needs a phone")?;
-            faults.ban(phone).map_err(|e| e.to_string())?;
+            let phone = phone.ok_or_else(|| FaultError::invalid("ban needs a phone"))?;
+            faults
+                .ban(phone)
+                .map_err(|e| FaultError::invalid(e.to_string()))?;
             Ok(json!({}))
         }
         "clear" => {
-            faults.clear();
+            match phone {
+                Some(p) => faults.clear_phone(p),
+                None => faults.clear(),
+            }
             Ok(json!({}))
         }
-        other => Err(format!("unknown fault kind {other:?}")),
+        other => Err(FaultError::invalid(format!("unknown fault kind {other:?}"))),
     }
 }
 
 async fn post_fault(State(dc): State<TestDc>, Json(f): Json<FaultBody>) -> Response {
     match apply_fault(&dc, f) {
         Ok(v) => Json(v).into_response(),
-        Err(e) => bad_request(e),
+        Err(e) if e.code == "INVALID_FAULT" => bad_request(e.message),
+        Err(e) => (
+            StatusCode::UNPROCESSABLE_ENTITY,
+            Json(json!({"error": {"code": e.code, "message": e.message}})),
+        )
+            .into_response(),
     }
 }
 

@@ -26,6 +26,7 @@
 mod conn;
 mod control;
 pub mod mtp;
+mod persist;
 pub mod probe;
 mod rpc;
 mod shared;
@@ -34,6 +35,7 @@ mod tlb;
 mod world;
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, SocketAddrV4, SocketAddrV6};
+use std::path::PathBuf;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -43,8 +45,11 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 
-pub use control::{apply_fault, control_router, run_standalone, FaultBody};
-pub use world::{PeerRef, StoredMessage, UserSpec};
+pub use control::{apply_fault, control_router, run_standalone, FaultBody, FaultError};
+pub use world::{
+    FaultLimit, PeerRef, StoredMessage, UserSpec, MAX_DELAY, MAX_FLOOD_SECONDS, MAX_RULES,
+    MAX_RULES_PER_PHONE,
+};
 
 use shared::Shared;
 use world::{normalize_phone, Binding};
@@ -68,6 +73,10 @@ pub struct TestDcConfig {
     /// Unknown phones get an account on their first `auth.sendCode`; phones ending in 9 get the
     /// 2FA password `sandbox-2fa`.
     pub sandbox_directory: bool,
+    /// Keep the world (users, auth keys, logins, pending codes, messages) and the DC ports in
+    /// this directory, and start from them again: sessions keep the addresses and keys they were
+    /// given, so a testdc that forgot them would strand every account. `None`: all in memory.
+    pub state_dir: Option<PathBuf>,
 }
 
 impl Default for TestDcConfig {
@@ -80,6 +89,7 @@ impl Default for TestDcConfig {
             code_lifetime: Duration::from_secs(300),
             strict_duplicate_keys: false,
             sandbox_directory: false,
+            state_dir: None,
         }
     }
 }
@@ -100,7 +110,7 @@ pub fn new_auth_key() -> [u8; 256] {
 }
 
 /// The error name `revoke` makes the revoked sessions see.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum RevokeKind {
     SessionRevoked,
@@ -108,7 +118,7 @@ pub enum RevokeKind {
 }
 
 impl RevokeKind {
-    fn error_name(self) -> &'static str {
+    pub(crate) fn error_name(self) -> &'static str {
         match self {
             RevokeKind::SessionRevoked => "SESSION_REVOKED",
             RevokeKind::AuthKeyUnregistered => "AUTH_KEY_UNREGISTERED",
@@ -136,23 +146,55 @@ impl Faults {
     }
 
     /// Answer `method` (e.g. `"messages.sendMessage"`) with FLOOD_WAIT_X for `seconds`, for one
-    /// phone or for everyone. X counts down as time passes.
+    /// phone or for everyone. X counts down as time passes. A second rule for the same method
+    /// and phone replaces the first; past the rule caps the rule is dropped (see
+    /// [`Faults::try_flood_wait`] to be told).
     pub fn flood_wait(&self, method: &str, phone: Option<&str>, seconds: u32) {
-        self.shared.world().faults.floods.push(world::FloodRule {
+        if let Err(limit) = self.try_flood_wait(method, phone, seconds) {
+            tracing::warn!(?limit, "testdc: flood rule dropped, too many fault rules");
+        }
+    }
+
+    pub fn try_flood_wait(
+        &self,
+        method: &str,
+        phone: Option<&str>,
+        seconds: u32,
+    ) -> Result<(), FaultLimit> {
+        self.shared.faults().add_flood(world::FloodRule {
             method: method.to_owned(),
             phone: phone.map(normalize_phone),
             until: Instant::now() + Duration::from_secs(seconds as u64),
-        });
+        })
     }
 
     /// Accept connections and requests but never answer any of them.
     pub fn black_hole(&self, on: bool) {
-        self.shared.world().faults.black_hole = on;
+        self.shared.faults().black_hole = on;
+    }
+
+    /// [`Faults::black_hole`] for the requests of one phone only.
+    pub fn black_hole_phone(&self, phone: &str, on: bool) -> Result<(), FaultLimit> {
+        self.shared
+            .faults()
+            .set_phone_black_hole(&normalize_phone(phone), on)
     }
 
     /// Delay every reply by `delay` (zero turns it off).
     pub fn delay(&self, delay: Duration) {
-        self.shared.world().faults.delay = delay;
+        self.shared.faults().delay = delay;
+    }
+
+    /// [`Faults::delay`] for the requests of one phone only.
+    pub fn delay_phone(&self, phone: &str, delay: Duration) -> Result<(), FaultLimit> {
+        self.shared
+            .faults()
+            .set_phone_delay(&normalize_phone(phone), delay)
+    }
+
+    /// Fault rules held now (expired flood waits not counted).
+    pub fn rule_count(&self) -> usize {
+        self.shared.faults().live_rules()
     }
 
     /// Revoke every authorization of `phone`: its sessions get `kind` (401) on their next call.
@@ -165,7 +207,7 @@ impl Faults {
         for (k, b) in w.bindings.iter_mut() {
             let _ = k;
             if matches!(b, Binding::User(u) | Binding::PasswordPending(u) if *u == id) {
-                *b = Binding::Revoked(kind.error_name());
+                *b = Binding::Revoked(kind);
             }
         }
         Ok(())
@@ -186,7 +228,12 @@ impl Faults {
 
     /// Lift flood waits, black hole and delay (bans and revocations stay).
     pub fn clear(&self) {
-        self.shared.world().faults = Default::default();
+        *self.shared.faults() = Default::default();
+    }
+
+    /// Lift one phone's own flood waits, black hole and delay.
+    pub fn clear_phone(&self, phone: &str) {
+        self.shared.faults().clear_phone(&normalize_phone(phone));
     }
 
     /// Requests swallowed by the black hole so far (lets tests wait until a call is in flight).
@@ -204,29 +251,70 @@ pub struct Stats {
 }
 
 impl TestDc {
-    /// Binds one listener per DC and starts serving.
+    /// Binds one listener per DC and starts serving. With a `state_dir` that holds a world, the
+    /// DCs come back on the ports they had and with everything the world held.
     pub async fn start(cfg: TestDcConfig) -> anyhow::Result<TestDc> {
         anyhow::ensure!(cfg.dc_count >= 1, "dc_count must be at least 1");
+        let (persist, loaded) = match &cfg.state_dir {
+            Some(dir) => {
+                let (p, l) = persist::open(dir)?;
+                (Some(p), l)
+            }
+            None => (None, None),
+        };
         let mut listeners = Vec::new();
-        for dc in 1..=cfg.dc_count as i32 {
-            let port = if cfg.base_port == 0 {
-                0
-            } else {
-                cfg.base_port
-                    .checked_add((dc - 1) as u16)
-                    .context("base_port + dc_count overflows")?
-            };
-            let addr = SocketAddr::new(cfg.host, port);
-            let listener = TcpListener::bind(addr)
-                .await
-                .with_context(|| format!("binding DC {dc} on {addr}"))?;
-            listeners.push((dc, listener));
+        match &loaded {
+            Some(l) => {
+                for (dc, addr) in &l.addrs {
+                    let listener = TcpListener::bind(addr).await.with_context(|| {
+                        format!(
+                            "DC {dc} must listen on {addr} again (its sessions know it from {}),                              but that port is taken",
+                            persist.as_ref().map_or(String::new(), |p| p
+                                .path()
+                                .display()
+                                .to_string())
+                        )
+                    })?;
+                    listeners.push((*dc, listener));
+                }
+            }
+            None => {
+                for dc in 1..=cfg.dc_count as i32 {
+                    let port = if cfg.base_port == 0 {
+                        0
+                    } else {
+                        cfg.base_port
+                            .checked_add((dc - 1) as u16)
+                            .context("base_port + dc_count overflows")?
+                    };
+                    let addr = SocketAddr::new(cfg.host, port);
+                    let listener = TcpListener::bind(addr)
+                        .await
+                        .with_context(|| format!("binding DC {dc} on {addr}"))?;
+                    listeners.push((dc, listener));
+                }
+            }
         }
         let addrs = listeners
             .iter()
             .map(|(dc, l)| Ok((*dc, l.local_addr()?)))
             .collect::<std::io::Result<Vec<_>>>()?;
-        let shared = Arc::new(Shared::new(cfg, addrs));
+        let fresh = loaded.is_none();
+        let (world, keys) = match loaded {
+            Some(l) => (l.world, l.keys),
+            None => (world::World::new(), Vec::new()),
+        };
+        let shared = Arc::new(Shared::new(cfg, addrs, world, keys, persist));
+        if fresh && shared.persist.is_some() {
+            // The ports are chosen once: written out before any session can learn them.
+            shared.mark_dirty();
+            let s = Arc::clone(&shared);
+            tokio::task::spawn_blocking(move || s.persist_now()).await?;
+            anyhow::ensure!(
+                !shared.is_dirty(),
+                "could not write the testdc state (see the error above)"
+            );
+        }
         let (shutdown, _) = watch::channel(false);
         let mut tasks = JoinSet::new();
         for (dc, listener) in listeners {
@@ -236,6 +324,9 @@ impl TestDc {
                 dc,
                 shutdown.subscribe(),
             ));
+        }
+        if shared.persist.is_some() {
+            tasks.spawn(flush_loop(Arc::clone(&shared), shutdown.subscribe()));
         }
         Ok(TestDc {
             shared,
@@ -351,6 +442,23 @@ impl TestDc {
             while tasks.join_next().await.is_some() {}
         }
     }
+}
+
+/// Writes out changes made outside an RPC (control API, QR scans, …) shortly after they happen;
+/// RPCs write theirs before answering.
+async fn flush_loop(shared: Arc<Shared>, mut shutdown: watch::Receiver<bool>) {
+    let mut tick = tokio::time::interval(Duration::from_millis(200));
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = shutdown.changed() => break,
+        }
+        if shared.is_dirty() {
+            let s = Arc::clone(&shared);
+            let _ = tokio::task::spawn_blocking(move || s.persist_now()).await;
+        }
+    }
+    let _ = tokio::task::spawn_blocking(move || shared.persist_now()).await;
 }
 
 async fn accept_loop(

@@ -1,6 +1,6 @@
 //! API methods: one function call per RPC, deserialised with grammers' own TL types.
 
-use std::time::Instant;
+use std::time::SystemTime;
 
 use grammers_tl_types::{self as tl, Cursor, Deserializable, Identifiable, Serializable};
 
@@ -90,6 +90,20 @@ macro_rules! req {
     };
 }
 
+/// Requests whose answer a client builds on (a code was sent, a key is now logged in, an
+/// export may be imported): a persisted testdc writes the world out before answering them, so a
+/// crash right after cannot take back what the client was told. Everything else is batched.
+pub fn persist_before_answer(query: &[u8]) -> bool {
+    read_u32(query, 0).is_some_and(|id| {
+        is_unauthenticated(id)
+            || [
+                tl::functions::auth::LogOut::CONSTRUCTOR_ID,
+                tl::functions::auth::ExportAuthorization::CONSTRUCTOR_ID,
+            ]
+            .contains(&id)
+    })
+}
+
 /// Methods that work without a logged-in user.
 fn is_unauthenticated(id: u32) -> bool {
     use tl::functions::*;
@@ -116,10 +130,22 @@ pub async fn dispatch(ctx: &Ctx<'_>, body: &[u8]) -> Reply {
     };
     let method = tl::name_for_id(id);
 
-    // Faults come first: they model the network and Telegram's limits, not the method.
+    // Faults come first: they model the network and Telegram's limits, not the method. A
+    // phone's own faults apply to the requests that name it and to the sessions logged in as it.
+    let phone = request_phone(id, body)
+        .map(|p| normalize_phone(&p))
+        .or_else(|| {
+            ctx.shared
+                .world()
+                .bound_user(ctx.key_id, ctx.dc_id)
+                .and_then(|u| u.phone.clone())
+        });
     let (black_hole, delay) = {
-        let w = ctx.shared.world();
-        (w.faults.black_hole, w.faults.delay)
+        let f = ctx.shared.faults();
+        (
+            f.black_holed(phone.as_deref()),
+            f.delay_for(phone.as_deref()),
+        )
     };
     if black_hole {
         ctx.shared
@@ -130,20 +156,17 @@ pub async fn dispatch(ctx: &Ctx<'_>, body: &[u8]) -> Reply {
     if !delay.is_zero() {
         tokio::time::sleep(delay).await;
     }
-
-    {
-        let mut w = ctx.shared.world();
-        let phone = request_phone(id, body).or_else(|| {
-            w.bound_user(ctx.key_id, ctx.dc_id)
-                .and_then(|u| u.phone.clone())
-        });
-        if let Some(secs) = w.flood_remaining(method, phone.as_deref()) {
-            return err(420, format!("FLOOD_WAIT_{secs}"));
-        }
-        if !is_unauthenticated(id) {
-            if let Some(reply) = check_authorized(&w, ctx) {
-                return reply;
-            }
+    let flooded = ctx
+        .shared
+        .faults()
+        .flood_remaining(method, phone.as_deref());
+    if let Some(secs) = flooded {
+        return err(420, format!("FLOOD_WAIT_{secs}"));
+    }
+    if !is_unauthenticated(id) {
+        let w = ctx.shared.world();
+        if let Some(reply) = check_authorized(&w, ctx) {
+            return reply;
         }
     }
 
@@ -282,7 +305,7 @@ fn check_authorized(w: &World, ctx: &Ctx<'_>) -> Option<Reply> {
     match w.binding(ctx.key_id, ctx.dc_id) {
         None => Some(err(401, "AUTH_KEY_UNREGISTERED")),
         Some(Binding::PasswordPending(_)) => Some(err(401, "SESSION_PASSWORD_NEEDED")),
-        Some(Binding::Revoked(name)) => Some(err(401, *name)),
+        Some(Binding::Revoked(kind)) => Some(err(401, kind.error_name())),
         Some(Binding::User(id)) => match w.users.get(id) {
             Some(u) if u.banned => Some(err(401, "USER_DEACTIVATED_BAN")),
             Some(_) => None,
@@ -393,7 +416,7 @@ fn send_code(ctx: &Ctx<'_>, r: tl::functions::auth::SendCode) -> Reply {
             phone_code_hash: phone_code_hash.clone(),
             code: code.clone(),
             key_id: ctx.key_id,
-            issued: Instant::now(),
+            issued: SystemTime::now(),
             signup_allowed: false,
         },
     );
@@ -413,7 +436,7 @@ fn resend_code(ctx: &Ctx<'_>, phone: &str, hash: &str) -> Reply {
     let mut w = ctx.shared.world();
     match w.codes.get_mut(&phone) {
         Some(p) if p.phone_code_hash == hash && p.key_id == ctx.key_id => {
-            p.issued = Instant::now();
+            p.issued = SystemTime::now();
             let len = p.code.len() as i32;
             ok(tl::enums::auth::SentCode::Code(tl::types::auth::SentCode {
                 r#type: tl::types::auth::SentCodeTypeApp { length: len }.into(),
@@ -443,7 +466,7 @@ fn verify_code(
     if p.phone_code_hash != hash || p.key_id != ctx.key_id {
         return Err(err(400, "PHONE_CODE_EXPIRED"));
     }
-    if p.issued.elapsed() >= lifetime {
+    if p.issued.elapsed().unwrap_or_default() >= lifetime {
         w.codes.remove(phone);
         return Err(err(400, "PHONE_CODE_EXPIRED"));
     }

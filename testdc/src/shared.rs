@@ -2,14 +2,37 @@
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::ops::{Deref, DerefMut};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 
 use tokio::sync::mpsc;
 
 use crate::mtp::{AuthKey, KeyId};
-use crate::world::World;
+use crate::persist::Persist;
+use crate::world::{FaultState, World};
 use crate::TestDcConfig;
+
+/// The world, locked. Taking it mutably marks it changed, so a persisted testdc writes exactly
+/// the changes out, without every mutation site having to remember to.
+pub struct WorldGuard<'a> {
+    world: MutexGuard<'a, World>,
+    dirty: &'a AtomicBool,
+}
+
+impl Deref for WorldGuard<'_> {
+    type Target = World;
+    fn deref(&self) -> &World {
+        &self.world
+    }
+}
+
+impl DerefMut for WorldGuard<'_> {
+    fn deref_mut(&mut self) -> &mut World {
+        self.dirty.store(true, Ordering::Relaxed);
+        &mut self.world
+    }
+}
 
 /// Something another task wants a connection to do.
 #[derive(Debug)]
@@ -32,6 +55,11 @@ pub struct Shared {
     pub addrs: Vec<(i32, SocketAddr)>,
     pub keys: RwLock<HashMap<KeyId, Arc<AuthKey>>>,
     world: Mutex<World>,
+    faults: Mutex<FaultState>,
+    /// Set when the world or the keys changed since they were last written out.
+    dirty: AtomicBool,
+    /// Where the world is kept across restarts (`TestDcConfig::state_dir`), if anywhere.
+    pub persist: Option<Persist>,
     pub conns: Mutex<HashMap<u64, ConnEntry>>,
     pub next_conn: AtomicU64,
     pub live: AtomicUsize,
@@ -40,12 +68,28 @@ pub struct Shared {
 }
 
 impl Shared {
-    pub fn new(cfg: TestDcConfig, addrs: Vec<(i32, SocketAddr)>) -> Self {
+    pub fn new(
+        cfg: TestDcConfig,
+        addrs: Vec<(i32, SocketAddr)>,
+        world: World,
+        keys: Vec<[u8; 256]>,
+        persist: Option<Persist>,
+    ) -> Self {
+        let keys = keys
+            .into_iter()
+            .map(|data| {
+                let key = AuthKey::new(data);
+                (key.id, Arc::new(key))
+            })
+            .collect();
         Self {
             cfg,
             addrs,
-            keys: RwLock::new(HashMap::new()),
-            world: Mutex::new(World::new()),
+            keys: RwLock::new(keys),
+            world: Mutex::new(world),
+            faults: Mutex::new(FaultState::default()),
+            dirty: AtomicBool::new(false),
+            persist,
             conns: Mutex::new(HashMap::new()),
             next_conn: AtomicU64::new(1),
             live: AtomicUsize::new(0),
@@ -55,8 +99,67 @@ impl Shared {
     }
 
     /// The world lock. A panic elsewhere must not take the whole DC down, so poisoning is ignored.
-    pub fn world(&self) -> MutexGuard<'_, World> {
-        self.world.lock().unwrap_or_else(|e| e.into_inner())
+    pub fn world(&self) -> WorldGuard<'_> {
+        WorldGuard {
+            world: self.world.lock().unwrap_or_else(|e| e.into_inner()),
+            dirty: &self.dirty,
+        }
+    }
+
+    pub fn faults(&self) -> MutexGuard<'_, FaultState> {
+        self.faults.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Is this connection's traffic swallowed (globally, or because its key is logged in as a
+    /// black-holed phone)?
+    pub fn black_holed(&self, key: Option<KeyId>, dc: i32) -> bool {
+        {
+            let f = self.faults();
+            if f.black_hole {
+                return true;
+            }
+            if f.phone_black_holes.is_empty() {
+                return false;
+            }
+        }
+        let phone = key.and_then(|k| self.world().bound_user(k, dc).and_then(|u| u.phone.clone()));
+        self.faults().black_holed(phone.as_deref())
+    }
+
+    /// Writes the world and keys out if they changed and this testdc is persisted. Blocking
+    /// (a small file, renamed into place); call it from a blocking context or accept the stall.
+    pub fn persist_now(&self) {
+        let Some(persist) = &self.persist else {
+            return;
+        };
+        let _one_writer = persist.lock();
+        // Cleared before the snapshot: a change made while writing marks it dirty again.
+        if !self.dirty.swap(false, Ordering::AcqRel) {
+            return;
+        }
+        let snapshot = {
+            let keys: Vec<[u8; 256]> = self
+                .keys
+                .read()
+                .unwrap_or_else(|e| e.into_inner())
+                .values()
+                .map(|k| k.data)
+                .collect();
+            let world = self.world.lock().unwrap_or_else(|e| e.into_inner());
+            crate::persist::encode(&self.addrs, &keys, &world)
+        };
+        if let Err(e) = snapshot.and_then(|bytes| persist.write(&bytes)) {
+            self.dirty.store(true, Ordering::Release);
+            tracing::error!("testdc: writing {} failed: {e:#}", persist.path().display());
+        }
+    }
+
+    pub fn mark_dirty(&self) {
+        self.dirty.store(true, Ordering::Release);
+    }
+
+    pub fn is_dirty(&self) -> bool {
+        self.dirty.load(Ordering::Acquire)
     }
 
     pub fn conns(&self) -> MutexGuard<'_, HashMap<u64, ConnEntry>> {
@@ -77,6 +180,9 @@ impl Shared {
             .write()
             .unwrap_or_else(|e| e.into_inner())
             .insert(key.id, Arc::new(key));
+        self.dirty.store(true, Ordering::Release);
+        // The client uses the key as soon as this returns; a crash right after must not forget it.
+        self.persist_now();
     }
 
     pub fn push_to(&self, targets: &[(KeyId, i32)], push: impl Fn() -> Push) {

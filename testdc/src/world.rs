@@ -1,11 +1,14 @@
 //! The data centre's directory and everything an RPC can change: users and bots, which auth key
-//! is logged in as whom on which DC, pending logins, messages, channels and injected faults.
+//! is logged in as whom on which DC, pending logins, messages and channels; and, kept apart from
+//! it because they are not Telegram's state and must never be persisted, the injected faults.
 //!
-//! One mutex guards it all. Every operation is a few map lookups, so contention stays low even
+//! One mutex guards the world. Every operation is a few map lookups, so contention stays low even
 //! with thousands of connections, and one lock makes the login state machine easy to reason about.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use serde::{Deserialize, Serialize};
 
 use num_bigint::BigUint;
 use rand::Rng;
@@ -25,14 +28,18 @@ pub fn normalize_phone(phone: &str) -> String {
     phone.chars().filter(char::is_ascii_digit).collect()
 }
 
+#[derive(Serialize, Deserialize)]
 pub struct PasswordRec {
     pub password: String,
     pub salt1: Vec<u8>,
     pub salt2: Vec<u8>,
-    /// `g^x mod p`, computed on first use because it costs 100k PBKDF2 rounds.
+    /// `g^x mod p`, computed on first use because it costs 100k PBKDF2 rounds (and so never
+    /// persisted: it follows from the rest).
+    #[serde(skip)]
     pub verifier: Option<BigUint>,
 }
 
+#[derive(Serialize, Deserialize)]
 pub struct MsgRec {
     pub id: i32,
     pub pts: i32,
@@ -44,6 +51,7 @@ pub struct MsgRec {
     pub date: i32,
 }
 
+#[derive(Serialize, Deserialize)]
 pub struct UserRec {
     pub id: i64,
     pub access_hash: i64,
@@ -61,6 +69,7 @@ pub struct UserRec {
     pub history: Vec<MsgRec>,
 }
 
+#[derive(Serialize, Deserialize)]
 pub struct ChannelMsg {
     pub id: i32,
     pub from_user: i64,
@@ -68,6 +77,7 @@ pub struct ChannelMsg {
     pub date: i32,
 }
 
+#[derive(Serialize, Deserialize)]
 pub struct ChannelRec {
     pub id: i64,
     pub access_hash: i64,
@@ -81,21 +91,23 @@ pub struct ChannelRec {
     pub history: Vec<ChannelMsg>,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Binding {
     /// Logged in as this user.
     User(i64),
     /// Code (or QR scan) accepted, the account's 2FA password is still owed.
     PasswordPending(i64),
-    /// Authorization revoked from outside; answered with this 401 error name.
-    Revoked(&'static str),
+    /// Authorization revoked from outside; answered with this kind's 401 error name.
+    Revoked(crate::RevokeKind),
 }
 
+#[derive(Serialize, Deserialize)]
 pub struct PendingCode {
     pub phone_code_hash: String,
     pub code: String,
     pub key_id: KeyId,
-    pub issued: Instant,
+    /// Wall-clock, not `Instant`: a code must keep its age across a restart of the DC.
+    pub issued: SystemTime,
     /// The code was right but the number has no account yet: `auth.signUp` may follow.
     pub signup_allowed: bool,
 }
@@ -119,15 +131,153 @@ pub struct FloodRule {
     pub until: Instant,
 }
 
+/// Longest `delay` a fault may ask for: longer only stalls the caller's own requests past every
+/// client timeout, and nothing a test needs.
+pub const MAX_DELAY: Duration = Duration::from_secs(60);
+/// Longest flood wait a fault may inject (a day, like Telegram's longest).
+pub const MAX_FLOOD_SECONDS: u32 = 86_400;
+/// Fault rules held for one phone, and for the whole DC: every rule is checked on every
+/// request, so a caller adding rules in a loop must not slow every other account down.
+pub const MAX_RULES_PER_PHONE: usize = 16;
+pub const MAX_RULES: usize = 1024;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FaultLimit {
+    PerPhone,
+    Total,
+}
+
+/// Injected faults: global ones (black hole, delay) and per-phone ones.
 #[derive(Default)]
 pub struct FaultState {
     pub black_hole: bool,
     pub delay: Duration,
+    pub phone_black_holes: HashSet<String>,
+    pub phone_delays: HashMap<String, Duration>,
     pub floods: Vec<FloodRule>,
 }
 
+impl FaultState {
+    fn prune(&mut self) {
+        let now = Instant::now();
+        self.floods.retain(|r| r.until > now);
+    }
+
+    pub fn live_rules(&mut self) -> usize {
+        self.prune();
+        self.rules()
+    }
+
+    fn rules(&self) -> usize {
+        self.floods.len() + self.phone_black_holes.len() + self.phone_delays.len()
+    }
+
+    fn rules_of(&self, phone: &str) -> usize {
+        self.floods
+            .iter()
+            .filter(|r| r.phone.as_deref() == Some(phone))
+            .count()
+            + usize::from(self.phone_black_holes.contains(phone))
+            + usize::from(self.phone_delays.contains_key(phone))
+    }
+
+    /// Room for one more rule (for `phone` when given)?
+    fn room(&mut self, phone: Option<&str>) -> Result<(), FaultLimit> {
+        self.prune();
+        if self.rules() >= MAX_RULES {
+            return Err(FaultLimit::Total);
+        }
+        if let Some(p) = phone {
+            if self.rules_of(p) >= MAX_RULES_PER_PHONE {
+                return Err(FaultLimit::PerPhone);
+            }
+        }
+        Ok(())
+    }
+
+    /// Adds (or, for the same method and phone, replaces) a flood rule.
+    pub fn add_flood(&mut self, rule: FloodRule) -> Result<(), FaultLimit> {
+        self.prune();
+        if let Some(old) = self
+            .floods
+            .iter_mut()
+            .find(|r| r.method == rule.method && r.phone == rule.phone)
+        {
+            *old = rule;
+            return Ok(());
+        }
+        self.room(rule.phone.as_deref())?;
+        self.floods.push(rule);
+        Ok(())
+    }
+
+    pub fn set_phone_black_hole(&mut self, phone: &str, on: bool) -> Result<(), FaultLimit> {
+        if !on {
+            self.phone_black_holes.remove(phone);
+            return Ok(());
+        }
+        if !self.phone_black_holes.contains(phone) {
+            self.room(Some(phone))?;
+            self.phone_black_holes.insert(phone.to_owned());
+        }
+        Ok(())
+    }
+
+    pub fn set_phone_delay(&mut self, phone: &str, delay: Duration) -> Result<(), FaultLimit> {
+        if delay.is_zero() {
+            self.phone_delays.remove(phone);
+            return Ok(());
+        }
+        if !self.phone_delays.contains_key(phone) {
+            self.room(Some(phone))?;
+        }
+        self.phone_delays.insert(phone.to_owned(), delay);
+        Ok(())
+    }
+
+    /// Lifts every rule of one phone.
+    pub fn clear_phone(&mut self, phone: &str) {
+        self.floods.retain(|r| r.phone.as_deref() != Some(phone));
+        self.phone_black_holes.remove(phone);
+        self.phone_delays.remove(phone);
+    }
+
+    pub fn black_holed(&self, phone: Option<&str>) -> bool {
+        self.black_hole || phone.is_some_and(|p| self.phone_black_holes.contains(p))
+    }
+
+    pub fn delay_for(&self, phone: Option<&str>) -> Duration {
+        let own = phone
+            .and_then(|p| self.phone_delays.get(p).copied())
+            .unwrap_or_default();
+        self.delay.max(own)
+    }
+
+    pub fn flood_remaining(&mut self, method: &str, phone: Option<&str>) -> Option<u32> {
+        if self.floods.is_empty() {
+            return None;
+        }
+        let now = Instant::now();
+        self.floods.retain(|r| r.until > now);
+        self.floods
+            .iter()
+            .filter(|r| r.method == method)
+            .filter(|r| match (&r.phone, phone) {
+                (None, _) => true,
+                (Some(want), Some(have)) => *want == normalize_phone(have),
+                (Some(_), None) => false,
+            })
+            .map(|r| {
+                let left = r.until - now;
+                // Round up so a client never sees FLOOD_WAIT_0 while the wait still holds.
+                (left.as_millis().div_ceil(1000)) as u32
+            })
+            .max()
+    }
+}
+
 /// A message some account sent, as the control API reports it.
-#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StoredMessage {
     pub from_user_id: i64,
     pub from_phone: Option<String>,
@@ -138,7 +288,7 @@ pub struct StoredMessage {
     pub date: i32,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(tag = "type", content = "id", rename_all = "snake_case")]
 pub enum PeerRef {
     User(i64),
@@ -213,9 +363,8 @@ pub struct World {
     pub exported_auths: HashMap<(i64, Vec<u8>), i32>,
     pub sent: HashMap<(i64, i64), Vec<u8>>,
     pub messages: Vec<StoredMessage>,
-    pub faults: FaultState,
-    next_user_id: i64,
-    next_channel_id: i64,
+    pub(crate) next_user_id: i64,
+    pub(crate) next_channel_id: i64,
 }
 
 pub fn random_i64() -> i64 {
@@ -248,7 +397,6 @@ impl World {
             exported_auths: HashMap::new(),
             sent: HashMap::new(),
             messages: Vec::new(),
-            faults: FaultState::default(),
             next_user_id: 100_000,
             next_channel_id: 1_000_000,
         }
@@ -411,26 +559,6 @@ impl World {
             .filter(|(_, b)| **b == Binding::User(user))
             .map(|(k, _)| *k)
             .collect()
-    }
-
-    pub fn flood_remaining(&mut self, method: &str, phone: Option<&str>) -> Option<u32> {
-        let now = Instant::now();
-        self.faults.floods.retain(|r| r.until > now);
-        self.faults
-            .floods
-            .iter()
-            .filter(|r| r.method == method)
-            .filter(|r| match (&r.phone, phone) {
-                (None, _) => true,
-                (Some(want), Some(have)) => *want == normalize_phone(have),
-                (Some(_), None) => false,
-            })
-            .map(|r| {
-                let left = r.until - now;
-                // Round up so a client never sees FLOOD_WAIT_0 while the wait still holds.
-                (left.as_millis().div_ceil(1000)) as u32
-            })
-            .max()
     }
 
     pub fn new_code(&mut self, fixed: Option<&str>) -> String {
