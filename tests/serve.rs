@@ -466,7 +466,9 @@ fn the_sandbox_is_only_the_flag_and_never_beside_another_telegram() {
             ),
         ]
     };
-    let cases: Vec<(&str, Vec<&str>, Vec<(&str, String)>, &str)> = vec![
+    // (what is refused, arguments, environment, what the one line must name)
+    type Case<'a> = (&'a str, Vec<&'a str>, Vec<(&'a str, String)>, &'a str);
+    let cases: Vec<Case> = vec![
         // A stray environment variable must not swap real Telegram for a fake one.
         (
             "TGFLEET__SANDBOX",
