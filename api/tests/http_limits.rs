@@ -184,8 +184,10 @@ async fn thousands_of_half_headers_neither_starve_requests_nor_exhaust_descripto
     assert_eq!(answer.status(), 200);
     watching.store(false, std::sync::atomic::Ordering::Release);
     let (api_most, metrics_most) = watcher.await.unwrap();
-    // The listener itself, plus slack for the honest client's connection.
-    let margin = 8;
+    // The listener, the honest client's connection, and slack for the sampling: the fd list and
+    // the TCP table are read at two moments while connections close and open every 2 s. Without
+    // the cap the count follows the 2,000 attackers.
+    let margin = 32;
     assert!(
         api_most <= cap + margin,
         "the API held {api_most} sockets; the cap is {cap}"
