@@ -77,16 +77,14 @@ pub async fn build_state(mut settings: Settings) -> Result<AppState, StartupErro
                 // The same bound as a configured secret: Vault is where a production secret
                 // lives, so it must not be the one place a short one slips through.
                 if let Some(secret) = &secrets.jwt_secret {
-                    let min = tgfleet_config::AuthSettings::MIN_JWT_SECRET;
-                    if secret.expose().len() < min {
-                        return Err(StartupError::JwtSecret(format!(
-                            "jwt_secret in Vault KV {}/{} is {} characters; it must be at \
-                             least {min}",
-                            settings.vault.kv_mount,
-                            settings.vault.kv_path,
-                            secret.expose().len()
-                        )));
-                    }
+                    tgfleet_config::AuthSettings::check_jwt_secret(secret.expose()).map_err(
+                        |why| {
+                            StartupError::JwtSecret(format!(
+                                "jwt_secret in Vault KV {}/{} {why}",
+                                settings.vault.kv_mount, settings.vault.kv_path
+                            ))
+                        },
+                    )?;
                 }
                 settings.auth.jwt_secret = secrets.jwt_secret;
             }

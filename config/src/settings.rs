@@ -112,15 +112,8 @@ impl Settings {
             }
         }
         if let Some(secret) = &self.auth.jwt_secret {
-            if secret.expose().len() < AuthSettings::MIN_JWT_SECRET {
-                return Err(ConfigError::new(
-                    "auth.jwt_secret",
-                    format!(
-                        "must be at least {} characters",
-                        AuthSettings::MIN_JWT_SECRET
-                    ),
-                ));
-            }
+            AuthSettings::check_jwt_secret(secret.expose())
+                .map_err(|why| ConfigError::new("auth.jwt_secret", why))?;
         }
         if self.auth.access_ttl_s == 0 || self.auth.refresh_ttl_s <= self.auth.access_ttl_s {
             return Err(ConfigError::new(
@@ -387,6 +380,19 @@ impl AuthSettings {
     /// 32 bytes is the hash's own width, and anything shorter can be guessed offline from one
     /// token.
     pub const MIN_JWT_SECRET: usize = 32;
+
+    /// The one length check, for a configured secret and one read from Vault alike; the error
+    /// names the length, never the secret.
+    pub fn check_jwt_secret(secret: &str) -> Result<(), String> {
+        if secret.len() < Self::MIN_JWT_SECRET {
+            return Err(format!(
+                "is {} characters; it must be at least {} characters",
+                secret.len(),
+                Self::MIN_JWT_SECRET
+            ));
+        }
+        Ok(())
+    }
 }
 
 impl Default for AuthSettings {
