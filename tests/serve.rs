@@ -382,18 +382,7 @@ async fn users_create_makes_the_first_admin_who_can_log_in() {
     let mut t = start(dir.path(), &[]);
     wait_healthy(&mut t).await;
     let client = reqwest::Client::new();
-    let login: serde_json::Value = client
-        .post(format!("{}/api/v1/auth/login", t.api))
-        .json(
-            &serde_json::json!({"email": "root@example.org", "password": "a long admin password"}),
-        )
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let token = login["access_token"].as_str().expect("the admin logs in");
+    let token = &log_in(&client, &t.api, "root@example.org", "a long admin password").await;
     let users = client
         .get(format!("{}/api/v1/users", t.api))
         .bearer_auth(token)
@@ -420,16 +409,7 @@ async fn the_readme_run_command_serves_the_sandbox() {
         .await
         .unwrap();
     assert_eq!(register.status(), 201);
-    let login: serde_json::Value = client
-        .post(format!("{}/api/v1/auth/login", t.api))
-        .json(&serde_json::json!({"email": "new@example.org", "password": "correct horse battery"}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let token = login["access_token"].as_str().unwrap();
+    let token = &log_in(&client, &t.api, "new@example.org", "correct horse battery").await;
     // Telegram is there (the in-process testdc), so accounts can be created…
     let account = client
         .post(format!("{}/api/v1/telegram/accounts", t.api))
@@ -630,20 +610,29 @@ async fn sandbox_user(t: &Tgfleet, email: &str) -> SandboxUser {
         .send()
         .await
         .unwrap();
+    let token = log_in(&client, &t.api, email, "correct horse battery").await;
+    SandboxUser {
+        client,
+        api: t.api.clone(),
+        token,
+    }
+}
+
+/// An access token for a user who exists; panics (the test fails) when the login is refused.
+async fn log_in(client: &reqwest::Client, api: &str, email: &str, password: &str) -> String {
     let login: serde_json::Value = client
-        .post(format!("{}/api/v1/auth/login", t.api))
-        .json(&creds)
+        .post(format!("{api}/api/v1/auth/login"))
+        .json(&serde_json::json!({"email": email, "password": password}))
         .send()
         .await
         .unwrap()
         .json()
         .await
         .unwrap();
-    SandboxUser {
-        client,
-        api: t.api.clone(),
-        token: login["access_token"].as_str().expect("logs in").to_owned(),
-    }
+    login["access_token"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{email} logs in: {login}"))
+        .to_owned()
 }
 
 #[tokio::test]

@@ -225,14 +225,7 @@ async fn idle_and_half_sent_connections_do_not_hold_shutdown_open() {
     let body = br#"{"email":"late@example.org","password":"correct horse battery"}"#;
     let mut in_flight = TcpStream::connect(&addr).await.unwrap();
     in_flight
-        .write_all(
-            format!(
-                "POST /api/v1/auth/login HTTP/1.1\r\nHost: tgfleet\r\n\
-                 Content-Type: application/json\r\nContent-Length: {}\r\n\r\n",
-                body.len()
-            )
-            .as_bytes(),
-        )
+        .write_all(login_head(body.len()).as_bytes())
         .await
         .unwrap();
     in_flight.write_all(&body[..10]).await.unwrap();
@@ -259,6 +252,14 @@ async fn idle_and_half_sent_connections_do_not_hold_shutdown_open() {
     }
 }
 
+/// The head of a `POST /auth/login` whose JSON body of `len` bytes the caller sends itself.
+fn login_head(len: usize) -> String {
+    format!(
+        "POST /api/v1/auth/login HTTP/1.1\r\nHost: tgfleet\r\n\
+         Content-Type: application/json\r\nContent-Length: {len}\r\n\r\n"
+    )
+}
+
 #[tokio::test]
 async fn a_request_slower_than_the_request_timeout_gets_503_request_timeout() {
     let app = TestApp::spawn_with(|s| s.api.request_timeout_s = 1).await;
@@ -268,14 +269,7 @@ async fn a_request_slower_than_the_request_timeout_gets_503_request_timeout() {
     let stream = TcpStream::connect(addr_of(&app.base)).await.unwrap();
     let (mut read, mut write) = stream.into_split();
     write
-        .write_all(
-            format!(
-                "POST /api/v1/auth/login HTTP/1.1\r\nHost: tgfleet\r\n\
-                 Content-Type: application/json\r\nContent-Length: {}\r\n\r\n",
-                body.len()
-            )
-            .as_bytes(),
-        )
+        .write_all(login_head(body.len()).as_bytes())
         .await
         .unwrap();
     let trickle = tokio::spawn(async move {
