@@ -59,6 +59,10 @@ enum Command {
         /// Auto-register any phone on first use (phones ending in 9 get 2FA `sandbox-2fa`).
         #[arg(long)]
         sandbox_directory: bool,
+        /// Answer AUTH_KEY_DUPLICATED when one auth key is live on two connections at once,
+        /// as Telegram does (off by default: benchmarks reuse keys on purpose).
+        #[arg(long)]
+        strict_duplicate_keys: bool,
     },
 }
 
@@ -175,10 +179,12 @@ fn main() -> ExitCode {
                 control,
                 base_port,
                 sandbox_directory,
+                strict_duplicate_keys,
             } => {
                 let cfg = tgfleet_testdc::TestDcConfig {
                     base_port,
                     sandbox_directory,
+                    strict_duplicate_keys,
                     ..Default::default()
                 };
                 tgfleet_testdc::run_standalone(cfg, control, shutdown_signal()).await
@@ -210,7 +216,7 @@ async fn serve(settings: tgfleet_config::Settings) -> anyhow::Result<()> {
 
 async fn migrate(settings: tgfleet_config::Settings) -> anyhow::Result<()> {
     let url = settings.database_url();
-    std::fs::create_dir_all(&settings.data_dir)?;
+    tgfleet_persistence::create_private_dir(&settings.data_dir)?;
     tgfleet_persistence::connect(url.expose()).await?;
     eprintln!("migrations applied to {}", url.redacted());
     Ok(())
@@ -234,7 +240,7 @@ async fn create_user(
         RoleArg::User => tgfleet_persistence::Role::User,
     };
     // Only the database: creating a user must not start the fleet or touch Telegram.
-    std::fs::create_dir_all(&settings.data_dir)?;
+    tgfleet_persistence::create_private_dir(&settings.data_dir)?;
     let store = tgfleet_persistence::connect(settings.database_url().expose()).await?;
     let user = tgfleet_api::users::create_from_cli(store, &email, password.clone(), role).await?;
     if generated {

@@ -6,82 +6,12 @@
 //!
 //! CI form: 60 accounts. `TGFLEET_CHAOS_FULL=1`: 500.
 
+mod support;
+
 use futures::StreamExt;
-use serde_json::{json, Value};
-use std::fs::File;
-use std::net::TcpListener;
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use serde_json::json;
 use std::time::{Duration, Instant};
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free loopback port")
-}
-
-/// Kills the child when the test ends, pass or fail.
-struct Guard(Child);
-
-impl Drop for Guard {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn tgfleet(dir: &Path, args: &[&str], log: &str) -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_tgfleet"));
-    cmd.current_dir(dir)
-        .args(args)
-        .env_remove("RUST_LOG")
-        .stdin(Stdio::null())
-        // Files, not pipes: a full pipe nobody reads would block the process.
-        .stdout(File::create(dir.join(format!("{log}.out"))).unwrap())
-        .stderr(File::create(dir.join(format!("{log}.err"))).unwrap());
-    cmd
-}
-
-/// `tgfleet serve` on fresh ports over `dir/data`, its Telegram the testdc behind `control`.
-fn serve(dir: &Path, control: &str, log: &str) -> (Guard, String) {
-    let (port, metrics) = (free_port(), free_port());
-    let child = tgfleet(dir, &["serve"], log)
-        .env("TGFLEET__API__LISTEN", format!("127.0.0.1:{port}"))
-        .env("TGFLEET__METRICS__LISTEN", format!("127.0.0.1:{metrics}"))
-        .env("TGFLEET__TELEGRAM__TESTDC_CONTROL", control)
-        // One user onboards every account here; the per-user request budget is not under test.
-        .env("TGFLEET__AUTH__USER_RATE_PER_SECOND", "10000")
-        .spawn()
-        .expect("spawn tgfleet serve");
-    (Guard(child), format!("http://127.0.0.1:{port}"))
-}
-
-async fn wait_until_up(http: &reqwest::Client, url: &str, what: &str) {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while http.get(url).send().await.is_err() {
-        assert!(Instant::now() < deadline, "{what} never came up");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
-async fn call(req: reqwest::RequestBuilder, expect: u16, what: &str) -> Value {
-    let r = req.send().await.unwrap_or_else(|e| panic!("{what}: {e}"));
-    let status = r.status().as_u16();
-    let body = r.text().await.unwrap();
-    assert_eq!(status, expect, "{what}: {body}");
-    serde_json::from_str(&body).unwrap_or(Value::Null)
-}
-
-async fn code(http: &reqwest::Client, control: &str, phone: &str) -> String {
-    let v = call(
-        http.get(format!("{control}/codes/{phone}")),
-        200,
-        "reading the code from testdc",
-    )
-    .await;
-    v["code"].as_str().expect("code").to_owned()
-}
+use support::{call, code, serve, wait_until_up};
 
 async fn states(http: &reqwest::Client, api: &str, token: &str) -> Vec<(i64, String)> {
     let mut out = Vec::new();
@@ -120,42 +50,12 @@ async fn kill_9_during_onboarding_loses_no_account_and_no_pending_login() {
         .unwrap();
 
     // The fake Telegram, in its own process: it outlives both tgfleet runs.
-    let control_port = free_port();
-    let control = format!("http://127.0.0.1:{control_port}");
-    let _testdc = Guard(
-        tgfleet(
-            dir.path(),
-            &[
-                "testdc",
-                "--control",
-                &format!("127.0.0.1:{control_port}"),
-                "--sandbox-directory",
-            ],
-            "testdc",
-        )
-        .spawn()
-        .expect("spawn tgfleet testdc"),
-    );
-    wait_until_up(&http, &format!("{control}/stats"), "testdc").await;
+    let (_testdc, control) = support::testdc(dir.path(), &[], &http).await;
 
-    let (mut first, api) = serve(dir.path(), &control, "serve1");
+    let (mut first, api) = serve(dir.path(), &control, "serve1", &[]);
     wait_until_up(&http, &format!("{api}/api/v1/health"), "tgfleet serve").await;
-    let creds = json!({"email": "ops@example.org", "password": "correct horse battery"});
-    call(
-        http.post(format!("{api}/api/v1/auth/register"))
-            .json(&creds),
-        201,
-        "register",
-    )
-    .await;
-    let login = call(
-        http.post(format!("{api}/api/v1/auth/login")).json(&creds),
-        200,
-        "login",
-    )
-    .await;
     // The JWT secret lives in the data dir, so this token is still good after the restart.
-    let token = login["access_token"].as_str().unwrap().to_owned();
+    let token = support::user_token(&http, &api).await;
 
     // Onboard: every account gets its code sent; the even ones also sign in.
     let phones: Vec<String> = (0..)
@@ -219,7 +119,7 @@ async fn kill_9_during_onboarding_loses_no_account_and_no_pending_login() {
     drop(first);
 
     let restarted = Instant::now();
-    let (_second, api) = serve(dir.path(), &control, "serve2");
+    let (_second, api) = serve(dir.path(), &control, "serve2", &[]);
     wait_until_up(
         &http,
         &format!("{api}/api/v1/health"),

@@ -67,6 +67,10 @@ async fn onboarding_200_phones_survives_a_kill_and_finishes_without_duplicates()
         tgfleet(dir.path(), &["serve", "--sandbox"], "serve")
             .env("TGFLEET__API__LISTEN", format!("127.0.0.1:{port}"))
             .env("TGFLEET__METRICS__LISTEN", format!("127.0.0.1:{metrics}"))
+            // 200 accounts of one user, 16 logins halfway at once: past the per-user defaults,
+            // as an operator onboarding this many raises them.
+            .env("TGFLEET__ACCOUNTS__MAX_PER_USER", "1000")
+            .env("TGFLEET__ACCOUNTS__MAX_PENDING_LOGINS_PER_USER", "100")
             .spawn()
             .expect("spawn tgfleet serve"),
     );

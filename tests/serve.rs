@@ -148,7 +148,12 @@ async fn serve_runs_on_embedded_defaults_and_stops_on_sigterm() {
     // What a local install keeps, and how it protects it.
     let data = dir.path().join("data");
     assert!(data.join("tgfleet.db").is_file());
-    for secret in ["session.key", "jwt.secret"] {
+    assert_eq!(
+        mode_of(&data),
+        0o700,
+        "the data directory is this user's only"
+    );
+    for secret in ["session.key", "jwt.secret", "tgfleet.db", "tgfleet.db.lock"] {
         let mode = mode_of(&data.join(secret));
         assert_eq!(mode & 0o077, 0, "{secret} must be private, is {mode:o}");
     }

@@ -26,7 +26,9 @@ use std::time::Duration;
 use futures::FutureExt;
 use governor::DefaultDirectRateLimiter;
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
-use tgfleet_persistence::{Account, AccountId, AccountState, AccountUpdate, LogLevel, NewLogEntry};
+use tgfleet_persistence::{
+    Account, AccountId, AccountState, AccountUpdate, LogLevel, NewLogEntry, StoreError,
+};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
@@ -34,7 +36,9 @@ use crate::client::{new_pacer, CallError, LiveClient, Tg};
 use crate::env::{AccountArgs, AccountEnv};
 use crate::flood::FloodControl;
 use crate::ops::{self, Done, LoggedInUser, OpFailure};
-use crate::protocol::{AccountError, AccountReply, AccountRequest, AccountStatus};
+use crate::protocol::{
+    AccountError, AccountReply, AccountRequest, AccountStatus, Dependency, DependencyDown,
+};
 use crate::session::{PendingLogin, StoreSession};
 
 type Reply = RpcReplyPort<Result<AccountReply, AccountError>>;
@@ -141,6 +145,7 @@ fn request_name(req: &AccountRequest) -> &'static str {
         AccountRequest::SignIn { .. } => "SignIn",
         AccountRequest::CheckPassword { .. } => "CheckPassword",
         AccountRequest::QrLogin => "QrLogin",
+        AccountRequest::QrCode => "QrCode",
         AccountRequest::BotSignIn { .. } => "BotSignIn",
         AccountRequest::LogOut => "LogOut",
         AccountRequest::SendMessage { .. } => "SendMessage",
@@ -159,9 +164,12 @@ pub enum StopReason {
     /// Logged out through the API; the session is wiped.
     LoggedOut,
     /// AUTH_KEY_DUPLICATED: the same session is in use elsewhere; restarting would make it worse.
+    /// The key stays valid and is kept: the account waits in `stopped` for an operator.
     Duplicated,
     /// The account was deleted (the supervisor stops the actor with this reason).
     Deleted,
+    /// A login waited for its code past `pending_login_ttl`; the account is `new` again.
+    LoginExpired,
 }
 
 impl StopReason {
@@ -172,6 +180,7 @@ impl StopReason {
             Self::LoggedOut => "logged_out",
             Self::Duplicated => "duplicated",
             Self::Deleted => "deleted",
+            Self::LoginExpired => "login_expired",
         }
     }
 
@@ -182,6 +191,7 @@ impl StopReason {
             Self::LoggedOut,
             Self::Duplicated,
             Self::Deleted,
+            Self::LoginExpired,
         ]
         .into_iter()
         .find(|r| r.as_str() == s)
@@ -194,6 +204,7 @@ impl StopReason {
             Self::Banned => AccountState::Banned,
             Self::LoggedOut => AccountState::LoggedOut,
             Self::Duplicated | Self::Deleted => AccountState::Stopped,
+            Self::LoginExpired => AccountState::New,
         }
     }
 }
@@ -368,26 +379,51 @@ impl AccountActorState {
     async fn transition(
         &mut self,
         to: AccountState,
-        mut update: AccountUpdate,
+        update: AccountUpdate,
         event: &str,
         level: LogLevel,
         message: String,
         error_code: Option<String>,
     ) {
+        if let Err(e) = self
+            .try_transition(to, update, event, level, message, error_code)
+            .await
+        {
+            tracing::error!(account_id = self.id, error = %e, "could not write the account state");
+        }
+    }
+
+    /// Like `transition`, but a refused write (a unique phone) is the caller's to handle: the
+    /// state then stays as it was. Any other write failure still moves the state in memory (the
+    /// session is the truth; the row catches up with the next write).
+    async fn try_transition(
+        &mut self,
+        to: AccountState,
+        mut update: AccountUpdate,
+        event: &str,
+        level: LogLevel,
+        message: String,
+        error_code: Option<String>,
+    ) -> Result<(), StoreError> {
         let from = self.account.state;
         update.state = Some(to);
-        match self.env.store.update_account(self.id, update).await {
-            Ok(row) => self.account = row,
-            Err(e) => {
-                tracing::error!(account_id = self.id, error = %e, "could not write the account state");
-                self.account.state = to;
+        let written = match self.env.store.update_account(self.id, update).await {
+            Ok(row) => {
+                self.account = row;
+                Ok(())
             }
-        }
+            Err(e @ StoreError::Conflict(_)) => return Err(e),
+            Err(e) => {
+                self.account.state = to;
+                Err(e)
+            }
+        };
         self.env.metrics.set_state(self.id, to);
         if from != to || level >= LogLevel::Warn {
             let details = serde_json::json!({ "from": from.as_str(), "to": to.as_str() });
             self.log(level, event, error_code, message, details).await;
         }
+        written
     }
 
     /// One integration-log row. Callers never pass codes, passwords, tokens or keys.
@@ -530,6 +566,42 @@ impl AccountActorState {
         .await;
     }
 
+    /// A login whose code was sent longer than `pending_login_ttl` ago cannot finish: forget it,
+    /// go back to `new` and stop (normal stop: no restart, and a fleet boot no longer starts it).
+    async fn expire_stale_login(&mut self, myself: &ActorRef<AccountMsg>) {
+        let Some(PendingLogin::Code { sent_at, .. }) = self.session.pending_login() else {
+            return;
+        };
+        let age = (chrono::Utc::now() - sent_at).to_std().unwrap_or_default();
+        if age < self.env.limits.pending_login_ttl {
+            return;
+        }
+        if let Err(e) = self.session.set_pending_login(None).await {
+            tracing::warn!(account_id = self.id, error = %e, "could not forget an expired login");
+            return;
+        }
+        let message = format!(
+            "the login code was sent {} min ago and is no longer valid; request a new code",
+            age.as_secs() / 60
+        );
+        self.transition(
+            AccountState::New,
+            AccountUpdate {
+                last_error: Some(Some(message.clone())),
+                ..Default::default()
+            },
+            "login_expired",
+            LogLevel::Warn,
+            message,
+            Some("PHONE_CODE_EXPIRED".into()),
+        )
+        .await;
+        self.final_stop = true;
+        let _ = myself.send_message(AccountMsg::Internal(InternalMsg(Event::StopNow(
+            StopReason::LoginExpired,
+        ))));
+    }
+
     /// Stops the actor in a final state: normal stop with a reason, so no restart.
     async fn stop_final(
         &mut self,
@@ -554,13 +626,11 @@ impl AccountActorState {
         };
         self.transition(to, update, "account_stopped", level, message, error_code)
             .await;
-        // A revoked, duplicated or banned authorization is dead: keeping its key would make every
-        // later start believe the account is logged in, and refuse a new login. Wipe it, so the
-        // owner can log the account in again from scratch.
-        if matches!(
-            reason,
-            StopReason::Unauthorized | StopReason::Duplicated | StopReason::Banned
-        ) {
+        // A revoked or banned authorization is dead: keeping its key would make every later start
+        // believe the account is logged in, and refuse a new login. Wipe it, so the owner can log
+        // the account in again from scratch. A duplicated key is not dead (Telegram only refused
+        // it on a second connection): wiping it would turn a second process into a lost account.
+        if matches!(reason, StopReason::Unauthorized | StopReason::Banned) {
             if let Err(e) = self.session.wipe().await {
                 tracing::error!(account_id = self.id, error = %e, "wiping a dead session");
             }
@@ -596,14 +666,24 @@ impl AccountActorState {
             AccountRequest::Status => {
                 let _ = reply.send(Ok(AccountReply::Status(self.status())));
             }
-            AccountRequest::SendCode { phone } => match login_step_allowed(self) {
-                Err(e) => {
-                    let _ = reply.send(Err(e));
+            AccountRequest::SendCode { phone } => {
+                match (
+                    login_step_allowed(self),
+                    crate::phone::normalize_phone(&phone),
+                ) {
+                    (Err(e), _) => {
+                        let _ = reply.send(Err(e));
+                    }
+                    (Ok(()), None) => {
+                        let _ = reply.send(Err(AccountError::PhoneInvalid));
+                    }
+                    (Ok(()), Some(phone)) => {
+                        self.spawn_op(myself, OpKind::SendCode, Some(reply), |tg| async move {
+                            ops::send_code(&tg, phone).await
+                        })
+                    }
                 }
-                Ok(()) => self.spawn_op(myself, OpKind::SendCode, Some(reply), |tg| async move {
-                    ops::send_code(&tg, phone).await
-                }),
-            },
+            }
             AccountRequest::SignIn { code } => {
                 let pending = matches!(
                     self.session.pending_login(),
@@ -641,6 +721,18 @@ impl AccountActorState {
                     ),
                 }
             }
+            AccountRequest::QrCode => match self.session.pending_login() {
+                Some(PendingLogin::Qr {
+                    expires_at,
+                    url: Some(url),
+                }) if expires_at > chrono::Utc::now() && !authorized => {
+                    let _ = reply.send(Ok(AccountReply::Qr { url, expires_at }));
+                }
+                _ => {
+                    // No token to show: start the QR login like `QrLogin`.
+                    Box::pin(self.handle_request(myself, AccountRequest::QrLogin, reply)).await
+                }
+            },
             AccountRequest::QrLogin => match login_step_allowed(self) {
                 Err(e) => {
                     let _ = reply.send(Err(e));
@@ -748,9 +840,18 @@ impl AccountActorState {
                 timeout_s,
             } => {
                 let message = format!("login code sent ({code_type})");
+                // The row names the phone being logged in (a user's list, the sandbox's codes)
+                // once Telegram accepted it; it holds the phone only when authorized.
+                let phone = match self.session.pending_login() {
+                    Some(PendingLogin::Code { phone, .. }) => Some(Some(phone)),
+                    _ => None,
+                };
                 self.transition(
                     AccountState::AwaitingCode,
-                    AccountUpdate::default(),
+                    AccountUpdate {
+                        phone,
+                        ..Default::default()
+                    },
                     "login_code_sent",
                     LogLevel::Info,
                     message,
@@ -794,7 +895,7 @@ impl AccountActorState {
                 hint: None,
             }),
             Done::LoggedIn(user) => {
-                self.logged_in(kind, user).await;
+                self.logged_in(myself, kind, user).await?;
                 Ok(AccountReply::LoginStep {
                     state: AccountState::Active,
                     hint: None,
@@ -857,12 +958,19 @@ impl AccountActorState {
         }
     }
 
-    async fn logged_in(&mut self, kind: &OpKind, user: LoggedInUser) {
+    async fn logged_in(
+        &mut self,
+        myself: &ActorRef<AccountMsg>,
+        kind: &OpKind,
+        user: LoggedInUser,
+    ) -> Result<(), AccountError> {
         let update = AccountUpdate {
             tg_user_id: Some(Some(user.user_id)),
             username: Some(user.username.clone()),
             dc_id: Some(Some(user.dc_id)),
             last_error: Some(None),
+            // Only now, authorized, does the account hold its phone (the store's unique index).
+            phone: user.phone.clone().map(Some),
             ..Default::default()
         };
         let how = match kind {
@@ -871,19 +979,56 @@ impl AccountActorState {
             OpKind::QrLogin | OpKind::QrPoll => "QR code",
             _ => "code",
         };
-        self.transition(
-            AccountState::Active,
-            update,
-            "login_completed",
-            LogLevel::Info,
-            format!(
-                "logged in by {how} as Telegram {} {}",
-                if user.bot { "bot" } else { "user" },
-                user.user_id
-            ),
-            None,
-        )
-        .await;
+        let message = format!(
+            "logged in by {how} as Telegram {} {}",
+            if user.bot { "bot" } else { "user" },
+            user.user_id
+        );
+        match self
+            .try_transition(
+                AccountState::Active,
+                update,
+                "login_completed",
+                LogLevel::Info,
+                message,
+                None,
+            )
+            .await
+        {
+            Ok(()) => Ok(()),
+            Err(StoreError::Conflict(_)) => {
+                // Another account of the fleet got authorized for this phone first: undo this
+                // authorization at Telegram rather than run one Telegram user twice.
+                let tg = self.tg(myself);
+                if let Err(e) = ops::log_out(&tg).await {
+                    tracing::warn!(account_id = self.id, error = %e.error, "logging out a login whose phone is taken");
+                }
+                let reason = "PHONE_TAKEN: another account of this fleet is logged in with this \
+                              phone; this login was logged out again";
+                let update = AccountUpdate {
+                    tg_user_id: Some(None),
+                    username: Some(None),
+                    last_error: Some(Some(reason.into())),
+                    ..Default::default()
+                };
+                self.transition(
+                    AccountState::LoggedOut,
+                    update,
+                    "login_refused",
+                    LogLevel::Warn,
+                    reason.into(),
+                    Some("PHONE_TAKEN".into()),
+                )
+                .await;
+                self.final_stop = true;
+                self.client = None;
+                let _ = myself.send_message(AccountMsg::Internal(InternalMsg(Event::StopNow(
+                    StopReason::LoggedOut,
+                ))));
+                Err(AccountError::PhoneTaken)
+            }
+            Err(_) => Ok(()),
+        }
     }
 
     async fn on_failure(
@@ -930,8 +1075,9 @@ impl AccountActorState {
                     myself,
                     StopReason::Duplicated,
                     Some(
-                        "AUTH_KEY_DUPLICATED: this session was used by two clients at once; \
-                         Telegram invalidated it. Log the account in again."
+                        "AUTH_KEY_DUPLICATED: this session is in use by another client at the \
+                         same time (another process on this database, or an exported copy); the \
+                         session is kept: stop the other client, then restart the account"
                             .into(),
                     ),
                     Some(rpc.name.clone()),
@@ -1135,12 +1281,26 @@ impl Actor for AccountActor {
     /// failed spawn, and the supervisor should see Telegram trouble as states, not spawn errors).
     async fn pre_start(
         &self,
-        _myself: ActorRef<Self::Msg>,
+        myself: ActorRef<Self::Msg>,
         args: AccountArgs,
     ) -> Result<Self::State, ActorProcessingErr> {
         let AccountArgs { account_id, env } = args;
-        let account = env.store.account(account_id).await?;
-        let session = StoreSession::load_or_create(account_id, Arc::clone(&env)).await?;
+        let account = env.store.account(account_id).await.map_err(|e| match e {
+            StoreError::NotFound => ActorProcessingErr::from(e),
+            other => ActorProcessingErr::from(DependencyDown {
+                dependency: Dependency::Store,
+                message: other.to_string(),
+            }),
+        })?;
+        let session = StoreSession::load_or_create(account_id, Arc::clone(&env))
+            .await
+            .map_err(|e| match e.dependency() {
+                Some(dependency) => ActorProcessingErr::from(DependencyDown {
+                    dependency,
+                    message: e.to_string(),
+                }),
+                None => ActorProcessingErr::from(e),
+            })?;
         let flood = Arc::new(FloodControl::new());
         let pacer = new_pacer(&env);
         let mut state = AccountActorState {
@@ -1201,6 +1361,7 @@ impl Actor for AccountActor {
         } else {
             state.env.metrics.set_state(account_id, start_state);
         }
+        state.expire_stale_login(&myself).await;
         Ok(state)
     }
 

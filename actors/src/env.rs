@@ -109,6 +109,11 @@ pub struct AccountLimits {
     /// default) keeps every authorized account connected, as an account whose updates matter
     /// must be. Checked on watchdog ticks, so it takes effect within one `watchdog_period` after.
     pub hibernate_after: Option<Duration>,
+    /// A login waiting for its code longer than this is over: its code no longer works, so at
+    /// the next start (a fleet boot included) the account goes back to `new` and its actor stops,
+    /// instead of holding an actor and a connection for a login nobody can finish. An hour is
+    /// well past a login code's validity and what a person takes to type one.
+    pub pending_login_ttl: Duration,
 }
 
 impl Default for AccountLimits {
@@ -123,6 +128,7 @@ impl Default for AccountLimits {
             reconnect_backoff_max: Duration::from_secs(300),
             dedupe_capacity: 1000,
             hibernate_after: None,
+            pending_login_ttl: Duration::from_secs(3600),
         }
     }
 }

@@ -13,6 +13,7 @@ pub mod flood;
 pub mod import;
 pub mod metrics;
 mod ops;
+pub mod phone;
 pub mod protocol;
 pub mod session;
 

@@ -6,7 +6,7 @@
 use base64::Engine;
 use chrono::{DateTime, Utc};
 use grammers_crypto::two_factor_auth::{calculate_2fa, check_p_and_g};
-use grammers_session::types::{PeerAuth, PeerId, PeerInfo, PeerRef, UpdateState, UpdatesState};
+use grammers_session::types::{PeerAuth, PeerId, PeerInfo, PeerRef, UpdatesState};
 use grammers_session::Session;
 use grammers_tl_types as tl;
 
@@ -42,6 +42,8 @@ pub enum Done {
 #[derive(Debug, Clone)]
 pub struct LoggedInUser {
     pub user_id: i64,
+    /// `+` and digits, as the store keeps phones; bots have none.
+    pub phone: Option<String>,
     pub username: Option<String>,
     pub dc_id: i32,
     pub bot: bool,
@@ -365,20 +367,20 @@ async fn login_token_result(tg: &Tg, token: tl::enums::auth::LoginToken, fresh: 
     match token {
         LoginToken::Token(t) => {
             let expires_at = DateTime::from_timestamp(i64::from(t.expires), 0).unwrap_or_default();
-            if !fresh {
-                // Keep the pending QR step; its expiry follows the newest token.
-                tg.session
-                    .set_pending_login(Some(PendingLogin::Qr { expires_at }))
-                    .await?;
-                return Ok(Done::QrPending);
-            }
             let url = format!(
                 "tg://login?token={}",
                 base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(&t.token)
             );
+            // The pending QR step follows the newest token: its expiry and its URL.
             tg.session
-                .set_pending_login(Some(PendingLogin::Qr { expires_at }))
+                .set_pending_login(Some(PendingLogin::Qr {
+                    expires_at,
+                    url: Some(url.clone()),
+                }))
                 .await?;
+            if !fresh {
+                return Ok(Done::QrPending);
+            }
             Ok(Done::Qr { url, expires_at })
         }
         LoginToken::MigrateTo(m) => {
@@ -448,32 +450,30 @@ async fn complete_login(tg: &Tg, auth: tl::types::auth::Authorization) -> OpResu
             "Telegram returned an empty user on login".into(),
         )));
     };
-    Session::cache_peer(
-        &*tg.session,
-        PeerInfo::User {
-            id: user.id,
-            auth: Some(PeerAuth::from_hash(user.access_hash.unwrap_or(0))),
-            bot: Some(user.bot),
-            is_self: Some(true),
-        },
-    )
-    .await?;
-    if let Some(tl::enums::updates::State::State(s)) = state {
-        Session::set_update_state(
-            &*tg.session,
-            UpdateState::All(UpdatesState {
-                pts: s.pts,
-                qts: s.qts,
-                date: s.date,
-                seq: s.seq,
-                channels: Vec::new(),
-            }),
+    let updates = state.map(|tl::enums::updates::State::State(s)| UpdatesState {
+        pts: s.pts,
+        qts: s.qts,
+        date: s.date,
+        seq: s.seq,
+        channels: Vec::new(),
+    });
+    // One sealed write for the whole outcome (see `finish_login`).
+    tg.session
+        .finish_login(
+            PeerInfo::User {
+                id: user.id,
+                auth: Some(PeerAuth::from_hash(user.access_hash.unwrap_or(0))),
+                bot: Some(user.bot),
+                is_self: Some(true),
+            },
+            updates,
         )
         .await?;
-    }
-    tg.session.set_pending_login(None).await?;
     Ok(Done::LoggedIn(LoggedInUser {
         user_id: user.id,
+        phone: user.phone.as_deref().and_then(|p| {
+            crate::phone::normalize_phone(&format!("+{}", p.trim_start_matches('+')))
+        }),
         username: user.username,
         dc_id: tg.session.home_dc(),
         bot: user.bot,

@@ -5,8 +5,9 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 use tgfleet_persistence::{AccountId, AccountState};
 
-/// A request routed to one account actor.
-#[derive(Debug, Clone)]
+/// A request routed to one account actor. Its `Debug` names the request and hides every code,
+/// password, token and message text (requests end up in panics and traces).
+#[derive(Clone)]
 pub enum AccountRequest {
     /// auth.sendCode; the pending login (phone, phone_code_hash, code type) is persisted before replying.
     SendCode {
@@ -20,6 +21,9 @@ pub enum AccountRequest {
     },
     /// auth.exportLoginToken; completes in the background on updateLoginToken.
     QrLogin,
+    /// The pending QR login's current token (no Telegram call) while it is valid; a new one
+    /// (as `QrLogin`) when there is none.
+    QrCode,
     BotSignIn {
         token: String,
     },
@@ -32,6 +36,65 @@ pub enum AccountRequest {
     },
     /// The actor's live view: state, identity, flood waits.
     Status,
+}
+
+impl std::fmt::Debug for AccountRequest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        const HIDDEN: &str = "<redacted>";
+        match self {
+            Self::SendCode { phone } => f.debug_struct("SendCode").field("phone", phone).finish(),
+            Self::SignIn { .. } => f.debug_struct("SignIn").field("code", &HIDDEN).finish(),
+            Self::CheckPassword { .. } => f
+                .debug_struct("CheckPassword")
+                .field("password", &HIDDEN)
+                .finish(),
+            Self::QrLogin => f.write_str("QrLogin"),
+            Self::QrCode => f.write_str("QrCode"),
+            Self::BotSignIn { .. } => f.debug_struct("BotSignIn").field("token", &HIDDEN).finish(),
+            Self::LogOut => f.write_str("LogOut"),
+            Self::SendMessage {
+                peer, dedupe_key, ..
+            } => f
+                .debug_struct("SendMessage")
+                .field("peer", peer)
+                .field("text", &HIDDEN)
+                .field("dedupe_key", dedupe_key)
+                .finish(),
+            Self::Status => f.write_str("Status"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_request_never_prints_its_secrets() {
+        let secrets = [
+            AccountRequest::SignIn {
+                code: "31337".into(),
+            },
+            AccountRequest::CheckPassword {
+                password: "hunter2-2fa".into(),
+            },
+            AccountRequest::BotSignIn {
+                token: "123456:AAE-secret-token".into(),
+            },
+            AccountRequest::SendMessage {
+                peer: "me".into(),
+                text: "private words".into(),
+                dedupe_key: None,
+            },
+        ];
+        for request in secrets {
+            let shown = format!("{request:?} {request:#?}");
+            for secret in ["31337", "hunter2-2fa", "AAE-secret-token", "private words"] {
+                assert!(!shown.contains(secret), "{shown}");
+            }
+            assert!(shown.contains("<redacted>"), "{shown}");
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -82,6 +145,8 @@ pub enum AccountError {
     PhoneNotRegistered,
     #[error("the phone number is invalid")]
     PhoneInvalid,
+    #[error("another account of this fleet is logged in with this phone")]
+    PhoneTaken,
     #[error("the bot token is invalid")]
     BotTokenInvalid,
     #[error("the peer could not be resolved: {0}")]
@@ -118,6 +183,7 @@ impl AccountError {
             Self::PasswordInvalid => "PASSWORD_HASH_INVALID",
             Self::PhoneNotRegistered => "PHONE_NUMBER_UNOCCUPIED",
             Self::PhoneInvalid => "PHONE_NUMBER_INVALID",
+            Self::PhoneTaken => "PHONE_TAKEN",
             Self::BotTokenInvalid => "ACCESS_TOKEN_INVALID",
             Self::PeerInvalid(_) => "PEER_INVALID",
             Self::WrongState { .. } => "WRONG_ACCOUNT_STATE",
@@ -130,4 +196,46 @@ impl AccountError {
             Self::Hibernating => "ACCOUNT_HIBERNATING",
         }
     }
+}
+
+/// A piece of infrastructure an account needs and cannot fix by itself. Its outage is never the
+/// account's fault: the supervisor retries with backoff and never counts it toward quarantine.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Dependency {
+    /// The database (SQLite file or PostgreSQL).
+    Store,
+    /// The secrets backend that opens sessions (Vault transit).
+    Vault,
+}
+
+impl Dependency {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Store => "store",
+            Self::Vault => "vault",
+        }
+    }
+
+    /// The stable API error code for a request that needed it.
+    pub fn code(self) -> &'static str {
+        match self {
+            Self::Store => "STORE_UNAVAILABLE",
+            Self::Vault => "VAULT_UNAVAILABLE",
+        }
+    }
+}
+
+impl std::fmt::Display for Dependency {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// An account actor could not start because a dependency is down (its `pre_start` error, which
+/// the supervisor recognises by type).
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{dependency} unavailable: {message}")]
+pub struct DependencyDown {
+    pub dependency: Dependency,
+    pub message: String,
 }

@@ -36,10 +36,32 @@ pub enum SessionError {
     Store(String),
     #[error("session cipher: {0}")]
     Cipher(String),
+    /// The secrets backend could not be reached (sealed or unreachable Vault): not the session's
+    /// fault, so the account waits for it instead of failing.
+    #[error("session secrets backend: {0}")]
+    SecretsUnavailable(String),
     #[error("session encoding: {0}")]
     Encoding(String),
     #[error("session setup: {0}")]
     Setup(String),
+}
+
+impl SessionError {
+    fn from_cipher(e: tgfleet_persistence::CipherError) -> Self {
+        match e {
+            tgfleet_persistence::CipherError::Unavailable(m) => Self::SecretsUnavailable(m),
+            other => Self::Cipher(other.to_string()),
+        }
+    }
+
+    /// The dependency whose outage caused this, if any.
+    pub fn dependency(&self) -> Option<crate::Dependency> {
+        match self {
+            Self::Store(_) => Some(crate::Dependency::Store),
+            Self::SecretsUnavailable(_) => Some(crate::Dependency::Vault),
+            Self::Cipher(_) | Self::Encoding(_) | Self::Setup(_) => None,
+        }
+    }
 }
 
 /// A login that has started and not finished. Lives in the session so it survives everything.
@@ -60,7 +82,13 @@ pub enum PendingLogin {
         phone: Option<String>,
     },
     /// auth.exportLoginToken answered; completes on updateLoginToken.
-    Qr { expires_at: DateTime<Utc> },
+    Qr {
+        expires_at: DateTime<Utc>,
+        /// The newest token's `tg://login` URL, so showing the QR again shows this token instead
+        /// of minting another (absent in sessions written before it was kept).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        url: Option<String>,
+    },
 }
 
 impl fmt::Debug for PendingLogin {
@@ -69,7 +97,7 @@ impl fmt::Debug for PendingLogin {
         match self {
             Self::Code { code_type, .. } => write!(f, "Code({code_type})"),
             Self::Password { .. } => f.write_str("Password"),
-            Self::Qr { expires_at } => write!(f, "Qr(until {expires_at})"),
+            Self::Qr { expires_at, .. } => write!(f, "Qr(until {expires_at})"),
         }
     }
 }
@@ -108,6 +136,51 @@ struct Inner {
 }
 
 impl Inner {
+    /// Adds or completes a peer; the self user also becomes this session's user. True when
+    /// anything changed.
+    fn cache_peer(&mut self, peer: PeerInfo) -> bool {
+        let id = peer.id();
+        if matches!(
+            peer,
+            PeerInfo::User {
+                is_self: Some(true),
+                ..
+            }
+        ) {
+            self.self_user = Some(id);
+        }
+        match self.peers.get_mut(&id) {
+            Some(known) => {
+                let before = known.clone();
+                known.extend_info(&peer);
+                *known != before
+            }
+            None => {
+                self.peers.insert(id, peer);
+                true
+            }
+        }
+    }
+
+    fn set_update_state(&mut self, update: UpdateState) -> bool {
+        let state = &mut self.updates;
+        let before = state.clone();
+        match update {
+            UpdateState::All(all) => *state = all,
+            UpdateState::Primary { pts, date, seq } => {
+                state.pts = pts;
+                state.date = date;
+                state.seq = seq;
+            }
+            UpdateState::Secondary { qts } => state.qts = qts,
+            UpdateState::Channel { id, pts } => {
+                state.channels.retain(|c| c.id != id);
+                state.channels.push(ChannelState { id, pts });
+            }
+        }
+        *state != before
+    }
+
     fn to_stored(&self) -> Stored {
         let mut dc_options: Vec<DcOption> = self.dc_options.values().cloned().collect();
         dc_options.sort_by_key(|o| o.id);
@@ -179,7 +252,7 @@ impl StoreSession {
                     .cipher
                     .open(account_id, &sealed)
                     .await
-                    .map_err(|e| SessionError::Cipher(e.to_string()))?;
+                    .map_err(SessionError::from_cipher)?;
                 let stored: Stored = serde_json::from_slice(&plain)
                     .map_err(|e| SessionError::Encoding(e.to_string()))?;
                 (Inner::from_stored(stored), false)
@@ -240,7 +313,7 @@ impl StoreSession {
             .cipher
             .seal(self.account_id, &plain)
             .await
-            .map_err(|e| SessionError::Cipher(e.to_string()))?;
+            .map_err(SessionError::from_cipher)?;
         self.env
             .store
             .put_session(self.account_id, &sealed)
@@ -267,6 +340,26 @@ impl StoreSession {
 
     pub fn pending_login(&self) -> Option<PendingLogin> {
         self.lock().login.clone()
+    }
+
+    /// A login is done: the self user, the update state and the end of the pending login land
+    /// in one sealed write, so a crash or a failed write leaves either the pending login (the
+    /// step can be retried) or the finished login, never a logged-in user with a stale pending
+    /// login.
+    pub async fn finish_login(
+        &self,
+        self_user: PeerInfo,
+        updates: Option<UpdatesState>,
+    ) -> Result<(), SessionError> {
+        self.change(move |inner| {
+            inner.cache_peer(self_user);
+            if let Some(all) = updates {
+                inner.set_update_state(UpdateState::All(all));
+            }
+            inner.login = None;
+            true
+        })
+        .await
     }
 
     pub async fn set_pending_login(&self, login: Option<PendingLogin>) -> Result<(), SessionError> {
@@ -436,29 +529,7 @@ impl Session for StoreSession {
     }
 
     fn cache_peer(&self, peer: PeerInfo) -> BoxFuture<'_, Result<(), SessionError>> {
-        Box::pin(self.change(move |inner| {
-            let id = peer.id();
-            if matches!(
-                peer,
-                PeerInfo::User {
-                    is_self: Some(true),
-                    ..
-                }
-            ) {
-                inner.self_user = Some(id);
-            }
-            match inner.peers.get_mut(&id) {
-                Some(known) => {
-                    let before = known.clone();
-                    known.extend_info(&peer);
-                    *known != before
-                }
-                None => {
-                    inner.peers.insert(id, peer);
-                    true
-                }
-            }
-        }))
+        Box::pin(self.change(move |inner| inner.cache_peer(peer)))
     }
 
     fn updates_state(&self) -> BoxFuture<'_, Result<UpdatesState, SessionError>> {
@@ -466,23 +537,6 @@ impl Session for StoreSession {
     }
 
     fn set_update_state(&self, update: UpdateState) -> BoxFuture<'_, Result<(), SessionError>> {
-        Box::pin(self.change(move |inner| {
-            let state = &mut inner.updates;
-            let before = state.clone();
-            match update {
-                UpdateState::All(all) => *state = all,
-                UpdateState::Primary { pts, date, seq } => {
-                    state.pts = pts;
-                    state.date = date;
-                    state.seq = seq;
-                }
-                UpdateState::Secondary { qts } => state.qts = qts,
-                UpdateState::Channel { id, pts } => {
-                    state.channels.retain(|c| c.id != id);
-                    state.channels.push(ChannelState { id, pts });
-                }
-            }
-            *state != before
-        }))
+        Box::pin(self.change(move |inner| inner.set_update_state(update)))
     }
 }

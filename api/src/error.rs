@@ -165,9 +165,10 @@ impl From<AccountError> for ApiError {
             | AccountError::PhoneInvalid
             | AccountError::BotTokenInvalid
             | AccountError::PeerInvalid(_) => Self::Unprocessable { code, message },
-            AccountError::WrongState { .. } | AccountError::Unauthorized | AccountError::Banned => {
-                Self::Conflict { code, message }
-            }
+            AccountError::WrongState { .. }
+            | AccountError::Unauthorized
+            | AccountError::Banned
+            | AccountError::PhoneTaken => Self::Conflict { code, message },
             AccountError::Timeout | AccountError::Reconnecting => Self::Unavailable {
                 code,
                 message,
@@ -197,6 +198,11 @@ impl From<StoreError> for ApiError {
             StoreError::Conflict(what) => Self::Conflict {
                 code: "CONFLICT",
                 message: format!("already exists: {what}"),
+            },
+            StoreError::Unavailable(message) => Self::Unavailable {
+                code: "STORE_UNAVAILABLE",
+                message,
+                retry_after_s: Some(5),
             },
             StoreError::Other(e) => Self::Internal(e),
         }

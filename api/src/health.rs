@@ -34,6 +34,10 @@ pub struct SupervisorHealth {
     pub starting: usize,
     pub backing_off: usize,
     pub quarantined: usize,
+    /// Accounts whose start waits for the database to answer again (retried, not quarantined).
+    pub waiting_for_database: usize,
+    /// Accounts whose start waits for Vault to answer again (retried, not quarantined).
+    pub waiting_for_vault: usize,
     pub restarts: u64,
 }
 
@@ -115,6 +119,8 @@ pub async fn detailed(
                 starting: s.starting,
                 backing_off: s.backing_off,
                 quarantined: s.quarantined,
+                waiting_for_database: s.waiting_for_store,
+                waiting_for_vault: s.waiting_for_vault,
                 restarts: s.restarts,
             })
         }
@@ -122,9 +128,9 @@ pub async fn detailed(
     };
     let degraded = database.status == "down"
         || vault.status == "down"
-        || supervisors
-            .as_ref()
-            .is_some_and(|s| s.supervisors_unreachable > 0);
+        || supervisors.as_ref().is_some_and(|s| {
+            s.supervisors_unreachable > 0 || s.waiting_for_database > 0 || s.waiting_for_vault > 0
+        });
     Json(DetailedHealth {
         status: if degraded { "degraded" } else { "ok" }.into(),
         version: env!("CARGO_PKG_VERSION").into(),

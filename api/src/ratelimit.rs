@@ -17,15 +17,38 @@ use tgfleet_persistence::UserId;
 pub struct RateLimits {
     auth: Arc<DefaultKeyedRateLimiter<IpAddr>>,
     user: Arc<DefaultKeyedRateLimiter<UserId>>,
+    /// Session-import items per user: each opens a Telegram connection to check the session.
+    import_items: Arc<DefaultKeyedRateLimiter<UserId>>,
 }
 
 impl RateLimits {
-    pub fn new(auth_per_minute: u32, user_per_second: u32) -> Self {
+    pub fn new(auth_per_minute: u32, user_per_second: u32, import_items_per_minute: u32) -> Self {
         let auth = NonZeroU32::new(auth_per_minute.max(1)).unwrap_or(NonZeroU32::MIN);
         let user = NonZeroU32::new(user_per_second.max(1)).unwrap_or(NonZeroU32::MIN);
+        let import = NonZeroU32::new(import_items_per_minute.max(1)).unwrap_or(NonZeroU32::MIN);
         Self {
             auth: Arc::new(RateLimiter::keyed(Quota::per_minute(auth))),
             user: Arc::new(RateLimiter::keyed(Quota::per_second(user))),
+            import_items: Arc::new(RateLimiter::keyed(Quota::per_minute(import))),
+        }
+    }
+
+    /// Takes `items` import items from the user's per-minute budget, or none (429
+    /// `IMPORT_RATE_LIMITED`, with when enough will be back).
+    pub fn check_import_items(&self, id: UserId, items: usize) -> Result<(), ApiError> {
+        let n =
+            NonZeroU32::new(u32::try_from(items).unwrap_or(u32::MAX)).unwrap_or(NonZeroU32::MIN);
+        match self.import_items.check_key_n(&id, n) {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(not_until)) => Err(ApiError::TooManyRequests {
+                code: "IMPORT_RATE_LIMITED",
+                retry_after_s: retry_after_s(not_until),
+            }),
+            // More items than a whole minute's budget: never in one request.
+            Err(_) => Err(ApiError::TooManyRequests {
+                code: "IMPORT_RATE_LIMITED",
+                retry_after_s: 60,
+            }),
         }
     }
 
@@ -41,17 +64,23 @@ impl RateLimits {
     pub fn prune(&self) {
         self.auth.retain_recent();
         self.user.retain_recent();
+        self.import_items.retain_recent();
         self.auth.shrink_to_fit();
         self.user.shrink_to_fit();
+        self.import_items.shrink_to_fit();
     }
 }
 
 fn too_many(not_until: governor::NotUntil<<DefaultClock as Clock>::Instant>) -> ApiError {
-    let wait = not_until.wait_time_from(DefaultClock::default().now());
     ApiError::TooManyRequests {
         code: "RATE_LIMITED",
-        retry_after_s: wait.as_secs() + u64::from(wait.subsec_nanos() > 0),
+        retry_after_s: retry_after_s(not_until),
     }
+}
+
+fn retry_after_s(not_until: governor::NotUntil<<DefaultClock as Clock>::Instant>) -> u64 {
+    let wait = not_until.wait_time_from(DefaultClock::default().now());
+    wait.as_secs() + u64::from(wait.subsec_nanos() > 0)
 }
 
 /// Middleware for the unauthenticated auth routes.

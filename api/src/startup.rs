@@ -10,7 +10,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tgfleet_actors::{AccountEnv, AccountLimits, AccountMetrics, TelegramParams, TelegramTarget};
 use tgfleet_config::{SecretsBackend, Settings};
-use tgfleet_persistence::{SessionCipher, Store, VaultParams, VaultSecrets};
+use tgfleet_persistence::{
+    InstanceLock, LockError, SessionCipher, Store, VaultParams, VaultSecrets,
+};
 use tgfleet_supervision::{Fleet, SupervisionSettings};
 use tgfleet_testdc::{TestDc, TestDcConfig};
 
@@ -35,6 +37,9 @@ pub enum StartupError {
     Telegram(String),
     #[error("fleet: {0}")]
     Fleet(String),
+    /// Another process holds the database's single-process lock.
+    #[error("{0}")]
+    AlreadyRunning(String),
 }
 
 fn one_line(err: &anyhow::Error) -> String {
@@ -51,12 +56,21 @@ pub async fn build_state(mut settings: Settings) -> Result<AppState, StartupErro
     settings
         .validate_telegram_target()
         .map_err(|e| StartupError::Telegram(e.to_string()))?;
-    std::fs::create_dir_all(&settings.data_dir).map_err(|e| StartupError::DataDir {
-        path: settings.data_dir.display().to_string(),
-        cause: e.to_string(),
+    tgfleet_persistence::create_private_dir(&settings.data_dir).map_err(|e| {
+        StartupError::DataDir {
+            path: settings.data_dir.display().to_string(),
+            cause: e.to_string(),
+        }
     })?;
 
     let db_url = settings.database_url();
+    // Before anything reads or writes a session: a second process must not get that far.
+    let instance_lock = InstanceLock::acquire(db_url.expose())
+        .await
+        .map_err(|e| match e {
+            LockError::Held { .. } => StartupError::AlreadyRunning(e.to_string()),
+            LockError::Other(cause) => StartupError::Database { cause },
+        })?;
     let store = tgfleet_persistence::connect(db_url.expose())
         .await
         .map_err(|e| StartupError::Database {
@@ -64,8 +78,27 @@ pub async fn build_state(mut settings: Settings) -> Result<AppState, StartupErro
         })?;
 
     let cipher = match settings.secrets.backend {
-        SecretsBackend::Local => SessionCipher::local(settings.session_key_path())
-            .map_err(|e| StartupError::SessionKey(one_line(&e)))?,
+        SecretsBackend::Local => {
+            let key_path = settings.session_key_path();
+            if !key_path.exists() {
+                // A new key would open none of the sessions sealed with the lost one, and every
+                // account would fail later, one by one; say it once, now.
+                let sealed = store
+                    .count_sessions()
+                    .await
+                    .map_err(|e| StartupError::Database {
+                        cause: e.to_string(),
+                    })?;
+                if sealed > 0 {
+                    return Err(StartupError::SessionKey(format!(
+                        "{} is missing, but the database holds {sealed} sessions sealed with it; \
+                         restore the key from your backup (a new key would open none of them)",
+                        key_path.display()
+                    )));
+                }
+            }
+            SessionCipher::local(key_path).map_err(|e| StartupError::SessionKey(one_line(&e)))?
+        }
         SecretsBackend::Vault => {
             let params = vault_params(&settings);
             // Secrets not given in the config come from the KV v2 path.
@@ -115,6 +148,7 @@ pub async fn build_state(mut settings: Settings) -> Result<AppState, StartupErro
     let limits = RateLimits::new(
         settings.auth.auth_rate_per_minute,
         settings.auth.user_rate_per_second,
+        settings.import.items_per_minute_per_user,
     );
 
     crate::auth::password::warm_up().await;
@@ -140,6 +174,7 @@ pub async fn build_state(mut settings: Settings) -> Result<AppState, StartupErro
         }
     };
 
+    let settings_import_probes = settings.import.max_concurrent_probes;
     Ok(AppState {
         settings: Arc::new(settings),
         store,
@@ -152,6 +187,8 @@ pub async fn build_state(mut settings: Settings) -> Result<AppState, StartupErro
         registry,
         http_metrics,
         started_at: Instant::now(),
+        instance_lock: Arc::new(instance_lock),
+        import_probes: Arc::new(tokio::sync::Semaphore::new(settings_import_probes)),
     })
 }
 

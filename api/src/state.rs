@@ -28,4 +28,9 @@ pub struct AppState {
     pub registry: prometheus::Registry,
     pub http_metrics: HttpMetrics,
     pub started_at: Instant,
+    /// This process's claim on the database; released when the last clone of the state goes.
+    pub instance_lock: Arc<tgfleet_persistence::InstanceLock>,
+    /// Session-import probes in flight across the process (`import.max_concurrent_probes`): each
+    /// is an outbound Telegram connection, so no number of requests may open more.
+    pub import_probes: Arc<tokio::sync::Semaphore>,
 }

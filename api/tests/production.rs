@@ -262,3 +262,53 @@ async fn a_short_jwt_secret_in_vault_refuses_start_up_like_a_configured_one() {
         "the secret itself is never printed: {line}"
     );
 }
+
+#[tokio::test]
+async fn a_lost_session_key_with_sealed_sessions_refuses_start_up() {
+    let dir = tempfile::tempdir().unwrap();
+    let settings = tgfleet_config::Settings {
+        data_dir: dir.path().join("data"),
+        ..Default::default()
+    };
+    let state = tgfleet_api::build_state(settings.clone())
+        .await
+        .expect("first start");
+    let owner = state
+        .store
+        .create_user(tgfleet_persistence::NewUser {
+            email: "keys@example.org".into(),
+            username: None,
+            password_hash: "x".into(),
+            role: tgfleet_persistence::Role::User,
+        })
+        .await
+        .unwrap();
+    let account = state
+        .store
+        .create_account(tgfleet_persistence::NewAccount {
+            owner_id: owner.id,
+            label: None,
+            kind: tgfleet_persistence::AccountKind::User,
+            phone: None,
+        })
+        .await
+        .unwrap();
+    let sealed = state.cipher.seal(account.id, b"a session").await.unwrap();
+    state.store.put_session(account.id, &sealed).await.unwrap();
+    drop(state);
+
+    std::fs::remove_file(settings.session_key_path()).unwrap();
+    let Err(refused) = tgfleet_api::build_state(settings.clone()).await else {
+        panic!("started with a new key beside sessions sealed by the lost one");
+    };
+    let line = refused.to_string();
+    assert!(!line.contains('\n'), "{line}");
+    assert!(
+        line.contains("session.key is missing") && line.contains("1 sessions"),
+        "{line}"
+    );
+    assert!(
+        !settings.session_key_path().exists(),
+        "no new key was written in place of the lost one"
+    );
+}

@@ -29,10 +29,11 @@ async fn orphan_session(app: &TestApp, token: &str, phone: &str) -> (i32, [u8; 2
     )
     .await;
     let session = formats::parse_tgfleet(exported["session"].as_str().unwrap()).unwrap();
+    // Kept alive at Telegram: the exported copy is meant to live on without this account.
     let r = app
         .request(
             reqwest::Method::DELETE,
-            &format!("/api/v1/telegram/accounts/{id}"),
+            &format!("/api/v1/telegram/accounts/{id}?keep_authorization=true"),
             Some(token),
             None,
         )
@@ -257,6 +258,43 @@ async fn a_pyrogram_session_string_imports_and_goes_active() {
     app.shutdown().await;
 }
 
+/// Issue 11, item 11: deleting an authorized account logs it out of Telegram first, so a copy
+/// of its session exported earlier stops working (unless the caller asked to keep it).
+#[tokio::test]
+async fn deleting_an_account_logs_out_the_copies_exported_from_it() {
+    let app = sandbox().await;
+    let (_, token, _) = app.user("gone@example.org").await;
+    let id = logged_in_account(&app, &token, "+15550180001").await;
+    let exported = json_of(
+        app.get(
+            &format!("/api/v1/telegram/accounts/{id}/export?format=tgfleet&confirm=true"),
+            Some(&token),
+        )
+        .await,
+        200,
+    )
+    .await;
+    let copy = exported["session"].as_str().unwrap().to_owned();
+    let r = app
+        .request(
+            reqwest::Method::DELETE,
+            &format!("/api/v1/telegram/accounts/{id}"),
+            Some(&token),
+            None,
+        )
+        .await;
+    assert_eq!(r.status(), 204);
+    let results = import(
+        &app,
+        &token,
+        json!([{"format": "tgfleet", "session": copy}]),
+    )
+    .await;
+    assert_eq!(results[0]["status"], "invalid", "{results:?}");
+    assert_eq!(results[0]["code"], "SESSION_NOT_AUTHORIZED", "{results:?}");
+    app.shutdown().await;
+}
+
 #[tokio::test]
 async fn malformed_and_dead_sessions_get_per_item_errors() {
     let app = sandbox().await;
@@ -445,4 +483,112 @@ async fn telethon_sessions_import_against_a_standalone_testdc() {
     }
     app.shutdown().await;
     dc.shutdown().await;
+}
+
+/// A session logged in on the sandbox that no account holds, as a Telethon string.
+async fn foreign_telethon(app: &TestApp, token: &str, phone: &str) -> String {
+    let (dc_id, auth_key, user_id) = orphan_session(app, token, phone).await;
+    let dc = app.state.sandbox.as_ref().unwrap();
+    formats::encode_telethon(&tgfleet_actors::import::ForeignSession {
+        dc_id,
+        addr: Some(dc.dc_addr(dc_id)),
+        auth_key,
+        user_id: Some(user_id),
+        bot: Some(false),
+    })
+    .unwrap()
+}
+
+/// Issue 11, item 4: each item opens a Telegram connection, so one user's items per minute are
+/// bounded, whatever the items are and however many requests carry them.
+#[tokio::test]
+async fn import_items_per_user_per_minute_are_bounded() {
+    let app = TestApp::spawn_with(|s| {
+        s.sandbox = true;
+        s.import.items_per_minute_per_user = 3;
+    })
+    .await;
+    let (_, ann, _) = app.user("ann@example.org").await;
+    let (_, ben, _) = app.user("ben@example.org").await;
+    let junk = |n: usize| -> Value {
+        (0..n)
+            .map(|_| json!({"format": "telethon", "session": "x"}))
+            .collect()
+    };
+    let too_many = app
+        .post(
+            "/api/v1/telegram/accounts/import",
+            Some(&ann),
+            json!({ "sessions": junk(4) }),
+        )
+        .await;
+    assert!(too_many.headers().get("retry-after").is_some());
+    assert_eq!(error_code(too_many, 429).await, "IMPORT_RATE_LIMITED");
+    assert_eq!(import(&app, &ann, junk(2)).await.len(), 2);
+    let over = app
+        .post(
+            "/api/v1/telegram/accounts/import",
+            Some(&ann),
+            json!({ "sessions": junk(2) }),
+        )
+        .await;
+    assert_eq!(error_code(over, 429).await, "IMPORT_RATE_LIMITED");
+    // Another user has a budget of their own.
+    assert_eq!(import(&app, &ben, junk(3)).await.len(), 3);
+    app.shutdown().await;
+}
+
+/// Issue 11, item 4: the session checks of every request share one process-wide bound; a
+/// request that finds no free check within the queueing time gets 503 IMPORT_BUSY with
+/// Retry-After, and nothing of it is imported.
+#[tokio::test]
+async fn session_checks_are_bounded_across_requests() {
+    let app = TestApp::spawn_with(|s| {
+        s.sandbox = true;
+        s.import.max_concurrent_probes = 1;
+        s.import.probe_queue_timeout_s = 1;
+    })
+    .await;
+    let (_, token, _) = app.user("probe@example.org").await;
+    let slow_phone = "+15550180011";
+    let slow = foreign_telethon(&app, &token, slow_phone).await;
+    let other = foreign_telethon(&app, &token, "+15550180012").await;
+    // The first request's check hangs on a slow Telegram for 4 s, holding the only slot.
+    let dc = app.state.sandbox.as_ref().unwrap();
+    dc.faults()
+        .delay_phone(slow_phone, std::time::Duration::from_secs(4))
+        .unwrap();
+    let first = {
+        let (client, base, token) = (app.client.clone(), app.base.clone(), token.clone());
+        tokio::spawn(async move {
+            client
+                .post(format!("{base}/api/v1/telegram/accounts/import"))
+                .bearer_auth(token)
+                .json(&json!({"sessions": [{"format": "telethon", "session": slow}]}))
+                .send()
+                .await
+                .unwrap()
+        })
+    };
+    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+    let busy = app
+        .post(
+            "/api/v1/telegram/accounts/import",
+            Some(&token),
+            json!({"sessions": [{"format": "telethon", "session": other}]}),
+        )
+        .await;
+    assert!(busy.headers().get("retry-after").is_some());
+    assert_eq!(error_code(busy, 503).await, "IMPORT_BUSY");
+    let first: Value = json_of(first.await.unwrap(), 200).await;
+    assert_eq!(first["results"][0]["status"], "imported", "{first}");
+    // Once the slot is free, the refused session imports.
+    let again = import(
+        &app,
+        &token,
+        json!([{"format": "telethon", "session": other}]),
+    )
+    .await;
+    assert_eq!(again[0]["status"], "imported", "{again:?}");
+    app.shutdown().await;
 }

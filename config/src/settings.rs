@@ -17,6 +17,8 @@ pub struct Settings {
     pub telegram: TelegramSettings,
     pub auth: AuthSettings,
     pub fleet: FleetSettings,
+    pub accounts: AccountsSettings,
+    pub import: ImportSettings,
     pub log: LogSettings,
     /// Turns on the Swagger UI at `/docs`; never in production.
     pub debug: bool,
@@ -39,6 +41,8 @@ impl Default for Settings {
             telegram: TelegramSettings::default(),
             auth: AuthSettings::default(),
             fleet: FleetSettings::default(),
+            accounts: AccountsSettings::default(),
+            import: ImportSettings::default(),
             log: LogSettings::default(),
             debug: false,
             sandbox: false,
@@ -68,6 +72,25 @@ impl Settings {
 
     /// Checks that span keys or need more than a type: one error, naming its key.
     pub fn validate(&self) -> Result<(), ConfigError> {
+        for (key, value) in [
+            ("accounts.max_per_user", self.accounts.max_per_user as u64),
+            (
+                "accounts.max_pending_logins_per_user",
+                self.accounts.max_pending_logins_per_user as u64,
+            ),
+            (
+                "import.max_concurrent_probes",
+                self.import.max_concurrent_probes as u64,
+            ),
+            (
+                "import.items_per_minute_per_user",
+                self.import.items_per_minute_per_user as u64,
+            ),
+        ] {
+            if value == 0 {
+                return Err(ConfigError::new(key, "must be at least 1"));
+            }
+        }
         if let Some(url) = &self.database.url {
             let url = url.expose();
             if !(url.starts_with("sqlite:")
@@ -227,6 +250,55 @@ fn control_url_is_loopback(url: &str) -> bool {
             host.eq_ignore_ascii_case("localhost") && port.parse::<u16>().is_ok_and(|p| p != 0)
         }
         None => false,
+    }
+}
+
+/// What one user may hold. Admins are not limited.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AccountsSettings {
+    /// Accounts one user may have (any state). Each is a row, and once logged in an actor and a
+    /// Telegram connection: 100 covers a team's fleet, while a leaked token cannot make a
+    /// million of them.
+    pub max_per_user: u32,
+    /// Logins one user may have halfway (awaiting a code, password or QR scan) at once. Each
+    /// holds an actor and a live connection until it finishes or its code expires; 10 covers
+    /// onboarding several phones at a time.
+    pub max_pending_logins_per_user: u32,
+}
+
+impl Default for AccountsSettings {
+    fn default() -> Self {
+        Self {
+            max_per_user: 100,
+            max_pending_logins_per_user: 10,
+        }
+    }
+}
+
+/// Bounds on session import, whose every item opens a fresh Telegram connection to check the
+/// session before it is stored.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ImportSettings {
+    /// Probe connections open at once, across every request and user of the process. 32 keeps
+    /// an import of thousands well under a minute while a burst cannot open thousands of
+    /// outbound sockets.
+    pub max_concurrent_probes: usize,
+    /// Seconds an item waits for a probe slot before its request answers 503 `IMPORT_BUSY`
+    /// with `Retry-After`.
+    pub probe_queue_timeout_s: u64,
+    /// Items one user may import per minute (admins too: it protects Telegram's view of us).
+    pub items_per_minute_per_user: u32,
+}
+
+impl Default for ImportSettings {
+    fn default() -> Self {
+        Self {
+            max_concurrent_probes: 32,
+            probe_queue_timeout_s: 10,
+            items_per_minute_per_user: 600,
+        }
     }
 }
 

@@ -491,6 +491,39 @@ struct VaultEnvelope {
     /// Serialises cache misses so concurrent opens of one wrapped key make one Vault call.
     unwrap_gate: tokio::sync::Mutex<()>,
     latest_version: AtomicU64,
+    /// Renews a token that expires (AppRole, a child token with a TTL) before it does; `None`
+    /// for a token without a TTL (root, a periodic token renewed elsewhere).
+    renewer: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl Drop for VaultEnvelope {
+    fn drop(&mut self) {
+        if let Some(task) = &self.renewer {
+            task.abort();
+        }
+    }
+}
+
+/// Renews the token at half its remaining TTL, for as long as the cipher lives. A failure is
+/// retried soon (Vault may be sealed or restarting) while the token is still valid.
+async fn renew_token(client: VaultClient, addr: String, mut ttl: Duration) {
+    loop {
+        tokio::time::sleep((ttl / 2).max(Duration::from_secs(1))).await;
+        match vaultrs::token::renew_self(&client, None).await {
+            Ok(auth) => {
+                ttl = Duration::from_secs(auth.lease_duration);
+                tracing::debug!(ttl_s = auth.lease_duration, "renewed the Vault token");
+                if !auth.renewable || auth.lease_duration == 0 {
+                    return;
+                }
+            }
+            Err(e) => {
+                let e = vault_err(&addr, "renewing the Vault token", e);
+                tracing::warn!(error = %e, "could not renew the Vault token; retrying");
+                ttl = ttl.saturating_sub(ttl / 2).max(Duration::from_secs(2));
+            }
+        }
+    }
 }
 
 impl VaultEnvelope {
@@ -507,7 +540,26 @@ impl VaultEnvelope {
             unwrapped: std::sync::Mutex::new(HashMap::new()),
             unwrap_gate: tokio::sync::Mutex::new(()),
             latest_version: AtomicU64::new(version),
+            renewer: None,
         };
+        let mut this = this;
+        // A token with a TTL (AppRole logins, child tokens) expires under a long-running
+        // service unless someone renews it: we do, well before it runs out.
+        match vaultrs::token::lookup_self(&this.client).await {
+            Ok(info) if info.renewable && info.ttl > 0 => {
+                let renewing = vault_client(&this.addr, &params.token)?;
+                this.renewer = Some(tokio::spawn(renew_token(
+                    renewing,
+                    this.addr.clone(),
+                    Duration::from_secs(info.ttl),
+                )));
+            }
+            Ok(_) => {}
+            Err(e) => {
+                let e = vault_err(&this.addr, "looking up the Vault token", e);
+                tracing::warn!(error = %e, "cannot tell whether the Vault token expires");
+            }
+        }
         {
             let current = this.current.lock().await;
             this.remember(&current.wrapped, &current.key);

@@ -2,11 +2,15 @@
 //! the `SessionCipher` that seals account sessions before they reach any store.
 
 pub mod cipher;
+pub mod lock;
 pub mod model;
 pub mod store;
 #[cfg(feature = "testing")]
 pub mod testing;
 
 pub use cipher::{CipherError, SessionCipher, VaultParams, VaultSecrets};
+pub use lock::{InstanceLock, LockError};
 pub use model::*;
-pub use store::{connect, PgStore, SqliteStore, Store, StoreError, StoreResult};
+pub use store::{
+    connect, create_private_dir, PgStore, SqliteStore, Store, StoreError, StoreResult,
+};

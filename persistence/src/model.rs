@@ -157,6 +157,37 @@ pub struct NewAccount {
     pub phone: Option<String>,
 }
 
+/// An account made from an imported session, written with its session and fingerprint in one
+/// transaction (`Store::create_imported_account`).
+pub struct ImportedAccount {
+    pub new: NewAccount,
+    pub tg_user_id: i64,
+    pub username: Option<String>,
+    pub dc_id: i32,
+    /// Hex SHA-256 of the auth key.
+    pub fingerprint: String,
+    /// Seals the session for the new account's id (the id is part of what is sealed, and the
+    /// store assigns it inside the transaction). The store never sees the plaintext.
+    pub seal: SealForAccount,
+}
+
+pub type SealForAccount = Box<
+    dyn FnOnce(
+            AccountId,
+        ) -> std::pin::Pin<
+            Box<dyn std::future::Future<Output = anyhow::Result<Vec<u8>>> + Send>,
+        > + Send,
+>;
+
+/// Why `Store::create_imported_account` wrote nothing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ImportConflict {
+    /// An authorized account holds the session's phone.
+    Phone,
+    /// An account holds this auth key already.
+    Session(AccountId),
+}
+
 /// A partial update; `None` leaves a column as it is. Double options clear a column with `Some(None)`.
 #[derive(Debug, Clone, Default)]
 pub struct AccountUpdate {

@@ -20,6 +20,10 @@ pub enum StoreError {
     /// A unique constraint refused the write (e.g. an email already registered).
     #[error("conflict: {0}")]
     Conflict(String),
+    /// The database did not answer (connection refused or lost, pool exhausted): an outage,
+    /// not a bad request; callers retry or answer 503.
+    #[error("database unavailable: {0}")]
+    Unavailable(String),
     #[error(transparent)]
     Other(#[from] anyhow::Error),
 }
@@ -68,12 +72,20 @@ pub trait Store: Send + Sync + 'static {
     async fn update_account(&self, id: AccountId, update: AccountUpdate) -> StoreResult<Account>;
     /// Deletes the account, its session and nothing else, in one transaction.
     async fn delete_account(&self, id: AccountId) -> StoreResult<()>;
+    /// The authorized account holding `phone` (normalised), if any: the states of the unique
+    /// index in migration 0006.
+    async fn account_holding_phone(&self, phone: &str) -> StoreResult<Option<AccountId>>;
     async fn count_accounts_by_state(&self) -> StoreResult<Vec<(AccountState, i64)>>;
+    /// How many accounts `owner_id` has, and how many of them are halfway through a login
+    /// (awaiting a code, password or QR scan): the per-user quotas.
+    async fn count_owned_accounts(&self, owner_id: UserId) -> StoreResult<(i64, i64)>;
 
     // sealed sessions
     async fn put_session(&self, account_id: AccountId, sealed: &[u8]) -> StoreResult<()>;
     async fn session(&self, account_id: AccountId) -> StoreResult<Option<Vec<u8>>>;
     async fn delete_session(&self, account_id: AccountId) -> StoreResult<()>;
+    /// How many sealed sessions the database holds (a missing key with sessions is fatal).
+    async fn count_sessions(&self) -> StoreResult<i64>;
 
     // session fingerprints (hex SHA-256 of an auth key): imports are idempotent by them, and a
     // session already held by an account of this fleet is refused. The rows go with the account.
@@ -86,6 +98,18 @@ pub trait Store: Send + Sync + 'static {
         fingerprint: &str,
     ) -> StoreResult<()> {
         let _ = (account_id, fingerprint);
+        Err(StoreError::Other(anyhow::anyhow!(
+            "this store does not keep session fingerprints"
+        )))
+    }
+    /// Creates an authorized account from an imported session: the row (state `active`), its
+    /// fingerprint claim and its sealed session land in one transaction, or nothing does (a
+    /// crash or a dropped request leaves no row holding a phone or a claim without a session).
+    async fn create_imported_account(
+        &self,
+        imported: ImportedAccount,
+    ) -> StoreResult<Result<Account, ImportConflict>> {
+        let _ = imported;
         Err(StoreError::Other(anyhow::anyhow!(
             "this store does not keep session fingerprints"
         )))
@@ -129,6 +153,16 @@ pub async fn connect(url: &str) -> anyhow::Result<Arc<dyn Store>> {
     }
 }
 
+/// Creates `dir` and any missing parents readable by this user only (0700): the directory holds
+/// the database, the session key and the lock. An existing directory keeps its mode.
+pub fn create_private_dir(dir: &std::path::Path) -> std::io::Result<()> {
+    let mut builder = std::fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+    builder.create(dir)
+}
+
 /// Page size when a filter asks for `limit: 0`.
 pub const DEFAULT_PAGE: u32 = 100;
 /// Largest page any list call returns; a bigger `limit` is cut to this so one request cannot make
@@ -158,6 +192,11 @@ pub(crate) fn db_err(what: &'static str) -> impl FnOnce(sqlx::Error) -> StoreErr
             StoreError::Conflict(format!("{what}: {}", db.message()))
         }
         sqlx::Error::Database(db) if db.is_foreign_key_violation() => StoreError::NotFound,
+        e @ (sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::Io(_)
+        | sqlx::Error::Tls(_)
+        | sqlx::Error::WorkerCrashed) => StoreError::Unavailable(format!("{what}: {e}")),
         other => StoreError::Other(anyhow::Error::new(other).context(what)),
     }
 }

@@ -375,3 +375,26 @@ async fn vault_secrets_come_from_kv_v2() {
         "{missing:?}"
     );
 }
+
+/// Issue 11, item 11: a Vault token with a TTL (what AppRole and child tokens are) is renewed by
+/// the cipher before it runs out, so a service running for longer than the TTL keeps working.
+#[tokio::test]
+async fn a_vault_token_with_a_ttl_is_renewed_before_it_expires() {
+    let Some(bao) = BaoServer::start().await else {
+        return;
+    };
+    let mut params = bao.transit_params("renewed").await.unwrap();
+    let mut opts = vaultrs::api::token::requests::CreateTokenRequest::builder();
+    opts.ttl("4s").renewable(true);
+    let token = vaultrs::token::new(bao.client(), Some(&mut opts))
+        .await
+        .unwrap();
+    params.token = token.client_token;
+    let cipher = SessionCipher::vault(params).await.unwrap();
+    // Twice the TTL: without renewal the token is gone and Vault answers 403.
+    tokio::time::sleep(std::time::Duration::from_secs(9)).await;
+    cipher
+        .check()
+        .await
+        .expect("the token was renewed and still works");
+}

@@ -431,46 +431,44 @@ async fn accounts_page_and_filter_by_owner_and_state(store: &dyn Store) {
 async fn one_live_account_per_phone(store: &dyn Store) {
     let alice = user(store, "alice@x.test").await;
     let bob = user(store, "bob@x.test").await;
-    let a = account(store, alice.id, Some("+15550002")).await;
-    let clash = store
-        .create_account(NewAccount {
-            owner_id: bob.id,
-            label: None,
-            kind: AccountKind::User,
-            phone: Some("+15550002".into()),
-        })
-        .await;
-    assert!(matches!(clash, Err(StoreError::Conflict(_))), "{clash:?}");
-    // Accounts without a phone (bots, not yet logged-in users) never clash.
-    account(store, alice.id, None).await;
-    account(store, bob.id, None).await;
-    // A logged-out account keeps its phone but no longer blocks it.
-    store
-        .update_account(
-            a.id,
+    let phone = "+15550002";
+    let set_state = |id, state| {
+        store.update_account(
+            id,
             AccountUpdate {
-                state: Some(AccountState::LoggedOut),
+                state: Some(state),
                 ..Default::default()
             },
         )
-        .await
-        .unwrap();
-    let b = account(store, bob.id, Some("+15550002")).await;
-    // …and cannot come back to life while another account holds the phone.
-    let revive = store
-        .update_account(
-            a.id,
-            AccountUpdate {
-                state: Some(AccountState::AwaitingCode),
-                ..Default::default()
-            },
-        )
-        .await;
-    assert!(matches!(revive, Err(StoreError::Conflict(_))), "{revive:?}");
+    };
+    // Creating accounts with a phone reserves nothing: only an authorized account holds it.
+    let a = account(store, alice.id, Some(phone)).await;
+    let b = account(store, bob.id, Some(phone)).await;
+    assert_eq!(store.account_holding_phone(phone).await.unwrap(), None);
+    set_state(a.id, AccountState::AwaitingCode).await.unwrap();
+    set_state(b.id, AccountState::AwaitingCode).await.unwrap();
+    // The first to be authorized holds it; the other cannot become authorized beside it.
+    set_state(a.id, AccountState::Active).await.unwrap();
     assert_eq!(
-        store.account(b.id).await.unwrap().phone.as_deref(),
-        Some("+15550002")
+        store.account_holding_phone(phone).await.unwrap(),
+        Some(a.id)
     );
+    let clash = set_state(b.id, AccountState::Active).await;
+    assert!(matches!(clash, Err(StoreError::Conflict(_))), "{clash:?}");
+    // A logged-out account keeps its phone but no longer holds it.
+    set_state(a.id, AccountState::LoggedOut).await.unwrap();
+    set_state(b.id, AccountState::Active).await.unwrap();
+    assert_eq!(
+        store.account_holding_phone(phone).await.unwrap(),
+        Some(b.id)
+    );
+    let revive = set_state(a.id, AccountState::Hibernated).await;
+    assert!(matches!(revive, Err(StoreError::Conflict(_))), "{revive:?}");
+    // Accounts without a phone (bots, not yet logged-in users) never clash.
+    let c = account(store, alice.id, None).await;
+    let d = account(store, bob.id, None).await;
+    set_state(c.id, AccountState::Active).await.unwrap();
+    set_state(d.id, AccountState::Active).await.unwrap();
 }
 
 async fn sessions_roundtrip_and_overwrite(store: &dyn Store) {

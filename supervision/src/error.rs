@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use tgfleet_actors::AccountError;
+use tgfleet_actors::{AccountError, Dependency};
 use tgfleet_persistence::AccountId;
 
 /// Why an account that exists cannot take a request right now.
@@ -24,6 +24,8 @@ pub enum UnavailableKind {
     ActorStopped,
     /// The supervisor or the store could not be reached.
     Internal,
+    /// A dependency (store, Vault) is down; the account starts once it answers again.
+    Dependency(Dependency),
 }
 
 #[derive(Debug, Clone, thiserror::Error)]
@@ -69,6 +71,10 @@ impl FleetError {
                 kind: UnavailableKind::Timeout,
                 ..
             } => "ACCOUNT_TIMEOUT",
+            Self::Unavailable {
+                kind: UnavailableKind::Dependency(dependency),
+                ..
+            } => dependency.code(),
             Self::Unavailable { .. } => "ACCOUNT_UNAVAILABLE",
             Self::Account(e) => e.code(),
         }

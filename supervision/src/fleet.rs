@@ -36,6 +36,9 @@ pub struct FleetStats {
     pub starting: usize,
     pub backing_off: usize,
     pub quarantined: usize,
+    /// Accounts whose start waits for the store, or for Vault, to answer again.
+    pub waiting_for_store: usize,
+    pub waiting_for_vault: usize,
     /// Restarts in place since this fleet started.
     pub restarts: u64,
 }
@@ -49,6 +52,7 @@ pub struct Fleet {
 struct Inner {
     registry: Arc<Registry>,
     factory: Arc<dyn ChildFactory>,
+    metrics: SupervisionMetrics,
     shards: Vec<ActorRef<ShardMsg>>,
     settings: SupervisionSettings,
     accepting: AtomicBool,
@@ -75,7 +79,7 @@ impl Fleet {
             store: store.clone(),
             factory: factory.clone(),
             registry: registry.clone(),
-            metrics,
+            metrics: metrics.clone(),
         });
         let mut shards = Vec::with_capacity(shard_count);
         for index in 0..shard_count {
@@ -100,6 +104,7 @@ impl Fleet {
             inner: Arc::new(Inner {
                 registry,
                 factory,
+                metrics,
                 shards,
                 settings,
                 accepting: AtomicBool::new(true),
@@ -247,6 +252,7 @@ impl Fleet {
     pub async fn remove(&self, account_id: AccountId) -> Result<(), FleetError> {
         let stopped = self.stop_with_reason(account_id, "deleted").await;
         self.inner.factory.deleted(account_id);
+        self.inner.metrics.forget(account_id);
         stopped
     }
 
@@ -312,9 +318,13 @@ impl Fleet {
                     starting,
                     backing_off,
                     quarantined,
+                    waiting_for_store,
+                    waiting_for_vault,
                     restarts,
                 })) => {
                     total.supervisors += 1;
+                    total.waiting_for_store += waiting_for_store;
+                    total.waiting_for_vault += waiting_for_vault;
                     total.children += children;
                     total.starting += starting;
                     total.backing_off += backing_off;

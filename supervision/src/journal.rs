@@ -156,6 +156,51 @@ pub(crate) async fn quarantine(
     }
 }
 
+/// An account cannot start because Vault (or another dependency besides the store) is down:
+/// its row says `reconnecting` with the cause, so a user sees why; the actor, once it starts,
+/// takes its state back from the session.
+pub(crate) async fn dependency_down(
+    store: Arc<dyn Store>,
+    account_id: AccountId,
+    down: tgfleet_actors::DependencyDown,
+) {
+    let message = format!(
+        "waiting for {}: {}; the account starts when it answers again",
+        down.dependency,
+        clip(&down.message)
+    );
+    let current = match store.account(account_id).await {
+        Ok(account) => account.state,
+        Err(e) => {
+            tracing::debug!(account_id, error = %e, "could not read the account waiting for a dependency");
+            return;
+        }
+    };
+    let update = AccountUpdate {
+        // A login halfway stays what it is: its state comes from the session, not this row.
+        state: current
+            .is_authorized()
+            .then_some(AccountState::Reconnecting),
+        last_error: Some(Some(message.clone())),
+        ..Default::default()
+    };
+    if let Err(e) = store.update_account(account_id, update).await {
+        tracing::warn!(account_id, error = %e, "could not record a dependency outage");
+    }
+    let entry = NewLogEntry {
+        level: LogLevel::Warn,
+        event: "dependency_unavailable".into(),
+        account_id: Some(account_id),
+        user_id: None,
+        error_code: Some(down.dependency.code().into()),
+        message,
+        details: json!({ "dependency": down.dependency.as_str() }),
+    };
+    if let Err(e) = store.append_log(entry).await {
+        tracing::warn!(account_id, error = %e, "could not log a dependency outage");
+    }
+}
+
 /// Lifts a quarantine: the account gets back the state it had before (from the quarantine's log
 /// row, so this works after a fleet restart too). Without that row it becomes `stopped`, which
 /// claims nothing about its authorization; the actor finds out on start.

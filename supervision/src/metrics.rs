@@ -3,6 +3,7 @@
 //! live in one process.
 
 use prometheus::{IntCounterVec, Opts, Registry};
+use tgfleet_actors::Dependency;
 use tgfleet_persistence::AccountId;
 
 /// Why an actor was restarted in place; the `reason` label.
@@ -30,6 +31,7 @@ impl RestartReason {
 #[derive(Clone)]
 pub struct SupervisionMetrics {
     restarts: IntCounterVec,
+    dependency_waits: IntCounterVec,
 }
 
 impl SupervisionMetrics {
@@ -43,7 +45,37 @@ impl SupervisionMetrics {
             &["account_id", "reason"],
         )?;
         registry.register(Box::new(restarts.clone()))?;
-        Ok(Self { restarts })
+        let dependency_waits = IntCounterVec::new(
+            Opts::new(
+                "tgfleet_dependency_waits_total",
+                "Account starts put off because the store or Vault did not answer (retried, never \
+                 counted toward quarantine), by dependency",
+            ),
+            &["dependency"],
+        )?;
+        registry.register(Box::new(dependency_waits.clone()))?;
+        Ok(Self {
+            restarts,
+            dependency_waits,
+        })
+    }
+
+    pub(crate) fn count_dependency_wait(&self, dependency: Dependency) {
+        self.dependency_waits
+            .with_label_values(&[dependency.as_str()])
+            .inc();
+    }
+
+    /// A deleted account's series go with it: ids are not reused, so they would only pile up.
+    pub(crate) fn forget(&self, account_id: AccountId) {
+        let id = account_id.to_string();
+        for reason in [
+            RestartReason::Failed,
+            RestartReason::Watchdog,
+            RestartReason::Operator,
+        ] {
+            let _ = self.restarts.remove_label_values(&[&id, reason.as_str()]);
+        }
     }
 
     pub(crate) fn count_restart(&self, account_id: AccountId, reason: RestartReason) {

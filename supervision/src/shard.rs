@@ -15,11 +15,11 @@ use dashmap::DashMap;
 use futures::StreamExt;
 use ractor::rpc::CallResult;
 use ractor::{
-    Actor, ActorCell, ActorId, ActorProcessingErr, ActorRef, ActorStatus, RpcReplyPort,
+    Actor, ActorCell, ActorId, ActorProcessingErr, ActorRef, ActorStatus, RpcReplyPort, SpawnErr,
     SupervisionEvent,
 };
 use rand::Rng;
-use tgfleet_actors::{AccountMsg, AccountRequest};
+use tgfleet_actors::{AccountMsg, AccountRequest, Dependency, DependencyDown};
 use tgfleet_persistence::{AccountId, AccountState, Store, StoreError};
 use tokio::time::Instant;
 
@@ -68,6 +68,10 @@ pub struct ShardStats {
     /// Children that failed and wait out their restart backoff.
     pub backing_off: usize,
     pub quarantined: usize,
+    /// Accounts whose start waits for the store to answer again (not counted as failures).
+    pub waiting_for_store: usize,
+    /// Accounts whose start waits for Vault to answer again (not counted as failures).
+    pub waiting_for_vault: usize,
     /// Restarts in place since the fleet started.
     pub restarts: u64,
 }
@@ -128,7 +132,8 @@ pub(crate) enum ShardMsg {
 pub(crate) enum StartError {
     NotFound,
     Quarantined,
-    Store(String),
+    /// The store or Vault did not answer: retried with backoff, never counted as a failure.
+    Dependency(DependencyDown),
     /// The child's `pre_start` failed: counts as a failure.
     Spawn(String),
 }
@@ -188,6 +193,9 @@ enum Phase {
     },
     Backoff {
         until: Instant,
+        /// `Some`: not a failure of the account but an outage of what it needs; the wait grows
+        /// with `Slot::dependency_attempts` and never leads to quarantine.
+        waiting_for: Option<Dependency>,
     },
     Quarantined,
 }
@@ -198,6 +206,8 @@ struct Slot {
     generation: u64,
     phase: Phase,
     history: RestartHistory,
+    /// Starts in a row that found a dependency down; reset once an actor runs.
+    dependency_attempts: u32,
 }
 
 pub(crate) struct ShardState {
@@ -406,7 +416,14 @@ impl Shard {
                 UnavailableKind::Stopping,
                 "the account actor is being stopped",
             ))),
-            Phase::Backoff { until } => waiter.answer(Err(backing_off(account_id, *until))),
+            Phase::Backoff {
+                until,
+                waiting_for: None,
+            } => waiter.answer(Err(backing_off(account_id, *until))),
+            Phase::Backoff {
+                until,
+                waiting_for: Some(dependency),
+            } => waiter.answer(Err(dependency_down(account_id, *dependency, *until))),
             Phase::Quarantined => waiter.answer(Err(self.quarantined(account_id))),
         }
     }
@@ -430,6 +447,7 @@ impl Shard {
                     stop_waiters: Vec::new(),
                 },
                 history: RestartHistory::default(),
+                dependency_attempts: 0,
             },
         );
     }
@@ -546,6 +564,13 @@ impl Shard {
                     return;
                 }
                 tracing::debug!(account_id, generation, "account actor up");
+                if slot.dependency_attempts > 0 {
+                    tracing::info!(
+                        account_id,
+                        "account started again after its dependency recovered"
+                    );
+                    slot.dependency_attempts = 0;
+                }
                 self.ctx.registry.insert(account_id, actor.clone());
                 slot.phase = Phase::Running {
                     actor: actor.clone(),
@@ -566,18 +591,14 @@ impl Shard {
                     answer_stops(stop_waiters);
                 }
             }
-            Err(StartError::Store(message)) => {
-                // No restart loop on a store outage: the next call or start tries again.
-                state.slots.remove(&account_id);
-                answer_all(
-                    waiters,
-                    Err(FleetError::unavailable(
-                        account_id,
-                        UnavailableKind::Internal,
-                        format!("could not load the account: {message}"),
-                    )),
-                );
-                answer_stops(stop_waiters);
+            Err(StartError::Dependency(down)) => {
+                if state.shutting_down || !stop_waiters.is_empty() {
+                    state.slots.remove(&account_id);
+                    answer_all(waiters, Err(shutting_down(account_id)));
+                    answer_stops(stop_waiters);
+                    return;
+                }
+                self.wait_for_dependency(myself, state, account_id, down, waiters);
             }
             Err(StartError::Spawn(message)) => {
                 if state.shutting_down || !stop_waiters.is_empty() {
@@ -770,7 +791,10 @@ impl Shard {
                     backoff_delay(attempt, settings.backoff_base, settings.backoff_max, jitter);
                 // A misconfigured huge backoff must not overflow the clock.
                 let until = now.checked_add(delay).unwrap_or(now);
-                slot.phase = Phase::Backoff { until };
+                slot.phase = Phase::Backoff {
+                    until,
+                    waiting_for: None,
+                };
                 let generation = slot.generation;
                 tracing::warn!(
                     account_id,
@@ -785,6 +809,64 @@ impl Shard {
                 });
                 answer_all(waiters, Err(backing_off(account_id, until)));
                 self.count_restart(state, account_id, reason, Some(attempt), delay, detail);
+            }
+        }
+    }
+
+    /// The store or Vault is down: try again after a growing backoff, without touching the
+    /// restart history (an outage of ours is not the account's fault and must not quarantine it).
+    fn wait_for_dependency(
+        &self,
+        myself: &ActorRef<ShardMsg>,
+        state: &mut ShardState,
+        account_id: AccountId,
+        down: DependencyDown,
+        waiters: Vec<Waiter>,
+    ) {
+        let settings = self.settings();
+        let Some(slot) = state.slots.get_mut(&account_id) else {
+            return;
+        };
+        slot.dependency_attempts = slot.dependency_attempts.saturating_add(1);
+        let attempt = slot.dependency_attempts;
+        let jitter: f64 = rand::thread_rng().gen();
+        // Attempt 1 of `backoff_delay` is immediate, which would spin on an outage.
+        let delay = backoff_delay(
+            attempt.saturating_add(1),
+            settings.backoff_base,
+            settings.backoff_max,
+            jitter,
+        );
+        let now = Instant::now();
+        let until = now.checked_add(delay).unwrap_or(now);
+        slot.phase = Phase::Backoff {
+            until,
+            waiting_for: Some(down.dependency),
+        };
+        let generation = slot.generation;
+        myself.send_after(delay, move || ShardMsg::RestartDue {
+            account_id,
+            generation,
+        });
+        answer_all(
+            waiters,
+            Err(dependency_down(account_id, down.dependency, until)),
+        );
+        self.ctx.metrics.count_dependency_wait(down.dependency);
+        if attempt == 1 {
+            tracing::warn!(
+                account_id,
+                dependency = down.dependency.as_str(),
+                error = %down.message,
+                "account waits for its dependency; retrying with backoff"
+            );
+            if down.dependency != Dependency::Store {
+                // The store answers, so the account can say why it is not running.
+                state.spawner.writer.submit(journal::dependency_down(
+                    self.ctx.store.clone(),
+                    account_id,
+                    down,
+                ));
             }
         }
     }
@@ -1152,6 +1234,20 @@ fn backing_off(account_id: AccountId, until: Instant) -> FleetError {
     }
 }
 
+fn dependency_down(account_id: AccountId, dependency: Dependency, until: Instant) -> FleetError {
+    let wait = retry_after(until);
+    FleetError::Unavailable {
+        account_id,
+        kind: UnavailableKind::Dependency(dependency),
+        message: format!(
+            "the {dependency} is unavailable; the account starts when it answers again \
+             (next try in {} ms)",
+            wait.as_millis()
+        ),
+        retry_after: Some(wait),
+    }
+}
+
 fn stats(state: &ShardState) -> ShardStats {
     let mut stats = ShardStats {
         restarts: state.restarts,
@@ -1164,7 +1260,17 @@ fn stats(state: &ShardState) -> ShardStats {
             | Phase::Restarting { .. }
             | Phase::Stopping { .. } => stats.children += 1,
             Phase::Starting { .. } => stats.starting += 1,
-            Phase::Backoff { .. } => stats.backing_off += 1,
+            Phase::Backoff {
+                waiting_for: None, ..
+            } => stats.backing_off += 1,
+            Phase::Backoff {
+                waiting_for: Some(Dependency::Store),
+                ..
+            } => stats.waiting_for_store += 1,
+            Phase::Backoff {
+                waiting_for: Some(Dependency::Vault),
+                ..
+            } => stats.waiting_for_vault += 1,
             Phase::Quarantined => stats.quarantined += 1,
         }
     }
@@ -1189,8 +1295,8 @@ async fn start_child(
         {
             Some(Ok(())) => {}
             Some(Err(StoreError::NotFound)) => return Err(StartError::NotFound),
-            Some(Err(e)) => return Err(StartError::Store(e.to_string())),
-            None => return Err(StartError::Store("store writer gone".into())),
+            Some(Err(e)) => return Err(store_down(e)),
+            None => return Err(store_down("store writer gone")),
         }
     }
     match ctx.store.account(account_id).await {
@@ -1199,10 +1305,20 @@ async fn start_child(
         }
         Ok(_) => {}
         Err(StoreError::NotFound) => return Err(StartError::NotFound),
-        Err(e) => return Err(StartError::Store(e.to_string())),
+        Err(e) => return Err(store_down(e)),
     }
-    ctx.factory
-        .spawn(spec)
-        .await
-        .map_err(|e| StartError::Spawn(e.to_string()))
+    ctx.factory.spawn(spec).await.map_err(|e| match &e {
+        SpawnErr::StartupFailed(inner) => match inner.downcast_ref::<DependencyDown>() {
+            Some(down) => StartError::Dependency(down.clone()),
+            None => StartError::Spawn(e.to_string()),
+        },
+        _ => StartError::Spawn(e.to_string()),
+    })
+}
+
+fn store_down(e: impl std::fmt::Display) -> StartError {
+    StartError::Dependency(DependencyDown {
+        dependency: Dependency::Store,
+        message: e.to_string(),
+    })
 }

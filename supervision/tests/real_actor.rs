@@ -34,9 +34,18 @@ async fn open_env_with(
     dir: &tempfile::TempDir,
     limits: AccountLimits,
 ) -> Arc<AccountEnv> {
+    let cipher = SessionCipher::local(dir.path().join("session.key")).expect("key");
+    open_env_sealed_by(dc, dir, limits, cipher).await
+}
+
+async fn open_env_sealed_by(
+    dc: &TestDc,
+    dir: &tempfile::TempDir,
+    limits: AccountLimits,
+    cipher: SessionCipher,
+) -> Arc<AccountEnv> {
     let url = format!("sqlite://{}/tgfleet.db", dir.path().display());
     let store = tgfleet_persistence::connect(&url).await.expect("store");
-    let cipher = SessionCipher::local(dir.path().join("session.key")).expect("key");
     let metrics = AccountMetrics::register(&prometheus::Registry::new()).expect("metrics");
     let registrar = dc.clone();
     Arc::new(AccountEnv {
@@ -442,6 +451,140 @@ async fn hibernated_accounts_start_with_no_actor_and_wake_on_their_first_call() 
         assert_eq!(
             env.store.account(id).await.expect("row").state,
             AccountState::Active
+        );
+        second.shutdown().await;
+    })
+    .await
+    .expect("test bound");
+}
+
+/// Issue 11, item 2: Vault sealed for 20 s while a fleet starts. Its accounts cannot open their
+/// sessions; that is Vault's outage, not theirs: they wait (retried with backoff, shown as
+/// waiting), none is quarantined, and all are active again once Vault answers.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_vault_sealed_for_20_s_during_a_fleet_start_quarantines_no_account() {
+    let Some(bao) = tgfleet_persistence::testing::BaoServer::start().await else {
+        return;
+    };
+    let params = bao
+        .transit_params("tgfleet-sessions")
+        .await
+        .expect("transit key");
+    tokio::time::timeout(Duration::from_secs(180), async {
+        let dc = TestDc::start(TestDcConfig::default())
+            .await
+            .expect("testdc");
+        let dir = tempfile::tempdir().expect("dir");
+        let vault = || async {
+            SessionCipher::vault(params.clone())
+                .await
+                .expect("vault cipher")
+        };
+        let env = open_env_sealed_by(&dc, &dir, AccountLimits::default(), vault().await).await;
+        let phones = ["+15550151", "+15550152", "+15550153", "+15550154"];
+        let owner = env
+            .store
+            .create_user(NewUser {
+                email: "sealed@example.com".into(),
+                username: None,
+                password_hash: "x".into(),
+                role: Role::User,
+            })
+            .await
+            .expect("owner")
+            .id;
+        let mut ids = Vec::new();
+        for (i, phone) in phones.iter().enumerate() {
+            dc.add_user(UserSpec::new(phone, &format!("Sealed {i}")));
+            let account = env
+                .store
+                .create_account(NewAccount {
+                    owner_id: owner,
+                    label: None,
+                    kind: AccountKind::User,
+                    phone: Some((*phone).into()),
+                })
+                .await
+                .expect("account");
+            ids.push(account.id);
+        }
+        let first = Fleet::start_accounts(settings(), env, &prometheus::Registry::new())
+            .await
+            .expect("fleet");
+        for (id, phone) in ids.iter().zip(phones) {
+            send_code(&first, *id, phone).await;
+            sign_in(&first, &dc, *id, phone).await;
+        }
+        first.shutdown().await;
+
+        // The next process connects to Vault, then Vault is sealed before its fleet starts: a
+        // cold cache, so every session open needs Vault.
+        let env = open_env_sealed_by(&dc, &dir, AccountLimits::default(), vault().await).await;
+        bao.seal().await.expect("seal");
+        let second = Fleet::start_accounts(settings(), env.clone(), &prometheus::Registry::new())
+            .await
+            .expect("fleet");
+        let sealed_until = tokio::time::Instant::now() + Duration::from_secs(20);
+        let mut seen_waiting = 0;
+        while tokio::time::Instant::now() < sealed_until {
+            let stats = second.supervisor_stats().await;
+            assert_eq!(stats.quarantined, 0, "{stats:?}");
+            seen_waiting = seen_waiting.max(stats.waiting_for_vault);
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+        assert_eq!(seen_waiting, ids.len(), "every account waited for Vault");
+        let answer = second.call(ids[0], AccountRequest::Status).await;
+        match &answer {
+            Err(e @ FleetError::Unavailable { retry_after, .. }) => {
+                assert_eq!(e.code(), "VAULT_UNAVAILABLE", "{e}");
+                assert!(retry_after.is_some(), "{e:?}");
+            }
+            other => panic!("a call while Vault is sealed answered {other:?}"),
+        }
+        let row = env.store.account(ids[0]).await.expect("row");
+        assert_eq!(row.state, AccountState::Reconnecting, "{row:?}");
+        assert!(
+            row.last_error
+                .as_deref()
+                .is_some_and(|e| e.contains("vault")),
+            "{row:?}"
+        );
+
+        bao.unseal().await.expect("unseal");
+        for id in &ids {
+            let deadline = tokio::time::Instant::now() + BOUND;
+            loop {
+                if let Ok(AccountReply::Status(s)) = second.call(*id, AccountRequest::Status).await
+                {
+                    if s.state == AccountState::Active {
+                        break;
+                    }
+                }
+                assert!(
+                    tokio::time::Instant::now() < deadline,
+                    "account {id} not active after Vault came back"
+                );
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            let sent = second
+                .call(
+                    *id,
+                    AccountRequest::SendMessage {
+                        peer: "me".into(),
+                        text: "after the seal".into(),
+                        dedupe_key: None,
+                    },
+                )
+                .await;
+            assert!(matches!(sent, Ok(AccountReply::Sent { .. })), "{sent:?}");
+            let row = env.store.account(*id).await.expect("row");
+            assert_ne!(row.state, AccountState::Quarantined);
+        }
+        let stats = second.supervisor_stats().await;
+        assert_eq!(
+            (stats.quarantined, stats.waiting_for_vault),
+            (0, 0),
+            "{stats:?}"
         );
         second.shutdown().await;
     })

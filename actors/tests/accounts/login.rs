@@ -386,3 +386,118 @@ async fn log_out_ends_the_authorization_and_wipes_the_session() {
     assert_eq!(row.tg_user_id, None);
     assert_eq!(h.env.store.session(id).await.expect("store"), None);
 }
+
+/// Issue 11, item 6: finishing a login is one session write. Here the database refuses every
+/// session write after the first one of the sign-in (a trigger in the real SQLite file). Whatever
+/// the sign-in answered, the account started again must be logged in — not a session that holds
+/// a user and a stale pending login at once, which refuses every login step and every send.
+#[tokio::test]
+async fn a_sign_in_whose_later_session_writes_fail_leaves_no_half_finished_login() {
+    let h = Harness::start().await;
+    let phone = "+15551600";
+    h.dc.add_user(UserSpec::new(phone, "Atomic"));
+    let id = h.account(AccountKind::User, Some(phone)).await;
+    let running = spawn(&h.env, id).await;
+    running
+        .call(AccountRequest::SendCode {
+            phone: phone.into(),
+        })
+        .await
+        .expect("code sent");
+    let code = h.dc.last_code(phone).expect("code");
+
+    let raw = tgfleet_persistence::SqliteStore::connect(&format!(
+        "sqlite://{}/tgfleet.db",
+        h.dir.path().display()
+    ))
+    .await
+    .expect("raw connection");
+    // A RAISE rolls the counter back with the write, so once it reached 1 every later write fails.
+    sqlx::raw_sql(
+        "CREATE TABLE session_writes (n INTEGER NOT NULL); \
+         INSERT INTO session_writes VALUES (0); \
+         CREATE TRIGGER only_one_session_write BEFORE UPDATE ON account_sessions BEGIN \
+           UPDATE session_writes SET n = n + 1; \
+           SELECT RAISE(ABORT, 'injected: session write refused') \
+             WHERE (SELECT n FROM session_writes) > 1; \
+         END;",
+    )
+    .execute(raw.pool())
+    .await
+    .expect("arm the trigger");
+    let _ = running.call(AccountRequest::SignIn { code }).await;
+    sqlx::raw_sql("DROP TRIGGER only_one_session_write;")
+        .execute(raw.pool())
+        .await
+        .expect("disarm");
+    running.stop().await;
+
+    let (env, _registry) = h.new_process().await;
+    let again = spawn(&env, id).await;
+    assert_logged_in(&env, &again, id).await;
+    again.stop().await;
+}
+
+/// Issue 11, item 10: a login that waited for its code longer than `pending_login_ttl` is over.
+/// The next start (a fleet boot) does not bring it back: the account is `new` again, says why,
+/// and its actor stops instead of holding a connection for a login nobody can finish.
+#[tokio::test]
+async fn a_login_older_than_its_codes_validity_is_expired_at_the_next_start() {
+    let h = Harness::with_config(
+        TestDcConfig::default(),
+        AccountLimits {
+            pending_login_ttl: Duration::from_secs(1),
+            ..AccountLimits::default()
+        },
+    )
+    .await;
+    let phone = "+15551610";
+    h.dc.add_user(UserSpec::new(phone, "Late"));
+    let id = h.account(AccountKind::User, Some(phone)).await;
+    let running = spawn(&h.env, id).await;
+    running
+        .call(AccountRequest::SendCode {
+            phone: phone.into(),
+        })
+        .await
+        .expect("code sent");
+    running.stop().await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+
+    let (again, mut endings) = crate::harness::spawn_supervised(&h.env, id).await;
+    let ending = tokio::time::timeout(crate::harness::BOUND, endings.recv())
+        .await
+        .expect("the expired login's actor stops by itself");
+    assert_eq!(
+        ending,
+        Some(crate::harness::Ending::Stopped(Some(
+            "login_expired".into()
+        )))
+    );
+    drop(again);
+    let row = h.env.store.account(id).await.expect("row");
+    assert_eq!(row.state, AccountState::New);
+    assert!(
+        row.last_error
+            .as_deref()
+            .is_some_and(|e| e.contains("no longer valid")),
+        "{row:?}"
+    );
+    // A new login starts from scratch and completes.
+    let fresh = spawn(&h.env, id).await;
+    fresh
+        .call(AccountRequest::SendCode {
+            phone: phone.into(),
+        })
+        .await
+        .expect("a new code");
+    let code = h.dc.last_code(phone).expect("code");
+    assert!(matches!(
+        fresh.call(AccountRequest::SignIn { code }).await,
+        Ok(AccountReply::LoginStep {
+            state: AccountState::Active,
+            ..
+        })
+    ));
+    fresh.stop().await;
+}

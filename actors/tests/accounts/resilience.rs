@@ -174,3 +174,75 @@ async fn metrics_show_the_state_and_the_calls_of_each_account() {
         "{text}"
     );
 }
+
+#[tokio::test]
+async fn a_duplicated_key_stops_the_account_and_keeps_its_session() {
+    let h = Harness::with_config(
+        TestDcConfig {
+            strict_duplicate_keys: true,
+            ..Default::default()
+        },
+        AccountLimits::default(),
+    )
+    .await;
+    let phone = "+15552300";
+    h.dc.add_user(UserSpec::new(phone, "Twice"));
+    let (id, first) = h.logged_in(phone).await;
+    assert!(send_me(&first).await.is_ok());
+
+    // A second process runs the same account: the same key on another connection, with another
+    // session id: Telegram answers AUTH_KEY_DUPLICATED to the newcomer.
+    let (env2, _registry) = h.new_process().await;
+    let (second, mut endings) = crate::harness::spawn_supervised(&env2, id).await;
+    // Its start-up probe may meet the duplicate before this call does: either way it refuses.
+    let answer = send_me(&second).await;
+    assert!(
+        matches!(&answer, Err(AccountError::Telegram { name, .. }) if name == "AUTH_KEY_DUPLICATED")
+            || matches!(
+                &answer,
+                Err(AccountError::WrongState {
+                    state: AccountState::Stopped,
+                    ..
+                })
+            ),
+        "{answer:?}"
+    );
+    let ending = tokio::time::timeout(BOUND, endings.recv())
+        .await
+        .expect("bounded");
+    assert_eq!(ending, Some(Ending::Stopped(Some("duplicated".into()))));
+
+    // The key is still valid: the account is stopped with the error, its session kept.
+    let row = h.env.store.account(id).await.expect("row");
+    assert_eq!(row.state, AccountState::Stopped);
+    assert!(
+        row.last_error
+            .as_deref()
+            .is_some_and(|e| e.contains("AUTH_KEY_DUPLICATED")),
+        "{row:?}"
+    );
+    assert!(
+        h.env
+            .store
+            .session(id)
+            .await
+            .expect("session read")
+            .is_some(),
+        "AUTH_KEY_DUPLICATED must not wipe the session"
+    );
+
+    // Once only one process runs it, the same session sends again.
+    assert!(send_me(&first).await.is_ok());
+    first.stop().await;
+    let deadline = tokio::time::Instant::now() + BOUND;
+    while h.dc.connection_count() > 0 {
+        assert!(tokio::time::Instant::now() < deadline, "connections close");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let again = crate::harness::spawn(&h.env, id).await;
+    assert!(
+        send_me(&again).await.is_ok(),
+        "the kept session still works"
+    );
+    again.stop().await;
+}

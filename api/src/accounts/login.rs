@@ -136,19 +136,12 @@ pub async fn send_code(
             message: "must be + and 7 to 15 digits".into(),
         }])
     })?;
-    // The row carries the phone so two live accounts can never hold one (the store refuses it).
-    if account.phone.as_deref() != Some(phone.as_str()) {
-        state
-            .store
-            .update_account(
-                id,
-                tgfleet_persistence::AccountUpdate {
-                    phone: Some(Some(phone.clone())),
-                    ..Default::default()
-                },
-            )
-            .await
-            .map_err(super::phone_conflict)?;
+    super::check_pending_login_quota(&state, &user, &account).await?;
+    // Nothing is written here: the account holds the phone only once it is authorized (the
+    // actor writes it then, and the store's unique index decides a race). This read only spares
+    // a login that could never finish.
+    if account.phone.as_deref() != Some(phone.as_str()) || !account.state.is_authorized() {
+        super::refuse_phone_held_by_another(&state, id, &phone).await?;
     }
     match step(
         &state,
@@ -246,17 +239,15 @@ pub async fn password(
     )
 }
 
-async fn qr(state: &AppState, user: &AuthUser, id: AccountId) -> Result<QrLogin, ApiError> {
-    user_account(state, user, id).await?;
-    match step(
-        state,
-        user,
-        id,
-        "login_qr_requested",
-        AccountRequest::QrLogin,
-    )
-    .await?
-    {
+async fn qr(
+    state: &AppState,
+    user: &AuthUser,
+    id: AccountId,
+    request: AccountRequest,
+) -> Result<QrLogin, ApiError> {
+    let account = user_account(state, user, id).await?;
+    super::check_pending_login_quota(state, user, &account).await?;
+    match step(state, user, id, "login_qr_requested", request).await? {
         AccountReply::Qr { url, expires_at } => Ok(QrLogin {
             state: AccountState::AwaitingQr.as_str().into(),
             url,
@@ -276,7 +267,7 @@ pub async fn qr_login(
     user: AuthUser,
     ApiPath(id): ApiPath<AccountId>,
 ) -> Result<Json<QrLogin>, ApiError> {
-    Ok(Json(qr(&state, &user, id).await?))
+    Ok(Json(qr(&state, &user, id, AccountRequest::QrLogin).await?))
 }
 
 #[utoipa::path(get, path = "/api/v1/telegram/accounts/{id}/login/qr.png", tag = "login", security(("bearer" = [])),
@@ -289,7 +280,9 @@ pub async fn qr_png(
     user: AuthUser,
     ApiPath(id): ApiPath<AccountId>,
 ) -> Result<impl IntoResponse, ApiError> {
-    let login = qr(&state, &user, id).await?;
+    // The pending token while it is valid: a page that reloads the image must show the code the
+    // phone is about to scan, not replace it.
+    let login = qr(&state, &user, id, AccountRequest::QrCode).await?;
     let png = render_qr_png(&login.url)?;
     Ok((
         [

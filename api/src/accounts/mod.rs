@@ -67,6 +67,65 @@ impl From<Account> for AccountView {
 
 /// The store refuses a second live account on one phone (two would fight over one
 /// authorization); this is how the API says so.
+/// 403 ACCOUNT_QUOTA_EXCEEDED when a (non-admin) user already has `accounts.max_per_user`.
+pub(crate) async fn check_account_quota(state: &AppState, user: &AuthUser) -> Result<(), ApiError> {
+    if user.is_admin() {
+        return Ok(());
+    }
+    let max = state.settings.accounts.max_per_user;
+    let (total, _) = state.store.count_owned_accounts(user.id).await?;
+    if total >= i64::from(max) {
+        return Err(ApiError::ForbiddenCode {
+            code: "ACCOUNT_QUOTA_EXCEEDED",
+            message: format!(
+                "you have {total} accounts, the most one user may have \
+                 (accounts.max_per_user = {max}); delete one first"
+            ),
+        });
+    }
+    Ok(())
+}
+
+/// 403 PENDING_LOGIN_QUOTA_EXCEEDED when starting a login on `account` would give a (non-admin)
+/// user more than `accounts.max_pending_logins_per_user` logins halfway.
+pub async fn check_pending_login_quota(
+    state: &AppState,
+    user: &AuthUser,
+    account: &tgfleet_persistence::Account,
+) -> Result<(), ApiError> {
+    let already_pending = matches!(
+        account.state,
+        AccountState::AwaitingCode | AccountState::AwaitingPassword | AccountState::AwaitingQr
+    );
+    if user.is_admin() || already_pending {
+        return Ok(());
+    }
+    let max = state.settings.accounts.max_pending_logins_per_user;
+    let (_, pending) = state.store.count_owned_accounts(account.owner_id).await?;
+    if pending >= i64::from(max) {
+        return Err(ApiError::ForbiddenCode {
+            code: "PENDING_LOGIN_QUOTA_EXCEEDED",
+            message: format!(
+                "{pending} logins are waiting for a code, password or QR scan, the most one user \
+                 may have (accounts.max_pending_logins_per_user = {max}); finish or delete one"
+            ),
+        });
+    }
+    Ok(())
+}
+
+/// 409 PHONE_TAKEN when an authorized account other than `id` holds `phone`.
+pub async fn refuse_phone_held_by_another(
+    state: &AppState,
+    id: AccountId,
+    phone: &str,
+) -> Result<(), ApiError> {
+    match state.store.account_holding_phone(phone).await? {
+        Some(holder) if holder != id => Err(phone_conflict(StoreError::Conflict(String::new()))),
+        _ => Ok(()),
+    }
+}
+
 pub fn phone_conflict(e: StoreError) -> ApiError {
     match e {
         StoreError::Conflict(_) => ApiError::Conflict {
@@ -84,23 +143,7 @@ pub fn fleet(state: &AppState) -> Result<&Fleet, ApiError> {
         .ok_or_else(ApiError::telegram_not_configured)
 }
 
-/// `+` and 7–15 digits (E.164); spaces, dashes, dots and parentheses are dropped first, so
-/// `+1 (555) 010-0199` and `+15550100199` are the same account.
-pub fn normalize_phone(raw: &str) -> Option<String> {
-    let trimmed = raw.trim();
-    let digits: String = trimmed
-        .trim_start_matches('+')
-        .chars()
-        .filter(|c| !matches!(c, ' ' | '-' | '.' | '(' | ')'))
-        .collect();
-    if !trimmed.starts_with('+')
-        || !(7..=15).contains(&digits.len())
-        || !digits.bytes().all(|b| b.is_ascii_digit())
-    {
-        return None;
-    }
-    Some(format!("+{digits}"))
-}
+pub use tgfleet_actors::phone::normalize_phone;
 
 // No `Debug`: it carries a password, code, token or session that must never be printed.
 #[derive(Deserialize, ToSchema)]
@@ -162,6 +205,10 @@ pub async fn create(
         }
     }
     v.finish()?;
+    check_account_quota(&state, &user).await?;
+    if let Some(Some(phone)) = &phone {
+        refuse_phone_held_by_another(&state, 0, phone).await?;
+    }
     let account = state
         .store
         .create_account(NewAccount {
@@ -279,16 +326,64 @@ pub async fn get(
     Ok(Json(check_account_access(&state, &user, id).await?.into()))
 }
 
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct DeleteQuery {
+    /// Keep the Telegram authorization alive (skip `auth.logOut`): for a session exported to
+    /// run elsewhere. By default a deleted account is logged out, so no copy of its session
+    /// keeps working.
+    pub keep_authorization: Option<bool>,
+}
+
 #[utoipa::path(delete, path = "/api/v1/telegram/accounts/{id}", tag = "accounts", security(("bearer" = [])),
-    params(("id" = i64, Path, description = "account id")),
+    params(("id" = i64, Path, description = "account id"), DeleteQuery),
     responses((status = 204), (status = 401, body = crate::openapi::ErrorBody),
-              (status = 404, body = crate::openapi::ErrorBody)))]
+              (status = 404, body = crate::openapi::ErrorBody),
+              (status = 503, body = crate::openapi::ErrorBody)))]
 pub async fn delete(
     State(state): State<AppState>,
     user: AuthUser,
     ApiPath(id): ApiPath<AccountId>,
+    ApiQuery(q): ApiQuery<DeleteQuery>,
 ) -> Result<StatusCode, ApiError> {
-    check_account_access(&state, &user, id).await?;
+    let account = check_account_access(&state, &user, id).await?;
+    let log_out = account.state.is_authorized() && !q.keep_authorization.unwrap_or(false);
+    // A client that hangs up must not leave an account logged out but not deleted (or the
+    // reverse): the work runs in its own task, which this request only waits for.
+    let task = tokio::spawn(delete_account(state, user.id, id, log_out));
+    task.await
+        .map_err(|e| ApiError::Internal(anyhow::anyhow!("deleting account {id}: {e}")))?
+}
+
+async fn delete_account(
+    state: AppState,
+    user_id: i64,
+    id: AccountId,
+    log_out: bool,
+) -> Result<StatusCode, ApiError> {
+    if log_out {
+        if let Some(fleet) = &state.fleet {
+            match fleet.call(id, AccountRequest::LogOut).await {
+                Ok(_) | Err(tgfleet_supervision::FleetError::NotFound(_)) => {}
+                // Gone already for Telegram: nothing left to revoke.
+                Err(tgfleet_supervision::FleetError::Account(
+                    tgfleet_actors::AccountError::Unauthorized
+                    | tgfleet_actors::AccountError::Banned,
+                )) => {}
+                Err(e) => {
+                    // The key would stay valid at Telegram with no one left holding it here.
+                    return Err(ApiError::Unavailable {
+                        code: "LOGOUT_FAILED",
+                        message: format!(
+                            "could not log the account out of Telegram ({e}); nothing was \
+                             deleted: retry, or delete with ?keep_authorization=true"
+                        ),
+                        retry_after_s: Some(5),
+                    });
+                }
+            }
+        }
+    }
     // The row goes first: from then on no call can start a new actor for this id (the supervisor
     // finds no account), and the old actor's last writes fail on the foreign key instead of
     // bringing the session back. Then the old actor is stopped.
@@ -301,8 +396,13 @@ pub async fn delete(
             }
         }
     }
-    Audit::info("account_deleted", "account deleted and its session erased")
-        .user(user.id)
+    let what = if log_out {
+        "account logged out of Telegram, deleted and its session erased"
+    } else {
+        "account deleted and its session erased"
+    };
+    Audit::info("account_deleted", what)
+        .user(user_id)
         .account(id)
         .record(&state)
         .await;
@@ -357,28 +457,6 @@ pub async fn logout(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn phones_are_normalized_or_refused() {
-        assert_eq!(
-            normalize_phone("+1 (555) 010-0199").as_deref(),
-            Some("+15550100199")
-        );
-        assert_eq!(
-            normalize_phone(" +447700900123 ").as_deref(),
-            Some("+447700900123")
-        );
-        for bad in [
-            "15550100199",
-            "+12",
-            "+1555abc0199",
-            "+",
-            "",
-            "+1234567890123456",
-        ] {
-            assert_eq!(normalize_phone(bad), None, "{bad}");
-        }
-    }
 
     #[test]
     fn bot_tokens_must_look_like_botfathers() {

@@ -424,6 +424,30 @@ macro_rules! impl_sql_store {
                 Ok(Self::account_row(&row)?)
             }
 
+            async fn count_owned_accounts(&self, owner_id: UserId) -> StoreResult<(i64, i64)> {
+                let (total, pending): (i64, Option<i64>) = sqlx::query_as(
+                    "SELECT COUNT(*), SUM(CASE WHEN state IN \
+                     ('awaiting_code', 'awaiting_password', 'awaiting_qr') THEN 1 ELSE 0 END) \
+                     FROM telegram_accounts WHERE owner_id = $1",
+                )
+                .bind(owner_id)
+                .fetch_one(&self.pool)
+                .await
+                .map_err(db_err("counting a user's accounts"))?;
+                Ok((total, pending.unwrap_or(0)))
+            }
+
+            async fn account_holding_phone(&self, phone: &str) -> StoreResult<Option<AccountId>> {
+                sqlx::query_scalar(
+                    "SELECT id FROM telegram_accounts WHERE phone = $1 AND state IN \
+                     ('active', 'reconnecting', 'flood_wait', 'hibernated', 'quarantined', 'stopped')",
+                )
+                .bind(phone)
+                .fetch_optional(&self.pool)
+                .await
+                .map_err(db_err("finding the account holding a phone"))
+            }
+
             async fn account(&self, id: AccountId) -> StoreResult<Account> {
                 let sql = format!("SELECT {ACCOUNT_COLS} FROM telegram_accounts WHERE id = $1");
                 let row = sqlx::query(&sql)
@@ -571,6 +595,13 @@ macro_rules! impl_sql_store {
                 Ok(sealed)
             }
 
+            async fn count_sessions(&self) -> StoreResult<i64> {
+                sqlx::query_scalar("SELECT COUNT(*) FROM account_sessions")
+                    .fetch_one(&self.pool)
+                    .await
+                    .map_err(db_err("counting account sessions"))
+            }
+
             async fn delete_session(&self, account_id: AccountId) -> StoreResult<()> {
                 // Idempotent: erasing a session that is already gone is success.
                 sqlx::query("DELETE FROM account_sessions WHERE account_id = $1")
@@ -606,6 +637,92 @@ macro_rules! impl_sql_store {
                     // Deleted between the two statements: its account is gone, so is the claim.
                     None => Err(StoreError::NotFound),
                 }
+            }
+
+            async fn create_imported_account(
+                &self,
+                imported: ImportedAccount,
+            ) -> StoreResult<Result<Account, ImportConflict>> {
+                let ImportedAccount {
+                    new,
+                    tg_user_id,
+                    username,
+                    dc_id,
+                    fingerprint,
+                    seal,
+                } = imported;
+                let at = now();
+                let mut tx = self
+                    .pool
+                    .begin()
+                    .await
+                    .map_err(db_err("starting an import"))?;
+                // A write first, so SQLite takes its write lock at once instead of failing to
+                // upgrade a read transaction.
+                let sql = format!(
+                    "INSERT INTO telegram_accounts \
+                     (owner_id, label, kind, phone, state, tg_user_id, username, dc_id, restarts, \
+                      created_at, updated_at) \
+                     VALUES ($1, $2, $3, $4, 'active', $5, $6, $7, 0, $8, $8) RETURNING {ACCOUNT_COLS}"
+                );
+                let row = match sqlx::query(&sql)
+                    .bind(new.owner_id)
+                    .bind(&new.label)
+                    .bind($crate::store::sql::kind_str(new.kind))
+                    .bind(&new.phone)
+                    .bind(tg_user_id)
+                    .bind(&username)
+                    .bind(dc_id)
+                    .bind(at)
+                    .fetch_one(&mut *tx)
+                    .await
+                {
+                    Ok(row) => row,
+                    Err(sqlx::Error::Database(db)) if db.is_unique_violation() => {
+                        drop(tx);
+                        // The same session already imported also holds its phone: say that.
+                        return Ok(Err(
+                            match self.account_by_session_fingerprint(&fingerprint).await? {
+                                Some(holder) => ImportConflict::Session(holder),
+                                None => ImportConflict::Phone,
+                            },
+                        ));
+                    }
+                    Err(e) => return Err(db_err("creating an imported account")(e)),
+                };
+                let account = Self::account_row(&row)?;
+                let claimed = sqlx::query(
+                    "INSERT INTO session_fingerprints (fingerprint, account_id, created_at) \
+                     VALUES ($1, $2, $3) ON CONFLICT (fingerprint) DO NOTHING",
+                )
+                .bind(&fingerprint)
+                .bind(account.id)
+                .bind(at)
+                .execute(&mut *tx)
+                .await
+                .map_err(db_err("claiming session fingerprint"))?;
+                if claimed.rows_affected() == 0 {
+                    // Claimed by a concurrent import since the read above; dropping `tx` rolls
+                    // this account back.
+                    drop(tx);
+                    let holder = self.account_by_session_fingerprint(&fingerprint).await?;
+                    return match holder {
+                        Some(h) => Ok(Err(ImportConflict::Session(h))),
+                        None => Err(StoreError::Conflict("session fingerprint".into())),
+                    };
+                }
+                let sealed = seal(account.id).await.map_err(StoreError::Other)?;
+                sqlx::query(
+                    "INSERT INTO account_sessions (account_id, sealed, updated_at) VALUES ($1, $2, $3)",
+                )
+                .bind(account.id)
+                .bind(&sealed)
+                .bind(at)
+                .execute(&mut *tx)
+                .await
+                .map_err(db_err("storing the imported session"))?;
+                tx.commit().await.map_err(db_err("committing an import"))?;
+                Ok(Ok(account))
             }
 
             async fn account_by_session_fingerprint(

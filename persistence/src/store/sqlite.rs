@@ -45,13 +45,14 @@ impl SqliteStore {
         } else {
             let file = options.get_filename();
             if let Some(dir) = file.parent().filter(|d| !d.as_os_str().is_empty()) {
-                std::fs::create_dir_all(dir).with_context(|| {
+                super::create_private_dir(dir).with_context(|| {
                     format!(
                         "creating directory {} for the SQLite database",
                         dir.display()
                     )
                 })?;
             }
+            create_private_file(file)?;
             SqlitePoolOptions::new().max_connections(MAX_CONNECTIONS)
         };
         let pool = pool_options
@@ -73,6 +74,20 @@ impl SqliteStore {
     /// The pool, for tests and tools that need raw SQL; the app goes through `Store`.
     pub fn pool(&self) -> &SqlitePool {
         &self.pool
+    }
+}
+
+/// Creates the database file 0600 when it is missing: it holds sealed sessions and password
+/// hashes, and SQLite gives its WAL and shared-memory files the mode of the database file.
+fn create_private_file(path: &std::path::Path) -> anyhow::Result<()> {
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    match options.open(path) {
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(e) => Err(anyhow::Error::new(e).context(format!("creating {}", path.display()))),
     }
 }
 

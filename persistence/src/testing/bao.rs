@@ -14,6 +14,8 @@ pub struct BaoServer {
     pub root_token: String,
     child: Child,
     client: VaultClient,
+    /// The dev server's unseal key, read from its banner (for seal/unseal tests).
+    unseal_key: std::sync::Arc<std::sync::Mutex<Option<String>>>,
 }
 
 /// Dev servers start in well under a second; the margin is for a machine busy compiling.
@@ -62,10 +64,27 @@ impl BaoServer {
                 &format!("-dev-root-token-id={root_token}"),
             ])
             .stdin(Stdio::null())
-            .stdout(Stdio::null())
+            .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()
             .with_context(|| format!("spawning `{bin} server -dev`"))?;
+        let unseal_key = std::sync::Arc::new(std::sync::Mutex::new(None));
+        let mut child = child;
+        if let Some(stdout) = child.stdout.take() {
+            let found = unseal_key.clone();
+            // Reads the banner's "Unseal Key: …" and keeps draining, so the pipe never fills.
+            std::thread::spawn(move || {
+                use std::io::BufRead as _;
+                for line in std::io::BufReader::new(stdout)
+                    .lines()
+                    .map_while(Result::ok)
+                {
+                    if let Some(key) = line.trim().strip_prefix("Unseal Key: ") {
+                        *found.lock().unwrap_or_else(|e| e.into_inner()) = Some(key.to_owned());
+                    }
+                }
+            });
+        }
         let client = client(&addr, &root_token)?;
         // Constructed before waiting so that an early return still kills the child.
         let mut server = Self {
@@ -73,6 +92,7 @@ impl BaoServer {
             root_token,
             child,
             client,
+            unseal_key,
         };
         server.wait_ready().await?;
         vaultrs::sys::mount::enable(&server.client, "transit", "transit", None)
@@ -132,6 +152,28 @@ impl BaoServer {
         vaultrs::transit::key::rotate(&self.client, "transit", key)
             .await
             .with_context(|| format!("rotating transit key {key}"))
+    }
+
+    /// Seals the server as an operator (or a restart without auto-unseal) would: every request
+    /// answers 503 until `unseal`.
+    pub async fn seal(&self) -> anyhow::Result<()> {
+        vaultrs::sys::seal(&self.client)
+            .await
+            .context("sealing the dev server")
+    }
+
+    /// Unseals with the dev server's own unseal key.
+    pub async fn unseal(&self) -> anyhow::Result<()> {
+        let key = self
+            .unseal_key
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+            .context("the dev server printed no unseal key")?;
+        vaultrs::sys::unseal(&self.client, Some(key), None, None)
+            .await
+            .context("unsealing the dev server")?;
+        Ok(())
     }
 
     /// Writes a KV v2 secret at `kv/<path>`.

@@ -508,6 +508,15 @@ impl Store for MemStore {
     async fn delete_session(&self, _: AccountId) -> StoreResult<()> {
         unsupported()
     }
+    async fn count_sessions(&self) -> StoreResult<i64> {
+        unsupported()
+    }
+    async fn account_holding_phone(&self, _: &str) -> StoreResult<Option<AccountId>> {
+        unsupported()
+    }
+    async fn count_owned_accounts(&self, _: UserId) -> StoreResult<(i64, i64)> {
+        unsupported()
+    }
     async fn append_log(&self, entry: NewLogEntry) -> StoreResult<i64> {
         let mut inner = self.inner.lock().unwrap();
         let id = inner.logs.len() as i64 + 1;

@@ -21,7 +21,7 @@ use std::time::Duration;
 use tgfleet_actors::import::{self as session_import, ForeignSession, ImportError};
 use tgfleet_actors::{AccountReply, AccountRequest, TelegramParams, TelegramTarget};
 use tgfleet_persistence::{
-    AccountId, AccountKind, AccountState, AccountUpdate, NewAccount, StoreError,
+    AccountId, AccountKind, AccountState, ImportConflict, ImportedAccount, NewAccount, StoreError,
 };
 use utoipa::{IntoParams, ToSchema};
 
@@ -37,14 +37,16 @@ const PROBE_CONCURRENCY: usize = 8;
 /// Bound on one authorization check (grammers has no timeouts of its own).
 const PROBE_TIMEOUT: Duration = Duration::from_secs(15);
 
-#[derive(Debug, Deserialize, ToSchema)]
+// No `Debug`: its items carry live sessions that must never be printed.
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ImportRequest {
     /// 1 to 100 sessions.
     pub sessions: Vec<ImportItem>,
 }
 
-#[derive(Debug, Deserialize, ToSchema)]
+// No `Debug`: `session` is a live login that must never be printed.
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ImportItem {
     /// `telethon`, `pyrogram` or `tgfleet`. A string, not an enum, so an unknown format is one
@@ -175,23 +177,39 @@ pub async fn import(
         });
         work.push((parsed, item.label, item.format));
     }
-    let results = stream::iter(work)
-        .map(|(parsed, label, format)| {
-            let state = &state;
-            let user = &user;
-            let telegram = &telegram;
-            async move {
-                match parsed {
-                    Err(result) => result,
-                    Ok((session, fp)) => {
-                        import_one(state, user, telegram, session, fp, label, &format).await
+    // Admission: the per-user budget of items, then one process-wide probe slot within the
+    // queueing bound (so an overloaded process says so at once instead of holding requests).
+    state.limits.check_import_items(user.id, work.len())?;
+    let queue = Duration::from_secs(state.settings.import.probe_queue_timeout_s);
+    match tokio::time::timeout(queue, state.import_probes.clone().acquire_owned()).await {
+        Ok(Ok(_permit)) => {}
+        _ => return Err(import_busy(queue)),
+    }
+    // Each item lands whole or not at all, and the batch runs in its own task: a client that
+    // hangs up does not cancel an item between its Telegram check and its write.
+    let task = tokio::spawn({
+        let (state, user) = (state.clone(), user.clone());
+        async move {
+            stream::iter(work)
+                .map(|(parsed, label, format)| {
+                    let (state, user, telegram) = (&state, &user, &telegram);
+                    async move {
+                        match parsed {
+                            Err(result) => result,
+                            Ok((session, fp)) => {
+                                import_one(state, user, telegram, session, fp, label, &format).await
+                            }
+                        }
                     }
-                }
-            }
-        })
-        .buffered(PROBE_CONCURRENCY)
-        .collect::<Vec<_>>()
-        .await;
+                })
+                .buffered(PROBE_CONCURRENCY)
+                .collect::<Vec<_>>()
+                .await
+        }
+    });
+    let results = task
+        .await
+        .map_err(|e| ApiError::Internal(anyhow::anyhow!("session import task: {e}")))?;
     let imported = results
         .iter()
         .filter(|r| r.status == ImportStatus::Imported)
@@ -278,6 +296,18 @@ async fn import_one(
     }
 }
 
+fn import_busy(queue: Duration) -> ApiError {
+    ApiError::Unavailable {
+        code: "IMPORT_BUSY",
+        message: format!(
+            "every session check of this process is busy and none freed up within {} s; \
+             nothing was imported, send the request again",
+            queue.as_secs()
+        ),
+        retry_after_s: Some(queue.as_secs().max(1)),
+    }
+}
+
 /// `Err` only for internal failures; every expected outcome is an `ImportResult`.
 async fn try_import(
     state: &AppState,
@@ -290,79 +320,71 @@ async fn try_import(
     if let Some(holder) = state.store.account_by_session_fingerprint(fp).await? {
         return Ok(duplicate_of(state, user, holder).await);
     }
-    let prepared = match session_import::prepare(telegram, &session, PROBE_TIMEOUT).await {
+    // The probe opens a Telegram connection: it waits for one of the process's probe slots.
+    let queue = Duration::from_secs(state.settings.import.probe_queue_timeout_s);
+    let Ok(Ok(permit)) =
+        tokio::time::timeout(queue, state.import_probes.clone().acquire_owned()).await
+    else {
+        return Ok(ImportResult::not(
+            ImportStatus::Failed,
+            "IMPORT_BUSY",
+            "every session check of this process is busy; nothing was kept, send it again",
+        ));
+    };
+    let prepared = session_import::prepare(telegram, &session, PROBE_TIMEOUT).await;
+    drop(permit);
+    let prepared = match prepared {
         Ok(p) => p,
         Err(e) => return Ok(refused(&e)),
     };
     let identity = &prepared.identity;
     let phone = identity.phone.as_deref().and_then(super::normalize_phone);
-    let account = match state
+    let new = NewAccount {
+        owner_id: user.id,
+        label,
+        kind: if identity.bot {
+            AccountKind::Bot
+        } else {
+            AccountKind::User
+        },
+        phone,
+    };
+    if let Err(e) = super::check_account_quota(state, user).await {
+        return Ok(ImportResult::not(
+            ImportStatus::Invalid,
+            e.code(),
+            e.to_string(),
+        ));
+    }
+    let identity = identity.clone();
+    let cipher = state.cipher.clone();
+    let imported = state
         .store
-        .create_account(NewAccount {
-            owner_id: user.id,
-            label,
-            kind: if identity.bot {
-                AccountKind::Bot
-            } else {
-                AccountKind::User
-            },
-            phone,
+        .create_imported_account(ImportedAccount {
+            new,
+            tg_user_id: identity.user_id,
+            username: identity.username.clone(),
+            dc_id: identity.dc_id,
+            fingerprint: fp.to_owned(),
+            seal: Box::new(move |id| {
+                Box::pin(async move {
+                    // `prepared` (the plaintext) moves in here and is wiped when this ends.
+                    Ok(cipher.seal(id, prepared.plain()).await?)
+                })
+            }),
         })
-        .await
-    {
-        Ok(a) => a,
-        Err(StoreError::Conflict(_)) => {
+        .await?;
+    let id = match imported {
+        Ok(account) => account.id,
+        Err(ImportConflict::Phone) => {
             return Ok(ImportResult::duplicate(
                 None,
                 "PHONE_TAKEN",
                 "another live account of this fleet already uses this session's phone",
             ))
         }
-        Err(e) => return Err(e.into()),
+        Err(ImportConflict::Session(holder)) => return Ok(duplicate_of(state, user, holder).await),
     };
-    let id = account.id;
-    // From here on a failure removes the half-made account, so a retry starts clean.
-    let kept = async {
-        match state.store.claim_session_fingerprint(id, fp).await {
-            Ok(()) => {}
-            Err(StoreError::Conflict(_)) => {
-                // Another request imported the same key a moment ago.
-                return Ok(None);
-            }
-            Err(e) => return Err(anyhow::Error::from(e)),
-        }
-        let sealed = state.cipher.seal(id, prepared.plain()).await?;
-        state.store.put_session(id, &sealed).await?;
-        state
-            .store
-            .update_account(
-                id,
-                AccountUpdate {
-                    tg_user_id: Some(Some(identity.user_id)),
-                    username: Some(identity.username.clone()),
-                    dc_id: Some(Some(identity.dc_id)),
-                    ..Default::default()
-                },
-            )
-            .await?;
-        Ok(Some(()))
-    }
-    .await;
-    match kept {
-        Ok(Some(())) => {}
-        Ok(None) => {
-            state.store.delete_account(id).await?;
-            let holder = state.store.account_by_session_fingerprint(fp).await?;
-            return Ok(match holder {
-                Some(h) => duplicate_of(state, user, h).await,
-                None => ImportResult::duplicate(None, "DUPLICATE_SESSION", "imported concurrently"),
-            });
-        }
-        Err(e) => {
-            let _ = state.store.delete_account(id).await;
-            return Err(e);
-        }
-    }
     // The actor reads the session (authorized: the self user is in it) and goes active.
     let fleet = super::fleet(state).map_err(|e| anyhow::anyhow!("{e}"))?;
     let started = async {
@@ -413,7 +435,8 @@ pub struct ExportQuery {
     pub confirm: Option<bool>,
 }
 
-#[derive(Debug, Serialize, Deserialize, ToSchema)]
+// No `Debug`: `session` is a live login that must never be printed.
+#[derive(Serialize, Deserialize, ToSchema)]
 pub struct ExportResponse {
     pub format: SessionFormat,
     /// A live login: whoever holds it is logged in as this account. Using it while the fleet
@@ -499,4 +522,34 @@ pub async fn export(
             session: text,
         }),
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::marker::PhantomData;
+
+    /// `printable()` is the inherent method when `T: Debug`, the trait's `false` otherwise.
+    struct Probe<T>(PhantomData<T>);
+    trait NotPrintable {
+        fn printable(&self) -> bool {
+            false
+        }
+    }
+    impl<T> NotPrintable for Probe<T> {}
+    impl<T: std::fmt::Debug> Probe<T> {
+        #[allow(dead_code)]
+        fn printable(&self) -> bool {
+            true
+        }
+    }
+
+    #[test]
+    fn bodies_that_carry_sessions_cannot_be_printed() {
+        assert!(!Probe::<ImportRequest>(PhantomData).printable());
+        assert!(!Probe::<ImportItem>(PhantomData).printable());
+        assert!(!Probe::<ExportResponse>(PhantomData).printable());
+        // The probe itself can tell: a result (no session in it) is printable.
+        assert!(Probe::<ImportResult>(PhantomData).printable());
+    }
 }

@@ -1,0 +1,7 @@
+-- Only an account that holds a Telegram authorization holds its phone (see migrations/README.md):
+-- a new row, a login halfway, a logged-out, unauthorized or banned account does not, so creating
+-- an account or a refused login step never reserves a phone.
+DROP INDEX telegram_accounts_live_phone;
+CREATE UNIQUE INDEX telegram_accounts_authorized_phone ON telegram_accounts (phone)
+    WHERE phone IS NOT NULL
+      AND state IN ('active', 'reconnecting', 'flood_wait', 'hibernated', 'quarantined', 'stopped');
