@@ -591,3 +591,49 @@ async fn a_vault_sealed_for_20_s_during_a_fleet_start_quarantines_no_account() {
     .await
     .expect("test bound");
 }
+
+/// Issue 11, item 11: a deleted account's restart series leave `/metrics` with it (ids are never
+/// reused, so they would only pile up).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deleted_accounts_restart_series_leave_the_metrics() {
+    tokio::time::timeout(BOUND, async {
+        let dc = TestDc::start(TestDcConfig::default())
+            .await
+            .expect("testdc");
+        let dir = tempfile::tempdir().expect("dir");
+        let env = open_env(&dc, &dir).await;
+        let phone = "+15550161";
+        dc.add_user(UserSpec::new(phone, "Gone"));
+        let id = user_account(&env, phone).await;
+        let registry = prometheus::Registry::new();
+        let fleet = Fleet::start_accounts(settings(), env.clone(), &registry)
+            .await
+            .expect("fleet");
+        send_code(&fleet, id, phone).await;
+        let before = fleet.actor_id(id).expect("running");
+        fleet.crash(id).expect("crash");
+        while fleet.actor_id(id).is_none_or(|now| now == before) {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        let series_of = |id: i64| {
+            registry
+                .gather()
+                .into_iter()
+                .filter(|f| f.name() == "tgfleet_actor_restarts_total")
+                .flat_map(|f| f.get_metric().to_vec())
+                .filter(|m| {
+                    m.get_label()
+                        .iter()
+                        .any(|l| l.name() == "account_id" && l.value() == id.to_string())
+                })
+                .count()
+        };
+        assert_eq!(series_of(id), 1, "the crash was counted");
+        env.store.delete_account(id).await.expect("delete row");
+        fleet.remove(id).await.expect("remove");
+        assert_eq!(series_of(id), 0, "the deleted account's series are gone");
+        fleet.shutdown().await;
+    })
+    .await
+    .expect("test bound");
+}

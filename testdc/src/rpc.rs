@@ -386,6 +386,12 @@ fn complete_login(w: &mut World, ctx: &Ctx<'_>, user: i64, password_checked: boo
 }
 
 fn send_code(ctx: &Ctx<'_>, r: tl::functions::auth::SendCode) -> Reply {
+    // Telegram takes the number as clients send it, digits (after an optional `+`); a number
+    // with spaces, dashes or brackets in it is not one.
+    let digits = r.phone_number.strip_prefix('+').unwrap_or(&r.phone_number);
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return err(400, "PHONE_NUMBER_INVALID");
+    }
     let phone = normalize_phone(&r.phone_number);
     if phone.len() < 5 || phone.len() > 15 {
         return err(400, "PHONE_NUMBER_INVALID");

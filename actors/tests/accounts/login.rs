@@ -501,3 +501,40 @@ async fn a_login_older_than_its_codes_validity_is_expired_at_the_next_start() {
     ));
     fresh.stop().await;
 }
+
+/// Issue 11, item 11: a phone as people write it reaches Telegram as `+` and digits, whoever
+/// sent the request (the REST API normalises too, but the actor is the last step before Telegram).
+#[tokio::test]
+async fn a_phone_written_with_spaces_and_brackets_reaches_telegram_normalised() {
+    let h = Harness::start().await;
+    h.dc.add_user(UserSpec::new("+15551620000", "Formatted"));
+    let id = h.account(AccountKind::User, None).await;
+    let running = spawn(&h.env, id).await;
+    let sent = running
+        .call(AccountRequest::SendCode {
+            phone: " +1 (555) 162-0000 ".into(),
+        })
+        .await;
+    assert!(matches!(sent, Ok(AccountReply::CodeSent { .. })), "{sent:?}");
+    let code = h.dc.last_code("+15551620000").expect("testdc sent the code");
+    let step = running.call(AccountRequest::SignIn { code }).await;
+    assert!(
+        matches!(
+            step,
+            Ok(AccountReply::LoginStep {
+                state: AccountState::Active,
+                ..
+            })
+        ),
+        "{step:?}"
+    );
+    let row = h.env.store.account(id).await.expect("row");
+    assert_eq!(row.phone.as_deref(), Some("+15551620000"));
+    let refused = running
+        .call(AccountRequest::SendCode {
+            phone: "555 not a phone".into(),
+        })
+        .await;
+    assert!(refused.is_err(), "{refused:?}");
+    running.stop().await;
+}
