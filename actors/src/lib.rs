@@ -20,4 +20,5 @@ pub mod session;
 pub use actor::{AccountActor, AccountMsg, StopReason};
 pub use env::{AccountArgs, AccountEnv, AccountLimits, TelegramParams, TelegramTarget};
 pub use metrics::AccountMetrics;
+pub use ops::{srp_peak_in_flight, srp_slot_count};
 pub use protocol::*;

@@ -112,6 +112,45 @@ pub fn is_revoked(e: &grammers_mtsender::RpcError) -> bool {
 
 type OpResult = Result<Done, OpFailure>;
 
+/// How long a 2FA check waits for a hashing slot before it answers busy.
+const SRP_SLOT_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// One SRP (PBKDF2) computation per core at a time, across every account of the process.
+fn srp_slots() -> &'static tokio::sync::Semaphore {
+    static SLOTS: std::sync::OnceLock<tokio::sync::Semaphore> = std::sync::OnceLock::new();
+    SLOTS.get_or_init(|| tokio::sync::Semaphore::new(srp_slot_count()))
+}
+
+/// How many 2FA hashes may run at once: the cores this process may use.
+pub fn srp_slot_count() -> usize {
+    std::thread::available_parallelism().map_or(2, std::num::NonZeroUsize::get)
+}
+
+static SRP_IN_FLIGHT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+static SRP_PEAK: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+/// The most 2FA hashes that ever ran at once in this process (for tests and health).
+pub fn srp_peak_in_flight() -> usize {
+    SRP_PEAK.load(std::sync::atomic::Ordering::Relaxed)
+}
+
+struct SrpInFlight;
+
+impl SrpInFlight {
+    fn enter() -> Self {
+        use std::sync::atomic::Ordering::Relaxed;
+        let now = SRP_IN_FLIGHT.fetch_add(1, Relaxed) + 1;
+        SRP_PEAK.fetch_max(now, Relaxed);
+        Self
+    }
+}
+
+impl Drop for SrpInFlight {
+    fn drop(&mut self) {
+        SRP_IN_FLIGHT.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
 /// Follows a `*_MIGRATE_X` (303) answer: the account's home DC is elsewhere.
 async fn migrate(tg: &Tg, new_dc: Option<u32>) -> Result<(), OpFailure> {
     let Some(new_dc) = new_dc else {
@@ -296,9 +335,16 @@ pub async fn check_password(tg: &Tg, password: String) -> OpResult {
         return Err(bad("server sent no SRP parameters"));
     };
     let secure_random = info.secure_random;
-    // PBKDF2 with 100k rounds: CPU work that must not block the async runtime. grammers panics
-    // on malformed parameters; the blocking task contains that, and p/g are checked first.
+    // PBKDF2 with 100k rounds: CPU work that must not block the async runtime, and bounded like
+    // argon2 (one per core), its slot held by the blocking job itself. grammers panics on
+    // malformed parameters; the blocking task contains that, and p/g are checked first.
+    let slot = match tokio::time::timeout(SRP_SLOT_WAIT, srp_slots().acquire()).await {
+        Ok(Ok(slot)) => slot,
+        _ => return Err(OpFailure::user(AccountError::Busy("2FA password checks"))),
+    };
     let srp = tokio::task::spawn_blocking(move || {
+        let _slot = slot;
+        let _counted = SrpInFlight::enter();
         if !check_p_and_g(&algo.p, &algo.g) {
             return None;
         }

@@ -168,6 +168,9 @@ pub enum AccountError {
     Telegram { code: i32, name: String },
     #[error("internal error: {0}")]
     Internal(String),
+    /// A process-wide bound (2FA hashing) is full; retry shortly.
+    #[error("too many {0} at once; retry in a few seconds")]
+    Busy(&'static str),
     /// The actor was going into hibernation when the request reached it: the request did not
     /// run, and the fleet sends it again to the account's next actor. Never reaches a user.
     #[error("the account is going into hibernation; the request did not run")]
@@ -193,6 +196,7 @@ impl AccountError {
             Self::Reconnecting => "TELEGRAM_UNAVAILABLE",
             Self::Telegram { .. } => "TELEGRAM_ERROR",
             Self::Internal(_) => "INTERNAL",
+            Self::Busy(_) => "PASSWORD_CHECK_BUSY",
             Self::Hibernating => "ACCOUNT_HIBERNATING",
         }
     }

@@ -169,11 +169,13 @@ impl From<AccountError> for ApiError {
             | AccountError::Unauthorized
             | AccountError::Banned
             | AccountError::PhoneTaken => Self::Conflict { code, message },
-            AccountError::Timeout | AccountError::Reconnecting => Self::Unavailable {
-                code,
-                message,
-                retry_after_s: Some(5),
-            },
+            AccountError::Timeout | AccountError::Reconnecting | AccountError::Busy(_) => {
+                Self::Unavailable {
+                    code,
+                    message,
+                    retry_after_s: Some(5),
+                }
+            }
             // The fleet retries it itself; seen here only if every retry met a hibernating actor.
             AccountError::Hibernating => Self::Unavailable {
                 code,

@@ -515,8 +515,13 @@ async fn a_phone_written_with_spaces_and_brackets_reaches_telegram_normalised() 
             phone: " +1 (555) 162-0000 ".into(),
         })
         .await;
-    assert!(matches!(sent, Ok(AccountReply::CodeSent { .. })), "{sent:?}");
-    let code = h.dc.last_code("+15551620000").expect("testdc sent the code");
+    assert!(
+        matches!(sent, Ok(AccountReply::CodeSent { .. })),
+        "{sent:?}"
+    );
+    let code =
+        h.dc.last_code("+15551620000")
+            .expect("testdc sent the code");
     let step = running.call(AccountRequest::SignIn { code }).await;
     assert!(
         matches!(
@@ -537,4 +542,64 @@ async fn a_phone_written_with_spaces_and_brackets_reaches_telegram_normalised() 
         .await;
     assert!(refused.is_err(), "{refused:?}");
     running.stop().await;
+}
+
+/// Issue 11, item 5: 2FA checks (PBKDF2, 100k rounds each) are bounded like argon2: however
+/// many accounts check a password at once, no more hashes run than the process has cores.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_2fa_checks_run_no_more_hashes_than_cores() {
+    let h = Harness::start().await;
+    let n = 4 * tgfleet_actors::srp_slot_count() + 2;
+    let mut waiting = Vec::new();
+    for i in 0..n {
+        let phone = format!("+1555163{i:04}");
+        h.dc.add_user(UserSpec::new(&phone, "Locked").password("correct horse"));
+        let id = h.account(AccountKind::User, Some(&phone)).await;
+        let running = spawn(&h.env, id).await;
+        running
+            .call(AccountRequest::SendCode {
+                phone: phone.clone(),
+            })
+            .await
+            .expect("code sent");
+        let code = h.dc.last_code(&phone).expect("code");
+        let step = running.call(AccountRequest::SignIn { code }).await;
+        assert!(
+            matches!(
+                step,
+                Ok(AccountReply::LoginStep {
+                    state: AccountState::AwaitingPassword,
+                    ..
+                })
+            ),
+            "{step:?}"
+        );
+        waiting.push(running);
+    }
+    let checks = waiting.iter().map(|running| {
+        running.call(AccountRequest::CheckPassword {
+            password: "correct horse".into(),
+        })
+    });
+    for answer in futures::future::join_all(checks).await {
+        assert!(
+            matches!(
+                answer,
+                Ok(AccountReply::LoginStep {
+                    state: AccountState::Active,
+                    ..
+                })
+            ),
+            "{answer:?}"
+        );
+    }
+    assert!(
+        tgfleet_actors::srp_peak_in_flight() <= tgfleet_actors::srp_slot_count(),
+        "{} 2FA hashes ran at once; the bound is {}",
+        tgfleet_actors::srp_peak_in_flight(),
+        tgfleet_actors::srp_slot_count()
+    );
+    for running in waiting {
+        running.stop().await;
+    }
 }
