@@ -592,3 +592,66 @@ async fn session_checks_are_bounded_across_requests() {
     assert_eq!(again[0]["status"], "imported", "{again:?}");
     app.shutdown().await;
 }
+
+/// Issue 11, item 6: an import runs to its end even when the client hangs up in the middle:
+/// the item is stored whole (active, with its session), not cancelled between its Telegram check
+/// and its write.
+#[tokio::test]
+async fn an_import_whose_client_hangs_up_still_lands_whole() {
+    let app = sandbox().await;
+    let (_, token, _) = app.user("hangup@example.org").await;
+    let phone = "+15550180021";
+    let session = foreign_telethon(&app, &token, phone).await;
+    // Telegram answers this account's check after 2 s; the client gives up after 0.5 s.
+    app.state
+        .sandbox
+        .as_ref()
+        .unwrap()
+        .faults()
+        .delay_phone(phone, std::time::Duration::from_secs(2))
+        .unwrap();
+    let impatient = reqwest::Client::builder()
+        .timeout(std::time::Duration::from_millis(500))
+        .build()
+        .unwrap();
+    let hung_up = impatient
+        .post(format!("{}/api/v1/telegram/accounts/import", app.base))
+        .bearer_auth(&token)
+        .json(&json!({"sessions": [{"format": "telethon", "session": session}]}))
+        .send()
+        .await;
+    assert!(hung_up.is_err(), "the client gave up before the answer");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let id = loop {
+        let page = json_of(
+            app.get("/api/v1/telegram/accounts", Some(&token)).await,
+            200,
+        )
+        .await;
+        if let Some(a) = page["items"].as_array().unwrap().first() {
+            if a["state"] == "active" {
+                break a["id"].as_i64().unwrap();
+            }
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the import never finished: {page}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    };
+    app.state
+        .sandbox
+        .as_ref()
+        .unwrap()
+        .faults()
+        .clear_phone(phone);
+    let sent = app
+        .post(
+            &format!("/api/v1/telegram/accounts/{id}/messages"),
+            Some(&token),
+            json!({"peer": "me", "text": "imported while nobody waited"}),
+        )
+        .await;
+    assert_eq!(sent.status(), 201);
+    app.shutdown().await;
+}

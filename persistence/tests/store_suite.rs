@@ -46,6 +46,7 @@ suite!(
     error_stats_count_codes_and_accounts,
     old_log_rows_are_purged,
     session_fingerprints_claim_once_and_go_with_the_account,
+    an_import_lands_whole_or_not_at_all,
 );
 
 async fn user(store: &dyn Store, email: &str) -> User {
@@ -751,4 +752,82 @@ async fn unknown_scheme_and_unreachable_postgres_are_clear_errors() {
         "{msg}"
     );
     assert!(!msg.contains("hunter2"), "{msg}");
+}
+
+/// Issue 11, item 6: an imported account is its row, its fingerprint claim and its sealed
+/// session, written together or not at all.
+async fn an_import_lands_whole_or_not_at_all(store: &dyn Store) {
+    let owner = user(store, "import@x.test").await;
+    let imported = |fingerprint: &str, fail: bool| ImportedAccount {
+        new: NewAccount {
+            owner_id: owner.id,
+            label: Some("imported".into()),
+            kind: AccountKind::User,
+            phone: Some("+15550009".into()),
+        },
+        tg_user_id: 777,
+        username: Some("imp".into()),
+        dc_id: 2,
+        fingerprint: fingerprint.into(),
+        seal: Box::new(move |id| {
+            Box::pin(async move {
+                if fail {
+                    anyhow::bail!("sealing failed");
+                }
+                Ok(format!("sealed for {id}").into_bytes())
+            })
+        }),
+    };
+    // Sealing fails after the row and the claim were written: nothing of it stays.
+    assert!(store
+        .create_imported_account(imported("fp-1", true))
+        .await
+        .is_err());
+    assert_eq!(
+        store.account_by_session_fingerprint("fp-1").await.unwrap(),
+        None
+    );
+    assert_eq!(
+        store.account_holding_phone("+15550009").await.unwrap(),
+        None
+    );
+    assert_eq!(store.count_owned_accounts(owner.id).await.unwrap(), (0, 0));
+
+    let account = store
+        .create_imported_account(imported("fp-1", false))
+        .await
+        .unwrap()
+        .expect("imported");
+    assert_eq!(account.state, AccountState::Active);
+    assert_eq!(account.tg_user_id, Some(777));
+    assert_eq!(
+        store.session(account.id).await.unwrap(),
+        Some(format!("sealed for {}", account.id).into_bytes())
+    );
+    assert_eq!(
+        store.account_by_session_fingerprint("fp-1").await.unwrap(),
+        Some(account.id)
+    );
+    // The same session again, or another session of the same phone: refused, nothing written.
+    assert_eq!(
+        store
+            .create_imported_account(imported("fp-1", false))
+            .await
+            .unwrap()
+            .err(),
+        Some(ImportConflict::Session(account.id))
+    );
+    assert_eq!(
+        store
+            .create_imported_account(imported("fp-2", false))
+            .await
+            .unwrap()
+            .err(),
+        Some(ImportConflict::Phone)
+    );
+    assert_eq!(
+        store.account_by_session_fingerprint("fp-2").await.unwrap(),
+        None
+    );
+    assert_eq!(store.count_owned_accounts(owner.id).await.unwrap(), (1, 0));
 }
