@@ -168,8 +168,6 @@ pub enum StopReason {
     Duplicated,
     /// The account was deleted (the supervisor stops the actor with this reason).
     Deleted,
-    /// A login waited for its code past `pending_login_ttl`; the account is `new` again.
-    LoginExpired,
 }
 
 impl StopReason {
@@ -180,7 +178,6 @@ impl StopReason {
             Self::LoggedOut => "logged_out",
             Self::Duplicated => "duplicated",
             Self::Deleted => "deleted",
-            Self::LoginExpired => "login_expired",
         }
     }
 
@@ -191,7 +188,6 @@ impl StopReason {
             Self::LoggedOut,
             Self::Duplicated,
             Self::Deleted,
-            Self::LoginExpired,
         ]
         .into_iter()
         .find(|r| r.as_str() == s)
@@ -204,7 +200,6 @@ impl StopReason {
             Self::Banned => AccountState::Banned,
             Self::LoggedOut => AccountState::LoggedOut,
             Self::Duplicated | Self::Deleted => AccountState::Stopped,
-            Self::LoginExpired => AccountState::New,
         }
     }
 }
@@ -566,13 +561,17 @@ impl AccountActorState {
         .await;
     }
 
-    /// A login whose code was sent longer than `pending_login_ttl` ago cannot finish: forget it,
-    /// go back to `new` and stop (normal stop: no restart, and a fleet boot no longer starts it).
-    async fn expire_stale_login(&mut self, myself: &ActorRef<AccountMsg>) {
-        let Some(PendingLogin::Code { sent_at, .. }) = self.session.pending_login() else {
-            return;
+    /// A login whose code was sent (or whose QR token ran out) longer than `pending_login_ttl`
+    /// ago cannot finish: forget it and go back to `new`, so the row no longer says a login is
+    /// waiting and the next boot does not start this account again. The actor stays to serve
+    /// whatever call started it (typically a request for a new code).
+    async fn expire_stale_login(&mut self) {
+        let since = match self.session.pending_login() {
+            Some(PendingLogin::Code { sent_at, .. }) => sent_at,
+            Some(PendingLogin::Qr { expires_at, .. }) => expires_at,
+            _ => return,
         };
-        let age = (chrono::Utc::now() - sent_at).to_std().unwrap_or_default();
+        let age = (chrono::Utc::now() - since).to_std().unwrap_or_default();
         if age < self.env.limits.pending_login_ttl {
             return;
         }
@@ -581,7 +580,7 @@ impl AccountActorState {
             return;
         }
         let message = format!(
-            "the login code was sent {} min ago and is no longer valid; request a new code",
+            "the login started {} min ago and its code is no longer valid; start the login again",
             age.as_secs() / 60
         );
         self.transition(
@@ -596,10 +595,6 @@ impl AccountActorState {
             Some("PHONE_CODE_EXPIRED".into()),
         )
         .await;
-        self.final_stop = true;
-        let _ = myself.send_message(AccountMsg::Internal(InternalMsg(Event::StopNow(
-            StopReason::LoginExpired,
-        ))));
     }
 
     /// Stops the actor in a final state: normal stop with a reason, so no restart.
@@ -1001,7 +996,12 @@ impl AccountActorState {
                 // authorization at Telegram rather than run one Telegram user twice.
                 let tg = self.tg(myself);
                 if let Err(e) = ops::log_out(&tg).await {
+                    // Telegram not reached: the key cannot stay here either, beside the
+                    // account that holds the phone.
                     tracing::warn!(account_id = self.id, error = %e.error, "logging out a login whose phone is taken");
+                    if let Err(e) = self.session.wipe().await {
+                        tracing::error!(account_id = self.id, error = %e, "wiping a login whose phone is taken");
+                    }
                 }
                 let reason = "PHONE_TAKEN: another account of this fleet is logged in with this \
                               phone; this login was logged out again";
@@ -1281,16 +1281,17 @@ impl Actor for AccountActor {
     /// failed spawn, and the supervisor should see Telegram trouble as states, not spawn errors).
     async fn pre_start(
         &self,
-        myself: ActorRef<Self::Msg>,
+        _myself: ActorRef<Self::Msg>,
         args: AccountArgs,
     ) -> Result<Self::State, ActorProcessingErr> {
         let AccountArgs { account_id, env } = args;
+        // Only an outage is the store's; a bad row is this account's failure like any other.
         let account = env.store.account(account_id).await.map_err(|e| match e {
-            StoreError::NotFound => ActorProcessingErr::from(e),
-            other => ActorProcessingErr::from(DependencyDown {
+            StoreError::Unavailable(message) => ActorProcessingErr::from(DependencyDown {
                 dependency: Dependency::Store,
-                message: other.to_string(),
+                message,
             }),
+            other => ActorProcessingErr::from(other),
         })?;
         let session = StoreSession::load_or_create(account_id, Arc::clone(&env))
             .await
@@ -1361,7 +1362,7 @@ impl Actor for AccountActor {
         } else {
             state.env.metrics.set_state(account_id, start_state);
         }
-        state.expire_stale_login(&myself).await;
+        state.expire_stale_login().await;
         Ok(state)
     }
 

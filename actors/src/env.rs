@@ -109,10 +109,11 @@ pub struct AccountLimits {
     /// default) keeps every authorized account connected, as an account whose updates matter
     /// must be. Checked on watchdog ticks, so it takes effect within one `watchdog_period` after.
     pub hibernate_after: Option<Duration>,
-    /// A login waiting for its code longer than this is over: its code no longer works, so at
-    /// the next start (a fleet boot included) the account goes back to `new` and its actor stops,
-    /// instead of holding an actor and a connection for a login nobody can finish. An hour is
-    /// well past a login code's validity and what a person takes to type one.
+    /// A login waiting for its code (or a QR scan) longer than this is over: its code no longer
+    /// works, so when the account's actor next starts (a fleet boot included) the login is
+    /// forgotten and the account is `new` again, instead of being restarted at every boot as a
+    /// login nobody can finish. An hour is well past a login code's validity and what a person
+    /// takes to type one.
     pub pending_login_ttl: Duration,
 }
 

@@ -534,8 +534,15 @@ pub async fn health(tg: &Tg) -> OpResult {
 
 /// auth.logOut (best effort: the session is wiped whatever Telegram says), then the session.
 pub async fn log_out(tg: &Tg) -> OpResult {
-    if let Err(e) = tg.call(&tl::functions::auth::LogOut {}).await {
-        tracing::info!(account_id = tg.account_id, error = %e.describe(), "auth.logOut failed; wiping the session anyway");
+    match tg.call(&tl::functions::auth::LogOut {}).await {
+        Ok(_) => {}
+        // Telegram was not reached: the authorization is still alive there, so the key is kept
+        // (wiping it would leave a live login nobody holds); the caller may retry.
+        Err(e @ (CallError::Timeout | CallError::Network { .. })) => return Err(e.into()),
+        // Telegram answered (revoked already, or refused): nothing more this key can end.
+        Err(e) => {
+            tracing::info!(account_id = tg.account_id, error = %e.describe(), "auth.logOut refused; wiping the session");
+        }
     }
     tg.session.wipe().await?;
     Ok(Done::LoggedOut)

@@ -34,6 +34,9 @@ const FORMAT: u32 = 1;
 pub enum SessionError {
     #[error("session store: {0}")]
     Store(String),
+    /// The database did not answer: an outage, not the session's fault.
+    #[error("session store unavailable: {0}")]
+    StoreUnavailable(String),
     #[error("session cipher: {0}")]
     Cipher(String),
     /// The secrets backend could not be reached (sealed or unreachable Vault): not the session's
@@ -47,6 +50,13 @@ pub enum SessionError {
 }
 
 impl SessionError {
+    fn from_store(e: tgfleet_persistence::StoreError) -> Self {
+        match e {
+            tgfleet_persistence::StoreError::Unavailable(m) => Self::StoreUnavailable(m),
+            other => Self::Store(other.to_string()),
+        }
+    }
+
     fn from_cipher(e: tgfleet_persistence::CipherError) -> Self {
         match e {
             tgfleet_persistence::CipherError::Unavailable(m) => Self::SecretsUnavailable(m),
@@ -57,9 +67,9 @@ impl SessionError {
     /// The dependency whose outage caused this, if any.
     pub fn dependency(&self) -> Option<crate::Dependency> {
         match self {
-            Self::Store(_) => Some(crate::Dependency::Store),
+            Self::StoreUnavailable(_) => Some(crate::Dependency::Store),
             Self::SecretsUnavailable(_) => Some(crate::Dependency::Vault),
-            Self::Cipher(_) | Self::Encoding(_) | Self::Setup(_) => None,
+            Self::Store(_) | Self::Cipher(_) | Self::Encoding(_) | Self::Setup(_) => None,
         }
     }
 }
@@ -245,7 +255,7 @@ impl StoreSession {
             .store
             .session(account_id)
             .await
-            .map_err(|e| SessionError::Store(e.to_string()))?;
+            .map_err(SessionError::from_store)?;
         let (inner, fresh) = match sealed {
             Some(sealed) => {
                 let plain = env
@@ -318,7 +328,7 @@ impl StoreSession {
             .store
             .put_session(self.account_id, &sealed)
             .await
-            .map_err(|e| SessionError::Store(e.to_string()))?;
+            .map_err(SessionError::from_store)?;
         *persisted = version;
         Ok(())
     }
@@ -331,7 +341,7 @@ impl StoreSession {
             .store
             .delete_session(self.account_id)
             .await
-            .map_err(|e| SessionError::Store(e.to_string()))
+            .map_err(SessionError::from_store)
     }
 
     pub fn home_dc(&self) -> i32 {
@@ -351,15 +361,39 @@ impl StoreSession {
         self_user: PeerInfo,
         updates: Option<UpdatesState>,
     ) -> Result<(), SessionError> {
-        self.change(move |inner| {
+        let id = self_user.id();
+        let before = {
+            let mut inner = self.lock();
+            let before = (
+                inner.login.clone(),
+                inner.self_user,
+                inner.peers.get(&id).cloned(),
+                inner.updates.clone(),
+            );
             inner.cache_peer(self_user);
             if let Some(all) = updates {
                 inner.set_update_state(UpdateState::All(all));
             }
             inner.login = None;
-            true
-        })
-        .await
+            inner.version += 1;
+            before
+        };
+        let written = self.persist().await;
+        if written.is_err() {
+            // Not written, so not done: the session goes back to the pending login, and the
+            // step can be retried (a later write must not store a login that never landed).
+            let (login, self_user, peer, updates) = before;
+            let mut inner = self.lock();
+            inner.login = login;
+            inner.self_user = self_user;
+            match peer {
+                Some(peer) => inner.peers.insert(id, peer),
+                None => inner.peers.remove(&id),
+            };
+            inner.updates = updates;
+            inner.version += 1;
+        }
+        written
     }
 
     pub async fn set_pending_login(&self, login: Option<PendingLogin>) -> Result<(), SessionError> {

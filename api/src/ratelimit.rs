@@ -44,10 +44,12 @@ impl RateLimits {
                 code: "IMPORT_RATE_LIMITED",
                 retry_after_s: retry_after_s(not_until),
             }),
-            // More items than a whole minute's budget: never in one request.
-            Err(_) => Err(ApiError::TooManyRequests {
-                code: "IMPORT_RATE_LIMITED",
-                retry_after_s: 60,
+            // More items than a whole minute's budget can never pass: say so, not "retry".
+            Err(_) => Err(ApiError::Unprocessable {
+                code: "IMPORT_BATCH_TOO_LARGE",
+                message: "more items than one user may import per minute \
+                          (import.items_per_minute_per_user); send fewer per request"
+                    .into(),
             }),
         }
     }

@@ -189,6 +189,7 @@ pub async fn build_state(mut settings: Settings) -> Result<AppState, StartupErro
         started_at: Instant::now(),
         instance_lock: Arc::new(instance_lock),
         import_probes: Arc::new(tokio::sync::Semaphore::new(settings_import_probes)),
+        account_creation: Arc::default(),
     })
 }
 

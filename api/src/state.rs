@@ -33,4 +33,22 @@ pub struct AppState {
     /// Session-import probes in flight across the process (`import.max_concurrent_probes`): each
     /// is an outbound Telegram connection, so no number of requests may open more.
     pub import_probes: Arc<tokio::sync::Semaphore>,
+    /// One lock per user around "count, then create" of accounts, so concurrent creations and
+    /// imports of one user cannot pass `accounts.max_per_user` together.
+    pub account_creation: Arc<crate::state::PerUserLocks>,
+}
+
+#[derive(Default)]
+pub struct PerUserLocks(
+    std::sync::Mutex<std::collections::HashMap<i64, Arc<tokio::sync::Mutex<()>>>>,
+);
+
+impl PerUserLocks {
+    pub async fn lock(&self, user: i64) -> tokio::sync::OwnedMutexGuard<()> {
+        let lock = {
+            let mut map = self.0.lock().unwrap_or_else(|e| e.into_inner());
+            map.entry(user).or_default().clone()
+        };
+        lock.lock_owned().await
+    }
 }

@@ -507,10 +507,18 @@ impl Drop for VaultEnvelope {
 /// Renews the token at half its remaining TTL, for as long as the cipher lives. A failure is
 /// retried soon (Vault may be sealed or restarting) while the token is still valid.
 async fn renew_token(client: VaultClient, addr: String, mut ttl: Duration) {
+    let mut failures = 0u32;
     loop {
-        tokio::time::sleep((ttl / 2).max(Duration::from_secs(1))).await;
+        let wait = if failures == 0 {
+            ttl / 2
+        } else {
+            // Retry soon while the token may still be valid, then ever less often.
+            Duration::from_secs(2u64.saturating_pow(failures.min(6)))
+        };
+        tokio::time::sleep(wait.max(Duration::from_secs(1))).await;
         match vaultrs::token::renew_self(&client, None).await {
             Ok(auth) => {
+                failures = 0;
                 ttl = Duration::from_secs(auth.lease_duration);
                 tracing::debug!(ttl_s = auth.lease_duration, "renewed the Vault token");
                 if !auth.renewable || auth.lease_duration == 0 {
@@ -520,7 +528,7 @@ async fn renew_token(client: VaultClient, addr: String, mut ttl: Duration) {
             Err(e) => {
                 let e = vault_err(&addr, "renewing the Vault token", e);
                 tracing::warn!(error = %e, "could not renew the Vault token; retrying");
-                ttl = ttl.saturating_sub(ttl / 2).max(Duration::from_secs(2));
+                failures = failures.saturating_add(1);
             }
         }
     }

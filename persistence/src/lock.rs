@@ -186,6 +186,14 @@ async fn pg_lock(url: &str) -> Result<JoinHandle<()>, LockError> {
                     tracing::warn!("took the single-process database lock again");
                     conn = Some(c);
                 }
+                Err(e @ LockError::Held { .. }) => {
+                    // Another process took the database while our lock was gone: two processes
+                    // would now run the same accounts. Every state change is already written, so
+                    // leaving at once loses nothing; staying would fight the other process.
+                    tracing::error!(error = %e, "lost the database to another process; exiting");
+                    eprintln!("error: lost the single-process database lock: {e}");
+                    std::process::exit(1);
+                }
                 Err(e) => {
                     tracing::error!(error = %e, "cannot take the single-process database lock back")
                 }

@@ -1295,7 +1295,8 @@ async fn start_child(
         {
             Some(Ok(())) => {}
             Some(Err(StoreError::NotFound)) => return Err(StartError::NotFound),
-            Some(Err(e)) => return Err(store_down(e)),
+            Some(Err(e @ StoreError::Unavailable(_))) => return Err(store_down(e)),
+            Some(Err(e)) => return Err(StartError::Spawn(e.to_string())),
             None => return Err(store_down("store writer gone")),
         }
     }
@@ -1305,7 +1306,9 @@ async fn start_child(
         }
         Ok(_) => {}
         Err(StoreError::NotFound) => return Err(StartError::NotFound),
-        Err(e) => return Err(store_down(e)),
+        // An outage is waited out; any other store error is a failure of this account's start.
+        Err(e @ StoreError::Unavailable(_)) => return Err(store_down(e)),
+        Err(e) => return Err(StartError::Spawn(e.to_string())),
     }
     ctx.factory.spawn(spec).await.map_err(|e| match &e {
         SpawnErr::StartupFailed(inner) => match inner.downcast_ref::<DependencyDown>() {

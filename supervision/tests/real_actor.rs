@@ -532,14 +532,16 @@ async fn a_vault_sealed_for_20_s_during_a_fleet_start_quarantines_no_account() {
             seen_waiting = seen_waiting.max(stats.waiting_for_vault);
             tokio::time::sleep(Duration::from_millis(250)).await;
         }
-        assert_eq!(seen_waiting, ids.len(), "every account waited for Vault");
-        let answer = second.call(ids[0], AccountRequest::Status).await;
-        match &answer {
-            Err(e @ FleetError::Unavailable { retry_after, .. }) => {
-                assert_eq!(e.code(), "VAULT_UNAVAILABLE", "{e}");
-                assert!(retry_after.is_some(), "{e:?}");
+        assert!(seen_waiting > 0, "accounts were seen waiting for Vault");
+        for id in &ids {
+            let answer = second.call(*id, AccountRequest::Status).await;
+            match &answer {
+                Err(e @ FleetError::Unavailable { retry_after, .. }) => {
+                    assert_eq!(e.code(), "VAULT_UNAVAILABLE", "{e}");
+                    assert!(retry_after.is_some(), "{e:?}");
+                }
+                other => panic!("a call while Vault is sealed answered {other:?}"),
             }
-            other => panic!("a call while Vault is sealed answered {other:?}"),
         }
         let row = env.store.account(ids[0]).await.expect("row");
         assert_eq!(row.state, AccountState::Reconnecting, "{row:?}");

@@ -205,6 +205,7 @@ pub async fn create(
         }
     }
     v.finish()?;
+    let _counted = state.account_creation.lock(user.id).await;
     check_account_quota(&state, &user).await?;
     if let Some(Some(phone)) = &phone {
         refuse_phone_held_by_another(&state, 0, phone).await?;
@@ -347,7 +348,13 @@ pub async fn delete(
     ApiQuery(q): ApiQuery<DeleteQuery>,
 ) -> Result<StatusCode, ApiError> {
     let account = check_account_access(&state, &user, id).await?;
-    let log_out = account.state.is_authorized() && !q.keep_authorization.unwrap_or(false);
+    // A stopped (AUTH_KEY_DUPLICATED) or quarantined account still holds a live authorization.
+    let holds_authorization = account.state.is_authorized()
+        || (matches!(
+            account.state,
+            AccountState::Stopped | AccountState::Quarantined
+        ) && account.tg_user_id.is_some());
+    let log_out = holds_authorization && !q.keep_authorization.unwrap_or(false);
     // A client that hangs up must not leave an account logged out but not deleted (or the
     // reverse): the work runs in its own task, which this request only waits for.
     let task = tokio::spawn(delete_account(state, user.id, id, log_out));

@@ -439,8 +439,9 @@ macro_rules! impl_sql_store {
 
             async fn account_holding_phone(&self, phone: &str) -> StoreResult<Option<AccountId>> {
                 sqlx::query_scalar(
-                    "SELECT id FROM telegram_accounts WHERE phone = $1 AND state IN \
-                     ('active', 'reconnecting', 'flood_wait', 'hibernated', 'quarantined', 'stopped')",
+                    "SELECT id FROM telegram_accounts WHERE phone = $1 AND \
+                     (state IN ('active', 'reconnecting', 'flood_wait', 'hibernated') \
+                      OR (state IN ('quarantined', 'stopped') AND tg_user_id IS NOT NULL))",
                 )
                 .bind(phone)
                 .fetch_optional(&self.pool)

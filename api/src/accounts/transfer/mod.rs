@@ -177,14 +177,15 @@ pub async fn import(
         });
         work.push((parsed, item.label, item.format));
     }
-    // Admission: the per-user budget of items, then one process-wide probe slot within the
-    // queueing bound (so an overloaded process says so at once instead of holding requests).
-    state.limits.check_import_items(user.id, work.len())?;
+    // Admission: one process-wide probe slot within the queueing bound (an overloaded process
+    // says so at once instead of holding requests), then the user's budget of items.
     let queue = Duration::from_secs(state.settings.import.probe_queue_timeout_s);
     match tokio::time::timeout(queue, state.import_probes.clone().acquire_owned()).await {
         Ok(Ok(_permit)) => {}
         _ => return Err(import_busy(queue)),
     }
+    // Taken once admitted, so a busy refusal costs the user nothing.
+    state.limits.check_import_items(user.id, work.len())?;
     // Each item lands whole or not at all, and the batch runs in its own task: a client that
     // hangs up does not cancel an item between its Telegram check and its write.
     let task = tokio::spawn({
@@ -349,6 +350,7 @@ async fn try_import(
         },
         phone,
     };
+    let _counted = state.account_creation.lock(user.id).await;
     if let Err(e) = super::check_account_quota(state, user).await {
         return Ok(ImportResult::not(
             ImportStatus::Invalid,
