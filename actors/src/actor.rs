@@ -32,6 +32,7 @@ use tgfleet_persistence::{
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
+use crate::classify::{classify, Consequence};
 use crate::client::{new_pacer, CallError, LiveClient, Tg};
 use crate::env::{AccountArgs, AccountEnv};
 use crate::flood::FloodControl;
@@ -1044,64 +1045,39 @@ impl AccountActorState {
         } else {
             "telegram_error"
         };
-        match &cause {
-            Some(CallError::Rpc(rpc)) if authorized && ops::is_revoked(rpc) => {
-                self.stop_final(
-                    myself,
-                    StopReason::Unauthorized,
-                    Some(format!(
-                        "{} {}: the session was revoked",
-                        rpc.code, rpc.name
-                    )),
-                    Some(rpc.name.clone()),
-                )
-                .await;
-                return Err(AccountError::Unauthorized);
-            }
-            Some(CallError::Rpc(rpc))
-                if rpc.is("USER_DEACTIVATED*") || rpc.is("PHONE_NUMBER_BANNED") =>
-            {
-                self.stop_final(
-                    myself,
-                    StopReason::Banned,
-                    Some(format!("{} {}", rpc.code, rpc.name)),
-                    Some(rpc.name.clone()),
-                )
-                .await;
-                return Err(AccountError::Banned);
-            }
-            Some(CallError::Rpc(rpc)) if rpc.is("AUTH_KEY_DUPLICATED") => {
-                self.stop_final(
-                    myself,
-                    StopReason::Duplicated,
-                    Some(
-                        "AUTH_KEY_DUPLICATED: this session is in use by another client at the \
-                         same time (another process on this database, or an exported copy); the \
-                         session is kept: stop the other client, then restart the account"
-                            .into(),
-                    ),
-                    Some(rpc.name.clone()),
-                )
-                .await;
-                return Err(AccountError::Telegram {
-                    code: rpc.code,
-                    name: rpc.name.clone(),
+        let describe = cause.as_ref().map(CallError::describe).unwrap_or_default();
+        let cause_code = cause.as_ref().map(CallError::code);
+        match classify(cause.as_ref(), authorized) {
+            Consequence::Stop(reason) => {
+                let message = match reason {
+                    StopReason::Unauthorized => format!("{describe}: the session was revoked"),
+                    StopReason::Duplicated => "AUTH_KEY_DUPLICATED: this session is in use by \
+                        another client at the same time (another process on this database, or an \
+                        exported copy); the session is kept: stop the other client, then restart \
+                        the account"
+                        .into(),
+                    _ => describe.clone(),
+                };
+                let name = match &cause {
+                    Some(CallError::Rpc(rpc)) => Some(rpc.name.clone()),
+                    _ => cause_code.clone(),
+                };
+                self.stop_final(myself, reason, Some(message), name).await;
+                return Err(match (reason, &cause) {
+                    (StopReason::Unauthorized, _) => AccountError::Unauthorized,
+                    (StopReason::Banned, _) => AccountError::Banned,
+                    (_, Some(CallError::Rpc(rpc))) => AccountError::Telegram {
+                        code: rpc.code,
+                        name: rpc.name.clone(),
+                    },
+                    _ => error,
                 });
             }
-            Some(CallError::Timeout) | Some(CallError::Network { .. }) => {
-                let rebuild = matches!(
-                    cause,
-                    Some(CallError::Timeout)
-                        | Some(CallError::Network {
-                            runner_gone: true,
-                            ..
-                        })
-                );
+            Consequence::Reconnect { rebuild } => {
                 if rebuild {
                     // A black hole hangs even grammers' quit(): abort the runner and start over.
                     self.client = None;
                 }
-                let describe = cause.as_ref().map(CallError::describe).unwrap_or_default();
                 if authorized && is_live(self.account.state) {
                     if self.account.state != AccountState::Reconnecting {
                         self.transition(
@@ -1113,7 +1089,7 @@ impl AccountActorState {
                             "reconnecting",
                             LogLevel::Warn,
                             format!("Telegram unreachable ({describe}); reconnecting"),
-                            cause.as_ref().map(CallError::code),
+                            cause_code,
                         )
                         .await;
                     }
@@ -1124,20 +1100,20 @@ impl AccountActorState {
                     self.log(
                         LogLevel::Warn,
                         event,
-                        cause.as_ref().map(CallError::code),
+                        cause_code,
                         format!("{} failed: {describe}", kind.name()),
                         serde_json::json!({ "op": kind.name() }),
                     )
                     .await;
                 }
             }
-            Some(CallError::FloodWait { method, seconds }) => {
-                let until = chrono::Utc::now() + chrono::Duration::seconds(i64::from(*seconds));
+            Consequence::FloodWait {
+                seconds,
+                account_wide,
+            } => {
+                let until = chrono::Utc::now() + chrono::Duration::seconds(i64::from(seconds));
                 let later = self.account.flood_wait_until.is_none_or(|u| u < until);
-                // The account as a whole is in flood_wait only when even the liveness probe is
-                // blocked; otherwise only the one method is, and the rest keeps working.
-                let nothing_works = *method == "updates.getState" && authorized;
-                let to = if nothing_works {
+                let to = if account_wide {
                     AccountState::FloodWait
                 } else {
                     self.account.state
@@ -1151,36 +1127,42 @@ impl AccountActorState {
                         },
                         "flood_wait",
                         LogLevel::Warn,
-                        format!("FLOOD_WAIT of {seconds} s on {method}"),
+                        match &cause {
+                            Some(CallError::FloodWait { method, .. }) => {
+                                format!("FLOOD_WAIT of {seconds} s on {method}")
+                            }
+                            _ => format!("FLOOD_WAIT of {seconds} s"),
+                        },
                         Some("FLOOD_WAIT".into()),
                     )
                     .await;
                 }
-                if nothing_works {
-                    self.schedule_check(myself, Duration::from_secs(u64::from(*seconds)));
+                if account_wide {
+                    self.schedule_check(myself, Duration::from_secs(u64::from(seconds)));
                 }
             }
-            Some(other) => {
-                let code = other.code();
-                self.log(
-                    LogLevel::Warn,
-                    event,
-                    Some(code),
-                    format!("{} failed: {}", kind.name(), other.describe()),
-                    serde_json::json!({ "op": kind.name() }),
-                )
-                .await;
-            }
-            None => {
-                self.log(
-                    LogLevel::Info,
-                    event,
-                    Some(error.code().to_owned()),
-                    format!("{} refused: {}", kind.name(), error.code()),
-                    serde_json::json!({ "op": kind.name() }),
-                )
-                .await;
-            }
+            Consequence::Refused => match &cause {
+                Some(other) => {
+                    self.log(
+                        LogLevel::Warn,
+                        event,
+                        Some(other.code()),
+                        format!("{} failed: {describe}", kind.name()),
+                        serde_json::json!({ "op": kind.name() }),
+                    )
+                    .await;
+                }
+                None => {
+                    self.log(
+                        LogLevel::Info,
+                        event,
+                        Some(error.code().to_owned()),
+                        format!("{} refused: {}", kind.name(), error.code()),
+                        serde_json::json!({ "op": kind.name() }),
+                    )
+                    .await;
+                }
+            },
         }
         // A failed login step may have changed the pending login (an expired code is dropped).
         if kind.is_login() && !authorized && !self.final_stop {

@@ -7,6 +7,7 @@
 //! supervisor whether to restart it.
 
 pub mod actor;
+mod classify;
 mod client;
 pub mod env;
 pub mod flood;
