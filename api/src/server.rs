@@ -143,6 +143,23 @@ pub fn api_router(state: AppState) -> Router {
             http_metrics,
             metrics::track,
         ))
+        // One span per request, named by its route template (never the path itself, which can
+        // hold a phone number), so every line a request logs can be found together.
+        .layer(
+            tower_http::trace::TraceLayer::new_for_http()
+                .make_span_with(|req: &axum::http::Request<axum::body::Body>| {
+                    let route = req
+                        .extensions()
+                        .get::<axum::extract::MatchedPath>()
+                        .map_or("unmatched", axum::extract::MatchedPath::as_str);
+                    tracing::info_span!("http", method = %req.method(), route)
+                })
+                // A 503 while an account reconnects is an answer, not an error of this process;
+                // the handlers log what is one.
+                .on_failure(
+                    tower_http::trace::DefaultOnFailure::new().level(tracing::Level::DEBUG),
+                ),
+        )
 }
 
 fn panic_response(_: Box<dyn std::any::Any + Send + 'static>) -> axum::response::Response {
