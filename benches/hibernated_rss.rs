@@ -124,7 +124,7 @@ fn percentiles(mut latencies: Vec<Duration>) -> (f64, f64, f64) {
 
 fn send(text: &str) -> AccountRequest {
     AccountRequest::SendMessage {
-        peer: "me".into(),
+        peer: tgfleet_actors::Peer::Me,
         text: text.into(),
         dedupe_key: None,
     }

@@ -484,7 +484,7 @@ async fn reopen_by_use(
 ) {
     use futures::StreamExt;
     let send = || AccountRequest::SendMessage {
-        peer: "me".into(),
+        peer: tgfleet_actors::Peer::Me,
         text: "reopen".into(),
         dedupe_key: None,
     };

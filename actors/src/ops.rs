@@ -550,7 +550,7 @@ pub async fn log_out(tg: &Tg) -> OpResult {
 
 pub async fn send_message(
     tg: &Tg,
-    peer: String,
+    peer: crate::peer::Peer,
     text: String,
     dedupe_key: Option<String>,
 ) -> OpResult {
@@ -645,38 +645,41 @@ fn sent_message_id(updates: &tl::enums::Updates, random_id: i64) -> Option<i32> 
     }
 }
 
-/// `me`, `@username`, `+phone` or a numeric (Bot API style) id → the peer to send to.
-async fn resolve_peer(tg: &Tg, peer: &str) -> Result<tl::enums::InputPeer, OpFailure> {
+/// A parsed peer → the peer to send to (resolving a username or phone through Telegram).
+async fn resolve_peer(
+    tg: &Tg,
+    peer: &crate::peer::Peer,
+) -> Result<tl::enums::InputPeer, OpFailure> {
+    use crate::peer::Peer;
     let invalid = |why: &str| OpFailure::user(AccountError::PeerInvalid(why.to_owned()));
-    let peer = peer.trim();
-    if peer.eq_ignore_ascii_case("me") || peer.eq_ignore_ascii_case("self") {
-        return Ok(tl::enums::InputPeer::PeerSelf);
-    }
-    let resolved = if let Some(username) = peer.strip_prefix('@') {
-        tg.call(&tl::functions::contacts::ResolveUsername {
-            username: username.to_owned(),
-            referer: None,
-        })
-        .await
-    } else if let Some(phone) = peer.strip_prefix('+') {
-        tg.call(&tl::functions::contacts::ResolvePhone {
-            phone: phone.to_owned(),
-        })
-        .await
-    } else if let Ok(id) = peer.parse::<i64>() {
-        let Some(peer_id) = PeerId::from_bot_api_dialog_id(id) else {
-            return Err(invalid("not a valid peer id"));
-        };
-        // With a cached access hash the peer is addressable; without, Telegram may still accept
-        // it (contacts, bots' chats) through ambient authority.
-        let auth = tg
-            .session
-            .cached_peer(peer_id)
-            .and_then(|info| info.auth())
-            .unwrap_or_default();
-        return Ok(PeerRef { id: peer_id, auth }.into());
-    } else {
-        return Err(invalid("expected me, @username, +phone or a numeric id"));
+    let resolved = match peer {
+        Peer::Me => return Ok(tl::enums::InputPeer::PeerSelf),
+        Peer::Username(username) => {
+            tg.call(&tl::functions::contacts::ResolveUsername {
+                username: username.clone(),
+                referer: None,
+            })
+            .await
+        }
+        Peer::Phone(phone) => {
+            tg.call(&tl::functions::contacts::ResolvePhone {
+                phone: phone.trim_start_matches('+').to_owned(),
+            })
+            .await
+        }
+        Peer::Id(id) => {
+            let Some(peer_id) = PeerId::from_bot_api_dialog_id(*id) else {
+                return Err(invalid("not a valid peer id"));
+            };
+            // With a cached access hash the peer is addressable; without, Telegram may still
+            // accept it (contacts, bots' chats) through ambient authority.
+            let auth = tg
+                .session
+                .cached_peer(peer_id)
+                .and_then(|info| info.auth())
+                .unwrap_or_default();
+            return Ok(PeerRef { id: peer_id, auth }.into());
+        }
     };
     let resolved = match resolved {
         Ok(r) => r,

@@ -30,7 +30,7 @@ pub enum AccountRequest {
     LogOut,
     /// `peer` is `me`, `@username`, `+phone` or a numeric id. `dedupe_key` makes client re-sends idempotent.
     SendMessage {
-        peer: String,
+        peer: crate::peer::Peer,
         text: String,
         dedupe_key: Option<String>,
     },
@@ -82,7 +82,7 @@ mod tests {
                 token: "123456:AAE-secret-token".into(),
             },
             AccountRequest::SendMessage {
-                peer: "me".into(),
+                peer: crate::peer::Peer::Me,
                 text: "private words".into(),
                 dedupe_key: None,
             },

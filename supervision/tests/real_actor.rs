@@ -127,7 +127,7 @@ async fn sign_in(fleet: &Fleet, dc: &TestDc, id: i64, phone: &str) {
         .call(
             id,
             AccountRequest::SendMessage {
-                peer: "me".into(),
+                peer: tgfleet_actors::Peer::Me,
                 text: "through the fleet".into(),
                 dedupe_key: None,
             },
@@ -243,7 +243,7 @@ async fn a_revoked_session_stops_the_actor_for_good() {
             .call(
                 id,
                 AccountRequest::SendMessage {
-                    peer: "me".into(),
+                    peer: tgfleet_actors::Peer::Me,
                     text: "after revoke".into(),
                     dedupe_key: None,
                 },
@@ -299,7 +299,7 @@ async fn send_me(fleet: &Fleet, id: i64, text: &str) -> Result<AccountReply, Fle
         .call(
             id,
             AccountRequest::SendMessage {
-                peer: "me".into(),
+                peer: tgfleet_actors::Peer::Me,
                 text: text.into(),
                 dedupe_key: None,
             },
@@ -572,7 +572,7 @@ async fn a_vault_sealed_for_20_s_during_a_fleet_start_quarantines_no_account() {
                 .call(
                     *id,
                     AccountRequest::SendMessage {
-                        peer: "me".into(),
+                        peer: tgfleet_actors::Peer::Me,
                         text: "after the seal".into(),
                         dedupe_key: None,
                     },

@@ -278,7 +278,7 @@ async fn a_normal_stop_is_not_restarted() {
 
 fn send(text: &str) -> AccountRequest {
     AccountRequest::SendMessage {
-        peer: "me".into(),
+        peer: tgfleet_actors::Peer::Me,
         text: text.into(),
         dedupe_key: None,
     }
@@ -392,7 +392,7 @@ async fn a_silent_actor_is_restarted_by_the_liveness_check() {
         .call(
             id,
             AccountRequest::SendMessage {
-                peer: "me".into(),
+                peer: tgfleet_actors::Peer::Me,
                 text: "hang".into(),
                 dedupe_key: None,
             },

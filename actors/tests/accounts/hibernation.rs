@@ -86,7 +86,7 @@ async fn an_idle_account_hibernates_by_ending_its_actor_and_its_next_actor_keeps
     assert_eq!(woken.status().await.state, AccountState::Hibernated);
     match woken
         .call(AccountRequest::SendMessage {
-            peer: "me".into(),
+            peer: tgfleet_actors::Peer::Me,
             text: "wake up".into(),
             dedupe_key: None,
         })
@@ -129,7 +129,7 @@ async fn an_actor_started_for_a_hibernated_account_without_a_call_never_connects
     assert!(matches!(
         woken
             .call(AccountRequest::SendMessage {
-                peer: "me".into(),
+                peer: tgfleet_actors::Peer::Me,
                 text: "after a restart".into(),
                 dedupe_key: None,
             })

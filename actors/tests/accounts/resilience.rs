@@ -11,7 +11,7 @@ use crate::harness::{logs, Ending, Harness, BOUND};
 async fn send_me(running: &crate::harness::Running) -> Result<AccountReply, AccountError> {
     running
         .call(AccountRequest::SendMessage {
-            peer: "me".into(),
+            peer: tgfleet_actors::Peer::Me,
             text: "ping".into(),
             dedupe_key: None,
         })

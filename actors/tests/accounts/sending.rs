@@ -15,7 +15,10 @@ async fn send(
 ) -> Result<i32, AccountError> {
     match running
         .call(AccountRequest::SendMessage {
-            peer: peer.into(),
+            // Parsed where a request enters, as the API does; a malformed one never reaches the actor.
+            peer: peer
+                .parse()
+                .map_err(|why: &str| AccountError::PeerInvalid(why.into()))?,
             text: text.into(),
             dedupe_key: key.map(str::to_owned),
         })
@@ -32,11 +35,11 @@ async fn messages_reach_me_a_username_a_phone_and_a_numeric_id() {
     let h = Harness::start().await;
     h.dc.add_user(UserSpec::new("+15551000", "Sender"));
     let bob =
-        h.dc.add_user(UserSpec::new("+15551001", "Bob").username("bob"));
+        h.dc.add_user(UserSpec::new("+15551001", "Bob").username("bobby"));
     let (_, running) = h.logged_in("+15551000").await;
 
     send(&running, "me", "to myself", None).await.expect("me");
-    send(&running, "@bob", "by username", None)
+    send(&running, "@bobby", "by username", None)
         .await
         .expect("username");
     send(&running, "+15551001", "by phone", None)
@@ -146,7 +149,7 @@ async fn an_account_waiting_out_a_flood_does_not_slow_another() {
         crate::harness::call(
             &slow_actor,
             AccountRequest::SendMessage {
-                peer: "me".into(),
+                peer: tgfleet_actors::Peer::Me,
                 text: "after the wait".into(),
                 dedupe_key: None,
             },

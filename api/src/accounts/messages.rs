@@ -8,7 +8,8 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::Json;
 use serde::{Deserialize, Serialize};
-use tgfleet_actors::{AccountReply, AccountRequest};
+use tgfleet_actors::peer::PEER_FORMS;
+use tgfleet_actors::{AccountReply, AccountRequest, Peer};
 use tgfleet_persistence::AccountId;
 use utoipa::ToSchema;
 
@@ -24,20 +25,6 @@ pub struct SendMessageRequest {
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct MessageSent {
     pub message_id: i32,
-}
-
-pub fn peer_is_wellformed(peer: &str) -> bool {
-    if peer == "me" {
-        return true;
-    }
-    if let Some(name) = peer.strip_prefix('@') {
-        return (4..=32).contains(&name.len())
-            && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_');
-    }
-    if peer.starts_with('+') {
-        return super::normalize_phone(peer).is_some();
-    }
-    peer.parse::<i64>().is_ok_and(|id| id != 0)
 }
 
 #[utoipa::path(post, path = "/api/v1/telegram/accounts/{id}/messages", tag = "messages", security(("bearer" = [])),
@@ -56,13 +43,9 @@ pub async fn send(
     ApiJson(req): ApiJson<SendMessageRequest>,
 ) -> Result<(StatusCode, Json<MessageSent>), ApiError> {
     check_account_access(&state, &user, id).await?;
-    let peer = req.peer.trim().to_owned();
+    let peer = req.peer.parse::<Peer>().ok();
     let mut v = Validator::default();
-    v.check(
-        peer_is_wellformed(&peer),
-        "peer",
-        "must be me, @username, +phone or a numeric id",
-    );
+    v.check(peer.is_some(), "peer", PEER_FORMS);
     let chars = req.text.chars().count();
     v.check(
         (1..=4096).contains(&chars),
@@ -82,6 +65,12 @@ pub async fn send(
         }
     };
     v.finish()?;
+    let Some(peer) = peer else {
+        return Err(ApiError::Validation(vec![crate::error::FieldError {
+            field: "peer",
+            message: PEER_FORMS.into(),
+        }]));
+    };
     let request = AccountRequest::SendMessage {
         peer,
         text: req.text,
@@ -108,10 +97,10 @@ mod tests {
             "777000",
             "-1001234567890",
         ] {
-            assert!(super::peer_is_wellformed(ok), "{ok}");
+            assert!(ok.parse::<super::Peer>().is_ok(), "{ok}");
         }
         for bad in ["", "@", "@ab", "@with space", "+1", "0", "you", "me2"] {
-            assert!(!super::peer_is_wellformed(bad), "{bad}");
+            assert!(bad.parse::<super::Peer>().is_err(), "{bad}");
         }
     }
 }
