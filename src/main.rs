@@ -265,9 +265,7 @@ async fn accounts(cmd: AccountsCommand) -> anyhow::Result<bool> {
         } => {
             let forced = match format.as_deref() {
                 None => None,
-                Some("telethon") => Some(SessionFormat::Telethon),
-                Some("pyrogram") => Some(SessionFormat::Pyrogram),
-                Some("tgfleet") => Some(SessionFormat::Tgfleet),
+                Some(name) if name.parse::<SessionFormat>().is_ok() => name.parse().ok(),
                 Some(other) => {
                     anyhow::bail!("--format {other:?}: use telethon, pyrogram or tgfleet")
                 }

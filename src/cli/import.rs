@@ -162,9 +162,7 @@ fn push(
     let format = match (forced, format.as_deref()) {
         (Some(f), _) => Some(f),
         (None, None) => None,
-        (None, Some("telethon")) => Some(SessionFormat::Telethon),
-        (None, Some("pyrogram")) => Some(SessionFormat::Pyrogram),
-        (None, Some("tgfleet")) => Some(SessionFormat::Tgfleet),
+        (None, Some(name)) if name.parse::<SessionFormat>().is_ok() => name.parse().ok(),
         (None, Some(other)) => {
             bad.push(Unreadable {
                 source,

@@ -51,12 +51,23 @@ pub enum SessionFormat {
 }
 
 impl SessionFormat {
+    pub const ALL: [SessionFormat; 3] = [Self::Telethon, Self::Pyrogram, Self::Tgfleet];
+
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Telethon => "telethon",
             Self::Pyrogram => "pyrogram",
             Self::Tgfleet => "tgfleet",
         }
+    }
+}
+
+/// The one place a format's name is read (the REST body, `--format`, a CSV or JSONL column).
+impl std::str::FromStr for SessionFormat {
+    type Err = ();
+
+    fn from_str(name: &str) -> Result<Self, ()> {
+        Self::ALL.into_iter().find(|f| f.as_str() == name).ok_or(())
     }
 }
 

@@ -228,11 +228,10 @@ pub async fn import(
 
 fn parse_item(item: &ImportItem, sandbox: bool) -> Result<ForeignSession, ImportResult> {
     let refuse = |e: ParseError| ImportResult::not(ImportStatus::Invalid, e.code, e.message);
-    let format = match item.format.as_str() {
-        "telethon" => SessionFormat::Telethon,
-        "pyrogram" => SessionFormat::Pyrogram,
-        "tgfleet" => SessionFormat::Tgfleet,
-        other => {
+    let format = match item.format.parse::<SessionFormat>() {
+        Ok(format) => format,
+        Err(()) => {
+            let other = &item.format;
             return Err(ImportResult::not(
                 ImportStatus::Invalid,
                 "UNKNOWN_FORMAT",
@@ -240,7 +239,7 @@ fn parse_item(item: &ImportItem, sandbox: bool) -> Result<ForeignSession, Import
                     "format {:?} is not one of telethon, pyrogram, tgfleet",
                     other.chars().take(32).collect::<String>()
                 ),
-            ))
+            ));
         }
     };
     if item.label.as_ref().is_some_and(|l| l.chars().count() > 128) {
@@ -463,9 +462,10 @@ pub async fn export(
     ),
     ApiError,
 > {
-    let format = match q.format.as_deref() {
-        None | Some("tgfleet") => Some(SessionFormat::Tgfleet),
-        Some("telethon") => Some(SessionFormat::Telethon),
+    // Pyrogram strings carry no DC address, so a session is exported as tgfleet or Telethon.
+    let format = match q.format.as_deref().map(str::parse::<SessionFormat>) {
+        None => Some(SessionFormat::Tgfleet),
+        Some(Ok(f @ (SessionFormat::Tgfleet | SessionFormat::Telethon))) => Some(f),
         Some(_) => None,
     };
     let mut v = Validator::default();
