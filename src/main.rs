@@ -256,7 +256,7 @@ async fn create_user(
 
 /// `Ok(false)` when the command ran but some rows failed (the summary names them): exit code 1.
 async fn accounts(cmd: AccountsCommand) -> anyhow::Result<bool> {
-    use tgfleet_api::accounts::transfer::formats::SessionFormat;
+    use tgfleet_actors::import::formats::SessionFormat;
     match cmd {
         AccountsCommand::Import {
             remote,

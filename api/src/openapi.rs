@@ -44,6 +44,16 @@ pub enum AccountKindDoc {
     Bot,
 }
 
+/// `SessionFormat` lives with session import in `tgfleet-actors`, which knows nothing of OpenAPI.
+#[derive(ToSchema)]
+#[schema(rename_all = "lowercase")]
+#[allow(dead_code)]
+pub enum SessionFormatDoc {
+    Telethon,
+    Pyrogram,
+    Tgfleet,
+}
+
 #[derive(ToSchema)]
 #[schema(rename_all = "snake_case")]
 #[allow(dead_code)]
@@ -173,7 +183,7 @@ impl Modify for BearerAuth {
         crate::logs::list,
         crate::logs::error_stats,
     ),
-    components(schemas(ErrorBody, ErrorDetail, FieldErrorDoc, RoleDoc, AccountKindDoc, AccountStateDoc))
+    components(schemas(ErrorBody, ErrorDetail, FieldErrorDoc, RoleDoc, AccountKindDoc, AccountStateDoc, SessionFormatDoc))
 )]
 pub struct ApiDoc;
 

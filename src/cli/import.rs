@@ -6,7 +6,7 @@ use anyhow::Context;
 use reqwest::Method;
 use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
-use tgfleet_api::accounts::transfer::formats::{detect, SessionFormat};
+use tgfleet_actors::import::formats::{detect, SessionFormat};
 use tgfleet_api::accounts::transfer::MAX_IMPORT_BATCH;
 
 /// One session to import, and where it came from (for the summary).

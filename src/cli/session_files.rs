@@ -8,8 +8,8 @@ use sqlx::sqlite::SqliteConnectOptions;
 use sqlx::{ConnectOptions, Row};
 use std::net::{IpAddr, SocketAddr};
 use std::path::Path;
+use tgfleet_actors::import::formats::encode_tgfleet;
 use tgfleet_actors::import::ForeignSession;
-use tgfleet_api::accounts::transfer::formats::encode_tgfleet;
 
 /// Reads one `.session` file into a tgfleet session string; every problem is one line.
 pub async fn read(path: &Path) -> Result<String, String> {
@@ -90,7 +90,7 @@ async fn read_session(path: &Path) -> Result<ForeignSession, String> {
     }
     // Round-trip through the strict parser, so a file gets the same checks as a string.
     let text = encode_tgfleet(&session);
-    tgfleet_api::accounts::transfer::formats::parse_tgfleet(&text).map_err(|e| e.message)
+    tgfleet_actors::import::formats::parse_tgfleet(&text).map_err(|e| e.message)
 }
 
 #[cfg(test)]

@@ -3,7 +3,8 @@
 //! one out again. Parsing is in [`formats`]; the check against Telegram and the sealed session
 //! layout are in `tgfleet_actors::import`.
 
-pub mod formats;
+/// The session string formats live with the rest of session import, where the CLI reads them too.
+pub use tgfleet_actors::import::formats;
 
 use crate::audit::Audit;
 use crate::auth::AuthUser;
@@ -439,6 +440,7 @@ pub struct ExportQuery {
 // No `Debug`: `session` is a live login that must never be printed.
 #[derive(Serialize, Deserialize, ToSchema)]
 pub struct ExportResponse {
+    #[schema(value_type = crate::openapi::SessionFormatDoc)]
     pub format: SessionFormat,
     /// A live login: whoever holds it is logged in as this account. Using it while the fleet
     /// runs the account puts the key on two connections (Telegram answers AUTH_KEY_DUPLICATED).

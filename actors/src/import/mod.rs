@@ -8,6 +8,8 @@
 //! as `new` and never be usable. The probe client is gone before the account's actor starts, so
 //! the key is never live on two connections at once (AUTH_KEY_DUPLICATED).
 
+pub mod formats;
+
 use std::collections::VecDeque;
 use std::fmt;
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4, SocketAddrV6};

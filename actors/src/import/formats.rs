@@ -12,6 +12,7 @@
 //!   absent, unknown fields are refused. The `1` in the prefix is the format version: a later
 //!   version gets a new prefix, and this parser keeps reading `tgf1.`.
 
+use super::ForeignSession;
 use base64::alphabet;
 use base64::engine::general_purpose::{GeneralPurpose, GeneralPurposeConfig, STANDARD};
 use base64::engine::DecodePaddingMode;
@@ -19,7 +20,6 @@ use base64::Engine;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
-use tgfleet_actors::import::ForeignSession;
 
 /// The longest session string accepted (all formats are under 500 characters); a bound so a
 /// pasted file cannot make a parser allocate without limit.
@@ -42,7 +42,7 @@ const URL_SAFE_PAD: GeneralPurpose = GeneralPurpose::new(
     GeneralPurposeConfig::new().with_encode_padding(true),
 );
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum SessionFormat {
     Telethon,
