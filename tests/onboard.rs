@@ -2,42 +2,11 @@
 //! `tgfleet serve --sandbox` (free ports, a temporary data dir), 200 phones, one run killed
 //! half-way and a second run that finishes the job without duplicates.
 
-use serde_json::{json, Value};
-use std::fs::File;
-use std::net::TcpListener;
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
+mod support;
+
+use serde_json::Value;
 use std::time::{Duration, Instant};
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free loopback port")
-}
-
-/// Kills the child when the test ends, pass or fail.
-struct Guard(Child);
-
-impl Drop for Guard {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn tgfleet(dir: &Path, args: &[&str], log: &str) -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_tgfleet"));
-    cmd.current_dir(dir)
-        .args(args)
-        .env_remove("RUST_LOG")
-        .env_remove("TGFLEET_TOKEN")
-        .stdin(Stdio::null())
-        // Files, not pipes: a full pipe nobody reads would block the process.
-        .stdout(File::create(dir.join(format!("{log}.out"))).unwrap())
-        .stderr(File::create(dir.join(format!("{log}.err"))).unwrap());
-    cmd
-}
+use support::{free_port, tgfleet, Guard};
 
 async fn accounts(http: &reqwest::Client, api: &str, token: &str) -> Vec<Value> {
     // The CLI shares this user's request budget, so a 429 here just means "ask again".
@@ -75,37 +44,8 @@ async fn onboarding_200_phones_survives_a_kill_and_finishes_without_duplicates()
             .expect("spawn tgfleet serve"),
     );
     let http = reqwest::Client::new();
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while http
-        .get(format!("{api}/api/v1/health"))
-        .send()
-        .await
-        .is_err()
-    {
-        assert!(
-            Instant::now() < deadline,
-            "tgfleet serve never became healthy"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    let creds = json!({"email": "ops@example.org", "password": "correct horse battery"});
-    let r = http
-        .post(format!("{api}/api/v1/auth/register"))
-        .json(&creds)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 201);
-    let login: Value = http
-        .post(format!("{api}/api/v1/auth/login"))
-        .json(&creds)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let token = login["access_token"].as_str().unwrap().to_owned();
+    support::wait_until_up(&http, &format!("{api}/api/v1/health"), "tgfleet serve").await;
+    let token = support::user_token(&http, &api).await;
 
     // 200 phones; the 20 ending in 9 have 2FA, and the CSV carries their password.
     let mut csv = String::from("phone,password,label\n");

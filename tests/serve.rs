@@ -1,17 +1,12 @@
 //! `tgfleet serve` as a newcomer runs it: the real binary, no config file, a fresh directory.
 
+mod support;
+
 use std::io::Read;
-use std::net::TcpListener;
 use std::path::Path;
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free loopback port")
-}
+use support::free_port;
 
 struct Tgfleet {
     child: Child,

@@ -174,7 +174,9 @@ pub async fn build_state(mut settings: Settings) -> Result<AppState, StartupErro
         }
     };
 
-    let settings_import_probes = settings.import.max_concurrent_probes;
+    let import_probes = Arc::new(tokio::sync::Semaphore::new(
+        settings.import.max_concurrent_probes,
+    ));
     Ok(AppState {
         settings: Arc::new(settings),
         store,
@@ -188,7 +190,7 @@ pub async fn build_state(mut settings: Settings) -> Result<AppState, StartupErro
         http_metrics,
         started_at: Instant::now(),
         instance_lock: Arc::new(instance_lock),
-        import_probes: Arc::new(tokio::sync::Semaphore::new(settings_import_probes)),
+        import_probes,
         account_creation: Arc::default(),
     })
 }

@@ -604,11 +604,8 @@ async fn an_import_whose_client_hangs_up_still_lands_whole() {
     let phone = "+15550180021";
     let session = foreign_telethon(&app, &token, phone).await;
     // Telegram answers this account's check after 2 s; the client gives up after 0.5 s.
-    app.state
-        .sandbox
-        .as_ref()
-        .unwrap()
-        .faults()
+    let dc = app.state.sandbox.as_ref().unwrap();
+    dc.faults()
         .delay_phone(phone, std::time::Duration::from_secs(2))
         .unwrap();
     let impatient = reqwest::Client::builder()
@@ -640,12 +637,7 @@ async fn an_import_whose_client_hangs_up_still_lands_whole() {
         );
         tokio::time::sleep(std::time::Duration::from_millis(200)).await;
     };
-    app.state
-        .sandbox
-        .as_ref()
-        .unwrap()
-        .faults()
-        .clear_phone(phone);
+    dc.faults().clear_phone(phone);
     let sent = app
         .post(
             &format!("/api/v1/telegram/accounts/{id}/messages"),

@@ -136,6 +136,30 @@ async fn sign_in(fleet: &Fleet, dc: &TestDc, id: i64, phone: &str) {
     assert!(matches!(sent, Ok(AccountReply::Sent { .. })), "{sent:?}");
 }
 
+/// Panics the account's actor and waits until the fleet runs a new one.
+async fn crash_and_await_restart(fleet: &Fleet, id: i64) {
+    let before = fleet.actor_id(id).expect("running");
+    fleet.crash(id).expect("crash");
+    while fleet.actor_id(id).is_none_or(|now| now == before) {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// The `tgfleet_actor_restarts_total` series of one account, one per reason counted.
+fn restart_series(registry: &prometheus::Registry, id: i64) -> Vec<prometheus::proto::Metric> {
+    registry
+        .gather()
+        .into_iter()
+        .filter(|f| f.name() == "tgfleet_actor_restarts_total")
+        .flat_map(|f| f.get_metric().to_vec())
+        .filter(|m| {
+            m.get_label()
+                .iter()
+                .any(|l| l.name() == "account_id" && l.value() == id.to_string())
+        })
+        .collect()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pending_login_survives_an_actor_crash_restarted_by_the_fleet() {
     tokio::time::timeout(BOUND, async {
@@ -153,22 +177,11 @@ async fn pending_login_survives_an_actor_crash_restarted_by_the_fleet() {
             .expect("fleet");
 
         send_code(&fleet, id, phone).await;
-        let before = fleet.actor_id(id).expect("running");
-
-        fleet.crash(id).expect("crash");
-        while fleet.actor_id(id).is_none_or(|now| now == before) {
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
+        crash_and_await_restart(&fleet, id).await;
         assert_eq!(state_of(&fleet, id).await, AccountState::AwaitingCode);
         sign_in(&fleet, &dc, id, phone).await;
 
-        let restarts = registry
-            .gather()
-            .into_iter()
-            .find(|f| f.name() == "tgfleet_actor_restarts_total")
-            .expect("restart metric registered");
-        let failed = restarts
-            .get_metric()
+        let failed = restart_series(&registry, id)
             .iter()
             .find(|m| {
                 m.get_label()
@@ -612,28 +625,19 @@ async fn a_deleted_accounts_restart_series_leave_the_metrics() {
             .await
             .expect("fleet");
         send_code(&fleet, id, phone).await;
-        let before = fleet.actor_id(id).expect("running");
-        fleet.crash(id).expect("crash");
-        while fleet.actor_id(id).is_none_or(|now| now == before) {
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-        let series_of = |id: i64| {
-            registry
-                .gather()
-                .into_iter()
-                .filter(|f| f.name() == "tgfleet_actor_restarts_total")
-                .flat_map(|f| f.get_metric().to_vec())
-                .filter(|m| {
-                    m.get_label()
-                        .iter()
-                        .any(|l| l.name() == "account_id" && l.value() == id.to_string())
-                })
-                .count()
-        };
-        assert_eq!(series_of(id), 1, "the crash was counted");
+        crash_and_await_restart(&fleet, id).await;
+        assert_eq!(
+            restart_series(&registry, id).len(),
+            1,
+            "the crash was counted"
+        );
         env.store.delete_account(id).await.expect("delete row");
         fleet.remove(id).await.expect("remove");
-        assert_eq!(series_of(id), 0, "the deleted account's series are gone");
+        assert_eq!(
+            restart_series(&registry, id).len(),
+            0,
+            "the deleted account's series are gone"
+        );
         fleet.shutdown().await;
     })
     .await

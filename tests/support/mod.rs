@@ -33,6 +33,8 @@ pub fn tgfleet(dir: &Path, args: &[&str], log: &str) -> Command {
     cmd.current_dir(dir)
         .args(args)
         .env_remove("RUST_LOG")
+        // The CLI would take a token from the caller's environment; tests pass their own.
+        .env_remove("TGFLEET_TOKEN")
         .stdin(Stdio::null())
         // Files, not pipes: a full pipe nobody reads would block the process.
         .stdout(File::create(dir.join(format!("{log}.out"))).unwrap())

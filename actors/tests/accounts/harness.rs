@@ -248,14 +248,20 @@ impl Harness {
         (id, running)
     }
 
-    async fn sign_in_by_code(&self, running: &Running, phone: &str) {
+    /// Requests a login code for `phone` and returns the code testdc sent.
+    pub async fn code_for(&self, running: &Running, phone: &str) -> String {
         running
             .call(AccountRequest::SendCode {
                 phone: phone.into(),
             })
             .await
             .expect("code sent");
-        let code = self.dc.last_code(phone).expect("testdc sent a code");
+        self.dc.last_code(phone).expect("testdc sent a code")
+    }
+
+    /// Logs `running` in with the code testdc sends to `phone`; it must end active.
+    pub async fn sign_in_by_code(&self, running: &Running, phone: &str) {
+        let code = self.code_for(running, phone).await;
         match running.call(AccountRequest::SignIn { code }).await {
             Ok(AccountReply::LoginStep {
                 state: AccountState::Active,

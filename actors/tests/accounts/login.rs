@@ -109,13 +109,7 @@ async fn password_step_survives(how: Interruption) {
     let id = h.account(AccountKind::User, Some(phone)).await;
     let running = spawn(&h.env, id).await;
 
-    running
-        .call(AccountRequest::SendCode {
-            phone: phone.into(),
-        })
-        .await
-        .expect("code sent");
-    let code = h.dc.last_code(phone).expect("code");
+    let code = h.code_for(&running, phone).await;
     let step = running.call(AccountRequest::SignIn { code }).await;
     assert!(
         matches!(
@@ -362,13 +356,7 @@ async fn log_out_ends_the_authorization_and_wipes_the_session() {
     h.dc.add_user(UserSpec::new(phone, "Gina"));
     let id = h.account(AccountKind::User, Some(phone)).await;
     let running = spawn(&h.env, id).await;
-    running
-        .call(AccountRequest::SendCode {
-            phone: phone.into(),
-        })
-        .await
-        .expect("code sent");
-    let code = h.dc.last_code(phone).expect("code");
+    let code = h.code_for(&running, phone).await;
     running
         .call(AccountRequest::SignIn { code })
         .await
@@ -398,13 +386,7 @@ async fn a_sign_in_whose_later_session_writes_fail_leaves_no_half_finished_login
     h.dc.add_user(UserSpec::new(phone, "Atomic"));
     let id = h.account(AccountKind::User, Some(phone)).await;
     let running = spawn(&h.env, id).await;
-    running
-        .call(AccountRequest::SendCode {
-            phone: phone.into(),
-        })
-        .await
-        .expect("code sent");
-    let code = h.dc.last_code(phone).expect("code");
+    let code = h.code_for(&running, phone).await;
 
     let raw = tgfleet_persistence::SqliteStore::connect(&format!(
         "sqlite://{}/tgfleet.db",
@@ -479,20 +461,7 @@ async fn a_login_older_than_its_codes_validity_is_expired_at_the_next_start() {
         "{row:?}"
     );
     // A new login starts from scratch on the same actor and completes.
-    again
-        .call(AccountRequest::SendCode {
-            phone: phone.into(),
-        })
-        .await
-        .expect("a new code");
-    let code = h.dc.last_code(phone).expect("code");
-    assert!(matches!(
-        again.call(AccountRequest::SignIn { code }).await,
-        Ok(AccountReply::LoginStep {
-            state: AccountState::Active,
-            ..
-        })
-    ));
+    h.sign_in_by_code(&again, phone).await;
     again.stop().await;
 }
 
@@ -550,13 +519,7 @@ async fn concurrent_2fa_checks_run_no_more_hashes_than_cores() {
         h.dc.add_user(UserSpec::new(&phone, "Locked").password("correct horse"));
         let id = h.account(AccountKind::User, Some(&phone)).await;
         let running = spawn(&h.env, id).await;
-        running
-            .call(AccountRequest::SendCode {
-                phone: phone.clone(),
-            })
-            .await
-            .expect("code sent");
-        let code = h.dc.last_code(&phone).expect("code");
+        let code = h.code_for(&running, &phone).await;
         let step = running.call(AccountRequest::SignIn { code }).await;
         assert!(
             matches!(

@@ -141,7 +141,7 @@ pub async fn send_code(
     // actor writes it then, and the store's unique index decides a race). This read only spares
     // a login that could never finish.
     if account.phone.as_deref() != Some(phone.as_str()) || !account.state.is_authorized() {
-        super::refuse_phone_held_by_another(&state, id, &phone).await?;
+        super::refuse_phone_held_by_another(&state, Some(id), &phone).await?;
     }
     match step(
         &state,

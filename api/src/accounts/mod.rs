@@ -114,14 +114,17 @@ pub async fn check_pending_login_quota(
     Ok(())
 }
 
-/// 409 PHONE_TAKEN when an authorized account other than `id` holds `phone`.
+/// 409 PHONE_TAKEN when an authorized account holds `phone`, other than `asking` (the account
+/// logging in with it; `None` for one not created yet).
 pub async fn refuse_phone_held_by_another(
     state: &AppState,
-    id: AccountId,
+    asking: Option<AccountId>,
     phone: &str,
 ) -> Result<(), ApiError> {
     match state.store.account_holding_phone(phone).await? {
-        Some(holder) if holder != id => Err(phone_conflict(StoreError::Conflict(String::new()))),
+        Some(holder) if Some(holder) != asking => {
+            Err(phone_conflict(StoreError::Conflict(String::new())))
+        }
         _ => Ok(()),
     }
 }
@@ -208,7 +211,7 @@ pub async fn create(
     let _counted = state.account_creation.lock(user.id).await;
     check_account_quota(&state, &user).await?;
     if let Some(Some(phone)) = &phone {
-        refuse_phone_held_by_another(&state, 0, phone).await?;
+        refuse_phone_held_by_another(&state, None, phone).await?;
     }
     let account = state
         .store

@@ -338,7 +338,8 @@ async fn try_import(
         Ok(p) => p,
         Err(e) => return Ok(refused(&e)),
     };
-    let identity = &prepared.identity;
+    // The plaintext moves into the seal below; what the row needs is copied out first.
+    let identity = prepared.identity.clone();
     let phone = identity.phone.as_deref().and_then(super::normalize_phone);
     let new = NewAccount {
         owner_id: user.id,
@@ -358,7 +359,6 @@ async fn try_import(
             e.to_string(),
         ));
     }
-    let identity = identity.clone();
     let cipher = state.cipher.clone();
     let imported = state
         .store
