@@ -37,7 +37,7 @@ use std::time::{Duration, Instant};
 use futures::StreamExt;
 use serde_json::Value;
 use tgfleet_actors::{
-    AccountEnv, AccountLimits, AccountMetrics, AccountReply, AccountRequest, TelegramParams,
+    AccountEnv, AccountLimits, AccountMetrics, SendCode, SendMessage, Sent, SignIn, TelegramParams,
 };
 use tgfleet_persistence::{AccountState, AccountUpdate, SessionCipher};
 use tgfleet_supervision::{Fleet, SupervisionSettings};
@@ -122,8 +122,8 @@ fn percentiles(mut latencies: Vec<Duration>) -> (f64, f64, f64) {
     )
 }
 
-fn send(text: &str) -> AccountRequest {
-    AccountRequest::SendMessage {
+fn send(text: &str) -> SendMessage {
+    SendMessage {
         peer: tgfleet_actors::Peer::Me,
         text: text.into(),
         dedupe_key: None,
@@ -174,7 +174,7 @@ async fn run() {
         let actor = spawn_actor(&env, id).await;
         request(
             &actor,
-            AccountRequest::SendCode {
+            SendCode {
                 phone: phone.clone(),
             },
             BOUND,
@@ -189,7 +189,7 @@ async fn run() {
             .await
             .expect("code JSON");
         let code = code["code"].as_str().expect("a code").to_owned();
-        request(&actor, AccountRequest::SignIn { code }, BOUND).await;
+        request(&actor, SignIn { code }, BOUND).await;
         actor.stop(None);
         templates.push(id);
     }
@@ -263,10 +263,7 @@ async fn run() {
             async move {
                 let t = Instant::now();
                 let reply = fleet.call(id, send("wake")).await;
-                assert!(
-                    matches!(reply, Ok(AccountReply::Sent { .. })),
-                    "{id}: {reply:?}"
-                );
+                assert!(matches!(reply, Ok(Sent { .. })), "{id}: {reply:?}");
                 t.elapsed()
             }
         })
@@ -300,7 +297,7 @@ async fn run() {
         let t = Instant::now();
         let reply = fleet.call(*id, send("wake again")).await;
         latencies.push(t.elapsed());
-        assert!(matches!(reply, Ok(AccountReply::Sent { .. })), "{reply:?}");
+        assert!(matches!(reply, Ok(Sent { .. })), "{reply:?}");
     }
     let (p50, p99, max) = percentiles(latencies);
     println!(

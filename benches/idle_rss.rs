@@ -38,7 +38,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use tgfleet_actors::{
-    AccountEnv, AccountLimits, AccountMetrics, AccountRequest, TelegramParams, TelegramTarget,
+    AccountEnv, AccountLimits, AccountMetrics, SendCode, SendMessage, SignIn, TelegramParams,
+    TelegramTarget,
 };
 use tgfleet_persistence::SessionCipher;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
@@ -285,8 +286,8 @@ async fn run_login() {
         tasks.spawn(async move {
             let id = user_account(env.store.as_ref(), owner, phone.clone()).await;
             let actor = spawn_actor(&env, id).await;
-            request(&actor, AccountRequest::SendCode { phone }, BOUND).await;
-            request(&actor, AccountRequest::SignIn { code: CODE.into() }, BOUND).await;
+            request(&actor, SendCode { phone }, BOUND).await;
+            request(&actor, SignIn { code: CODE.into() }, BOUND).await;
             actor.stop(None);
             drop(permit);
         });
@@ -483,7 +484,7 @@ async fn reopen_by_use(
     fleet: Option<&tgfleet_supervision::Fleet>,
 ) {
     use futures::StreamExt;
-    let send = || AccountRequest::SendMessage {
+    let send = || SendMessage {
         peer: tgfleet_actors::Peer::Me,
         text: "reopen".into(),
         dedupe_key: None,

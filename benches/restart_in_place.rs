@@ -18,7 +18,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use tgfleet_actors::{
-    AccountEnv, AccountLimits, AccountMetrics, AccountReply, AccountRequest, TelegramParams,
+    AccountEnv, AccountLimits, AccountMetrics, SendCode, SignIn, Status, TelegramParams,
     TelegramTarget,
 };
 use tgfleet_persistence::{AccountState, SessionCipher};
@@ -57,8 +57,8 @@ async fn active_again(fleet: &Fleet, id: i64, old: Option<ractor::ActorId>) -> b
         return false;
     }
     matches!(
-        fleet.call(id, AccountRequest::Status).await,
-        Ok(AccountReply::Status(s)) if s.state == AccountState::Active
+        fleet.call(id, Status).await,
+        Ok(s) if s.state == AccountState::Active
     )
 }
 
@@ -109,12 +109,9 @@ async fn run() {
     for i in 0..n {
         let phone = format!("+1776{:06}1", i);
         let id = user_account(store.as_ref(), owner, phone.clone()).await;
+        fleet.call(id, SendCode { phone }).await.expect("code");
         fleet
-            .call(id, AccountRequest::SendCode { phone })
-            .await
-            .expect("code");
-        fleet
-            .call(id, AccountRequest::SignIn { code: CODE.into() })
+            .call(id, SignIn { code: CODE.into() })
             .await
             .expect("sign-in");
         ids.push(id);

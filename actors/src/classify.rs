@@ -2,9 +2,8 @@
 //! the error and whether the session is authorized, so the whole table is tested without a DC.
 //! The actor then carries the consequence out (states, logs, timers).
 
-use crate::actor::StopReason;
 use crate::client::CallError;
-use crate::ops;
+use crate::stop::StopReason;
 
 /// The account-level consequence of a failed call.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -27,7 +26,7 @@ pub enum Consequence {
 /// session is `authorized` or not.
 pub fn classify(cause: Option<&CallError>, authorized: bool) -> Consequence {
     match cause {
-        Some(CallError::Rpc(rpc)) if authorized && ops::is_revoked(rpc) => {
+        Some(CallError::Rpc(rpc)) if authorized && is_revoked(rpc) => {
             Consequence::Stop(StopReason::Unauthorized)
         }
         Some(CallError::Rpc(rpc))
@@ -48,6 +47,14 @@ pub fn classify(cause: Option<&CallError>, authorized: bool) -> Consequence {
         },
         Some(CallError::Rpc(_)) | Some(CallError::Session(_)) | None => Consequence::Refused,
     }
+}
+
+/// Errors meaning the session's authorization is gone.
+pub fn is_revoked(e: &grammers_mtsender::RpcError) -> bool {
+    e.is("AUTH_KEY_UNREGISTERED")
+        || e.is("SESSION_REVOKED")
+        || e.is("SESSION_EXPIRED")
+        || e.is("AUTH_KEY_INVALID")
 }
 
 #[cfg(test)]

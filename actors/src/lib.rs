@@ -2,26 +2,41 @@
 //! state (pending login included), flood-wait state, outbound pacing and per-account metrics.
 //!
 //! Start an account with `ractor::Actor::spawn(name, AccountActor, AccountArgs { .. })` (or
-//! `spawn_linked` under a supervisor) and talk to it with [`AccountMsg::Request`]. See
-//! [`actor`] for the contract between the actor and its supervisor: how it ends tells the
-//! supervisor whether to restart it.
+//! `spawn_linked` under a supervisor) and send it a [`Command`] (`SendCode`, `SendMessage`, …)
+//! as [`AccountMsg::Request`]. See [`actor`] for the contract between the actor and its
+//! supervisor: how it ends tells the supervisor whether to restart it. ARCHITECTURE.md has the
+//! map of the modules.
 
 pub mod actor;
 mod classify;
 mod client;
+pub mod commands;
+mod effect;
 pub mod env;
+pub mod executor;
 pub mod flood;
 pub mod import;
+mod lifecycle;
 pub mod metrics;
-mod ops;
 pub mod peer;
 pub mod phone;
 pub mod protocol;
 pub mod session;
+pub mod state;
+mod stop;
 
 pub use actor::{AccountActor, AccountMsg, StopReason};
+pub use commands::bot_sign_in::BotSignIn;
+pub use commands::check_password::{srp_peak_in_flight, srp_slot_count, CheckPassword};
+pub use commands::log_out::LogOut;
+pub use commands::login::LoginStep;
+pub use commands::qr_login::{Qr, QrCode, QrLogin};
+pub use commands::send_code::{CodeSent, SendCode};
+pub use commands::send_message::{SendMessage, Sent};
+pub use commands::sign_in::SignIn;
+pub use commands::status::Status;
+pub use commands::{AccountRequest, Command, Port};
 pub use env::{AccountArgs, AccountEnv, AccountLimits, TelegramParams, TelegramTarget};
 pub use metrics::AccountMetrics;
-pub use ops::{srp_peak_in_flight, srp_slot_count};
 pub use peer::Peer;
 pub use protocol::*;

@@ -9,9 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use ractor::{Actor, ActorRef};
-use tgfleet_actors::{
-    AccountActor, AccountArgs, AccountEnv, AccountMsg, AccountReply, AccountRequest,
-};
+use tgfleet_actors::{AccountActor, AccountArgs, AccountEnv, AccountMsg, Command};
 use tgfleet_persistence::{NewUser, Role, Store, UserId};
 
 /// A `kB` field of /proc/self/status, e.g. `VmRSS:` or `VmHWM:`.
@@ -40,13 +38,16 @@ pub async fn spawn_actor(env: &Arc<AccountEnv>, account_id: i64) -> ActorRef<Acc
 }
 
 /// One request to an actor, bounded by `bound`; a bench stops at the first failure.
-pub async fn request(
+pub async fn request<C: Command>(
     actor: &ActorRef<AccountMsg>,
-    req: AccountRequest,
+    req: C,
     bound: Duration,
-) -> AccountReply {
+) -> C::Reply {
     match actor
-        .call(|reply| AccountMsg::Request(req, reply), Some(bound))
+        .call(
+            |reply| AccountMsg::Request(req.into_request(reply)),
+            Some(bound),
+        )
         .await
         .expect("actor reachable")
     {

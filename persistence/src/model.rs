@@ -189,7 +189,7 @@ pub enum ImportConflict {
 }
 
 /// A partial update; `None` leaves a column as it is. Double options clear a column with `Some(None)`.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct AccountUpdate {
     pub state: Option<AccountState>,
     pub phone: Option<Option<String>>,

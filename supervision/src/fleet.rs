@@ -7,7 +7,7 @@ use std::time::Duration;
 use dashmap::DashMap;
 use ractor::rpc::CallResult;
 use ractor::{Actor, ActorId, ActorRef};
-use tgfleet_actors::{AccountEnv, AccountError, AccountMsg, AccountReply, AccountRequest};
+use tgfleet_actors::{AccountEnv, AccountError, AccountMsg, Command};
 use tgfleet_persistence::{AccountFilter, AccountId, AccountState, Store};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -145,13 +145,13 @@ impl Fleet {
 
     /// Sends `request` to the account's actor (starting it if it has none) and returns its
     /// answer. Bounded by the call timeout, start included.
-    pub async fn call(
+    pub async fn call<C: Command>(
         &self,
         account_id: AccountId,
-        request: AccountRequest,
-    ) -> Result<AccountReply, FleetError> {
+        command: C,
+    ) -> Result<C::Reply, FleetError> {
         let timeout = self.inner.settings.call_timeout;
-        match tokio::time::timeout(timeout, self.call_unbounded(account_id, request)).await {
+        match tokio::time::timeout(timeout, self.call_unbounded(account_id, command)).await {
             Ok(result) => result,
             Err(_) => Err(FleetError::unavailable(
                 account_id,
@@ -161,20 +161,23 @@ impl Fleet {
         }
     }
 
-    async fn call_unbounded(
+    async fn call_unbounded<C: Command>(
         &self,
         account_id: AccountId,
-        request: AccountRequest,
-    ) -> Result<AccountReply, FleetError> {
+        command: C,
+    ) -> Result<C::Reply, FleetError> {
         // Retried only when the request certainly did not run: it never reached the actor (it
         // died, or was draining to hibernate, between lookup and send), or the actor answered
         // `Hibernating`. Each retry goes to the next actor, so a few are plenty.
         let mut retries_left = 3u32;
         loop {
             let actor = self.resolve(account_id).await?;
-            let attempt = request.clone();
+            let attempt = command.clone();
             match actor
-                .call(|reply| AccountMsg::Request(attempt, reply), None)
+                .call(
+                    |reply| AccountMsg::Request(attempt.into_request(reply)),
+                    None,
+                )
                 .await
             {
                 Ok(CallResult::Success(Err(AccountError::Hibernating))) if retries_left > 0 => {

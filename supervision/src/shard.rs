@@ -19,7 +19,7 @@ use ractor::{
     SupervisionEvent,
 };
 use rand::Rng;
-use tgfleet_actors::{AccountMsg, AccountRequest, Dependency, DependencyDown};
+use tgfleet_actors::{AccountMsg, Command, Dependency, DependencyDown, Status};
 use tgfleet_persistence::{AccountId, AccountState, Store, StoreError};
 use tokio::time::Instant;
 
@@ -1106,7 +1106,7 @@ impl Shard {
                     async move {
                         let answer = actor
                             .call(
-                                |reply| AccountMsg::Request(AccountRequest::Status, reply),
+                                |reply| AccountMsg::Request(Status.into_request(reply)),
                                 Some(timeout),
                             )
                             .await;

@@ -5,8 +5,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tgfleet_actors::{
-    AccountEnv, AccountError, AccountLimits, AccountMetrics, AccountReply, AccountRequest,
-    TelegramParams, TelegramTarget,
+    AccountEnv, AccountError, AccountLimits, AccountMetrics, CodeSent, LoginStep, SendCode,
+    SendMessage, Sent, SignIn, Status, TelegramParams, TelegramTarget,
 };
 use tgfleet_persistence::{AccountKind, AccountState, NewAccount, NewUser, Role, SessionCipher};
 use tgfleet_supervision::{Fleet, FleetError, RestartReason, SupervisionSettings};
@@ -89,8 +89,8 @@ async fn user_account(env: &AccountEnv, phone: &str) -> i64 {
 }
 
 async fn state_of(fleet: &Fleet, id: i64) -> AccountState {
-    match fleet.call(id, AccountRequest::Status).await {
-        Ok(AccountReply::Status(s)) => s.state,
+    match fleet.call(id, Status).await {
+        Ok(s) => s.state,
         other => panic!("status answered {other:?}"),
     }
 }
@@ -99,24 +99,21 @@ async fn send_code(fleet: &Fleet, id: i64, phone: &str) {
     let sent = fleet
         .call(
             id,
-            AccountRequest::SendCode {
+            SendCode {
                 phone: phone.into(),
             },
         )
         .await;
-    assert!(
-        matches!(sent, Ok(AccountReply::CodeSent { .. })),
-        "{sent:?}"
-    );
+    assert!(matches!(sent, Ok(CodeSent { .. })), "{sent:?}");
 }
 
 async fn sign_in(fleet: &Fleet, dc: &TestDc, id: i64, phone: &str) {
     let code = dc.last_code(phone).expect("testdc sent a code");
-    let step = fleet.call(id, AccountRequest::SignIn { code }).await;
+    let step = fleet.call(id, SignIn { code }).await;
     assert!(
         matches!(
             step,
-            Ok(AccountReply::LoginStep {
+            Ok(LoginStep {
                 state: AccountState::Active,
                 ..
             })
@@ -126,14 +123,14 @@ async fn sign_in(fleet: &Fleet, dc: &TestDc, id: i64, phone: &str) {
     let sent = fleet
         .call(
             id,
-            AccountRequest::SendMessage {
+            SendMessage {
                 peer: tgfleet_actors::Peer::Me,
                 text: "through the fleet".into(),
                 dedupe_key: None,
             },
         )
         .await;
-    assert!(matches!(sent, Ok(AccountReply::Sent { .. })), "{sent:?}");
+    assert!(matches!(sent, Ok(Sent { .. })), "{sent:?}");
 }
 
 /// Panics the account's actor and waits until the fleet runs a new one.
@@ -255,7 +252,7 @@ async fn a_revoked_session_stops_the_actor_for_good() {
         let answer = fleet
             .call(
                 id,
-                AccountRequest::SendMessage {
+                SendMessage {
                     peer: tgfleet_actors::Peer::Me,
                     text: "after revoke".into(),
                     dedupe_key: None,
@@ -307,11 +304,11 @@ fn hibernating_settings() -> SupervisionSettings {
     }
 }
 
-async fn send_me(fleet: &Fleet, id: i64, text: &str) -> Result<AccountReply, FleetError> {
+async fn send_me(fleet: &Fleet, id: i64, text: &str) -> Result<Sent, FleetError> {
     fleet
         .call(
             id,
-            AccountRequest::SendMessage {
+            SendMessage {
                 peer: tgfleet_actors::Peer::Me,
                 text: text.into(),
                 dedupe_key: None,
@@ -460,7 +457,7 @@ async fn hibernated_accounts_start_with_no_actor_and_wake_on_their_first_call() 
         assert_eq!(env.metrics.state_of(id), Some(AccountState::Hibernated));
 
         let sent = send_me(&second, id, "good morning").await;
-        assert!(matches!(sent, Ok(AccountReply::Sent { .. })), "{sent:?}");
+        assert!(matches!(sent, Ok(Sent { .. })), "{sent:?}");
         assert_eq!(
             env.store.account(id).await.expect("row").state,
             AccountState::Active
@@ -547,7 +544,7 @@ async fn a_vault_sealed_for_20_s_during_a_fleet_start_quarantines_no_account() {
         }
         assert!(seen_waiting > 0, "accounts were seen waiting for Vault");
         for id in &ids {
-            let answer = second.call(*id, AccountRequest::Status).await;
+            let answer = second.call(*id, Status).await;
             match &answer {
                 Err(e @ FleetError::Unavailable { retry_after, .. }) => {
                     assert_eq!(e.code(), "VAULT_UNAVAILABLE", "{e}");
@@ -569,8 +566,7 @@ async fn a_vault_sealed_for_20_s_during_a_fleet_start_quarantines_no_account() {
         for id in &ids {
             let deadline = tokio::time::Instant::now() + BOUND;
             loop {
-                if let Ok(AccountReply::Status(s)) = second.call(*id, AccountRequest::Status).await
-                {
+                if let Ok(s) = second.call(*id, Status).await {
                     if s.state == AccountState::Active {
                         break;
                     }
@@ -584,14 +580,14 @@ async fn a_vault_sealed_for_20_s_during_a_fleet_start_quarantines_no_account() {
             let sent = second
                 .call(
                     *id,
-                    AccountRequest::SendMessage {
+                    SendMessage {
                         peer: tgfleet_actors::Peer::Me,
                         text: "after the seal".into(),
                         dedupe_key: None,
                     },
                 )
                 .await;
-            assert!(matches!(sent, Ok(AccountReply::Sent { .. })), "{sent:?}");
+            assert!(matches!(sent, Ok(Sent { .. })), "{sent:?}");
             let row = env.store.account(*id).await.expect("row");
             assert_ne!(row.state, AccountState::Quarantined);
         }

@@ -8,7 +8,7 @@ use base64::Engine;
 use ractor::{Actor, ActorRef};
 use tgfleet_actors::{
     AccountActor, AccountArgs, AccountEnv, AccountError, AccountLimits, AccountMetrics, AccountMsg,
-    AccountReply, AccountRequest, AccountStatus, TelegramParams, TelegramTarget,
+    AccountStatus, Command, LoginStep, SendCode, SignIn, Status, TelegramParams, TelegramTarget,
 };
 use tgfleet_persistence::{
     AccountId, AccountKind, AccountState, LogFilter, NewAccount, NewUser, Role, SessionCipher,
@@ -138,13 +138,13 @@ pub async fn spawn(env: &Arc<AccountEnv>, account_id: AccountId) -> Running {
 }
 
 impl Running {
-    pub async fn call(&self, request: AccountRequest) -> Result<AccountReply, AccountError> {
+    pub async fn call<C: Command>(&self, request: C) -> Result<C::Reply, AccountError> {
         call(&self.actor, request).await
     }
 
     pub async fn status(&self) -> AccountStatus {
-        match self.call(AccountRequest::Status).await {
-            Ok(AccountReply::Status(s)) => s,
+        match self.call(Status).await {
+            Ok(s) => s,
             other => panic!("status answered {other:?}"),
         }
     }
@@ -184,12 +184,15 @@ impl Running {
     }
 }
 
-pub async fn call(
+pub async fn call<C: Command>(
     actor: &ActorRef<AccountMsg>,
-    request: AccountRequest,
-) -> Result<AccountReply, AccountError> {
+    request: C,
+) -> Result<C::Reply, AccountError> {
     match actor
-        .call(|reply| AccountMsg::Request(request, reply), Some(BOUND))
+        .call(
+            |reply| AccountMsg::Request(request.into_request(reply)),
+            Some(BOUND),
+        )
         .await
         .expect("actor reachable")
     {
@@ -251,7 +254,7 @@ impl Harness {
     /// Requests a login code for `phone` and returns the code testdc sent.
     pub async fn code_for(&self, running: &Running, phone: &str) -> String {
         running
-            .call(AccountRequest::SendCode {
+            .call(SendCode {
                 phone: phone.into(),
             })
             .await
@@ -262,8 +265,8 @@ impl Harness {
     /// Logs `running` in with the code testdc sends to `phone`; it must end active.
     pub async fn sign_in_by_code(&self, running: &Running, phone: &str) {
         let code = self.code_for(running, phone).await;
-        match running.call(AccountRequest::SignIn { code }).await {
-            Ok(AccountReply::LoginStep {
+        match running.call(SignIn { code }).await {
+            Ok(LoginStep {
                 state: AccountState::Active,
                 ..
             }) => {}

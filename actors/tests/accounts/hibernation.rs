@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use tgfleet_actors::{AccountLimits, AccountReply, AccountRequest};
+use tgfleet_actors::{AccountLimits, SendMessage, Sent};
 use tgfleet_persistence::{AccountId, AccountState};
 use tgfleet_testdc::{TestDcConfig, UserSpec};
 
@@ -85,14 +85,14 @@ async fn an_idle_account_hibernates_by_ending_its_actor_and_its_next_actor_keeps
     let woken = spawn(&h.env, id).await;
     assert_eq!(woken.status().await.state, AccountState::Hibernated);
     match woken
-        .call(AccountRequest::SendMessage {
+        .call(SendMessage {
             peer: tgfleet_actors::Peer::Me,
             text: "wake up".into(),
             dedupe_key: None,
         })
         .await
     {
-        Ok(AccountReply::Sent { .. }) => {}
+        Ok(Sent { .. }) => {}
         other => panic!("a hibernated account's send answered {other:?}"),
     }
     assert_eq!(woken.status().await.state, AccountState::Active);
@@ -128,13 +128,13 @@ async fn an_actor_started_for_a_hibernated_account_without_a_call_never_connects
     let woken = spawn(&h.env, id).await;
     assert!(matches!(
         woken
-            .call(AccountRequest::SendMessage {
+            .call(SendMessage {
                 peer: tgfleet_actors::Peer::Me,
                 text: "after a restart".into(),
                 dedupe_key: None,
             })
             .await,
-        Ok(AccountReply::Sent { .. })
+        Ok(Sent { .. })
     ));
     woken.stop().await;
 }

@@ -4,7 +4,10 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use tgfleet_actors::{AccountEnv, AccountError, AccountLimits, AccountReply, AccountRequest};
+use tgfleet_actors::{
+    AccountEnv, AccountError, AccountLimits, BotSignIn, CheckPassword, CodeSent, LogOut, LoginStep,
+    Qr, QrLogin, SendCode, SendMessage, Sent, SignIn,
+};
 use tgfleet_persistence::{AccountId, AccountKind, AccountState};
 use tgfleet_testdc::{TestDcConfig, UserSpec};
 
@@ -55,13 +58,13 @@ async fn assert_logged_in(env: &AccountEnv, running: &Running, account_id: Accou
     assert!(row.dc_id.is_some());
     // The session really is authorized: Telegram accepts a message to Saved Messages.
     let sent = running
-        .call(AccountRequest::SendMessage {
+        .call(SendMessage {
             peer: tgfleet_actors::Peer::Me,
             text: "logged in".into(),
             dedupe_key: None,
         })
         .await;
-    assert!(matches!(sent, Ok(AccountReply::Sent { .. })), "{sent:?}");
+    assert!(matches!(sent, Ok(Sent { .. })), "{sent:?}");
 }
 
 async fn code_login_survives(how: Interruption) {
@@ -72,25 +75,22 @@ async fn code_login_survives(how: Interruption) {
     let running = spawn(&h.env, id).await;
 
     let sent = running
-        .call(AccountRequest::SendCode {
+        .call(SendCode {
             phone: phone.into(),
         })
         .await;
-    assert!(
-        matches!(sent, Ok(AccountReply::CodeSent { .. })),
-        "{sent:?}"
-    );
+    assert!(matches!(sent, Ok(CodeSent { .. })), "{sent:?}");
     assert_eq!(running.status().await.state, AccountState::AwaitingCode);
 
     let (running, env) = interrupt(&h, running, id, how).await;
     assert_eq!(running.status().await.state, AccountState::AwaitingCode);
 
     let code = h.dc.last_code(phone).expect("testdc sent a code");
-    let signed_in = running.call(AccountRequest::SignIn { code }).await;
+    let signed_in = running.call(SignIn { code }).await;
     assert!(
         matches!(
             signed_in,
-            Ok(AccountReply::LoginStep {
+            Ok(LoginStep {
                 state: AccountState::Active,
                 ..
             })
@@ -110,11 +110,11 @@ async fn password_step_survives(how: Interruption) {
     let running = spawn(&h.env, id).await;
 
     let code = h.code_for(&running, phone).await;
-    let step = running.call(AccountRequest::SignIn { code }).await;
+    let step = running.call(SignIn { code }).await;
     assert!(
         matches!(
             step,
-            Ok(AccountReply::LoginStep {
+            Ok(LoginStep {
                 state: AccountState::AwaitingPassword,
                 ..
             })
@@ -126,7 +126,7 @@ async fn password_step_survives(how: Interruption) {
     assert_eq!(running.status().await.state, AccountState::AwaitingPassword);
 
     let wrong = running
-        .call(AccountRequest::CheckPassword {
+        .call(CheckPassword {
             password: "wrong".into(),
         })
         .await;
@@ -137,14 +137,14 @@ async fn password_step_survives(how: Interruption) {
     assert_eq!(running.status().await.state, AccountState::AwaitingPassword);
 
     let right = running
-        .call(AccountRequest::CheckPassword {
+        .call(CheckPassword {
             password: "correct horse".into(),
         })
         .await;
     assert!(
         matches!(
             right,
-            Ok(AccountReply::LoginStep {
+            Ok(LoginStep {
                 state: AccountState::Active,
                 ..
             })
@@ -161,8 +161,8 @@ async fn qr_login_survives(how: Interruption) {
     let id = h.account(AccountKind::User, None).await;
     let running = spawn(&h.env, id).await;
 
-    let url = match running.call(AccountRequest::QrLogin).await {
-        Ok(AccountReply::Qr { url, expires_at }) => {
+    let url = match running.call(QrLogin).await {
+        Ok(Qr { url, expires_at }) => {
             assert!(expires_at > chrono::Utc::now());
             url
         }
@@ -232,20 +232,20 @@ async fn qr_login_of_a_2fa_account_asks_for_the_password() {
     h.dc.add_user(UserSpec::new(phone, "Dave").password("pw"));
     let id = h.account(AccountKind::User, None).await;
     let running = spawn(&h.env, id).await;
-    let Ok(AccountReply::Qr { url, .. }) = running.call(AccountRequest::QrLogin).await else {
+    let Ok(Qr { url, .. }) = running.call(QrLogin).await else {
         panic!("no QR");
     };
     h.dc.scan_qr(&qr_token(&url), phone).expect("scan");
     running.wait_for(AccountState::AwaitingPassword).await;
     let done = running
-        .call(AccountRequest::CheckPassword {
+        .call(CheckPassword {
             password: "pw".into(),
         })
         .await;
     assert!(
         matches!(
             done,
-            Ok(AccountReply::LoginStep {
+            Ok(LoginStep {
                 state: AccountState::Active,
                 ..
             })
@@ -266,20 +266,20 @@ async fn a_wrong_code_can_be_retried_an_expired_one_needs_a_new_code() {
     let id = h.account(AccountKind::User, Some(phone)).await;
     let running = spawn(&h.env, id).await;
     running
-        .call(AccountRequest::SendCode {
+        .call(SendCode {
             phone: phone.into(),
         })
         .await
         .expect("code sent");
     let wrong = running
-        .call(AccountRequest::SignIn {
+        .call(SignIn {
             code: "00000".into(),
         })
         .await;
     assert!(matches!(wrong, Err(AccountError::CodeInvalid)), "{wrong:?}");
     assert_eq!(running.status().await.state, AccountState::AwaitingCode);
     let code = h.dc.last_code(phone).expect("code");
-    let ok = running.call(AccountRequest::SignIn { code }).await;
+    let ok = running.call(SignIn { code }).await;
     assert!(ok.is_ok(), "{ok:?}");
 
     // Nobody's code is logged anywhere.
@@ -302,14 +302,14 @@ async fn an_expired_code_is_reported_as_expired() {
     let id = h.account(AccountKind::User, Some(phone)).await;
     let running = spawn(&h.env, id).await;
     running
-        .call(AccountRequest::SendCode {
+        .call(SendCode {
             phone: phone.into(),
         })
         .await
         .expect("code sent");
     tokio::time::sleep(Duration::from_millis(1100)).await;
     let code = h.dc.last_code(phone).expect("code");
-    let expired = running.call(AccountRequest::SignIn { code }).await;
+    let expired = running.call(SignIn { code }).await;
     assert!(
         matches!(expired, Err(AccountError::CodeExpired)),
         "{expired:?}"
@@ -325,20 +325,20 @@ async fn a_bot_logs_in_with_its_token() {
     let id = h.account(AccountKind::Bot, None).await;
     let running = spawn(&h.env, id).await;
     let bad = running
-        .call(AccountRequest::BotSignIn {
+        .call(BotSignIn {
             token: "999:nope".into(),
         })
         .await;
     assert!(matches!(bad, Err(AccountError::BotTokenInvalid)), "{bad:?}");
     let ok = running
-        .call(AccountRequest::BotSignIn {
+        .call(BotSignIn {
             token: "123:abc".into(),
         })
         .await;
     assert!(
         matches!(
             ok,
-            Ok(AccountReply::LoginStep {
+            Ok(LoginStep {
                 state: AccountState::Active,
                 ..
             })
@@ -357,13 +357,10 @@ async fn log_out_ends_the_authorization_and_wipes_the_session() {
     let id = h.account(AccountKind::User, Some(phone)).await;
     let running = spawn(&h.env, id).await;
     let code = h.code_for(&running, phone).await;
-    running
-        .call(AccountRequest::SignIn { code })
-        .await
-        .expect("signed in");
+    running.call(SignIn { code }).await.expect("signed in");
 
-    let out = running.call(AccountRequest::LogOut).await;
-    assert!(matches!(out, Ok(AccountReply::LoggedOut)), "{out:?}");
+    let out = running.call(LogOut).await;
+    assert!(matches!(out, Ok(())), "{out:?}");
     // The actor stops on its own (normal stop: the supervisor does not restart it).
     tokio::time::timeout(crate::harness::BOUND, running.handle)
         .await
@@ -407,7 +404,7 @@ async fn a_sign_in_whose_later_session_writes_fail_leaves_no_half_finished_login
     .execute(raw.pool())
     .await
     .expect("arm the trigger");
-    let _ = running.call(AccountRequest::SignIn { code }).await;
+    let _ = running.call(SignIn { code }).await;
     sqlx::raw_sql("DROP TRIGGER only_one_session_write;")
         .execute(raw.pool())
         .await
@@ -438,7 +435,7 @@ async fn a_login_older_than_its_codes_validity_is_expired_at_the_next_start() {
     let id = h.account(AccountKind::User, Some(phone)).await;
     let running = spawn(&h.env, id).await;
     running
-        .call(AccountRequest::SendCode {
+        .call(SendCode {
             phone: phone.into(),
         })
         .await
@@ -474,22 +471,19 @@ async fn a_phone_written_with_spaces_and_brackets_reaches_telegram_normalised() 
     let id = h.account(AccountKind::User, None).await;
     let running = spawn(&h.env, id).await;
     let sent = running
-        .call(AccountRequest::SendCode {
+        .call(SendCode {
             phone: " +1 (555) 162-0000 ".into(),
         })
         .await;
-    assert!(
-        matches!(sent, Ok(AccountReply::CodeSent { .. })),
-        "{sent:?}"
-    );
+    assert!(matches!(sent, Ok(CodeSent { .. })), "{sent:?}");
     let code =
         h.dc.last_code("+15551620000")
             .expect("testdc sent the code");
-    let step = running.call(AccountRequest::SignIn { code }).await;
+    let step = running.call(SignIn { code }).await;
     assert!(
         matches!(
             step,
-            Ok(AccountReply::LoginStep {
+            Ok(LoginStep {
                 state: AccountState::Active,
                 ..
             })
@@ -499,7 +493,7 @@ async fn a_phone_written_with_spaces_and_brackets_reaches_telegram_normalised() 
     let row = h.env.store.account(id).await.expect("row");
     assert_eq!(row.phone.as_deref(), Some("+15551620000"));
     let refused = running
-        .call(AccountRequest::SendCode {
+        .call(SendCode {
             phone: "555 not a phone".into(),
         })
         .await;
@@ -520,11 +514,11 @@ async fn concurrent_2fa_checks_run_no_more_hashes_than_cores() {
         let id = h.account(AccountKind::User, Some(&phone)).await;
         let running = spawn(&h.env, id).await;
         let code = h.code_for(&running, &phone).await;
-        let step = running.call(AccountRequest::SignIn { code }).await;
+        let step = running.call(SignIn { code }).await;
         assert!(
             matches!(
                 step,
-                Ok(AccountReply::LoginStep {
+                Ok(LoginStep {
                     state: AccountState::AwaitingPassword,
                     ..
                 })
@@ -534,7 +528,7 @@ async fn concurrent_2fa_checks_run_no_more_hashes_than_cores() {
         waiting.push(running);
     }
     let checks = waiting.iter().map(|running| {
-        running.call(AccountRequest::CheckPassword {
+        running.call(CheckPassword {
             password: "correct horse".into(),
         })
     });
@@ -542,7 +536,7 @@ async fn concurrent_2fa_checks_run_no_more_hashes_than_cores() {
         assert!(
             matches!(
                 answer,
-                Ok(AccountReply::LoginStep {
+                Ok(LoginStep {
                     state: AccountState::Active,
                     ..
                 })

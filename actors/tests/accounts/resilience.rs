@@ -2,15 +2,15 @@
 
 use std::time::Duration;
 
-use tgfleet_actors::{AccountError, AccountLimits, AccountReply, AccountRequest};
+use tgfleet_actors::{AccountError, AccountLimits, SendMessage, Sent};
 use tgfleet_persistence::AccountState;
 use tgfleet_testdc::{RevokeKind, TestDcConfig, UserSpec};
 
 use crate::harness::{logs, Ending, Harness, BOUND};
 
-async fn send_me(running: &crate::harness::Running) -> Result<AccountReply, AccountError> {
+async fn send_me(running: &crate::harness::Running) -> Result<Sent, AccountError> {
     running
-        .call(AccountRequest::SendMessage {
+        .call(SendMessage {
             peer: tgfleet_actors::Peer::Me,
             text: "ping".into(),
             dedupe_key: None,
@@ -81,10 +81,7 @@ async fn a_logged_in_account_whose_connections_drop_sends_on_its_next_call() {
             "a live connection"
         );
         let sent = send_me(&running).await;
-        assert!(
-            matches!(sent, Ok(AccountReply::Sent { .. })),
-            "round {round}: {sent:?}"
-        );
+        assert!(matches!(sent, Ok(Sent { .. })), "round {round}: {sent:?}");
         assert_eq!(running.status().await.state, AccountState::Active);
     }
     running.stop().await;
@@ -130,10 +127,7 @@ async fn a_black_holed_dc_makes_the_account_reconnect_never_hang_or_die() {
     h.dc.faults().black_hole(false);
     running.wait_for(AccountState::Active).await;
     let answer = send_me(&running).await;
-    assert!(
-        matches!(answer, Ok(AccountReply::Sent { .. })),
-        "{answer:?}"
-    );
+    assert!(matches!(answer, Ok(Sent { .. })), "{answer:?}");
     let states: Vec<String> = logs(&h.env, id)
         .await
         .into_iter()

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use tgfleet_actors::{AccountError, AccountLimits, AccountReply, AccountRequest};
+use tgfleet_actors::{AccountError, AccountLimits, SendMessage, Sent};
 use tgfleet_testdc::{TestDcConfig, UserSpec};
 
 use crate::harness::{spawn, Harness, Running, BOUND};
@@ -14,7 +14,7 @@ async fn send(
     key: Option<&str>,
 ) -> Result<i32, AccountError> {
     match running
-        .call(AccountRequest::SendMessage {
+        .call(SendMessage {
             // Parsed where a request enters, as the API does; a malformed one never reaches the actor.
             peer: peer
                 .parse()
@@ -24,8 +24,7 @@ async fn send(
         })
         .await
     {
-        Ok(AccountReply::Sent { message_id }) => Ok(message_id),
-        Ok(other) => panic!("send answered {other:?}"),
+        Ok(Sent { message_id }) => Ok(message_id),
         Err(e) => Err(e),
     }
 }
@@ -148,7 +147,7 @@ async fn an_account_waiting_out_a_flood_does_not_slow_another() {
     let slow_send = tokio::spawn(async move {
         crate::harness::call(
             &slow_actor,
-            AccountRequest::SendMessage {
+            SendMessage {
                 peer: tgfleet_actors::Peer::Me,
                 text: "after the wait".into(),
                 dedupe_key: None,
@@ -172,8 +171,5 @@ async fn an_account_waiting_out_a_flood_does_not_slow_another() {
         .await
         .expect("bounded")
         .expect("joins");
-    assert!(
-        matches!(slow_result, Ok(AccountReply::Sent { .. })),
-        "{slow_result:?}"
-    );
+    assert!(matches!(slow_result, Ok(Sent { .. })), "{slow_result:?}");
 }

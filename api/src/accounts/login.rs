@@ -15,7 +15,7 @@ use axum::response::IntoResponse;
 use axum::Json;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use tgfleet_actors::{AccountReply, AccountRequest};
+use tgfleet_actors::{CheckPassword, Command, QrCode, SendCode, SignIn};
 use tgfleet_persistence::{AccountId, AccountKind, AccountState};
 use utoipa::ToSchema;
 
@@ -82,20 +82,14 @@ async fn user_account(
     Ok(account)
 }
 
-fn unexpected(reply: AccountReply) -> ApiError {
-    ApiError::Internal(anyhow::anyhow!(
-        "unexpected reply from the account actor: {reply:?}"
-    ))
-}
-
 /// Runs one login step and writes its outcome (never its secret) to the audit trail.
-async fn step(
+async fn step<C: Command>(
     state: &AppState,
     user: &AuthUser,
     id: AccountId,
     event: &'static str,
-    request: AccountRequest,
-) -> Result<AccountReply, ApiError> {
+    request: C,
+) -> Result<C::Reply, ApiError> {
     match fleet(state)?.call(id, request).await {
         Ok(reply) => {
             Audit::info(event, format!("login step {event} succeeded"))
@@ -143,35 +137,26 @@ pub async fn send_code(
     if account.phone.as_deref() != Some(phone.as_str()) || !account.state.is_authorized() {
         super::refuse_phone_held_by_another(&state, Some(id), &phone).await?;
     }
-    match step(
+    let sent = step(
         &state,
         &user,
         id,
         "login_code_requested",
-        AccountRequest::SendCode { phone },
+        SendCode { phone },
     )
-    .await?
-    {
-        AccountReply::CodeSent {
-            code_type,
-            timeout_s,
-        } => Ok(Json(CodeSent {
-            state: AccountState::AwaitingCode.as_str().into(),
-            code_type,
-            timeout_s,
-        })),
-        other => Err(unexpected(other)),
-    }
+    .await?;
+    Ok(Json(CodeSent {
+        state: AccountState::AwaitingCode.as_str().into(),
+        code_type: sent.code_type,
+        timeout_s: sent.timeout_s,
+    }))
 }
 
-fn login_step(reply: AccountReply) -> Result<Json<LoginStep>, ApiError> {
-    match reply {
-        AccountReply::LoginStep { state, hint } => Ok(Json(LoginStep {
-            state: state.as_str().into(),
-            hint,
-        })),
-        other => Err(unexpected(other)),
-    }
+fn login_step(reply: tgfleet_actors::LoginStep) -> Result<Json<LoginStep>, ApiError> {
+    Ok(Json(LoginStep {
+        state: reply.state.as_str().into(),
+        hint: reply.hint,
+    }))
 }
 
 #[utoipa::path(post, path = "/api/v1/telegram/accounts/{id}/login/sign-in", tag = "login", security(("bearer" = [])),
@@ -194,16 +179,7 @@ pub async fn sign_in(
             message: "must be the code Telegram sent (digits)".into(),
         }]));
     }
-    login_step(
-        step(
-            &state,
-            &user,
-            id,
-            "login_sign_in",
-            AccountRequest::SignIn { code },
-        )
-        .await?,
-    )
+    login_step(step(&state, &user, id, "login_sign_in", SignIn { code }).await?)
 }
 
 #[utoipa::path(post, path = "/api/v1/telegram/accounts/{id}/login/password", tag = "login", security(("bearer" = [])),
@@ -231,7 +207,7 @@ pub async fn password(
             &user,
             id,
             "login_password",
-            AccountRequest::CheckPassword {
+            CheckPassword {
                 password: req.password,
             },
         )
@@ -239,22 +215,20 @@ pub async fn password(
     )
 }
 
-async fn qr(
+async fn qr<C: Command<Reply = tgfleet_actors::Qr>>(
     state: &AppState,
     user: &AuthUser,
     id: AccountId,
-    request: AccountRequest,
+    request: C,
 ) -> Result<QrLogin, ApiError> {
     let account = user_account(state, user, id).await?;
     super::check_pending_login_quota(state, user, &account).await?;
-    match step(state, user, id, "login_qr_requested", request).await? {
-        AccountReply::Qr { url, expires_at } => Ok(QrLogin {
-            state: AccountState::AwaitingQr.as_str().into(),
-            url,
-            expires_at,
-        }),
-        other => Err(unexpected(other)),
-    }
+    let qr = step(state, user, id, "login_qr_requested", request).await?;
+    Ok(QrLogin {
+        state: AccountState::AwaitingQr.as_str().into(),
+        url: qr.url,
+        expires_at: qr.expires_at,
+    })
 }
 
 #[utoipa::path(post, path = "/api/v1/telegram/accounts/{id}/login/qr", tag = "login", security(("bearer" = [])),
@@ -267,7 +241,7 @@ pub async fn qr_login(
     user: AuthUser,
     ApiPath(id): ApiPath<AccountId>,
 ) -> Result<Json<QrLogin>, ApiError> {
-    Ok(Json(qr(&state, &user, id, AccountRequest::QrLogin).await?))
+    Ok(Json(qr(&state, &user, id, tgfleet_actors::QrLogin).await?))
 }
 
 #[utoipa::path(get, path = "/api/v1/telegram/accounts/{id}/login/qr.png", tag = "login", security(("bearer" = [])),
@@ -282,7 +256,7 @@ pub async fn qr_png(
 ) -> Result<impl IntoResponse, ApiError> {
     // The pending token while it is valid: a page that reloads the image must show the code the
     // phone is about to scan, not replace it.
-    let login = qr(&state, &user, id, AccountRequest::QrCode).await?;
+    let login = qr(&state, &user, id, QrCode).await?;
     let png = render_qr_png(&login.url)?;
     Ok((
         [

@@ -9,7 +9,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::Json;
 use serde::{Deserialize, Serialize};
 use tgfleet_actors::peer::PEER_FORMS;
-use tgfleet_actors::{AccountReply, AccountRequest, Peer};
+use tgfleet_actors::{Peer, SendMessage};
 use tgfleet_persistence::AccountId;
 use utoipa::ToSchema;
 
@@ -71,19 +71,18 @@ pub async fn send(
             message: PEER_FORMS.into(),
         }]));
     };
-    let request = AccountRequest::SendMessage {
+    let request = SendMessage {
         peer,
         text: req.text,
         dedupe_key,
     };
-    match fleet(&state)?.call(id, request).await? {
-        AccountReply::Sent { message_id } => {
-            Ok((StatusCode::CREATED, Json(MessageSent { message_id })))
-        }
-        other => Err(ApiError::Internal(anyhow::anyhow!(
-            "unexpected reply from the account actor: {other:?}"
-        ))),
-    }
+    let sent = fleet(&state)?.call(id, request).await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(MessageSent {
+            message_id: sent.message_id,
+        }),
+    ))
 }
 
 #[cfg(test)]

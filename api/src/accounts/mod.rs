@@ -16,7 +16,7 @@ use axum::http::StatusCode;
 use axum::Json;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use tgfleet_actors::AccountRequest;
+use tgfleet_actors::{BotSignIn, LogOut};
 use tgfleet_persistence::{
     Account, AccountFilter, AccountId, AccountKind, AccountState, NewAccount, StoreError,
 };
@@ -229,10 +229,7 @@ pub async fn create(
         .record(&state)
         .await;
     if let (AccountKind::Bot, Some(token)) = (req.kind, req.bot_token) {
-        if let Err(e) = fleet
-            .call(account.id, AccountRequest::BotSignIn { token })
-            .await
-        {
+        if let Err(e) = fleet.call(account.id, BotSignIn { token }).await {
             // A bot that cannot log in is not an account: leave no half-made row behind (row
             // first, as in `delete`).
             state.store.delete_account(account.id).await?;
@@ -373,7 +370,7 @@ async fn delete_account(
 ) -> Result<StatusCode, ApiError> {
     if log_out {
         if let Some(fleet) = &state.fleet {
-            match fleet.call(id, AccountRequest::LogOut).await {
+            match fleet.call(id, LogOut).await {
                 Ok(_) | Err(tgfleet_supervision::FleetError::NotFound(_)) => {}
                 // Gone already for Telegram: nothing left to revoke.
                 Err(tgfleet_supervision::FleetError::Account(
@@ -452,7 +449,7 @@ pub async fn logout(
     ApiPath(id): ApiPath<AccountId>,
 ) -> Result<Json<AccountView>, ApiError> {
     check_account_access(&state, &user, id).await?;
-    fleet(&state)?.call(id, AccountRequest::LogOut).await?;
+    fleet(&state)?.call(id, LogOut).await?;
     Audit::info(
         "account_logged_out",
         "logged out of Telegram; session wiped",

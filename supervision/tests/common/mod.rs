@@ -11,7 +11,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use ractor::{Actor, ActorProcessingErr, ActorRef};
-use tgfleet_actors::{AccountMsg, AccountReply, AccountRequest, AccountStatus};
+use tgfleet_actors::{AccountMsg, AccountRequest, AccountStatus, SendMessage, Sent, Status};
 use tgfleet_persistence::*;
 use tgfleet_supervision::{ChildSpec, Fleet, SupervisionMetrics, SupervisionSettings};
 
@@ -121,10 +121,10 @@ impl Actor for TestActor {
         state: &mut TestState,
     ) -> Result<(), ActorProcessingErr> {
         match message {
-            AccountMsg::Request(_, reply) if state.hibernating => {
-                let _ = reply.send(Err(tgfleet_actors::AccountError::Hibernating));
+            AccountMsg::Request(request) if state.hibernating => {
+                request.refuse(tgfleet_actors::AccountError::Hibernating);
             }
-            AccountMsg::Request(AccountRequest::SendMessage { text, .. }, reply)
+            AccountMsg::Request(AccountRequest::SendMessage(SendMessage { text, .. }, reply))
                 if text == "hibernate" =>
             {
                 *self
@@ -136,12 +136,12 @@ impl Actor for TestActor {
                 tokio::time::sleep(Duration::from_millis(200)).await;
                 state.hibernating = true;
                 myself.drain()?;
-                let _ = reply.send(Ok(AccountReply::Sent { message_id: 1 }));
+                let _ = reply.send(Ok(Sent { message_id: 1 }));
             }
             AccountMsg::Crash => panic!("crash requested for account {}", state.account.id),
-            AccountMsg::Request(AccountRequest::Status, reply) => {
+            AccountMsg::Request(AccountRequest::Status(_, reply)) => {
                 let a = &state.account;
-                let _ = reply.send(Ok(AccountReply::Status(AccountStatus {
+                let _ = reply.send(Ok(AccountStatus {
                     account_id: a.id,
                     state: a.state,
                     tg_user_id: a.tg_user_id,
@@ -149,20 +149,20 @@ impl Actor for TestActor {
                     dc_id: a.dc_id,
                     flood_wait_until: a.flood_wait_until,
                     last_error: a.last_error.clone(),
-                })));
+                }));
             }
-            AccountMsg::Request(AccountRequest::SendMessage { text, .. }, _reply)
+            AccountMsg::Request(AccountRequest::SendMessage(SendMessage { text, .. }, _reply))
                 if text == "hang" =>
             {
                 // A wedged handler: the mailbox stops moving.
                 tokio::time::sleep(Duration::from_secs(3600)).await;
             }
-            AccountMsg::Request(AccountRequest::LogOut, reply) => {
-                let _ = reply.send(Ok(AccountReply::LoggedOut));
+            AccountMsg::Request(AccountRequest::LogOut(_, reply)) => {
+                let _ = reply.send(Ok(()));
                 myself.stop(Some("logged_out".into()));
             }
-            AccountMsg::Request(_, reply) => {
-                let _ = reply.send(Err(tgfleet_actors::AccountError::CodeInvalid));
+            AccountMsg::Request(request) => {
+                request.refuse(tgfleet_actors::AccountError::CodeInvalid);
             }
             AccountMsg::Internal(_) => {}
         }
@@ -307,10 +307,7 @@ impl Harness {
         &self,
         id: AccountId,
     ) -> Result<AccountStatus, tgfleet_supervision::FleetError> {
-        match self.fleet.call(id, AccountRequest::Status).await? {
-            AccountReply::Status(s) => Ok(s),
-            other => panic!("unexpected reply {other:?}"),
-        }
+        self.fleet.call(id, Status).await
     }
 
     /// Polls until `Status` answers (the actor is up again after a restart).

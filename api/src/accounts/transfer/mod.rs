@@ -20,7 +20,7 @@ use serde::{Deserialize, Serialize};
 use std::collections::HashSet;
 use std::time::Duration;
 use tgfleet_actors::import::{self as session_import, ForeignSession, ImportError};
-use tgfleet_actors::{AccountReply, AccountRequest, TelegramParams, TelegramTarget};
+use tgfleet_actors::{Status, TelegramParams, TelegramTarget};
 use tgfleet_persistence::{
     AccountId, AccountKind, AccountState, ImportConflict, ImportedAccount, NewAccount, StoreError,
 };
@@ -391,12 +391,11 @@ async fn try_import(
     let fleet = super::fleet(state).map_err(|e| anyhow::anyhow!("{e}"))?;
     let started = async {
         fleet.ensure_started(id).await?;
-        fleet.call(id, AccountRequest::Status).await
+        fleet.call(id, Status).await
     }
     .await;
     let account_state = match started {
-        Ok(AccountReply::Status(s)) => s.state,
-        Ok(_) => state.store.account(id).await?.state,
+        Ok(s) => s.state,
         Err(e) => {
             // Stored and claimed: the account exists; the supervisor keeps trying to start it.
             tracing::warn!(account_id = id, error = %e, "imported account did not answer yet");
