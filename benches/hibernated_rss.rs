@@ -147,6 +147,7 @@ async fn run() {
     let cipher = SessionCipher::local(dir.path().join("session.key")).expect("key");
     let metrics_registry = prometheus::Registry::new();
     let env = Arc::new(AccountEnv {
+        writes: Default::default(),
         store: store.clone(),
         cipher: cipher.clone(),
         telegram: TelegramParams {

@@ -193,6 +193,7 @@ impl Setup {
         // Sandbox users live in DC 2: make it home so no account needs a migration.
         dcs.sort_by_key(|(id, _)| (*id != 2, *id));
         Arc::new(AccountEnv {
+            writes: Default::default(),
             store,
             cipher,
             telegram: TelegramParams {

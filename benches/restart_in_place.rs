@@ -81,6 +81,7 @@ async fn run() {
     let mut dcs = dc.dc_addrs();
     dcs.sort_by_key(|(id, _)| (*id != 2, *id));
     let env = Arc::new(AccountEnv {
+        writes: Default::default(),
         store: store.clone(),
         cipher: SessionCipher::local(dir.path().join("session.key")).expect("key"),
         telegram: TelegramParams {

@@ -101,6 +101,8 @@ impl Actor for AccountActor {
         args: AccountArgs,
     ) -> Result<Self::State, ActorProcessingErr> {
         let AccountArgs { account_id, env } = args;
+        // What an earlier actor of this account still had on its way lands first.
+        env.writes.settle(account_id).await;
         // Only an outage is the store's; a bad row is this account's failure like any other.
         let row = env.store.account(account_id).await.map_err(|e| match e {
             StoreError::Unavailable(message) => ActorProcessingErr::from(DependencyDown {
@@ -128,17 +130,14 @@ impl Actor for AccountActor {
         if start.account_state() != was {
             let message = format!("account actor started in state {}", start.account_state());
             let line = Line::new(LogLevel::Info, "actor_started", message);
-            if let Err(e) = state
-                .try_transition(&myself, was, start, AccountUpdate::default(), line)
-                .await
-            {
-                tracing::error!(account_id, error = %e, "could not write the account state");
-            }
+            state.transition_from(&myself, was, start, AccountUpdate::default(), line);
         } else {
             state.env.metrics.set_state(account_id, was);
         }
         let effects = lifecycle::expire_stale_login(&state.view());
         state.execute(&myself, effects).await;
+        // Written before the actor counts as started: whoever started it reads the row next.
+        state.settle().await;
         Ok(state)
     }
 
@@ -149,6 +148,7 @@ impl Actor for AccountActor {
     ) -> Result<(), ActorProcessingErr> {
         let effects = lifecycle::on_start(&state.view());
         state.execute(&myself, effects).await;
+        state.flush();
         Ok(())
     }
 
@@ -167,7 +167,8 @@ impl Actor for AccountActor {
             }
             // Ending (a final state, or hibernation): answer with what the account has become.
             AccountMsg::Request(request) if state.state.is_ending() => {
-                request.refuse(state.ending_error())
+                let error = state.ending_error();
+                state.answer_after_writes(move || request.refuse(error));
             }
             // Boxed: the handler futures are large state machines, and inline they would size
             // every idle actor's task for its busiest moment.
@@ -176,6 +177,7 @@ impl Actor for AccountActor {
                 Box::pin(state.on_event(&myself, event)).await
             }
         }
+        state.flush();
         Ok(())
     }
 
@@ -190,6 +192,8 @@ impl Actor for AccountActor {
             tracing::warn!(account_id = state.id, error = %e, "final session write failed");
         }
         state.client = None;
+        // A clean stop leaves its row and log written.
+        Box::pin(state.settle()).await;
         Ok(())
     }
 }

@@ -27,6 +27,8 @@ pub struct AccountEnv {
     pub telegram: TelegramParams,
     pub limits: AccountLimits,
     pub metrics: AccountMetrics,
+    /// Each account's row and log writes, off its mailbox and in order.
+    pub writes: Arc<crate::writes::AccountWrites>,
 }
 
 /// The application credentials and where Telegram is.

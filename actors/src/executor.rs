@@ -49,10 +49,20 @@ pub struct AccountActorState {
     pub(crate) watchdog: Option<JoinHandle<()>>,
     /// The pending re-check timer, if any (one at a time).
     pub(crate) check: Option<AbortHandle>,
+    /// Row and log writes this message decided, in order, and the answers that wait for them:
+    /// they leave together when the message is done (`flush`).
+    pending: Vec<Write>,
+    answers: Vec<Box<dyn FnOnce() + Send>>,
     pub(crate) last_ok: Instant,
     /// Last request that counts as use: hibernation counts idleness from here, since the
     /// watchdog's own liveness checks keep `last_ok` fresh.
     pub(crate) last_request: Instant,
+}
+
+/// A write of the account's row or log, carried out off the mailbox (`writes.rs`).
+enum Write {
+    Row(AccountUpdate),
+    Log(NewLogEntry),
 }
 
 /// Operations spawned and not yet reported back.
@@ -96,14 +106,14 @@ impl InFlight {
         Some(self.running.swap_remove(at))
     }
 
-    /// Answers everyone still waiting with `error` (the actor ends before their operations do).
-    fn refuse_all(&mut self, error: &AccountError) {
+    /// Aborts every operation (the actor ends before they do) and returns who waits for them.
+    fn stop_all(&mut self) -> Vec<Box<dyn Waiter>> {
+        let mut waiters = Vec::new();
         for running in self.running.drain(..) {
             running.task.abort();
-            for waiter in running.waiters {
-                waiter.refuse(error.clone());
-            }
+            waiters.extend(running.waiters);
         }
+        waiters
     }
 }
 
@@ -231,6 +241,8 @@ impl AccountActorState {
             client: None,
             generation: 0,
             inflight: InFlight::default(),
+            pending: Vec::new(),
+            answers: Vec::new(),
             watchdog: None,
             check: None,
             last_ok: Instant::now(),
@@ -270,7 +282,9 @@ impl AccountActorState {
         match admission {
             Admission::Answer(answer) => {
                 if let Some(reply) = reply {
-                    let _ = reply.send(answer);
+                    self.answer_after_writes(move || {
+                        let _ = reply.send(answer);
+                    });
                 }
             }
             Admission::Run(op) => self.spawn::<C>(myself, op, reply),
@@ -370,7 +384,7 @@ impl AccountActorState {
         }
         let (effects, answer) = finish.decide(&self.view(), waiters);
         let refused = self.execute(myself, effects).await;
-        answer.send(refused);
+        self.answer_after_writes(move || answer.send(refused));
         if self.inflight.qr_poll_queued && !self.inflight.login_busy() && !self.state.is_ending() {
             self.execute(myself, vec![Effect::PollQr]).await;
         }
@@ -386,11 +400,9 @@ impl AccountActorState {
         let mut refused = None;
         for effect in effects {
             match effect {
-                Effect::Become { to, update, log } => {
-                    self.transition(myself, to, update, log).await
-                }
+                Effect::Become { to, update, log } => self.transition(myself, to, update, log),
                 Effect::Set(to) => self.state = to,
-                Effect::Log { line, details } => self.log(line, details).await,
+                Effect::Log { line, details } => self.log(line, details),
                 Effect::CompleteLogin { user, how } => {
                     if let Err(e) = self.complete_login(myself, user, how).await {
                         refused = Some(e);
@@ -437,9 +449,10 @@ impl AccountActorState {
         refused
     }
 
-    /// Moves the account to `to` (see [`Effect::Become`]). A write that fails still moves the
-    /// state in memory: the session is the truth, and the row catches up with the next write.
-    async fn transition(
+    /// Moves the account to `to` (see [`Effect::Become`]). The row changes in memory now and in
+    /// the store when the message's writes go out; a write that fails there is logged, and the
+    /// row catches up with the next one (the session is the truth).
+    fn transition(
         &mut self,
         myself: &ActorRef<AccountMsg>,
         to: State,
@@ -447,44 +460,38 @@ impl AccountActorState {
         log: Line,
     ) {
         let from = self.state.account_state();
-        if let Err(e) = self.try_transition(myself, from, to, update, log).await {
-            tracing::error!(account_id = self.id, error = %e, "could not write the account state");
-        }
+        self.transition_from(myself, from, to, update, log);
     }
 
-    /// Like `transition` from the row state `from`, but a refused write (a unique phone) is the
-    /// caller's to handle: the state then stays as it was.
-    pub(crate) async fn try_transition(
+    /// Like `transition`, from the row state `from` (a new actor's start, where the row may
+    /// lag behind the session).
+    pub(crate) fn transition_from(
         &mut self,
         myself: &ActorRef<AccountMsg>,
         from: AccountState,
         to: State,
         mut update: AccountUpdate,
         log: Line,
-    ) -> Result<(), StoreError> {
+    ) {
         let shown = to.account_state();
         update.state = Some(shown);
-        let written = match self.env.store.update_account(self.id, update).await {
-            Ok(row) => {
-                self.row = row;
-                Ok(())
-            }
-            Err(e @ StoreError::Conflict(_)) => return Err(e),
-            Err(e) => {
-                self.row.state = shown;
-                Err(e)
-            }
-        };
+        update.apply_to(&mut self.row);
+        self.pending.push(Write::Row(update));
+        self.entered(myself, from, to, log);
+    }
+
+    /// Bookkeeping of a state just written: the gauge, the log line, the end of a final state.
+    fn entered(&mut self, myself: &ActorRef<AccountMsg>, from: AccountState, to: State, log: Line) {
+        let shown = to.account_state();
         self.state = to;
         self.env.metrics.set_state(self.id, shown);
         if from != shown || log.level >= LogLevel::Warn {
             let details = serde_json::json!({ "from": from.as_str(), "to": shown.as_str() });
-            self.log(log, details).await;
+            self.log(log, details);
         }
         if let State::Final(reason) = self.state {
             self.end(myself, reason);
         }
-        written
     }
 
     /// A final state was reached: no client any more, and the actor stops once the requests
@@ -494,8 +501,8 @@ impl AccountActorState {
         let _ = myself.send_message(AccountMsg::Internal(InternalMsg(Event::StopNow(reason))));
     }
 
-    /// One integration-log row.
-    async fn log(&self, line: Line, details: serde_json::Value) {
+    /// One integration-log row (written with the message's other writes).
+    fn log(&mut self, line: Line, details: serde_json::Value) {
         let entry = NewLogEntry {
             level: line.level,
             event: line.event.to_owned(),
@@ -505,9 +512,43 @@ impl AccountActorState {
             message: line.message,
             details,
         };
-        if let Err(e) = self.env.store.append_log(entry).await {
-            tracing::warn!(account_id = self.id, error = %e, "could not write the integration log");
+        self.pending.push(Write::Log(entry));
+    }
+
+    /// `send` runs once the writes decided so far are in the store (at once when there are none).
+    pub(crate) fn answer_after_writes(&mut self, send: impl FnOnce() + Send + 'static) {
+        self.answers.push(Box::new(send));
+    }
+
+    /// Sends this message's writes off the mailbox, its answers behind them. Called once a
+    /// message is handled.
+    pub(crate) fn flush(&mut self) {
+        let writes = std::mem::take(&mut self.pending);
+        let answers = std::mem::take(&mut self.answers);
+        // Answers that wrote nothing describe memory, which is already newest: they need not wait
+        // for an earlier message's writes (a status read during a database stall is answered).
+        if writes.is_empty() {
+            for send in answers {
+                send();
+            }
+            return;
         }
+        let env = Arc::clone(&self.env);
+        let account_id = self.id;
+        self.env.writes.submit(account_id, async move {
+            for write in writes {
+                write_now(&env, account_id, write).await;
+            }
+            for send in answers {
+                send();
+            }
+        });
+    }
+
+    /// Waits until every write of this account so far is in the store.
+    pub(crate) async fn settle(&mut self) {
+        self.flush();
+        self.env.writes.settle(self.id).await;
     }
 
     /// Writes the finished login. Refused when another account of the fleet got authorized for
@@ -535,12 +576,24 @@ impl AccountActorState {
         );
         let from = self.state.account_state();
         let line = Line::new(LogLevel::Info, "login_completed", message);
-        match self
-            .try_transition(myself, from, State::Active, update, line)
-            .await
-        {
+        // The one write whose answer decides the state (the store refuses a phone another account
+        // holds), so it is awaited here, after the writes queued before it.
+        self.settle().await;
+        let mut update = update;
+        update.state = Some(AccountState::Active);
+        match self.env.store.update_account(self.id, update.clone()).await {
             Err(StoreError::Conflict(_)) => {}
-            _ => return Ok(()),
+            written => {
+                match written {
+                    Ok(row) => self.row = row,
+                    Err(e) => {
+                        tracing::error!(account_id = self.id, error = %e, "could not write the account state");
+                        update.apply_to(&mut self.row);
+                    }
+                }
+                self.entered(myself, from, State::Active, line);
+                return Ok(());
+            }
         }
         let tg = self.tg(myself);
         if let Err(e) = crate::commands::log_out::log_out(&tg).await {
@@ -560,8 +613,7 @@ impl AccountActorState {
             ..Default::default()
         };
         let line = Line::new(LogLevel::Warn, "login_refused", reason).code("PHONE_TAKEN");
-        self.transition(myself, State::Final(StopReason::LoggedOut), update, line)
-            .await;
+        self.transition(myself, State::Final(StopReason::LoggedOut), update, line);
         Err(AccountError::PhoneTaken)
     }
 
@@ -633,14 +685,21 @@ impl AccountActorState {
                 Event::StopNow(reason) => {
                     // Requests still running get the state's answer rather than a dropped port.
                     let error = self.ending_error();
-                    self.inflight.refuse_all(&error);
+                    let waiters = self.inflight.stop_all();
+                    self.answer_after_writes(move || {
+                        for waiter in waiters {
+                            waiter.refuse(error.clone());
+                        }
+                    });
                     myself.stop(Some(reason.as_str().to_owned()));
                 }
                 Event::OpDone { id, .. } => {
                     if let Some(running) = self.inflight.finish(id) {
-                        for waiter in running.waiters {
-                            waiter.refuse(late.clone());
-                        }
+                        self.answer_after_writes(move || {
+                            for waiter in running.waiters {
+                                waiter.refuse(late.clone());
+                            }
+                        });
                     }
                 }
                 _ => {}
@@ -674,5 +733,20 @@ impl AccountActorState {
             Event::Watchdog => lifecycle::on_watchdog(&self.view()),
         };
         self.execute(myself, effects).await;
+    }
+}
+
+async fn write_now(env: &AccountEnv, account_id: AccountId, write: Write) {
+    match write {
+        Write::Row(update) => {
+            if let Err(e) = env.store.update_account(account_id, update).await {
+                tracing::error!(account_id, error = %e, "could not write the account state");
+            }
+        }
+        Write::Log(entry) => {
+            if let Err(e) = env.store.append_log(entry).await {
+                tracing::warn!(account_id, error = %e, "could not write the integration log");
+            }
+        }
     }
 }

@@ -24,6 +24,7 @@ pub mod protocol;
 pub mod session;
 pub mod state;
 mod stop;
+pub mod writes;
 
 pub use actor::{AccountActor, AccountMsg, StopReason};
 pub use commands::bot_sign_in::BotSignIn;

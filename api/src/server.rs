@@ -216,7 +216,7 @@ pub async fn launch(
     );
     let metrics = serve(
         listeners.metrics,
-        metrics_router(state.registry.clone()),
+        metrics_router(state.metrics_registry.clone()),
         metrics_limits,
         stop.clone(),
     );

@@ -186,7 +186,7 @@ pub async fn build_state(mut settings: Settings) -> Result<AppState, StartupErro
         fleet,
         telegram,
         sandbox,
-        registry,
+        metrics_registry: registry,
         http_metrics,
         started_at: Instant::now(),
         instance_lock: Arc::new(instance_lock),
@@ -283,6 +283,7 @@ async fn start_fleet(
         ..AccountLimits::default()
     };
     let env = Arc::new(AccountEnv {
+        writes: Default::default(),
         store,
         cipher,
         telegram,

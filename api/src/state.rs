@@ -25,7 +25,8 @@ pub struct AppState {
     pub telegram: Option<TelegramParams>,
     /// The in-process testdc of `serve --sandbox`.
     pub sandbox: Option<TestDc>,
-    pub registry: prometheus::Registry,
+    /// The Prometheus registry `/metrics` serves (the account registry is the fleet's).
+    pub metrics_registry: prometheus::Registry,
     pub http_metrics: HttpMetrics,
     pub started_at: Instant,
     /// This process's claim on the database; released when the last clone of the state goes.

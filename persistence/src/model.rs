@@ -202,6 +202,34 @@ pub struct AccountUpdate {
     pub add_restarts: i64,
 }
 
+impl AccountUpdate {
+    /// What the row becomes once this update is written (the store's `updated_at` aside).
+    pub fn apply_to(&self, row: &mut Account) {
+        if let Some(state) = self.state {
+            row.state = state;
+        }
+        if let Some(phone) = &self.phone {
+            row.phone.clone_from(phone);
+        }
+        if let Some(tg_user_id) = self.tg_user_id {
+            row.tg_user_id = tg_user_id;
+        }
+        if let Some(username) = &self.username {
+            row.username.clone_from(username);
+        }
+        if let Some(dc_id) = self.dc_id {
+            row.dc_id = dc_id;
+        }
+        if let Some(until) = self.flood_wait_until {
+            row.flood_wait_until = until;
+        }
+        if let Some(last_error) = &self.last_error {
+            row.last_error.clone_from(last_error);
+        }
+        row.restarts += self.add_restarts;
+    }
+}
+
 #[derive(Debug, Clone, Default)]
 pub struct AccountFilter {
     pub owner_id: Option<UserId>,

@@ -14,9 +14,11 @@ use tokio::task::JoinHandle;
 
 use crate::child::{AccountActorFactory, ChildFactory};
 use crate::error::{FleetError, UnavailableKind};
+use crate::messages::SupervisorMsg;
 use crate::metrics::SupervisionMetrics;
 use crate::settings::SupervisionSettings;
-use crate::shard::{is_alive, Registry, Shard, ShardContext, ShardMsg, ShardStats};
+use crate::stats::SupervisorStats;
+use crate::supervisor::{is_alive, AccountRegistry, Supervisor, SupervisorContext};
 
 /// Accounts read per page at start-up: small enough to keep memory flat with a huge fleet, large
 /// enough that paging costs nothing next to the paced starts.
@@ -50,10 +52,10 @@ pub struct Fleet {
 }
 
 struct Inner {
-    registry: Arc<Registry>,
+    registry: Arc<AccountRegistry>,
     factory: Arc<dyn ChildFactory>,
     metrics: SupervisionMetrics,
-    shards: Vec<ActorRef<ShardMsg>>,
+    supervisors: Vec<ActorRef<SupervisorMsg>>,
     settings: SupervisionSettings,
     accepting: AtomicBool,
     startup: Mutex<Option<JoinHandle<()>>>,
@@ -70,10 +72,10 @@ impl Fleet {
         factory: Arc<dyn ChildFactory>,
         metrics: SupervisionMetrics,
     ) -> anyhow::Result<Fleet> {
-        let shard_count = settings.shards.max(1);
+        let supervisor_count = settings.shards.max(1);
         let seq = FLEET_SEQ.fetch_add(1, Ordering::Relaxed);
-        let registry: Arc<Registry> = Arc::new(DashMap::new());
-        let ctx = Arc::new(ShardContext {
+        let registry: Arc<AccountRegistry> = Arc::new(DashMap::new());
+        let ctx = Arc::new(SupervisorContext {
             name_prefix: format!("tgfleet-{seq}"),
             settings: settings.clone(),
             store: store.clone(),
@@ -81,19 +83,19 @@ impl Fleet {
             registry: registry.clone(),
             metrics: metrics.clone(),
         });
-        let mut shards = Vec::with_capacity(shard_count);
-        for index in 0..shard_count {
+        let mut supervisors = Vec::with_capacity(supervisor_count);
+        for index in 0..supervisor_count {
             let spawned = Actor::spawn(
                 Some(format!("tgfleet-{seq}/supervisor/{index}")),
-                Shard { ctx: ctx.clone() },
+                Supervisor { ctx: ctx.clone() },
                 (),
             )
             .await;
             match spawned {
-                Ok((shard, _join)) => shards.push(shard),
+                Ok((supervisor, _join)) => supervisors.push(supervisor),
                 Err(e) => {
-                    for shard in &shards {
-                        shard.stop(None);
+                    for supervisor in &supervisors {
+                        supervisor.stop(None);
                     }
                     return Err(anyhow::anyhow!("starting supervisor {index}: {e}"));
                 }
@@ -105,7 +107,7 @@ impl Fleet {
                 registry,
                 factory,
                 metrics,
-                shards,
+                supervisors,
                 settings,
                 accepting: AtomicBool::new(true),
                 startup: Mutex::new(None),
@@ -235,12 +237,12 @@ impl Fleet {
         account_id: AccountId,
         reason: &str,
     ) -> Result<(), FleetError> {
-        let shard = self.shard(account_id).clone();
+        let supervisor = self.supervisor(account_id).clone();
         let reason = reason.to_string();
         // A stop is bounded by the kill that follows the shutdown timeout; a little on top.
         let limit = self.inner.settings.shutdown_timeout + Duration::from_secs(5);
         self.bounded(account_id, limit, async move {
-            ask(&shard, account_id, |reply| ShardMsg::Stop {
+            ask(&supervisor, account_id, |reply| SupervisorMsg::Stop {
                 account_id,
                 reason,
                 reply,
@@ -263,10 +265,10 @@ impl Fleet {
     /// Answers once the new actor is up.
     pub async fn restart(&self, account_id: AccountId) -> Result<(), FleetError> {
         self.check_accepting(account_id)?;
-        let shard = self.shard(account_id).clone();
+        let supervisor = self.supervisor(account_id).clone();
         let limit = self.inner.settings.call_timeout + self.inner.settings.shutdown_timeout;
         self.bounded(account_id, limit, async move {
-            ask(&shard, account_id, |reply| ShardMsg::Restart {
+            ask(&supervisor, account_id, |reply| SupervisorMsg::Restart {
                 account_id,
                 reply,
             })
@@ -288,7 +290,7 @@ impl Fleet {
     /// The watchdog hook: the account's actor is known to be silent or dead; restart it in place
     /// (reason `watchdog`). Counts toward the restart intensity like a failure.
     pub fn report_silent(&self, account_id: AccountId, why: &str) {
-        let _ = self.shard(account_id).cast(ShardMsg::Watchdog {
+        let _ = self.supervisor(account_id).cast(SupervisorMsg::Watchdog {
             account_id,
             expected: None,
             why: why.to_string(),
@@ -311,12 +313,12 @@ impl Fleet {
 
     pub async fn supervisor_stats(&self) -> FleetStats {
         let mut total = FleetStats::default();
-        for shard in &self.inner.shards {
-            let answer = shard
-                .call(ShardMsg::Stats, Some(Duration::from_secs(2)))
+        for supervisor in &self.inner.supervisors {
+            let answer = supervisor
+                .call(SupervisorMsg::Stats, Some(Duration::from_secs(2)))
                 .await;
             match answer {
-                Ok(CallResult::Success(ShardStats {
+                Ok(CallResult::Success(SupervisorStats {
                     children,
                     starting,
                     backing_off,
@@ -358,15 +360,15 @@ impl Fleet {
             startup.abort();
         }
         let limit = self.inner.settings.shutdown_timeout + Duration::from_secs(5);
-        let stops = self.inner.shards.iter().map(|shard| async move {
-            let _ = shard.call(ShardMsg::Shutdown, Some(limit)).await;
+        let stops = self.inner.supervisors.iter().map(|supervisor| async move {
+            let _ = supervisor.call(SupervisorMsg::Shutdown, Some(limit)).await;
             // Anything still linked dies with its supervisor.
-            if shard
+            if supervisor
                 .stop_and_wait(Some("shutdown".into()), Some(Duration::from_secs(5)))
                 .await
                 .is_err()
             {
-                shard.kill();
+                supervisor.kill();
             }
         });
         futures::future::join_all(stops).await;
@@ -409,7 +411,7 @@ impl Fleet {
                     continue;
                 }
                 pace.tick().await;
-                let _ = self.shard(account.id).cast(ShardMsg::Start {
+                let _ = self.supervisor(account.id).cast(SupervisorMsg::Start {
                     account_id: account.id,
                 });
                 started += 1;
@@ -431,8 +433,8 @@ impl Fleet {
         if let Some(actor) = self.running(account_id) {
             return Ok(actor);
         }
-        let shard = self.shard(account_id);
-        ask(shard, account_id, |reply| ShardMsg::Resolve {
+        let supervisor = self.supervisor(account_id);
+        ask(supervisor, account_id, |reply| SupervisorMsg::Resolve {
             account_id,
             reply,
         })
@@ -445,9 +447,9 @@ impl Fleet {
         is_alive(&actor).then_some(actor)
     }
 
-    fn shard(&self, account_id: AccountId) -> &ActorRef<ShardMsg> {
-        let index = account_id.rem_euclid(self.inner.shards.len() as i64) as usize;
-        &self.inner.shards[index]
+    fn supervisor(&self, account_id: AccountId) -> &ActorRef<SupervisorMsg> {
+        let index = account_id.rem_euclid(self.inner.supervisors.len() as i64) as usize;
+        &self.inner.supervisors[index]
     }
 
     fn check_accepting(&self, account_id: AccountId) -> Result<(), FleetError> {
@@ -502,11 +504,11 @@ fn not_running(account_id: AccountId) -> FleetError {
 
 /// One request to a supervisor; its failure to answer becomes `Unavailable`.
 async fn ask<T: Send + 'static>(
-    shard: &ActorRef<ShardMsg>,
+    supervisor: &ActorRef<SupervisorMsg>,
     account_id: AccountId,
-    msg: impl FnOnce(ractor::RpcReplyPort<T>) -> ShardMsg,
+    msg: impl FnOnce(ractor::RpcReplyPort<T>) -> SupervisorMsg,
 ) -> Result<T, FleetError> {
-    match shard.call(msg, None).await {
+    match supervisor.call(msg, None).await {
         Ok(CallResult::Success(answer)) => Ok(answer),
         _ => Err(FleetError::unavailable(
             account_id,

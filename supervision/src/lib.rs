@@ -16,17 +16,22 @@
 //! * It does not answer a liveness check within `liveness_timeout`, or someone calls
 //!   [`Fleet::report_silent`]: it is killed and restarted like a failure (`reason="watchdog"`).
 //!
-//! Each supervisor ("shard") owns a fixed subset of account ids, so all starts, restarts and stops
+//! Each supervisor owns a fixed subset of account ids, so all starts, restarts and stops
 //! of one account go through one mailbox: that, not a lock, is what keeps it to one actor.
 
 pub mod child;
 pub mod error;
 mod fleet;
 mod journal;
+mod liveness;
+mod messages;
 pub mod metrics;
 mod policy;
 mod settings;
-mod shard;
+mod slot;
+mod spawn;
+mod stats;
+mod supervisor;
 
 pub use child::{AccountActorFactory, ChildFactory, ChildSpec, SpawnFuture};
 pub use error::{FleetError, UnavailableKind};
@@ -34,4 +39,5 @@ pub use fleet::{Fleet, FleetStats};
 pub use metrics::{RestartReason, SupervisionMetrics};
 pub use policy::backoff_delay;
 pub use settings::SupervisionSettings;
-pub use shard::{ShardStats, WATCHDOG_STOP_REASON};
+pub use slot::WATCHDOG_STOP_REASON;
+pub use stats::SupervisorStats;

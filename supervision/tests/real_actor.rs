@@ -49,6 +49,7 @@ async fn open_env_sealed_by(
     let metrics = AccountMetrics::register(&prometheus::Registry::new()).expect("metrics");
     let registrar = dc.clone();
     Arc::new(AccountEnv {
+        writes: Default::default(),
         store,
         cipher,
         telegram: TelegramParams {

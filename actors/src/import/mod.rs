@@ -540,6 +540,7 @@ mod tests {
         let sealed = cipher.seal(account.id, &plain).await.unwrap();
         store.put_session(account.id, &sealed).await.unwrap();
         let env = Arc::new(AccountEnv {
+            writes: Default::default(),
             store: store.clone(),
             cipher: cipher.clone(),
             telegram: TelegramParams {

@@ -102,6 +102,7 @@ async fn open_env(
     let metrics = AccountMetrics::register(&registry).expect("metrics");
     let registrar = dc.clone();
     let env = Arc::new(AccountEnv {
+        writes: Default::default(),
         store,
         cipher,
         telegram: TelegramParams {

@@ -240,3 +240,68 @@ async fn a_duplicated_key_stops_the_account_and_keeps_its_session() {
     );
     again.stop().await;
 }
+
+/// Issue 12, item 3: store writes leave the mailbox. While another connection holds SQLite's
+/// write lock, a flood wait is decided and the account's status is still answered (the write
+/// waits, the mailbox does not); the caller whose call caused the write hears back only once it
+/// is in the store, so what it reads next is what it caused.
+#[tokio::test]
+async fn a_stalled_database_does_not_stall_the_mailbox() {
+    let h = Harness::start().await;
+    let phone = "+15552400";
+    h.dc.add_user(UserSpec::new(phone, "Stalled"));
+    let (id, running) = h.logged_in(phone).await;
+    h.dc.faults()
+        .flood_wait("messages.sendMessage", Some(phone), 3600);
+
+    let raw = tgfleet_persistence::SqliteStore::connect(&format!(
+        "sqlite://{}/tgfleet.db",
+        h.dir.path().display()
+    ))
+    .await
+    .expect("raw connection");
+    let mut lock = raw.pool().acquire().await.expect("connection");
+    sqlx::raw_sql("BEGIN IMMEDIATE")
+        .execute(&mut *lock)
+        .await
+        .expect("take the write lock");
+
+    let actor = running.actor.clone();
+    let send = tokio::spawn(async move {
+        crate::harness::call(
+            &actor,
+            SendMessage {
+                peer: tgfleet_actors::Peer::Me,
+                text: "into a flood wait".into(),
+                dedupe_key: None,
+            },
+        )
+        .await
+    });
+    // The wait is decided and shown while its row write cannot land.
+    let deadline = tokio::time::Instant::now() + BOUND;
+    while running.status().await.flood_wait_until.is_none() {
+        assert!(tokio::time::Instant::now() < deadline, "flood wait decided");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert!(
+        !send.is_finished(),
+        "the caller hears back only after the write"
+    );
+
+    sqlx::raw_sql("ROLLBACK")
+        .execute(&mut *lock)
+        .await
+        .expect("release the write lock");
+    let answer = tokio::time::timeout(BOUND, send)
+        .await
+        .expect("bounded")
+        .expect("send task");
+    assert!(
+        matches!(answer, Err(AccountError::FloodWait { .. })),
+        "{answer:?}"
+    );
+    let row = h.env.store.account(id).await.expect("row");
+    assert!(row.flood_wait_until.is_some(), "{row:?}");
+    running.stop().await;
+}
