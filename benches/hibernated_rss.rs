@@ -176,7 +176,7 @@ async fn run() {
         request(
             &actor,
             SendCode {
-                phone: phone.clone(),
+                phone: phone.parse().expect("a phone"),
             },
             BOUND,
         )

@@ -287,7 +287,14 @@ async fn run_login() {
         tasks.spawn(async move {
             let id = user_account(env.store.as_ref(), owner, phone.clone()).await;
             let actor = spawn_actor(&env, id).await;
-            request(&actor, SendCode { phone }, BOUND).await;
+            request(
+                &actor,
+                SendCode {
+                    phone: phone.parse().expect("a phone"),
+                },
+                BOUND,
+            )
+            .await;
             request(&actor, SignIn { code: CODE.into() }, BOUND).await;
             actor.stop(None);
             drop(permit);

@@ -110,7 +110,15 @@ async fn run() {
     for i in 0..n {
         let phone = format!("+1776{:06}1", i);
         let id = user_account(store.as_ref(), owner, phone.clone()).await;
-        fleet.call(id, SendCode { phone }).await.expect("code");
+        fleet
+            .call(
+                id,
+                SendCode {
+                    phone: phone.parse().expect("a phone"),
+                },
+            )
+            .await
+            .expect("code");
         fleet
             .call(id, SignIn { code: CODE.into() })
             .await

@@ -21,6 +21,7 @@ use ractor::ActorRef;
 use tgfleet_persistence::AccountId;
 use tokio::task::{AbortHandle, JoinHandle};
 use tokio::time::Instant;
+use tracing::Instrument;
 
 use crate::actor::{AccountMsg, Event, InternalMsg};
 use crate::env::AccountEnv;
@@ -268,13 +269,26 @@ impl Tg {
         self.call_in_dc(dc, request).await
     }
 
-    /// One Telegram call: flood gate → pacing → bounded invoke → flood bookkeeping.
+    /// One Telegram call: flood gate → pacing → bounded invoke → flood bookkeeping, in a span
+    /// named for the method (inside the account's span of the command that made it).
     pub async fn call_in_dc<R: tl::RemoteCall>(
         &self,
         dc_id: i32,
         request: &R,
     ) -> Result<R::Return, CallError> {
         let method = method_name(request);
+        let span = tracing::debug_span!("telegram", method, dc = dc_id);
+        self.call_traced(dc_id, request, method)
+            .instrument(span)
+            .await
+    }
+
+    async fn call_traced<R: tl::RemoteCall>(
+        &self,
+        dc_id: i32,
+        request: &R,
+        method: &'static str,
+    ) -> Result<R::Return, CallError> {
         let limits = &self.env.limits;
         let metrics = &self.env.metrics;
         let mut flood_retries = 0;

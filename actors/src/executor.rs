@@ -16,6 +16,7 @@ use tgfleet_persistence::{
 };
 use tokio::task::{AbortHandle, JoinHandle};
 use tokio::time::Instant;
+use tracing::Instrument;
 
 use crate::actor::{AccountMsg, Event, InternalMsg};
 use crate::client::{LiveClient, Tg};
@@ -213,6 +214,11 @@ impl Drop for AccountActorState {
         if let Some(check) = self.check.take() {
             check.abort();
         }
+        // What the message that panicked (or was killed) had decided still lands, so the row and
+        // the log keep every change an actor made; its answers go as well.
+        if !self.pending.is_empty() && tokio::runtime::Handle::try_current().is_ok() {
+            self.flush();
+        }
         // Their callers see the reply port dropped: the request may or may not have run.
         for op in self.inflight.running.drain(..) {
             op.task.abort();
@@ -272,6 +278,20 @@ impl AccountActorState {
         myself: &ActorRef<AccountMsg>,
         command: C,
         reply: Option<Port<C::Reply>>,
+        span: tracing::Span,
+    ) {
+        let traced = span.clone();
+        self.admit_and_spawn(myself, command, reply, span)
+            .instrument(traced)
+            .await
+    }
+
+    async fn admit_and_spawn<C: Handler>(
+        &mut self,
+        myself: &ActorRef<AccountMsg>,
+        command: C,
+        reply: Option<Port<C::Reply>>,
+        span: tracing::Span,
     ) {
         if C::IS_USE {
             self.last_request = Instant::now();
@@ -287,7 +307,7 @@ impl AccountActorState {
                     });
                 }
             }
-            Admission::Run(op) => self.spawn::<C>(myself, op, reply),
+            Admission::Run(op) => self.spawn::<C>(myself, op, reply, span.clone()),
         }
     }
 
@@ -296,6 +316,7 @@ impl AccountActorState {
         myself: &ActorRef<AccountMsg>,
         op: C::Op,
         reply: Option<Port<C::Reply>>,
+        span: tracing::Span,
     ) {
         let key = C::joins(&op).map(|key| (C::NAME, key));
         let waiters: Vec<Box<dyn Waiter>> = match reply {
@@ -313,23 +334,26 @@ impl AccountActorState {
         self.inflight.next_id += 1;
         let id = self.inflight.next_id;
         let me = myself.clone();
-        let task = tokio::spawn(async move {
-            // A panic inside grammers or our operation code must still end the operation, or
-            // the account would wait for it forever.
-            let result = AssertUnwindSafe(C::run(op, tg))
-                .catch_unwind()
-                .await
-                .unwrap_or_else(|_| {
-                    Err(OpFailure::user(AccountError::Internal(
-                        "the operation crashed".into(),
-                    )))
-                });
-            let finish: Box<dyn Finish> = Box::new(Finished::<C> { result });
-            let _ = me.send_message(AccountMsg::Internal(InternalMsg(Event::OpDone {
-                id,
-                finish,
-            })));
-        });
+        let task = tokio::spawn(
+            async move {
+                // A panic inside grammers or our operation code must still end the operation, or
+                // the account would wait for it forever.
+                let result = AssertUnwindSafe(C::run(op, tg))
+                    .catch_unwind()
+                    .await
+                    .unwrap_or_else(|_| {
+                        Err(OpFailure::user(AccountError::Internal(
+                            "the operation crashed".into(),
+                        )))
+                    });
+                let finish: Box<dyn Finish> = Box::new(Finished::<C> { result });
+                let _ = me.send_message(AccountMsg::Internal(InternalMsg(Event::OpDone {
+                    id,
+                    finish,
+                })));
+            }
+            .instrument(span),
+        );
         self.inflight.running.push(Running {
             id,
             class: C::CLASS,
@@ -411,11 +435,15 @@ impl AccountActorState {
                 Effect::ScheduleCheck(delay) => self.schedule_check(myself, delay),
                 Effect::DropClient => self.client = None,
                 Effect::WipeSession => {
+                    // The final row first: a crash between the two must not leave a row that
+                    // says active beside a session with no key.
+                    self.settle().await;
                     if let Err(e) = self.session.wipe().await {
                         tracing::error!(account_id = self.id, error = %e, "wiping a dead session");
                     }
                 }
                 Effect::ForgetPendingLogin => {
+                    self.settle().await;
                     if let Err(e) = self.session.set_pending_login(None).await {
                         // What follows assumes the login is gone; it is not.
                         tracing::warn!(account_id = self.id, error = %e, "could not forget an expired login");
@@ -424,7 +452,8 @@ impl AccountActorState {
                 }
                 Effect::CheckHealth => {
                     if !self.inflight.health_running() {
-                        self.spawn::<Health>(myself, (), None);
+                        let span = own_span(self.id, Health::NAME);
+                        self.spawn::<Health>(myself, (), None, span);
                     }
                 }
                 Effect::PollQr => {
@@ -432,7 +461,8 @@ impl AccountActorState {
                         self.inflight.qr_poll_queued = true;
                     } else {
                         self.inflight.qr_poll_queued = false;
-                        self.spawn::<QrPoll>(myself, (), None);
+                        let span = own_span(self.id, QrPoll::NAME);
+                        self.spawn::<QrPoll>(myself, (), None, span);
                     }
                 }
                 Effect::StartWatchdog => {
@@ -450,8 +480,9 @@ impl AccountActorState {
     }
 
     /// Moves the account to `to` (see [`Effect::Become`]). The row changes in memory now and in
-    /// the store when the message's writes go out; a write that fails there is logged, and the
-    /// row catches up with the next one (the session is the truth).
+    /// the store when the message's writes go out. A write that fails there is logged; every
+    /// later write carries the state again, so the stored state catches up, while a field only
+    /// that write carried (a flood-wait end, a last error) stays as it was in the store.
     fn transition(
         &mut self,
         myself: &ActorRef<AccountMsg>,
@@ -515,7 +546,8 @@ impl AccountActorState {
         self.pending.push(Write::Log(entry));
     }
 
-    /// `send` runs once the writes decided so far are in the store (at once when there are none).
+    /// `send` runs once this message's writes are in the store (at once when it wrote nothing;
+    /// behind every queued write when the actor is ending).
     pub(crate) fn answer_after_writes(&mut self, send: impl FnOnce() + Send + 'static) {
         self.answers.push(Box::new(send));
     }
@@ -527,7 +559,10 @@ impl AccountActorState {
         let answers = std::mem::take(&mut self.answers);
         // Answers that wrote nothing describe memory, which is already newest: they need not wait
         // for an earlier message's writes (a status read during a database stall is answered).
-        if writes.is_empty() {
+        // An ending actor's refusals do: they tell the caller the final state, which its row
+        // must show by then.
+        let behind_queue = self.state.is_ending() && !self.env.writes.idle(self.id);
+        if writes.is_empty() && !behind_queue {
             for send in answers {
                 send();
             }
@@ -674,21 +709,14 @@ impl AccountActorState {
         if self.state.is_ending() {
             // Nothing but the stop matters any more; late results must not move the account out
             // of a final state again (a late health check "reviving" a banned account).
-            let late = match self.state {
-                State::Hibernating => AccountError::Hibernating,
-                _ => AccountError::WrongState {
-                    state: self.state.account_state(),
-                    expected: "a running account",
-                },
-            };
+            let late = self.ending_error();
             match event {
                 Event::StopNow(reason) => {
                     // Requests still running get the state's answer rather than a dropped port.
-                    let error = self.ending_error();
                     let waiters = self.inflight.stop_all();
                     self.answer_after_writes(move || {
                         for waiter in waiters {
-                            waiter.refuse(error.clone());
+                            waiter.refuse(late.clone());
                         }
                     });
                     myself.stop(Some(reason.as_str().to_owned()));
@@ -749,4 +777,9 @@ async fn write_now(env: &AccountEnv, account_id: AccountId, write: Write) {
             }
         }
     }
+}
+
+/// The span of an operation the account starts on its own (no request behind it).
+fn own_span(account_id: AccountId, op: &'static str) -> tracing::Span {
+    tracing::info_span!(parent: None, "account", account_id, command = op)
 }

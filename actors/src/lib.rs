@@ -40,4 +40,5 @@ pub use commands::{AccountRequest, Command, Port};
 pub use env::{AccountArgs, AccountEnv, AccountLimits, TelegramParams, TelegramTarget};
 pub use metrics::AccountMetrics;
 pub use peer::Peer;
+pub use phone::Phone;
 pub use protocol::*;

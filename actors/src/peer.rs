@@ -11,8 +11,7 @@ pub enum Peer {
     Me,
     /// Without the `@`: 4 to 32 letters, digits and underscores.
     Username(String),
-    /// `+` and 7 to 15 digits (see `phone::normalize_phone`).
-    Phone(String),
+    Phone(crate::phone::Phone),
     /// A Bot API style id: users positive, basic groups negative, channels `-100…`.
     Id(i64),
 }
@@ -38,9 +37,7 @@ impl FromStr for Peer {
             };
         }
         if raw.starts_with('+') {
-            return crate::phone::normalize_phone(raw)
-                .map(Self::Phone)
-                .ok_or(PEER_FORMS);
+            return raw.parse().map(Self::Phone).map_err(|_| PEER_FORMS);
         }
         match raw.parse::<i64>() {
             Ok(id) if id != 0 => Ok(Self::Id(id)),
@@ -54,7 +51,7 @@ impl fmt::Display for Peer {
         match self {
             Self::Me => f.write_str("me"),
             Self::Username(name) => write!(f, "@{name}"),
-            Self::Phone(phone) => f.write_str(phone),
+            Self::Phone(phone) => write!(f, "{phone}"),
             Self::Id(id) => write!(f, "{id}"),
         }
     }
@@ -72,7 +69,7 @@ mod tests {
             ("@durov", Peer::Username("durov".into()), "@durov"),
             (
                 "+1 (555) 010-0199",
-                Peer::Phone("+15550100199".into()),
+                Peer::Phone("+15550100199".parse().unwrap()),
                 "+15550100199",
             ),
             ("42", Peer::Id(42), "42"),

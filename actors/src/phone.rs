@@ -1,22 +1,60 @@
 //! Phones as Telegram and the store expect them. Every way in (REST, onboarding, import, a
-//! direct actor call) passes through here before a phone reaches Telegram or a unique index.
+//! direct actor call) parses a [`Phone`] first, so no unnormalised phone reaches Telegram or a
+//! unique index.
 
-/// `+` and 7–15 digits (E.164); spaces, dashes, dots and parentheses are dropped first, so
-/// `+1 (555) 010-0199` and `+15550100199` are the same account.
-pub fn normalize_phone(raw: &str) -> Option<String> {
-    let trimmed = raw.trim();
-    let digits: String = trimmed
-        .trim_start_matches('+')
-        .chars()
-        .filter(|c| !matches!(c, ' ' | '-' | '.' | '(' | ')'))
-        .collect();
-    if !trimmed.starts_with('+')
-        || !(7..=15).contains(&digits.len())
-        || !digits.bytes().all(|b| b.is_ascii_digit())
-    {
-        return None;
+use std::fmt;
+use std::str::FromStr;
+
+/// `+` and 7–15 digits (E.164). Parsing drops spaces, dashes, dots and parentheses first, so
+/// `+1 (555) 010-0199` and `+15550100199` are the same phone.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Phone(String);
+
+impl Phone {
+    pub fn as_str(&self) -> &str {
+        &self.0
     }
-    Some(format!("+{digits}"))
+
+    /// The digits without the `+`, as some Telegram methods take them.
+    pub fn digits(&self) -> &str {
+        &self.0[1..]
+    }
+
+    pub fn into_string(self) -> String {
+        self.0
+    }
+}
+
+impl FromStr for Phone {
+    type Err = &'static str;
+
+    fn from_str(raw: &str) -> Result<Self, Self::Err> {
+        let trimmed = raw.trim();
+        let digits: String = trimmed
+            .trim_start_matches('+')
+            .chars()
+            .filter(|c| !matches!(c, ' ' | '-' | '.' | '(' | ')'))
+            .collect();
+        if !trimmed.starts_with('+')
+            || !(7..=15).contains(&digits.len())
+            || !digits.bytes().all(|b| b.is_ascii_digit())
+        {
+            return Err("a phone is + and 7 to 15 digits");
+        }
+        Ok(Self(format!("+{digits}")))
+    }
+}
+
+impl fmt::Display for Phone {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl From<Phone> for String {
+    fn from(phone: Phone) -> String {
+        phone.0
+    }
 }
 
 #[cfg(test)]
@@ -25,13 +63,14 @@ mod tests {
 
     #[test]
     fn phones_are_normalized_or_refused() {
+        let parse = |raw: &str| raw.parse::<Phone>().ok().map(Phone::into_string);
+        assert_eq!(parse("+1 (555) 010-0199").as_deref(), Some("+15550100199"));
+        assert_eq!(parse(" +447700900123 ").as_deref(), Some("+447700900123"));
         assert_eq!(
-            normalize_phone("+1 (555) 010-0199").as_deref(),
-            Some("+15550100199")
-        );
-        assert_eq!(
-            normalize_phone(" +447700900123 ").as_deref(),
-            Some("+447700900123")
+            "+15550100199"
+                .parse::<Phone>()
+                .map(|p| p.digits().to_owned()),
+            Ok("15550100199".to_owned())
         );
         for bad in [
             "15550100199",
@@ -41,7 +80,7 @@ mod tests {
             "",
             "+1234567890123456",
         ] {
-            assert_eq!(normalize_phone(bad), None, "{bad}");
+            assert_eq!(parse(bad), None, "{bad}");
         }
     }
 }

@@ -67,7 +67,7 @@ impl AccountWrites {
     }
 
     /// Waits until every job submitted so far for this account is done.
-    pub(crate) async fn settle(self: &Arc<Self>, account_id: AccountId) {
+    pub async fn settle(self: &Arc<Self>, account_id: AccountId) {
         if self.idle(account_id) {
             return;
         }

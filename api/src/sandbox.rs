@@ -1,7 +1,6 @@
 //! Routes that exist only under `serve --sandbox`: the in-process testdc's login codes and fault
 //! injection, so every flow can be played over HTTP without Telegram.
 
-use crate::accounts::normalize_phone;
 use crate::auth::AuthUser;
 use crate::error::ApiError;
 use crate::extract::{ApiJson, ApiPath};
@@ -9,6 +8,7 @@ use crate::state::AppState;
 use axum::extract::State;
 use axum::Json;
 use serde::{Deserialize, Serialize};
+use tgfleet_actors::Phone;
 use tgfleet_testdc::{FaultBody, TestDc};
 use utoipa::ToSchema;
 
@@ -31,7 +31,10 @@ pub async fn code(
     ApiPath(phone): ApiPath<String>,
 ) -> Result<Json<SandboxCode>, ApiError> {
     let dc = testdc(&state)?;
-    let phone = normalize_phone(&phone).ok_or(ApiError::NotFound("code"))?;
+    let phone = phone
+        .parse::<Phone>()
+        .map(Phone::into_string)
+        .map_err(|_| ApiError::NotFound("code"))?;
     // Even in a shared sandbox, one user must not finish another's login: only the owner of an
     // account on this phone (or an admin) reads its code.
     if !user.is_admin() && !owns_phone(&state, user.id, &phone).await? {
@@ -121,9 +124,11 @@ pub async fn fault(
     let dc = testdc(&state)?;
     let phone = match req.phone.as_deref() {
         None => None,
-        Some(p) => Some(normalize_phone(p).ok_or(ApiError::Unprocessable {
-            code: "INVALID_FAULT",
-            message: "phone must be + and 7 to 15 digits".into(),
+        Some(p) => Some(p.parse::<Phone>().map(Phone::into_string).map_err(|_| {
+            ApiError::Unprocessable {
+                code: "INVALID_FAULT",
+                message: "phone must be + and 7 to 15 digits".into(),
+            }
         })?),
     };
     // A shared sandbox is still shared: a user's faults reach only the user's own phones, and

@@ -15,7 +15,6 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tgfleet_api::accounts::normalize_phone;
 use tokio::sync::Mutex;
 
 #[derive(Debug, Clone)]
@@ -95,7 +94,7 @@ pub fn read_rows(path: &Path) -> anyhow::Result<(Vec<Row>, Vec<BadRow>)> {
         if raw.starts_with('#') {
             continue;
         }
-        let Some(phone) = normalize_phone(&raw) else {
+        let Ok(phone) = raw.parse::<tgfleet_actors::Phone>().map(String::from) else {
             bad.push((
                 line,
                 raw,
@@ -128,8 +127,13 @@ pub fn read_codes(path: &PathBuf) -> anyhow::Result<HashMap<String, String>> {
         .from_reader(text.as_bytes());
     for record in reader.records() {
         let record = record?;
-        if let (Some(phone), Some(code)) = (record.get(0).and_then(normalize_phone), record.get(1))
-        {
+        if let (Some(phone), Some(code)) = (
+            record
+                .get(0)
+                .and_then(|p| p.parse::<tgfleet_actors::Phone>().ok())
+                .map(String::from),
+            record.get(1),
+        ) {
             codes.insert(phone, code.to_owned());
         }
     }

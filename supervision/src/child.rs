@@ -34,7 +34,15 @@ pub trait ChildFactory: Send + Sync + 'static {
 
     /// The account was deleted: whatever the factory keeps about it (metric series) goes.
     fn deleted(&self, _account_id: AccountId) {}
+
+    /// Resolves once every write an actor of this account queued is in the store, so a
+    /// supervisor write (a quarantine, its lifting) lands after a dead actor's last ones.
+    fn settled(&self, _account_id: AccountId) -> SettleFuture {
+        Box::pin(std::future::ready(()))
+    }
 }
+
+pub type SettleFuture = Pin<Box<dyn Future<Output = ()> + Send>>;
 
 /// Any `Fn(ChildSpec) -> impl Future<…>` is a factory (handy in tests).
 impl<F, Fut> ChildFactory for F
@@ -78,5 +86,10 @@ impl ChildFactory for AccountActorFactory {
     fn deleted(&self, account_id: AccountId) {
         self.env.metrics.forget(account_id);
         self.env.metrics.forget_calls(account_id);
+    }
+
+    fn settled(&self, account_id: AccountId) -> SettleFuture {
+        let writes = Arc::clone(&self.env.writes);
+        Box::pin(async move { writes.settle(account_id).await })
     }
 }

@@ -11,6 +11,7 @@ use tgfleet_actors::{AccountEnv, AccountError, AccountMsg, Command};
 use tgfleet_persistence::{AccountFilter, AccountId, AccountState, Store};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
+use tracing::Instrument;
 
 use crate::child::{AccountActorFactory, ChildFactory};
 use crate::error::{FleetError, UnavailableKind};
@@ -153,7 +154,10 @@ impl Fleet {
         command: C,
     ) -> Result<C::Reply, FleetError> {
         let timeout = self.inner.settings.call_timeout;
-        match tokio::time::timeout(timeout, self.call_unbounded(account_id, command)).await {
+        // The request's span, carried into the actor and its Telegram call (`into_request`).
+        let span = tracing::info_span!("account", account_id, command = C::NAME);
+        let call = self.call_unbounded(account_id, command).instrument(span);
+        match tokio::time::timeout(timeout, call).await {
             Ok(result) => result,
             Err(_) => Err(FleetError::unavailable(
                 account_id,

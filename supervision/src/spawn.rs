@@ -35,7 +35,8 @@ pub(crate) fn parse_child_name(prefix: &str, name: &str) -> Option<(AccountId, u
 impl Spawner {
     pub(crate) fn new() -> Self {
         Self {
-            next_generation: 0,
+            // From 1: a timer armed for generation 0 matches no slot.
+            next_generation: 1,
             writer: StoreWriter::spawn(),
         }
     }
@@ -86,6 +87,8 @@ async fn start_child(
     lift_quarantine: bool,
 ) -> Result<ActorRef<AccountMsg>, StartError> {
     let account_id = spec.account_id;
+    // The row is read next: an earlier actor's writes land first.
+    ctx.factory.settled(account_id).await;
     if lift_quarantine {
         // Through the writer, so it lands after a quarantine still queued there.
         let store = ctx.store.clone();

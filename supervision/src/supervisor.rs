@@ -240,6 +240,7 @@ impl Supervisor {
         account_id: AccountId,
         effect: Effect<Live>,
     ) {
+        // Spawns start at generation 1 (`Spawner`), so 0 (no slot) matches no later timer.
         let generation = state.slots.get(&account_id).map_or(0, |s| s.generation);
         match effect {
             Effect::Answer(waiters, result) => {
@@ -305,13 +306,19 @@ impl Supervisor {
             }
             Effect::Quarantine { detail } => {
                 let s = &self.ctx.settings;
-                state.spawner.writer.submit(journal::quarantine(
+                // After the dead actor's last writes, or one of them would end the quarantine.
+                let settled = self.ctx.factory.settled(account_id);
+                let quarantine = journal::quarantine(
                     self.ctx.store.clone(),
                     account_id,
                     s.restart_max,
                     s.restart_window,
                     detail,
-                ));
+                );
+                state.spawner.writer.submit(async move {
+                    settled.await;
+                    quarantine.await;
+                });
             }
             Effect::DependencyWait { down, first } => {
                 self.ctx.metrics.count_dependency_wait(down.dependency);

@@ -101,7 +101,7 @@ async fn send_code(fleet: &Fleet, id: i64, phone: &str) {
         .call(
             id,
             SendCode {
-                phone: phone.into(),
+                phone: phone.parse().expect("a phone"),
             },
         )
         .await;
@@ -634,6 +634,108 @@ async fn a_deleted_accounts_restart_series_leave_the_metrics() {
             restart_series(&registry, id).len(),
             0,
             "the deleted account's series are gone"
+        );
+        fleet.shutdown().await;
+    })
+    .await
+    .expect("test bound");
+}
+
+/// Records, for every `telegram` span (one Telegram call), the chain of spans it sits in, each as
+/// `name{fields}`.
+struct SpanChains(Arc<std::sync::Mutex<Vec<String>>>);
+
+struct SpanText(String);
+
+#[derive(Default)]
+struct FieldText(Vec<String>);
+
+impl tracing::field::Visit for FieldText {
+    fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn std::fmt::Debug) {
+        self.0.push(format!("{}={value:?}", field.name()));
+    }
+
+    fn record_str(&mut self, field: &tracing::field::Field, value: &str) {
+        self.0.push(format!("{}={value}", field.name()));
+    }
+}
+
+impl<S> tracing_subscriber::Layer<S> for SpanChains
+where
+    S: tracing::Subscriber + for<'a> tracing_subscriber::registry::LookupSpan<'a>,
+{
+    fn on_new_span(
+        &self,
+        attrs: &tracing::span::Attributes<'_>,
+        id: &tracing::span::Id,
+        ctx: tracing_subscriber::layer::Context<'_, S>,
+    ) {
+        let Some(span) = ctx.span(id) else { return };
+        let mut fields = FieldText::default();
+        attrs.record(&mut fields);
+        let name = attrs.metadata().name();
+        span.extensions_mut()
+            .insert(SpanText(format!("{name}{{{}}}", fields.0.join(","))));
+        if name == "telegram" {
+            let chain: Vec<String> = span
+                .scope()
+                .from_root()
+                .map(|s| {
+                    s.extensions()
+                        .get::<SpanText>()
+                        .map(|t| t.0.clone())
+                        .unwrap_or_default()
+                })
+                .collect();
+            self.0.lock().unwrap().push(chain.join(" > "));
+        }
+    }
+}
+
+/// Issue 12, item 7: one search follows a request end to end. The caller's span (the HTTP
+/// request's, in the server) is the parent of the account command's span, which is the parent of
+/// the Telegram call's span, although the call runs in the actor's own task.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_requests_span_reaches_its_telegram_call() {
+    use tracing::Instrument;
+    use tracing_subscriber::layer::SubscriberExt;
+    let chains = Arc::new(std::sync::Mutex::new(Vec::new()));
+    // The process-wide subscriber, not a thread-local one: a callsite another test of this
+    // binary reached first with no subscriber would otherwise stay disabled (tracing caches
+    // interest per callsite). Other tests' chains land here too; only this one's marker counts.
+    tracing::subscriber::set_global_default(
+        tracing_subscriber::registry().with(SpanChains(Arc::clone(&chains))),
+    )
+    .expect("the only test of this binary that sets a subscriber");
+    tokio::time::timeout(BOUND, async {
+        let dc = TestDc::start(TestDcConfig::default())
+            .await
+            .expect("testdc");
+        let dir = tempfile::tempdir().expect("dir");
+        let env = open_env(&dc, &dir).await;
+        let phone = "+15550171";
+        dc.add_user(UserSpec::new(phone, "Traced"));
+        let id = user_account(&env, phone).await;
+        let registry = prometheus::Registry::new();
+        let fleet = Fleet::start_accounts(settings(), env.clone(), &registry)
+            .await
+            .expect("fleet");
+        send_code(&fleet, id, phone).await;
+        sign_in(&fleet, &dc, id, phone).await;
+
+        let request = tracing::info_span!("request", marker = "r-77");
+        send_me(&fleet, id, "traced")
+            .instrument(request)
+            .await
+            .expect("sent");
+        let chains = chains.lock().unwrap().clone();
+        let want = format!(
+            "request{{marker=r-77}} > account{{account_id={id},command=send_message}} > \
+             telegram{{method=messages.sendMessage,dc="
+        );
+        assert!(
+            chains.iter().any(|chain| chain.starts_with(&want)),
+            "no Telegram call under the request's span: {chains:#?}"
         );
         fleet.shutdown().await;
     })

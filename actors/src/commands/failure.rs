@@ -101,7 +101,11 @@ pub(crate) fn decide(
             seconds,
             account_wide,
         } => {
-            let until = view.now + chrono::Duration::seconds(i64::from(seconds));
+            // At the store's precision (PostgreSQL keeps microseconds), so memory and row agree.
+            let until = chrono::SubsecRound::trunc_subsecs(
+                view.now + chrono::Duration::seconds(i64::from(seconds)),
+                6,
+            );
             let later = view.row.flood_wait_until.is_none_or(|u| u < until);
             let to = if account_wide {
                 State::FloodWait { until }

@@ -212,7 +212,10 @@ pub(crate) async fn complete_login(
     Ok(Step::LoggedIn(LoggedInUser {
         user_id: user.id,
         phone: user.phone.as_deref().and_then(|p| {
-            crate::phone::normalize_phone(&format!("+{}", p.trim_start_matches('+')))
+            format!("+{}", p.trim_start_matches('+'))
+                .parse::<crate::phone::Phone>()
+                .ok()
+                .map(String::from)
         }),
         username: user.username,
         dc_id: tg.session.home_dc(),

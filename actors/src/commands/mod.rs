@@ -39,17 +39,21 @@ pub type Port<R> = RpcReplyPort<Result<R, AccountError>>;
 /// A request one account answers with `Reply`. `Fleet::call` takes any of these.
 pub trait Command: Clone + Send + std::fmt::Debug + 'static {
     type Reply: Clone + Send + std::fmt::Debug + 'static;
-    /// Into the actor's message, with the port its answer goes to.
+    /// The command's name in logs and spans (`send_message`, …).
+    const NAME: &'static str;
+    /// Into the actor's message, with the port its answer goes to. The current span goes along:
+    /// the command and its Telegram call run in it, so one log search follows a request from
+    /// HTTP to Telegram.
     fn into_request(self, reply: Port<Self::Reply>) -> AccountRequest;
 }
 
 /// The dispatch table: every command, with the module that handles it and its reply.
 macro_rules! commands {
     ($($variant:ident => $module:ident :: $command:ident -> $reply:ty),* $(,)?) => {
-        /// A request routed to one account actor, with its reply port. Its `Debug` names the
-        /// command and hides every code, password, token and message text.
+        /// A request routed to one account actor, with its reply port and the caller's span.
+        /// Its `Debug` names the command and hides every code, password, token and message text.
         pub enum AccountRequest {
-            $($variant($module::$command, Port<$reply>),)*
+            $($variant($module::$command, Port<$reply>, tracing::Span),)*
         }
 
         impl AccountRequest {
@@ -65,22 +69,25 @@ macro_rules! commands {
                 myself: &ractor::ActorRef<crate::actor::AccountMsg>,
             ) {
                 match self {
-                    $(Self::$variant(command, reply) => account.run(myself, command, Some(reply)).await,)*
+                    $(Self::$variant(command, reply, span) => {
+                        account.run(myself, command, Some(reply), span).await
+                    })*
                 }
             }
 
             /// Answers with `error` without running.
             pub fn refuse(self, error: AccountError) {
                 match self {
-                    $(Self::$variant(_, reply) => { let _ = reply.send(Err(error)); })*
+                    $(Self::$variant(_, reply, _) => { let _ = reply.send(Err(error)); })*
                 }
             }
         }
 
         $(impl Command for $module::$command {
             type Reply = $reply;
+            const NAME: &'static str = <$module::$command as Handler>::NAME;
             fn into_request(self, reply: Port<$reply>) -> AccountRequest {
-                AccountRequest::$variant(self, reply)
+                AccountRequest::$variant(self, reply, tracing::Span::current())
             }
         })*
     };

@@ -8,12 +8,13 @@ use serde::Serialize;
 use super::login::{self, Step};
 use super::{Admission, Class, Decided, Handler, OpFailure, View};
 use crate::client::Tg;
+use crate::phone::Phone;
 use crate::protocol::AccountError;
 use crate::session::PendingLogin;
 
 #[derive(Debug, Clone)]
 pub struct SendCode {
-    pub phone: String,
+    pub phone: Phone,
 }
 
 /// How Telegram delivers the code.
@@ -25,21 +26,17 @@ pub struct CodeSent {
 
 impl Handler for SendCode {
     type Reply = CodeSent;
-    /// The phone, normalized.
-    type Op = String;
+    type Op = Phone;
     type Done = Step;
     const NAME: &'static str = "send_code";
     const CLASS: Class = Class::Login;
 
-    fn admit(self, view: &View) -> Admission<String, CodeSent> {
-        view.login_step_allowed()
-            .and_then(|()| {
-                crate::phone::normalize_phone(&self.phone).ok_or(AccountError::PhoneInvalid)
-            })
-            .into()
+    fn admit(self, view: &View) -> Admission<Phone, CodeSent> {
+        view.login_step_allowed().map(|()| self.phone).into()
     }
 
-    async fn run(phone: String, tg: Tg) -> Result<Step, OpFailure> {
+    async fn run(phone: Phone, tg: Tg) -> Result<Step, OpFailure> {
+        let phone = phone.into_string();
         let tg = &tg;
         let request = tl::functions::auth::SendCode {
             phone_number: phone.clone(),

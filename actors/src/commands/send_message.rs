@@ -175,7 +175,7 @@ async fn resolve_peer(tg: &Tg, peer: &Peer) -> Result<tl::enums::InputPeer, OpFa
         }
         Peer::Phone(phone) => {
             tg.call(&tl::functions::contacts::ResolvePhone {
-                phone: phone.trim_start_matches('+').to_owned(),
+                phone: phone.digits().to_owned(),
             })
             .await
         }

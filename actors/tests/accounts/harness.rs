@@ -256,7 +256,7 @@ impl Harness {
     pub async fn code_for(&self, running: &Running, phone: &str) -> String {
         running
             .call(SendCode {
-                phone: phone.into(),
+                phone: phone.parse().expect("a phone"),
             })
             .await
             .expect("code sent");

@@ -2,7 +2,7 @@
 //! pending login before answering — so a dropped HTTP connection, a crash or a restart between
 //! two steps loses nothing.
 
-use super::{fleet, normalize_phone};
+use super::fleet;
 use crate::audit::Audit;
 use crate::auth::AuthUser;
 use crate::error::ApiError;
@@ -15,7 +15,7 @@ use axum::response::IntoResponse;
 use axum::Json;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use tgfleet_actors::{CheckPassword, Command, QrCode, SendCode, SignIn};
+use tgfleet_actors::{CheckPassword, Command, Phone, QrCode, SendCode, SignIn};
 use tgfleet_persistence::{AccountId, AccountKind, AccountState};
 use utoipa::ToSchema;
 
@@ -124,7 +124,7 @@ pub async fn send_code(
     ApiJson(req): ApiJson<SendCodeRequest>,
 ) -> Result<Json<CodeSent>, ApiError> {
     let account = user_account(&state, &user, id).await?;
-    let phone = normalize_phone(&req.phone).ok_or_else(|| {
+    let phone: Phone = req.phone.parse().map_err(|_| {
         ApiError::Validation(vec![crate::error::FieldError {
             field: "phone",
             message: "must be + and 7 to 15 digits".into(),
@@ -135,7 +135,7 @@ pub async fn send_code(
     // actor writes it then, and the store's unique index decides a race). This read only spares
     // a login that could never finish.
     if account.phone.as_deref() != Some(phone.as_str()) || !account.state.is_authorized() {
-        super::refuse_phone_held_by_another(&state, Some(id), &phone).await?;
+        super::refuse_phone_held_by_another(&state, Some(id), phone.as_str()).await?;
     }
     let sent = step(
         &state,

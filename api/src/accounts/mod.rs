@@ -16,7 +16,7 @@ use axum::http::StatusCode;
 use axum::Json;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use tgfleet_actors::{BotSignIn, LogOut};
+use tgfleet_actors::{BotSignIn, LogOut, Phone};
 use tgfleet_persistence::{
     Account, AccountFilter, AccountId, AccountKind, AccountState, NewAccount, StoreError,
 };
@@ -146,8 +146,6 @@ pub fn fleet(state: &AppState) -> Result<&Fleet, ApiError> {
         .ok_or_else(ApiError::telegram_not_configured)
 }
 
-pub use tgfleet_actors::phone::normalize_phone;
-
 // No `Debug`: it carries a password, code, token or session that must never be printed.
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -173,7 +171,10 @@ pub async fn create(
 ) -> Result<(StatusCode, Json<AccountView>), ApiError> {
     let fleet = fleet(&state)?.clone();
     let mut v = Validator::default();
-    let phone = req.phone.as_deref().map(normalize_phone);
+    let phone = req
+        .phone
+        .as_deref()
+        .map(|p| p.parse::<Phone>().ok().map(Phone::into_string));
     v.check(
         !matches!(phone, Some(None)),
         "phone",

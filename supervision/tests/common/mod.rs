@@ -124,9 +124,11 @@ impl Actor for TestActor {
             AccountMsg::Request(request) if state.hibernating => {
                 request.refuse(tgfleet_actors::AccountError::Hibernating);
             }
-            AccountMsg::Request(AccountRequest::SendMessage(SendMessage { text, .. }, reply))
-                if text == "hibernate" =>
-            {
+            AccountMsg::Request(AccountRequest::SendMessage(
+                SendMessage { text, .. },
+                reply,
+                _,
+            )) if text == "hibernate" => {
                 *self
                     .journal
                     .lock()
@@ -139,7 +141,7 @@ impl Actor for TestActor {
                 let _ = reply.send(Ok(Sent { message_id: 1 }));
             }
             AccountMsg::Crash => panic!("crash requested for account {}", state.account.id),
-            AccountMsg::Request(AccountRequest::Status(_, reply)) => {
+            AccountMsg::Request(AccountRequest::Status(_, reply, _)) => {
                 let a = &state.account;
                 let _ = reply.send(Ok(AccountStatus {
                     account_id: a.id,
@@ -151,13 +153,15 @@ impl Actor for TestActor {
                     last_error: a.last_error.clone(),
                 }));
             }
-            AccountMsg::Request(AccountRequest::SendMessage(SendMessage { text, .. }, _reply))
-                if text == "hang" =>
-            {
+            AccountMsg::Request(AccountRequest::SendMessage(
+                SendMessage { text, .. },
+                _reply,
+                _,
+            )) if text == "hang" => {
                 // A wedged handler: the mailbox stops moving.
                 tokio::time::sleep(Duration::from_secs(3600)).await;
             }
-            AccountMsg::Request(AccountRequest::LogOut(_, reply)) => {
+            AccountMsg::Request(AccountRequest::LogOut(_, reply, _)) => {
                 let _ = reply.send(Ok(()));
                 myself.stop(Some("logged_out".into()));
             }

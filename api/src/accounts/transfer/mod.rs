@@ -340,7 +340,11 @@ async fn try_import(
     };
     // The plaintext moves into the seal below; what the row needs is copied out first.
     let identity = prepared.identity.clone();
-    let phone = identity.phone.as_deref().and_then(super::normalize_phone);
+    let phone = identity
+        .phone
+        .as_deref()
+        .and_then(|p| p.parse::<tgfleet_actors::Phone>().ok())
+        .map(String::from);
     let new = NewAccount {
         owner_id: user.id,
         label,
