@@ -841,7 +841,14 @@ async fn run() {
             ("TGFLEET__AUTH__USER_RATE_PER_SECOND", big.clone()),
             ("TGFLEET__AUTH__ACCESS_TTL_S", "86400".into()),
             ("TGFLEET__FLEET__CALLS_PER_SECOND", big.clone()),
-            ("TGFLEET__FLEET__CALLS_BURST", big),
+            ("TGFLEET__FLEET__CALLS_BURST", big.clone()),
+            // One bench user owns every account: the per-user quotas would stop it at 100.
+            ("TGFLEET__ACCOUNTS__MAX_PER_USER", big.clone()),
+            (
+                "TGFLEET__ACCOUNTS__MAX_PENDING_LOGINS_PER_USER",
+                big.clone(),
+            ),
+            ("TGFLEET__IMPORT__ITEMS_PER_MINUTE_PER_USER", big),
         ],
     );
     wait_until_up(&http, &format!("{api}/api/v1/health"), &server).await;

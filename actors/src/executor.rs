@@ -54,6 +54,8 @@ pub struct AccountActorState {
     /// they leave together when the message is done (`flush`).
     pending: Vec<Write>,
     answers: Vec<Box<dyn FnOnce() + Send>>,
+    /// Answers read from memory, which need no write behind them.
+    read_answers: Vec<Box<dyn FnOnce() + Send>>,
     pub(crate) last_ok: Instant,
     /// Last request that counts as use: hibernation counts idleness from here, since the
     /// watchdog's own liveness checks keep `last_ok` fresh.
@@ -249,6 +251,7 @@ impl AccountActorState {
             inflight: InFlight::default(),
             pending: Vec::new(),
             answers: Vec::new(),
+            read_answers: Vec::new(),
             watchdog: None,
             check: None,
             last_ok: Instant::now(),
@@ -302,9 +305,14 @@ impl AccountActorState {
         match admission {
             Admission::Answer(answer) => {
                 if let Some(reply) = reply {
-                    self.answer_after_writes(move || {
+                    let send = move || {
                         let _ = reply.send(answer);
-                    });
+                    };
+                    if C::CLASS == Class::Read {
+                        self.read_answers.push(Box::new(send));
+                    } else {
+                        self.answer_after_writes(send);
+                    }
                 }
             }
             Admission::Run(op) => self.spawn::<C>(myself, op, reply, span.clone()),
@@ -546,8 +554,8 @@ impl AccountActorState {
         self.pending.push(Write::Log(entry));
     }
 
-    /// `send` runs once this message's writes are in the store (at once when it wrote nothing;
-    /// behind every queued write when the actor is ending).
+    /// `send` runs once every write queued so far for this account is in the store (at once
+    /// when there is none), so a caller reads in the store what it has seen the actor do.
     pub(crate) fn answer_after_writes(&mut self, send: impl FnOnce() + Send + 'static) {
         self.answers.push(Box::new(send));
     }
@@ -557,12 +565,15 @@ impl AccountActorState {
     pub(crate) fn flush(&mut self) {
         let writes = std::mem::take(&mut self.pending);
         let answers = std::mem::take(&mut self.answers);
-        // Answers that wrote nothing describe memory, which is already newest: they need not wait
-        // for an earlier message's writes (a status read during a database stall is answered).
-        // An ending actor's refusals do: they tell the caller the final state, which its row
-        // must show by then.
-        let behind_queue = self.state.is_ending() && !self.env.writes.idle(self.id);
-        if writes.is_empty() && !behind_queue {
+        // Reads of memory (a status) go at once, even while the database stalls: the supervisor's
+        // liveness check is one, and must not take a stall for a hung actor.
+        for send in std::mem::take(&mut self.read_answers) {
+            send();
+        }
+        if answers.is_empty() && writes.is_empty() {
+            return;
+        }
+        if writes.is_empty() && self.env.writes.idle(self.id) {
             for send in answers {
                 send();
             }

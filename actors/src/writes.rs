@@ -1,7 +1,8 @@
 //! An account's row and log writes, off its mailbox: each message's writes leave as one job,
-//! jobs of one account run one after another in the order they were submitted, and the answers
-//! a message decided go out once its writes are done — so a caller reads what it caused, while a
-//! slow database never stalls the mailbox (a status read is still answered at once).
+//! jobs of one account run one after another in the order they were submitted, and a message's
+//! answers go out behind the jobs queued so far — so a caller reads in the store what it has seen
+//! the actor do, while a slow database never stalls the mailbox (a status read, answered from
+//! memory, goes at once).
 //!
 //! The order holds across the actors of one account: a restarted actor first waits for the jobs
 //! its predecessor left (`settle`), so a late write of an old actor never lands over a new one's.
