@@ -26,7 +26,7 @@ pub use crate::executor::AccountActorState;
 use crate::executor::Finish;
 use crate::lifecycle;
 use crate::protocol::{Dependency, DependencyDown};
-use crate::session::{PendingLogin, StoreSession};
+use crate::session::StoreSession;
 use crate::state::State;
 pub use crate::stop::StopReason;
 
@@ -77,17 +77,6 @@ impl std::fmt::Debug for AccountMsg {
     }
 }
 
-/// The state the session alone implies (the session is the truth about logins).
-fn implied_by(session: &StoreSession) -> State {
-    match session.pending_login() {
-        Some(PendingLogin::Code { .. }) => State::AwaitingCode,
-        Some(PendingLogin::Password { .. }) => State::AwaitingPassword,
-        Some(PendingLogin::Qr { .. }) => State::AwaitingQr,
-        None if session.self_user_id().is_some() => State::Active,
-        None => State::New,
-    }
-}
-
 impl Actor for AccountActor {
     type Msg = AccountMsg;
     type State = AccountActorState;
@@ -121,9 +110,14 @@ impl Actor for AccountActor {
                 None => ActorProcessingErr::from(e),
             })?;
         let was = row.state;
+        let implied = State::implied(
+            session.pending_login().as_ref(),
+            session.self_user_id().is_some(),
+        );
         let start = State::at_start(
             was,
-            implied_by(&session),
+            row.flood_wait_until,
+            implied,
             env.limits.hibernate_after.is_some(),
         );
         let mut state = AccountActorState::new(env, row, start.clone(), session);

@@ -37,8 +37,8 @@ use crate::stop::StopReason;
 pub struct AccountActorState {
     pub(crate) id: AccountId,
     pub(crate) env: Arc<AccountEnv>,
-    /// The account row as last written (identity, flood-wait end, last error). `state` is the
-    /// account's state; the row's copy only lags it when a write failed.
+    /// The account row as the queued writes leave it (identity, flood-wait end, last error).
+    /// `state` is the account's state; the row's copy of it is only what is shown.
     pub(crate) row: Row,
     pub(crate) state: State,
     pub(crate) session: Arc<StoreSession>,
@@ -162,10 +162,7 @@ struct Answers<R> {
     answer: Result<R, AccountError>,
 }
 
-impl<C: Handler> Finish for Finished<C>
-where
-    C::Reply: Clone,
-{
+impl<C: Handler> Finish for Finished<C> {
     fn succeeded(&self) -> bool {
         self.result.is_ok()
     }
@@ -298,8 +295,11 @@ impl AccountActorState {
     ) {
         if C::IS_USE {
             self.last_request = Instant::now();
-            let effects = lifecycle::wake(&self.view());
-            self.execute(myself, effects).await;
+            // Only a hibernated account wakes: no view is built for it on every other request.
+            if matches!(self.state, State::Hibernated) {
+                let effects = lifecycle::wake(&self.view());
+                self.execute(myself, effects).await;
+            }
         }
         let admission = command.admit(&self.view());
         match admission {
@@ -560,6 +560,14 @@ impl AccountActorState {
         self.answers.push(Box::new(send));
     }
 
+    fn refuse_after_writes(&mut self, waiters: Vec<Box<dyn Waiter>>, error: AccountError) {
+        self.answer_after_writes(move || {
+            for waiter in waiters {
+                waiter.refuse(error.clone());
+            }
+        });
+    }
+
     /// Sends this message's writes off the mailbox, its answers behind them. Called once a
     /// message is handled.
     pub(crate) fn flush(&mut self) {
@@ -607,6 +615,7 @@ impl AccountActorState {
         how: &'static str,
     ) -> Result<(), AccountError> {
         let update = AccountUpdate {
+            state: Some(AccountState::Active),
             tg_user_id: Some(Some(user.user_id)),
             username: Some(user.username.clone()),
             dc_id: Some(Some(user.dc_id)),
@@ -625,18 +634,16 @@ impl AccountActorState {
         // The one write whose answer decides the state (the store refuses a phone another account
         // holds), so it is awaited here, after the writes queued before it.
         self.settle().await;
-        let mut update = update;
-        update.state = Some(AccountState::Active);
         match self.env.store.update_account(self.id, update.clone()).await {
             Err(StoreError::Conflict(_)) => {}
-            written => {
-                match written {
-                    Ok(row) => self.row = row,
-                    Err(e) => {
-                        tracing::error!(account_id = self.id, error = %e, "could not write the account state");
-                        update.apply_to(&mut self.row);
-                    }
-                }
+            Ok(row) => {
+                self.row = row;
+                self.entered(myself, from, State::Active, line);
+                return Ok(());
+            }
+            Err(e) => {
+                tracing::error!(account_id = self.id, error = %e, "could not write the account state");
+                update.apply_to(&mut self.row);
                 self.entered(myself, from, State::Active, line);
                 return Ok(());
             }
@@ -725,20 +732,12 @@ impl AccountActorState {
                 Event::StopNow(reason) => {
                     // Requests still running get the state's answer rather than a dropped port.
                     let waiters = self.inflight.stop_all();
-                    self.answer_after_writes(move || {
-                        for waiter in waiters {
-                            waiter.refuse(late.clone());
-                        }
-                    });
+                    self.refuse_after_writes(waiters, late);
                     myself.stop(Some(reason.as_str().to_owned()));
                 }
                 Event::OpDone { id, .. } => {
                     if let Some(running) = self.inflight.finish(id) {
-                        self.answer_after_writes(move || {
-                            for waiter in running.waiters {
-                                waiter.refuse(late.clone());
-                            }
-                        });
+                        self.refuse_after_writes(running.waiters, late);
                     }
                 }
                 _ => {}

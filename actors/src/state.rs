@@ -8,6 +8,7 @@
 use chrono::{DateTime, Utc};
 use tgfleet_persistence::AccountState;
 
+use crate::session::PendingLogin;
 use crate::stop::StopReason;
 
 /// Where one account is. `account_state` is what the account row and the API show.
@@ -108,9 +109,27 @@ impl State {
         matches!(self, Self::Final(_) | Self::Hibernating)
     }
 
+    /// The state the session alone implies, when no connection problem is in the way: its
+    /// pending login's step, else whether it holds an authorization.
+    pub fn implied(pending: Option<&PendingLogin>, authorized: bool) -> State {
+        match pending {
+            Some(PendingLogin::Code { .. }) => State::AwaitingCode,
+            Some(PendingLogin::Password { .. }) => State::AwaitingPassword,
+            Some(PendingLogin::Qr { .. }) => State::AwaitingQr,
+            None if authorized => State::Active,
+            None => State::New,
+        }
+    }
+
     /// The state a freshly loaded actor is in, from what the row said and what the session
     /// implies (the session is the truth about logins; the row may lag behind a crash).
-    pub fn at_start(row: AccountState, implied: State, hibernation_on: bool) -> State {
+    /// `flood_wait_until` is the row's.
+    pub fn at_start(
+        row: AccountState,
+        flood_wait_until: Option<DateTime<Utc>>,
+        implied: State,
+        hibernation_on: bool,
+    ) -> State {
         // A hibernated account stays so across restarts and fleet starts (a cold start of many
         // hibernated accounts opens no connections), unless hibernation was switched off.
         let keeps_row = matches!(
@@ -124,8 +143,10 @@ impl State {
                     attempt: 0,
                     cause: "restarted while reconnecting".into(),
                 },
-                // The wait's end is in the row; the first call finds out whether it still holds.
-                AccountState::FloodWait => State::FloodWait { until: Utc::now() },
+                // The wait's end is in the row; the first check finds out whether it still holds.
+                AccountState::FloodWait => State::FloodWait {
+                    until: flood_wait_until.unwrap_or_else(Utc::now),
+                },
                 AccountState::Hibernated => State::Hibernated,
                 _ => State::Active,
             },
@@ -210,7 +231,7 @@ mod tests {
     #[test]
     fn start_state_follows_the_session_and_keeps_what_the_row_knows() {
         use AccountState as Row;
-        let start = |row, implied| State::at_start(row, implied, true);
+        let start = |row, implied| State::at_start(row, None, implied, true);
         assert_eq!(start(Row::Active, State::Active), State::Active);
         assert!(matches!(
             start(Row::Reconnecting, State::Active),
@@ -218,8 +239,13 @@ mod tests {
         ));
         assert_eq!(start(Row::Hibernated, State::Active), State::Hibernated);
         assert_eq!(
-            State::at_start(Row::Hibernated, State::Active, false),
+            State::at_start(Row::Hibernated, None, State::Active, false),
             State::Active
+        );
+        let until = Utc::now() + chrono::Duration::seconds(60);
+        assert_eq!(
+            State::at_start(Row::FloodWait, Some(until), State::Active, true),
+            State::FloodWait { until }
         );
         // The row lagged behind a crash: the session's login step wins.
         assert_eq!(start(Row::New, State::AwaitingCode), State::AwaitingCode);

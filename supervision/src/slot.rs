@@ -619,34 +619,18 @@ fn step<H: Handles>(
         }
         // An operator restart or a stop came first.
         (phase, Event::RestartDue { .. }) => phase,
-        (Phase::Stopping { actor, waiters }, Event::KillIfStuck { generation })
-            if current(generation, books) =>
-        {
-            tracing::warn!(
-                account_id = id,
-                "account actor did not stop in time; killing it"
-            );
-            fx.push(Effect::KillActor(actor.clone()));
-            Phase::Stopping { actor, waiters }
-        }
         (
-            Phase::Restarting {
-                actor,
-                reason,
-                waiters,
-            },
+            phase @ (Phase::Stopping { .. } | Phase::Restarting { .. }),
             Event::KillIfStuck { generation },
         ) if current(generation, books) => {
             tracing::warn!(
                 account_id = id,
                 "account actor did not stop in time; killing it"
             );
-            fx.push(Effect::KillActor(actor.clone()));
-            Phase::Restarting {
-                actor,
-                reason,
-                waiters,
+            if let Some(actor) = phase.actor() {
+                fx.push(Effect::KillActor(actor.clone()));
             }
+            phase
         }
         (phase, Event::KillIfStuck { .. }) => phase,
 

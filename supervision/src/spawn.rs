@@ -87,8 +87,8 @@ async fn start_child(
     lift_quarantine: bool,
 ) -> Result<ActorRef<AccountMsg>, StartError> {
     let account_id = spec.account_id;
-    // The row is read next: an earlier actor's writes land first.
-    ctx.factory.settled(account_id).await;
+    // No earlier actor's write can still be on its way here: a quarantine is written only
+    // after them (`Effect::Quarantine`), and the new actor's `pre_start` waits for them too.
     if lift_quarantine {
         // Through the writer, so it lands after a quarantine still queued there.
         let store = ctx.store.clone();

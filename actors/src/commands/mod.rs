@@ -155,13 +155,7 @@ impl View<'_> {
 
     /// The state the session implies when no connection problem is in the way.
     pub fn session_state(&self) -> State {
-        match &self.pending {
-            Some(PendingLogin::Code { .. }) => State::AwaitingCode,
-            Some(PendingLogin::Password { .. }) => State::AwaitingPassword,
-            Some(PendingLogin::Qr { .. }) => State::AwaitingQr,
-            None if self.authorized => State::Active,
-            None => State::New,
-        }
+        State::implied(self.pending.as_ref(), self.authorized)
     }
 
     /// A login step may start: not logged in, and no other step running.
