@@ -57,10 +57,10 @@ use std::time::{Duration, Instant};
 use futures::StreamExt;
 use grammers_mtsender::{ConnectionParams, NoRetries, SenderPool, SenderPoolHandle};
 use grammers_session::storages::MemorySession;
-use grammers_session::types::DcOption;
 use grammers_session::SessionData;
 use grammers_tl_types as tl;
 use serde_json::{json, Value};
+use tgfleet_actors::session::{read_stored, StoredKeys};
 use tgfleet_persistence::SessionCipher;
 
 const TEXT: &str = "routing overhead bench: the same text on both arms";
@@ -266,15 +266,9 @@ async fn onboard(http: &reqwest::Client, api: &str, control: &str, n: usize) -> 
     }
 }
 
-/// What a bare client needs of a stored session: its home DC and the DC options with the
-/// auth key. The rest of tgfleet's session (peers, pending login, dedupe records) is not used.
-struct StoredSession {
-    home_dc: i32,
-    dc_options: Vec<DcOption>,
-}
-
-/// The server's sessions, opened the way the account actor opens them.
-async fn load_sessions(data_dir: &Path, ids: &[i64]) -> Vec<StoredSession> {
+/// The server's sessions, opened the way the account core opens them (a bare client needs the
+/// home DC and the DC options with their auth keys; the rest of the session is not used).
+async fn load_sessions(data_dir: &Path, ids: &[i64]) -> Vec<StoredKeys> {
     let settings = tgfleet_config::Settings {
         data_dir: data_dir.to_owned(),
         ..Default::default()
@@ -285,25 +279,12 @@ async fn load_sessions(data_dir: &Path, ids: &[i64]) -> Vec<StoredSession> {
     let cipher = SessionCipher::local(settings.session_key_path()).expect("the server's key");
     let mut out = Vec::with_capacity(ids.len());
     for &id in ids {
-        let sealed = store
-            .session(id)
+        let stored = read_stored(&*store, &cipher, id)
             .await
             .expect("session read")
             .expect("a logged-in account has a session");
-        let plain = cipher.open(id, &sealed).await.expect("session opens");
-        let v: Value = serde_json::from_slice(&plain).expect("session JSON");
-        let stored = StoredSession {
-            home_dc: v["home_dc"]
-                .as_i64()
-                .and_then(|d| i32::try_from(d).ok())
-                .expect("home_dc"),
-            dc_options: serde_json::from_value(v["dc_options"].clone()).expect("dc_options"),
-        };
         assert!(
-            stored
-                .dc_options
-                .iter()
-                .any(|o| o.id == stored.home_dc && o.auth_key.is_some()),
+            stored.home_key().is_some(),
             "account {id}: no auth key for its home DC"
         );
         out.push(stored);
@@ -336,7 +317,7 @@ struct BareClient {
     drain: tokio::task::JoinHandle<()>,
 }
 
-fn start_bare_clients(sessions: &[StoredSession]) -> Vec<BareClient> {
+fn start_bare_clients(sessions: &[StoredKeys]) -> Vec<BareClient> {
     // `ConnectionParams::default()` probes the OS on every call; once is enough.
     let template = ConnectionParams::default();
     sessions
@@ -654,7 +635,7 @@ async fn phase(
     arm: Arm,
     workers: usize,
     seconds: Duration,
-    sessions: &Arc<Vec<StoredSession>>,
+    sessions: &Arc<Vec<StoredKeys>>,
     rest: &Arc<Rest>,
     pids: &Pids,
 ) -> Outcome {

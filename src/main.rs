@@ -49,6 +49,7 @@ enum Command {
     #[command(subcommand)]
     Accounts(AccountsCommand),
     /// Run a standalone testdc (fake Telegram DCs) with its control HTTP API, for benchmarks.
+    #[cfg(feature = "sandbox")]
     Testdc {
         /// Loopback control API: POST /keys, GET /codes/{phone}, POST /faults, GET /stats …
         #[arg(long, default_value = "127.0.0.1:9900")]
@@ -175,6 +176,7 @@ fn main() -> ExitCode {
                 )),
                 Err(e) => Err(e),
             },
+            #[cfg(feature = "sandbox")]
             Command::Testdc {
                 control,
                 base_port,

@@ -31,6 +31,26 @@ pub struct AccountEnv {
     pub writes: Arc<crate::writes::AccountWrites>,
 }
 
+impl AccountEnv {
+    /// The environment of a fleet's accounts; their metrics go into `metrics_registry`.
+    pub fn new(
+        store: Arc<dyn Store>,
+        cipher: SessionCipher,
+        telegram: TelegramParams,
+        limits: AccountLimits,
+        metrics_registry: &prometheus::Registry,
+    ) -> prometheus::Result<Self> {
+        Ok(Self {
+            store,
+            cipher,
+            telegram,
+            limits,
+            metrics: AccountMetrics::register(metrics_registry)?,
+            writes: Default::default(),
+        })
+    }
+}
+
 /// The application credentials and where Telegram is.
 #[derive(Clone)]
 pub struct TelegramParams {

@@ -685,13 +685,8 @@ impl AccountActorState {
 
     fn backoff(&self, attempt: u32) -> Duration {
         use rand::Rng;
-        let limits = &self.env.limits;
-        let exp = limits
-            .reconnect_backoff_min
-            .saturating_mul(1u32 << attempt.min(20));
-        let capped = exp.min(limits.reconnect_backoff_max);
-        // Jitter (50–100 %) so a fleet that lost Telegram at once does not come back at once.
-        capped.mul_f64(rand::thread_rng().gen_range(0.5..=1.0))
+        let jitter = rand::thread_rng().gen_range(0.0..=1.0);
+        crate::lifecycle::reconnect_delay(&self.env.limits, attempt, jitter)
     }
 
     /// Disconnects and drains the mailbox to end (the state is already `Hibernating`).

@@ -4,8 +4,11 @@
 
 use tgfleet_persistence::{AccountUpdate, LogLevel};
 
+use std::time::Duration;
+
 use crate::commands::View;
 use crate::effect::{Effect, Line};
+use crate::env::AccountLimits;
 use crate::session::PendingLogin;
 use crate::state::State;
 
@@ -109,6 +112,17 @@ pub(crate) fn on_check(view: &View) -> Vec<Effect> {
     }
 }
 
+/// How long reconnect attempt `attempt` waits: doubling from `reconnect_backoff_min`, capped at
+/// `reconnect_backoff_max`, then 50–100 % of that by `jitter` (0.0–1.0, drawn by the executor),
+/// so a fleet that lost Telegram at once does not come back at once.
+pub(crate) fn reconnect_delay(limits: &AccountLimits, attempt: u32, jitter: f64) -> Duration {
+    let exp = limits
+        .reconnect_backoff_min
+        .saturating_mul(1u32 << attempt.min(20));
+    let capped = exp.min(limits.reconnect_backoff_max);
+    capped.mul_f64(0.5 + 0.5 * jitter.clamp(0.0, 1.0))
+}
+
 /// The periodic watchdog: hibernate an idle account, or probe one that has been quiet.
 pub(crate) fn on_watchdog(view: &View) -> Vec<Effect> {
     if should_hibernate(view) {
@@ -179,8 +193,6 @@ pub(crate) fn wake(view: &View) -> Vec<Effect> {
 
 #[cfg(test)]
 mod tests {
-    use std::time::Duration;
-
     use super::*;
     use crate::commands::test_view::{limits, row, view};
 
@@ -255,7 +267,7 @@ mod tests {
         let awaiting = State::AwaitingCode;
         let mut v = view(&awaiting, &limits, &row);
         let code = |sent_at| PendingLogin::Code {
-            phone: "+15550001".into(),
+            phone: "+15550001".parse().unwrap(),
             phone_code_hash: "h".into(),
             code_type: "app".into(),
             timeout_s: None,
@@ -286,5 +298,22 @@ mod tests {
         });
         assert_eq!(on_runner_exited(&v, false).last(), Some(&Effect::PollQr));
         assert_eq!(on_login_token(&v), vec![Effect::PollQr]);
+    }
+
+    #[test]
+    fn reconnect_attempts_back_off_doubling_up_to_the_cap_with_jitter() {
+        let mut limits = limits();
+        limits.reconnect_backoff_min = Duration::from_secs(1);
+        limits.reconnect_backoff_max = Duration::from_secs(60);
+        let at = |attempt, jitter| reconnect_delay(&limits, attempt, jitter);
+        assert_eq!(at(0, 1.0), Duration::from_secs(1));
+        assert_eq!(at(1, 1.0), Duration::from_secs(2));
+        assert_eq!(at(5, 1.0), Duration::from_secs(32));
+        assert_eq!(at(6, 1.0), Duration::from_secs(60), "capped");
+        assert_eq!(at(u32::MAX, 1.0), Duration::from_secs(60), "no overflow");
+        // Jitter takes off at most half, never adds.
+        assert_eq!(at(3, 0.0), Duration::from_secs(4));
+        assert_eq!(at(3, 0.5), Duration::from_secs(6));
+        assert_eq!(at(3, 7.0), Duration::from_secs(8));
     }
 }

@@ -11,7 +11,7 @@ pub enum Peer {
     Me,
     /// Without the `@`: 4 to 32 letters, digits and underscores.
     Username(String),
-    Phone(crate::phone::Phone),
+    Phone(tgfleet_persistence::Phone),
     /// A Bot API style id: users positive, basic groups negative, channels `-100…`.
     Id(i64),
 }

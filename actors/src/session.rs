@@ -23,7 +23,7 @@ use grammers_session::types::{
 };
 use grammers_session::{BoxFuture, Session, SessionData};
 use serde::{Deserialize, Serialize};
-use tgfleet_persistence::AccountId;
+use tgfleet_persistence::{AccountId, Phone};
 
 use crate::env::{AccountEnv, TelegramTarget};
 
@@ -80,7 +80,7 @@ impl SessionError {
 pub enum PendingLogin {
     /// auth.sendCode answered; `phone_code_hash` is bound to this session's auth key.
     Code {
-        phone: String,
+        phone: Phone,
         phone_code_hash: String,
         code_type: String,
         timeout_s: Option<u32>,
@@ -89,7 +89,7 @@ pub enum PendingLogin {
     /// SESSION_PASSWORD_NEEDED after a code or a QR scan.
     Password {
         hint: Option<String>,
-        phone: Option<String>,
+        phone: Option<Phone>,
     },
     /// auth.exportLoginToken answered; completes on updateLoginToken.
     Qr {
@@ -131,6 +131,112 @@ struct Stored {
     updates: UpdatesState,
     login: Option<PendingLogin>,
     sent: VecDeque<SentRecord>,
+}
+
+impl Stored {
+    fn decode(plain: &[u8]) -> Result<Self, SessionError> {
+        let stored: Stored =
+            serde_json::from_slice(plain).map_err(|e| SessionError::Encoding(e.to_string()))?;
+        if stored.format != FORMAT {
+            return Err(SessionError::Encoding(format!(
+                "unknown session format {}",
+                stored.format
+            )));
+        }
+        Ok(stored)
+    }
+}
+
+/// The part of a stored session that leaves the account core: the DCs and their auth keys and
+/// who is logged in, for an export (and for tests and benches that check what was stored).
+/// It holds auth keys, so `Debug` shows none.
+#[derive(Clone)]
+pub struct StoredKeys {
+    pub home_dc: i32,
+    pub dc_options: Vec<DcOption>,
+    /// The logged-in user's id and whether it is a bot, when the session is authorized.
+    pub self_user: Option<(i64, Option<bool>)>,
+}
+
+impl StoredKeys {
+    /// The auth key of the home DC, the one the login is bound to.
+    pub fn home_key(&self) -> Option<[u8; 256]> {
+        self.dc_options
+            .iter()
+            .find(|o| o.id == self.home_dc)
+            .and_then(|o| o.auth_key)
+    }
+}
+
+impl fmt::Debug for StoredKeys {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("StoredKeys")
+            .field("home_dc", &self.home_dc)
+            .field(
+                "dcs",
+                &self.dc_options.iter().map(|o| o.id).collect::<Vec<_>>(),
+            )
+            .field("self_user", &self.self_user)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Opens the sealed session the store holds for `account_id` (`None`: it has none).
+pub async fn read_stored(
+    store: &dyn tgfleet_persistence::Store,
+    cipher: &tgfleet_persistence::SessionCipher,
+    account_id: AccountId,
+) -> Result<Option<StoredKeys>, SessionError> {
+    let Some(sealed) = store
+        .session(account_id)
+        .await
+        .map_err(SessionError::from_store)?
+    else {
+        return Ok(None);
+    };
+    let plain = zeroize::Zeroizing::new(
+        cipher
+            .open(account_id, &sealed)
+            .await
+            .map_err(SessionError::from_cipher)?,
+    );
+    let stored = Stored::decode(&plain)?;
+    let self_user = stored.peers.iter().find_map(|p| match p {
+        PeerInfo::User {
+            id,
+            bot,
+            is_self: Some(true),
+            ..
+        } => Some((*id, *bot)),
+        _ => None,
+    });
+    Ok(Some(StoredKeys {
+        home_dc: stored.home_dc,
+        dc_options: stored.dc_options,
+        self_user,
+    }))
+}
+
+/// A new session that was logged in elsewhere (an import): its DCs and keys, the user it is
+/// logged in as and the update state, serialized in this module's format. The caller seals it.
+pub(crate) fn imported_plain(
+    home_dc: i32,
+    dc_options: &[DcOption],
+    self_user: PeerInfo,
+    updates: UpdatesState,
+) -> Result<zeroize::Zeroizing<Vec<u8>>, SessionError> {
+    let stored = Stored {
+        format: FORMAT,
+        home_dc,
+        dc_options: dc_options.to_vec(),
+        peers: vec![self_user],
+        updates,
+        login: None,
+        sent: VecDeque::new(),
+    };
+    serde_json::to_vec(&stored)
+        .map(zeroize::Zeroizing::new)
+        .map_err(|e| SessionError::Encoding(e.to_string()))
 }
 
 struct Inner {
@@ -263,9 +369,7 @@ impl StoreSession {
                     .open(account_id, &sealed)
                     .await
                     .map_err(SessionError::from_cipher)?;
-                let stored: Stored = serde_json::from_slice(&plain)
-                    .map_err(|e| SessionError::Encoding(e.to_string()))?;
-                (Inner::from_stored(stored), false)
+                (Inner::from_stored(Stored::decode(&plain)?), false)
             }
             None => (fresh_inner(&env.telegram.target)?, true),
         };

@@ -5,8 +5,8 @@ use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde_json::json;
-use tgfleet_actors::AccountError;
 use tgfleet_persistence::StoreError;
+use tgfleet_supervision::account::AccountError;
 use tgfleet_supervision::FleetError;
 
 #[derive(Debug, Clone, serde::Serialize)]

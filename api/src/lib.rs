@@ -12,6 +12,7 @@ pub mod logs;
 pub mod metrics;
 pub mod openapi;
 pub mod ratelimit;
+#[cfg(feature = "sandbox")]
 pub mod sandbox;
 pub mod secret_file;
 pub mod server;

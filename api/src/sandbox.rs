@@ -8,9 +8,14 @@ use crate::state::AppState;
 use axum::extract::State;
 use axum::Json;
 use serde::{Deserialize, Serialize};
-use tgfleet_actors::Phone;
+use tgfleet_supervision::account::Phone;
 use tgfleet_testdc::{FaultBody, TestDc};
-use utoipa::ToSchema;
+use utoipa::{OpenApi, ToSchema};
+
+/// The sandbox's part of the OpenAPI document (`crate::openapi::full` adds it).
+#[derive(OpenApi)]
+#[openapi(paths(code, fault))]
+pub struct SandboxDoc;
 
 fn testdc(state: &AppState) -> Result<&TestDc, ApiError> {
     state.sandbox.as_ref().ok_or(ApiError::NotFound("route"))
@@ -83,7 +88,10 @@ async fn owns_phone(state: &AppState, user_id: i64, phone: &str) -> Result<bool,
                 limit: 500,
             })
             .await?;
-        if page.iter().any(|a| a.phone.as_deref() == Some(phone)) {
+        if page
+            .iter()
+            .any(|a| a.phone.as_ref().map(Phone::as_str) == Some(phone))
+        {
             return Ok(true);
         }
         if page.len() < 500 {

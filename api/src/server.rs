@@ -1,6 +1,6 @@
 use crate::error::ApiError;
 use crate::state::AppState;
-use crate::{accounts, auth, health, logs, metrics, openapi, ratelimit, sandbox, users};
+use crate::{accounts, auth, health, logs, metrics, openapi, ratelimit, users};
 use anyhow::Context;
 use axum::extract::{ConnectInfo, DefaultBodyLimit, State};
 use axum::http::{HeaderValue, Method};
@@ -107,7 +107,9 @@ pub fn api_router(state: AppState) -> Router {
         )
         .route("/api/v1/telegram/logs", get(logs::list))
         .route("/api/v1/telegram/stats/errors", get(logs::error_stats));
+    #[cfg(feature = "sandbox")]
     if state.sandbox.is_some() {
+        use crate::sandbox;
         router = router
             .route("/api/v1/sandbox/codes/{phone}", get(sandbox::code))
             .route("/api/v1/sandbox/faults", post(sandbox::fault));
@@ -236,6 +238,7 @@ pub async fn launch(
     if let Some(fleet) = &state.fleet {
         fleet.shutdown().await;
     }
+    #[cfg(feature = "sandbox")]
     if let Some(dc) = state.sandbox.clone() {
         dc.shutdown().await;
     }

@@ -4,17 +4,16 @@
 use crate::auth::JwtKeys;
 use crate::metrics::{register_process_metrics, HttpMetrics};
 use crate::ratelimit::RateLimits;
-use crate::state::AppState;
+use crate::state::{AppState, Sandbox};
 use std::num::NonZeroU32;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tgfleet_actors::{AccountEnv, AccountLimits, AccountMetrics, TelegramParams, TelegramTarget};
 use tgfleet_config::{SecretsBackend, Settings};
 use tgfleet_persistence::{
     InstanceLock, LockError, SessionCipher, Store, VaultParams, VaultSecrets,
 };
-use tgfleet_supervision::{Fleet, SupervisionSettings};
-use tgfleet_testdc::{TestDc, TestDcConfig};
+use tgfleet_supervision::account::{AccountLimits, TelegramParams, TelegramTarget};
+use tgfleet_supervision::{AccountSetup, Fleet, SupervisionSettings};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartupError {
@@ -184,7 +183,6 @@ pub async fn build_state(mut settings: Settings) -> Result<AppState, StartupErro
         jwt,
         limits,
         fleet,
-        telegram,
         sandbox,
         metrics_registry: registry,
         http_metrics,
@@ -213,27 +211,9 @@ fn vault_params(settings: &Settings) -> VaultParams {
 /// standalone testdc with `telegram.testdc_control`, nothing otherwise.
 async fn telegram_target(
     settings: &Settings,
-) -> Result<(Option<TelegramParams>, Option<TestDc>), StartupError> {
+) -> Result<(Option<TelegramParams>, Option<Sandbox>), StartupError> {
     if settings.sandbox {
-        let dc = TestDc::start(TestDcConfig {
-            sandbox_directory: true,
-            // Sessions keep the DC addresses and keys they were given: the sandbox must come
-            // back with them after a restart, or every account reconnects for ever.
-            state_dir: Some(settings.data_dir.join("sandbox")),
-            ..TestDcConfig::default()
-        })
-        .await
-        .map_err(|e| StartupError::Sandbox(one_line(&e)))?;
-        let registrar = dc.clone();
-        let params = TelegramParams {
-            api_id: SANDBOX_API_ID,
-            api_hash: SANDBOX_API_HASH.into(),
-            target: TelegramTarget::TestDc {
-                dcs: dc.dc_addrs(),
-                register_key: Arc::new(move |key| registrar.register_auth_key(key)),
-            },
-        };
-        tracing::info!(dcs = ?dc.dc_addrs(), "sandbox: in-process testdc stands in for Telegram");
+        let (params, dc) = sandbox_target(settings).await?;
         return Ok((Some(params), Some(dc)));
     }
     if let Some(url) = &settings.telegram.testdc_control {
@@ -264,6 +244,41 @@ async fn telegram_target(
     }
 }
 
+/// The in-process testdc, its world kept in `data_dir/sandbox`.
+#[cfg(feature = "sandbox")]
+async fn sandbox_target(settings: &Settings) -> Result<(TelegramParams, Sandbox), StartupError> {
+    use tgfleet_testdc::{TestDc, TestDcConfig};
+    let dc = TestDc::start(TestDcConfig {
+        sandbox_directory: true,
+        // Sessions keep the DC addresses and keys they were given: the sandbox must come back
+        // with them after a restart, or every account reconnects for ever.
+        state_dir: Some(settings.data_dir.join("sandbox")),
+        ..TestDcConfig::default()
+    })
+    .await
+    .map_err(|e| StartupError::Sandbox(one_line(&e)))?;
+    let registrar = dc.clone();
+    let params = TelegramParams {
+        api_id: SANDBOX_API_ID,
+        api_hash: SANDBOX_API_HASH.into(),
+        target: TelegramTarget::TestDc {
+            dcs: dc.dc_addrs(),
+            register_key: Arc::new(move |key| registrar.register_auth_key(key)),
+        },
+    };
+    tracing::info!(dcs = ?dc.dc_addrs(), "sandbox: in-process testdc stands in for Telegram");
+    Ok((params, dc))
+}
+
+#[cfg(not(feature = "sandbox"))]
+async fn sandbox_target(_: &Settings) -> Result<(TelegramParams, Sandbox), StartupError> {
+    Err(StartupError::Sandbox(
+        "this build has no sandbox (it was built without the `sandbox` cargo feature); \
+         configure telegram.api_id and telegram.api_hash, or use a build with the feature"
+            .into(),
+    ))
+}
+
 async fn start_fleet(
     settings: &Settings,
     store: Arc<dyn Store>,
@@ -282,14 +297,12 @@ async fn start_fleet(
             .then(|| Duration::from_secs(f.hibernate_after_s)),
         ..AccountLimits::default()
     };
-    let env = Arc::new(AccountEnv {
-        writes: Default::default(),
+    let setup = AccountSetup {
         store,
         cipher,
         telegram,
         limits,
-        metrics: AccountMetrics::register(registry)?,
-    });
+    };
     let supervision = SupervisionSettings {
         shards: f.shards as usize,
         restart_max: f.restart_max,
@@ -303,7 +316,7 @@ async fn start_fleet(
         hibernation: f.hibernate_after_s > 0,
         ..SupervisionSettings::default()
     };
-    Fleet::start_accounts(supervision, env, registry).await
+    Fleet::start_service(supervision, setup, registry).await
 }
 
 /// `auth.jwt_secret` (from the config or Vault KV) when set; otherwise a random secret generated

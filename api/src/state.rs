@@ -3,11 +3,17 @@ use crate::metrics::HttpMetrics;
 use crate::ratelimit::RateLimits;
 use std::sync::Arc;
 use std::time::Instant;
-use tgfleet_actors::TelegramParams;
 use tgfleet_config::Settings;
 use tgfleet_persistence::{SessionCipher, Store};
 use tgfleet_supervision::Fleet;
-use tgfleet_testdc::TestDc;
+
+/// The fake Telegram of `serve --sandbox`. A build without the `sandbox` feature has none, and
+/// `Option<Sandbox>` is then always `None`.
+#[cfg(feature = "sandbox")]
+pub type Sandbox = tgfleet_testdc::TestDc;
+#[cfg(not(feature = "sandbox"))]
+#[derive(Clone)]
+pub enum Sandbox {}
 
 /// Shared by every handler through `State<AppState>`; cheap to clone.
 #[derive(Clone)]
@@ -19,12 +25,8 @@ pub struct AppState {
     pub limits: RateLimits,
     /// `None` when Telegram is not configured: account routes answer 503 TELEGRAM_NOT_CONFIGURED.
     pub fleet: Option<Fleet>,
-    /// Where Telegram is, built once at start-up: the fleet's actors and session import both
-    /// use this one value, so an import can never reach a different Telegram than the accounts
-    /// it creates (or none, while the fleet runs). `None` exactly when `fleet` is `None`.
-    pub telegram: Option<TelegramParams>,
     /// The in-process testdc of `serve --sandbox`.
-    pub sandbox: Option<TestDc>,
+    pub sandbox: Option<Sandbox>,
     /// The Prometheus registry `/metrics` serves (the account registry is the fleet's).
     pub metrics_registry: prometheus::Registry,
     pub http_metrics: HttpMetrics,

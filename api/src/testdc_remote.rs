@@ -12,7 +12,7 @@ use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
 use std::sync::Arc;
 use std::time::Duration;
 
-use tgfleet_actors::TelegramTarget;
+use tgfleet_supervision::account::TelegramTarget;
 
 /// Bounds one control-API exchange: loopback answers in well under a millisecond, so 5 s only
 /// ever trips on a testdc that is gone or hung, and start-up then fails instead of hanging.

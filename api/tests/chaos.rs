@@ -41,20 +41,12 @@ fn form() -> Form {
 
 /// The account's home-DC auth key, read from its sealed session the way an export reads it.
 async fn auth_key(app: &TestApp, id: i64) -> [u8; 256] {
-    let sealed = app
-        .state
-        .store
-        .session(id)
+    app.state
+        .fleet
+        .as_ref()
+        .expect("the sandbox runs a fleet")
+        .export_session(id)
         .await
-        .expect("session readable")
-        .expect("account has a session");
-    let plain = app
-        .state
-        .cipher
-        .open(id, &sealed)
-        .await
-        .expect("session opens");
-    tgfleet_actors::import::exportable(&plain)
         .expect("session exportable")
         .auth_key
 }

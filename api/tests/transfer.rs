@@ -301,7 +301,7 @@ async fn malformed_and_dead_sessions_get_per_item_errors() {
     let (_, token, _) = app.user("bad@example.org").await;
     let dc = app.state.sandbox.as_ref().unwrap();
     // Well-formed but never logged in: testdc knows the key, no user is bound to it.
-    let dead = tgfleet_actors::import::ForeignSession {
+    let dead = tgfleet_supervision::account::ForeignSession {
         dc_id: 2,
         addr: Some(dc.dc_addr(2)),
         auth_key: tgfleet_testdc::new_auth_key(),
@@ -489,7 +489,7 @@ async fn telethon_sessions_import_against_a_standalone_testdc() {
 async fn foreign_telethon(app: &TestApp, token: &str, phone: &str) -> String {
     let (dc_id, auth_key, user_id) = orphan_session(app, token, phone).await;
     let dc = app.state.sandbox.as_ref().unwrap();
-    formats::encode_telethon(&tgfleet_actors::import::ForeignSession {
+    formats::encode_telethon(&tgfleet_supervision::account::ForeignSession {
         dc_id,
         addr: Some(dc.dc_addr(dc_id)),
         auth_key,

@@ -63,7 +63,7 @@ pub async fn user_account(store: &dyn Store, owner: UserId, phone: String) -> i6
             owner_id: owner,
             label: None,
             kind: tgfleet_persistence::AccountKind::User,
-            phone: Some(phone),
+            phone: Some(phone.parse().expect("a bench phone is E.164")),
         })
         .await
         .expect("account")

@@ -4,6 +4,7 @@
 pub mod cipher;
 pub mod lock;
 pub mod model;
+pub mod phone;
 pub mod store;
 #[cfg(feature = "testing")]
 pub mod testing;
@@ -11,6 +12,7 @@ pub mod testing;
 pub use cipher::{CipherError, SessionCipher, VaultParams, VaultSecrets};
 pub use lock::{InstanceLock, LockError};
 pub use model::*;
+pub use phone::Phone;
 pub use store::{
     connect, create_private_dir, PgStore, SqliteStore, Store, StoreError, StoreResult,
 };

@@ -1,5 +1,6 @@
 //! Rows as the rest of tgfleet sees them, independent of the backend.
 
+use crate::phone::Phone;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
@@ -137,7 +138,7 @@ pub struct Account {
     pub owner_id: UserId,
     pub label: Option<String>,
     pub kind: AccountKind,
-    pub phone: Option<String>,
+    pub phone: Option<Phone>,
     pub state: AccountState,
     pub tg_user_id: Option<i64>,
     pub username: Option<String>,
@@ -154,7 +155,7 @@ pub struct NewAccount {
     pub owner_id: UserId,
     pub label: Option<String>,
     pub kind: AccountKind,
-    pub phone: Option<String>,
+    pub phone: Option<Phone>,
 }
 
 /// An account made from an imported session, written with its session and fingerprint in one
@@ -192,7 +193,7 @@ pub enum ImportConflict {
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct AccountUpdate {
     pub state: Option<AccountState>,
-    pub phone: Option<Option<String>>,
+    pub phone: Option<Option<Phone>>,
     pub tg_user_id: Option<Option<i64>>,
     pub username: Option<Option<String>>,
     pub dc_id: Option<Option<i32>>,

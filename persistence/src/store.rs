@@ -1,6 +1,7 @@
 //! The storage boundary. One implementation per backend, each with its own embedded migrations.
 
 use crate::model::*;
+use crate::phone::Phone;
 use async_trait::async_trait;
 use chrono::{DateTime, Timelike, Utc};
 use std::sync::Arc;
@@ -74,7 +75,7 @@ pub trait Store: Send + Sync + 'static {
     async fn delete_account(&self, id: AccountId) -> StoreResult<()>;
     /// The authorized account holding `phone` (normalised), if any: the states of the unique
     /// index in migration 0006.
-    async fn account_holding_phone(&self, phone: &str) -> StoreResult<Option<AccountId>>;
+    async fn account_holding_phone(&self, phone: &Phone) -> StoreResult<Option<AccountId>>;
     async fn count_accounts_by_state(&self) -> StoreResult<Vec<(AccountState, i64)>>;
     /// How many accounts `owner_id` has, and how many of them are halfway through a login
     /// (awaiting a code, password or QR scan): the per-user quotas.

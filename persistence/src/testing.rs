@@ -1,5 +1,5 @@
 //! Test harness shared by every crate's tests (cargo feature `testing`): a fresh database per test
-//! on either backend, and a real OpenBao dev server.
+//! on either backend, an in-memory store for tests on paused time, and a real OpenBao dev server.
 //!
 //! External services are optional on a developer's machine: when PostgreSQL or the `bao` binary is
 //! missing, the helpers print a notice and return `None` so the test can return early. With
@@ -12,7 +12,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 mod bao;
+mod mem;
 pub use bao::BaoServer;
+pub use mem::MemStore;
 
 /// The PostgreSQL server the tests use, without a database name; override with
 /// `TGFLEET_TEST_POSTGRES`.

@@ -67,7 +67,7 @@ async fn account(store: &dyn Store, owner: UserId, phone: Option<&str>) -> Accou
             owner_id: owner,
             label: Some("test".into()),
             kind: AccountKind::User,
-            phone: phone.map(Into::into),
+            phone: phone.map(|p| p.parse().expect("a test phone is E.164")),
         })
         .await
         .expect("creating account")
@@ -445,13 +445,22 @@ async fn one_live_account_per_phone(store: &dyn Store) {
     // Creating accounts with a phone reserves nothing: only an authorized account holds it.
     let a = account(store, alice.id, Some(phone)).await;
     let b = account(store, bob.id, Some(phone)).await;
-    assert_eq!(store.account_holding_phone(phone).await.unwrap(), None);
+    assert_eq!(
+        store
+            .account_holding_phone(&phone.parse().unwrap())
+            .await
+            .unwrap(),
+        None
+    );
     set_state(a.id, AccountState::AwaitingCode).await.unwrap();
     set_state(b.id, AccountState::AwaitingCode).await.unwrap();
     // The first to be authorized holds it; the other cannot become authorized beside it.
     set_state(a.id, AccountState::Active).await.unwrap();
     assert_eq!(
-        store.account_holding_phone(phone).await.unwrap(),
+        store
+            .account_holding_phone(&phone.parse().unwrap())
+            .await
+            .unwrap(),
         Some(a.id)
     );
     let clash = set_state(b.id, AccountState::Active).await;
@@ -460,7 +469,10 @@ async fn one_live_account_per_phone(store: &dyn Store) {
     set_state(a.id, AccountState::LoggedOut).await.unwrap();
     set_state(b.id, AccountState::Active).await.unwrap();
     assert_eq!(
-        store.account_holding_phone(phone).await.unwrap(),
+        store
+            .account_holding_phone(&phone.parse().unwrap())
+            .await
+            .unwrap(),
         Some(b.id)
     );
     let revive = set_state(a.id, AccountState::Hibernated).await;
@@ -763,7 +775,7 @@ async fn an_import_lands_whole_or_not_at_all(store: &dyn Store) {
             owner_id: owner.id,
             label: Some("imported".into()),
             kind: AccountKind::User,
-            phone: Some("+15550009".into()),
+            phone: Some("+15550009".parse().unwrap()),
         },
         tg_user_id: 777,
         username: Some("imp".into()),
@@ -788,7 +800,10 @@ async fn an_import_lands_whole_or_not_at_all(store: &dyn Store) {
         None
     );
     assert_eq!(
-        store.account_holding_phone("+15550009").await.unwrap(),
+        store
+            .account_holding_phone(&"+15550009".parse().unwrap())
+            .await
+            .unwrap(),
         None
     );
     assert_eq!(store.count_owned_accounts(owner.id).await.unwrap(), (0, 0));

@@ -7,8 +7,10 @@ use std::time::Duration;
 use dashmap::DashMap;
 use ractor::rpc::CallResult;
 use ractor::{Actor, ActorId, ActorRef};
-use tgfleet_actors::{AccountEnv, AccountError, AccountMsg, Command};
-use tgfleet_persistence::{AccountFilter, AccountId, AccountState, Store};
+use tgfleet_actors::{
+    AccountEnv, AccountError, AccountLimits, AccountMsg, Command, TelegramParams,
+};
+use tgfleet_persistence::{AccountFilter, AccountId, AccountState, SessionCipher, Store};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tracing::Instrument;
@@ -46,6 +48,15 @@ pub struct FleetStats {
     pub restarts: u64,
 }
 
+/// What the accounts of a service share: where their rows and sealed sessions are, how sessions
+/// are sealed, which Telegram they reach and their limits.
+pub struct AccountSetup {
+    pub store: Arc<dyn Store>,
+    pub cipher: SessionCipher,
+    pub telegram: TelegramParams,
+    pub limits: AccountLimits,
+}
+
 /// Cheap to clone; every clone talks to the same fleet.
 #[derive(Clone)]
 pub struct Fleet {
@@ -53,6 +64,9 @@ pub struct Fleet {
 }
 
 struct Inner {
+    /// The accounts' shared environment, when this fleet runs the real account actors; the
+    /// session commands (import, export) need it.
+    pub(crate) env: Option<Arc<AccountEnv>>,
     registry: Arc<AccountRegistry>,
     factory: Arc<dyn ChildFactory>,
     metrics: SupervisionMetrics,
@@ -72,6 +86,16 @@ impl Fleet {
         store: Arc<dyn Store>,
         factory: Arc<dyn ChildFactory>,
         metrics: SupervisionMetrics,
+    ) -> anyhow::Result<Fleet> {
+        Self::start_with(settings, store, factory, metrics, None).await
+    }
+
+    async fn start_with(
+        settings: SupervisionSettings,
+        store: Arc<dyn Store>,
+        factory: Arc<dyn ChildFactory>,
+        metrics: SupervisionMetrics,
+        env: Option<Arc<AccountEnv>>,
     ) -> anyhow::Result<Fleet> {
         let supervisor_count = settings.shards.max(1);
         let seq = FLEET_SEQ.fetch_add(1, Ordering::Relaxed);
@@ -105,6 +129,7 @@ impl Fleet {
         let (done_tx, done_rx) = watch::channel(false);
         let fleet = Fleet {
             inner: Arc::new(Inner {
+                env,
                 registry,
                 factory,
                 metrics,
@@ -137,13 +162,35 @@ impl Fleet {
     ) -> anyhow::Result<Fleet> {
         let metrics = SupervisionMetrics::register(metrics_registry)?;
         let store = env.store.clone();
-        Self::start(
+        Self::start_with(
             settings,
             store,
-            Arc::new(AccountActorFactory::new(env)),
+            Arc::new(AccountActorFactory::new(env.clone())),
             metrics,
+            Some(env),
         )
         .await
+    }
+
+    /// The fleet of a running service: its accounts' environment built from `setup`, every
+    /// metric (the accounts' and the supervisors') in `metrics_registry`.
+    pub async fn start_service(
+        settings: SupervisionSettings,
+        setup: AccountSetup,
+        metrics_registry: &prometheus::Registry,
+    ) -> anyhow::Result<Fleet> {
+        let env = AccountEnv::new(
+            setup.store,
+            setup.cipher,
+            setup.telegram,
+            setup.limits,
+            metrics_registry,
+        )?;
+        Self::start_accounts(settings, Arc::new(env), metrics_registry).await
+    }
+
+    pub(crate) fn env(&self) -> Option<&Arc<AccountEnv>> {
+        self.inner.env.as_ref()
     }
 
     /// Sends `request` to the account's actor (starting it if it has none) and returns its

@@ -27,6 +27,7 @@ mod liveness;
 mod messages;
 pub mod metrics;
 mod policy;
+mod sessions;
 mod settings;
 mod slot;
 mod spawn;
@@ -35,9 +36,25 @@ mod supervisor;
 
 pub use child::{AccountActorFactory, ChildFactory, ChildSpec, SpawnFuture};
 pub use error::{FleetError, UnavailableKind};
-pub use fleet::{Fleet, FleetStats};
+pub use fleet::{AccountSetup, Fleet, FleetStats};
 pub use metrics::{RestartReason, SupervisionMetrics};
 pub use policy::backoff_delay;
+pub use sessions::ExportError;
 pub use settings::SupervisionSettings;
 pub use slot::WATCHDOG_STOP_REASON;
 pub use stats::SupervisorStats;
+
+/// The account core's vocabulary, for the API: the commands an account takes and their replies,
+/// the typed inputs they are parsed into, the session formats of an import or export, and what
+/// an account's environment is made of. The API depends on this crate alone; these are the
+/// account core's types, named here so nothing reaches past the fleet into the actors.
+pub mod account {
+    pub use tgfleet_actors::import::formats;
+    pub use tgfleet_actors::import::{ForeignSession, ImportError, PreparedSession};
+    pub use tgfleet_actors::peer::PEER_FORMS;
+    pub use tgfleet_actors::{
+        AccountError, AccountLimits, AccountStatus, BotSignIn, CheckPassword, CodeSent, Command,
+        LogOut, LoginStep, Peer, Phone, Qr, QrCode, QrLogin, SendCode, SendMessage, Sent, SignIn,
+        Status, TelegramParams, TelegramTarget,
+    };
+}

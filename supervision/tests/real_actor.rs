@@ -82,7 +82,7 @@ async fn user_account(env: &AccountEnv, phone: &str) -> i64 {
             owner_id: owner,
             label: None,
             kind: AccountKind::User,
-            phone: Some(phone.into()),
+            phone: Some(phone.parse().unwrap()),
         })
         .await
         .expect("account")
@@ -358,7 +358,7 @@ async fn calls_racing_hibernation_all_run_and_one_actor_at_most_serves_each_acco
                         owner_id: owner,
                         label: None,
                         kind: AccountKind::User,
-                        phone: Some((*phone).into()),
+                        phone: Some(phone.parse().unwrap()),
                     })
                     .await
                     .expect("account")
@@ -513,7 +513,7 @@ async fn a_vault_sealed_for_20_s_during_a_fleet_start_quarantines_no_account() {
                     owner_id: owner,
                     label: None,
                     kind: AccountKind::User,
-                    phone: Some((*phone).into()),
+                    phone: Some(phone.parse().unwrap()),
                 })
                 .await
                 .expect("account");

@@ -7,6 +7,7 @@ use grammers_session::types::{PeerAuth, PeerInfo, UpdatesState};
 use grammers_session::Session;
 use grammers_tl_types as tl;
 use serde::Serialize;
+use tgfleet_persistence::Phone;
 use tgfleet_persistence::{AccountState, AccountUpdate, LogLevel};
 
 use super::{OpFailure, View};
@@ -27,8 +28,8 @@ pub struct LoginStep {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LoggedInUser {
     pub user_id: i64,
-    /// `+` and digits, as the store keeps phones; bots have none.
-    pub phone: Option<String>,
+    /// Bots have none.
+    pub phone: Option<Phone>,
     pub username: Option<String>,
     pub dc_id: i32,
     pub bot: bool,
@@ -148,7 +149,7 @@ pub(crate) async fn call_migrating<R: tl::RemoteCall>(
     }
 }
 
-pub(crate) async fn password_needed(tg: &Tg, phone: Option<String>) -> Result<Step, OpFailure> {
+pub(crate) async fn password_needed(tg: &Tg, phone: Option<Phone>) -> Result<Step, OpFailure> {
     let password: tl::types::account::Password = tg
         .call(&tl::functions::account::GetPassword {})
         .await?
@@ -211,12 +212,7 @@ pub(crate) async fn complete_login(
         .await?;
     Ok(Step::LoggedIn(LoggedInUser {
         user_id: user.id,
-        phone: user.phone.as_deref().and_then(|p| {
-            format!("+{}", p.trim_start_matches('+'))
-                .parse::<crate::phone::Phone>()
-                .ok()
-                .map(String::from)
-        }),
+        phone: user.phone.as_deref().and_then(Phone::from_telegram),
         username: user.username,
         dc_id: tg.session.home_dc(),
         bot: user.bot,

@@ -8,9 +8,9 @@ use serde::Serialize;
 use super::login::{self, Step};
 use super::{Admission, Class, Decided, Handler, OpFailure, View};
 use crate::client::Tg;
-use crate::phone::Phone;
 use crate::protocol::AccountError;
 use crate::session::PendingLogin;
+use tgfleet_persistence::Phone;
 
 #[derive(Debug, Clone)]
 pub struct SendCode {
@@ -36,10 +36,9 @@ impl Handler for SendCode {
     }
 
     async fn run(phone: Phone, tg: Tg) -> Result<Step, OpFailure> {
-        let phone = phone.into_string();
         let tg = &tg;
         let request = tl::functions::auth::SendCode {
-            phone_number: phone.clone(),
+            phone_number: phone.to_string(),
             api_id: tg.env.telegram.api_id,
             api_hash: tg.env.telegram.api_hash.clone(),
             settings: tl::types::CodeSettings {

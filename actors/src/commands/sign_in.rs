@@ -51,7 +51,7 @@ impl Handler for SignIn {
             )));
         };
         let request = tl::functions::auth::SignIn {
-            phone_number: phone.clone(),
+            phone_number: phone.to_string(),
             phone_code_hash,
             phone_code: Some(code),
             email_verification: None,

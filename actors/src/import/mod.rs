@@ -10,7 +10,6 @@
 
 pub mod formats;
 
-use std::collections::VecDeque;
 use std::fmt;
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4, SocketAddrV6};
 use std::num::NonZeroUsize;
@@ -22,14 +21,11 @@ use grammers_session::storages::MemorySession;
 use grammers_session::types::{DcOption, PeerAuth, PeerInfo, UpdatesState};
 use grammers_session::SessionData;
 use grammers_tl_types as tl;
-use serde::{Deserialize, Serialize};
+use tgfleet_persistence::{ImportedAccount, NewAccount, Phone, SessionCipher};
+use zeroize::Zeroizing;
 
 use crate::env::{TelegramParams, TelegramTarget};
-use crate::session::{PendingLogin, SentRecord};
-
-/// The layout version of `session.rs` this module writes and reads. Kept equal to its private
-/// `FORMAT`; the round-trip test below loads what `seal_plain` writes through `StoreSession`.
-const SESSION_FORMAT: u32 = 1;
+use crate::session::{self, StoredKeys};
 
 /// What every supported foreign format boils down to. `Debug` never shows the key.
 #[derive(Clone, PartialEq, Eq)]
@@ -61,29 +57,41 @@ impl fmt::Debug for ForeignSession {
 pub struct Identity {
     pub user_id: i64,
     pub username: Option<String>,
-    /// E.164 with `+`, when Telegram shows it (it does to the user themself).
-    pub phone: Option<String>,
+    /// When Telegram shows it (it does to the user themself).
+    pub phone: Option<Phone>,
     pub bot: bool,
     pub dc_id: i32,
 }
 
 /// A checked session, serialized in the store's session format and ready to be sealed for an
-/// account. The plaintext holds the auth key: it is wiped on drop and never printed.
+/// account. Only the account core reads the plaintext (it holds the auth key): it is wiped on
+/// drop and never printed.
 pub struct PreparedSession {
-    plain: Vec<u8>,
+    plain: Zeroizing<Vec<u8>>,
     pub identity: Identity,
 }
 
 impl PreparedSession {
-    /// The serialized session, for `SessionCipher::seal(account_id, …)`.
-    pub fn plain(&self) -> &[u8] {
-        &self.plain
-    }
-}
-
-impl Drop for PreparedSession {
-    fn drop(&mut self) {
-        self.plain.fill(0);
+    /// The new account's row, fingerprint claim and session, for
+    /// `Store::create_imported_account`: the session is sealed for the id the store assigns,
+    /// inside its transaction, and the plaintext is wiped once sealed.
+    pub fn into_account(
+        self,
+        cipher: SessionCipher,
+        new: NewAccount,
+        fingerprint: String,
+    ) -> ImportedAccount {
+        let identity = self.identity.clone();
+        ImportedAccount {
+            new,
+            tg_user_id: identity.user_id,
+            username: identity.username,
+            dc_id: identity.dc_id,
+            fingerprint,
+            seal: Box::new(move |id| {
+                Box::pin(async move { Ok(cipher.seal(id, &self.plain).await?) })
+            }),
+        }
     }
 }
 
@@ -134,29 +142,6 @@ impl ImportError {
     pub fn is_transient(&self) -> bool {
         matches!(self, Self::Timeout(_) | Self::Unreachable(_))
     }
-}
-
-/// Mirror of `session.rs`'s private `Stored`: same field names and types, so `StoreSession`
-/// loads it. `session.rs` owns the format; the test below fails if the two drift apart.
-#[derive(Serialize)]
-struct StoredOut<'a> {
-    format: u32,
-    home_dc: i32,
-    dc_options: &'a [DcOption],
-    peers: Vec<PeerInfo>,
-    updates: UpdatesState,
-    login: Option<PendingLogin>,
-    sent: VecDeque<SentRecord>,
-}
-
-/// The part of a stored session an export needs; serde skips the other fields.
-#[derive(Deserialize)]
-struct StoredIn {
-    format: u32,
-    home_dc: i32,
-    dc_options: Vec<DcOption>,
-    #[serde(default)]
-    peers: Vec<PeerInfo>,
 }
 
 /// The DC options a session for `target` starts with, the imported key seeded into the home DC.
@@ -228,17 +213,11 @@ pub async fn prepare(
     let identity = Identity {
         user_id: user.id,
         username: user.username.clone(),
-        phone: user.phone.as_deref().map(|p| {
-            if p.starts_with('+') {
-                p.to_owned()
-            } else {
-                format!("+{p}")
-            }
-        }),
+        phone: user.phone.as_deref().and_then(Phone::from_telegram),
         bot: user.bot,
         dc_id: foreign.dc_id,
     };
-    let plain = seal_plain(
+    let plain = session::imported_plain(
         foreign.dc_id,
         &dc_options,
         PeerInfo::User {
@@ -248,38 +227,13 @@ pub async fn prepare(
             is_self: Some(true),
         },
         updates.unwrap_or_default(),
-    )?;
+    )
+    .map_err(|e| ImportError::Unexportable(e.to_string()))?;
     Ok(PreparedSession { plain, identity })
 }
 
-fn seal_plain(
-    home_dc: i32,
-    dc_options: &[DcOption],
-    self_user: PeerInfo,
-    updates: UpdatesState,
-) -> Result<Vec<u8>, ImportError> {
-    serde_json::to_vec(&StoredOut {
-        format: SESSION_FORMAT,
-        home_dc,
-        dc_options,
-        peers: vec![self_user],
-        updates,
-        login: None,
-        sent: VecDeque::new(),
-    })
-    .map_err(|e| ImportError::Unexportable(format!("encoding: {e}")))
-}
-
-/// Reads an opened (decrypted) stored session back into the portable fields, for export.
-pub fn exportable(plain: &[u8]) -> Result<ForeignSession, ImportError> {
-    let stored: StoredIn = serde_json::from_slice(plain)
-        .map_err(|e| ImportError::Unexportable(format!("decoding: {e}")))?;
-    if stored.format != SESSION_FORMAT {
-        return Err(ImportError::Unexportable(format!(
-            "unknown session format {}",
-            stored.format
-        )));
-    }
+/// The portable fields of a stored session, for an export.
+pub fn exportable(stored: &StoredKeys) -> Result<ForeignSession, ImportError> {
     let home = stored
         .dc_options
         .iter()
@@ -289,17 +243,7 @@ pub fn exportable(plain: &[u8]) -> Result<ForeignSession, ImportError> {
         .auth_key
         .ok_or_else(|| ImportError::Unexportable("the home DC has no auth key".into()))?;
     let (user_id, bot) = stored
-        .peers
-        .iter()
-        .find_map(|p| match p {
-            PeerInfo::User {
-                id,
-                bot,
-                is_self: Some(true),
-                ..
-            } => Some((*id, *bot)),
-            _ => None,
-        })
+        .self_user
         .ok_or_else(|| ImportError::Unexportable("the session is not logged in".into()))?;
     Ok(ForeignSession {
         dc_id: stored.home_dc,
@@ -513,19 +457,10 @@ mod tests {
             })
             .await
             .unwrap();
-        let account = store
-            .create_account(NewAccount {
-                owner_id: owner.id,
-                label: None,
-                kind: AccountKind::User,
-                phone: None,
-            })
-            .await
-            .unwrap();
         let addr: SocketAddr = "127.0.0.1:4002".parse().unwrap();
         let f = foreign(2, Some(addr));
         let options = dc_options_for(&TelegramTarget::Production, &f).unwrap();
-        let plain = seal_plain(
+        let plain = session::imported_plain(
             2,
             &options,
             PeerInfo::User {
@@ -537,8 +472,27 @@ mod tests {
             UpdatesState::default(),
         )
         .unwrap();
-        let sealed = cipher.seal(account.id, &plain).await.unwrap();
-        store.put_session(account.id, &sealed).await.unwrap();
+        let prepared = PreparedSession {
+            plain,
+            identity: Identity {
+                user_id: 42,
+                username: None,
+                phone: None,
+                bot: false,
+                dc_id: 2,
+            },
+        };
+        let new = NewAccount {
+            owner_id: owner.id,
+            label: None,
+            kind: AccountKind::User,
+            phone: None,
+        };
+        let account = store
+            .create_imported_account(prepared.into_account(cipher.clone(), new, "fp".into()))
+            .await
+            .unwrap()
+            .unwrap();
         let env = Arc::new(AccountEnv {
             writes: Default::default(),
             store: store.clone(),
@@ -555,7 +509,11 @@ mod tests {
         assert_eq!(session.self_user_id(), Some(42));
         assert_eq!(session.home_dc(), 2);
         assert_eq!(session.pending_login(), None);
-        let back = exportable(&plain).unwrap();
+        let stored = session::read_stored(&*store, &cipher, account.id)
+            .await
+            .unwrap()
+            .expect("a stored session");
+        let back = exportable(&stored).unwrap();
         assert_eq!(
             (back.dc_id, back.auth_key, back.user_id),
             (f.dc_id, f.auth_key, f.user_id)

@@ -80,7 +80,7 @@ impl Harness {
                 owner_id: self.owner,
                 label: None,
                 kind,
-                phone: phone.map(str::to_owned),
+                phone: phone.map(|p| p.parse().expect("a test phone is E.164")),
             })
             .await
             .expect("account row")

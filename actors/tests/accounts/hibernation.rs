@@ -20,21 +20,14 @@ fn limits() -> AccountLimits {
 }
 
 /// The auth keys of the account's stored session, as the sealed blob holds them.
-async fn auth_keys(h: &Harness, id: AccountId) -> Vec<serde_json::Value> {
-    let sealed = h
-        .env
-        .store
-        .session(id)
+async fn auth_keys(h: &Harness, id: AccountId) -> Vec<Option<[u8; 256]>> {
+    tgfleet_actors::session::read_stored(&*h.env.store, &h.env.cipher, id)
         .await
         .expect("session read")
-        .expect("a stored session");
-    let plain = h.env.cipher.open(id, &sealed).await.expect("session opens");
-    let stored: serde_json::Value = serde_json::from_slice(&plain).expect("session JSON");
-    stored["dc_options"]
-        .as_array()
-        .expect("dc options")
+        .expect("a stored session")
+        .dc_options
         .iter()
-        .map(|o| o["auth_key"].clone())
+        .map(|o| o.auth_key)
         .collect()
 }
 

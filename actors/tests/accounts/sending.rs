@@ -140,9 +140,9 @@ async fn an_account_waiting_out_a_flood_does_not_slow_another() {
     let (_, slow) = h.logged_in("+15551300").await;
     let (_, fast) = h.logged_in("+15551301").await;
 
-    // 20 s is below the threshold: the slow account waits it out (in a task) and then sends.
+    // 3 s is below the threshold: the slow account waits it out (in a task) and then sends.
     h.dc.faults()
-        .flood_wait("messages.sendMessage", Some("+15551300"), 20);
+        .flood_wait("messages.sendMessage", Some("+15551300"), 3);
     let slow_actor = slow.actor.clone();
     let slow_send = tokio::spawn(async move {
         crate::harness::call(

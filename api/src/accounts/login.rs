@@ -15,8 +15,8 @@ use axum::response::IntoResponse;
 use axum::Json;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use tgfleet_actors::{CheckPassword, Command, Phone, QrCode, SendCode, SignIn};
 use tgfleet_persistence::{AccountId, AccountKind, AccountState};
+use tgfleet_supervision::account::{CheckPassword, Command, Phone, QrCode, SendCode, SignIn};
 use utoipa::ToSchema;
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -134,8 +134,8 @@ pub async fn send_code(
     // Nothing is written here: the account holds the phone only once it is authorized (the
     // actor writes it then, and the store's unique index decides a race). This read only spares
     // a login that could never finish.
-    if account.phone.as_deref() != Some(phone.as_str()) || !account.state.is_authorized() {
-        super::refuse_phone_held_by_another(&state, Some(id), phone.as_str()).await?;
+    if account.phone.as_ref() != Some(&phone) || !account.state.is_authorized() {
+        super::refuse_phone_held_by_another(&state, Some(id), &phone).await?;
     }
     let sent = step(
         &state,
@@ -152,7 +152,7 @@ pub async fn send_code(
     }))
 }
 
-fn login_step(reply: tgfleet_actors::LoginStep) -> Result<Json<LoginStep>, ApiError> {
+fn login_step(reply: tgfleet_supervision::account::LoginStep) -> Result<Json<LoginStep>, ApiError> {
     Ok(Json(LoginStep {
         state: reply.state.as_str().into(),
         hint: reply.hint,
@@ -215,7 +215,7 @@ pub async fn password(
     )
 }
 
-async fn qr<C: Command<Reply = tgfleet_actors::Qr>>(
+async fn qr<C: Command<Reply = tgfleet_supervision::account::Qr>>(
     state: &AppState,
     user: &AuthUser,
     id: AccountId,
@@ -241,7 +241,9 @@ pub async fn qr_login(
     user: AuthUser,
     ApiPath(id): ApiPath<AccountId>,
 ) -> Result<Json<QrLogin>, ApiError> {
-    Ok(Json(qr(&state, &user, id, tgfleet_actors::QrLogin).await?))
+    Ok(Json(
+        qr(&state, &user, id, tgfleet_supervision::account::QrLogin).await?,
+    ))
 }
 
 #[utoipa::path(get, path = "/api/v1/telegram/accounts/{id}/login/qr.png", tag = "login", security(("bearer" = [])),

@@ -8,9 +8,9 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::Json;
 use serde::{Deserialize, Serialize};
-use tgfleet_actors::peer::PEER_FORMS;
-use tgfleet_actors::{Peer, SendMessage};
 use tgfleet_persistence::AccountId;
+use tgfleet_supervision::account::PEER_FORMS;
+use tgfleet_supervision::account::{Peer, SendMessage};
 use utoipa::ToSchema;
 
 #[derive(Debug, Deserialize, ToSchema)]

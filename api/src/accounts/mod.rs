@@ -16,10 +16,10 @@ use axum::http::StatusCode;
 use axum::Json;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use tgfleet_actors::{BotSignIn, LogOut, Phone};
 use tgfleet_persistence::{
     Account, AccountFilter, AccountId, AccountKind, AccountState, NewAccount, StoreError,
 };
+use tgfleet_supervision::account::{BotSignIn, LogOut, Phone};
 use tgfleet_supervision::Fleet;
 use utoipa::{IntoParams, ToSchema};
 
@@ -51,7 +51,7 @@ impl From<Account> for AccountView {
             id: a.id,
             label: a.label,
             kind: a.kind,
-            phone: a.phone,
+            phone: a.phone.map(Phone::into_string),
             state: a.state,
             tg_user_id: a.tg_user_id,
             username: a.username,
@@ -119,7 +119,7 @@ pub async fn check_pending_login_quota(
 pub async fn refuse_phone_held_by_another(
     state: &AppState,
     asking: Option<AccountId>,
-    phone: &str,
+    phone: &Phone,
 ) -> Result<(), ApiError> {
     match state.store.account_holding_phone(phone).await? {
         Some(holder) if Some(holder) != asking => {
@@ -171,10 +171,7 @@ pub async fn create(
 ) -> Result<(StatusCode, Json<AccountView>), ApiError> {
     let fleet = fleet(&state)?.clone();
     let mut v = Validator::default();
-    let phone = req
-        .phone
-        .as_deref()
-        .map(|p| p.parse::<Phone>().ok().map(Phone::into_string));
+    let phone = req.phone.as_deref().map(|p| p.parse::<Phone>().ok());
     v.check(
         !matches!(phone, Some(None)),
         "phone",
@@ -375,8 +372,8 @@ async fn delete_account(
                 Ok(_) | Err(tgfleet_supervision::FleetError::NotFound(_)) => {}
                 // Gone already for Telegram: nothing left to revoke.
                 Err(tgfleet_supervision::FleetError::Account(
-                    tgfleet_actors::AccountError::Unauthorized
-                    | tgfleet_actors::AccountError::Banned,
+                    tgfleet_supervision::account::AccountError::Unauthorized
+                    | tgfleet_supervision::account::AccountError::Banned,
                 )) => {}
                 Err(e) => {
                     // The key would stay valid at Telegram with no one left holding it here.

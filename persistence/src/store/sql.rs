@@ -110,7 +110,12 @@ macro_rules! impl_sql_store {
                     owner_id: row.try_get("owner_id").with_context(|| ctx("owner_id"))?,
                     label: row.try_get("label").with_context(|| ctx("label"))?,
                     kind: $crate::store::sql::parse_kind(&kind)?,
-                    phone: row.try_get("phone").with_context(|| ctx("phone"))?,
+                    phone: row
+                        .try_get::<Option<String>, _>("phone")
+                        .with_context(|| ctx("phone"))?
+                        .map(|p| p.parse::<$crate::Phone>())
+                        .transpose()
+                        .map_err(|why| anyhow::anyhow!("{}: {why}", ctx("phone")))?,
                     state: AccountState::parse(&state).with_context(|| {
                         format!("unknown state {state:?} of account {id}")
                     })?,
@@ -416,7 +421,7 @@ macro_rules! impl_sql_store {
                     .bind(new.owner_id)
                     .bind(&new.label)
                     .bind($crate::store::sql::kind_str(new.kind))
-                    .bind(&new.phone)
+                    .bind(new.phone.as_ref().map($crate::Phone::as_str))
                     .bind(now())
                     .fetch_one(&self.pool)
                     .await
@@ -437,13 +442,13 @@ macro_rules! impl_sql_store {
                 Ok((total, pending.unwrap_or(0)))
             }
 
-            async fn account_holding_phone(&self, phone: &str) -> StoreResult<Option<AccountId>> {
+            async fn account_holding_phone(&self, phone: &$crate::Phone) -> StoreResult<Option<AccountId>> {
                 sqlx::query_scalar(
                     "SELECT id FROM telegram_accounts WHERE phone = $1 AND \
                      (state IN ('active', 'reconnecting', 'flood_wait', 'hibernated') \
                       OR (state IN ('quarantined', 'stopped') AND tg_user_id IS NOT NULL))",
                 )
-                .bind(phone)
+                .bind(phone.as_str())
                 .fetch_optional(&self.pool)
                 .await
                 .map_err(db_err("finding the account holding a phone"))
@@ -505,7 +510,7 @@ macro_rules! impl_sql_store {
                     .bind(id)
                     .bind(update.state.map(AccountState::as_str))
                     .bind(update.phone.is_some())
-                    .bind(update.phone.flatten())
+                    .bind(update.phone.flatten().map($crate::Phone::into_string))
                     .bind(update.tg_user_id.is_some())
                     .bind(update.tg_user_id.flatten())
                     .bind(update.username.is_some())
@@ -670,7 +675,7 @@ macro_rules! impl_sql_store {
                     .bind(new.owner_id)
                     .bind(&new.label)
                     .bind($crate::store::sql::kind_str(new.kind))
-                    .bind(&new.phone)
+                    .bind(new.phone.as_ref().map($crate::Phone::as_str))
                     .bind(tg_user_id)
                     .bind(&username)
                     .bind(dc_id)

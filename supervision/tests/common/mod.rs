@@ -1,6 +1,5 @@
-//! Test helpers: a tiny account actor that crashes, hangs or stops on command, a fleet built on
-//! it over a fresh SQLite store, and an in-memory store for tests that run on paused time (the
-//! SQLite driver answers from its own thread, which paused time cannot wait for).
+//! Test helpers: a tiny account actor that crashes, hangs or stops on command, and a fleet built
+//! on it over a fresh SQLite store or (for tests on paused time) `testing::MemStore`.
 
 #![allow(dead_code)]
 
@@ -8,10 +7,9 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use async_trait::async_trait;
-use chrono::{DateTime, Utc};
 use ractor::{Actor, ActorProcessingErr, ActorRef};
 use tgfleet_actors::{AccountMsg, AccountRequest, AccountStatus, SendMessage, Sent, Status};
+pub use tgfleet_persistence::testing::MemStore;
 use tgfleet_persistence::*;
 use tgfleet_supervision::{ChildSpec, Fleet, SupervisionMetrics, SupervisionSettings};
 
@@ -356,199 +354,6 @@ impl Harness {
             })
             .await
             .expect("listing logs")
-    }
-}
-
-/// Accounts and logs in memory; everything else unsupported. Pure async, so it works on paused
-/// time.
-#[derive(Default)]
-pub struct MemStore {
-    inner: Mutex<MemInner>,
-}
-
-#[derive(Default)]
-struct MemInner {
-    accounts: Vec<Account>,
-    logs: Vec<LogEntry>,
-}
-
-fn unsupported<T>() -> StoreResult<T> {
-    Err(StoreError::Other(anyhow::anyhow!(
-        "not supported by MemStore"
-    )))
-}
-
-impl MemStore {
-    pub fn add_account(&self, id: AccountId, state: AccountState) {
-        let now: DateTime<Utc> = Utc::now();
-        self.inner.lock().unwrap().accounts.push(Account {
-            id,
-            owner_id: 1,
-            label: None,
-            kind: AccountKind::User,
-            phone: None,
-            state,
-            tg_user_id: None,
-            username: None,
-            dc_id: None,
-            flood_wait_until: None,
-            last_error: None,
-            restarts: 0,
-            created_at: now,
-            updated_at: now,
-        });
-    }
-}
-
-#[async_trait]
-impl Store for MemStore {
-    fn backend(&self) -> &'static str {
-        "memory"
-    }
-    async fn ping(&self) -> StoreResult<()> {
-        Ok(())
-    }
-    async fn create_user(&self, _: NewUser) -> StoreResult<User> {
-        unsupported()
-    }
-    async fn user_by_id(&self, _: UserId) -> StoreResult<User> {
-        unsupported()
-    }
-    async fn user_by_email(&self, _: &str) -> StoreResult<User> {
-        unsupported()
-    }
-    async fn list_users(&self, _: Option<UserId>, _: u32) -> StoreResult<Vec<User>> {
-        unsupported()
-    }
-    async fn update_user(&self, _: UserId, _: UserPatch) -> StoreResult<User> {
-        unsupported()
-    }
-    async fn count_users(&self) -> StoreResult<i64> {
-        unsupported()
-    }
-    async fn insert_refresh_token(&self, _: RefreshToken) -> StoreResult<()> {
-        unsupported()
-    }
-    async fn refresh_token(&self, _: &str) -> StoreResult<RefreshToken> {
-        unsupported()
-    }
-    async fn revoke_refresh_token(&self, _: &str) -> StoreResult<bool> {
-        unsupported()
-    }
-    async fn revoke_refresh_family(&self, _: &str) -> StoreResult<u64> {
-        unsupported()
-    }
-    async fn revoke_access_token(&self, _: &str, _: DateTime<Utc>) -> StoreResult<()> {
-        unsupported()
-    }
-    async fn is_access_token_revoked(&self, _: &str, _: Option<&str>) -> StoreResult<bool> {
-        unsupported()
-    }
-    async fn purge_revoked_families(&self, _: DateTime<Utc>) -> StoreResult<u64> {
-        unsupported()
-    }
-    async fn purge_expired_tokens(&self, _: DateTime<Utc>) -> StoreResult<u64> {
-        unsupported()
-    }
-    async fn purge_logs_before(&self, _: DateTime<Utc>) -> StoreResult<u64> {
-        unsupported()
-    }
-    async fn create_account(&self, _: NewAccount) -> StoreResult<Account> {
-        unsupported()
-    }
-    async fn account(&self, id: AccountId) -> StoreResult<Account> {
-        let inner = self.inner.lock().unwrap();
-        inner
-            .accounts
-            .iter()
-            .find(|a| a.id == id)
-            .cloned()
-            .ok_or(StoreError::NotFound)
-    }
-    async fn list_accounts(&self, filter: AccountFilter) -> StoreResult<Vec<Account>> {
-        let inner = self.inner.lock().unwrap();
-        let mut rows: Vec<Account> = inner
-            .accounts
-            .iter()
-            .filter(|a| filter.after_id.is_none_or(|after| a.id > after))
-            .filter(|a| filter.state.is_none_or(|s| a.state == s))
-            .cloned()
-            .collect();
-        rows.sort_by_key(|a| a.id);
-        rows.truncate(filter.limit as usize);
-        Ok(rows)
-    }
-    async fn update_account(&self, id: AccountId, update: AccountUpdate) -> StoreResult<Account> {
-        let mut inner = self.inner.lock().unwrap();
-        let a = inner
-            .accounts
-            .iter_mut()
-            .find(|a| a.id == id)
-            .ok_or(StoreError::NotFound)?;
-        if let Some(s) = update.state {
-            a.state = s;
-        }
-        if let Some(e) = update.last_error {
-            a.last_error = e;
-        }
-        a.restarts += update.add_restarts;
-        Ok(a.clone())
-    }
-    async fn delete_account(&self, _: AccountId) -> StoreResult<()> {
-        unsupported()
-    }
-    async fn count_accounts_by_state(&self) -> StoreResult<Vec<(AccountState, i64)>> {
-        unsupported()
-    }
-    async fn put_session(&self, _: AccountId, _: &[u8]) -> StoreResult<()> {
-        unsupported()
-    }
-    async fn session(&self, _: AccountId) -> StoreResult<Option<Vec<u8>>> {
-        unsupported()
-    }
-    async fn delete_session(&self, _: AccountId) -> StoreResult<()> {
-        unsupported()
-    }
-    async fn count_sessions(&self) -> StoreResult<i64> {
-        unsupported()
-    }
-    async fn account_holding_phone(&self, _: &str) -> StoreResult<Option<AccountId>> {
-        unsupported()
-    }
-    async fn count_owned_accounts(&self, _: UserId) -> StoreResult<(i64, i64)> {
-        unsupported()
-    }
-    async fn append_log(&self, entry: NewLogEntry) -> StoreResult<i64> {
-        let mut inner = self.inner.lock().unwrap();
-        let id = inner.logs.len() as i64 + 1;
-        inner.logs.push(LogEntry {
-            id,
-            at: Utc::now(),
-            level: entry.level,
-            event: entry.event,
-            account_id: entry.account_id,
-            user_id: entry.user_id,
-            error_code: entry.error_code,
-            message: entry.message,
-            details: entry.details,
-        });
-        Ok(id)
-    }
-    async fn list_logs(&self, filter: LogFilter) -> StoreResult<Vec<LogEntry>> {
-        let inner = self.inner.lock().unwrap();
-        let mut rows: Vec<LogEntry> = inner
-            .logs
-            .iter()
-            .rev()
-            .filter(|l| filter.account_id.is_none_or(|id| l.account_id == Some(id)))
-            .filter(|l| filter.event.as_ref().is_none_or(|e| &l.event == e))
-            .cloned()
-            .collect();
-        rows.truncate(filter.limit as usize);
-        Ok(rows)
-    }
-    async fn error_stats(&self, _: DateTime<Utc>, _: Option<UserId>) -> StoreResult<ErrorStats> {
-        unsupported()
     }
 }
 

@@ -1,10 +1,11 @@
 //! Moving sessions in and out: `POST /api/v1/telegram/accounts/import` takes sessions logged in
 //! by Telethon, Pyrogram or another tgfleet and makes each an account; `GET …/{id}/export` hands
 //! one out again. Parsing is in [`formats`]; the check against Telegram and the sealed session
-//! layout are in `tgfleet_actors::import`.
+//! layout are the account core's, reached through the fleet
+//! (`Fleet::check_session`, `Fleet::create_imported`, `Fleet::export_session`).
 
 /// The session string formats live with the rest of session import, where the CLI reads them too.
-pub use tgfleet_actors::import::formats;
+pub use tgfleet_supervision::account::formats;
 
 use crate::audit::Audit;
 use crate::auth::AuthUser;
@@ -19,11 +20,11 @@ use futures::stream::{self, StreamExt};
 use serde::{Deserialize, Serialize};
 use std::collections::HashSet;
 use std::time::Duration;
-use tgfleet_actors::import::{self as session_import, ForeignSession, ImportError};
-use tgfleet_actors::{Status, TelegramParams, TelegramTarget};
 use tgfleet_persistence::{
-    AccountId, AccountKind, AccountState, ImportConflict, ImportedAccount, NewAccount, StoreError,
+    AccountId, AccountKind, AccountState, ImportConflict, NewAccount, StoreError,
 };
+use tgfleet_supervision::account::{ForeignSession, ImportError, Status};
+use tgfleet_supervision::{ExportError, Fleet};
 use utoipa::{IntoParams, ToSchema};
 
 /// Sessions per import request. Each one costs a Telegram round trip (the authorization check)
@@ -122,16 +123,6 @@ pub struct ImportResponse {
     pub results: Vec<ImportResult>,
 }
 
-/// Where sessions connect: the target start-up built for the fleet (`AppState::telegram`), never
-/// one worked out again here — a second derivation once missed `telegram.testdc_control` and
-/// answered TELEGRAM_NOT_CONFIGURED while the fleet itself ran on that testdc.
-fn telegram_params(state: &AppState) -> Result<TelegramParams, ApiError> {
-    state
-        .telegram
-        .clone()
-        .ok_or_else(ApiError::telegram_not_configured)
-}
-
 #[utoipa::path(post, path = "/api/v1/telegram/accounts/import", tag = "accounts", security(("bearer" = [])),
     request_body = ImportRequest,
     responses((status = 200, body = ImportResponse, description = "one result per item; items fail independently"),
@@ -142,8 +133,9 @@ pub async fn import(
     user: AuthUser,
     ApiJson(req): ApiJson<ImportRequest>,
 ) -> Result<Json<ImportResponse>, ApiError> {
-    super::fleet(&state)?;
-    let telegram = telegram_params(&state)?;
+    // Sessions are checked against the Telegram the fleet's accounts reach, never one worked
+    // out again here (a second derivation once missed `telegram.testdc_control`).
+    let fleet = super::fleet(&state)?.clone();
     let mut v = Validator::default();
     v.check(
         !req.sessions.is_empty(),
@@ -161,7 +153,7 @@ pub async fn import(
     // that appears twice in one request is imported once.
     let mut seen = HashSet::new();
     // Sessions made for Telegram's test servers belong on a fake DC, never on the real one.
-    let test_servers = matches!(telegram.target, TelegramTarget::TestDc { .. });
+    let test_servers = fleet.on_test_dc();
     let mut work = Vec::with_capacity(req.sessions.len());
     for item in req.sessions {
         let parsed = parse_item(&item, test_servers).and_then(|session| {
@@ -194,12 +186,12 @@ pub async fn import(
         async move {
             stream::iter(work)
                 .map(|(parsed, label, format)| {
-                    let (state, user, telegram) = (&state, &user, &telegram);
+                    let (state, user, fleet) = (&state, &user, &fleet);
                     async move {
                         match parsed {
                             Err(result) => result,
                             Ok((session, fp)) => {
-                                import_one(state, user, telegram, session, fp, label, &format).await
+                                import_one(state, user, fleet, session, fp, label, &format).await
                             }
                         }
                     }
@@ -264,13 +256,13 @@ fn parse_item(item: &ImportItem, sandbox: bool) -> Result<ForeignSession, Import
 async fn import_one(
     state: &AppState,
     user: &AuthUser,
-    telegram: &TelegramParams,
+    fleet: &Fleet,
     session: ForeignSession,
     fp: String,
     label: Option<String>,
     format: &str,
 ) -> ImportResult {
-    match try_import(state, user, telegram, session, &fp, label).await {
+    match try_import(state, user, fleet, session, &fp, label).await {
         Ok(result) => {
             if let Some(id) = result
                 .account_id
@@ -313,7 +305,7 @@ fn import_busy(queue: Duration) -> ApiError {
 async fn try_import(
     state: &AppState,
     user: &AuthUser,
-    telegram: &TelegramParams,
+    fleet: &Fleet,
     session: ForeignSession,
     fp: &str,
     label: Option<String>,
@@ -332,19 +324,15 @@ async fn try_import(
             "every session check of this process is busy; nothing was kept, send it again",
         ));
     };
-    let prepared = session_import::prepare(telegram, &session, PROBE_TIMEOUT).await;
+    let prepared = fleet.check_session(&session, PROBE_TIMEOUT).await;
     drop(permit);
     let prepared = match prepared {
         Ok(p) => p,
         Err(e) => return Ok(refused(&e)),
     };
-    // The plaintext moves into the seal below; what the row needs is copied out first.
+    // The session moves into the fleet below; what the row needs is copied out first.
     let identity = prepared.identity.clone();
-    let phone = identity
-        .phone
-        .as_deref()
-        .and_then(|p| p.parse::<tgfleet_actors::Phone>().ok())
-        .map(String::from);
+    let phone = identity.phone.clone();
     let new = NewAccount {
         owner_id: user.id,
         label,
@@ -363,25 +351,9 @@ async fn try_import(
             e.to_string(),
         ));
     }
-    let cipher = state.cipher.clone();
-    let imported = state
-        .store
-        .create_imported_account(ImportedAccount {
-            new,
-            tg_user_id: identity.user_id,
-            username: identity.username.clone(),
-            dc_id: identity.dc_id,
-            fingerprint: fp.to_owned(),
-            seal: Box::new(move |id| {
-                Box::pin(async move {
-                    // `prepared` (the plaintext) moves in here and is wiped when this ends.
-                    Ok(cipher.seal(id, prepared.plain()).await?)
-                })
-            }),
-        })
-        .await?;
+    let imported = fleet.create_imported(prepared, new, fp.to_owned()).await?;
     let id = match imported {
-        Ok(account) => account.id,
+        Ok(id) => id,
         Err(ImportConflict::Phone) => {
             return Ok(ImportResult::duplicate(
                 None,
@@ -392,7 +364,6 @@ async fn try_import(
         Err(ImportConflict::Session(holder)) => return Ok(duplicate_of(state, user, holder).await),
     };
     // The actor reads the session (authorized: the self user is in it) and goes active.
-    let fleet = super::fleet(state).map_err(|e| anyhow::anyhow!("{e}"))?;
     let started = async {
         fleet.ensure_started(id).await?;
         fleet.call(id, Status).await
@@ -490,16 +461,13 @@ pub async fn export(
         code: "SESSION_NOT_EXPORTABLE",
         message: why,
     };
-    let sealed = state
-        .store
-        .session(id)
-        .await?
-        .ok_or_else(|| not_exportable("the account has no session".into()))?;
-    let plain =
-        state.cipher.open(id, &sealed).await.map_err(|e| {
-            ApiError::Internal(anyhow::anyhow!("opening session of account {id}: {e}"))
+    let session = super::fleet(&state)?
+        .export_session(id)
+        .await
+        .map_err(|e| match e {
+            ExportError::NotExportable(why) => not_exportable(why),
+            ExportError::Fleet(e) => e.into(),
         })?;
-    let session = session_import::exportable(&plain).map_err(|e| not_exportable(e.to_string()))?;
     let text = match format {
         SessionFormat::Telethon => {
             formats::encode_telethon(&session).map_err(|e| not_exportable(e.message))?

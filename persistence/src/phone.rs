@@ -1,13 +1,17 @@
 //! Phones as Telegram and the store expect them. Every way in (REST, onboarding, import, a
-//! direct actor call) parses a [`Phone`] first, so no unnormalised phone reaches Telegram or a
-//! unique index.
+//! direct actor call) parses a [`Phone`] first, and the store takes and gives only `Phone`s, so
+//! no unnormalised phone reaches Telegram or a unique index.
 
 use std::fmt;
 use std::str::FromStr;
 
 /// `+` and 7–15 digits (E.164). Parsing drops spaces, dashes, dots and parentheses first, so
 /// `+1 (555) 010-0199` and `+15550100199` are the same phone.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+///
+/// Serialized as the string; deserializing parses it, so a stored phone is checked on the way in
+/// like any other.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(into = "String", try_from = "String")]
 pub struct Phone(String);
 
 impl Phone {
@@ -22,6 +26,11 @@ impl Phone {
 
     pub fn into_string(self) -> String {
         self.0
+    }
+
+    /// A phone as Telegram's `user.phone` shows it (digits, usually without the `+`).
+    pub fn from_telegram(raw: &str) -> Option<Self> {
+        format!("+{}", raw.trim_start_matches('+')).parse().ok()
     }
 }
 
@@ -45,9 +54,26 @@ impl FromStr for Phone {
     }
 }
 
+/// Read-only: a `Phone` is read as the string it is, and only parsing makes one.
+impl std::ops::Deref for Phone {
+    type Target = str;
+
+    fn deref(&self) -> &str {
+        &self.0
+    }
+}
+
 impl fmt::Display for Phone {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.0)
+    }
+}
+
+impl TryFrom<String> for Phone {
+    type Error = &'static str;
+
+    fn try_from(raw: String) -> Result<Self, Self::Error> {
+        raw.parse()
     }
 }
 
