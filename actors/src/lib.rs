@@ -8,6 +8,7 @@
 //! map of the modules.
 
 pub mod actor;
+pub mod chat;
 mod classify;
 mod client;
 pub mod commands;
@@ -26,8 +27,11 @@ mod stop;
 pub mod writes;
 
 pub use actor::{AccountActor, AccountMsg, StopReason};
+pub use chat::{Chat, ChatKind, ChatRole};
 pub use commands::bot_sign_in::BotSignIn;
 pub use commands::check_password::{srp_peak_in_flight, srp_slot_count, CheckPassword};
+pub use commands::create_chat::CreateChat;
+pub use commands::list_chats::ListChats;
 pub use commands::log_out::LogOut;
 pub use commands::login::LoginStep;
 pub use commands::qr_login::{Qr, QrCode, QrLogin};

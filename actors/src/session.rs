@@ -149,8 +149,7 @@ impl Stored {
 
 /// The part of a stored session that leaves the account core: the DCs and their auth keys and
 /// who is logged in, for an export (and for tests and benches that check what was stored).
-/// It holds auth keys, so `Debug` shows none.
-#[derive(Clone)]
+/// It holds auth keys, so `Debug` shows none and dropping it wipes them.
 pub struct StoredKeys {
     pub home_dc: i32,
     pub dc_options: Vec<DcOption>,
@@ -165,6 +164,21 @@ impl StoredKeys {
             .iter()
             .find(|o| o.id == self.home_dc)
             .and_then(|o| o.auth_key)
+    }
+}
+
+fn wipe_keys(options: &mut [DcOption]) {
+    use zeroize::Zeroize as _;
+    for option in options {
+        if let Some(key) = option.auth_key.as_mut() {
+            key.zeroize();
+        }
+    }
+}
+
+impl Drop for StoredKeys {
+    fn drop(&mut self) {
+        wipe_keys(&mut self.dc_options);
     }
 }
 
@@ -225,7 +239,7 @@ pub(crate) fn imported_plain(
     self_user: PeerInfo,
     updates: UpdatesState,
 ) -> Result<zeroize::Zeroizing<Vec<u8>>, SessionError> {
-    let stored = Stored {
+    let mut stored = Stored {
         format: FORMAT,
         home_dc,
         dc_options: dc_options.to_vec(),
@@ -234,9 +248,11 @@ pub(crate) fn imported_plain(
         login: None,
         sent: VecDeque::new(),
     };
-    serde_json::to_vec(&stored)
+    let plain = serde_json::to_vec(&stored)
         .map(zeroize::Zeroizing::new)
-        .map_err(|e| SessionError::Encoding(e.to_string()))
+        .map_err(|e| SessionError::Encoding(e.to_string()));
+    wipe_keys(&mut stored.dc_options);
+    plain
 }
 
 struct Inner {

@@ -169,6 +169,8 @@ impl Modify for BearerAuth {
         crate::accounts::login::qr_login,
         crate::accounts::login::qr_png,
         crate::accounts::messages::send,
+        crate::accounts::chats::list,
+        crate::accounts::chats::create,
         crate::accounts::transfer::import,
         crate::accounts::transfer::export,
         crate::auth::routes::register,
@@ -185,12 +187,16 @@ impl Modify for BearerAuth {
 )]
 pub struct ApiDoc;
 
-/// The whole document: the sandbox routes are in it when this build has them.
+/// The whole document: the sandbox routes are in it when this build has them, with the answers
+/// every operation can give (the derive's modifiers ran before the merge).
 pub fn full() -> utoipa::openapi::OpenApi {
     #[allow(unused_mut)]
     let mut doc = ApiDoc::openapi();
     #[cfg(feature = "sandbox")]
-    doc.merge(crate::sandbox::SandboxDoc::openapi());
+    {
+        doc.merge(crate::sandbox::SandboxDoc::openapi());
+        CommonErrors.modify(&mut doc);
+    }
     doc
 }
 

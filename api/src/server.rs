@@ -105,6 +105,10 @@ pub fn api_router(state: AppState) -> Router {
             "/api/v1/telegram/accounts/{id}/messages",
             post(accounts::messages::send),
         )
+        .route(
+            "/api/v1/telegram/accounts/{id}/chats",
+            get(accounts::chats::list).post(accounts::chats::create),
+        )
         .route("/api/v1/telegram/logs", get(logs::list))
         .route("/api/v1/telegram/stats/errors", get(logs::error_stats));
     #[cfg(feature = "sandbox")]

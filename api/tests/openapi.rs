@@ -346,6 +346,36 @@ async fn every_route_is_documented_and_every_response_matches_it() {
         Some(json!({"peer": "nobody!", "text": ""})),
     )
     .await;
+    let chats_t = "/api/v1/telegram/accounts/{id}/chats";
+    let chats = format!("/api/v1/telegram/accounts/{id}/chats");
+    c.call(
+        &app,
+        M::POST,
+        chats_t,
+        &chats,
+        t,
+        Some(json!({"type": "channel", "title": "Documented"})),
+    )
+    .await;
+    c.call(
+        &app,
+        M::POST,
+        chats_t,
+        &chats,
+        t,
+        Some(json!({"type": "forum", "title": ""})),
+    )
+    .await;
+    c.call(&app, M::GET, chats_t, &chats, t, None).await;
+    c.call(
+        &app,
+        M::GET,
+        chats_t,
+        &format!("{chats}?type=nope"),
+        t,
+        None,
+    )
+    .await;
     c.call(&app, M::POST, "/api/v1/sandbox/faults", "/api/v1/sandbox/faults", t,
         Some(json!({"kind": "flood_wait", "method": "messages.sendMessage", "phone": phone, "seconds": 300}))).await;
     c.call(

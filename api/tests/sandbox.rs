@@ -641,3 +641,94 @@ async fn fault_delays_are_bounded_and_fault_rules_do_not_pile_up() {
     assert_eq!(send_hi(&app, &token, id).await, 201);
     app.shutdown().await;
 }
+
+/// Issue 13, item 1 (in part): an account creates a channel, finds it among its chats by the
+/// Bot API id it was given, and posts into it by that id; testdc holds the post.
+#[tokio::test]
+async fn an_account_creates_a_channel_lists_it_and_posts_into_it_by_its_id() {
+    let app = sandbox().await;
+    let (_, token, _) = app.user("channels@example.org").await;
+    let id = logged_in_account(&app, &token, "+15550100141").await;
+    let chats = format!("/api/v1/telegram/accounts/{id}/chats");
+
+    let bad = app
+        .post(
+            &chats,
+            Some(&token),
+            json!({"type": "megagroup", "title": ""}),
+        )
+        .await;
+    assert_eq!(error_code(bad, 422).await, "VALIDATION_FAILED");
+    let channel = json_of(
+        app.post(
+            &chats,
+            Some(&token),
+            json!({"type": "channel", "title": "Daily digest", "about": "news"}),
+        )
+        .await,
+        201,
+    )
+    .await;
+    let chat_id = channel["chat_id"].as_i64().expect("chat_id");
+    assert!(
+        chat_id < -1_000_000_000_000,
+        "a channel id is -100…: {channel}"
+    );
+    assert_eq!(channel["type"], "channel");
+    assert_eq!(channel["title"], "Daily digest");
+    assert_eq!(channel["role"], "creator");
+    let group = json_of(
+        app.post(
+            &chats,
+            Some(&token),
+            json!({"type": "supergroup", "title": "Readers"}),
+        )
+        .await,
+        201,
+    )
+    .await;
+    assert_eq!(group["type"], "supergroup");
+
+    let listed = json_of(
+        app.get(&format!("{chats}?type=channel"), Some(&token))
+            .await,
+        200,
+    )
+    .await;
+    let listed = listed["chats"].as_array().expect("chats");
+    assert_eq!(listed.len(), 1, "{listed:?}");
+    assert_eq!(listed[0]["chat_id"], chat_id);
+    assert_eq!(listed[0]["role"], "creator");
+    let all = json_of(app.get(&chats, Some(&token)).await, 200).await;
+    assert!(all["chats"]
+        .as_array()
+        .expect("chats")
+        .iter()
+        .any(|c| c["chat_id"] == group["chat_id"]));
+    let bad = app
+        .get(&format!("{chats}?type=megagroup"), Some(&token))
+        .await;
+    assert_eq!(error_code(bad, 422).await, "VALIDATION_FAILED");
+
+    json_of(
+        app.post(
+            &format!("/api/v1/telegram/accounts/{id}/messages"),
+            Some(&token),
+            json!({"peer": chat_id.to_string(), "text": "first post"}),
+        )
+        .await,
+        201,
+    )
+    .await;
+    let held = app
+        .state
+        .sandbox
+        .as_ref()
+        .unwrap()
+        .channel(-chat_id - 1_000_000_000_000)
+        .expect("testdc holds the channel");
+    assert_eq!(held.title, "Daily digest");
+    assert!(held.broadcast);
+    assert_eq!(held.texts, vec!["first post".to_owned()]);
+    app.shutdown().await;
+}

@@ -53,8 +53,9 @@ pub mod account {
     pub use tgfleet_actors::import::{ForeignSession, ImportError, PreparedSession};
     pub use tgfleet_actors::peer::PEER_FORMS;
     pub use tgfleet_actors::{
-        AccountError, AccountLimits, AccountStatus, BotSignIn, CheckPassword, CodeSent, Command,
-        LogOut, LoginStep, Peer, Phone, Qr, QrCode, QrLogin, SendCode, SendMessage, Sent, SignIn,
-        Status, TelegramParams, TelegramTarget,
+        AccountError, AccountLimits, AccountStatus, BotSignIn, Chat, ChatKind, ChatRole,
+        CheckPassword, CodeSent, Command, CreateChat, ListChats, LogOut, LoginStep, Peer, Phone,
+        Qr, QrCode, QrLogin, SendCode, SendMessage, Sent, SignIn, Status, TelegramParams,
+        TelegramTarget,
     };
 }

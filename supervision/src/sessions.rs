@@ -84,6 +84,10 @@ impl Fleet {
 }
 
 fn session_failure(account_id: AccountId, e: SessionError) -> ExportError {
+    if let SessionError::Encoding(why) = &e {
+        // A session this build cannot read is not exportable, as before; nothing is down.
+        return ExportError::NotExportable(format!("the stored session cannot be read: {why}"));
+    }
     let message = format!("reading the session of account {account_id}: {e}");
     ExportError::Fleet(match e.dependency() {
         Some(dependency) => FleetError::Unavailable {

@@ -415,6 +415,19 @@ impl TestDc {
         self.shared.world().messages.clone()
     }
 
+    /// What channel `channel_id` (Telegram's bare id) holds, oldest first, with its title and
+    /// creator; `None` when there is no such channel.
+    pub fn channel(&self, channel_id: i64) -> Option<ChannelSnapshot> {
+        let w = self.shared.world();
+        let c = w.channels.get(&channel_id)?;
+        Some(ChannelSnapshot {
+            title: c.title.clone(),
+            broadcast: c.broadcast,
+            creator: c.creator,
+            texts: c.history.iter().map(|m| m.text.clone()).collect(),
+        })
+    }
+
     pub fn faults(&self) -> Faults {
         Faults {
             shared: Arc::clone(&self.shared),
@@ -532,4 +545,15 @@ where
             .await?;
     }
     session.set_home_dc_id(home_dc).await
+}
+
+/// A channel as testdc holds it (see [`TestDc::channel`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChannelSnapshot {
+    pub title: String,
+    pub broadcast: bool,
+    /// The creator's Telegram user id.
+    pub creator: i64,
+    /// Its messages' texts, oldest first.
+    pub texts: Vec<String>,
 }

@@ -8,8 +8,10 @@
 
 pub mod bot_sign_in;
 pub mod check_password;
+pub mod create_chat;
 pub(crate) mod failure;
 pub(crate) mod health;
+pub mod list_chats;
 pub mod log_out;
 pub(crate) mod login;
 pub mod qr_login;
@@ -102,6 +104,8 @@ commands! {
     BotSignIn => bot_sign_in::BotSignIn -> login::LoginStep,
     LogOut => log_out::LogOut -> (),
     SendMessage => send_message::SendMessage -> send_message::Sent,
+    ListChats => list_chats::ListChats -> Vec<crate::chat::Chat>,
+    CreateChat => create_chat::CreateChat -> crate::chat::Chat,
     Status => status::Status -> crate::protocol::AccountStatus,
 }
 
@@ -164,6 +168,18 @@ impl View<'_> {
             Err(self.wrong_state("an account that is not logged in"))
         } else if self.login_busy {
             Err(self.wrong_state("the previous login step to finish"))
+        } else {
+            Ok(())
+        }
+    }
+
+    /// A call on the account's behalf may run: logged in, connected (or waiting out a flood,
+    /// which the call's own gate handles), not reconnecting.
+    pub fn call_allowed(&self) -> Result<(), AccountError> {
+        if !self.authorized || !self.state.is_live() {
+            Err(self.wrong_state("active"))
+        } else if matches!(self.state, State::Reconnecting { .. }) {
+            Err(AccountError::Reconnecting)
         } else {
             Ok(())
         }

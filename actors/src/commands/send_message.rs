@@ -12,7 +12,6 @@ use crate::client::Tg;
 use crate::peer::Peer;
 use crate::protocol::AccountError;
 use crate::session::SentRecord;
-use crate::state::State;
 
 #[derive(Clone)]
 pub struct SendMessage {
@@ -45,13 +44,7 @@ impl Handler for SendMessage {
     const CLASS: Class = Class::Call;
 
     fn admit(self, view: &View) -> Admission<Self, Sent> {
-        if !view.authorized || !view.state.is_live() {
-            return Admission::Answer(Err(view.wrong_state("active")));
-        }
-        if matches!(view.state, State::Reconnecting { .. }) {
-            return Admission::Answer(Err(AccountError::Reconnecting));
-        }
-        Admission::Run(self)
+        view.call_allowed().map(|()| self).into()
     }
 
     fn joins(op: &Self) -> Option<String> {

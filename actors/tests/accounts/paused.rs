@@ -13,7 +13,7 @@ use tgfleet_actors::{AccountEnv, AccountLimits, TelegramParams, TelegramTarget};
 use tgfleet_persistence::testing::MemStore;
 use tgfleet_persistence::{AccountId, AccountState, LogFilter, SessionCipher, Store};
 
-use crate::harness::spawn;
+use crate::harness::{spawn_supervised, Ending};
 
 const WATCHDOG: Duration = Duration::from_secs(30);
 const IDLE: Duration = Duration::from_secs(600);
@@ -92,21 +92,23 @@ impl Paused {
 async fn a_hibernated_account_read_by_a_status_call_sleeps_again_once_idle_and_never_connects() {
     let p = paused().await;
     p.authorized(1, AccountState::Hibernated).await;
-    let reader = spawn(&p.env, 1).await;
+    let (reader, mut endings) = spawn_supervised(&p.env, 1).await;
     assert_eq!(reader.status().await.state, AccountState::Hibernated);
 
     // A watchdog tick short of the idle time, it is still up.
     tokio::time::sleep(IDLE - WATCHDOG).await;
     assert!(
-        !reader.handle.is_finished(),
+        endings.try_recv().is_err(),
         "the actor went before it was idle for {IDLE:?}"
     );
-    // Within a tick of the idle time it has gone, as it came: no connection, no row or log
-    // written (a status read is not a use of the account).
-    tokio::time::timeout(2 * WATCHDOG, reader.handle)
+    // Within a tick of the idle time it has gone the way hibernation ends an actor (a drain, a
+    // normal stop), as it came: no connection, no row or log written (a status read is not a
+    // use of the account).
+    let ending = tokio::time::timeout(2 * WATCHDOG, endings.recv())
         .await
-        .expect("the idle actor ended within a watchdog tick")
-        .expect("actor task joins");
+        .expect("the idle actor ended within a watchdog tick");
+    assert_eq!(ending, Some(Ending::Stopped(Some("Drained".into()))));
+    p.env.writes.settle(1).await;
     assert_eq!(p.connections(), 0, "a status read connected to Telegram");
     let row = p.store.account(1).await.expect("row");
     assert_eq!(row.state, AccountState::Hibernated);

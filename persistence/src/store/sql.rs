@@ -110,12 +110,18 @@ macro_rules! impl_sql_store {
                     owner_id: row.try_get("owner_id").with_context(|| ctx("owner_id"))?,
                     label: row.try_get("label").with_context(|| ctx("label"))?,
                     kind: $crate::store::sql::parse_kind(&kind)?,
+                    // Every writer stores parsed phones; one that is not (a hand-edited row)
+                    // must not make the whole page of accounts unreadable.
                     phone: row
                         .try_get::<Option<String>, _>("phone")
                         .with_context(|| ctx("phone"))?
-                        .map(|p| p.parse::<$crate::Phone>())
-                        .transpose()
-                        .map_err(|why| anyhow::anyhow!("{}: {why}", ctx("phone")))?,
+                        .and_then(|p| match p.parse::<$crate::Phone>() {
+                            Ok(phone) => Some(phone),
+                            Err(why) => {
+                                tracing::warn!(account_id = id, why, "stored phone ignored");
+                                None
+                            }
+                        }),
                     state: AccountState::parse(&state).with_context(|| {
                         format!("unknown state {state:?} of account {id}")
                     })?,

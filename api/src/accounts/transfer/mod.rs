@@ -425,7 +425,7 @@ pub struct ExportResponse {
     params(("id" = i64, Path, description = "account id"), ExportQuery),
     responses((status = 200, body = ExportResponse), (status = 401, body = crate::openapi::ErrorBody),
               (status = 404, body = crate::openapi::ErrorBody), (status = 409, body = crate::openapi::ErrorBody),
-              (status = 422, body = crate::openapi::ErrorBody)))]
+              (status = 422, body = crate::openapi::ErrorBody), (status = 503, body = crate::openapi::ErrorBody)))]
 pub async fn export(
     State(state): State<AppState>,
     user: AuthUser,
