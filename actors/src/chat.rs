@@ -69,6 +69,109 @@ pub struct Chat {
     /// `None` for a private chat.
     pub role: Option<ChatRole>,
     pub members_count: Option<i32>,
+    /// Read with the full chat only (not in a dialog list).
+    pub about: Option<String>,
+}
+
+/// How a chat is joined: its public name (`@name`, `t.me/name`) or an invite link
+/// (`t.me/+HASH`, `t.me/joinchat/HASH`), with or without `https://`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum JoinLink {
+    Username(String),
+    Invite(String),
+}
+
+/// What a caller is told about a link that is none of the accepted forms.
+pub const JOIN_LINK_FORMS: &str = "must be @name, t.me/name or an invite link t.me/+hash";
+
+impl std::str::FromStr for JoinLink {
+    type Err = &'static str;
+
+    fn from_str(raw: &str) -> Result<Self, Self::Err> {
+        let raw = raw.trim();
+        let username = |name: &str| {
+            let ok = (4..=32).contains(&name.len())
+                && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_');
+            ok.then(|| Self::Username(name.to_owned()))
+                .ok_or(JOIN_LINK_FORMS)
+        };
+        if let Some(name) = raw.strip_prefix('@') {
+            return username(name);
+        }
+        let path = raw
+            .trim_start_matches("https://")
+            .trim_start_matches("http://");
+        let Some(path) = path
+            .strip_prefix("t.me/")
+            .or_else(|| path.strip_prefix("telegram.me/"))
+        else {
+            return Err(JOIN_LINK_FORMS);
+        };
+        let path = path.trim_end_matches('/');
+        let invite = path
+            .strip_prefix('+')
+            .or_else(|| path.strip_prefix("joinchat/"));
+        match invite {
+            Some(hash)
+                if !hash.is_empty()
+                    && hash.len() <= 64
+                    && hash
+                        .bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-') =>
+            {
+                Ok(Self::Invite(hash.to_owned()))
+            }
+            Some(_) => Err(JOIN_LINK_FORMS),
+            None => username(path),
+        }
+    }
+}
+
+/// The admin rights a caller may name, as Telegram's ChatAdminRights spells its flags.
+pub const ADMIN_RIGHTS: [&str; 15] = [
+    "change_info",
+    "post_messages",
+    "edit_messages",
+    "delete_messages",
+    "ban_users",
+    "invite_users",
+    "pin_messages",
+    "add_admins",
+    "anonymous",
+    "manage_call",
+    "other",
+    "manage_topics",
+    "post_stories",
+    "edit_stories",
+    "delete_stories",
+];
+
+/// ChatAdminRights with exactly the named rights (names from [`ADMIN_RIGHTS`]; no names: none,
+/// which demotes).
+pub(crate) fn admin_rights(names: &[String]) -> tl::enums::ChatAdminRights {
+    let has = |flag: &str| names.iter().any(|n| n == flag);
+    tl::types::ChatAdminRights {
+        change_info: has("change_info"),
+        post_messages: has("post_messages"),
+        edit_messages: has("edit_messages"),
+        delete_messages: has("delete_messages"),
+        ban_users: has("ban_users"),
+        invite_users: has("invite_users"),
+        pin_messages: has("pin_messages"),
+        add_admins: has("add_admins"),
+        anonymous: has("anonymous"),
+        manage_call: has("manage_call"),
+        other: has("other"),
+        manage_topics: has("manage_topics"),
+        post_stories: has("post_stories"),
+        edit_stories: has("edit_stories"),
+        delete_stories: has("delete_stories"),
+        manage_direct_messages: false,
+        manage_ranks: false,
+        manage_linked_peers: false,
+        manage_welcome_messages: false,
+    }
+    .into()
 }
 
 fn role(creator: bool, admin: bool) -> ChatRole {
@@ -109,6 +212,7 @@ pub(crate) fn from_tl_chat(chat: &tl::enums::Chat) -> Option<(Chat, PeerInfo)> {
                     username: c.username.clone(),
                     role: Some(role(c.creator, c.admin_rights.is_some())),
                     members_count: c.participants_count,
+                    about: None,
                 },
                 info,
             ))
@@ -121,6 +225,7 @@ pub(crate) fn from_tl_chat(chat: &tl::enums::Chat) -> Option<(Chat, PeerInfo)> {
                 username: None,
                 role: Some(role(c.creator, c.admin_rights.is_some())),
                 members_count: Some(c.participants_count),
+                about: None,
             },
             PeerInfo::Chat { id: c.id },
         )),
@@ -146,6 +251,7 @@ pub(crate) fn from_tl_user(user: &tl::enums::User) -> Option<(Chat, PeerInfo)> {
             username: u.username.clone(),
             role: None,
             members_count: None,
+            about: None,
         },
         PeerInfo::User {
             id: u.id,
@@ -170,5 +276,28 @@ mod tests {
             );
         }
         assert_eq!("megagroup".parse::<ChatKind>(), Err(()));
+    }
+
+    #[test]
+    fn join_links_are_names_or_invites() {
+        let parse = |raw: &str| raw.parse::<JoinLink>();
+        let name = |n: &str| Ok(JoinLink::Username(n.into()));
+        let invite = |h: &str| Ok(JoinLink::Invite(h.into()));
+        assert_eq!(parse("@daily_news"), name("daily_news"));
+        assert_eq!(parse("t.me/daily_news"), name("daily_news"));
+        assert_eq!(parse("https://t.me/daily_news/"), name("daily_news"));
+        assert_eq!(parse("https://t.me/+AbC-d_9"), invite("AbC-d_9"));
+        assert_eq!(parse("t.me/joinchat/AbCd"), invite("AbCd"));
+        for bad in [
+            "daily_news",
+            "@abc",
+            "https://example.org/daily_news",
+            "t.me/+",
+            "t.me/+a b",
+            "t.me/news/123",
+            "",
+        ] {
+            assert_eq!(parse(bad), Err(JOIN_LINK_FORMS), "{bad:?}");
+        }
     }
 }

@@ -125,6 +125,9 @@ pub struct AccountLimits {
     /// within seconds or minutes; 1,000 keys cover that at any sane sending rate and keep the
     /// sealed session small.
     pub dedupe_capacity: usize,
+    /// Peers (users, chats, channels with their access hashes) a session keeps; past it the
+    /// oldest cached goes, and Telegram is asked again when it is needed.
+    pub peer_cache_capacity: usize,
     /// An `active` account with no call (request or liveness check) for this long is
     /// *hibernated*: its grammers client (runner, connection, 1 MiB buffers) and its watchdog
     /// timer are dropped, and the next request reconnects it transparently. `None` (the
@@ -150,6 +153,7 @@ impl Default for AccountLimits {
             reconnect_backoff_min: Duration::from_secs(1),
             reconnect_backoff_max: Duration::from_secs(300),
             dedupe_capacity: 1000,
+            peer_cache_capacity: 2000,
             hibernate_after: None,
             pending_login_ttl: Duration::from_secs(3600),
         }

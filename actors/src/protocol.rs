@@ -52,6 +52,10 @@ pub enum AccountError {
     Reconnecting,
     #[error("Telegram error {code} {name}")]
     Telegram { code: i32, name: String },
+    /// Telegram refused a chat operation for a reason the caller can act on (not an admin, not
+    /// a member, a bad invite link…); the code is Telegram's error name.
+    #[error("Telegram refused: {0}")]
+    ChatRefused(&'static str),
     #[error("internal error: {0}")]
     Internal(String),
     /// A process-wide bound (2FA hashing) is full; retry shortly.
@@ -81,6 +85,7 @@ impl AccountError {
             Self::Timeout => "TELEGRAM_TIMEOUT",
             Self::Reconnecting => "TELEGRAM_UNAVAILABLE",
             Self::Telegram { .. } => "TELEGRAM_ERROR",
+            Self::ChatRefused(name) => name,
             Self::Internal(_) => "INTERNAL",
             Self::Busy(_) => "PASSWORD_CHECK_BUSY",
             Self::Hibernating => "ACCOUNT_HIBERNATING",

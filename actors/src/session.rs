@@ -259,6 +259,10 @@ struct Inner {
     home_dc: i32,
     dc_options: HashMap<i32, DcOption>,
     peers: HashMap<PeerId, PeerInfo>,
+    /// The cached peers, oldest first: past `peer_capacity` the oldest goes (never the self
+    /// user), so an account that meets many chats keeps a bounded session.
+    peer_order: VecDeque<PeerId>,
+    peer_capacity: usize,
     self_user: Option<PeerId>,
     updates: UpdatesState,
     login: Option<PendingLogin>,
@@ -288,9 +292,35 @@ impl Inner {
                 *known != before
             }
             None => {
-                self.peers.insert(id, peer);
+                self.insert_peer(peer);
                 true
             }
+        }
+    }
+
+    fn insert_peer(&mut self, peer: PeerInfo) {
+        let id = peer.id();
+        if self.peers.insert(id, peer).is_none() {
+            self.peer_order.push_back(id);
+        }
+        while self.peers.len() > self.peer_capacity.max(1) {
+            let self_user = self.self_user;
+            let Some(at) = self
+                .peer_order
+                .iter()
+                .position(|p| Some(*p) != self_user && *p != id)
+            else {
+                break;
+            };
+            if let Some(oldest) = self.peer_order.remove(at) {
+                self.peers.remove(&oldest);
+            }
+        }
+    }
+
+    fn remove_peer(&mut self, id: PeerId) {
+        if self.peers.remove(&id).is_some() {
+            self.peer_order.retain(|p| *p != id);
         }
     }
 
@@ -320,14 +350,19 @@ impl Inner {
             format: FORMAT,
             home_dc: self.home_dc,
             dc_options,
-            peers: self.peers.values().cloned().collect(),
+            peers: self
+                .peer_order
+                .iter()
+                .filter_map(|id| self.peers.get(id).cloned())
+                .collect(),
             updates: self.updates.clone(),
             login: self.login.clone(),
             sent: self.sent.clone(),
         }
     }
 
-    fn from_stored(stored: Stored) -> Self {
+    fn from_stored(stored: Stored, peer_capacity: usize) -> Self {
+        let peer_order: VecDeque<PeerId> = stored.peers.iter().map(PeerInfo::id).collect();
         let peers: HashMap<PeerId, PeerInfo> =
             stored.peers.into_iter().map(|p| (p.id(), p)).collect();
         let self_user = peers
@@ -346,6 +381,8 @@ impl Inner {
             home_dc: stored.home_dc,
             dc_options: stored.dc_options.into_iter().map(|o| (o.id, o)).collect(),
             peers,
+            peer_order,
+            peer_capacity,
             self_user,
             updates: stored.updates,
             login: stored.login,
@@ -385,9 +422,13 @@ impl StoreSession {
                     .open(account_id, &sealed)
                     .await
                     .map_err(SessionError::from_cipher)?;
-                (Inner::from_stored(Stored::decode(&plain)?), false)
+                let capacity = env.limits.peer_cache_capacity;
+                (Inner::from_stored(Stored::decode(&plain)?, capacity), false)
             }
-            None => (fresh_inner(&env.telegram.target)?, true),
+            None => (
+                fresh_inner(&env.telegram.target, env.limits.peer_cache_capacity)?,
+                true,
+            ),
         };
         let session = Arc::new(Self {
             account_id,
@@ -507,8 +548,8 @@ impl StoreSession {
             inner.login = login;
             inner.self_user = self_user;
             match peer {
-                Some(peer) => inner.peers.insert(id, peer),
-                None => inner.peers.remove(&id),
+                Some(peer) => inner.insert_peer(peer),
+                None => inner.remove_peer(id),
             };
             inner.updates = updates;
             inner.version += 1;
@@ -536,7 +577,7 @@ impl StoreSession {
     pub async fn forget_self_user(&self) -> Result<(), SessionError> {
         self.change(|inner| match inner.self_user.take() {
             Some(id) => {
-                inner.peers.remove(&id);
+                inner.remove_peer(id);
                 true
             }
             None => false,
@@ -581,11 +622,13 @@ impl StoreSession {
     }
 }
 
-fn fresh_inner(target: &TelegramTarget) -> Result<Inner, SessionError> {
+fn fresh_inner(target: &TelegramTarget, peer_capacity: usize) -> Result<Inner, SessionError> {
     let mut inner = Inner {
         home_dc: 0,
         dc_options: HashMap::new(),
         peers: HashMap::new(),
+        peer_order: VecDeque::new(),
+        peer_capacity,
         self_user: None,
         updates: UpdatesState::default(),
         login: None,
@@ -692,5 +735,51 @@ impl Session for StoreSession {
 
     fn set_update_state(&self, update: UpdateState) -> BoxFuture<'_, Result<(), SessionError>> {
         Box::pin(self.change(move |inner| inner.set_update_state(update)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn channel(id: i64) -> PeerInfo {
+        PeerInfo::Channel {
+            id,
+            auth: Some(grammers_session::types::PeerAuth::from_hash(id * 7)),
+            kind: None,
+        }
+    }
+
+    #[test]
+    fn the_peer_cache_keeps_the_newest_and_the_self_user_and_survives_a_reload() {
+        let mut inner = fresh_inner(&TelegramTarget::Production, 3).unwrap();
+        inner.cache_peer(PeerInfo::User {
+            id: 1,
+            auth: None,
+            bot: Some(false),
+            is_self: Some(true),
+        });
+        for id in 10..20 {
+            inner.cache_peer(channel(id));
+        }
+        let kept = |inner: &Inner| {
+            let mut ids: Vec<_> = inner.peers.keys().copied().collect();
+            ids.sort_by_key(|p| p.bot_api_dialog_id());
+            ids
+        };
+        let expected = vec![
+            PeerId::channel(19).unwrap(),
+            PeerId::channel(18).unwrap(),
+            PeerId::user(1).unwrap(),
+        ];
+        assert_eq!(kept(&inner), expected, "the self user and the two newest");
+        assert_eq!(inner.peer_order.len(), 3);
+        // Stored oldest first, reloaded in that order: the next eviction is the same.
+        let mut reloaded = Inner::from_stored(inner.to_stored(), 3);
+        assert_eq!(kept(&reloaded), expected);
+        reloaded.cache_peer(channel(30));
+        assert!(!reloaded.peers.contains_key(&PeerId::channel(18).unwrap()));
+        assert!(reloaded.peers.contains_key(&PeerId::channel(30).unwrap()));
+        assert_eq!(reloaded.self_user, PeerId::user(1));
     }
 }

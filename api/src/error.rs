@@ -182,6 +182,17 @@ impl From<AccountError> for ApiError {
                 message,
                 retry_after_s: Some(1),
             },
+            // Telegram's refusals of a chat operation, by what the caller can do about them.
+            AccountError::ChatRefused(
+                "CHAT_ADMIN_REQUIRED"
+                | "CHAT_WRITE_FORBIDDEN"
+                | "USER_BANNED_IN_CHANNEL"
+                | "CHANNEL_PRIVATE",
+            ) => Self::ForbiddenCode { code, message },
+            AccountError::ChatRefused(
+                "USER_ALREADY_PARTICIPANT" | "USERNAME_OCCUPIED" | "INVITE_REQUEST_SENT",
+            ) => Self::Conflict { code, message },
+            AccountError::ChatRefused(_) => Self::Unprocessable { code, message },
             AccountError::Telegram { code: 400, .. } => Self::Unprocessable { code, message },
             AccountError::Telegram { .. } => Self::Unavailable {
                 code,

@@ -4,7 +4,7 @@ use crate::{accounts, auth, health, logs, metrics, openapi, ratelimit, users};
 use anyhow::Context;
 use axum::extract::{ConnectInfo, DefaultBodyLimit, State};
 use axum::http::{HeaderValue, Method};
-use axum::routing::{get, patch, post};
+use axum::routing::{get, patch, post, put};
 use axum::Router;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use std::future::Future;
@@ -108,6 +108,24 @@ pub fn api_router(state: AppState) -> Router {
         .route(
             "/api/v1/telegram/accounts/{id}/chats",
             get(accounts::chats::list).post(accounts::chats::create),
+        )
+        .route(
+            "/api/v1/telegram/accounts/{id}/chats/join",
+            post(accounts::chats::join),
+        )
+        .route(
+            "/api/v1/telegram/accounts/{id}/chats/{chat}",
+            get(accounts::chats::get)
+                .patch(accounts::chats::edit)
+                .delete(accounts::chats::leave),
+        )
+        .route(
+            "/api/v1/telegram/accounts/{id}/chats/{chat}/invite-link",
+            post(accounts::chats::invite_link),
+        )
+        .route(
+            "/api/v1/telegram/accounts/{id}/chats/{chat}/admins/{user}",
+            put(accounts::chats::promote).delete(accounts::chats::demote),
         )
         .route("/api/v1/telegram/logs", get(logs::list))
         .route("/api/v1/telegram/stats/errors", get(logs::error_stats));

@@ -376,6 +376,98 @@ async fn every_route_is_documented_and_every_response_matches_it() {
         None,
     )
     .await;
+    let (_, made) = c
+        .call(
+            &app,
+            M::POST,
+            chats_t,
+            &chats,
+            t,
+            Some(json!({"type": "supergroup", "title": "Documented too", "username": "documented_group"})),
+        )
+        .await;
+    let chat = format!("{chats}/{}", made["chat_id"]);
+    let chat_t = "/api/v1/telegram/accounts/{id}/chats/{chat}";
+    c.call(&app, M::GET, chat_t, &chat, t, None).await;
+    c.call(&app, M::GET, chat_t, &format!("{chats}/me"), t, None)
+        .await;
+    c.call(
+        &app,
+        M::PATCH,
+        chat_t,
+        &chat,
+        t,
+        Some(json!({"about": "documented"})),
+    )
+    .await;
+    c.call(&app, M::PATCH, chat_t, &chat, t, Some(json!({})))
+        .await;
+    let invite_t = "/api/v1/telegram/accounts/{id}/chats/{chat}/invite-link";
+    c.call(
+        &app,
+        M::POST,
+        invite_t,
+        &format!("{chat}/invite-link"),
+        t,
+        None,
+    )
+    .await;
+    let admin_t = "/api/v1/telegram/accounts/{id}/chats/{chat}/admins/{user}";
+    c.call(
+        &app,
+        M::PUT,
+        admin_t,
+        &format!("{chat}/admins/@nobody_here"),
+        t,
+        Some(json!({"rights": ["post_messages"]})),
+    )
+    .await;
+    c.call(
+        &app,
+        M::PUT,
+        admin_t,
+        &format!("{chat}/admins/@nobody_here"),
+        t,
+        Some(json!({"rights": ["fly"]})),
+    )
+    .await;
+    c.call(
+        &app,
+        M::DELETE,
+        admin_t,
+        &format!("{chat}/admins/me"),
+        t,
+        None,
+    )
+    .await;
+    let join_t = "/api/v1/telegram/accounts/{id}/chats/join";
+    c.call(
+        &app,
+        M::POST,
+        join_t,
+        &format!("{chats}/join"),
+        t,
+        Some(json!({"link": "t.me/documented_group"})),
+    )
+    .await;
+    c.call(
+        &app,
+        M::POST,
+        join_t,
+        &format!("{chats}/join"),
+        t,
+        Some(json!({"link": "example.org"})),
+    )
+    .await;
+    c.call(
+        &app,
+        M::DELETE,
+        chat_t,
+        &format!("{chat}?delete=true"),
+        t,
+        None,
+    )
+    .await;
     c.call(&app, M::POST, "/api/v1/sandbox/faults", "/api/v1/sandbox/faults", t,
         Some(json!({"kind": "flood_wait", "method": "messages.sendMessage", "phone": phone, "seconds": 300}))).await;
     c.call(

@@ -732,3 +732,206 @@ async fn an_account_creates_a_channel_lists_it_and_posts_into_it_by_its_id() {
     assert_eq!(held.texts, vec!["first post".to_owned()]);
     app.shutdown().await;
 }
+
+/// Issue 13, item 1: a channel's life between two accounts of the fleet — a public name, joining
+/// by it and by an invite link, who may post or edit (Telegram's refusals as their own codes),
+/// promotion and demotion, reading and editing, leaving, and deleting.
+#[tokio::test]
+async fn two_accounts_share_a_channel_with_telegrams_rights() {
+    let app = sandbox().await;
+    let (_, token, _) = app.user("rights@example.org").await;
+    let t = Some(token.as_str());
+    let owner = logged_in_account(&app, &token, "+15550100151").await;
+    let member = logged_in_account(&app, &token, "+15550100152").await;
+    let chats = |id: i64| format!("/api/v1/telegram/accounts/{id}/chats");
+    let post = |id: i64, chat: i64, text: &str| {
+        let path = format!("/api/v1/telegram/accounts/{id}/messages");
+        let body = json!({"peer": chat.to_string(), "text": text});
+        let app = &app;
+        async move { app.post(&path, t, body).await }
+    };
+
+    let channel = json_of(
+        app.post(
+            &chats(owner),
+            t,
+            json!({"type": "channel", "title": "Digest", "username": "digest_news"}),
+        )
+        .await,
+        201,
+    )
+    .await;
+    let chat_id = channel["chat_id"].as_i64().expect("chat_id");
+    assert_eq!(channel["username"], "digest_news");
+    // The same public name again: refused, and no nameless channel is left behind.
+    let taken = app
+        .post(
+            &chats(owner),
+            t,
+            json!({"type": "channel", "title": "Digest 2", "username": "digest_news"}),
+        )
+        .await;
+    assert_eq!(error_code(taken, 409).await, "USERNAME_OCCUPIED");
+    let owned = json_of(app.get(&chats(owner), t).await, 200).await;
+    assert_eq!(owned["chats"].as_array().map(Vec::len), Some(1), "{owned}");
+
+    // The other account joins by the public name, as a member: it may not post or edit.
+    let joined = json_of(
+        app.post(
+            &format!("{}/join", chats(member)),
+            t,
+            json!({"link": "https://t.me/digest_news"}),
+        )
+        .await,
+        200,
+    )
+    .await;
+    assert_eq!(joined["chat_id"], chat_id);
+    assert_eq!(joined["role"], "member");
+    assert_eq!(
+        error_code(post(member, chat_id, "from a member").await, 403).await,
+        "CHAT_WRITE_FORBIDDEN"
+    );
+    let edit = app
+        .request(
+            Method::PATCH,
+            &format!("{}/{chat_id}", chats(member)),
+            t,
+            Some(json!({"title": "Mine now"})),
+        )
+        .await;
+    assert_eq!(error_code(edit, 403).await, "CHAT_ADMIN_REQUIRED");
+
+    // Promoted with the right to post, it posts; demoted, it may not any more.
+    let admin = format!("{}/{chat_id}/admins/+15550100152", chats(owner));
+    let bad = app
+        .request(Method::PUT, &admin, t, Some(json!({"rights": ["fly"]})))
+        .await;
+    assert_eq!(error_code(bad, 422).await, "VALIDATION_FAILED");
+    let promoted = app
+        .request(
+            Method::PUT,
+            &admin,
+            t,
+            Some(json!({"rights": ["post_messages"]})),
+        )
+        .await;
+    assert_eq!(promoted.status(), 204);
+    let as_member = json_of(
+        app.get(&format!("{}/{chat_id}", chats(member)), t).await,
+        200,
+    )
+    .await;
+    assert_eq!(as_member["role"], "admin");
+    json_of(post(member, chat_id, "from an admin").await, 201).await;
+    let demoted = app.request(Method::DELETE, &admin, t, None).await;
+    assert_eq!(demoted.status(), 204);
+    assert_eq!(
+        error_code(post(member, chat_id, "demoted").await, 403).await,
+        "CHAT_WRITE_FORBIDDEN"
+    );
+
+    // The owner reads and edits it.
+    let edited = json_of(
+        app.request(
+            Method::PATCH,
+            &format!("{}/{chat_id}", chats(owner)),
+            t,
+            Some(json!({"title": "Daily Digest", "about": "the news, daily"})),
+        )
+        .await,
+        200,
+    )
+    .await;
+    assert_eq!(edited["title"], "Daily Digest");
+    let read = json_of(
+        app.get(&format!("{}/@digest_news", chats(owner)), t).await,
+        200,
+    )
+    .await;
+    assert_eq!(read["about"], "the news, daily");
+    assert_eq!(read["members_count"], 2);
+    assert_eq!(read["role"], "creator");
+
+    // The member leaves, and comes back by an invite link.
+    let left = app
+        .request(
+            Method::DELETE,
+            &format!("{}/{chat_id}", chats(member)),
+            t,
+            None,
+        )
+        .await;
+    assert_eq!(left.status(), 204);
+    let theirs = json_of(app.get(&chats(member), t).await, 200).await;
+    assert!(
+        !theirs["chats"]
+            .as_array()
+            .expect("chats")
+            .iter()
+            .any(|c| c["chat_id"] == chat_id),
+        "{theirs}"
+    );
+    let invite = json_of(
+        app.post(
+            &format!("{}/{chat_id}/invite-link", chats(owner)),
+            t,
+            json!({}),
+        )
+        .await,
+        201,
+    )
+    .await;
+    let link = invite["link"].as_str().expect("link").to_owned();
+    assert!(link.starts_with("https://t.me/+"), "{link}");
+    let wrong = app
+        .post(
+            &format!("{}/join", chats(member)),
+            t,
+            json!({"link": "t.me/+0000000000000000"}),
+        )
+        .await;
+    assert_eq!(error_code(wrong, 422).await, "INVITE_HASH_INVALID");
+    let malformed = app
+        .post(
+            &format!("{}/join", chats(member)),
+            t,
+            json!({"link": "digest_news"}),
+        )
+        .await;
+    assert_eq!(error_code(malformed, 422).await, "VALIDATION_FAILED");
+    let back = json_of(
+        app.post(&format!("{}/join", chats(member)), t, json!({"link": link}))
+            .await,
+        200,
+    )
+    .await;
+    assert_eq!(back["chat_id"], chat_id);
+    let again = app
+        .post(&format!("{}/join", chats(member)), t, json!({"link": link}))
+        .await;
+    assert_eq!(error_code(again, 409).await, "USER_ALREADY_PARTICIPANT");
+
+    // Only its creator deletes it, for everyone.
+    let not_yours = app
+        .request(
+            Method::DELETE,
+            &format!("{}/{chat_id}?delete=true", chats(member)),
+            t,
+            None,
+        )
+        .await;
+    assert_eq!(error_code(not_yours, 403).await, "CHAT_ADMIN_REQUIRED");
+    let deleted = app
+        .request(
+            Method::DELETE,
+            &format!("{}/{chat_id}?delete=true", chats(owner)),
+            t,
+            None,
+        )
+        .await;
+    assert_eq!(deleted.status(), 204);
+    let dc = app.state.sandbox.as_ref().unwrap();
+    assert_eq!(dc.channel(-chat_id - 1_000_000_000_000), None);
+    app.shutdown().await;
+}

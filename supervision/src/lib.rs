@@ -54,8 +54,9 @@ pub mod account {
     pub use tgfleet_actors::peer::PEER_FORMS;
     pub use tgfleet_actors::{
         AccountError, AccountLimits, AccountStatus, BotSignIn, Chat, ChatKind, ChatRole,
-        CheckPassword, CodeSent, Command, CreateChat, ListChats, LogOut, LoginStep, Peer, Phone,
-        Qr, QrCode, QrLogin, SendCode, SendMessage, Sent, SignIn, Status, TelegramParams,
-        TelegramTarget,
+        CheckPassword, CodeSent, Command, CreateChat, EditChat, GetChat, InviteLink, JoinChat,
+        JoinLink, LeaveChat, ListChats, LogOut, LoginStep, Peer, Phone, Qr, QrCode, QrLogin,
+        SendCode, SendMessage, Sent, SetAdmin, SignIn, Status, TelegramParams, TelegramTarget,
+        ADMIN_RIGHTS, JOIN_LINK_FORMS,
     };
 }

@@ -4,6 +4,8 @@ use std::time::SystemTime;
 
 use grammers_tl_types::{self as tl, Cursor, Deserializable, Identifiable, Serializable};
 
+mod channel_admin;
+
 use crate::mtp::{read_u32, KeyId};
 use crate::shared::Shared;
 use crate::srp;
@@ -99,6 +101,15 @@ pub fn persist_before_answer(query: &[u8]) -> bool {
             || [
                 tl::functions::auth::LogOut::CONSTRUCTOR_ID,
                 tl::functions::auth::ExportAuthorization::CONSTRUCTOR_ID,
+                // A channel or an invite link a client was told about must survive a restart.
+                tl::functions::channels::CreateChannel::CONSTRUCTOR_ID,
+                tl::functions::channels::DeleteChannel::CONSTRUCTOR_ID,
+                tl::functions::channels::JoinChannel::CONSTRUCTOR_ID,
+                tl::functions::channels::LeaveChannel::CONSTRUCTOR_ID,
+                tl::functions::channels::EditAdmin::CONSTRUCTOR_ID,
+                tl::functions::channels::UpdateUsername::CONSTRUCTOR_ID,
+                tl::functions::messages::ExportChatInvite::CONSTRUCTOR_ID,
+                tl::functions::messages::ImportChatInvite::CONSTRUCTOR_ID,
             ]
             .contains(&id)
     })
@@ -264,6 +275,36 @@ pub async fn dispatch(ctx: &Ctx<'_>, body: &[u8]) -> Reply {
         channels::CreateChannel::CONSTRUCTOR_ID => {
             create_channel(ctx, req!(channels::CreateChannel, body))
         }
+        channels::GetFullChannel::CONSTRUCTOR_ID => {
+            channel_admin::get_full_channel(ctx, req!(channels::GetFullChannel, body))
+        }
+        channels::EditTitle::CONSTRUCTOR_ID => {
+            channel_admin::edit_title(ctx, req!(channels::EditTitle, body))
+        }
+        messages::EditChatAbout::CONSTRUCTOR_ID => {
+            channel_admin::edit_about(ctx, req!(messages::EditChatAbout, body))
+        }
+        channels::LeaveChannel::CONSTRUCTOR_ID => {
+            channel_admin::leave_channel(ctx, req!(channels::LeaveChannel, body))
+        }
+        channels::DeleteChannel::CONSTRUCTOR_ID => {
+            channel_admin::delete_channel(ctx, req!(channels::DeleteChannel, body))
+        }
+        channels::JoinChannel::CONSTRUCTOR_ID => {
+            channel_admin::join_channel(ctx, req!(channels::JoinChannel, body))
+        }
+        messages::ExportChatInvite::CONSTRUCTOR_ID => {
+            channel_admin::export_invite(ctx, req!(messages::ExportChatInvite, body))
+        }
+        messages::ImportChatInvite::CONSTRUCTOR_ID => {
+            channel_admin::import_invite(ctx, &req!(messages::ImportChatInvite, body).hash)
+        }
+        channels::EditAdmin::CONSTRUCTOR_ID => {
+            channel_admin::edit_admin(ctx, req!(channels::EditAdmin, body))
+        }
+        channels::UpdateUsername::CONSTRUCTOR_ID => {
+            channel_admin::update_username(ctx, req!(channels::UpdateUsername, body))
+        }
         channels::GetChannels::CONSTRUCTOR_ID => {
             let r = req!(channels::GetChannels, body);
             let w = ctx.shared.world();
@@ -336,6 +377,13 @@ fn channel_tl(c: &crate::world::ChannelRec, viewer: i64) -> tl::enums::Chat {
         broadcast: c.broadcast,
         creator: c.creator == viewer,
         date: c.date,
+        admin_rights: c
+            .admins
+            .iter()
+            .find(|a| a.user == viewer)
+            .map(|a| a.rights.as_slice()),
+        left: !c.members.contains(&viewer),
+        participants: c.members.len() as i32,
     })
 }
 
@@ -1046,6 +1094,10 @@ fn send_message(ctx: &Ctx<'_>, r: tl::functions::messages::SendMessage) -> Reply
                 let Some(c) = w.channels.get_mut(&cid) else {
                     return err(400, "CHANNEL_INVALID");
                 };
+                // In a broadcast channel only the creator and admins with the right post.
+                if c.broadcast && !c.may(me, "post_messages") {
+                    return err(403, "CHAT_WRITE_FORBIDDEN");
+                }
                 let id = c.history.last().map(|m| m.id).unwrap_or(0) + 1;
                 c.pts += 1;
                 let msg = ChannelMsg {

@@ -191,12 +191,17 @@ pub struct ChannelView<'a> {
     pub broadcast: bool,
     pub creator: bool,
     pub date: i32,
+    /// The viewer's admin rights, by ChatAdminRights flag name (`None`: not an admin).
+    pub admin_rights: Option<&'a [String]>,
+    /// The viewer is not a member.
+    pub left: bool,
+    pub participants: i32,
 }
 
 pub fn channel(c: ChannelView<'_>) -> tl::enums::Chat {
     tl::types::Channel {
         creator: c.creator,
-        left: false,
+        left: c.left,
         broadcast: c.broadcast,
         verified: false,
         megagroup: !c.broadcast,
@@ -233,11 +238,11 @@ pub fn channel(c: ChannelView<'_>) -> tl::enums::Chat {
         admin_rights: if c.creator {
             Some(admin_rights())
         } else {
-            None
+            c.admin_rights.map(rights_named)
         },
         banned_rights: None,
         default_banned_rights: None,
-        participants_count: Some(1),
+        participants_count: Some(c.participants),
         usernames: None,
         stories_max_id: None,
         color: None,
@@ -274,6 +279,174 @@ fn admin_rights() -> tl::enums::ChatAdminRights {
         manage_ranks: true,
         manage_linked_peers: true,
         manage_welcome_messages: true,
+    }
+    .into()
+}
+
+/// The ChatAdminRights flags a client may name, in the TL's order.
+pub const ADMIN_RIGHTS: [&str; 15] = [
+    "change_info",
+    "post_messages",
+    "edit_messages",
+    "delete_messages",
+    "ban_users",
+    "invite_users",
+    "pin_messages",
+    "add_admins",
+    "anonymous",
+    "manage_call",
+    "other",
+    "manage_topics",
+    "post_stories",
+    "edit_stories",
+    "delete_stories",
+];
+
+/// ChatAdminRights with exactly the named flags set.
+pub fn rights_named(names: &[String]) -> tl::enums::ChatAdminRights {
+    let has = |flag: &str| names.iter().any(|n| n == flag);
+    tl::types::ChatAdminRights {
+        change_info: has("change_info"),
+        post_messages: has("post_messages"),
+        edit_messages: has("edit_messages"),
+        delete_messages: has("delete_messages"),
+        ban_users: has("ban_users"),
+        invite_users: has("invite_users"),
+        pin_messages: has("pin_messages"),
+        add_admins: has("add_admins"),
+        anonymous: has("anonymous"),
+        manage_call: has("manage_call"),
+        other: has("other"),
+        manage_topics: has("manage_topics"),
+        post_stories: has("post_stories"),
+        edit_stories: has("edit_stories"),
+        delete_stories: has("delete_stories"),
+        manage_direct_messages: false,
+        manage_ranks: false,
+        manage_linked_peers: false,
+        manage_welcome_messages: false,
+    }
+    .into()
+}
+
+/// The named flags of a ChatAdminRights a client sent.
+pub fn rights_names(rights: &tl::enums::ChatAdminRights) -> Vec<String> {
+    let tl::enums::ChatAdminRights::Rights(r) = rights;
+    let set = [
+        r.change_info,
+        r.post_messages,
+        r.edit_messages,
+        r.delete_messages,
+        r.ban_users,
+        r.invite_users,
+        r.pin_messages,
+        r.add_admins,
+        r.anonymous,
+        r.manage_call,
+        r.other,
+        r.manage_topics,
+        r.post_stories,
+        r.edit_stories,
+        r.delete_stories,
+    ];
+    ADMIN_RIGHTS
+        .iter()
+        .zip(set)
+        .filter(|(_, on)| *on)
+        .map(|(name, _)| (*name).to_owned())
+        .collect()
+}
+
+/// channels.getFullChannel's answer for a channel of `participants` members.
+pub fn channel_full(
+    id: i64,
+    about: &str,
+    participants: i32,
+    admins: i32,
+    pts: i32,
+) -> tl::enums::ChatFull {
+    tl::types::ChannelFull {
+        can_view_participants: true,
+        can_set_username: false,
+        can_set_stickers: false,
+        hidden_prehistory: false,
+        can_set_location: false,
+        has_scheduled: false,
+        can_view_stats: false,
+        blocked: false,
+        can_delete_channel: false,
+        antispam: false,
+        participants_hidden: false,
+        translations_disabled: false,
+        stories_pinned_available: false,
+        view_forum_as_messages: false,
+        restricted_sponsored: false,
+        can_view_revenue: false,
+        paid_media_allowed: false,
+        can_view_stars_revenue: false,
+        paid_reactions_available: false,
+        stargifts_available: false,
+        paid_messages_available: false,
+        has_welcome_messages: false,
+        id,
+        about: about.to_owned(),
+        participants_count: Some(participants),
+        admins_count: Some(admins),
+        kicked_count: None,
+        banned_count: None,
+        online_count: None,
+        read_inbox_max_id: 0,
+        read_outbox_max_id: 0,
+        unread_count: 0,
+        chat_photo: tl::enums::Photo::Empty(tl::types::PhotoEmpty { id: 0 }),
+        notify_settings: tl::types::PeerNotifySettings {
+            show_previews: None,
+            silent: None,
+            mute_until: None,
+            ios_sound: None,
+            android_sound: None,
+            other_sound: None,
+            stories_muted: None,
+            stories_hide_sender: None,
+            stories_ios_sound: None,
+            stories_android_sound: None,
+            stories_other_sound: None,
+        }
+        .into(),
+        exported_invite: None,
+        bot_info: Vec::new(),
+        migrated_from_chat_id: None,
+        migrated_from_max_id: None,
+        pinned_msg_id: None,
+        stickerset: None,
+        available_min_id: None,
+        folder_id: None,
+        linked_chat_id: None,
+        location: None,
+        slowmode_seconds: None,
+        slowmode_next_send_date: None,
+        stats_dc: None,
+        pts,
+        call: None,
+        ttl_period: None,
+        pending_suggestions: None,
+        groupcall_default_join_as: None,
+        theme_emoticon: None,
+        requests_pending: None,
+        recent_requesters: None,
+        default_send_as: None,
+        available_reactions: None,
+        reactions_limit: None,
+        stories: None,
+        wallpaper: None,
+        boosts_applied: None,
+        boosts_unrestrict: None,
+        emojiset: None,
+        bot_verification: None,
+        stargifts_count: None,
+        send_paid_messages_stars: None,
+        main_tab: None,
+        guard_bot_id: None,
     }
     .into()
 }
@@ -473,6 +646,9 @@ mod tests {
             broadcast: true,
             creator: true,
             date: 1,
+            admin_rights: None,
+            left: false,
+            participants: 1,
         });
         assert_eq!(tl::enums::Chat::from_bytes(&c.to_bytes()).unwrap(), c);
     }

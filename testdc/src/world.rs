@@ -89,6 +89,32 @@ pub struct ChannelRec {
     pub date: i32,
     pub pts: i32,
     pub history: Vec<ChannelMsg>,
+    #[serde(default)]
+    pub about: String,
+    /// Admins besides the creator, with the rights they were given.
+    #[serde(default)]
+    pub admins: Vec<AdminRec>,
+    /// Hashes of invite links (`t.me/+HASH`) that let anyone join.
+    #[serde(default)]
+    pub invites: Vec<String>,
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+pub struct AdminRec {
+    pub user: i64,
+    /// The rights' names as ChatAdminRights spells its flags (`post_messages`, …).
+    pub rights: Vec<String>,
+}
+
+impl ChannelRec {
+    /// The creator can do anything; an admin what its rights say.
+    pub fn may(&self, user: i64, right: &str) -> bool {
+        self.creator == user
+            || self
+                .admins
+                .iter()
+                .any(|a| a.user == user && a.rights.iter().any(|r| r == right))
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -484,7 +510,7 @@ impl World {
         id
     }
 
-    fn set_username(&mut self, peer: PeerRef, name: &str) {
+    pub fn set_username(&mut self, peer: PeerRef, name: &str) {
         let name = name.trim_start_matches('@').to_owned();
         self.usernames.insert(name.to_lowercase(), peer);
         match peer {
@@ -536,6 +562,9 @@ impl World {
                 date: unix_now(),
                 pts: 1,
                 history: Vec::new(),
+                about: String::new(),
+                admins: Vec::new(),
+                invites: Vec::new(),
             },
         );
         id

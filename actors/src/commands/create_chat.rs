@@ -1,14 +1,15 @@
 //! channels.createChannel: a new broadcast channel or supergroup, created by the account (its
 //! role is `creator`) and addressable by the id it answers.
 
+use grammers_session::types::PeerInfo;
 use grammers_session::Session;
 use grammers_tl_types as tl;
 
+use super::chat_calls::refusal;
 use super::{Admission, Class, Decided, Handler, OpFailure, View};
 use crate::chat::{self, Chat};
-use crate::protocol::AccountError;
-
 use crate::client::Tg;
+use crate::protocol::AccountError;
 
 #[derive(Debug, Clone)]
 pub struct CreateChat {
@@ -16,6 +17,8 @@ pub struct CreateChat {
     pub broadcast: bool,
     pub title: String,
     pub about: String,
+    /// A public name (`t.me/<username>`), set right after creation.
+    pub username: Option<String>,
 }
 
 impl Handler for CreateChat {
@@ -42,7 +45,8 @@ impl Handler for CreateChat {
                 address: None,
                 ttl_period: None,
             })
-            .await?;
+            .await
+            .map_err(refusal)?;
         let chats = match updates {
             tl::enums::Updates::Updates(u) => u.chats,
             tl::enums::Updates::Combined(u) => u.chats,
@@ -53,8 +57,47 @@ impl Handler for CreateChat {
                 "Telegram's answer to channels.createChannel carried no channel".into(),
             )));
         };
-        Session::cache_peers(&*tg.session, vec![info]).await?;
-        Ok(created)
+        Session::cache_peers(&*tg.session, vec![info.clone()]).await?;
+        let Some(username) = op.username else {
+            return Ok(created);
+        };
+        let PeerInfo::Channel {
+            id,
+            auth: Some(auth),
+            ..
+        } = info
+        else {
+            return Err(OpFailure::user(AccountError::Internal(
+                "the new channel came without its access hash".into(),
+            )));
+        };
+        let channel: tl::enums::InputChannel = tl::types::InputChannel {
+            channel_id: id,
+            access_hash: auth.hash(),
+        }
+        .into();
+        let named = tg
+            .call(&tl::functions::channels::UpdateUsername {
+                channel: channel.clone(),
+                username: username.clone(),
+            })
+            .await
+            .map_err(refusal);
+        if let Err(failure) = named {
+            // All or nothing: a channel without the name the caller asked for is not what it
+            // asked for, so it goes again (best effort) and the refusal is the answer.
+            if let Err(e) = tg
+                .call(&tl::functions::channels::DeleteChannel { channel })
+                .await
+            {
+                tracing::warn!(error = %e.describe(), "deleting a channel whose name was refused");
+            }
+            return Err(failure);
+        }
+        Ok(Chat {
+            username: Some(username),
+            ..created
+        })
     }
 
     fn on_done(_view: &View, chat: Chat) -> Decided<Chat> {

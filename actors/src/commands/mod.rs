@@ -7,10 +7,16 @@
 //! Adding a command: a module here with a `Handler` impl, and one line in `commands!` below.
 
 pub mod bot_sign_in;
+pub(crate) mod chat_calls;
 pub mod check_password;
 pub mod create_chat;
+pub mod edit_chat;
 pub(crate) mod failure;
+pub mod get_chat;
 pub(crate) mod health;
+pub mod invite_link;
+pub mod join_chat;
+pub mod leave_chat;
 pub mod list_chats;
 pub mod log_out;
 pub(crate) mod login;
@@ -18,6 +24,7 @@ pub mod qr_login;
 pub(crate) mod qr_poll;
 pub mod send_code;
 pub mod send_message;
+pub mod set_admin;
 pub mod sign_in;
 pub mod status;
 
@@ -106,6 +113,12 @@ commands! {
     SendMessage => send_message::SendMessage -> send_message::Sent,
     ListChats => list_chats::ListChats -> Vec<crate::chat::Chat>,
     CreateChat => create_chat::CreateChat -> crate::chat::Chat,
+    GetChat => get_chat::GetChat -> crate::chat::Chat,
+    EditChat => edit_chat::EditChat -> crate::chat::Chat,
+    LeaveChat => leave_chat::LeaveChat -> (),
+    JoinChat => join_chat::JoinChat -> crate::chat::Chat,
+    InviteLink => invite_link::InviteLink -> String,
+    SetAdmin => set_admin::SetAdmin -> (),
     Status => status::Status -> crate::protocol::AccountStatus,
 }
 

@@ -2,11 +2,10 @@
 //! random_id is fixed and durable before the first attempt, so a client's re-send after a lost
 //! answer cannot post twice; a re-send while the first is in flight waits for its answer.
 
-use grammers_session::types::{PeerAuth, PeerId, PeerInfo, PeerRef};
-use grammers_session::Session;
 use grammers_tl_types as tl;
 use serde::Serialize;
 
+use super::chat_calls::{refusal, resolve_peer};
 use super::{Admission, Class, Decided, Handler, OpFailure, View};
 use crate::client::Tg;
 use crate::peer::Peer;
@@ -110,7 +109,7 @@ impl Handler for SendMessage {
             suggested_post: None,
             rich_message: None,
         };
-        let updates = tg.call(&request).await?;
+        let updates = tg.call(&request).await.map_err(refusal)?;
         let Some(message_id) = sent_message_id(&updates, random_id) else {
             return Err(OpFailure::user(AccountError::Internal(
                 "Telegram's answer carried no message id".into(),
@@ -152,84 +151,4 @@ fn sent_message_id(updates: &tl::enums::Updates, random_id: i64) -> Option<i32> 
         Updates::UpdateShort(u) => from_list(std::slice::from_ref(&u.update)),
         _ => None,
     }
-}
-
-/// A parsed peer → the peer to send to (resolving a username or phone through Telegram).
-async fn resolve_peer(tg: &Tg, peer: &Peer) -> Result<tl::enums::InputPeer, OpFailure> {
-    let invalid = |why: &str| OpFailure::user(AccountError::PeerInvalid(why.to_owned()));
-    let resolved = match peer {
-        Peer::Me => return Ok(tl::enums::InputPeer::PeerSelf),
-        Peer::Username(username) => {
-            tg.call(&tl::functions::contacts::ResolveUsername {
-                username: username.clone(),
-                referer: None,
-            })
-            .await
-        }
-        Peer::Phone(phone) => {
-            tg.call(&tl::functions::contacts::ResolvePhone {
-                phone: phone.digits().to_owned(),
-            })
-            .await
-        }
-        Peer::Id(id) => {
-            let Some(peer_id) = PeerId::from_bot_api_dialog_id(*id) else {
-                return Err(invalid("not a valid peer id"));
-            };
-            // With a cached access hash the peer is addressable; without, Telegram may still
-            // accept it (contacts, bots' chats) through ambient authority.
-            let auth = tg
-                .session
-                .cached_peer(peer_id)
-                .and_then(|info| info.auth())
-                .unwrap_or_default();
-            return Ok(PeerRef { id: peer_id, auth }.into());
-        }
-    };
-    let resolved = match resolved {
-        Ok(r) => r,
-        Err(e)
-            if e.is("USERNAME_NOT_OCCUPIED")
-                || e.is("USERNAME_INVALID")
-                || e.is("PHONE_NOT_OCCUPIED")
-                || e.is("PHONE_NUMBER_INVALID") =>
-        {
-            return Err(OpFailure {
-                error: AccountError::PeerInvalid(e.code()),
-                cause: Some(e),
-            })
-        }
-        Err(e) => return Err(e.into()),
-    };
-    let tl::enums::contacts::ResolvedPeer::Peer(resolved) = resolved;
-    let mut infos = Vec::new();
-    for user in &resolved.users {
-        if let tl::enums::User::User(u) = user {
-            infos.push(PeerInfo::User {
-                id: u.id,
-                auth: u.access_hash.map(PeerAuth::from_hash),
-                bot: Some(u.bot),
-                is_self: None,
-            });
-        }
-    }
-    for chat in &resolved.chats {
-        match chat {
-            tl::enums::Chat::Channel(c) => infos.push(PeerInfo::Channel {
-                id: c.id,
-                auth: c.access_hash.map(PeerAuth::from_hash),
-                kind: None,
-            }),
-            tl::enums::Chat::Chat(c) => infos.push(PeerInfo::Chat { id: c.id }),
-            _ => {}
-        }
-    }
-    let target = PeerId::from(&resolved.peer);
-    let auth = infos
-        .iter()
-        .find(|i| i.id() == target)
-        .and_then(|i| i.auth())
-        .unwrap_or_default();
-    Session::cache_peers(&*tg.session, infos).await?;
-    Ok(PeerRef { id: target, auth }.into())
 }

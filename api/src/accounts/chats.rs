@@ -13,7 +13,10 @@ use axum::http::StatusCode;
 use axum::Json;
 use serde::{Deserialize, Serialize};
 use tgfleet_persistence::AccountId;
-use tgfleet_supervision::account::{Chat, ChatKind, CreateChat, ListChats};
+use tgfleet_supervision::account::{
+    Chat, ChatKind, CreateChat, EditChat, GetChat, InviteLink, JoinChat, JoinLink, LeaveChat,
+    ListChats, Peer, SetAdmin, ADMIN_RIGHTS,
+};
 use utoipa::{IntoParams, ToSchema};
 
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
@@ -28,6 +31,9 @@ pub struct ChatView {
     /// `creator`, `admin` or `member`; absent for a private chat.
     pub role: Option<String>,
     pub members_count: Option<i32>,
+    /// The description; only when one chat is read.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub about: Option<String>,
 }
 
 impl From<Chat> for ChatView {
@@ -39,6 +45,7 @@ impl From<Chat> for ChatView {
             username: c.username,
             role: c.role.map(|r| r.as_str().to_owned()),
             members_count: c.members_count,
+            about: c.about,
         }
     }
 }
@@ -100,6 +107,9 @@ pub struct CreateChatRequest {
     pub title: String,
     /// Up to 255 characters.
     pub about: Option<String>,
+    /// A public name (`t.me/<username>`): 5–32 letters, digits and underscores, starting with a
+    /// letter. If Telegram refuses it, no chat is created.
+    pub username: Option<String>,
 }
 
 #[utoipa::path(post, path = "/api/v1/telegram/accounts/{id}/chats", tag = "chats", security(("bearer" = [])),
@@ -135,12 +145,296 @@ pub async fn create(
         "about",
         "must be at most 255 characters",
     );
+    let username = req
+        .username
+        .as_deref()
+        .map(|u| u.trim_start_matches('@').to_owned());
+    v.check(
+        username.as_deref().is_none_or(username_ok),
+        "username",
+        USERNAME_RULE,
+    );
     v.finish()?;
     let request = CreateChat {
         broadcast: broadcast.unwrap_or(true),
         title: req.title.trim().to_owned(),
         about,
+        username,
     };
     let chat = fleet(&state)?.call(id, request).await?;
     Ok((StatusCode::CREATED, Json(chat.into())))
+}
+
+const USERNAME_RULE: &str =
+    "must be 5 to 32 letters, digits and underscores, starting with a letter";
+
+fn username_ok(name: &str) -> bool {
+    (5..=32).contains(&name.len())
+        && name.starts_with(|c: char| c.is_ascii_alphabetic())
+        && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+}
+
+const CHAT_FORMS: &str = "must be a chat id (-100… for channels) or @username";
+
+/// `{chat}` of a path: a Bot API style id or `@username` (not `me` or a phone).
+fn chat_ref(raw: &str) -> Result<Peer, ApiError> {
+    match raw.parse::<Peer>() {
+        Ok(peer @ (Peer::Id(_) | Peer::Username(_))) => Ok(peer),
+        _ => Err(ApiError::Validation(vec![crate::error::FieldError {
+            field: "chat",
+            message: CHAT_FORMS.into(),
+        }])),
+    }
+}
+
+#[utoipa::path(get, path = "/api/v1/telegram/accounts/{id}/chats/{chat}", tag = "chats", security(("bearer" = [])),
+    params(("id" = i64, Path, description = "account id"),
+           ("chat" = String, Path, description = "chat id (-100… for channels) or @username")),
+    responses((status = 200, body = ChatView), (status = 401, body = crate::openapi::ErrorBody),
+              (status = 403, body = crate::openapi::ErrorBody), (status = 404, body = crate::openapi::ErrorBody),
+              (status = 409, body = crate::openapi::ErrorBody), (status = 422, body = crate::openapi::ErrorBody),
+              (status = 503, body = crate::openapi::ErrorBody)))]
+pub async fn get(
+    State(state): State<AppState>,
+    user: AuthUser,
+    ApiPath((id, chat)): ApiPath<(AccountId, String)>,
+) -> Result<Json<ChatView>, ApiError> {
+    check_account_access(&state, &user, id).await?;
+    let chat = chat_ref(&chat)?;
+    let chat = fleet(&state)?.call(id, GetChat { chat }).await?;
+    Ok(Json(chat.into()))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct EditChatRequest {
+    /// 1–128 characters.
+    pub title: Option<String>,
+    /// Up to 255 characters; empty clears it.
+    pub about: Option<String>,
+}
+
+#[utoipa::path(patch, path = "/api/v1/telegram/accounts/{id}/chats/{chat}", tag = "chats", security(("bearer" = [])),
+    params(("id" = i64, Path, description = "account id"),
+           ("chat" = String, Path, description = "chat id (-100… for channels) or @username")),
+    request_body = EditChatRequest,
+    responses((status = 200, body = ChatView), (status = 401, body = crate::openapi::ErrorBody),
+              (status = 403, body = crate::openapi::ErrorBody), (status = 404, body = crate::openapi::ErrorBody),
+              (status = 409, body = crate::openapi::ErrorBody), (status = 422, body = crate::openapi::ErrorBody),
+              (status = 503, body = crate::openapi::ErrorBody)))]
+pub async fn edit(
+    State(state): State<AppState>,
+    user: AuthUser,
+    ApiPath((id, chat)): ApiPath<(AccountId, String)>,
+    ApiJson(req): ApiJson<EditChatRequest>,
+) -> Result<Json<ChatView>, ApiError> {
+    check_account_access(&state, &user, id).await?;
+    let chat = chat_ref(&chat)?;
+    let title = req.title.as_deref().map(str::trim);
+    let mut v = Validator::default();
+    v.check(
+        title.is_some() || req.about.is_some(),
+        "title",
+        "send a title, an about, or both",
+    );
+    v.check(
+        title.is_none_or(|t| (1..=128).contains(&t.chars().count())),
+        "title",
+        "must be 1 to 128 characters",
+    );
+    v.check(
+        req.about.as_ref().is_none_or(|a| a.chars().count() <= 255),
+        "about",
+        "must be at most 255 characters",
+    );
+    v.finish()?;
+    let request = EditChat {
+        chat,
+        title: title.map(str::to_owned),
+        about: req.about,
+    };
+    let chat = fleet(&state)?.call(id, request).await?;
+    Ok(Json(chat.into()))
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct LeaveQuery {
+    /// `true`: delete the chat for everyone (its creator only) instead of leaving it.
+    pub delete: Option<bool>,
+}
+
+#[utoipa::path(delete, path = "/api/v1/telegram/accounts/{id}/chats/{chat}", tag = "chats", security(("bearer" = [])),
+    params(("id" = i64, Path, description = "account id"),
+           ("chat" = String, Path, description = "chat id (-100… for channels) or @username"), LeaveQuery),
+    responses((status = 204, description = "left (or deleted)"), (status = 401, body = crate::openapi::ErrorBody),
+              (status = 403, body = crate::openapi::ErrorBody), (status = 404, body = crate::openapi::ErrorBody),
+              (status = 409, body = crate::openapi::ErrorBody), (status = 422, body = crate::openapi::ErrorBody),
+              (status = 503, body = crate::openapi::ErrorBody)))]
+pub async fn leave(
+    State(state): State<AppState>,
+    user: AuthUser,
+    ApiPath((id, chat)): ApiPath<(AccountId, String)>,
+    ApiQuery(q): ApiQuery<LeaveQuery>,
+) -> Result<StatusCode, ApiError> {
+    check_account_access(&state, &user, id).await?;
+    let chat = chat_ref(&chat)?;
+    let request = LeaveChat {
+        chat,
+        delete: q.delete == Some(true),
+    };
+    fleet(&state)?.call(id, request).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct JoinRequest {
+    /// `@name`, `t.me/name` or an invite link `t.me/+hash`.
+    pub link: String,
+}
+
+#[utoipa::path(post, path = "/api/v1/telegram/accounts/{id}/chats/join", tag = "chats", security(("bearer" = [])),
+    params(("id" = i64, Path, description = "account id")),
+    request_body = JoinRequest,
+    responses((status = 200, body = ChatView), (status = 401, body = crate::openapi::ErrorBody),
+              (status = 403, body = crate::openapi::ErrorBody), (status = 404, body = crate::openapi::ErrorBody),
+              (status = 409, body = crate::openapi::ErrorBody), (status = 422, body = crate::openapi::ErrorBody),
+              (status = 503, body = crate::openapi::ErrorBody)))]
+pub async fn join(
+    State(state): State<AppState>,
+    user: AuthUser,
+    ApiPath(id): ApiPath<AccountId>,
+    ApiJson(req): ApiJson<JoinRequest>,
+) -> Result<Json<ChatView>, ApiError> {
+    check_account_access(&state, &user, id).await?;
+    let link = req.link.parse::<JoinLink>().map_err(|why| {
+        ApiError::Validation(vec![crate::error::FieldError {
+            field: "link",
+            message: why.into(),
+        }])
+    })?;
+    let chat = fleet(&state)?.call(id, JoinChat { link }).await?;
+    Ok(Json(chat.into()))
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct InviteLinkView {
+    pub link: String,
+}
+
+#[utoipa::path(post, path = "/api/v1/telegram/accounts/{id}/chats/{chat}/invite-link", tag = "chats", security(("bearer" = [])),
+    params(("id" = i64, Path, description = "account id"),
+           ("chat" = String, Path, description = "chat id (-100… for channels) or @username")),
+    responses((status = 201, body = InviteLinkView), (status = 401, body = crate::openapi::ErrorBody),
+              (status = 403, body = crate::openapi::ErrorBody), (status = 404, body = crate::openapi::ErrorBody),
+              (status = 409, body = crate::openapi::ErrorBody), (status = 422, body = crate::openapi::ErrorBody),
+              (status = 503, body = crate::openapi::ErrorBody)))]
+pub async fn invite_link(
+    State(state): State<AppState>,
+    user: AuthUser,
+    ApiPath((id, chat)): ApiPath<(AccountId, String)>,
+) -> Result<(StatusCode, Json<InviteLinkView>), ApiError> {
+    check_account_access(&state, &user, id).await?;
+    let chat = chat_ref(&chat)?;
+    let link = fleet(&state)?.call(id, InviteLink { chat }).await?;
+    Ok((StatusCode::CREATED, Json(InviteLinkView { link })))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AdminRequest {
+    /// At least one of change_info, post_messages, edit_messages, delete_messages, ban_users,
+    /// invite_users, pin_messages, add_admins, anonymous, manage_call, other, manage_topics,
+    /// post_stories, edit_stories, delete_stories.
+    pub rights: Vec<String>,
+}
+
+/// `{user}` of an admin route: `@username`, `+phone` or a user id.
+fn admin_user(raw: &str) -> Result<Peer, ApiError> {
+    match raw.parse::<Peer>() {
+        Ok(Peer::Id(id)) if id <= 0 => Err(()),
+        Ok(Peer::Me) => Err(()),
+        Ok(peer) => Ok(peer),
+        Err(_) => Err(()),
+    }
+    .map_err(|()| {
+        ApiError::Validation(vec![crate::error::FieldError {
+            field: "user",
+            message: "must be @username, +phone or a user id".into(),
+        }])
+    })
+}
+
+#[utoipa::path(put, path = "/api/v1/telegram/accounts/{id}/chats/{chat}/admins/{user}", tag = "chats", security(("bearer" = [])),
+    params(("id" = i64, Path, description = "account id"),
+           ("chat" = String, Path, description = "chat id (-100… for channels) or @username"),
+           ("user" = String, Path, description = "@username, +phone or user id of a member")),
+    request_body = AdminRequest,
+    responses((status = 204, description = "promoted with exactly these rights"), (status = 401, body = crate::openapi::ErrorBody),
+              (status = 403, body = crate::openapi::ErrorBody), (status = 404, body = crate::openapi::ErrorBody),
+              (status = 409, body = crate::openapi::ErrorBody), (status = 422, body = crate::openapi::ErrorBody),
+              (status = 503, body = crate::openapi::ErrorBody)))]
+pub async fn promote(
+    State(state): State<AppState>,
+    user: AuthUser,
+    ApiPath((id, chat, member)): ApiPath<(AccountId, String, String)>,
+    ApiJson(req): ApiJson<AdminRequest>,
+) -> Result<StatusCode, ApiError> {
+    check_account_access(&state, &user, id).await?;
+    let chat = chat_ref(&chat)?;
+    let member = admin_user(&member)?;
+    let unknown: Vec<&str> = req
+        .rights
+        .iter()
+        .map(String::as_str)
+        .filter(|r| !ADMIN_RIGHTS.contains(r))
+        .collect();
+    let mut v = Validator::default();
+    v.check(
+        !req.rights.is_empty(),
+        "rights",
+        "name at least one right (DELETE demotes)",
+    );
+    v.check(
+        unknown.is_empty(),
+        "rights",
+        format!(
+            "unknown rights {unknown:?}; known: {}",
+            ADMIN_RIGHTS.join(", ")
+        ),
+    );
+    v.finish()?;
+    let request = SetAdmin {
+        chat,
+        user: member,
+        rights: req.rights,
+    };
+    fleet(&state)?.call(id, request).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[utoipa::path(delete, path = "/api/v1/telegram/accounts/{id}/chats/{chat}/admins/{user}", tag = "chats", security(("bearer" = [])),
+    params(("id" = i64, Path, description = "account id"),
+           ("chat" = String, Path, description = "chat id (-100… for channels) or @username"),
+           ("user" = String, Path, description = "@username, +phone or user id of an admin")),
+    responses((status = 204, description = "no longer an admin"), (status = 401, body = crate::openapi::ErrorBody),
+              (status = 403, body = crate::openapi::ErrorBody), (status = 404, body = crate::openapi::ErrorBody),
+              (status = 409, body = crate::openapi::ErrorBody), (status = 422, body = crate::openapi::ErrorBody),
+              (status = 503, body = crate::openapi::ErrorBody)))]
+pub async fn demote(
+    State(state): State<AppState>,
+    user: AuthUser,
+    ApiPath((id, chat, member)): ApiPath<(AccountId, String, String)>,
+) -> Result<StatusCode, ApiError> {
+    check_account_access(&state, &user, id).await?;
+    let chat = chat_ref(&chat)?;
+    let member = admin_user(&member)?;
+    let request = SetAdmin {
+        chat,
+        user: member,
+        rights: Vec::new(),
+    };
+    fleet(&state)?.call(id, request).await?;
+    Ok(StatusCode::NO_CONTENT)
 }
