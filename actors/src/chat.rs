@@ -66,7 +66,7 @@ pub struct Chat {
     pub kind: ChatKind,
     pub title: String,
     pub username: Option<String>,
-    /// `None` for a private chat.
+    /// `None` for a private chat, and for a public channel the account is not in.
     pub role: Option<ChatRole>,
     pub members_count: Option<i32>,
     /// Read with the full chat only (not in a dialog list).
@@ -112,8 +112,10 @@ impl std::str::FromStr for JoinLink {
             .strip_prefix('+')
             .or_else(|| path.strip_prefix("joinchat/"));
         match invite {
+            // `t.me/+15551234567` is a phone's link, not an invite.
             Some(hash)
                 if !hash.is_empty()
+                    && !hash.bytes().all(|b| b.is_ascii_digit())
                     && hash.len() <= 64
                     && hash
                         .bytes()
@@ -188,7 +190,8 @@ fn role(creator: bool, admin: bool) -> ChatRole {
 /// chat is addressable by id afterwards). `None` for chats the account cannot see.
 pub(crate) fn from_tl_chat(chat: &tl::enums::Chat) -> Option<(Chat, PeerInfo)> {
     match chat {
-        tl::enums::Chat::Channel(c) if !c.left => {
+        // A channel the account is not in (`left`) reads with no role.
+        tl::enums::Chat::Channel(c) => {
             let kind = if c.megagroup {
                 ChatKind::Supergroup
             } else {
@@ -210,7 +213,7 @@ pub(crate) fn from_tl_chat(chat: &tl::enums::Chat) -> Option<(Chat, PeerInfo)> {
                     kind,
                     title: c.title.clone(),
                     username: c.username.clone(),
-                    role: Some(role(c.creator, c.admin_rights.is_some())),
+                    role: (!c.left).then(|| role(c.creator, c.admin_rights.is_some())),
                     members_count: c.participants_count,
                     about: None,
                 },
@@ -295,6 +298,7 @@ mod tests {
             "t.me/+",
             "t.me/+a b",
             "t.me/news/123",
+            "t.me/+15551234567",
             "",
         ] {
             assert_eq!(parse(bad), Err(JOIN_LINK_FORMS), "{bad:?}");

@@ -289,7 +289,10 @@ impl Inner {
             Some(known) => {
                 let before = known.clone();
                 known.extend_info(&peer);
-                *known != before
+                let changed = *known != before;
+                // Seen again: the newest again, so a chat in use is the last to go.
+                self.touch_peer(id);
+                changed
             }
             None => {
                 self.insert_peer(peer);
@@ -315,6 +318,13 @@ impl Inner {
             if let Some(oldest) = self.peer_order.remove(at) {
                 self.peers.remove(&oldest);
             }
+        }
+    }
+
+    fn touch_peer(&mut self, id: PeerId) {
+        if self.peer_order.back() != Some(&id) {
+            self.peer_order.retain(|p| *p != id);
+            self.peer_order.push_back(id);
         }
     }
 
@@ -362,9 +372,14 @@ impl Inner {
     }
 
     fn from_stored(stored: Stored, peer_capacity: usize) -> Self {
-        let peer_order: VecDeque<PeerId> = stored.peers.iter().map(PeerInfo::id).collect();
-        let peers: HashMap<PeerId, PeerInfo> =
-            stored.peers.into_iter().map(|p| (p.id(), p)).collect();
+        let mut peers: HashMap<PeerId, PeerInfo> = HashMap::with_capacity(stored.peers.len());
+        let mut peer_order = VecDeque::with_capacity(stored.peers.len());
+        for peer in stored.peers {
+            let id = peer.id();
+            if peers.insert(id, peer).is_none() {
+                peer_order.push_back(id);
+            }
+        }
         let self_user = peers
             .values()
             .find(|p| {
@@ -585,8 +600,15 @@ impl StoreSession {
         .await
     }
 
+    /// A cached peer; a hit makes it the newest (memory only: the order is written with the
+    /// next change, and a lost touch costs at most an earlier eviction).
     pub fn cached_peer(&self, id: PeerId) -> Option<PeerInfo> {
-        self.lock().peers.get(&id).cloned()
+        let mut inner = self.lock();
+        let found = inner.peers.get(&id).cloned();
+        if found.is_some() {
+            inner.touch_peer(id);
+        }
+        found
     }
 
     pub fn sent_record(&self, key: &str) -> Option<SentRecord> {
@@ -729,6 +751,15 @@ impl Session for StoreSession {
         Box::pin(self.change(move |inner| inner.cache_peer(peer)))
     }
 
+    /// One sealed write for the whole batch (a page of dialogs is a hundred peers), not one each.
+    fn cache_peers(&self, peers: Vec<PeerInfo>) -> BoxFuture<'_, Result<(), SessionError>> {
+        Box::pin(self.change(move |inner| {
+            peers
+                .into_iter()
+                .fold(false, |changed, peer| inner.cache_peer(peer) | changed)
+        }))
+    }
+
     fn updates_state(&self) -> BoxFuture<'_, Result<UpdatesState, SessionError>> {
         Box::pin(async move { Ok(self.lock().updates.clone()) })
     }
@@ -781,5 +812,10 @@ mod tests {
         assert!(!reloaded.peers.contains_key(&PeerId::channel(18).unwrap()));
         assert!(reloaded.peers.contains_key(&PeerId::channel(30).unwrap()));
         assert_eq!(reloaded.self_user, PeerId::user(1));
+        // A peer seen again is the newest: the one not seen since goes first.
+        reloaded.cache_peer(channel(19));
+        reloaded.cache_peer(channel(31));
+        assert!(reloaded.peers.contains_key(&PeerId::channel(19).unwrap()));
+        assert!(!reloaded.peers.contains_key(&PeerId::channel(30).unwrap()));
     }
 }

@@ -186,7 +186,11 @@ impl From<AccountError> for ApiError {
             AccountError::ChatRefused(
                 "CHAT_ADMIN_REQUIRED"
                 | "CHAT_WRITE_FORBIDDEN"
+                | "CHAT_SEND_PLAIN_FORBIDDEN"
                 | "USER_BANNED_IN_CHANNEL"
+                | "USER_PRIVACY_RESTRICTED"
+                | "RIGHT_FORBIDDEN"
+                | "INVITE_BOT_CHECK_REQUIRED"
                 | "CHANNEL_PRIVATE",
             ) => Self::ForbiddenCode { code, message },
             AccountError::ChatRefused(
@@ -194,6 +198,8 @@ impl From<AccountError> for ApiError {
             ) => Self::Conflict { code, message },
             AccountError::ChatRefused(_) => Self::Unprocessable { code, message },
             AccountError::Telegram { code: 400, .. } => Self::Unprocessable { code, message },
+            // Telegram's "not allowed" is the caller's to act on, not an outage.
+            AccountError::Telegram { code: 403, .. } => Self::ForbiddenCode { code, message },
             AccountError::Telegram { .. } => Self::Unavailable {
                 code,
                 message,

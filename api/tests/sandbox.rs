@@ -677,6 +677,23 @@ async fn an_account_creates_a_channel_lists_it_and_posts_into_it_by_its_id() {
     assert_eq!(channel["type"], "channel");
     assert_eq!(channel["title"], "Daily digest");
     assert_eq!(channel["role"], "creator");
+    // Addressable by its id at once: the create cached its access hash.
+    json_of(
+        app.post(
+            &format!("/api/v1/telegram/accounts/{id}/messages"),
+            Some(&token),
+            json!({"peer": chat_id.to_string(), "text": "first post"}),
+        )
+        .await,
+        201,
+    )
+    .await;
+    let read = json_of(
+        app.get(&format!("{chats}/{chat_id}"), Some(&token)).await,
+        200,
+    )
+    .await;
+    assert_eq!(read["about"], "news");
     let group = json_of(
         app.post(
             &chats,
@@ -710,16 +727,6 @@ async fn an_account_creates_a_channel_lists_it_and_posts_into_it_by_its_id() {
         .await;
     assert_eq!(error_code(bad, 422).await, "VALIDATION_FAILED");
 
-    json_of(
-        app.post(
-            &format!("/api/v1/telegram/accounts/{id}/messages"),
-            Some(&token),
-            json!({"peer": chat_id.to_string(), "text": "first post"}),
-        )
-        .await,
-        201,
-    )
-    .await;
     let held = app
         .state
         .sandbox
@@ -775,6 +782,15 @@ async fn two_accounts_share_a_channel_with_telegrams_rights() {
     let owned = json_of(app.get(&chats(owner), t).await, 200).await;
     assert_eq!(owned["chats"].as_array().map(Vec::len), Some(1), "{owned}");
 
+    // A public channel reads for anyone, with no role for an account not in it.
+    let outside = json_of(
+        app.get(&format!("{}/@digest_news", chats(member)), t).await,
+        200,
+    )
+    .await;
+    assert_eq!(outside["chat_id"], chat_id);
+    assert_eq!(outside["role"], Value::Null, "{outside}");
+
     // The other account joins by the public name, as a member: it may not post or edit.
     let joined = json_of(
         app.post(
@@ -813,7 +829,7 @@ async fn two_accounts_share_a_channel_with_telegrams_rights() {
             Method::PUT,
             &admin,
             t,
-            Some(json!({"rights": ["post_messages"]})),
+            Some(json!({"rights": ["post_messages", "add_admins"]})),
         )
         .await;
     assert_eq!(promoted.status(), 204);
@@ -824,6 +840,16 @@ async fn two_accounts_share_a_channel_with_telegrams_rights() {
     .await;
     assert_eq!(as_member["role"], "admin");
     json_of(post(member, chat_id, "from an admin").await, 201).await;
+    // An admin grants only rights it holds, even to itself.
+    let beyond = app
+        .request(
+            Method::PUT,
+            &format!("{}/{chat_id}/admins/+15550100152", chats(member)),
+            t,
+            Some(json!({"rights": ["change_info"]})),
+        )
+        .await;
+    assert_eq!(error_code(beyond, 403).await, "RIGHT_FORBIDDEN");
     let demoted = app.request(Method::DELETE, &admin, t, None).await;
     assert_eq!(demoted.status(), 204);
     assert_eq!(
@@ -852,6 +878,17 @@ async fn two_accounts_share_a_channel_with_telegrams_rights() {
     assert_eq!(read["about"], "the news, daily");
     assert_eq!(read["members_count"], 2);
     assert_eq!(read["role"], "creator");
+
+    // Its creator does not leave it (Telegram: USER_CREATOR); it deletes it, further down.
+    let stays = app
+        .request(
+            Method::DELETE,
+            &format!("{}/{chat_id}", chats(owner)),
+            t,
+            None,
+        )
+        .await;
+    assert_eq!(error_code(stays, 422).await, "USER_CREATOR");
 
     // The member leaves, and comes back by an invite link.
     let left = app
@@ -888,7 +925,7 @@ async fn two_accounts_share_a_channel_with_telegrams_rights() {
         .post(
             &format!("{}/join", chats(member)),
             t,
-            json!({"link": "t.me/+0000000000000000"}),
+            json!({"link": "t.me/+ffffffffffffffff"}),
         )
         .await;
     assert_eq!(error_code(wrong, 422).await, "INVITE_HASH_INVALID");

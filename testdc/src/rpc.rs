@@ -108,6 +108,8 @@ pub fn persist_before_answer(query: &[u8]) -> bool {
                 tl::functions::channels::LeaveChannel::CONSTRUCTOR_ID,
                 tl::functions::channels::EditAdmin::CONSTRUCTOR_ID,
                 tl::functions::channels::UpdateUsername::CONSTRUCTOR_ID,
+                tl::functions::channels::EditTitle::CONSTRUCTOR_ID,
+                tl::functions::messages::EditChatAbout::CONSTRUCTOR_ID,
                 tl::functions::messages::ExportChatInvite::CONSTRUCTOR_ID,
                 tl::functions::messages::ImportChatInvite::CONSTRUCTOR_ID,
             ]
@@ -301,6 +303,9 @@ pub async fn dispatch(ctx: &Ctx<'_>, body: &[u8]) -> Reply {
         }
         channels::EditAdmin::CONSTRUCTOR_ID => {
             channel_admin::edit_admin(ctx, req!(channels::EditAdmin, body))
+        }
+        channels::CheckUsername::CONSTRUCTOR_ID => {
+            channel_admin::check_username(ctx, req!(channels::CheckUsername, body))
         }
         channels::UpdateUsername::CONSTRUCTOR_ID => {
             channel_admin::update_username(ctx, req!(channels::UpdateUsername, body))
@@ -1303,10 +1308,15 @@ fn create_channel(ctx: &Ctx<'_>, r: tl::functions::channels::CreateChannel) -> R
         return err(400, "CHAT_TITLE_EMPTY");
     }
     let broadcast = r.broadcast || !r.megagroup;
+    if r.about.chars().count() > 255 {
+        return err(400, "CHAT_ABOUT_TOO_LONG");
+    }
     let id = w.create_channel(me, &r.title, broadcast);
-    let Some(c) = w.channels.get(&id) else {
+    let Some(c) = w.channels.get_mut(&id) else {
         return err(500, "INTERNAL_SERVER_ERROR");
     };
+    c.about = r.about;
+    let c = &*c;
     ok(tl::enums::Updates::Updates(tl::types::Updates {
         updates: vec![tl::types::UpdateChannel { channel_id: id }.into()],
         users: Vec::new(),

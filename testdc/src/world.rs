@@ -102,6 +102,9 @@ pub struct ChannelRec {
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
 pub struct AdminRec {
     pub user: i64,
+    /// Who promoted it: an admin may change only the admins it appointed.
+    #[serde(default)]
+    pub promoted_by: i64,
     /// The rights' names as ChatAdminRights spells its flags (`post_messages`, …).
     pub rights: Vec<String>,
 }

@@ -13,8 +13,20 @@ use crate::protocol::AccountError;
 
 /// Telegram's refusals of a chat operation that are the caller's to act on, answered with their
 /// own name as the code (anything else stays a generic Telegram error).
-pub const CHAT_REFUSALS: [&str; 18] = [
+pub const CHAT_REFUSALS: [&str; 30] = [
     "INVITE_REQUEST_SENT",
+    "INVITE_HASH_EMPTY",
+    "CHANNELS_ADMIN_PUBLIC_TOO_MUCH",
+    "USERNAME_PURCHASE_AVAILABLE",
+    "USERNAME_NOT_MODIFIED",
+    "ADMINS_TOO_MUCH",
+    "USER_NOT_MUTUAL_CONTACT",
+    "USER_CHANNELS_TOO_MUCH",
+    "USERS_TOO_MUCH",
+    "USER_ID_INVALID",
+    "USER_PRIVACY_RESTRICTED",
+    "RIGHT_FORBIDDEN",
+    "CHAT_SEND_PLAIN_FORBIDDEN",
     "CHAT_ADMIN_REQUIRED",
     "CHAT_WRITE_FORBIDDEN",
     "CHAT_NOT_MODIFIED",

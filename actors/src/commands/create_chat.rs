@@ -33,6 +33,21 @@ impl Handler for CreateChat {
     }
 
     async fn run(op: Self, tg: Tg) -> Result<Chat, OpFailure> {
+        if let Some(username) = &op.username {
+            // Asked first, so a taken name (the common refusal) creates nothing at all.
+            let free = tg
+                .call(&tl::functions::channels::CheckUsername {
+                    channel: tl::enums::InputChannel::Empty,
+                    username: username.clone(),
+                })
+                .await
+                .map_err(refusal)?;
+            if !free {
+                return Err(OpFailure::user(AccountError::ChatRefused(
+                    "USERNAME_OCCUPIED",
+                )));
+            }
+        }
         let updates = tg
             .call(&tl::functions::channels::CreateChannel {
                 broadcast: op.broadcast,
@@ -57,7 +72,10 @@ impl Handler for CreateChat {
                 "Telegram's answer to channels.createChannel carried no channel".into(),
             )));
         };
-        Session::cache_peers(&*tg.session, vec![info.clone()]).await?;
+        // The channel exists now: a cache write that fails must not report it as not created.
+        if let Err(e) = Session::cache_peers(&*tg.session, vec![info.clone()]).await {
+            tracing::warn!(error = %e, "caching the new channel");
+        }
         let Some(username) = op.username else {
             return Ok(created);
         };
@@ -90,7 +108,15 @@ impl Handler for CreateChat {
                 .call(&tl::functions::channels::DeleteChannel { channel })
                 .await
             {
+                // Not all or nothing after all: say which channel is left, nameless.
                 tracing::warn!(error = %e.describe(), "deleting a channel whose name was refused");
+                return Err(OpFailure::user(AccountError::Internal(format!(
+                    "the public name was refused ({}) and the new channel {} could not be \
+                     deleted again ({}); delete or rename it",
+                    failure.error.code(),
+                    created.chat_id,
+                    e.describe()
+                ))));
             }
             return Err(failure);
         }

@@ -43,11 +43,20 @@ pub(crate) async fn full_chat(
     tg: &Tg,
     channel: tl::enums::InputChannel,
 ) -> Result<Chat, OpFailure> {
+    let wanted = match &channel {
+        tl::enums::InputChannel::Channel(c) => Some(c.channel_id),
+        _ => None,
+    };
     let tl::enums::messages::ChatFull::Full(full) = tg
         .call(&tl::functions::channels::GetFullChannel { channel })
         .await
         .map_err(refusal)?;
-    let Some((mut chat, info)) = full.chats.iter().find_map(chat::from_tl_chat) else {
+    // The answer may carry the linked discussion group too: take the channel asked for.
+    let found = full.chats.iter().find_map(|c| match c {
+        tl::enums::Chat::Channel(ch) if Some(ch.id) != wanted => None,
+        other => chat::from_tl_chat(other),
+    });
+    let Some((mut chat, info)) = found else {
         return Err(OpFailure::user(AccountError::ChatRefused(
             "CHANNEL_PRIVATE",
         )));

@@ -44,9 +44,10 @@ impl Handler for JoinChat {
         let updates = match joined {
             tl::enums::messages::ChatInviteJoinResult::Ok(joined) => joined.updates,
             // A link that asks an admin's approval (or a bot's web view) joins nothing yet.
+            // A bot must check the account first (a web view), which an API call cannot do.
             tl::enums::messages::ChatInviteJoinResult::WebView(_) => {
                 return Err(OpFailure::user(AccountError::ChatRefused(
-                    "INVITE_REQUEST_SENT",
+                    "INVITE_BOT_CHECK_REQUIRED",
                 )))
             }
         };
@@ -60,7 +61,10 @@ impl Handler for JoinChat {
                 "Telegram's answer to the join carried no chat".into(),
             )));
         };
-        Session::cache_peers(&*tg.session, vec![info]).await?;
+        // Joined at Telegram already: a cache write that fails must not report it as not joined.
+        if let Err(e) = Session::cache_peers(&*tg.session, vec![info]).await {
+            tracing::warn!(error = %e, "caching the joined chat");
+        }
         Ok(joined)
     }
 

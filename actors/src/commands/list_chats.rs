@@ -70,6 +70,7 @@ impl Handler for ListChats {
                     .find(|(c, _)| c.chat_id == id)
                     .map(|(c, _)| c.clone())
             })
+            .filter(|c| c.kind == ChatKind::User || c.role.is_some())
             .filter(|c| op.kind.is_none_or(|k| c.kind == k))
             .collect();
         Ok(listed)

@@ -148,7 +148,7 @@ pub async fn create(
     let username = req
         .username
         .as_deref()
-        .map(|u| u.trim_start_matches('@').to_owned());
+        .map(|u| u.strip_prefix('@').unwrap_or(u).to_owned());
     v.check(
         username.as_deref().is_none_or(username_ok),
         "username",
@@ -166,11 +166,12 @@ pub async fn create(
 }
 
 const USERNAME_RULE: &str =
-    "must be 5 to 32 letters, digits and underscores, starting with a letter";
+    "must be 5 to 32 letters, digits and underscores, starting with a letter, not ending in _";
 
 fn username_ok(name: &str) -> bool {
     (5..=32).contains(&name.len())
         && name.starts_with(|c: char| c.is_ascii_alphabetic())
+        && !name.ends_with('_')
         && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
 }
 
@@ -205,6 +206,8 @@ pub async fn get(
     Ok(Json(chat.into()))
 }
 
+/// Title first, then about: a failure of the second leaves the first applied (read the chat to
+/// see where it stands).
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct EditChatRequest {

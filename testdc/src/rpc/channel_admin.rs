@@ -102,6 +102,10 @@ pub(super) fn get_full_channel(ctx: &Ctx<'_>, r: tl::functions::channels::GetFul
     let me = tri!(me(&w, ctx));
     let id = tri!(channel_id(&w, me, &r.channel, false));
     let c = &w.channels[&id];
+    // A public channel shows itself to anyone; a private one only to its members.
+    if c.username.is_none() && !c.members.contains(&me) {
+        return err(400, "CHANNEL_PRIVATE");
+    }
     ok(tl::enums::messages::ChatFull::Full(
         tl::types::messages::ChatFull {
             full_chat: tlb::channel_full(
@@ -161,6 +165,10 @@ pub(super) fn leave_channel(ctx: &Ctx<'_>, r: tl::functions::channels::LeaveChan
     let c = tri!(channel_mut(&mut w, id));
     if !c.members.contains(&me) {
         return err(400, "USER_NOT_PARTICIPANT");
+    }
+    // As Telegram documents it: the creator deletes its channel, it does not leave it.
+    if c.creator == me {
+        return err(400, "USER_CREATOR");
     }
     c.members.retain(|m| *m != me);
     c.admins.retain(|a| a.user != me);
@@ -270,10 +278,23 @@ pub(super) fn edit_admin(ctx: &Ctx<'_>, r: tl::functions::channels::EditAdmin) -
     if !c.members.contains(&target) {
         return err(400, "USER_NOT_PARTICIPANT");
     }
+    if c.creator != me {
+        // An admin grants only rights it holds, and changes only the admins it appointed.
+        if !rights.iter().all(|r| c.may(me, r)) {
+            return err(403, "RIGHT_FORBIDDEN");
+        }
+        if c.admins
+            .iter()
+            .any(|a| a.user == target && a.promoted_by != me)
+        {
+            return err(400, "CHAT_ADMIN_REQUIRED");
+        }
+    }
     c.admins.retain(|a| a.user != target);
     if !rights.is_empty() {
         c.admins.push(AdminRec {
             user: target,
+            promoted_by: me,
             rights,
         });
     }
@@ -288,10 +309,7 @@ pub(super) fn update_username(ctx: &Ctx<'_>, r: tl::functions::channels::UpdateU
         return err(400, "CHAT_ADMIN_REQUIRED");
     }
     let name = r.username.trim_start_matches('@');
-    let valid = (5..=32).contains(&name.len())
-        && name.starts_with(|c: char| c.is_ascii_alphabetic())
-        && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_');
-    if !valid {
+    if !username_valid(name) {
         return err(400, "USERNAME_INVALID");
     }
     match w.usernames.get(&name.to_lowercase()) {
@@ -306,4 +324,22 @@ pub(super) fn update_username(ctx: &Ctx<'_>, r: tl::functions::channels::UpdateU
     }
     w.set_username(PeerRef::Channel(id), name);
     ok(true)
+}
+
+/// Whether a public name is free (for a new channel, `inputChannelEmpty`).
+pub(super) fn check_username(ctx: &Ctx<'_>, r: tl::functions::channels::CheckUsername) -> Reply {
+    let w = ctx.shared.world();
+    let _ = tri!(me(&w, ctx));
+    let name = r.username.trim_start_matches('@');
+    if !username_valid(name) {
+        return err(400, "USERNAME_INVALID");
+    }
+    ok(!w.usernames.contains_key(&name.to_lowercase()))
+}
+
+fn username_valid(name: &str) -> bool {
+    (5..=32).contains(&name.len())
+        && name.starts_with(|c: char| c.is_ascii_alphabetic())
+        && !name.ends_with('_')
+        && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
 }
