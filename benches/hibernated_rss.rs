@@ -127,6 +127,7 @@ fn send(text: &str) -> SendMessage {
         peer: tgfleet_actors::Peer::Me,
         text: text.into(),
         dedupe_key: None,
+        options: Default::default(),
     }
 }
 

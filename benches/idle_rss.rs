@@ -496,6 +496,7 @@ async fn reopen_by_use(
         peer: tgfleet_actors::Peer::Me,
         text: "reopen".into(),
         dedupe_key: None,
+        options: Default::default(),
     };
     futures::stream::iter(ids.iter().enumerate())
         .for_each_concurrent(64, |(i, id)| async move {

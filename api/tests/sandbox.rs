@@ -972,3 +972,126 @@ async fn two_accounts_share_a_channel_with_telegrams_rights() {
     assert_eq!(dc.channel(-chat_id - 1_000_000_000_000), None);
     app.shutdown().await;
 }
+
+/// Issue 13, item 3 (in part): HTML as the Bot API writes it reaches Telegram as plain text and
+/// entities with UTF-16 offsets (an emoji counts two), a mention in the input form Telegram
+/// takes, and the reply, silent and link-preview flags; bad markup is 422 with its position.
+#[tokio::test]
+async fn formatted_messages_reach_telegram_with_utf16_entities() {
+    let app = sandbox().await;
+    let (_, token, _) = app.user("format@example.org").await;
+    let t = Some(token.as_str());
+    let id = logged_in_account(&app, &token, "+15550100161").await;
+    let me = json_of(
+        app.get(&format!("/api/v1/telegram/accounts/{id}"), t).await,
+        200,
+    )
+    .await["tg_user_id"]
+        .as_i64()
+        .expect("tg_user_id");
+    let messages = format!("/api/v1/telegram/accounts/{id}/messages");
+
+    let first = json_of(
+        app.post(&messages, t, json!({"peer": "me", "text": "plain first"}))
+            .await,
+        201,
+    )
+    .await["message_id"]
+        .as_i64()
+        .expect("message_id");
+    let html = format!(
+        "👍 <b>bold <i>both</i></b> <a href=\"tg://user?id={me}\">me</a> \
+         <tg-spoiler>x</tg-spoiler> <pre><code class=\"language-rust\">fn</code></pre>"
+    );
+    json_of(
+        app.post(
+            &messages,
+            t,
+            json!({"peer": "me", "text": html, "parse_mode": "html", "reply_to": first,
+                   "silent": true, "link_preview": false}),
+        )
+        .await,
+        201,
+    )
+    .await;
+    let dc = app.state.sandbox.as_ref().unwrap();
+    let got = dc
+        .messages()
+        .into_iter()
+        .find(|m| m.text.starts_with("👍"))
+        .expect("testdc received the formatted message");
+    assert_eq!(got.text, "👍 bold both me x fn");
+    let kinds: Vec<(&str, i32, i32)> = got
+        .entities
+        .iter()
+        .map(|e| (e.kind.as_str(), e.offset, e.length))
+        .collect();
+    for expected in [
+        ("bold", 3, 9),
+        ("italic", 8, 4),
+        ("input_mention_name", 13, 2),
+        ("spoiler", 16, 1),
+        ("pre", 18, 2),
+    ] {
+        assert!(kinds.contains(&expected), "{expected:?} not in {kinds:?}");
+    }
+    let mention = got
+        .entities
+        .iter()
+        .find(|e| e.kind == "input_mention_name")
+        .unwrap();
+    assert_eq!(mention.user_id, Some(me));
+    let pre = got.entities.iter().find(|e| e.kind == "pre").unwrap();
+    assert_eq!(pre.language.as_deref(), Some("rust"));
+    assert_eq!(got.reply_to, Some(first as i32));
+    assert!(got.silent && got.no_webpage);
+
+    // Markdown goes through grammers' reader too.
+    json_of(
+        app.post(
+            &messages,
+            t,
+            json!({"peer": "me", "text": "**strong** text", "parse_mode": "markdown"}),
+        )
+        .await,
+        201,
+    )
+    .await;
+    let md = dc
+        .messages()
+        .into_iter()
+        .find(|m| m.text == "strong text")
+        .expect("the markdown message");
+    assert_eq!(md.entities[0].kind, "bold");
+    assert_eq!((md.entities[0].offset, md.entities[0].length), (0, 6));
+
+    let bad = app
+        .post(
+            &messages,
+            t,
+            json!({"peer": "me", "text": "fine <b>until</i>", "parse_mode": "html"}),
+        )
+        .await;
+    assert_eq!(bad.status(), 422);
+    let body: Value = bad.json().await.expect("json");
+    assert_eq!(body["error"]["code"], "MARKUP_INVALID", "{body}");
+    let message = body["error"]["message"].as_str().unwrap_or_default();
+    assert!(message.contains("character 13"), "{message}");
+    let unknown = app
+        .post(
+            &messages,
+            t,
+            json!({"peer": "me", "text": "x", "parse_mode": "bbcode"}),
+        )
+        .await;
+    assert_eq!(error_code(unknown, 422).await, "VALIDATION_FAILED");
+    let orphan = app
+        .post(
+            &messages,
+            t,
+            json!({"peer": "me", "text": "x", "reply_to": 999_999}),
+        )
+        .await;
+    assert_eq!(error_code(orphan, 422).await, "REPLY_MESSAGE_ID_INVALID");
+    app.shutdown().await;
+}

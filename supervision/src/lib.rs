@@ -49,14 +49,15 @@ pub use stats::SupervisorStats;
 /// an account's environment is made of. The API depends on this crate alone; these are the
 /// account core's types, named here so nothing reaches past the fleet into the actors.
 pub mod account {
+    pub use tgfleet_actors::formatting;
     pub use tgfleet_actors::import::formats;
     pub use tgfleet_actors::import::{ForeignSession, ImportError, PreparedSession};
     pub use tgfleet_actors::peer::PEER_FORMS;
     pub use tgfleet_actors::{
         AccountError, AccountLimits, AccountStatus, BotSignIn, Chat, ChatKind, ChatRole,
-        CheckPassword, CodeSent, Command, CreateChat, EditChat, GetChat, InviteLink, JoinChat,
-        JoinLink, LeaveChat, ListChats, LogOut, LoginStep, Peer, Phone, Qr, QrCode, QrLogin,
-        SendCode, SendMessage, Sent, SetAdmin, SignIn, Status, TelegramParams, TelegramTarget,
-        ADMIN_RIGHTS, JOIN_LINK_FORMS,
+        CheckPassword, CodeSent, Command, CreateChat, EditChat, FormattedText, GetChat, InviteLink,
+        JoinChat, JoinLink, LeaveChat, ListChats, LogOut, LoginStep, ParseMode, Peer, Phone, Qr,
+        QrCode, QrLogin, SendCode, SendMessage, SendOptions, Sent, SetAdmin, SignIn, Status,
+        TelegramParams, TelegramTarget, ADMIN_RIGHTS, JOIN_LINK_FORMS,
     };
 }

@@ -128,6 +128,7 @@ async fn sign_in(fleet: &Fleet, dc: &TestDc, id: i64, phone: &str) {
                 peer: tgfleet_actors::Peer::Me,
                 text: "through the fleet".into(),
                 dedupe_key: None,
+                options: Default::default(),
             },
         )
         .await;
@@ -257,6 +258,7 @@ async fn a_revoked_session_stops_the_actor_for_good() {
                     peer: tgfleet_actors::Peer::Me,
                     text: "after revoke".into(),
                     dedupe_key: None,
+                    options: Default::default(),
                 },
             )
             .await;
@@ -313,6 +315,7 @@ async fn send_me(fleet: &Fleet, id: i64, text: &str) -> Result<Sent, FleetError>
                 peer: tgfleet_actors::Peer::Me,
                 text: text.into(),
                 dedupe_key: None,
+                options: Default::default(),
             },
         )
         .await
@@ -585,6 +588,7 @@ async fn a_vault_sealed_for_20_s_during_a_fleet_start_quarantines_no_account() {
                         peer: tgfleet_actors::Peer::Me,
                         text: "after the seal".into(),
                         dedupe_key: None,
+                        options: Default::default(),
                     },
                 )
                 .await;

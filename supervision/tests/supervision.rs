@@ -281,6 +281,7 @@ fn send(text: &str) -> SendMessage {
         peer: tgfleet_actors::Peer::Me,
         text: text.into(),
         dedupe_key: None,
+        options: Default::default(),
     }
 }
 
@@ -392,6 +393,7 @@ async fn a_silent_actor_is_restarted_by_the_liveness_check() {
                 peer: tgfleet_actors::Peer::Me,
                 text: "hang".into(),
                 dedupe_key: None,
+                options: Default::default(),
             },
         )
         .await

@@ -47,8 +47,8 @@ use tokio::task::JoinSet;
 
 pub use control::{apply_fault, control_router, run_standalone, FaultBody, FaultError};
 pub use world::{
-    FaultLimit, PeerRef, StoredMessage, UserSpec, MAX_DELAY, MAX_FLOOD_SECONDS, MAX_RULES,
-    MAX_RULES_PER_PHONE,
+    EntityRec, FaultLimit, PeerRef, StoredMessage, UserSpec, MAX_DELAY, MAX_FLOOD_SECONDS,
+    MAX_RULES, MAX_RULES_PER_PHONE,
 };
 
 use shared::Shared;
@@ -425,6 +425,7 @@ impl TestDc {
             broadcast: c.broadcast,
             creator: c.creator,
             texts: c.history.iter().map(|m| m.text.clone()).collect(),
+            entities: c.history.iter().map(|m| m.entities.clone()).collect(),
         })
     }
 
@@ -556,4 +557,6 @@ pub struct ChannelSnapshot {
     pub creator: i64,
     /// Its messages' texts, oldest first.
     pub texts: Vec<String>,
+    /// Each message's entities, in the same order.
+    pub entities: Vec<Vec<EntityRec>>,
 }

@@ -1008,6 +1008,75 @@ fn resolve_input_peer(w: &World, me: i64, peer: &tl::enums::InputPeer) -> Result
     }
 }
 
+/// The entities of a message being sent, checked as Telegram checks them: inside the text (in
+/// UTF-16 code units), and a user mention in the input form with a user this sender may see.
+fn entities_of(
+    w: &World,
+    me: i64,
+    text: &str,
+    entities: &[tl::enums::MessageEntity],
+) -> Result<Vec<crate::world::EntityRec>, Reply> {
+    use tl::enums::MessageEntity as E;
+    let units = text.encode_utf16().count() as i64;
+    let mut out = Vec::with_capacity(entities.len());
+    for e in entities {
+        let rec = |kind: &str, offset: i32, length: i32| crate::world::EntityRec {
+            kind: kind.to_owned(),
+            offset,
+            length,
+            url: None,
+            user_id: None,
+            language: None,
+            collapsed: false,
+        };
+        let r = match e {
+            E::Bold(x) => rec("bold", x.offset, x.length),
+            E::Italic(x) => rec("italic", x.offset, x.length),
+            E::Underline(x) => rec("underline", x.offset, x.length),
+            E::Strike(x) => rec("strike", x.offset, x.length),
+            E::Spoiler(x) => rec("spoiler", x.offset, x.length),
+            E::Code(x) => rec("code", x.offset, x.length),
+            E::Pre(x) => crate::world::EntityRec {
+                language: Some(x.language.clone()).filter(|l| !l.is_empty()),
+                ..rec("pre", x.offset, x.length)
+            },
+            E::TextUrl(x) => crate::world::EntityRec {
+                url: Some(x.url.clone()),
+                ..rec("text_url", x.offset, x.length)
+            },
+            E::Blockquote(x) => crate::world::EntityRec {
+                collapsed: x.collapsed,
+                ..rec("blockquote", x.offset, x.length)
+            },
+            E::InputMessageEntityMentionName(x) => {
+                let user = match &x.user_id {
+                    tl::enums::InputUser::User(u) => match w.users.get(&u.user_id) {
+                        Some(rec) if rec.access_hash == u.access_hash || u.user_id == me => {
+                            u.user_id
+                        }
+                        _ => return Err(err(400, "ENTITY_MENTION_USER_INVALID")),
+                    },
+                    tl::enums::InputUser::UserSelf => me,
+                    _ => return Err(err(400, "ENTITY_MENTION_USER_INVALID")),
+                };
+                crate::world::EntityRec {
+                    user_id: Some(user),
+                    ..rec("input_mention_name", x.offset, x.length)
+                }
+            }
+            // The received form is not what a client sends.
+            E::MentionName(_) => return Err(err(400, "ENTITY_MENTION_USER_INVALID")),
+            _ => continue,
+        };
+        let end = i64::from(r.offset) + i64::from(r.length);
+        if r.offset < 0 || r.length <= 0 || end > units {
+            return Err(err(400, "ENTITY_BOUNDS_INVALID"));
+        }
+        out.push(r);
+    }
+    Ok(out)
+}
+
 fn send_message(ctx: &Ctx<'_>, r: tl::functions::messages::SendMessage) -> Reply {
     let mut push: Option<(i64, Vec<u8>)> = None;
     let reply = {
@@ -1030,6 +1099,30 @@ fn send_message(ctx: &Ctx<'_>, r: tl::functions::messages::SendMessage) -> Reply
             Ok(p) => p,
             Err(reply) => return reply,
         };
+        let entities = match entities_of(&w, me, &r.message, r.entities.as_deref().unwrap_or(&[])) {
+            Ok(e) => e,
+            Err(reply) => return reply,
+        };
+        let reply_to = match &r.reply_to {
+            None => None,
+            Some(tl::enums::InputReplyTo::Message(m)) => Some(m.reply_to_msg_id),
+            Some(_) => return err(400, "REPLY_TO_INVALID"),
+        };
+        if let Some(id) = reply_to {
+            let exists = match to {
+                PeerRef::User(other) => w
+                    .users
+                    .get(&me)
+                    .is_some_and(|u| u.history.iter().any(|m| m.id == id && m.peer_user == other)),
+                PeerRef::Channel(cid) => w
+                    .channels
+                    .get(&cid)
+                    .is_some_and(|c| c.history.iter().any(|m| m.id == id)),
+            };
+            if !exists {
+                return err(400, "REPLY_MESSAGE_ID_INVALID");
+            }
+        }
         let date = unix_now();
         let (bytes, message_id) = match to {
             PeerRef::User(other) => {
@@ -1110,6 +1203,7 @@ fn send_message(ctx: &Ctx<'_>, r: tl::functions::messages::SendMessage) -> Reply
                     from_user: me,
                     text: r.message.clone(),
                     date,
+                    entities: entities.clone(),
                 };
                 let message = channel_message_tl(c, &msg, me);
                 let pts = c.pts;
@@ -1152,6 +1246,10 @@ fn send_message(ctx: &Ctx<'_>, r: tl::functions::messages::SendMessage) -> Reply
             random_id: r.random_id,
             message_id,
             date,
+            entities,
+            reply_to,
+            silent: r.silent,
+            no_webpage: r.no_webpage,
         });
         w.sent.insert((me, r.random_id), bytes.clone());
         Reply::Result(bytes)

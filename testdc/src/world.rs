@@ -75,6 +75,8 @@ pub struct ChannelMsg {
     pub from_user: i64,
     pub text: String,
     pub date: i32,
+    #[serde(default)]
+    pub entities: Vec<EntityRec>,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -315,6 +317,32 @@ pub struct StoredMessage {
     pub random_id: i64,
     pub message_id: i32,
     pub date: i32,
+    /// The formatting as the sender sent it.
+    #[serde(default)]
+    pub entities: Vec<EntityRec>,
+    #[serde(default)]
+    pub reply_to: Option<i32>,
+    #[serde(default)]
+    pub silent: bool,
+    #[serde(default)]
+    pub no_webpage: bool,
+}
+
+/// One formatting entity of a message, as "Telegram" received it: offsets and lengths in UTF-16
+/// code units, `kind` named after the TL constructor (`bold`, `text_url`, `input_mention_name`…).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EntityRec {
+    pub kind: String,
+    pub offset: i32,
+    pub length: i32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user_id: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub language: Option<String>,
+    #[serde(default)]
+    pub collapsed: bool,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]

@@ -13,7 +13,10 @@ use crate::protocol::AccountError;
 
 /// Telegram's refusals of a chat operation that are the caller's to act on, answered with their
 /// own name as the code (anything else stays a generic Telegram error).
-pub const CHAT_REFUSALS: [&str; 30] = [
+pub const CHAT_REFUSALS: [&str; 33] = [
+    "REPLY_MESSAGE_ID_INVALID",
+    "ENTITY_BOUNDS_INVALID",
+    "ENTITY_MENTION_USER_INVALID",
     "INVITE_REQUEST_SENT",
     "INVITE_HASH_EMPTY",
     "CHANNELS_ADMIN_PUBLIC_TOO_MUCH",

@@ -351,6 +351,7 @@ mod tests {
                     peer: crate::peer::Peer::Me,
                     text: "private words".into(),
                     dedupe_key: None,
+                    options: Default::default(),
                 }
             ),
         ];

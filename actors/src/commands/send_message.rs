@@ -8,6 +8,7 @@ use serde::Serialize;
 use super::chat_calls::{refusal, resolve_peer};
 use super::{Admission, Class, Decided, Handler, OpFailure, View};
 use crate::client::Tg;
+use crate::formatting::FormattedText;
 use crate::peer::Peer;
 use crate::protocol::AccountError;
 use crate::session::SentRecord;
@@ -15,9 +16,22 @@ use crate::session::SentRecord;
 #[derive(Clone)]
 pub struct SendMessage {
     pub peer: Peer,
-    pub text: String,
+    /// The text and its formatting (plain text converts with `.into()`).
+    pub text: FormattedText,
     /// Makes client re-sends idempotent.
     pub dedupe_key: Option<String>,
+    pub options: SendOptions,
+}
+
+/// How a message is sent, besides what it says.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SendOptions {
+    /// The message it answers, in the same chat.
+    pub reply_to: Option<i32>,
+    /// Delivered without a notification sound.
+    pub silent: bool,
+    /// Show a preview of the first link (Telegram's default); `false` sends none.
+    pub no_link_preview: bool,
 }
 
 impl std::fmt::Debug for SendMessage {
@@ -26,6 +40,7 @@ impl std::fmt::Debug for SendMessage {
             .field("peer", &self.peer)
             .field("text", &"<redacted>")
             .field("dedupe_key", &self.dedupe_key)
+            .field("options", &self.options)
             .finish()
     }
 }
@@ -55,6 +70,7 @@ impl Handler for SendMessage {
             peer,
             text,
             dedupe_key,
+            options,
         } = op;
         let tg = &tg;
         use rand::Rng;
@@ -85,9 +101,10 @@ impl Handler for SendMessage {
             None => rand::thread_rng().gen(),
         };
         let input_peer = resolve_peer(tg, &peer).await?;
+        let entities = input_entities(tg, text.entities);
         let request = tl::functions::messages::SendMessage {
-            no_webpage: false,
-            silent: false,
+            no_webpage: options.no_link_preview,
+            silent: options.silent,
             background: false,
             clear_draft: false,
             noforwards: false,
@@ -95,11 +112,11 @@ impl Handler for SendMessage {
             invert_media: false,
             allow_paid_floodskip: false,
             peer: input_peer,
-            reply_to: None,
-            message: text,
+            reply_to: options.reply_to.map(reply_to),
+            message: text.text,
             random_id,
             reply_markup: None,
-            entities: None,
+            entities: (!entities.is_empty()).then_some(entities),
             schedule_date: None,
             schedule_repeat_period: None,
             send_as: None,
@@ -124,6 +141,52 @@ impl Handler for SendMessage {
     fn on_done(_view: &View, sent: Sent) -> Decided<Sent> {
         Decided::answer(Ok(sent))
     }
+}
+
+fn reply_to(message_id: i32) -> tl::enums::InputReplyTo {
+    tl::types::InputReplyToMessage {
+        reply_to_msg_id: message_id,
+        top_msg_id: None,
+        reply_to_peer_id: None,
+        quote_text: None,
+        quote_entities: None,
+        quote_offset: None,
+        monoforum_peer_id: None,
+        todo_item_id: None,
+        poll_option: None,
+    }
+    .into()
+}
+
+/// Entities as a sender writes them: a user mention (`tg://user?id=`) goes as the input form
+/// Telegram takes, with the access hash the session knows for that user.
+fn input_entities(
+    tg: &Tg,
+    entities: Vec<tl::enums::MessageEntity>,
+) -> Vec<tl::enums::MessageEntity> {
+    entities
+        .into_iter()
+        .map(|e| match e {
+            tl::enums::MessageEntity::MentionName(m) => {
+                let access_hash = grammers_session::types::PeerId::user(m.user_id)
+                    .and_then(|id| tg.session.cached_peer(id))
+                    .and_then(|info| info.auth())
+                    .map(|auth| auth.hash())
+                    .unwrap_or(0);
+                tl::types::InputMessageEntityMentionName {
+                    offset: m.offset,
+                    length: m.length,
+                    user_id: tl::types::InputUser {
+                        user_id: m.user_id,
+                        access_hash,
+                    }
+                    .into(),
+                }
+                .into()
+            }
+            other => other,
+        })
+        .collect()
 }
 
 fn sent_message_id(updates: &tl::enums::Updates, random_id: i64) -> Option<i32> {

@@ -82,6 +82,7 @@ async fn an_idle_account_hibernates_by_ending_its_actor_and_its_next_actor_keeps
             peer: tgfleet_actors::Peer::Me,
             text: "wake up".into(),
             dedupe_key: None,
+            options: Default::default(),
         })
         .await
     {
@@ -125,6 +126,7 @@ async fn an_actor_started_for_a_hibernated_account_without_a_call_never_connects
                 peer: tgfleet_actors::Peer::Me,
                 text: "after a restart".into(),
                 dedupe_key: None,
+                options: Default::default(),
             })
             .await,
         Ok(Sent { .. })

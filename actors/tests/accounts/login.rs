@@ -63,6 +63,7 @@ async fn assert_logged_in(env: &AccountEnv, running: &Running, account_id: Accou
             peer: tgfleet_actors::Peer::Me,
             text: "logged in".into(),
             dedupe_key: None,
+            options: Default::default(),
         })
         .await;
     assert!(matches!(sent, Ok(Sent { .. })), "{sent:?}");

@@ -14,6 +14,7 @@ async fn send_me(running: &crate::harness::Running) -> Result<Sent, AccountError
             peer: tgfleet_actors::Peer::Me,
             text: "ping".into(),
             dedupe_key: None,
+            options: Default::default(),
         })
         .await
 }
@@ -274,6 +275,7 @@ async fn a_stalled_database_does_not_stall_the_mailbox() {
                 peer: tgfleet_actors::Peer::Me,
                 text: "into a flood wait".into(),
                 dedupe_key: None,
+                options: Default::default(),
             },
         )
         .await

@@ -21,6 +21,7 @@ async fn send(
                 .map_err(|why: &str| AccountError::PeerInvalid(why.into()))?,
             text: text.into(),
             dedupe_key: key.map(str::to_owned),
+            options: Default::default(),
         })
         .await
     {
@@ -151,6 +152,7 @@ async fn an_account_waiting_out_a_flood_does_not_slow_another() {
                 peer: tgfleet_actors::Peer::Me,
                 text: "after the wait".into(),
                 dedupe_key: None,
+                options: Default::default(),
             },
         )
         .await

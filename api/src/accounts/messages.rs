@@ -10,16 +10,28 @@ use axum::Json;
 use serde::{Deserialize, Serialize};
 use tgfleet_persistence::AccountId;
 use tgfleet_supervision::account::PEER_FORMS;
-use tgfleet_supervision::account::{Peer, SendMessage};
+use tgfleet_supervision::account::{
+    formatting, FormattedText, ParseMode, Peer, SendMessage, SendOptions,
+};
 use utoipa::ToSchema;
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SendMessageRequest {
-    /// `me`, `@username`, `+phone` or a numeric user id.
+    /// `me`, `@username`, `+phone`, or a chat id (Bot API style: users > 0, `-100…` channels).
     pub peer: String,
-    /// 1–4096 characters, as Telegram allows.
+    /// 1–4096 characters once formatting is read, as Telegram allows.
     pub text: String,
+    /// `html` (the Bot API's subset: b, i, u, s, tg-spoiler, a href incl. tg://user?id=, code,
+    /// pre with a language, blockquote incl. expandable) or `markdown`; plain text without it.
+    /// Bad markup is 422 `MARKUP_INVALID` naming the character where it goes wrong.
+    pub parse_mode: Option<String>,
+    /// The id of the message this one answers, in the same chat.
+    pub reply_to: Option<i32>,
+    /// Deliver without a notification sound.
+    pub silent: Option<bool>,
+    /// `false`: no preview of the first link (Telegram shows one by default).
+    pub link_preview: Option<bool>,
 }
 
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
@@ -44,13 +56,36 @@ pub async fn send(
 ) -> Result<(StatusCode, Json<MessageSent>), ApiError> {
     check_account_access(&state, &user, id).await?;
     let peer = req.peer.parse::<Peer>().ok();
+    let mode = req.parse_mode.as_deref().map(str::parse::<ParseMode>);
     let mut v = Validator::default();
     v.check(peer.is_some(), "peer", PEER_FORMS);
-    let chars = req.text.chars().count();
+    v.check(
+        !matches!(mode, Some(Err(()))),
+        "parse_mode",
+        "must be html or markdown",
+    );
+    v.check(
+        req.reply_to.is_none_or(|id| id > 0),
+        "reply_to",
+        "must be a message id (> 0)",
+    );
+    let text = match mode {
+        Some(Ok(mode)) => match formatting::parse(mode, &req.text) {
+            Ok(text) => Some(text),
+            Err(e) => {
+                return Err(ApiError::Unprocessable {
+                    code: "MARKUP_INVALID",
+                    message: format!("text: {e}"),
+                })
+            }
+        },
+        _ => Some(FormattedText::plain(req.text)),
+    };
+    let chars = text.as_ref().map_or(0, |t| t.text.chars().count());
     v.check(
         (1..=4096).contains(&chars),
         "text",
-        "must be 1 to 4096 characters",
+        "must be 1 to 4096 characters (formatting not counted)",
     );
     let dedupe_key = match headers.get("idempotency-key").map(|h| h.to_str()) {
         None => None,
@@ -73,8 +108,13 @@ pub async fn send(
     };
     let request = SendMessage {
         peer,
-        text: req.text,
+        text: text.unwrap_or_default(),
         dedupe_key,
+        options: SendOptions {
+            reply_to: req.reply_to,
+            silent: req.silent == Some(true),
+            no_link_preview: req.link_preview == Some(false),
+        },
     };
     let sent = fleet(&state)?.call(id, request).await?;
     Ok((

@@ -126,7 +126,7 @@ impl Actor for TestActor {
                 SendMessage { text, .. },
                 reply,
                 _,
-            )) if text == "hibernate" => {
+            )) if text.text == "hibernate" => {
                 *self
                     .journal
                     .lock()
@@ -155,7 +155,7 @@ impl Actor for TestActor {
                 SendMessage { text, .. },
                 _reply,
                 _,
-            )) if text == "hang" => {
+            )) if text.text == "hang" => {
                 // A wedged handler: the mailbox stops moving.
                 tokio::time::sleep(Duration::from_secs(3600)).await;
             }
