@@ -191,6 +191,8 @@ impl From<AccountError> for ApiError {
                 | "USER_PRIVACY_RESTRICTED"
                 | "RIGHT_FORBIDDEN"
                 | "INVITE_BOT_CHECK_REQUIRED"
+                | "MESSAGE_AUTHOR_REQUIRED"
+                | "MESSAGE_DELETE_FORBIDDEN"
                 | "CHANNEL_PRIVATE",
             ) => Self::ForbiddenCode { code, message },
             AccountError::ChatRefused(

@@ -120,6 +120,18 @@ pub fn api_router(state: AppState) -> Router {
                 .delete(accounts::chats::leave),
         )
         .route(
+            "/api/v1/telegram/accounts/{id}/chats/{chat}/messages",
+            get(accounts::chat_messages::history),
+        )
+        .route(
+            "/api/v1/telegram/accounts/{id}/chats/{chat}/messages/{msg}",
+            patch(accounts::chat_messages::edit).delete(accounts::chat_messages::delete),
+        )
+        .route(
+            "/api/v1/telegram/accounts/{id}/chats/{chat}/messages/{msg}/pin",
+            post(accounts::chat_messages::pin).delete(accounts::chat_messages::unpin),
+        )
+        .route(
             "/api/v1/telegram/accounts/{id}/chats/{chat}/invite-link",
             post(accounts::chats::invite_link),
         )

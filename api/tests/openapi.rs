@@ -459,6 +459,77 @@ async fn every_route_is_documented_and_every_response_matches_it() {
         Some(json!({"link": "example.org"})),
     )
     .await;
+    let (_, posted) = c
+        .call(
+            &app,
+            M::POST,
+            msg_t,
+            &format!("/api/v1/telegram/accounts/{id}/messages"),
+            t,
+            Some(json!({"peer": made["chat_id"].to_string(), "text": "<b>to edit</b>", "parse_mode": "html"})),
+        )
+        .await;
+    let history_t = "/api/v1/telegram/accounts/{id}/chats/{chat}/messages";
+    c.call(
+        &app,
+        M::GET,
+        history_t,
+        &format!("{chat}/messages?limit=5"),
+        t,
+        None,
+    )
+    .await;
+    c.call(
+        &app,
+        M::GET,
+        history_t,
+        &format!("{chat}/messages?limit=500"),
+        t,
+        None,
+    )
+    .await;
+    let one_t = "/api/v1/telegram/accounts/{id}/chats/{chat}/messages/{msg}";
+    let msg_path = format!("{chat}/messages/{}", posted["message_id"]);
+    c.call(
+        &app,
+        M::PATCH,
+        one_t,
+        &msg_path,
+        t,
+        Some(json!({"text": "<i>edited</i>", "parse_mode": "html"})),
+    )
+    .await;
+    c.call(
+        &app,
+        M::PATCH,
+        one_t,
+        &msg_path,
+        t,
+        Some(json!({"text": "<i>edited", "parse_mode": "html"})),
+    )
+    .await;
+    let pin_t = "/api/v1/telegram/accounts/{id}/chats/{chat}/messages/{msg}/pin";
+    c.call(
+        &app,
+        M::POST,
+        pin_t,
+        &format!("{msg_path}/pin?silent=true"),
+        t,
+        None,
+    )
+    .await;
+    c.call(&app, M::DELETE, pin_t, &format!("{msg_path}/pin"), t, None)
+        .await;
+    c.call(&app, M::DELETE, one_t, &msg_path, t, None).await;
+    c.call(
+        &app,
+        M::DELETE,
+        one_t,
+        &format!("{chat}/messages/0"),
+        t,
+        None,
+    )
+    .await;
     c.call(
         &app,
         M::DELETE,

@@ -1095,3 +1095,171 @@ async fn formatted_messages_reach_telegram_with_utf16_entities() {
     assert_eq!(error_code(orphan, 422).await, "REPLY_MESSAGE_ID_INVALID");
     app.shutdown().await;
 }
+
+/// Issue 13, item 3 (in part): a channel's posts read back newest first with their formatting,
+/// page by page; edited, pinned and unpinned, deleted — by whom Telegram lets, each refusal with
+/// its own code; testdc holds what is left.
+#[tokio::test]
+async fn a_channels_posts_are_read_edited_pinned_and_deleted_under_its_rights() {
+    let app = sandbox().await;
+    let (_, token, _) = app.user("posts@example.org").await;
+    let t = Some(token.as_str());
+    let owner = logged_in_account(&app, &token, "+15550100171").await;
+    let member = logged_in_account(&app, &token, "+15550100172").await;
+    let chats = |id: i64| format!("/api/v1/telegram/accounts/{id}/chats");
+    let channel = json_of(
+        app.post(
+            &chats(owner),
+            t,
+            json!({"type": "channel", "title": "Posts", "username": "posts_channel"}),
+        )
+        .await,
+        201,
+    )
+    .await;
+    let chat_id = channel["chat_id"].as_i64().expect("chat_id");
+    json_of(
+        app.post(
+            &format!("{}/join", chats(member)),
+            t,
+            json!({"link": "@posts_channel"}),
+        )
+        .await,
+        200,
+    )
+    .await;
+    let send = |text: &str| {
+        let path = format!("/api/v1/telegram/accounts/{owner}/messages");
+        let body = json!({"peer": chat_id.to_string(), "text": text, "parse_mode": "html"});
+        let app = &app;
+        async move {
+            json_of(app.post(&path, t, body).await, 201).await["message_id"]
+                .as_i64()
+                .expect("message_id")
+        }
+    };
+    let one = send("one").await;
+    let two = send("<b>two</b> 👍").await;
+    let three = send("three").await;
+    let messages = |id: i64| format!("{}/{chat_id}/messages", chats(id));
+    let history = |id: i64, query: String| {
+        let path = format!("{}?{query}", messages(id));
+        let app = &app;
+        async move { json_of(app.get(&path, t).await, 200).await["messages"].clone() }
+    };
+
+    // Newest first, a page at a time, with the formatting as it was sent.
+    let page = history(owner, "limit=2".into()).await;
+    let ids: Vec<i64> = page
+        .as_array()
+        .expect("messages")
+        .iter()
+        .map(|m| m["id"].as_i64().unwrap())
+        .collect();
+    assert_eq!(ids, vec![three, two]);
+    assert_eq!(page[1]["text"], "two 👍");
+    assert_eq!(page[1]["entities"][0]["type"], "bold");
+    assert_eq!(page[1]["entities"][0]["length"], 3);
+    let older = history(owner, format!("limit=2&before_id={two}")).await;
+    assert_eq!(older.as_array().map(Vec::len), Some(1));
+    assert_eq!(older[0]["id"], one);
+
+    // The owner edits; the member may not touch the owner's posts.
+    let two_path = |id: i64| format!("{}/{two}", messages(id));
+    let edited = app
+        .request(
+            Method::PATCH,
+            &two_path(owner),
+            t,
+            Some(json!({"text": "<i>zwei</i>", "parse_mode": "html"})),
+        )
+        .await;
+    assert_eq!(edited.status(), 204);
+    let bad = app
+        .request(
+            Method::PATCH,
+            &two_path(owner),
+            t,
+            Some(json!({"text": "<i>zwei", "parse_mode": "html"})),
+        )
+        .await;
+    assert_eq!(error_code(bad, 422).await, "MARKUP_INVALID");
+    let theirs = app
+        .request(
+            Method::PATCH,
+            &two_path(member),
+            t,
+            Some(json!({"text": "mine"})),
+        )
+        .await;
+    assert_eq!(error_code(theirs, 403).await, "MESSAGE_AUTHOR_REQUIRED");
+    let gone = app
+        .request(Method::DELETE, &two_path(member), t, None)
+        .await;
+    assert_eq!(error_code(gone, 403).await, "MESSAGE_DELETE_FORBIDDEN");
+    let pin_theirs = app
+        .request(Method::POST, &format!("{}/pin", two_path(member)), t, None)
+        .await;
+    assert_eq!(error_code(pin_theirs, 403).await, "CHAT_ADMIN_REQUIRED");
+    let missing = app
+        .request(
+            Method::PATCH,
+            &format!("{}/99999", messages(owner)),
+            t,
+            Some(json!({"text": "x"})),
+        )
+        .await;
+    assert_eq!(error_code(missing, 422).await, "MESSAGE_ID_INVALID");
+
+    // Pinned, seen by the member too; unpinned.
+    let pinned = app
+        .request(
+            Method::POST,
+            &format!("{}/pin?silent=true", two_path(owner)),
+            t,
+            None,
+        )
+        .await;
+    assert_eq!(pinned.status(), 204);
+    let seen = history(member, "limit=5".into()).await;
+    let two_seen = seen
+        .as_array()
+        .expect("messages")
+        .iter()
+        .find(|m| m["id"] == two)
+        .expect("the edited post")
+        .clone();
+    assert_eq!(two_seen["text"], "zwei");
+    assert_eq!(two_seen["entities"][0]["type"], "italic");
+    assert_eq!(two_seen["pinned"], true);
+    assert!(two_seen["edit_date"].as_i64().is_some(), "{two_seen}");
+    assert_eq!(two_seen["out"], false);
+    let unpinned = app
+        .request(Method::DELETE, &format!("{}/pin", two_path(owner)), t, None)
+        .await;
+    assert_eq!(unpinned.status(), 204);
+    assert_eq!(history(owner, "limit=5".into()).await[1]["pinned"], false);
+
+    // Deleted for everyone: testdc holds the other two.
+    let deleted = app
+        .request(
+            Method::DELETE,
+            &format!("{}/{one}", messages(owner)),
+            t,
+            None,
+        )
+        .await;
+    assert_eq!(deleted.status(), 204);
+    let left = history(member, "limit=5".into()).await;
+    assert_eq!(left.as_array().map(Vec::len), Some(2), "{left}");
+    let held = app
+        .state
+        .sandbox
+        .as_ref()
+        .unwrap()
+        .channel(-chat_id - 1_000_000_000_000)
+        .expect("the channel");
+    assert_eq!(held.texts, vec!["zwei".to_owned(), "three".to_owned()]);
+    assert_eq!(held.entities[0][0].kind, "italic");
+    app.shutdown().await;
+}

@@ -54,10 +54,11 @@ pub mod account {
     pub use tgfleet_actors::import::{ForeignSession, ImportError, PreparedSession};
     pub use tgfleet_actors::peer::PEER_FORMS;
     pub use tgfleet_actors::{
-        AccountError, AccountLimits, AccountStatus, BotSignIn, Chat, ChatKind, ChatRole,
-        CheckPassword, CodeSent, Command, CreateChat, EditChat, FormattedText, GetChat, InviteLink,
-        JoinChat, JoinLink, LeaveChat, ListChats, LogOut, LoginStep, ParseMode, Peer, Phone, Qr,
-        QrCode, QrLogin, SendCode, SendMessage, SendOptions, Sent, SetAdmin, SignIn, Status,
+        AccountError, AccountLimits, AccountStatus, BotSignIn, Chat, ChatKind, ChatMessage,
+        ChatRole, CheckPassword, CodeSent, Command, CreateChat, DeleteMessage, EditChat,
+        EditMessage, Entity, FormattedText, GetChat, History, InviteLink, JoinChat, JoinLink,
+        LeaveChat, ListChats, LogOut, LoginStep, ParseMode, Peer, Phone, PinMessage, Qr, QrCode,
+        QrLogin, SendCode, SendMessage, SendOptions, Sent, SetAdmin, SignIn, Status,
         TelegramParams, TelegramTarget, ADMIN_RIGHTS, JOIN_LINK_FORMS,
     };
 }

@@ -5,6 +5,7 @@ use std::time::SystemTime;
 use grammers_tl_types::{self as tl, Cursor, Deserializable, Identifiable, Serializable};
 
 mod channel_admin;
+mod channel_posts;
 
 use crate::mtp::{read_u32, KeyId};
 use crate::shared::Shared;
@@ -110,6 +111,9 @@ pub fn persist_before_answer(query: &[u8]) -> bool {
                 tl::functions::channels::UpdateUsername::CONSTRUCTOR_ID,
                 tl::functions::channels::EditTitle::CONSTRUCTOR_ID,
                 tl::functions::messages::EditChatAbout::CONSTRUCTOR_ID,
+                tl::functions::messages::EditMessage::CONSTRUCTOR_ID,
+                tl::functions::channels::DeleteMessages::CONSTRUCTOR_ID,
+                tl::functions::messages::UpdatePinnedMessage::CONSTRUCTOR_ID,
                 tl::functions::messages::ExportChatInvite::CONSTRUCTOR_ID,
                 tl::functions::messages::ImportChatInvite::CONSTRUCTOR_ID,
             ]
@@ -272,7 +276,7 @@ pub async fn dispatch(ctx: &Ctx<'_>, body: &[u8]) -> Reply {
         }
         messages::GetHistory::CONSTRUCTOR_ID => {
             let r = req!(messages::GetHistory, body);
-            get_history(ctx, r.peer, r.limit)
+            get_history(ctx, r.peer, r.offset_id, r.limit)
         }
         channels::CreateChannel::CONSTRUCTOR_ID => {
             create_channel(ctx, req!(channels::CreateChannel, body))
@@ -303,6 +307,15 @@ pub async fn dispatch(ctx: &Ctx<'_>, body: &[u8]) -> Reply {
         }
         channels::EditAdmin::CONSTRUCTOR_ID => {
             channel_admin::edit_admin(ctx, req!(channels::EditAdmin, body))
+        }
+        messages::EditMessage::CONSTRUCTOR_ID => {
+            channel_posts::edit_message(ctx, req!(messages::EditMessage, body))
+        }
+        channels::DeleteMessages::CONSTRUCTOR_ID => {
+            channel_posts::delete_messages(ctx, req!(channels::DeleteMessages, body))
+        }
+        messages::UpdatePinnedMessage::CONSTRUCTOR_ID => {
+            channel_posts::update_pinned(ctx, req!(messages::UpdatePinnedMessage, body))
         }
         channels::CheckUsername::CONSTRUCTOR_ID => {
             channel_admin::check_username(ctx, req!(channels::CheckUsername, body))
@@ -853,6 +866,9 @@ fn private_message_tl(m: &MsgRec) -> tl::enums::Message {
         date: m.date,
         text: &m.text,
         post: false,
+        entities: None,
+        edit_date: None,
+        pinned: false,
     })
 }
 
@@ -878,6 +894,15 @@ fn channel_message_tl(
         date: m.date,
         text: &m.text,
         post: c.broadcast,
+        entities: Some(
+            m.entities
+                .iter()
+                .map(crate::world::EntityRec::to_tl)
+                .collect(),
+        )
+        .filter(|e: &Vec<_>| !e.is_empty()),
+        edit_date: m.edit_date,
+        pinned: m.pinned,
     })
 }
 
@@ -1204,6 +1229,8 @@ fn send_message(ctx: &Ctx<'_>, r: tl::functions::messages::SendMessage) -> Reply
                     text: r.message.clone(),
                     date,
                     entities: entities.clone(),
+                    edit_date: None,
+                    pinned: false,
                 };
                 let message = channel_message_tl(c, &msg, me);
                 let pts = c.pts;
@@ -1337,7 +1364,8 @@ fn get_dialogs(ctx: &Ctx<'_>, limit: i32) -> Reply {
     ))
 }
 
-fn get_history(ctx: &Ctx<'_>, peer: tl::enums::InputPeer, limit: i32) -> Reply {
+/// The newest `limit` messages older than `offset_id` (0: the newest of all).
+fn get_history(ctx: &Ctx<'_>, peer: tl::enums::InputPeer, offset_id: i32, limit: i32) -> Reply {
     let w = ctx.shared.world();
     let Some(me) = w.bound_user(ctx.key_id, ctx.dc_id).map(|u| u.id) else {
         return err(401, "AUTH_KEY_UNREGISTERED");
@@ -1357,6 +1385,7 @@ fn get_history(ctx: &Ctx<'_>, peer: tl::enums::InputPeer, limit: i32) -> Reply {
                 .iter()
                 .rev()
                 .filter(|m| m.peer_user == other)
+                .filter(|m| offset_id <= 0 || m.id < offset_id)
                 .take(limit)
                 .map(private_message_tl)
                 .collect();
@@ -1375,6 +1404,7 @@ fn get_history(ctx: &Ctx<'_>, peer: tl::enums::InputPeer, limit: i32) -> Reply {
                 .history
                 .iter()
                 .rev()
+                .filter(|m| offset_id <= 0 || m.id < offset_id)
                 .take(limit)
                 .map(|m| channel_message_tl(c, m, me))
                 .collect();

@@ -459,6 +459,9 @@ pub struct MessageView<'a> {
     pub date: i32,
     pub text: &'a str,
     pub post: bool,
+    pub entities: Option<Vec<tl::enums::MessageEntity>>,
+    pub edit_date: Option<i32>,
+    pub pinned: bool,
 }
 
 pub fn message(m: MessageView<'_>) -> tl::enums::Message {
@@ -471,7 +474,7 @@ pub fn message(m: MessageView<'_>) -> tl::enums::Message {
         from_scheduled: false,
         legacy: false,
         edit_hide: false,
-        pinned: false,
+        pinned: m.pinned,
         noforwards: false,
         invert_media: false,
         offline: false,
@@ -493,12 +496,12 @@ pub fn message(m: MessageView<'_>) -> tl::enums::Message {
         message: m.text.to_owned(),
         media: None,
         reply_markup: None,
-        entities: None,
+        entities: m.entities,
         // views and forwards share flag 10: both or neither.
         views: if m.post { Some(1) } else { None },
         forwards: if m.post { Some(0) } else { None },
         replies: None,
-        edit_date: None,
+        edit_date: m.edit_date,
         post_author: None,
         grouped_id: None,
         reactions: None,
@@ -636,6 +639,9 @@ mod tests {
             date: 1,
             text: "x",
             post: true,
+            entities: None,
+            edit_date: None,
+            pinned: false,
         });
         assert_eq!(tl::enums::Message::from_bytes(&m.to_bytes()).unwrap(), m);
         let c = channel(ChannelView {

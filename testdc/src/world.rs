@@ -8,6 +8,7 @@
 use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use grammers_tl_types as tl;
 use serde::{Deserialize, Serialize};
 
 use num_bigint::BigUint;
@@ -77,6 +78,10 @@ pub struct ChannelMsg {
     pub date: i32,
     #[serde(default)]
     pub entities: Vec<EntityRec>,
+    #[serde(default)]
+    pub edit_date: Option<i32>,
+    #[serde(default)]
+    pub pinned: bool,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -109,6 +114,46 @@ pub struct AdminRec {
     pub promoted_by: i64,
     /// The rights' names as ChatAdminRights spells its flags (`post_messages`, …).
     pub rights: Vec<String>,
+}
+
+impl EntityRec {
+    /// The entity as a reader receives it (a mention in its received form).
+    pub fn to_tl(&self) -> tl::enums::MessageEntity {
+        let (offset, length) = (self.offset, self.length);
+        match self.kind.as_str() {
+            "bold" => tl::types::MessageEntityBold { offset, length }.into(),
+            "italic" => tl::types::MessageEntityItalic { offset, length }.into(),
+            "underline" => tl::types::MessageEntityUnderline { offset, length }.into(),
+            "strike" => tl::types::MessageEntityStrike { offset, length }.into(),
+            "spoiler" => tl::types::MessageEntitySpoiler { offset, length }.into(),
+            "code" => tl::types::MessageEntityCode { offset, length }.into(),
+            "pre" => tl::types::MessageEntityPre {
+                offset,
+                length,
+                language: self.language.clone().unwrap_or_default(),
+            }
+            .into(),
+            "text_url" => tl::types::MessageEntityTextUrl {
+                offset,
+                length,
+                url: self.url.clone().unwrap_or_default(),
+            }
+            .into(),
+            "blockquote" => tl::types::MessageEntityBlockquote {
+                offset,
+                length,
+                collapsed: self.collapsed,
+            }
+            .into(),
+            "input_mention_name" => tl::types::MessageEntityMentionName {
+                offset,
+                length,
+                user_id: self.user_id.unwrap_or_default(),
+            }
+            .into(),
+            _ => tl::types::MessageEntityUnknown { offset, length }.into(),
+        }
+    }
 }
 
 impl ChannelRec {

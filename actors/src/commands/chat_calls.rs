@@ -13,7 +13,11 @@ use crate::protocol::AccountError;
 
 /// Telegram's refusals of a chat operation that are the caller's to act on, answered with their
 /// own name as the code (anything else stays a generic Telegram error).
-pub const CHAT_REFUSALS: [&str; 33] = [
+pub const CHAT_REFUSALS: [&str; 37] = [
+    "MESSAGE_ID_INVALID",
+    "MESSAGE_AUTHOR_REQUIRED",
+    "MESSAGE_DELETE_FORBIDDEN",
+    "MESSAGE_EMPTY",
     "REPLY_MESSAGE_ID_INVALID",
     "ENTITY_BOUNDS_INVALID",
     "ENTITY_MENTION_USER_INVALID",

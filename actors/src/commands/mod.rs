@@ -10,16 +10,20 @@ pub mod bot_sign_in;
 pub(crate) mod chat_calls;
 pub mod check_password;
 pub mod create_chat;
+pub mod delete_message;
 pub mod edit_chat;
+pub mod edit_message;
 pub(crate) mod failure;
 pub mod get_chat;
 pub(crate) mod health;
+pub mod history;
 pub mod invite_link;
 pub mod join_chat;
 pub mod leave_chat;
 pub mod list_chats;
 pub mod log_out;
 pub(crate) mod login;
+pub mod pin_message;
 pub mod qr_login;
 pub(crate) mod qr_poll;
 pub mod send_code;
@@ -119,6 +123,10 @@ commands! {
     JoinChat => join_chat::JoinChat -> crate::chat::Chat,
     InviteLink => invite_link::InviteLink -> String,
     SetAdmin => set_admin::SetAdmin -> (),
+    History => history::History -> Vec<crate::message::ChatMessage>,
+    EditMessage => edit_message::EditMessage -> (),
+    DeleteMessage => delete_message::DeleteMessage -> (),
+    PinMessage => pin_message::PinMessage -> (),
     Status => status::Status -> crate::protocol::AccountStatus,
 }
 

@@ -178,7 +178,7 @@ fn username_ok(name: &str) -> bool {
 const CHAT_FORMS: &str = "must be a chat id (-100… for channels) or @username";
 
 /// `{chat}` of a path: a Bot API style id or `@username` (not `me` or a phone).
-fn chat_ref(raw: &str) -> Result<Peer, ApiError> {
+pub(crate) fn chat_ref(raw: &str) -> Result<Peer, ApiError> {
     match raw.parse::<Peer>() {
         Ok(peer @ (Peer::Id(_) | Peer::Username(_))) => Ok(peer),
         _ => Err(ApiError::Validation(vec![crate::error::FieldError {

@@ -1,6 +1,7 @@
 //! Telegram accounts: create, list, read, delete, restart, log out; the login steps live in
 //! `login`, sending in `messages`. Someone else's account answers 404, exactly like a missing one.
 
+pub mod chat_messages;
 pub mod chats;
 pub mod login;
 pub mod messages;

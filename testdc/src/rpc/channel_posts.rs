@@ -1,0 +1,165 @@
+//! What happens to a channel's messages after they are sent, as Telegram answers it: edits,
+//! deletion and pinning, each under the channel's rights (an admin with the right, or the
+//! message's own author where Telegram allows it).
+
+use grammers_tl_types as tl;
+
+use super::{channel_message_tl, entities_of, err, ok, resolve_input_peer, Ctx, Reply};
+use crate::world::{unix_now, ChannelRec, PeerRef, World};
+
+fn me(w: &World, ctx: &Ctx<'_>) -> Result<i64, Reply> {
+    w.bound_user(ctx.key_id, ctx.dc_id)
+        .map(|u| u.id)
+        .ok_or_else(|| err(401, "AUTH_KEY_UNREGISTERED"))
+}
+
+macro_rules! tri {
+    ($e:expr) => {
+        match $e {
+            Ok(v) => v,
+            Err(reply) => return reply,
+        }
+    };
+}
+
+/// The channel a peer names, for the caller (who must be a member).
+fn channel_of(w: &World, me: i64, peer: &tl::enums::InputPeer) -> Result<i64, Reply> {
+    match resolve_input_peer(w, me, peer)? {
+        PeerRef::Channel(id) => Ok(id),
+        // Private chats keep a copy per side in testdc; their edits are not modelled.
+        PeerRef::User(_) => Err(err(400, "PEER_ID_INVALID")),
+    }
+}
+
+/// Whether `me` may change message `id` of `c` with `right` (an author may change its own
+/// messages where it may still post; in a group, always).
+fn may_change(c: &ChannelRec, me: i64, id: i32, right: &str) -> Result<(), Reply> {
+    let Some(m) = c.history.iter().find(|m| m.id == id) else {
+        return Err(err(400, "MESSAGE_ID_INVALID"));
+    };
+    let own = m.from_user == me && (!c.broadcast || c.may(me, "post_messages"));
+    if own || c.may(me, right) {
+        Ok(())
+    } else {
+        Err(err(403, "MESSAGE_AUTHOR_REQUIRED"))
+    }
+}
+
+pub(super) fn edit_message(ctx: &Ctx<'_>, r: tl::functions::messages::EditMessage) -> Reply {
+    let mut w = ctx.shared.world();
+    let me = tri!(me(&w, ctx));
+    let cid = tri!(channel_of(&w, me, &r.peer));
+    tri!(may_change(&w.channels[&cid], me, r.id, "edit_messages"));
+    let Some(text) = r.message else {
+        return err(400, "MESSAGE_EMPTY");
+    };
+    if text.trim().is_empty() {
+        return err(400, "MESSAGE_EMPTY");
+    }
+    if text.chars().count() > 4096 {
+        return err(400, "MESSAGE_TOO_LONG");
+    }
+    let entities = tri!(entities_of(
+        &w,
+        me,
+        &text,
+        r.entities.as_deref().unwrap_or(&[])
+    ));
+    let Some(c) = w.channels.get_mut(&cid) else {
+        return err(400, "CHANNEL_INVALID");
+    };
+    let Some(at) = c.history.iter().position(|m| m.id == r.id) else {
+        return err(400, "MESSAGE_ID_INVALID");
+    };
+    if c.history[at].text == text && c.history[at].entities == entities {
+        return err(400, "MESSAGE_NOT_MODIFIED");
+    }
+    c.history[at].text = text;
+    c.history[at].entities = entities;
+    c.history[at].edit_date = Some(unix_now());
+    c.pts += 1;
+    let c = &w.channels[&cid];
+    let message = channel_message_tl(c, &c.history[at], me);
+    ok(tl::enums::Updates::Updates(tl::types::Updates {
+        updates: vec![tl::types::UpdateEditChannelMessage {
+            message,
+            pts: c.pts,
+            pts_count: 1,
+        }
+        .into()],
+        users: Vec::new(),
+        chats: vec![super::channel_tl(c, me)],
+        date: unix_now(),
+        seq: 0,
+    }))
+}
+
+pub(super) fn delete_messages(ctx: &Ctx<'_>, r: tl::functions::channels::DeleteMessages) -> Reply {
+    let mut w = ctx.shared.world();
+    let me = tri!(me(&w, ctx));
+    let tl::enums::InputChannel::Channel(input) = &r.channel else {
+        return err(400, "CHANNEL_INVALID");
+    };
+    let peer = tl::types::InputPeerChannel {
+        channel_id: input.channel_id,
+        access_hash: input.access_hash,
+    }
+    .into();
+    let cid = tri!(channel_of(&w, me, &peer));
+    for id in &r.id {
+        // Telegram skips ids that are already gone; one it may not delete refuses the call.
+        match may_change(&w.channels[&cid], me, *id, "delete_messages") {
+            Ok(()) => {}
+            Err(Reply::Error(400, name)) if name == "MESSAGE_ID_INVALID" => {}
+            Err(_) => return err(403, "MESSAGE_DELETE_FORBIDDEN"),
+        }
+    }
+    let Some(c) = w.channels.get_mut(&cid) else {
+        return err(400, "CHANNEL_INVALID");
+    };
+    let before = c.history.len();
+    c.history.retain(|m| !r.id.contains(&m.id));
+    let count = (before - c.history.len()) as i32;
+    c.pts += count;
+    ok(tl::enums::messages::AffectedMessages::Messages(
+        tl::types::messages::AffectedMessages {
+            pts: c.pts,
+            pts_count: count,
+        },
+    ))
+}
+
+pub(super) fn update_pinned(
+    ctx: &Ctx<'_>,
+    r: tl::functions::messages::UpdatePinnedMessage,
+) -> Reply {
+    let mut w = ctx.shared.world();
+    let me = tri!(me(&w, ctx));
+    let cid = tri!(channel_of(&w, me, &r.peer));
+    let Some(c) = w.channels.get_mut(&cid) else {
+        return err(400, "CHANNEL_INVALID");
+    };
+    if !c.may(me, "pin_messages") {
+        return err(400, "CHAT_ADMIN_REQUIRED");
+    }
+    let Some(m) = c.history.iter_mut().find(|m| m.id == r.id) else {
+        return err(400, "MESSAGE_ID_INVALID");
+    };
+    // Pinning what is pinned (or unpinning what is not) changes nothing and is no error.
+    m.pinned = !r.unpin;
+    c.pts += 1;
+    ok(tl::enums::Updates::Updates(tl::types::Updates {
+        updates: vec![tl::types::UpdatePinnedChannelMessages {
+            pinned: !r.unpin,
+            channel_id: cid,
+            messages: vec![r.id],
+            pts: c.pts,
+            pts_count: 1,
+        }
+        .into()],
+        users: Vec::new(),
+        chats: Vec::new(),
+        date: unix_now(),
+        seq: 0,
+    }))
+}
