@@ -4,8 +4,25 @@ use std::time::SystemTime;
 
 use grammers_tl_types::{self as tl, Cursor, Deserializable, Identifiable, Serializable};
 
+/// The value of a `Result<_, Reply>`, or its refusal answered at once.
+macro_rules! tri {
+    ($e:expr) => {
+        match $e {
+            Ok(v) => v,
+            Err(reply) => return reply,
+        }
+    };
+}
+
 mod channel_admin;
 mod channel_posts;
+
+/// The user logged in on this connection's key.
+fn caller(w: &World, ctx: &Ctx<'_>) -> Result<i64, Reply> {
+    w.bound_user(ctx.key_id, ctx.dc_id)
+        .map(|u| u.id)
+        .ok_or_else(|| err(401, "AUTH_KEY_UNREGISTERED"))
+}
 
 use crate::mtp::{read_u32, KeyId};
 use crate::shared::Shared;

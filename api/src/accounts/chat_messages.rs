@@ -3,6 +3,7 @@
 
 use super::chats::chat_ref;
 use super::fleet;
+use super::messages::formatted;
 use crate::auth::AuthUser;
 use crate::error::{ApiError, Validator};
 use crate::extract::{ApiJson, ApiPath, ApiQuery};
@@ -14,8 +15,7 @@ use axum::Json;
 use serde::{Deserialize, Serialize};
 use tgfleet_persistence::AccountId;
 use tgfleet_supervision::account::{
-    formatting, ChatMessage, DeleteMessage, EditMessage, Entity, FormattedText, History, ParseMode,
-    PinMessage,
+    ChatMessage, DeleteMessage, EditMessage, Entity, History, PinMessage,
 };
 use utoipa::{IntoParams, ToSchema};
 
@@ -167,31 +167,6 @@ pub async fn edit(
     };
     fleet(&state)?.call(id, request).await?;
     Ok(StatusCode::NO_CONTENT)
-}
-
-/// `text` as `parse_mode` says, checked as a send checks it.
-pub(crate) fn formatted(text: String, parse_mode: Option<&str>) -> Result<FormattedText, ApiError> {
-    let formatted = match parse_mode.map(str::parse::<ParseMode>) {
-        None => FormattedText::plain(text),
-        Some(Err(())) => {
-            return Err(ApiError::Validation(vec![crate::error::FieldError {
-                field: "parse_mode",
-                message: "must be html or markdown".into(),
-            }]))
-        }
-        Some(Ok(mode)) => formatting::parse(mode, &text).map_err(|e| ApiError::Unprocessable {
-            code: "MARKUP_INVALID",
-            message: format!("text: {e}"),
-        })?,
-    };
-    let chars = formatted.text.chars().count();
-    if !(1..=4096).contains(&chars) {
-        return Err(ApiError::Validation(vec![crate::error::FieldError {
-            field: "text",
-            message: "must be 1 to 4096 characters (formatting not counted)".into(),
-        }]));
-    }
-    Ok(formatted)
 }
 
 #[utoipa::path(delete, path = "/api/v1/telegram/accounts/{id}/chats/{chat}/messages/{msg}", tag = "chats", security(("bearer" = [])),

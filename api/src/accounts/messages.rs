@@ -44,6 +44,7 @@ pub struct MessageSent {
            ("Idempotency-Key" = Option<String>, Header, description = "repeat a send safely: the same key answers the same message_id without sending twice")),
     request_body = SendMessageRequest,
     responses((status = 201, body = MessageSent), (status = 401, body = crate::openapi::ErrorBody),
+              (status = 403, body = crate::openapi::ErrorBody),
               (status = 404, body = crate::openapi::ErrorBody), (status = 409, body = crate::openapi::ErrorBody),
               (status = 422, body = crate::openapi::ErrorBody), (status = 429, body = crate::openapi::ErrorBody),
               (status = 503, body = crate::openapi::ErrorBody)))]
@@ -56,36 +57,12 @@ pub async fn send(
 ) -> Result<(StatusCode, Json<MessageSent>), ApiError> {
     check_account_access(&state, &user, id).await?;
     let peer = req.peer.parse::<Peer>().ok();
-    let mode = req.parse_mode.as_deref().map(str::parse::<ParseMode>);
     let mut v = Validator::default();
     v.check(peer.is_some(), "peer", PEER_FORMS);
-    v.check(
-        !matches!(mode, Some(Err(()))),
-        "parse_mode",
-        "must be html or markdown",
-    );
     v.check(
         req.reply_to.is_none_or(|id| id > 0),
         "reply_to",
         "must be a message id (> 0)",
-    );
-    let text = match mode {
-        Some(Ok(mode)) => match formatting::parse(mode, &req.text) {
-            Ok(text) => Some(text),
-            Err(e) => {
-                return Err(ApiError::Unprocessable {
-                    code: "MARKUP_INVALID",
-                    message: format!("text: {e}"),
-                })
-            }
-        },
-        _ => Some(FormattedText::plain(req.text)),
-    };
-    let chars = text.as_ref().map_or(0, |t| t.text.chars().count());
-    v.check(
-        (1..=4096).contains(&chars),
-        "text",
-        "must be 1 to 4096 characters (formatting not counted)",
     );
     let dedupe_key = match headers.get("idempotency-key").map(|h| h.to_str()) {
         None => None,
@@ -100,6 +77,7 @@ pub async fn send(
         }
     };
     v.finish()?;
+    let text = formatted(req.text, req.parse_mode.as_deref())?;
     let Some(peer) = peer else {
         return Err(ApiError::Validation(vec![crate::error::FieldError {
             field: "peer",
@@ -108,7 +86,7 @@ pub async fn send(
     };
     let request = SendMessage {
         peer,
-        text: text.unwrap_or_default(),
+        text,
         dedupe_key,
         options: SendOptions {
             reply_to: req.reply_to,
@@ -123,6 +101,31 @@ pub async fn send(
             message_id: sent.message_id,
         }),
     ))
+}
+
+/// `text` as `parse_mode` says (plain without it), checked as Telegram will count it.
+pub(crate) fn formatted(text: String, parse_mode: Option<&str>) -> Result<FormattedText, ApiError> {
+    let formatted = match parse_mode.map(str::parse::<ParseMode>) {
+        None => FormattedText::plain(text),
+        Some(Err(())) => {
+            return Err(ApiError::Validation(vec![crate::error::FieldError {
+                field: "parse_mode",
+                message: "must be html or markdown".into(),
+            }]))
+        }
+        Some(Ok(mode)) => formatting::parse(mode, &text).map_err(|e| ApiError::Unprocessable {
+            code: "MARKUP_INVALID",
+            message: format!("text: {e}"),
+        })?,
+    };
+    let chars = formatted.text.chars().count();
+    if !(1..=4096).contains(&chars) {
+        return Err(ApiError::Validation(vec![crate::error::FieldError {
+            field: "text",
+            message: "must be 1 to 4096 characters (formatting not counted)".into(),
+        }]));
+    }
+    Ok(formatted)
 }
 
 #[cfg(test)]

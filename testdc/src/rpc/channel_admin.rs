@@ -4,15 +4,9 @@
 
 use grammers_tl_types as tl;
 
-use super::{channel_tl, err, ok, Ctx, Reply};
+use super::{caller, channel_tl, err, ok, Ctx, Reply};
 use crate::tlb;
 use crate::world::{random_i64, unix_now, AdminRec, ChannelRec, PeerRef, World};
-
-fn me(w: &World, ctx: &Ctx<'_>) -> Result<i64, Reply> {
-    w.bound_user(ctx.key_id, ctx.dc_id)
-        .map(|u| u.id)
-        .ok_or_else(|| err(401, "AUTH_KEY_UNREGISTERED"))
-}
 
 /// The channel an InputChannel names, if its access hash is right; `member`: the caller must be
 /// in it (Telegram's CHANNEL_PRIVATE otherwise).
@@ -88,18 +82,9 @@ fn joined(w: &World, id: i64, me: i64) -> Reply {
     ))
 }
 
-macro_rules! tri {
-    ($e:expr) => {
-        match $e {
-            Ok(v) => v,
-            Err(reply) => return reply,
-        }
-    };
-}
-
 pub(super) fn get_full_channel(ctx: &Ctx<'_>, r: tl::functions::channels::GetFullChannel) -> Reply {
     let w = ctx.shared.world();
-    let me = tri!(me(&w, ctx));
+    let me = tri!(caller(&w, ctx));
     let id = tri!(channel_id(&w, me, &r.channel, false));
     let c = &w.channels[&id];
     // A public channel shows itself to anyone; a private one only to its members.
@@ -123,7 +108,7 @@ pub(super) fn get_full_channel(ctx: &Ctx<'_>, r: tl::functions::channels::GetFul
 
 pub(super) fn edit_title(ctx: &Ctx<'_>, r: tl::functions::channels::EditTitle) -> Reply {
     let mut w = ctx.shared.world();
-    let me = tri!(me(&w, ctx));
+    let me = tri!(caller(&w, ctx));
     let id = tri!(channel_id(&w, me, &r.channel, true));
     let title = r.title.trim();
     let c = tri!(channel_mut(&mut w, id));
@@ -142,7 +127,7 @@ pub(super) fn edit_title(ctx: &Ctx<'_>, r: tl::functions::channels::EditTitle) -
 
 pub(super) fn edit_about(ctx: &Ctx<'_>, r: tl::functions::messages::EditChatAbout) -> Reply {
     let mut w = ctx.shared.world();
-    let me = tri!(me(&w, ctx));
+    let me = tri!(caller(&w, ctx));
     let id = tri!(channel_of_peer(&w, me, &r.peer));
     let c = tri!(channel_mut(&mut w, id));
     if !c.may(me, "change_info") {
@@ -160,7 +145,7 @@ pub(super) fn edit_about(ctx: &Ctx<'_>, r: tl::functions::messages::EditChatAbou
 
 pub(super) fn leave_channel(ctx: &Ctx<'_>, r: tl::functions::channels::LeaveChannel) -> Reply {
     let mut w = ctx.shared.world();
-    let me = tri!(me(&w, ctx));
+    let me = tri!(caller(&w, ctx));
     let id = tri!(channel_id(&w, me, &r.channel, false));
     let c = tri!(channel_mut(&mut w, id));
     if !c.members.contains(&me) {
@@ -177,7 +162,7 @@ pub(super) fn leave_channel(ctx: &Ctx<'_>, r: tl::functions::channels::LeaveChan
 
 pub(super) fn delete_channel(ctx: &Ctx<'_>, r: tl::functions::channels::DeleteChannel) -> Reply {
     let mut w = ctx.shared.world();
-    let me = tri!(me(&w, ctx));
+    let me = tri!(caller(&w, ctx));
     let id = tri!(channel_id(&w, me, &r.channel, true));
     if w.channels[&id].creator != me {
         return err(400, "CHAT_ADMIN_REQUIRED");
@@ -192,7 +177,7 @@ pub(super) fn delete_channel(ctx: &Ctx<'_>, r: tl::functions::channels::DeleteCh
 
 pub(super) fn join_channel(ctx: &Ctx<'_>, r: tl::functions::channels::JoinChannel) -> Reply {
     let mut w = ctx.shared.world();
-    let me = tri!(me(&w, ctx));
+    let me = tri!(caller(&w, ctx));
     let id = tri!(channel_id(&w, me, &r.channel, false));
     let c = tri!(channel_mut(&mut w, id));
     if c.members.contains(&me) {
@@ -208,7 +193,7 @@ pub(super) fn join_channel(ctx: &Ctx<'_>, r: tl::functions::channels::JoinChanne
 
 pub(super) fn export_invite(ctx: &Ctx<'_>, r: tl::functions::messages::ExportChatInvite) -> Reply {
     let mut w = ctx.shared.world();
-    let me = tri!(me(&w, ctx));
+    let me = tri!(caller(&w, ctx));
     let id = tri!(channel_of_peer(&w, me, &r.peer));
     let c = tri!(channel_mut(&mut w, id));
     if !c.may(me, "invite_users") {
@@ -238,7 +223,7 @@ pub(super) fn export_invite(ctx: &Ctx<'_>, r: tl::functions::messages::ExportCha
 
 pub(super) fn import_invite(ctx: &Ctx<'_>, hash: &str) -> Reply {
     let mut w = ctx.shared.world();
-    let me = tri!(me(&w, ctx));
+    let me = tri!(caller(&w, ctx));
     let Some(id) = w
         .channels
         .values()
@@ -257,7 +242,7 @@ pub(super) fn import_invite(ctx: &Ctx<'_>, hash: &str) -> Reply {
 
 pub(super) fn edit_admin(ctx: &Ctx<'_>, r: tl::functions::channels::EditAdmin) -> Reply {
     let mut w = ctx.shared.world();
-    let me = tri!(me(&w, ctx));
+    let me = tri!(caller(&w, ctx));
     let id = tri!(channel_id(&w, me, &r.channel, true));
     let target = match &r.user_id {
         tl::enums::InputUser::User(u) => match w.users.get(&u.user_id) {
@@ -303,7 +288,7 @@ pub(super) fn edit_admin(ctx: &Ctx<'_>, r: tl::functions::channels::EditAdmin) -
 
 pub(super) fn update_username(ctx: &Ctx<'_>, r: tl::functions::channels::UpdateUsername) -> Reply {
     let mut w = ctx.shared.world();
-    let me = tri!(me(&w, ctx));
+    let me = tri!(caller(&w, ctx));
     let id = tri!(channel_id(&w, me, &r.channel, true));
     if w.channels[&id].creator != me {
         return err(400, "CHAT_ADMIN_REQUIRED");
@@ -329,7 +314,7 @@ pub(super) fn update_username(ctx: &Ctx<'_>, r: tl::functions::channels::UpdateU
 /// Whether a public name is free (for a new channel, `inputChannelEmpty`).
 pub(super) fn check_username(ctx: &Ctx<'_>, r: tl::functions::channels::CheckUsername) -> Reply {
     let w = ctx.shared.world();
-    let _ = tri!(me(&w, ctx));
+    let _ = tri!(caller(&w, ctx));
     let name = r.username.trim_start_matches('@');
     if !username_valid(name) {
         return err(400, "USERNAME_INVALID");

@@ -4,23 +4,8 @@
 
 use grammers_tl_types as tl;
 
-use super::{channel_message_tl, entities_of, err, ok, resolve_input_peer, Ctx, Reply};
+use super::{caller, channel_message_tl, entities_of, err, ok, resolve_input_peer, Ctx, Reply};
 use crate::world::{unix_now, ChannelRec, PeerRef, World};
-
-fn me(w: &World, ctx: &Ctx<'_>) -> Result<i64, Reply> {
-    w.bound_user(ctx.key_id, ctx.dc_id)
-        .map(|u| u.id)
-        .ok_or_else(|| err(401, "AUTH_KEY_UNREGISTERED"))
-}
-
-macro_rules! tri {
-    ($e:expr) => {
-        match $e {
-            Ok(v) => v,
-            Err(reply) => return reply,
-        }
-    };
-}
 
 /// The channel a peer names, for the caller (who must be a member).
 fn channel_of(w: &World, me: i64, peer: &tl::enums::InputPeer) -> Result<i64, Reply> {
@@ -47,7 +32,7 @@ fn may_change(c: &ChannelRec, me: i64, id: i32, right: &str) -> Result<(), Reply
 
 pub(super) fn edit_message(ctx: &Ctx<'_>, r: tl::functions::messages::EditMessage) -> Reply {
     let mut w = ctx.shared.world();
-    let me = tri!(me(&w, ctx));
+    let me = tri!(caller(&w, ctx));
     let cid = tri!(channel_of(&w, me, &r.peer));
     tri!(may_change(&w.channels[&cid], me, r.id, "edit_messages"));
     let Some(text) = r.message else {
@@ -96,7 +81,7 @@ pub(super) fn edit_message(ctx: &Ctx<'_>, r: tl::functions::messages::EditMessag
 
 pub(super) fn delete_messages(ctx: &Ctx<'_>, r: tl::functions::channels::DeleteMessages) -> Reply {
     let mut w = ctx.shared.world();
-    let me = tri!(me(&w, ctx));
+    let me = tri!(caller(&w, ctx));
     let tl::enums::InputChannel::Channel(input) = &r.channel else {
         return err(400, "CHANNEL_INVALID");
     };
@@ -134,7 +119,7 @@ pub(super) fn update_pinned(
     r: tl::functions::messages::UpdatePinnedMessage,
 ) -> Reply {
     let mut w = ctx.shared.world();
-    let me = tri!(me(&w, ctx));
+    let me = tri!(caller(&w, ctx));
     let cid = tri!(channel_of(&w, me, &r.peer));
     let Some(c) = w.channels.get_mut(&cid) else {
         return err(400, "CHANNEL_INVALID");
