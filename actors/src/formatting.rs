@@ -22,9 +22,11 @@ impl std::str::FromStr for ParseMode {
     type Err = ();
 
     fn from_str(raw: &str) -> Result<Self, ()> {
+        // Lower case only: the Bot API's "HTML" is this subset, but its "Markdown" is not
+        // CommonMark, and a caller porting Bot API code must not get one for the other.
         match raw {
-            "html" | "HTML" => Ok(Self::Html),
-            "markdown" | "Markdown" => Ok(Self::Markdown),
+            "html" => Ok(Self::Html),
+            "markdown" => Ok(Self::Markdown),
             _ => Err(()),
         }
     }
@@ -68,11 +70,80 @@ pub struct MarkupError {
 
 /// Parses `input` as `mode` says.
 pub fn parse(mode: ParseMode, input: &str) -> Result<FormattedText, MarkupError> {
-    let (text, entities) = match mode {
-        ParseMode::Html => grammers_client::parsers::parse_html_message(&check_html(input)?),
-        ParseMode::Markdown => grammers_client::parsers::parse_markdown_message(input),
+    let checked = match mode {
+        ParseMode::Html => check_html(input)?,
+        ParseMode::Markdown => {
+            check_markdown(input)?;
+            input.to_owned()
+        }
     };
+    // The checks keep out what is known to make grammers' readers panic; anything else that
+    // still does is bad markup too, never a failed request.
+    let read = std::panic::catch_unwind(|| match mode {
+        ParseMode::Html => grammers_client::parsers::parse_html_message(&checked),
+        ParseMode::Markdown => grammers_client::parsers::parse_markdown_message(&checked),
+    });
+    let Ok((text, mut entities)) = read else {
+        return Err(MarkupError {
+            position: 0,
+            message: "the markup cannot be read".into(),
+        });
+    };
+    clamp_entities(&text, &mut entities);
     Ok(FormattedText { text, entities })
+}
+
+/// grammers trims trailing whitespace after placing entities (a Markdown code block at the end
+/// overruns the text): every entity ends inside the text, and one left empty goes.
+fn clamp_entities(text: &str, entities: &mut Vec<tl::enums::MessageEntity>) {
+    let units = text.encode_utf16().count() as i32;
+    entities.retain_mut(|e| {
+        let Some((offset, length)) = span_mut(e) else {
+            return true;
+        };
+        if *offset >= units {
+            return false;
+        }
+        *length = (*length).min(units - *offset);
+        *length > 0
+    });
+}
+
+fn span_mut(e: &mut tl::enums::MessageEntity) -> Option<(&mut i32, &mut i32)> {
+    use tl::enums::MessageEntity as E;
+    Some(match e {
+        E::Bold(x) => (&mut x.offset, &mut x.length),
+        E::Italic(x) => (&mut x.offset, &mut x.length),
+        E::Underline(x) => (&mut x.offset, &mut x.length),
+        E::Strike(x) => (&mut x.offset, &mut x.length),
+        E::Spoiler(x) => (&mut x.offset, &mut x.length),
+        E::Code(x) => (&mut x.offset, &mut x.length),
+        E::Pre(x) => (&mut x.offset, &mut x.length),
+        E::TextUrl(x) => (&mut x.offset, &mut x.length),
+        E::MentionName(x) => (&mut x.offset, &mut x.length),
+        E::Blockquote(x) => (&mut x.offset, &mut x.length),
+        _ => return None,
+    })
+}
+
+/// A Markdown link to `tg://user?id=` must name a user (grammers unwraps the number).
+fn check_markdown(input: &str) -> Result<(), MarkupError> {
+    use pulldown_cmark::{Event, Parser, Tag};
+    for (event, range) in Parser::new(input).into_offset_iter() {
+        if let Event::Start(Tag::Link { dest_url, .. }) = event {
+            if let Some(id) = dest_url.strip_prefix("tg://user?id=") {
+                if id.parse::<i64>().map_or(true, |id| id <= 0) {
+                    return Err(MarkupError {
+                        position: input[..range.start].chars().count(),
+                        message: format!(
+                            "a mention of tg://user?id={id}: a user id is a positive number"
+                        ),
+                    });
+                }
+            }
+        }
+    }
+    Ok(())
 }
 
 /// The tags a caller may write, as the Bot API documents them, and what grammers reads instead.
@@ -136,7 +207,8 @@ fn check_html(input: &str) -> Result<String, MarkupError> {
                 };
                 if closing {
                     match open.pop() {
-                        Some((opened, _)) if opened == name => {}
+                        Some((opened, _))
+                            if opened == name || (opened == "a!mention" && name == "a") => {}
                         Some((opened, _)) => {
                             return fail(here, format!("</{name}> closes <{opened}>"));
                         }
@@ -148,6 +220,25 @@ fn check_html(input: &str) -> Result<String, MarkupError> {
                     out.push_str(&format!("</{target}>"));
                     continue;
                 }
+                // As the Bot API nests them: nothing inside code, only code inside pre, no tag
+                // inside the same kind of tag or inside a user mention (grammers would lose it).
+                if let Some(conflict) = open.iter().rev().find_map(|(outer, _)| {
+                    let outer_target = known_tag(outer).unwrap_or("");
+                    let why = if outer == "code" {
+                        "nothing goes inside <code>"
+                    } else if outer == "pre" && name != "code" {
+                        "only <code> goes inside <pre>"
+                    } else if outer_target == target {
+                        "a tag cannot go inside the same kind of tag"
+                    } else if outer == "a!mention" {
+                        "nothing goes inside a user mention"
+                    } else {
+                        return None;
+                    };
+                    Some(why)
+                }) {
+                    return fail(here, format!("<{name}>: {conflict}"));
+                }
                 let attrs = check_attrs(&name, attrs).map_err(|message| MarkupError {
                     position: here,
                     message,
@@ -156,7 +247,13 @@ fn check_html(input: &str) -> Result<String, MarkupError> {
                 out.push_str(target);
                 out.push_str(&attrs);
                 out.push('>');
-                open.push((name, here));
+                // A mention is marked so the nesting rule above can tell it from a link.
+                let kept = if name == "a" && attrs.contains("tg://user?id=") {
+                    "a!mention".to_owned()
+                } else {
+                    name
+                };
+                open.push((kept, here));
             }
             '>' => return fail(here, "a '>' outside a tag (write &gt;)".into()),
             '&' => {
@@ -219,7 +316,17 @@ fn check_attrs(name: &str, attrs: &str) -> Result<String, String> {
         let end = inner
             .find(quote)
             .ok_or_else(|| format!("<{name}> {key}= is not closed"))?;
-        Ok(Some(inner[..end].to_owned()))
+        // What the HTML reader will see: character references decoded, so a check of the raw
+        // text cannot be talked around (`tg://user&#63;id=…`).
+        decode_refs(&inner[..end])
+            .map(Some)
+            .ok_or_else(|| format!("<{name}> {key}= holds a '&' that starts no known entity"))
+    };
+    let escape = |v: &str| {
+        v.replace('&', "&amp;")
+            .replace('"', "&quot;")
+            .replace('<', "&lt;")
+            .replace('>', "&gt;")
     };
     match name {
         "a" => {
@@ -236,15 +343,21 @@ fn check_attrs(name: &str, attrs: &str) -> Result<String, String> {
             {
                 return Err("<a href> must be an http(s):// or tg:// link".into());
             }
-            Ok(format!(" href=\"{}\"", href.replace('"', "&quot;")))
+            Ok(format!(" href=\"{}\"", escape(&href)))
         }
         "span" => match value("class")?.as_deref() {
             Some("tg-spoiler") => Ok(String::new()),
             _ => Err("<span> is only <span class=\"tg-spoiler\">".into()),
         },
         "code" => match value("class")? {
-            Some(class) if class.starts_with("language-") && class.len() <= 64 => {
-                Ok(format!(" class=\"{class}\""))
+            Some(class)
+                if class.starts_with("language-")
+                    && class.len() <= 64
+                    && class
+                        .bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b"-_+#.".contains(&b)) =>
+            {
+                Ok(format!(" class=\"{}\"", escape(&class)))
             }
             Some(_) => Err("<code class> must be language-…".into()),
             None => Ok(String::new()),
@@ -253,6 +366,40 @@ fn check_attrs(name: &str, attrs: &str) -> Result<String, String> {
         _ if attrs.is_empty() => Ok(String::new()),
         _ => Err(format!("<{name}> takes no attributes here")),
     }
+}
+
+/// `raw` with `&lt; &gt; &amp; &quot;` and numeric references decoded; `None` when a `&` starts
+/// none of them (or a number that is no character).
+fn decode_refs(raw: &str) -> Option<String> {
+    let mut out = String::with_capacity(raw.len());
+    let mut rest = raw;
+    while let Some(at) = rest.find('&') {
+        out.push_str(&rest[..at]);
+        rest = &rest[at..];
+        let (decoded, len) = if let Some(named) = [
+            ("&lt;", '<'),
+            ("&gt;", '>'),
+            ("&amp;", '&'),
+            ("&quot;", '"'),
+        ]
+        .iter()
+        .find(|(e, _)| rest.starts_with(e))
+        {
+            (named.1, named.0.len())
+        } else {
+            let entity = numeric_entity(rest)?;
+            let digits = &entity[2..entity.len() - 1];
+            let value = match digits.strip_prefix(['x', 'X']) {
+                Some(hex) => u32::from_str_radix(hex, 16).ok()?,
+                None => digits.parse().ok()?,
+            };
+            (char::from_u32(value).filter(|c| *c != '\0')?, entity.len())
+        };
+        out.push(decoded);
+        rest = &rest[len..];
+    }
+    out.push_str(rest);
+    Some(out)
 }
 
 #[cfg(test)]
@@ -352,6 +499,18 @@ mod tests {
         assert_eq!(at("<a>x</a>"), 0);
         assert_eq!(at("<span class=\"x\">y</span>"), 0);
         assert_eq!(at("x</b>"), 1);
+        // A reference cannot disguise a mention, and tags nest as the Bot API allows.
+        assert_eq!(at("<a href=\"tg://user&#63;id=abc\">x</a>"), 0);
+        assert_eq!(at("<a href=\"tg://&#117;ser?id=x\">x</a>"), 0);
+        assert_eq!(at("<b>a<b>b</b></b>"), 4);
+        assert_eq!(at("<a href=\"tg://user?id=1\"><b>x</b></a>"), 25);
+        assert_eq!(at("<code>a<b>b</b></code>"), 7);
+        assert_eq!(at("<pre><b>b</b></pre>"), 5);
+        assert_eq!(
+            html("<a href=\"tg://user?id=&#52;2\">m</a>").entities.len(),
+            1
+        );
+        assert_eq!(html("<b>bold <i>both</i></b>").entities.len(), 2);
         assert!(refused("<b>").message.contains("never closed"));
         // What the subset allows is not refused.
         assert_eq!(html("1 &lt; 2 &#128077; &#x1F44D;").text, "1 < 2 👍 👍");
@@ -362,5 +521,21 @@ mod tests {
         let f = parse(ParseMode::Markdown, "**bold** and `code`").unwrap();
         assert_eq!(f.text, "bold and code");
         assert_eq!(f.entities.len(), 2, "{:?}", f.entities);
+        // A mention that names no user is refused (grammers would panic on it).
+        let bad = parse(ParseMode::Markdown, "hi [x](tg://user?id=abc)").unwrap_err();
+        assert_eq!(bad.position, 3);
+        // A code block at the end: its entity stays inside the trimmed text.
+        let f = parse(ParseMode::Markdown, "```\ncode\n```").unwrap();
+        assert_eq!(f.text, "code");
+        assert_eq!(
+            f.entities,
+            vec![tl::types::MessageEntityPre {
+                offset: 0,
+                length: 4,
+                language: String::new()
+            }
+            .into()]
+        );
+        assert_eq!("Markdown".parse::<ParseMode>(), Err(()));
     }
 }

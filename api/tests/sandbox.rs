@@ -1240,6 +1240,37 @@ async fn a_channels_posts_are_read_edited_pinned_and_deleted_under_its_rights() 
     assert_eq!(unpinned.status(), 204);
     assert_eq!(history(owner, "limit=5".into()).await[1]["pinned"], false);
 
+    // An edit with a mention sends it in the input form, as a send does.
+    let owner_tg = json_of(
+        app.get(&format!("/api/v1/telegram/accounts/{owner}"), t)
+            .await,
+        200,
+    )
+    .await["tg_user_id"]
+        .as_i64()
+        .expect("tg_user_id");
+    let mentioned = app
+        .request(
+            Method::PATCH,
+            &format!("{}/{three}", messages(owner)),
+            t,
+            Some(
+                json!({"text": format!("by <a href=\"tg://user?id={owner_tg}\">me</a>"),
+                        "parse_mode": "html", "link_preview": false}),
+            ),
+        )
+        .await;
+    assert_eq!(mentioned.status(), 204);
+    let missing = app
+        .request(
+            Method::DELETE,
+            &format!("{}/99999", messages(owner)),
+            t,
+            None,
+        )
+        .await;
+    assert_eq!(error_code(missing, 422).await, "MESSAGE_ID_INVALID");
+
     // Deleted for everyone: testdc holds the other two.
     let deleted = app
         .request(
@@ -1259,7 +1290,9 @@ async fn a_channels_posts_are_read_edited_pinned_and_deleted_under_its_rights() 
         .unwrap()
         .channel(-chat_id - 1_000_000_000_000)
         .expect("the channel");
-    assert_eq!(held.texts, vec!["zwei".to_owned(), "three".to_owned()]);
+    assert_eq!(held.texts, vec!["zwei".to_owned(), "by me".to_owned()]);
     assert_eq!(held.entities[0][0].kind, "italic");
+    assert_eq!(held.entities[1][0].kind, "input_mention_name");
+    assert_eq!(held.entities[1][0].user_id, Some(owner_tg));
     app.shutdown().await;
 }

@@ -6,6 +6,7 @@ use super::chat_calls::{refusal, resolve_channel};
 use super::{Admission, Class, Decided, Handler, OpFailure, View};
 use crate::client::Tg;
 use crate::peer::Peer;
+use crate::protocol::AccountError;
 
 #[derive(Debug, Clone)]
 pub struct DeleteMessage {
@@ -26,12 +27,19 @@ impl Handler for DeleteMessage {
 
     async fn run(op: Self, tg: Tg) -> Result<(), OpFailure> {
         let channel = resolve_channel(&tg, &op.chat).await?;
-        tg.call(&tl::functions::channels::DeleteMessages {
-            channel,
-            id: vec![op.message_id],
-        })
-        .await
-        .map_err(refusal)?;
+        let tl::enums::messages::AffectedMessages::Messages(affected) = tg
+            .call(&tl::functions::channels::DeleteMessages {
+                channel,
+                id: vec![op.message_id],
+            })
+            .await
+            .map_err(refusal)?;
+        // Telegram skips an id that is not there (any more): nothing was deleted, say so.
+        if affected.pts_count == 0 {
+            return Err(OpFailure::user(AccountError::ChatRefused(
+                "MESSAGE_ID_INVALID",
+            )));
+        }
         Ok(())
     }
 

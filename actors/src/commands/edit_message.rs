@@ -3,6 +3,7 @@
 use grammers_tl_types as tl;
 
 use super::chat_calls::{channel_peer, refusal, resolve_channel};
+use super::send_message::input_entities;
 use super::{Admission, Class, Decided, Handler, OpFailure, View};
 use crate::client::Tg;
 use crate::formatting::FormattedText;
@@ -13,6 +14,8 @@ pub struct EditMessage {
     pub chat: Peer,
     pub message_id: i32,
     pub text: FormattedText,
+    /// `true`: no preview of the first link (an edit sets it anew, like a send).
+    pub no_link_preview: bool,
 }
 
 impl Handler for EditMessage {
@@ -30,14 +33,14 @@ impl Handler for EditMessage {
         let channel = resolve_channel(&tg, &op.chat).await?;
         let edited = tg
             .call(&tl::functions::messages::EditMessage {
-                no_webpage: false,
+                no_webpage: op.no_link_preview,
                 invert_media: false,
                 peer: channel_peer(&channel),
                 id: op.message_id,
                 message: Some(op.text.text),
                 media: None,
                 reply_markup: None,
-                entities: Some(op.text.entities),
+                entities: Some(input_entities(&tg, op.text.entities)),
                 schedule_date: None,
                 schedule_repeat_period: None,
                 quick_reply_shortcut_id: None,

@@ -160,7 +160,7 @@ fn reply_to(message_id: i32) -> tl::enums::InputReplyTo {
 
 /// Entities as a sender writes them: a user mention (`tg://user?id=`) goes as the input form
 /// Telegram takes, with the access hash the session knows for that user.
-fn input_entities(
+pub(crate) fn input_entities(
     tg: &Tg,
     entities: Vec<tl::enums::MessageEntity>,
 ) -> Vec<tl::enums::MessageEntity> {

@@ -140,6 +140,8 @@ pub struct EditMessageRequest {
     pub text: String,
     /// `html` or `markdown`, as for sending.
     pub parse_mode: Option<String>,
+    /// `false`: no preview of the first link (as for sending; an edit sets it anew).
+    pub link_preview: Option<bool>,
 }
 
 #[utoipa::path(patch, path = "/api/v1/telegram/accounts/{id}/chats/{chat}/messages/{msg}", tag = "chats", security(("bearer" = [])),
@@ -164,6 +166,7 @@ pub async fn edit(
         chat,
         message_id,
         text,
+        no_link_preview: req.link_preview == Some(false),
     };
     fleet(&state)?.call(id, request).await?;
     Ok(StatusCode::NO_CONTENT)
