@@ -37,7 +37,7 @@ pub use commands::delete_message::DeleteMessage;
 pub use commands::edit_chat::EditChat;
 pub use commands::edit_message::EditMessage;
 pub use commands::get_chat::GetChat;
-pub use commands::history::History;
+pub use commands::history::{History, HistoryPage};
 pub use commands::invite_link::InviteLink;
 pub use commands::join_chat::JoinChat;
 pub use commands::leave_chat::LeaveChat;

@@ -1147,6 +1147,20 @@ async fn a_channels_posts_are_read_edited_pinned_and_deleted_under_its_rights() 
         let app = &app;
         async move { json_of(app.get(&path, t).await, 200).await["messages"].clone() }
     };
+    // A full page says where the next one starts; the last says nothing.
+    let first_page = json_of(
+        app.get(&format!("{}?limit=2", messages(owner)), t).await,
+        200,
+    )
+    .await;
+    assert_eq!(first_page["next_before_id"], two);
+    let last_page = json_of(
+        app.get(&format!("{}?limit=2&before_id={two}", messages(owner)), t)
+            .await,
+        200,
+    )
+    .await;
+    assert_eq!(last_page["next_before_id"], Value::Null, "{last_page}");
 
     // Newest first, a page at a time, with the formatting as it was sent.
     let page = history(owner, "limit=2".into()).await;

@@ -56,9 +56,9 @@ pub mod account {
     pub use tgfleet_actors::{
         AccountError, AccountLimits, AccountStatus, BotSignIn, Chat, ChatKind, ChatMessage,
         ChatRole, CheckPassword, CodeSent, Command, CreateChat, DeleteMessage, EditChat,
-        EditMessage, Entity, FormattedText, GetChat, History, InviteLink, JoinChat, JoinLink,
-        LeaveChat, ListChats, LogOut, LoginStep, ParseMode, Peer, Phone, PinMessage, Qr, QrCode,
-        QrLogin, SendCode, SendMessage, SendOptions, Sent, SetAdmin, SignIn, Status,
+        EditMessage, Entity, FormattedText, GetChat, History, HistoryPage, InviteLink, JoinChat,
+        JoinLink, LeaveChat, ListChats, LogOut, LoginStep, ParseMode, Peer, Phone, PinMessage, Qr,
+        QrCode, QrLogin, SendCode, SendMessage, SendOptions, Sent, SetAdmin, SignIn, Status,
         TelegramParams, TelegramTarget, ADMIN_RIGHTS, JOIN_LINK_FORMS,
     };
 }

@@ -17,26 +17,36 @@ pub struct History {
     pub before_id: Option<i32>,
 }
 
+/// One page of a chat's history.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HistoryPage {
+    pub messages: Vec<ChatMessage>,
+    /// Where the next page starts (`before_id`), when Telegram may have more; service messages
+    /// are not listed, so a page can be short and still not the last.
+    pub next_before_id: Option<i32>,
+}
+
 impl Handler for History {
-    type Reply = Vec<ChatMessage>;
+    type Reply = HistoryPage;
     type Op = Self;
-    type Done = Vec<ChatMessage>;
+    type Done = HistoryPage;
     const NAME: &'static str = "history";
     const CLASS: Class = Class::Call;
 
-    fn admit(self, view: &View) -> Admission<Self, Vec<ChatMessage>> {
+    fn admit(self, view: &View) -> Admission<Self, HistoryPage> {
         view.call_allowed().map(|()| self).into()
     }
 
-    async fn run(op: Self, tg: Tg) -> Result<Vec<ChatMessage>, OpFailure> {
+    async fn run(op: Self, tg: Tg) -> Result<HistoryPage, OpFailure> {
         let peer = resolve_peer(&tg, &op.chat).await?;
+        let limit = op.limit.clamp(1, 100) as i32;
         let answer = tg
             .call(&tl::functions::messages::GetHistory {
                 peer,
                 offset_id: op.before_id.unwrap_or(0),
                 offset_date: 0,
                 add_offset: 0,
-                limit: op.limit.clamp(1, 100) as i32,
+                limit,
                 max_id: 0,
                 min_id: 0,
                 hash: 0,
@@ -49,10 +59,23 @@ impl Handler for History {
             tl::enums::messages::Messages::ChannelMessages(m) => m.messages,
             tl::enums::messages::Messages::NotModified(_) => Vec::new(),
         };
-        Ok(messages.iter().filter_map(message::from_tl).collect())
+        let lowest = messages.iter().map(message_id).min();
+        let full = messages.len() >= limit as usize;
+        Ok(HistoryPage {
+            messages: messages.iter().filter_map(message::from_tl).collect(),
+            next_before_id: lowest.filter(|_| full),
+        })
     }
 
-    fn on_done(_view: &View, messages: Vec<ChatMessage>) -> Decided<Vec<ChatMessage>> {
-        Decided::answer(Ok(messages))
+    fn on_done(_view: &View, page: HistoryPage) -> Decided<HistoryPage> {
+        Decided::answer(Ok(page))
+    }
+}
+
+fn message_id(m: &tl::enums::Message) -> i32 {
+    match m {
+        tl::enums::Message::Message(m) => m.id,
+        tl::enums::Message::Service(m) => m.id,
+        tl::enums::Message::Empty(m) => m.id,
     }
 }

@@ -123,7 +123,7 @@ commands! {
     JoinChat => join_chat::JoinChat -> crate::chat::Chat,
     InviteLink => invite_link::InviteLink -> String,
     SetAdmin => set_admin::SetAdmin -> (),
-    History => history::History -> Vec<crate::message::ChatMessage>,
+    History => history::History -> history::HistoryPage,
     EditMessage => edit_message::EditMessage -> (),
     DeleteMessage => delete_message::DeleteMessage -> (),
     PinMessage => pin_message::PinMessage -> (),

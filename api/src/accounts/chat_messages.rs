@@ -87,6 +87,9 @@ impl From<ChatMessage> for MessageView {
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct MessageList {
     pub messages: Vec<MessageView>,
+    /// `before_id` of the next page; absent on the last one. A page can hold fewer than
+    /// `limit` messages and still not be the last (service messages are not listed).
+    pub next_before_id: Option<i32>,
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -127,9 +130,10 @@ pub async fn history(
         limit,
         before_id: q.before_id,
     };
-    let messages = fleet(&state)?.call(id, request).await?;
+    let page = fleet(&state)?.call(id, request).await?;
     Ok(Json(MessageList {
-        messages: messages.into_iter().map(MessageView::from).collect(),
+        messages: page.messages.into_iter().map(MessageView::from).collect(),
+        next_before_id: page.next_before_id,
     }))
 }
 
