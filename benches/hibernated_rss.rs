@@ -37,7 +37,7 @@ use std::time::{Duration, Instant};
 use futures::StreamExt;
 use serde_json::Value;
 use tgfleet_actors::{
-    AccountEnv, AccountLimits, AccountMetrics, SendCode, SendMessage, Sent, SignIn, TelegramParams,
+    AccountEnv, AccountLimits, SendCode, SendMessage, Sent, SignIn, TelegramParams,
 };
 use tgfleet_persistence::{AccountState, AccountUpdate, SessionCipher};
 use tgfleet_supervision::{Fleet, SupervisionSettings};
@@ -147,24 +147,26 @@ async fn run() {
             .expect("store");
     let cipher = SessionCipher::local(dir.path().join("session.key")).expect("key");
     let metrics_registry = prometheus::Registry::new();
-    let env = Arc::new(AccountEnv {
-        writes: Default::default(),
-        store: store.clone(),
-        cipher: cipher.clone(),
-        telegram: TelegramParams {
-            api_id: 1,
-            api_hash: "bench".into(),
-            target,
-        },
-        limits: AccountLimits {
-            // Pacing is per account and each sends one message: not the subject.
-            pacing: governor::Quota::per_second(NonZeroU32::new(1000).expect("non-zero")),
-            watchdog_period: Duration::from_secs(1),
-            hibernate_after: Some(Duration::from_secs(2)),
-            ..Default::default()
-        },
-        metrics: AccountMetrics::register(&metrics_registry).expect("metrics"),
-    });
+    let env = Arc::new(
+        AccountEnv::new(
+            store.clone(),
+            cipher.clone(),
+            TelegramParams {
+                api_id: 1,
+                api_hash: "bench".into(),
+                target,
+            },
+            AccountLimits {
+                // Pacing is per account and each sends one message: not the subject.
+                pacing: governor::Quota::per_second(NonZeroU32::new(1000).expect("non-zero")),
+                watchdog_period: Duration::from_secs(1),
+                hibernate_after: Some(Duration::from_secs(2)),
+                ..Default::default()
+            },
+            &metrics_registry,
+        )
+        .expect("account env"),
+    );
     let owner = bench_owner(store.as_ref()).await;
 
     // ---- setup: real logins, then copies of their sessions.

@@ -38,8 +38,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use tgfleet_actors::{
-    AccountEnv, AccountLimits, AccountMetrics, SendCode, SendMessage, SignIn, TelegramParams,
-    TelegramTarget,
+    AccountEnv, AccountLimits, SendCode, SendMessage, SignIn, TelegramParams, TelegramTarget,
 };
 use tgfleet_persistence::SessionCipher;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
@@ -192,29 +191,31 @@ impl Setup {
         let mut dcs = self.dcs.clone();
         // Sandbox users live in DC 2: make it home so no account needs a migration.
         dcs.sort_by_key(|(id, _)| (*id != 2, *id));
-        Arc::new(AccountEnv {
-            writes: Default::default(),
-            store,
-            cipher,
-            telegram: TelegramParams {
-                api_id: 1,
-                api_hash: "bench".into(),
-                target: TelegramTarget::TestDc {
-                    dcs,
-                    register_key: Arc::new(move |key| {
-                        let hex: String = key.iter().map(|b| format!("{b:02x}")).collect();
-                        let answer = control.cmd(&format!("key {hex}"));
-                        assert_eq!(answer, "ok", "testdc refused a key");
-                    }),
+        Arc::new(
+            AccountEnv::new(
+                store,
+                cipher,
+                TelegramParams {
+                    api_id: 1,
+                    api_hash: "bench".into(),
+                    target: TelegramTarget::TestDc {
+                        dcs,
+                        register_key: Arc::new(move |key| {
+                            let hex: String = key.iter().map(|b| format!("{b:02x}")).collect();
+                            let answer = control.cmd(&format!("key {hex}"));
+                            assert_eq!(answer, "ok", "testdc refused a key");
+                        }),
+                    },
                 },
-            },
-            limits: AccountLimits {
-                // Logging 1,000 accounts in at once is the bench's setup, not its subject.
-                pacing: governor::Quota::per_second(std::num::NonZeroU32::new(1000).unwrap()),
-                ..Default::default()
-            },
-            metrics: AccountMetrics::register(&registry).expect("metrics"),
-        })
+                AccountLimits {
+                    // Logging 1,000 accounts in at once is the bench's setup, not its subject.
+                    pacing: governor::Quota::per_second(std::num::NonZeroU32::new(1000).unwrap()),
+                    ..Default::default()
+                },
+                &registry,
+            )
+            .expect("account env"),
+        )
     }
 }
 

@@ -18,8 +18,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use tgfleet_actors::{
-    AccountEnv, AccountLimits, AccountMetrics, SendCode, SignIn, Status, TelegramParams,
-    TelegramTarget,
+    AccountEnv, AccountLimits, SendCode, SignIn, Status, TelegramParams, TelegramTarget,
 };
 use tgfleet_persistence::{AccountState, SessionCipher};
 use tgfleet_supervision::{Fleet, SupervisionSettings};
@@ -80,24 +79,26 @@ async fn run() {
     let registrar = dc.clone();
     let mut dcs = dc.dc_addrs();
     dcs.sort_by_key(|(id, _)| (*id != 2, *id));
-    let env = Arc::new(AccountEnv {
-        writes: Default::default(),
-        store: store.clone(),
-        cipher: SessionCipher::local(dir.path().join("session.key")).expect("key"),
-        telegram: TelegramParams {
-            api_id: 1,
-            api_hash: "bench".into(),
-            target: TelegramTarget::TestDc {
-                dcs,
-                register_key: Arc::new(move |key| registrar.register_auth_key(key)),
+    let env = Arc::new(
+        AccountEnv::new(
+            store.clone(),
+            SessionCipher::local(dir.path().join("session.key")).expect("key"),
+            TelegramParams {
+                api_id: 1,
+                api_hash: "bench".into(),
+                target: TelegramTarget::TestDc {
+                    dcs,
+                    register_key: Arc::new(move |key| registrar.register_auth_key(key)),
+                },
             },
-        },
-        limits: AccountLimits {
-            pacing: governor::Quota::per_second(NonZeroU32::new(1000).expect("non-zero")),
-            ..Default::default()
-        },
-        metrics: AccountMetrics::register(&prometheus::Registry::new()).expect("metrics"),
-    });
+            AccountLimits {
+                pacing: governor::Quota::per_second(NonZeroU32::new(1000).expect("non-zero")),
+                ..Default::default()
+            },
+            &prometheus::Registry::new(),
+        )
+        .expect("account env"),
+    );
     let settings = SupervisionSettings {
         backoff_base: backoff,
         ..Default::default()

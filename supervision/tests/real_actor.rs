@@ -5,8 +5,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tgfleet_actors::{
-    AccountEnv, AccountError, AccountLimits, AccountMetrics, CodeSent, LoginStep, SendCode,
-    SendMessage, Sent, SignIn, Status, TelegramParams, TelegramTarget,
+    AccountEnv, AccountError, AccountLimits, CodeSent, LoginStep, SendCode, SendMessage, Sent,
+    SignIn, Status, TelegramParams, TelegramTarget,
 };
 use tgfleet_persistence::{AccountKind, AccountState, NewAccount, NewUser, Role, SessionCipher};
 use tgfleet_supervision::{Fleet, FleetError, RestartReason, SupervisionSettings};
@@ -46,23 +46,24 @@ async fn open_env_sealed_by(
 ) -> Arc<AccountEnv> {
     let url = format!("sqlite://{}/tgfleet.db", dir.path().display());
     let store = tgfleet_persistence::connect(&url).await.expect("store");
-    let metrics = AccountMetrics::register(&prometheus::Registry::new()).expect("metrics");
     let registrar = dc.clone();
-    Arc::new(AccountEnv {
-        writes: Default::default(),
-        store,
-        cipher,
-        telegram: TelegramParams {
-            api_id: 1,
-            api_hash: "testdc".into(),
-            target: TelegramTarget::TestDc {
-                dcs: dc.dc_addrs(),
-                register_key: Arc::new(move |key| registrar.register_auth_key(key)),
+    Arc::new(
+        AccountEnv::new(
+            store,
+            cipher,
+            TelegramParams {
+                api_id: 1,
+                api_hash: "testdc".into(),
+                target: TelegramTarget::TestDc {
+                    dcs: dc.dc_addrs(),
+                    register_key: Arc::new(move |key| registrar.register_auth_key(key)),
+                },
             },
-        },
-        limits,
-        metrics,
-    })
+            limits,
+            &prometheus::Registry::new(),
+        )
+        .expect("account env"),
+    )
 }
 
 async fn user_account(env: &AccountEnv, phone: &str) -> i64 {

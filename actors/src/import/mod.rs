@@ -385,7 +385,6 @@ fn classify(err: InvocationError) -> ImportError {
 mod tests {
     use super::*;
     use crate::env::{AccountEnv, AccountLimits};
-    use crate::metrics::AccountMetrics;
     use crate::session::StoreSession;
     use tgfleet_persistence::{AccountKind, NewAccount, NewUser, Role, SessionCipher};
 
@@ -493,18 +492,20 @@ mod tests {
             .await
             .unwrap()
             .unwrap();
-        let env = Arc::new(AccountEnv {
-            writes: Default::default(),
-            store: store.clone(),
-            cipher: cipher.clone(),
-            telegram: TelegramParams {
-                api_id: 1,
-                api_hash: "x".into(),
-                target: TelegramTarget::Production,
-            },
-            limits: AccountLimits::default(),
-            metrics: AccountMetrics::register(&prometheus::Registry::new()).unwrap(),
-        });
+        let env = Arc::new(
+            AccountEnv::new(
+                store.clone(),
+                cipher.clone(),
+                TelegramParams {
+                    api_id: 1,
+                    api_hash: "x".into(),
+                    target: TelegramTarget::Production,
+                },
+                AccountLimits::default(),
+                &prometheus::Registry::new(),
+            )
+            .expect("account env"),
+        );
         let session = StoreSession::load_or_create(account.id, env).await.unwrap();
         assert_eq!(session.self_user_id(), Some(42));
         assert_eq!(session.home_dc(), 2);

@@ -7,8 +7,8 @@ use std::time::Duration;
 use base64::Engine;
 use ractor::{Actor, ActorRef};
 use tgfleet_actors::{
-    AccountActor, AccountArgs, AccountEnv, AccountError, AccountLimits, AccountMetrics, AccountMsg,
-    AccountStatus, Command, LoginStep, SendCode, SignIn, Status, TelegramParams, TelegramTarget,
+    AccountActor, AccountArgs, AccountEnv, AccountError, AccountLimits, AccountMsg, AccountStatus,
+    Command, LoginStep, SendCode, SignIn, Status, TelegramParams, TelegramTarget,
 };
 use tgfleet_persistence::{
     AccountId, AccountKind, AccountState, LogFilter, NewAccount, NewUser, Role, SessionCipher,
@@ -99,23 +99,24 @@ async fn open_env(
         .expect("sqlite store");
     let cipher = SessionCipher::local(dir.path().join("session.key")).expect("session key");
     let registry = prometheus::Registry::new();
-    let metrics = AccountMetrics::register(&registry).expect("metrics");
     let registrar = dc.clone();
-    let env = Arc::new(AccountEnv {
-        writes: Default::default(),
-        store,
-        cipher,
-        telegram: TelegramParams {
-            api_id: 1,
-            api_hash: "testdc".into(),
-            target: TelegramTarget::TestDc {
-                dcs: dc.dc_addrs(),
-                register_key: Arc::new(move |key| registrar.register_auth_key(key)),
+    let env = Arc::new(
+        AccountEnv::new(
+            store,
+            cipher,
+            TelegramParams {
+                api_id: 1,
+                api_hash: "testdc".into(),
+                target: TelegramTarget::TestDc {
+                    dcs: dc.dc_addrs(),
+                    register_key: Arc::new(move |key| registrar.register_auth_key(key)),
+                },
             },
-        },
-        limits,
-        metrics,
-    });
+            limits,
+            &registry,
+        )
+        .expect("account env"),
+    );
     (env, registry)
 }
 
