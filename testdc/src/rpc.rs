@@ -17,6 +17,16 @@ macro_rules! tri {
 mod channel_admin;
 mod channel_posts;
 
+/// The channel a peer names, for the caller, who must be a member (CHANNEL_PRIVATE otherwise);
+/// any other peer is PEER_ID_INVALID (testdc keeps a copy of a private message per side and
+/// does not model channel operations on them).
+fn channel_of(w: &World, me: i64, peer: &tl::enums::InputPeer) -> Result<i64, Reply> {
+    match resolve_input_peer(w, me, peer)? {
+        PeerRef::Channel(id) => Ok(id),
+        PeerRef::User(_) => Err(err(400, "PEER_ID_INVALID")),
+    }
+}
+
 /// The user logged in on this connection's key.
 fn caller(w: &World, ctx: &Ctx<'_>) -> Result<i64, Reply> {
     w.bound_user(ctx.key_id, ctx.dc_id)

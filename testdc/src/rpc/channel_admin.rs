@@ -4,7 +4,7 @@
 
 use grammers_tl_types as tl;
 
-use super::{caller, channel_tl, err, ok, Ctx, Reply};
+use super::{caller, channel_of, channel_tl, err, ok, Ctx, Reply};
 use crate::tlb;
 use crate::world::{random_i64, unix_now, AdminRec, ChannelRec, PeerRef, World};
 
@@ -28,22 +28,6 @@ fn channel_id(
             }
         }
         _ => Err(err(400, "CHANNEL_INVALID")),
-    }
-}
-
-fn channel_of_peer(w: &World, me: i64, peer: &tl::enums::InputPeer) -> Result<i64, Reply> {
-    match peer {
-        tl::enums::InputPeer::Channel(c) => channel_id(
-            w,
-            me,
-            &tl::types::InputChannel {
-                channel_id: c.channel_id,
-                access_hash: c.access_hash,
-            }
-            .into(),
-            true,
-        ),
-        _ => Err(err(400, "PEER_ID_INVALID")),
     }
 }
 
@@ -128,7 +112,7 @@ pub(super) fn edit_title(ctx: &Ctx<'_>, r: tl::functions::channels::EditTitle) -
 pub(super) fn edit_about(ctx: &Ctx<'_>, r: tl::functions::messages::EditChatAbout) -> Reply {
     let mut w = ctx.shared.world();
     let me = tri!(caller(&w, ctx));
-    let id = tri!(channel_of_peer(&w, me, &r.peer));
+    let id = tri!(channel_of(&w, me, &r.peer));
     let c = tri!(channel_mut(&mut w, id));
     if !c.may(me, "change_info") {
         return err(400, "CHAT_ADMIN_REQUIRED");
@@ -194,7 +178,7 @@ pub(super) fn join_channel(ctx: &Ctx<'_>, r: tl::functions::channels::JoinChanne
 pub(super) fn export_invite(ctx: &Ctx<'_>, r: tl::functions::messages::ExportChatInvite) -> Reply {
     let mut w = ctx.shared.world();
     let me = tri!(caller(&w, ctx));
-    let id = tri!(channel_of_peer(&w, me, &r.peer));
+    let id = tri!(channel_of(&w, me, &r.peer));
     let c = tri!(channel_mut(&mut w, id));
     if !c.may(me, "invite_users") {
         return err(400, "CHAT_ADMIN_REQUIRED");

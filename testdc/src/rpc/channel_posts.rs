@@ -4,17 +4,8 @@
 
 use grammers_tl_types as tl;
 
-use super::{caller, channel_message_tl, entities_of, err, ok, resolve_input_peer, Ctx, Reply};
-use crate::world::{unix_now, ChannelRec, PeerRef, World};
-
-/// The channel a peer names, for the caller (who must be a member).
-fn channel_of(w: &World, me: i64, peer: &tl::enums::InputPeer) -> Result<i64, Reply> {
-    match resolve_input_peer(w, me, peer)? {
-        PeerRef::Channel(id) => Ok(id),
-        // Private chats keep a copy per side in testdc; their edits are not modelled.
-        PeerRef::User(_) => Err(err(400, "PEER_ID_INVALID")),
-    }
-}
+use super::{caller, channel_message_tl, channel_of, entities_of, err, ok, Ctx, Reply};
+use crate::world::{unix_now, ChannelRec};
 
 /// Whether `me` may change message `id` of `c` with `right` (an author may change its own
 /// messages where it may still post; in a group, always).
