@@ -90,9 +90,8 @@ impl std::str::FromStr for JoinLink {
     fn from_str(raw: &str) -> Result<Self, Self::Err> {
         let raw = raw.trim();
         let username = |name: &str| {
-            let ok = (4..=32).contains(&name.len())
-                && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_');
-            ok.then(|| Self::Username(name.to_owned()))
+            crate::peer::is_username(name)
+                .then(|| Self::Username(name.to_owned()))
                 .ok_or(JOIN_LINK_FORMS)
         };
         if let Some(name) = raw.strip_prefix('@') {

@@ -258,8 +258,9 @@ fn check_html(input: &str) -> Result<String, MarkupError> {
             '>' => return fail(here, "a '>' outside a tag (write &gt;)".into()),
             '&' => {
                 let rest = &input[at..];
-                let entity = ["&lt;", "&gt;", "&amp;", "&quot;"]
-                    .into_iter()
+                let entity = NAMED_REFS
+                    .iter()
+                    .map(|(name, _)| *name)
                     .find(|e| rest.starts_with(e))
                     .or_else(|| numeric_entity(rest));
                 let Some(entity) = entity else {
@@ -283,6 +284,14 @@ fn check_html(input: &str) -> Result<String, MarkupError> {
     }
     Ok(out)
 }
+
+/// The named character references the Bot API's HTML knows (numeric ones aside).
+const NAMED_REFS: [(&str, char); 4] = [
+    ("&lt;", '<'),
+    ("&gt;", '>'),
+    ("&amp;", '&'),
+    ("&quot;", '"'),
+];
 
 /// `&#NN;` or `&#xNN;` at the start of `rest`.
 fn numeric_entity(rest: &str) -> Option<&str> {
@@ -376,25 +385,18 @@ fn decode_refs(raw: &str) -> Option<String> {
     while let Some(at) = rest.find('&') {
         out.push_str(&rest[..at]);
         rest = &rest[at..];
-        let (decoded, len) = if let Some(named) = [
-            ("&lt;", '<'),
-            ("&gt;", '>'),
-            ("&amp;", '&'),
-            ("&quot;", '"'),
-        ]
-        .iter()
-        .find(|(e, _)| rest.starts_with(e))
-        {
-            (named.1, named.0.len())
-        } else {
-            let entity = numeric_entity(rest)?;
-            let digits = &entity[2..entity.len() - 1];
-            let value = match digits.strip_prefix(['x', 'X']) {
-                Some(hex) => u32::from_str_radix(hex, 16).ok()?,
-                None => digits.parse().ok()?,
+        let (decoded, len) =
+            if let Some(named) = NAMED_REFS.iter().find(|(e, _)| rest.starts_with(e)) {
+                (named.1, named.0.len())
+            } else {
+                let entity = numeric_entity(rest)?;
+                let digits = &entity[2..entity.len() - 1];
+                let value = match digits.strip_prefix(['x', 'X']) {
+                    Some(hex) => u32::from_str_radix(hex, 16).ok()?,
+                    None => digits.parse().ok()?,
+                };
+                (char::from_u32(value).filter(|c| *c != '\0')?, entity.len())
             };
-            (char::from_u32(value).filter(|c| *c != '\0')?, entity.len())
-        };
         out.push(decoded);
         rest = &rest[len..];
     }

@@ -19,6 +19,11 @@ pub enum Peer {
 /// What a caller is told about a peer that is none of the accepted forms.
 pub const PEER_FORMS: &str = "must be me, @username, +phone or a numeric id";
 
+/// A Telegram username without its `@`: 4 to 32 letters, digits and underscores.
+pub fn is_username(name: &str) -> bool {
+    (4..=32).contains(&name.len()) && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+}
+
 impl FromStr for Peer {
     type Err = &'static str;
 
@@ -28,9 +33,7 @@ impl FromStr for Peer {
             return Ok(Self::Me);
         }
         if let Some(name) = raw.strip_prefix('@') {
-            let ok = (4..=32).contains(&name.len())
-                && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_');
-            return if ok {
+            return if is_username(name) {
                 Ok(Self::Username(name.to_owned()))
             } else {
                 Err(PEER_FORMS)
