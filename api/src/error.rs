@@ -119,6 +119,14 @@ impl ApiError {
 }
 
 impl ApiError {
+    /// A 422 about one field of the request.
+    pub fn field(field: &'static str, message: impl Into<String>) -> Self {
+        Self::Validation(vec![FieldError {
+            field,
+            message: message.into(),
+        }])
+    }
+
     pub fn telegram_not_configured() -> Self {
         Self::Unavailable {
             code: "TELEGRAM_NOT_CONFIGURED",

@@ -181,10 +181,7 @@ const CHAT_FORMS: &str = "must be a chat id (-100… for channels) or @username"
 pub(crate) fn chat_ref(raw: &str) -> Result<Peer, ApiError> {
     match raw.parse::<Peer>() {
         Ok(peer @ (Peer::Id(_) | Peer::Username(_))) => Ok(peer),
-        _ => Err(ApiError::Validation(vec![crate::error::FieldError {
-            field: "chat",
-            message: CHAT_FORMS.into(),
-        }])),
+        _ => Err(ApiError::field("chat", CHAT_FORMS)),
     }
 }
 
@@ -311,12 +308,10 @@ pub async fn join(
     ApiJson(req): ApiJson<JoinRequest>,
 ) -> Result<Json<ChatView>, ApiError> {
     check_account_access(&state, &user, id).await?;
-    let link = req.link.parse::<JoinLink>().map_err(|why| {
-        ApiError::Validation(vec![crate::error::FieldError {
-            field: "link",
-            message: why.into(),
-        }])
-    })?;
+    let link = req
+        .link
+        .parse::<JoinLink>()
+        .map_err(|why| ApiError::field("link", why))?;
     let chat = fleet(&state)?.call(id, JoinChat { link }).await?;
     Ok(Json(chat.into()))
 }
@@ -361,12 +356,7 @@ fn admin_user(raw: &str) -> Result<Peer, ApiError> {
         Ok(peer) => Ok(peer),
         Err(_) => Err(()),
     }
-    .map_err(|()| {
-        ApiError::Validation(vec![crate::error::FieldError {
-            field: "user",
-            message: "must be @username, +phone or a user id".into(),
-        }])
-    })
+    .map_err(|()| ApiError::field("user", "must be @username, +phone or a user id"))
 }
 
 #[utoipa::path(put, path = "/api/v1/telegram/accounts/{id}/chats/{chat}/admins/{user}", tag = "chats", security(("bearer" = [])),

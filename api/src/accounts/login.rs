@@ -124,12 +124,10 @@ pub async fn send_code(
     ApiJson(req): ApiJson<SendCodeRequest>,
 ) -> Result<Json<CodeSent>, ApiError> {
     let account = user_account(&state, &user, id).await?;
-    let phone: Phone = req.phone.parse().map_err(|_| {
-        ApiError::Validation(vec![crate::error::FieldError {
-            field: "phone",
-            message: "must be + and 7 to 15 digits".into(),
-        }])
-    })?;
+    let phone: Phone = req
+        .phone
+        .parse()
+        .map_err(|_| ApiError::field("phone", "must be + and 7 to 15 digits"))?;
     super::check_pending_login_quota(&state, &user, &account).await?;
     // Nothing is written here: the account holds the phone only once it is authorized (the
     // actor writes it then, and the store's unique index decides a race). This read only spares
@@ -174,10 +172,10 @@ pub async fn sign_in(
     user_account(&state, &user, id).await?;
     let code = req.code.trim().to_owned();
     if code.is_empty() || code.len() > 16 || !code.bytes().all(|b| b.is_ascii_alphanumeric()) {
-        return Err(ApiError::Validation(vec![crate::error::FieldError {
-            field: "code",
-            message: "must be the code Telegram sent (digits)".into(),
-        }]));
+        return Err(ApiError::field(
+            "code",
+            "must be the code Telegram sent (digits)",
+        ));
     }
     login_step(step(&state, &user, id, "login_sign_in", SignIn { code }).await?)
 }
@@ -196,10 +194,10 @@ pub async fn password(
 ) -> Result<Json<LoginStep>, ApiError> {
     user_account(&state, &user, id).await?;
     if req.password.is_empty() || req.password.len() > 1024 {
-        return Err(ApiError::Validation(vec![crate::error::FieldError {
-            field: "password",
-            message: "must be the account's 2FA password".into(),
-        }]));
+        return Err(ApiError::field(
+            "password",
+            "must be the account's 2FA password",
+        ));
     }
     login_step(
         step(

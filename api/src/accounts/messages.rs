@@ -79,10 +79,7 @@ pub async fn send(
     v.finish()?;
     let text = formatted(req.text, req.parse_mode.as_deref())?;
     let Some(peer) = peer else {
-        return Err(ApiError::Validation(vec![crate::error::FieldError {
-            field: "peer",
-            message: PEER_FORMS.into(),
-        }]));
+        return Err(ApiError::field("peer", PEER_FORMS));
     };
     let request = SendMessage {
         peer,
@@ -107,12 +104,7 @@ pub async fn send(
 pub(crate) fn formatted(text: String, parse_mode: Option<&str>) -> Result<FormattedText, ApiError> {
     let formatted = match parse_mode.map(str::parse::<ParseMode>) {
         None => FormattedText::plain(text),
-        Some(Err(())) => {
-            return Err(ApiError::Validation(vec![crate::error::FieldError {
-                field: "parse_mode",
-                message: "must be html or markdown".into(),
-            }]))
-        }
+        Some(Err(())) => return Err(ApiError::field("parse_mode", "must be html or markdown")),
         Some(Ok(mode)) => formatting::parse(mode, &text).map_err(|e| ApiError::Unprocessable {
             code: "MARKUP_INVALID",
             message: format!("text: {e}"),
@@ -120,10 +112,10 @@ pub(crate) fn formatted(text: String, parse_mode: Option<&str>) -> Result<Format
     };
     let chars = formatted.text.chars().count();
     if !(1..=4096).contains(&chars) {
-        return Err(ApiError::Validation(vec![crate::error::FieldError {
-            field: "text",
-            message: "must be 1 to 4096 characters (formatting not counted)".into(),
-        }]));
+        return Err(ApiError::field(
+            "text",
+            "must be 1 to 4096 characters (formatting not counted)",
+        ));
     }
     Ok(formatted)
 }
