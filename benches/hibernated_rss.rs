@@ -124,6 +124,8 @@ fn percentiles(mut latencies: Vec<Duration>) -> (f64, f64, f64) {
 
 fn send(text: &str) -> SendMessage {
     SendMessage {
+        media: Vec::new(),
+        random_id: None,
         peer: tgfleet_actors::Peer::Me,
         text: text.into(),
         dedupe_key: None,

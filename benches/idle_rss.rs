@@ -494,6 +494,8 @@ async fn reopen_by_use(
 ) {
     use futures::StreamExt;
     let send = || SendMessage {
+        media: Vec::new(),
+        random_id: None,
         peer: tgfleet_actors::Peer::Me,
         text: "reopen".into(),
         dedupe_key: None,

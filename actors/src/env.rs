@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use governor::Quota;
-use tgfleet_persistence::{AccountId, SessionCipher, Store};
+use tgfleet_persistence::{AccountId, MediaStorage, SessionCipher, Store};
 
 use crate::metrics::AccountMetrics;
 
@@ -29,6 +29,9 @@ pub struct AccountEnv {
     pub metrics: AccountMetrics,
     /// Each account's row and log writes, off its mailbox and in order.
     pub writes: Arc<crate::writes::AccountWrites>,
+    /// Where the media library's bytes are, for sending them; `None` in a fleet without one
+    /// (tests), where sending media answers `MEDIA_STORAGE_UNAVAILABLE`.
+    pub media: Option<MediaStorage>,
 }
 
 impl AccountEnv {
@@ -47,6 +50,7 @@ impl AccountEnv {
             limits,
             metrics: AccountMetrics::register(metrics_registry)?,
             writes: Default::default(),
+            media: None,
         })
     }
 }

@@ -26,6 +26,7 @@ pub mod protocol;
 pub mod session;
 pub mod state;
 mod stop;
+pub mod upload;
 pub mod writes;
 
 pub use actor::{AccountActor, AccountMsg, StopReason};

@@ -119,6 +119,9 @@ pub struct SentRecord {
     pub key: String,
     pub random_id: i64,
     pub message_id: Option<i32>,
+    /// An album's other messages, in order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub more_ids: Vec<i32>,
 }
 
 /// What is serialized, sealed and stored.
@@ -632,10 +635,12 @@ impl StoreSession {
         .await
     }
 
-    pub async fn complete_send(&self, key: &str, message_id: i32) -> Result<(), SessionError> {
+    /// Records the message ids Telegram gave the send (an album's in order).
+    pub async fn complete_send(&self, key: &str, ids: &[i32]) -> Result<(), SessionError> {
         self.change(|inner| match inner.sent.iter_mut().find(|r| r.key == key) {
             Some(record) => {
-                record.message_id = Some(message_id);
+                record.message_id = ids.first().copied();
+                record.more_ids = ids.get(1..).unwrap_or_default().to_vec();
                 true
             }
             None => false,

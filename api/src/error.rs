@@ -55,6 +55,9 @@ pub enum ApiError {
     UnsupportedMediaType,
     #[error("the request body is too large")]
     PayloadTooLarge,
+    /// 413 with its own code (an upload over the media limit).
+    #[error("{message}")]
+    TooLarge { code: &'static str, message: String },
     #[error("{0} not found")]
     NotFound(&'static str),
     #[error("{message}")]
@@ -88,7 +91,7 @@ impl ApiError {
             Self::NotFound(_) => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::PayloadTooLarge | Self::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             Self::Conflict { .. } => StatusCode::CONFLICT,
             Self::Unprocessable { .. } | Self::Validation(_) => StatusCode::UNPROCESSABLE_ENTITY,
             Self::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
@@ -104,7 +107,8 @@ impl ApiError {
             | Self::Unprocessable { code, .. }
             | Self::TooManyRequests { code, .. }
             | Self::Unavailable { code, .. }
-            | Self::ForbiddenCode { code, .. } => code,
+            | Self::ForbiddenCode { code, .. }
+            | Self::TooLarge { code, .. } => code,
             Self::InvalidCredentials => "INVALID_CREDENTIALS",
             Self::Unauthorized => "UNAUTHORIZED",
             Self::Forbidden => "FORBIDDEN",
@@ -195,6 +199,7 @@ impl From<AccountError> for ApiError {
                 "CHAT_ADMIN_REQUIRED"
                 | "CHAT_WRITE_FORBIDDEN"
                 | "CHAT_SEND_PLAIN_FORBIDDEN"
+                | "CHAT_SEND_MEDIA_FORBIDDEN"
                 | "USER_BANNED_IN_CHANNEL"
                 | "USER_PRIVACY_RESTRICTED"
                 | "RIGHT_FORBIDDEN"

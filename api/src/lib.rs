@@ -9,8 +9,10 @@ pub mod extract;
 pub mod health;
 pub mod logging;
 pub mod logs;
+pub mod media;
 pub mod metrics;
 pub mod openapi;
+pub mod posts;
 pub mod ratelimit;
 #[cfg(feature = "sandbox")]
 pub mod sandbox;

@@ -1,6 +1,6 @@
 use crate::error::ApiError;
 use crate::state::AppState;
-use crate::{accounts, auth, health, logs, metrics, openapi, ratelimit, users};
+use crate::{accounts, auth, health, logs, media, metrics, openapi, posts, ratelimit, users};
 use anyhow::Context;
 use axum::extract::{ConnectInfo, DefaultBodyLimit, State};
 use axum::http::{HeaderValue, Method};
@@ -139,6 +139,19 @@ pub fn api_router(state: AppState) -> Router {
             "/api/v1/telegram/accounts/{id}/chats/{chat}/admins/{user}",
             put(accounts::chats::promote).delete(accounts::chats::demote),
         )
+        .route(
+            media::UPLOAD_ROUTE,
+            post(media::upload)
+                .get(media::list)
+                // The upload streams its body and bounds it itself (media.max_size_bytes).
+                .layer(DefaultBodyLimit::disable()),
+        )
+        .route("/api/v1/media/{id}", get(media::get).delete(media::delete))
+        .route("/api/v1/posts", post(posts::create).get(posts::list))
+        .route(
+            "/api/v1/posts/{id}",
+            get(posts::get).patch(posts::edit).delete(posts::delete),
+        )
         .route("/api/v1/telegram/logs", get(logs::list))
         .route("/api/v1/telegram/stats/errors", get(logs::error_stats));
     #[cfg(feature = "sandbox")]
@@ -265,9 +278,11 @@ pub async fn launch(
     });
 
     let maintenance = tokio::spawn(maintenance(state.clone(), stop.clone()));
+    let posts = tokio::spawn(crate::posts::scheduler::run(state.clone(), stop.clone()));
     tokio::join!(api, metrics);
     stop.cancel();
     let _ = maintenance.await;
+    let _ = posts.await;
     // HTTP is closed, so nothing new reaches the actors; now let them persist and stop.
     if let Some(fleet) = &state.fleet {
         fleet.shutdown().await;
@@ -476,6 +491,15 @@ async fn request_timeout(
     next: axum::middleware::Next,
 ) -> axum::response::Response {
     use axum::response::IntoResponse;
+    // An upload lasts as long as its bytes take; it bounds a stalled body itself.
+    let upload = req.method() == Method::POST
+        && req
+            .extensions()
+            .get::<axum::extract::MatchedPath>()
+            .is_some_and(|p| p.as_str() == media::UPLOAD_ROUTE);
+    if upload {
+        return next.run(req).await;
+    }
     match tokio::time::timeout(limit, next.run(req)).await {
         Ok(response) => response,
         Err(_) => ApiError::Unavailable {

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tgfleet_config::{SecretsBackend, Settings};
 use tgfleet_persistence::{
-    InstanceLock, LockError, SessionCipher, Store, VaultParams, VaultSecrets,
+    InstanceLock, LockError, MediaStorage, SessionCipher, Store, VaultParams, VaultSecrets,
 };
 use tgfleet_supervision::account::{AccountLimits, TelegramParams, TelegramTarget};
 use tgfleet_supervision::{AccountSetup, Fleet, SupervisionSettings};
@@ -36,6 +36,8 @@ pub enum StartupError {
     Telegram(String),
     #[error("fleet: {0}")]
     Fleet(String),
+    #[error("media storage: {0}")]
+    Media(String),
     /// Another process holds the database's single-process lock.
     #[error("{0}")]
     AlreadyRunning(String),
@@ -150,12 +152,15 @@ pub async fn build_state(mut settings: Settings) -> Result<AppState, StartupErro
         settings.import.items_per_minute_per_user,
     );
 
+    let media =
+        MediaStorage::from_settings(&settings).map_err(|e| StartupError::Media(one_line(&e)))?;
     crate::auth::password::warm_up().await;
     let (telegram, sandbox) = telegram_target(&settings).await?;
     let fleet = match &telegram {
         Some(telegram) => Some(
             start_fleet(
                 &settings,
+                media.clone(),
                 store.clone(),
                 cipher.clone(),
                 telegram.clone(),
@@ -184,6 +189,8 @@ pub async fn build_state(mut settings: Settings) -> Result<AppState, StartupErro
         limits,
         fleet,
         sandbox,
+        media,
+        posts_due: Arc::default(),
         metrics_registry: registry,
         http_metrics,
         started_at: Instant::now(),
@@ -281,6 +288,7 @@ async fn sandbox_target(_: &Settings) -> Result<(TelegramParams, Sandbox), Start
 
 async fn start_fleet(
     settings: &Settings,
+    media: MediaStorage,
     store: Arc<dyn Store>,
     cipher: SessionCipher,
     telegram: TelegramParams,
@@ -302,6 +310,7 @@ async fn start_fleet(
         cipher,
         telegram,
         limits,
+        media: Some(media),
     };
     let supervision = SupervisionSettings {
         shards: f.shards as usize,

@@ -27,6 +27,10 @@ pub struct AppState {
     pub fleet: Option<Fleet>,
     /// The in-process testdc of `serve --sandbox`.
     pub sandbox: Option<Sandbox>,
+    /// Where the media library's bytes are.
+    pub media: tgfleet_persistence::MediaStorage,
+    /// Wakes the post scheduler when a post may have become due (created, rescheduled).
+    pub posts_due: Arc<tokio::sync::Notify>,
     /// The Prometheus registry `/metrics` serves (the account registry is the fleet's).
     pub metrics_registry: prometheus::Registry,
     pub http_metrics: HttpMetrics,

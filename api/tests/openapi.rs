@@ -35,6 +35,11 @@ impl Contract {
         body: Option<Value>,
     ) -> (u16, Value) {
         let r = app.request(method.clone(), path, token, body).await;
+        self.check(method, template, r).await
+    }
+
+    /// Checks an answer to a request sent some other way (a raw upload body).
+    async fn check(&self, method: Method, template: &str, r: reqwest::Response) -> (u16, Value) {
         let status = r.status().as_u16();
         let ctype = r
             .headers()
@@ -346,6 +351,150 @@ async fn every_route_is_documented_and_every_response_matches_it() {
         Some(json!({"peer": "nobody!", "text": ""})),
     )
     .await;
+    // The media library: a raw upload (201, then 200 for the same bytes), a list, one item, an
+    // album sent with it, and its deletion.
+    let upload = |bytes: Vec<u8>| {
+        app.client
+            .post(format!("{}/api/v1/media?file_name=doc.png", app.base))
+            .bearer_auth(&token)
+            .body(bytes)
+            .send()
+    };
+    let png = |tag: u8| {
+        let mut b = b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR".to_vec();
+        b.extend([tag; 64]);
+        b
+    };
+    let (_, item) = c
+        .check(M::POST, "/api/v1/media", upload(png(1)).await.unwrap())
+        .await;
+    c.check(M::POST, "/api/v1/media", upload(png(1)).await.unwrap())
+        .await;
+    let (_, second) = c
+        .check(M::POST, "/api/v1/media", upload(png(2)).await.unwrap())
+        .await;
+    c.check(M::POST, "/api/v1/media", upload(Vec::new()).await.unwrap())
+        .await;
+    let media_id = item["id"].as_str().unwrap().to_owned();
+    c.call(
+        &app,
+        M::GET,
+        "/api/v1/media",
+        "/api/v1/media?limit=1",
+        t,
+        None,
+    )
+    .await;
+    c.call(
+        &app,
+        M::GET,
+        "/api/v1/media",
+        "/api/v1/media?limit=0",
+        t,
+        None,
+    )
+    .await;
+    let media_t = "/api/v1/media/{id}";
+    c.call(
+        &app,
+        M::GET,
+        media_t,
+        &format!("/api/v1/media/{media_id}"),
+        t,
+        None,
+    )
+    .await;
+    c.call(
+        &app,
+        M::POST,
+        msg_t,
+        &format!("/api/v1/telegram/accounts/{id}/messages"),
+        t,
+        Some(json!({"peer": "me", "media": [media_id, second["id"]], "text": "album"})),
+    )
+    .await;
+    c.call(
+        &app,
+        M::DELETE,
+        media_t,
+        &format!("/api/v1/media/{media_id}"),
+        t,
+        None,
+    )
+    .await;
+    c.call(
+        &app,
+        M::GET,
+        media_t,
+        &format!("/api/v1/media/{media_id}"),
+        t,
+        None,
+    )
+    .await;
+    // Posts: created for tomorrow, listed, read, edited, refused when bad, cancelled, then 409.
+    let tomorrow = (chrono::Utc::now() + chrono::Duration::days(1)).to_rfc3339();
+    let (_, post) = c
+        .call(
+            &app,
+            M::POST,
+            "/api/v1/posts",
+            "/api/v1/posts",
+            t,
+            Some(json!({"targets": [{"account_id": id, "chat": "me"}], "text": "later", "publish_at": tomorrow})),
+        )
+        .await;
+    c.call(
+        &app,
+        M::POST,
+        "/api/v1/posts",
+        "/api/v1/posts",
+        t,
+        Some(json!({"targets": [], "text": "x"})),
+    )
+    .await;
+    let post_t = "/api/v1/posts/{id}";
+    let post_url = format!("/api/v1/posts/{}", post["id"].as_str().unwrap());
+    c.call(
+        &app,
+        M::GET,
+        "/api/v1/posts",
+        "/api/v1/posts?state=scheduled",
+        t,
+        None,
+    )
+    .await;
+    c.call(
+        &app,
+        M::GET,
+        "/api/v1/posts",
+        "/api/v1/posts?state=odd",
+        t,
+        None,
+    )
+    .await;
+    c.call(&app, M::GET, post_t, &post_url, t, None).await;
+    c.call(
+        &app,
+        M::PATCH,
+        post_t,
+        &post_url,
+        t,
+        Some(json!({"text": "later still"})),
+    )
+    .await;
+    c.call(&app, M::DELETE, post_t, &post_url, t, None).await;
+    c.call(
+        &app,
+        M::PATCH,
+        post_t,
+        &post_url,
+        t,
+        Some(json!({"text": "no"})),
+    )
+    .await;
+    c.call(&app, M::DELETE, post_t, &post_url, t, None).await;
+    c.call(&app, M::GET, post_t, "/api/v1/posts/missing", t, None)
+        .await;
     let chats_t = "/api/v1/telegram/accounts/{id}/chats";
     let chats = format!("/api/v1/telegram/accounts/{id}/chats");
     c.call(

@@ -19,6 +19,8 @@ pub struct Settings {
     pub fleet: FleetSettings,
     pub accounts: AccountsSettings,
     pub import: ImportSettings,
+    pub media: MediaSettings,
+    pub posts: PostsSettings,
     pub log: LogSettings,
     /// Turns on the Swagger UI at `/docs`; never in production.
     pub debug: bool,
@@ -43,6 +45,8 @@ impl Default for Settings {
             fleet: FleetSettings::default(),
             accounts: AccountsSettings::default(),
             import: ImportSettings::default(),
+            media: MediaSettings::default(),
+            posts: PostsSettings::default(),
             log: LogSettings::default(),
             debug: false,
             sandbox: false,
@@ -64,6 +68,14 @@ impl Settings {
 
     pub fn session_key_path(&self) -> PathBuf {
         self.data_dir.join("session.key")
+    }
+
+    /// The directory of the local media storage.
+    pub fn media_dir(&self) -> PathBuf {
+        self.media
+            .dir
+            .clone()
+            .unwrap_or_else(|| self.data_dir.join("media"))
     }
 
     pub fn jwt_secret_path(&self) -> PathBuf {
@@ -116,6 +128,24 @@ impl Settings {
                     "required when secrets.backend = \"vault\"",
                 ));
             }
+        }
+        if self.posts.max_attempts == 0 || self.posts.parallel_accounts == 0 {
+            return Err(ConfigError::new(
+                "posts",
+                "max_attempts and parallel_accounts must be at least 1",
+            ));
+        }
+        if self.media.max_size_bytes == 0 {
+            return Err(ConfigError::new(
+                "media.max_size_bytes",
+                "must be at least 1",
+            ));
+        }
+        if self.media.storage == MediaStorageKind::S3 && self.media.s3.bucket.is_empty() {
+            return Err(ConfigError::new(
+                "media.s3.bucket",
+                "required when media.storage = \"s3\"",
+            ));
         }
         if let Some(id) = self.telegram.api_id {
             if id <= 0 {
@@ -278,6 +308,80 @@ impl Default for AccountsSettings {
 
 /// Bounds on session import, whose every item opens a fresh Telegram connection to check the
 /// session before it is stored.
+/// How posts are delivered.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct PostsSettings {
+    /// A delivery waits out Telegram's flood waits until it is this late (seconds after its
+    /// publish time); later than that it fails with FLOOD_WAIT. An hour covers the flood waits
+    /// a busy account meets, while a post is not published a day late without anyone noticing.
+    pub max_delay_s: u64,
+    /// Attempts at a delivery that meets transient trouble (Telegram unreachable, a timeout)
+    /// before it fails; they back off from 2 s up to 5 minutes, so 10 attempts span ~20 minutes.
+    pub max_attempts: u32,
+    /// Accounts delivering at once: each sends its deliveries one after another, at its own
+    /// pacing; more accounts than this wait their turn.
+    pub parallel_accounts: usize,
+}
+
+impl Default for PostsSettings {
+    fn default() -> Self {
+        Self {
+            max_delay_s: 3600,
+            max_attempts: 10,
+            parallel_accounts: 64,
+        }
+    }
+}
+
+/// The media library: where uploaded files are kept and how big one may be.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct MediaSettings {
+    pub storage: MediaStorageKind,
+    /// The directory of `storage = "local"`; `<data_dir>/media` when unset.
+    pub dir: Option<PathBuf>,
+    /// Largest file one upload may be: 2 GiB is what Telegram takes from a user account (a bot
+    /// may send at most 50 MB, checked when it sends).
+    pub max_size_bytes: u64,
+    pub s3: S3Settings,
+}
+
+impl Default for MediaSettings {
+    fn default() -> Self {
+        Self {
+            storage: MediaStorageKind::Local,
+            dir: None,
+            max_size_bytes: 2 << 30,
+            s3: S3Settings::default(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MediaStorageKind {
+    /// A directory on this machine.
+    Local,
+    /// An S3-compatible bucket (AWS, MinIO, Ceph, R2…).
+    S3,
+}
+
+/// An S3-compatible bucket. Credentials left unset come from the usual AWS environment
+/// (`AWS_ACCESS_KEY_ID`, …, instance metadata).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct S3Settings {
+    pub bucket: String,
+    /// The endpoint of a non-AWS server, e.g. `http://127.0.0.1:9000`.
+    pub endpoint: Option<String>,
+    pub region: Option<String>,
+    pub access_key_id: Option<String>,
+    pub secret_access_key: Option<Secret>,
+    /// Keys under this prefix only, so one bucket can serve several installs.
+    pub prefix: String,
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct ImportSettings {

@@ -3,6 +3,7 @@
 
 pub mod cipher;
 pub mod lock;
+pub mod media_storage;
 pub mod model;
 pub mod phone;
 pub mod store;
@@ -11,8 +12,10 @@ pub mod testing;
 
 pub use cipher::{CipherError, SessionCipher, VaultParams, VaultSecrets};
 pub use lock::{InstanceLock, LockError};
+pub use media_storage::{Blob, BlobWriter, MediaStorage};
 pub use model::*;
 pub use phone::Phone;
 pub use store::{
-    connect, create_private_dir, PgStore, SqliteStore, Store, StoreError, StoreResult,
+    connect, create_private_dir, MediaRecords, PgStore, PostRecords, SqliteStore, Store,
+    StoreError, StoreResult,
 };

@@ -311,3 +311,203 @@ pub struct ErrorStats {
     /// (account id, count), most frequent first.
     pub by_account: Vec<(AccountId, i64)>,
 }
+
+/// What Telegram shows a media item as; decided from the bytes at upload.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MediaKind {
+    Photo,
+    Video,
+    Animation,
+    Audio,
+    Voice,
+    Document,
+}
+
+impl MediaKind {
+    pub const ALL: [MediaKind; 6] = [
+        MediaKind::Photo,
+        MediaKind::Video,
+        MediaKind::Animation,
+        MediaKind::Audio,
+        MediaKind::Voice,
+        MediaKind::Document,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MediaKind::Photo => "photo",
+            MediaKind::Video => "video",
+            MediaKind::Animation => "animation",
+            MediaKind::Audio => "audio",
+            MediaKind::Voice => "voice",
+            MediaKind::Document => "document",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|k| k.as_str() == s)
+    }
+}
+
+/// One file of a user's media library. `id` is a UUIDv7 string, so ids sort by upload time.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Media {
+    pub id: String,
+    pub owner_id: UserId,
+    /// Lower-case hex SHA-256 of the bytes.
+    pub sha256: String,
+    pub size: i64,
+    pub mime: String,
+    pub kind: MediaKind,
+    pub file_name: String,
+    /// Where the bytes are in the media storage.
+    pub storage_key: String,
+    pub created_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct MediaFilter {
+    /// Only this owner's items (None: everyone's, for an admin).
+    pub owner_id: Option<UserId>,
+    /// Keyset cursor: items with a smaller id (older), newest first.
+    pub before_id: Option<String>,
+    pub limit: u32,
+}
+
+/// A post's state: `scheduled` until its first delivery starts, `publishing` while any is
+/// pending, then what its deliveries came to; `cancelled` by its owner.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PostState {
+    Scheduled,
+    Publishing,
+    Published,
+    PartiallyFailed,
+    Failed,
+    Cancelled,
+}
+
+impl PostState {
+    pub const ALL: [PostState; 6] = [
+        PostState::Scheduled,
+        PostState::Publishing,
+        PostState::Published,
+        PostState::PartiallyFailed,
+        PostState::Failed,
+        PostState::Cancelled,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PostState::Scheduled => "scheduled",
+            PostState::Publishing => "publishing",
+            PostState::Published => "published",
+            PostState::PartiallyFailed => "partially_failed",
+            PostState::Failed => "failed",
+            PostState::Cancelled => "cancelled",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|k| k.as_str() == s)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DeliveryState {
+    Pending,
+    Sending,
+    Sent,
+    Failed,
+}
+
+impl DeliveryState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DeliveryState::Pending => "pending",
+            DeliveryState::Sending => "sending",
+            DeliveryState::Sent => "sent",
+            DeliveryState::Failed => "failed",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        [
+            DeliveryState::Pending,
+            DeliveryState::Sending,
+            DeliveryState::Sent,
+            DeliveryState::Failed,
+        ]
+        .into_iter()
+        .find(|k| k.as_str() == s)
+    }
+}
+
+/// What is posted, to which targets, and when.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Post {
+    /// UUIDv7, so ids sort by creation.
+    pub id: String,
+    pub owner_id: UserId,
+    pub state: PostState,
+    pub text: String,
+    pub parse_mode: Option<String>,
+    /// Media library ids.
+    pub media: Vec<String>,
+    pub silent: bool,
+    pub link_preview: bool,
+    pub publish_at: DateTime<Utc>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+/// One target of a post: an account sending into a chat.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Delivery {
+    pub post_id: String,
+    pub idx: i32,
+    pub account_id: AccountId,
+    /// The chat as the post named it (a Bot API id or `@username`).
+    pub chat: String,
+    pub state: DeliveryState,
+    /// Fixed before the first send: every attempt is the same message to Telegram.
+    pub random_id: i64,
+    pub attempts: i32,
+    pub next_attempt_at: DateTime<Utc>,
+    pub message_ids: Vec<i32>,
+    pub error_code: Option<String>,
+    pub error_message: Option<String>,
+    pub updated_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct PostFilter {
+    pub owner_id: Option<UserId>,
+    pub state: Option<PostState>,
+    /// Keyset cursor: posts with a smaller id (older), newest first.
+    pub before_id: Option<String>,
+    pub limit: u32,
+}
+
+/// A change to a scheduled post (each `None` keeps its value).
+#[derive(Debug, Clone, Default)]
+pub struct PostEdit {
+    pub text: Option<String>,
+    pub parse_mode: Option<Option<String>>,
+    pub media: Option<Vec<String>>,
+    pub silent: Option<bool>,
+    pub link_preview: Option<bool>,
+    pub publish_at: Option<DateTime<Utc>>,
+}
+
+/// What one attempt at a delivery came to.
+#[derive(Debug, Clone)]
+pub struct DeliveryOutcome {
+    pub state: DeliveryState,
+    pub next_attempt_at: DateTime<Utc>,
+    pub message_ids: Vec<i32>,
+    pub error_code: Option<String>,
+    pub error_message: Option<String>,
+}

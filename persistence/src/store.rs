@@ -6,9 +6,14 @@ use async_trait::async_trait;
 use chrono::{DateTime, Timelike, Utc};
 use std::sync::Arc;
 
+mod media;
 mod postgres;
+mod posts;
 mod sql;
 mod sqlite;
+
+pub use media::MediaRecords;
+pub use posts::PostRecords;
 
 pub use postgres::PgStore;
 pub use sqlite::SqliteStore;
@@ -33,7 +38,7 @@ pub type StoreResult<T> = Result<T, StoreError>;
 
 /// Session blobs passed here are always sealed by `SessionCipher`; a store never sees plaintext.
 #[async_trait]
-pub trait Store: Send + Sync + 'static {
+pub trait Store: MediaRecords + PostRecords + Send + Sync + 'static {
     /// "sqlite" or "postgres", for health reports.
     fn backend(&self) -> &'static str;
     async fn ping(&self) -> StoreResult<()>;

@@ -1,5 +1,6 @@
 //! Test harness shared by every crate's tests (cargo feature `testing`): a fresh database per test
-//! on either backend, an in-memory store for tests on paused time, and a real OpenBao dev server.
+//! on either backend, an in-memory store for tests on paused time, a real OpenBao dev server and a
+//! real S3 API server (moto).
 //!
 //! External services are optional on a developer's machine: when PostgreSQL or the `bao` binary is
 //! missing, the helpers print a notice and return `None` so the test can return early. With
@@ -13,8 +14,10 @@ use std::time::Duration;
 
 mod bao;
 mod mem;
+mod s3;
 pub use bao::BaoServer;
 pub use mem::MemStore;
+pub use s3::S3Server;
 
 /// The PostgreSQL server the tests use, without a database name; override with
 /// `TGFLEET_TEST_POSTGRES`.

@@ -47,7 +47,283 @@ suite!(
     old_log_rows_are_purged,
     session_fingerprints_claim_once_and_go_with_the_account,
     an_import_lands_whole_or_not_at_all,
+    media_dedupes_per_owner_pages_and_takes_its_telegram_files_along,
+    posts_are_claimed_when_due_and_follow_their_deliveries,
 );
+
+async fn posts_are_claimed_when_due_and_follow_their_deliveries(store: &dyn Store) {
+    let owner = user(store, "poster@posts.test").await;
+    let t0 = chrono::DateTime::from_timestamp(1_900_000_000, 0).unwrap();
+    let post = |id: &str, at| Post {
+        id: id.into(),
+        owner_id: owner.id,
+        state: PostState::Scheduled,
+        text: "hello".into(),
+        parse_mode: Some("html".into()),
+        media: vec!["m1".into()],
+        silent: false,
+        link_preview: true,
+        publish_at: at,
+        created_at: t0,
+        updated_at: t0,
+    };
+    let delivery = |post_id: &str, idx, at| Delivery {
+        post_id: post_id.into(),
+        idx,
+        account_id: 40 + i64::from(idx),
+        chat: "@chan".into(),
+        state: DeliveryState::Pending,
+        random_id: -77 - i64::from(idx),
+        attempts: 0,
+        next_attempt_at: at,
+        message_ids: Vec::new(),
+        error_code: None,
+        error_message: None,
+        updated_at: t0,
+    };
+    let later = t0 + Duration::hours(1);
+    store
+        .create_post(
+            post("p1", t0),
+            vec![delivery("p1", 0, t0), delivery("p1", 1, t0)],
+        )
+        .await
+        .unwrap();
+    store
+        .create_post(post("p2", later), vec![delivery("p2", 0, later)])
+        .await
+        .unwrap();
+    let (p1, d1) = store.post("p1").await.unwrap();
+    assert_eq!(p1, post("p1", t0));
+    assert_eq!(d1, vec![delivery("p1", 0, t0), delivery("p1", 1, t0)]);
+
+    let due = store.due_deliveries(t0, 10).await.unwrap();
+    assert_eq!(
+        due.iter()
+            .map(|d| (d.post_id.as_str(), d.idx))
+            .collect::<Vec<_>>(),
+        [("p1", 0), ("p1", 1)]
+    );
+    let started = store.start_delivery("p1", 0).await.unwrap();
+    assert_eq!(
+        (started.state, started.attempts, started.random_id),
+        (DeliveryState::Sending, 1, -77)
+    );
+    assert_eq!(
+        store.post("p1").await.unwrap().0.state,
+        PostState::Publishing
+    );
+    // A delivery left `sending` (a crash) is due again, with its random_id.
+    assert_eq!(store.due_deliveries(t0, 10).await.unwrap().len(), 2);
+    let sent = DeliveryOutcome {
+        state: DeliveryState::Sent,
+        next_attempt_at: t0,
+        message_ids: vec![5, 6],
+        error_code: None,
+        error_message: None,
+    };
+    assert_eq!(
+        store.finish_delivery("p1", 0, sent).await.unwrap(),
+        PostState::Publishing
+    );
+    let failed = DeliveryOutcome {
+        state: DeliveryState::Failed,
+        next_attempt_at: t0,
+        message_ids: Vec::new(),
+        error_code: Some("CHAT_WRITE_FORBIDDEN".into()),
+        error_message: Some("no".into()),
+    };
+    store.start_delivery("p1", 1).await.unwrap();
+    assert_eq!(
+        store.finish_delivery("p1", 1, failed).await.unwrap(),
+        PostState::PartiallyFailed
+    );
+    let (p1, d1) = store.post("p1").await.unwrap();
+    assert_eq!(p1.state, PostState::PartiallyFailed);
+    assert_eq!(d1[0].message_ids, [5, 6]);
+    assert_eq!(d1[1].error_code.as_deref(), Some("CHAT_WRITE_FORBIDDEN"));
+    assert!(store
+        .due_deliveries(later, 10)
+        .await
+        .unwrap()
+        .iter()
+        .all(|d| d.post_id == "p2"));
+
+    // Only a scheduled post changes; rescheduling moves its pending deliveries.
+    assert!(store
+        .edit_post(
+            "p1",
+            PostEdit {
+                text: Some("x".into()),
+                ..Default::default()
+            }
+        )
+        .await
+        .unwrap()
+        .is_none());
+    let even_later = later + Duration::hours(1);
+    let edited = store
+        .edit_post(
+            "p2",
+            PostEdit {
+                text: Some("bye".into()),
+                parse_mode: Some(None),
+                publish_at: Some(even_later),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (
+            edited.text.as_str(),
+            edited.parse_mode.as_deref(),
+            edited.publish_at
+        ),
+        ("bye", None, even_later)
+    );
+    assert_eq!(edited.media, ["m1"]);
+    assert!(store.due_deliveries(later, 10).await.unwrap().is_empty());
+    assert_eq!(
+        store.deliveries("p2").await.unwrap()[0].next_attempt_at,
+        even_later
+    );
+    assert!(store.cancel_post("p2").await.unwrap());
+    assert!(!store.cancel_post("p2").await.unwrap());
+    assert!(
+        store
+            .due_deliveries(even_later, 10)
+            .await
+            .unwrap()
+            .is_empty(),
+        "a cancelled post is not delivered"
+    );
+
+    let all = store
+        .list_posts(PostFilter {
+            owner_id: Some(owner.id),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        all.iter().map(|p| p.id.as_str()).collect::<Vec<_>>(),
+        ["p2", "p1"]
+    );
+    let cancelled = store
+        .list_posts(PostFilter {
+            state: Some(PostState::Cancelled),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(cancelled.len(), 1);
+    assert!(matches!(
+        store.post("nope").await,
+        Err(StoreError::NotFound)
+    ));
+}
+
+fn media_item(owner: UserId, sha: &str) -> Media {
+    Media {
+        id: uuid::Uuid::now_v7().to_string(),
+        owner_id: owner,
+        sha256: sha.into(),
+        size: 1234,
+        mime: "image/png".into(),
+        kind: MediaKind::Photo,
+        file_name: "cat.png".into(),
+        storage_key: format!("{owner}/{sha}"),
+        created_at: chrono::DateTime::from_timestamp(1_800_000_000, 123_000).unwrap(),
+    }
+}
+
+async fn media_dedupes_per_owner_pages_and_takes_its_telegram_files_along(store: &dyn Store) {
+    let alice = user(store, "alice@media.test").await;
+    let bob = user(store, "bob@media.test").await;
+    let first = media_item(alice.id, "aa");
+    let (stored, created) = store.insert_media(first.clone()).await.unwrap();
+    assert!(created);
+    assert_eq!(stored, first);
+    assert_eq!(store.media(&first.id).await.unwrap(), first);
+    // The same bytes again for the same owner: nothing new, the first item back.
+    let (again, created) = store
+        .insert_media(media_item(alice.id, "aa"))
+        .await
+        .unwrap();
+    assert!(!created);
+    assert_eq!(again, first);
+    // Another owner's copy is its own.
+    let (bobs, created) = store.insert_media(media_item(bob.id, "aa")).await.unwrap();
+    assert!(created);
+    assert_ne!(bobs.id, first.id);
+    let second = store
+        .insert_media(media_item(alice.id, "bb"))
+        .await
+        .unwrap()
+        .0;
+
+    let page = |owner, before, limit| MediaFilter {
+        owner_id: owner,
+        before_id: before,
+        limit,
+    };
+    let alices = store
+        .list_media(page(Some(alice.id), None, 0))
+        .await
+        .unwrap();
+    assert_eq!(
+        alices.iter().map(|m| &m.id).collect::<Vec<_>>(),
+        [&second.id, &first.id],
+        "newest first"
+    );
+    let older = store
+        .list_media(page(Some(alice.id), Some(second.id.clone()), 1))
+        .await
+        .unwrap();
+    assert_eq!(older, std::slice::from_ref(&first));
+    assert_eq!(
+        store.list_media(page(None, None, 0)).await.unwrap().len(),
+        3
+    );
+
+    let acc = account(store, alice.id, None).await;
+    assert_eq!(store.telegram_file(acc.id, &first.id).await.unwrap(), None);
+    store
+        .put_telegram_file(acc.id, &first.id, "{\"v\":1}")
+        .await
+        .unwrap();
+    store
+        .put_telegram_file(acc.id, &first.id, "{\"v\":2}")
+        .await
+        .unwrap();
+    assert_eq!(
+        store
+            .telegram_file(acc.id, &first.id)
+            .await
+            .unwrap()
+            .as_deref(),
+        Some("{\"v\":2}")
+    );
+    store
+        .put_telegram_file(acc.id, &second.id, "{}")
+        .await
+        .unwrap();
+    // An account's Telegram files go with the account, an item's with the item.
+    assert_eq!(store.delete_media(&first.id).await.unwrap(), first);
+    assert!(matches!(
+        store.media(&first.id).await,
+        Err(StoreError::NotFound)
+    ));
+    assert!(matches!(
+        store.delete_media(&first.id).await,
+        Err(StoreError::NotFound)
+    ));
+    assert_eq!(store.telegram_file(acc.id, &first.id).await.unwrap(), None);
+    store.delete_account(acc.id).await.unwrap();
+    assert_eq!(store.telegram_file(acc.id, &second.id).await.unwrap(), None);
+}
 
 async fn user(store: &dyn Store, email: &str) -> User {
     store

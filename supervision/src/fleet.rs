@@ -55,6 +55,8 @@ pub struct AccountSetup {
     pub cipher: SessionCipher,
     pub telegram: TelegramParams,
     pub limits: AccountLimits,
+    /// The media library's storage, which accounts read when they send media.
+    pub media: Option<tgfleet_persistence::MediaStorage>,
 }
 
 /// Cheap to clone; every clone talks to the same fleet.
@@ -179,13 +181,14 @@ impl Fleet {
         setup: AccountSetup,
         metrics_registry: &prometheus::Registry,
     ) -> anyhow::Result<Fleet> {
-        let env = AccountEnv::new(
+        let mut env = AccountEnv::new(
             setup.store,
             setup.cipher,
             setup.telegram,
             setup.limits,
             metrics_registry,
         )?;
+        env.media = setup.media;
         Self::start_accounts(settings, Arc::new(env), metrics_registry).await
     }
 
@@ -200,7 +203,18 @@ impl Fleet {
         account_id: AccountId,
         command: C,
     ) -> Result<C::Reply, FleetError> {
-        let timeout = self.inner.settings.call_timeout;
+        self.call_with_extra_time(account_id, command, Duration::ZERO)
+            .await
+    }
+
+    /// [`Fleet::call`] for a command that takes longer by nature (an upload of `extra`'s worth).
+    pub async fn call_with_extra_time<C: Command>(
+        &self,
+        account_id: AccountId,
+        command: C,
+        extra: Duration,
+    ) -> Result<C::Reply, FleetError> {
+        let timeout = self.inner.settings.call_timeout + extra;
         // The request's span, carried into the actor and its Telegram call (`into_request`).
         let span = tracing::info_span!("account", account_id, command = C::NAME);
         let call = self.call_unbounded(account_id, command).instrument(span);

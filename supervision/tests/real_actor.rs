@@ -126,6 +126,8 @@ async fn sign_in(fleet: &Fleet, dc: &TestDc, id: i64, phone: &str) {
         .call(
             id,
             SendMessage {
+                media: Vec::new(),
+                random_id: None,
                 peer: tgfleet_actors::Peer::Me,
                 text: "through the fleet".into(),
                 dedupe_key: None,
@@ -256,6 +258,8 @@ async fn a_revoked_session_stops_the_actor_for_good() {
             .call(
                 id,
                 SendMessage {
+                    media: Vec::new(),
+                    random_id: None,
                     peer: tgfleet_actors::Peer::Me,
                     text: "after revoke".into(),
                     dedupe_key: None,
@@ -313,6 +317,8 @@ async fn send_me(fleet: &Fleet, id: i64, text: &str) -> Result<Sent, FleetError>
         .call(
             id,
             SendMessage {
+                media: Vec::new(),
+                random_id: None,
                 peer: tgfleet_actors::Peer::Me,
                 text: text.into(),
                 dedupe_key: None,
@@ -586,6 +592,8 @@ async fn a_vault_sealed_for_20_s_during_a_fleet_start_quarantines_no_account() {
                 .call(
                     *id,
                     SendMessage {
+                        media: Vec::new(),
+                        random_id: None,
                         peer: tgfleet_actors::Peer::Me,
                         text: "after the seal".into(),
                         dedupe_key: None,

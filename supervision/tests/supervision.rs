@@ -278,6 +278,8 @@ async fn a_normal_stop_is_not_restarted() {
 
 fn send(text: &str) -> SendMessage {
     SendMessage {
+        media: Vec::new(),
+        random_id: None,
         peer: tgfleet_actors::Peer::Me,
         text: text.into(),
         dedupe_key: None,
@@ -390,6 +392,8 @@ async fn a_silent_actor_is_restarted_by_the_liveness_check() {
         .call(
             id,
             SendMessage {
+                media: Vec::new(),
+                random_id: None,
                 peer: tgfleet_actors::Peer::Me,
                 text: "hang".into(),
                 dedupe_key: None,

@@ -247,6 +247,17 @@ async fn get_messages(State(dc): State<TestDc>) -> Response {
     Json(dc.messages()).into_response()
 }
 
+async fn get_chat_messages(State(dc): State<TestDc>, Path(chat): Path<String>) -> Response {
+    match dc.chat_messages(&chat) {
+        Some(messages) => Json(json!({ "messages": messages })).into_response(),
+        None => not_found(format!("no chat {chat}")),
+    }
+}
+
+async fn post_expire_files(State(dc): State<TestDc>) -> Response {
+    Json(json!({ "files": dc.expire_file_references() })).into_response()
+}
+
 async fn get_stats(State(dc): State<TestDc>) -> Response {
     let addrs: Vec<_> = dc
         .dc_addrs()
@@ -268,6 +279,8 @@ pub fn control_router(dc: TestDc) -> Router {
         .route("/faults", post(post_fault))
         .route("/messages", get(get_messages))
         .route("/stats", get(get_stats))
+        .route("/chats/{chat}/messages", get(get_chat_messages))
+        .route("/files/expire", post(post_expire_files))
         .with_state(dc)
 }
 

@@ -47,7 +47,7 @@ use tokio::task::JoinSet;
 
 pub use control::{apply_fault, control_router, run_standalone, FaultBody, FaultError};
 pub use world::{
-    EntityRec, FaultLimit, PeerRef, StoredMessage, UserSpec, MAX_DELAY, MAX_FLOOD_SECONDS,
+    EntityRec, FaultLimit, FileRec, PeerRef, StoredMessage, UserSpec, MAX_DELAY, MAX_FLOOD_SECONDS,
     MAX_RULES, MAX_RULES_PER_PHONE,
 };
 
@@ -248,6 +248,8 @@ pub struct Stats {
     pub connections: usize,
     pub requests: u64,
     pub swallowed: u64,
+    /// File parts received (saveFilePart / saveBigFilePart).
+    pub file_parts: u64,
 }
 
 impl TestDc {
@@ -426,7 +428,71 @@ impl TestDc {
             creator: c.creator,
             texts: c.history.iter().map(|m| m.text.clone()).collect(),
             entities: c.history.iter().map(|m| m.entities.clone()).collect(),
+            media: c.history.iter().map(|m| m.media.clone()).collect(),
+            grouped_ids: c.history.iter().map(|m| m.grouped_id).collect(),
         })
+    }
+
+    /// What a chat holds, oldest first, as the control API's `GET /chats/{chat}/messages` shows
+    /// it: a channel by its id (bare or `-100…`) or `@username`; a user's private chats by its
+    /// phone (`+…`) or `@username` (every message sent to or from it).
+    pub fn chat_messages(&self, chat: &str) -> Option<Vec<ChatMessageSnapshot>> {
+        let w = self.shared.world();
+        let peer = if let Some(name) = chat.strip_prefix('@') {
+            *w.usernames.get(&name.to_lowercase())?
+        } else if chat.starts_with('+') {
+            PeerRef::User(*w.phones.get(&normalize_phone(chat))?)
+        } else {
+            let n: i64 = chat.parse().ok()?;
+            PeerRef::Channel(if n < -1_000_000_000_000 {
+                -n - 1_000_000_000_000
+            } else {
+                n
+            })
+        };
+        Some(match peer {
+            PeerRef::Channel(id) => w
+                .channels
+                .get(&id)?
+                .history
+                .iter()
+                .map(|m| ChatMessageSnapshot {
+                    id: m.id,
+                    from_user_id: m.from_user,
+                    date: m.date,
+                    text: m.text.clone(),
+                    entities: m.entities.clone(),
+                    media: m.media.clone(),
+                    grouped_id: m.grouped_id,
+                })
+                .collect(),
+            PeerRef::User(id) => w
+                .users
+                .get(&id)?
+                .history
+                .iter()
+                .map(|m| ChatMessageSnapshot {
+                    id: m.id,
+                    from_user_id: m.from_user,
+                    date: m.date,
+                    text: m.text.clone(),
+                    entities: Vec::new(),
+                    media: m.media.clone(),
+                    grouped_id: m.grouped_id,
+                })
+                .collect(),
+        })
+    }
+
+    /// Gives every file a new file reference, as Telegram does from time to time: a client
+    /// holding an old one gets FILE_REFERENCE_EXPIRED. Returns how many files there are.
+    pub fn expire_file_references(&self) -> usize {
+        rpc::media::expire_file_references(&mut self.shared.world())
+    }
+
+    /// The bytes of a file testdc holds (an upload that became a photo or document).
+    pub fn file_bytes(&self, file_id: i64) -> std::io::Result<Vec<u8>> {
+        std::fs::read(self.shared.files_dir.join(format!("{file_id:016x}")))
     }
 
     pub fn faults(&self) -> Faults {
@@ -445,6 +511,7 @@ impl TestDc {
             connections: self.connection_count(),
             requests: self.shared.requests.load(Ordering::Relaxed),
             swallowed: self.shared.swallowed.load(Ordering::Relaxed),
+            file_parts: self.shared.file_parts.load(Ordering::Relaxed),
         }
     }
 
@@ -559,4 +626,21 @@ pub struct ChannelSnapshot {
     pub texts: Vec<String>,
     /// Each message's entities, in the same order.
     pub entities: Vec<Vec<EntityRec>>,
+    /// Each message's photo or document.
+    pub media: Vec<Option<world::FileRec>>,
+    /// Each message's album.
+    pub grouped_ids: Vec<Option<i64>>,
+}
+
+/// One message of a chat as testdc holds it (see [`TestDc::chat_messages`]).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct ChatMessageSnapshot {
+    pub id: i32,
+    pub from_user_id: i64,
+    pub date: i32,
+    pub text: String,
+    pub entities: Vec<EntityRec>,
+    /// The photo or document, with the SHA-256 of the bytes that were uploaded.
+    pub media: Option<world::FileRec>,
+    pub grouped_id: Option<i64>,
 }

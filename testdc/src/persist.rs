@@ -16,7 +16,9 @@ use anyhow::Context;
 use serde::{Deserialize, Serialize};
 
 use crate::mtp::KeyId;
-use crate::world::{Binding, ChannelRec, PeerRef, PendingCode, StoredMessage, UserRec, World};
+use crate::world::{
+    Binding, ChannelRec, FileRec, PeerRef, PendingCode, StoredMessage, UserRec, World,
+};
 
 const FILE: &str = "world.json";
 /// Bumped when the layout changes incompatibly; an unknown version is refused, not guessed at.
@@ -124,6 +126,7 @@ struct SnapshotRef<'a> {
     exported_auths: Vec<(&'a i64, String, &'a i32)>,
     sent: Vec<(&'a i64, &'a i64, String)>,
     messages: &'a [StoredMessage],
+    files: Vec<&'a FileRec>,
     next_user_id: i64,
     next_channel_id: i64,
 }
@@ -144,6 +147,8 @@ struct Snapshot {
     exported_auths: Vec<(i64, String, i32)>,
     sent: Vec<(i64, i64, String)>,
     messages: Vec<StoredMessage>,
+    #[serde(default)]
+    files: Vec<FileRec>,
     next_user_id: i64,
     next_channel_id: i64,
 }
@@ -172,6 +177,7 @@ pub fn encode(dcs: &[(i32, SocketAddr)], keys: &[[u8; 256]], w: &World) -> anyho
             .map(|((me, random_id), bytes)| (me, random_id, hex::encode(bytes)))
             .collect(),
         messages: &w.messages,
+        files: w.files.values().collect(),
         next_user_id: w.next_user_id,
         next_channel_id: w.next_channel_id,
     };
@@ -217,6 +223,7 @@ fn decode(bytes: &[u8]) -> anyhow::Result<Loaded> {
             .insert((me, random_id), hex::decode(bytes).context("sent message")?);
     }
     w.messages = s.messages;
+    w.files = s.files.into_iter().map(|f| (f.id, f)).collect();
     w.next_user_id = s.next_user_id;
     w.next_channel_id = s.next_channel_id;
     Ok(Loaded {

@@ -16,6 +16,7 @@ macro_rules! tri {
 
 mod channel_admin;
 mod channel_posts;
+pub(crate) mod media;
 
 /// The channel a peer names, for the caller, who must be a member (CHANNEL_PRIVATE otherwise);
 /// any other peer is PEER_ID_INVALID (testdc keeps a copy of a private message per side and
@@ -143,6 +144,10 @@ pub fn persist_before_answer(query: &[u8]) -> bool {
                 tl::functions::messages::UpdatePinnedMessage::CONSTRUCTOR_ID,
                 tl::functions::messages::ExportChatInvite::CONSTRUCTOR_ID,
                 tl::functions::messages::ImportChatInvite::CONSTRUCTOR_ID,
+                // A file a client was told about (and the message carrying it) must survive too.
+                tl::functions::messages::UploadMedia::CONSTRUCTOR_ID,
+                tl::functions::messages::SendMedia::CONSTRUCTOR_ID,
+                tl::functions::messages::SendMultiMedia::CONSTRUCTOR_ID,
             ]
             .contains(&id)
     })
@@ -296,6 +301,29 @@ pub async fn dispatch(ctx: &Ctx<'_>, body: &[u8]) -> Reply {
         }
         messages::SendMessage::CONSTRUCTOR_ID => {
             send_message(ctx, req!(messages::SendMessage, body))
+        }
+        upload::SaveFilePart::CONSTRUCTOR_ID => {
+            let r = req!(upload::SaveFilePart, body);
+            media::save_part(ctx, r.file_id, r.file_part, None, r.bytes)
+        }
+        upload::SaveBigFilePart::CONSTRUCTOR_ID => {
+            let r = req!(upload::SaveBigFilePart, body);
+            media::save_part(
+                ctx,
+                r.file_id,
+                r.file_part,
+                Some(r.file_total_parts),
+                r.bytes,
+            )
+        }
+        messages::UploadMedia::CONSTRUCTOR_ID => {
+            media::upload_media(ctx, req!(messages::UploadMedia, body))
+        }
+        messages::SendMedia::CONSTRUCTOR_ID => {
+            media::send_media(ctx, req!(messages::SendMedia, body))
+        }
+        messages::SendMultiMedia::CONSTRUCTOR_ID => {
+            media::send_multi_media(ctx, req!(messages::SendMultiMedia, body))
         }
         messages::GetDialogs::CONSTRUCTOR_ID => {
             let r = req!(messages::GetDialogs, body);
@@ -896,6 +924,8 @@ fn private_message_tl(m: &MsgRec) -> tl::enums::Message {
         entities: None,
         edit_date: None,
         pinned: false,
+        media: m.media.as_ref(),
+        grouped_id: m.grouped_id,
     })
 }
 
@@ -930,6 +960,8 @@ fn channel_message_tl(
         .filter(|e: &Vec<_>| !e.is_empty()),
         edit_date: m.edit_date,
         pinned: m.pinned,
+        media: m.media.as_ref(),
+        grouped_id: m.grouped_id,
     })
 }
 
@@ -1130,7 +1162,7 @@ fn entities_of(
 }
 
 fn send_message(ctx: &Ctx<'_>, r: tl::functions::messages::SendMessage) -> Reply {
-    let mut push: Option<(i64, Vec<u8>)> = None;
+    let push;
     let reply = {
         let mut w = ctx.shared.world();
         let Some(me) = w.bound_user(ctx.key_id, ctx.dc_id).map(|u| u.id) else {
@@ -1147,164 +1179,61 @@ fn send_message(ctx: &Ctx<'_>, r: tl::functions::messages::SendMessage) -> Reply
         if r.message.chars().count() > 4096 {
             return err(400, "MESSAGE_TOO_LONG");
         }
-        let to = match resolve_input_peer(&w, me, &r.peer) {
-            Ok(p) => p,
-            Err(reply) => return reply,
-        };
-        let entities = match entities_of(&w, me, &r.message, r.entities.as_deref().unwrap_or(&[])) {
-            Ok(e) => e,
-            Err(reply) => return reply,
-        };
-        let reply_to = match &r.reply_to {
-            None => None,
-            Some(tl::enums::InputReplyTo::Message(m)) => Some(m.reply_to_msg_id),
-            Some(_) => return err(400, "REPLY_TO_INVALID"),
-        };
-        if let Some(id) = reply_to {
-            let exists = match to {
-                PeerRef::User(other) => w
-                    .users
-                    .get(&me)
-                    .is_some_and(|u| u.history.iter().any(|m| m.id == id && m.peer_user == other)),
-                PeerRef::Channel(cid) => w
-                    .channels
-                    .get(&cid)
-                    .is_some_and(|c| c.history.iter().any(|m| m.id == id)),
-            };
-            if !exists {
-                return err(400, "REPLY_MESSAGE_ID_INVALID");
-            }
-        }
-        let date = unix_now();
-        let (bytes, message_id) = match to {
-            PeerRef::User(other) => {
-                let Some(sender) = w.users.get_mut(&me) else {
-                    return err(401, "AUTH_KEY_UNREGISTERED");
-                };
-                sender.last_msg_id += 1;
-                sender.pts += 1;
-                let (id, pts) = (sender.last_msg_id, sender.pts);
-                sender.history.push(MsgRec {
-                    id,
-                    pts,
-                    peer_user: other,
-                    from_user: me,
-                    out: true,
-                    text: r.message.clone(),
-                    date,
-                });
-                if other != me {
-                    if let Some(rcpt) = w.users.get_mut(&other) {
-                        rcpt.last_msg_id += 1;
-                        rcpt.pts += 1;
-                        rcpt.history.push(MsgRec {
-                            id: rcpt.last_msg_id,
-                            pts: rcpt.pts,
-                            peer_user: me,
-                            from_user: me,
-                            out: false,
-                            text: r.message.clone(),
-                            date,
-                        });
-                        let update =
-                            tl::enums::Updates::UpdateShortMessage(tl::types::UpdateShortMessage {
-                                out: false,
-                                mentioned: false,
-                                media_unread: false,
-                                silent: r.silent,
-                                id: rcpt.last_msg_id,
-                                user_id: me,
-                                message: r.message.clone(),
-                                pts: rcpt.pts,
-                                pts_count: 1,
-                                date,
-                                fwd_from: None,
-                                via_bot_id: None,
-                                reply_to: None,
-                                entities: None,
-                                ttl_period: None,
-                            });
-                        push = Some((other, update.to_bytes()));
-                    }
-                }
-                let sent =
-                    tl::enums::Updates::UpdateShortSentMessage(tl::types::UpdateShortSentMessage {
-                        out: true,
-                        id,
-                        pts,
-                        pts_count: 1,
-                        date,
-                        media: None,
-                        entities: None,
-                        ttl_period: None,
-                    });
-                (sent.to_bytes(), id)
-            }
-            PeerRef::Channel(cid) => {
-                let Some(c) = w.channels.get_mut(&cid) else {
-                    return err(400, "CHANNEL_INVALID");
-                };
-                // In a broadcast channel only the creator and admins with the right post.
-                if c.broadcast && !c.may(me, "post_messages") {
-                    return err(403, "CHAT_WRITE_FORBIDDEN");
-                }
-                let id = c.history.last().map(|m| m.id).unwrap_or(0) + 1;
-                c.pts += 1;
-                let msg = ChannelMsg {
-                    id,
-                    from_user: me,
-                    text: r.message.clone(),
-                    date,
-                    entities: entities.clone(),
-                    edit_date: None,
-                    pinned: false,
-                };
-                let message = channel_message_tl(c, &msg, me);
-                let pts = c.pts;
-                c.history.push(msg);
-                let chat = channel_tl(c, me);
-                let users = w
-                    .users
-                    .get(&me)
-                    .map(|u| user_tl(u, me))
-                    .into_iter()
-                    .collect();
-                let updates = tl::enums::Updates::Updates(tl::types::Updates {
-                    updates: vec![
-                        tl::types::UpdateMessageId {
-                            id,
-                            random_id: r.random_id,
-                        }
-                        .into(),
-                        tl::types::UpdateNewChannelMessage {
-                            message,
-                            pts,
-                            pts_count: 1,
-                        }
-                        .into(),
-                    ],
-                    users,
-                    chats: vec![chat],
-                    date,
-                    seq: 0,
-                });
-                (updates.to_bytes(), id)
-            }
-        };
-        let from_phone = w.users.get(&me).and_then(|u| u.phone.clone());
-        w.messages.push(StoredMessage {
-            from_user_id: me,
-            from_phone,
+        let to = tri!(resolve_input_peer(&w, me, &r.peer));
+        let entities = tri!(entities_of(
+            &w,
+            me,
+            &r.message,
+            r.entities.as_deref().unwrap_or(&[])
+        ));
+        let reply_to = tri!(reply_to_of(&w, me, to, r.reply_to.as_ref()));
+        let posted = tri!(post(
+            &mut w,
+            me,
             to,
-            text: r.message,
-            random_id: r.random_id,
-            message_id,
-            date,
-            entities,
-            reply_to,
-            silent: r.silent,
-            no_webpage: r.no_webpage,
-        });
+            Outgoing {
+                random_id: r.random_id,
+                text: r.message,
+                entities,
+                reply_to,
+                silent: r.silent,
+                no_webpage: r.no_webpage,
+                media: None,
+                grouped_id: None,
+            },
+        ));
+        push = posted.push;
+        let bytes = match (to, posted.update) {
+            // A private message's sender hears only the short form, as from Telegram.
+            (PeerRef::User(_), tl::enums::Update::NewMessage(u)) => {
+                tl::enums::Updates::UpdateShortSentMessage(tl::types::UpdateShortSentMessage {
+                    out: true,
+                    id: posted.id,
+                    pts: u.pts,
+                    pts_count: 1,
+                    date: posted.date,
+                    media: None,
+                    entities: None,
+                    ttl_period: None,
+                })
+                .to_bytes()
+            }
+            (_, update) => tl::enums::Updates::Updates(tl::types::Updates {
+                updates: vec![
+                    tl::types::UpdateMessageId {
+                        id: posted.id,
+                        random_id: r.random_id,
+                    }
+                    .into(),
+                    update,
+                ],
+                users: posted.users,
+                chats: posted.chats,
+                date: posted.date,
+                seq: 0,
+            })
+            .to_bytes(),
+        };
         w.sent.insert((me, r.random_id), bytes.clone());
         Reply::Result(bytes)
     };
@@ -1312,6 +1241,216 @@ fn send_message(ctx: &Ctx<'_>, r: tl::functions::messages::SendMessage) -> Reply
         ctx.shared.push_to_user(user, bytes);
     }
     reply
+}
+
+/// The message a new one answers, which must exist in the same chat.
+fn reply_to_of(
+    w: &World,
+    me: i64,
+    to: PeerRef,
+    reply_to: Option<&tl::enums::InputReplyTo>,
+) -> Result<Option<i32>, Reply> {
+    let id = match reply_to {
+        None => return Ok(None),
+        Some(tl::enums::InputReplyTo::Message(m)) => m.reply_to_msg_id,
+        Some(_) => return Err(err(400, "REPLY_TO_INVALID")),
+    };
+    let exists = match to {
+        PeerRef::User(other) => w
+            .users
+            .get(&me)
+            .is_some_and(|u| u.history.iter().any(|m| m.id == id && m.peer_user == other)),
+        PeerRef::Channel(cid) => w
+            .channels
+            .get(&cid)
+            .is_some_and(|c| c.history.iter().any(|m| m.id == id)),
+    };
+    if exists {
+        Ok(Some(id))
+    } else {
+        Err(err(400, "REPLY_MESSAGE_ID_INVALID"))
+    }
+}
+
+/// One message as its sender sends it, checked already.
+pub(crate) struct Outgoing {
+    pub random_id: i64,
+    pub text: String,
+    pub entities: Vec<crate::world::EntityRec>,
+    pub reply_to: Option<i32>,
+    pub silent: bool,
+    pub no_webpage: bool,
+    pub media: Option<crate::world::FileRec>,
+    pub grouped_id: Option<i64>,
+}
+
+/// A message stored by [`post`].
+pub(crate) struct Posted {
+    pub id: i32,
+    pub date: i32,
+    /// The new message as its sender's update (UpdateNewMessage / UpdateNewChannelMessage).
+    pub update: tl::enums::Update,
+    pub users: Vec<tl::enums::User>,
+    pub chats: Vec<tl::enums::Chat>,
+    /// What the recipient of a private message is told, and who that is.
+    pub push: Option<(i64, Vec<u8>)>,
+}
+
+/// Stores a message from `me` to `to` on both sides (a private chat) or in the channel, under
+/// the channel's rights, and records it for the control API.
+pub(crate) fn post(w: &mut World, me: i64, to: PeerRef, out: Outgoing) -> Result<Posted, Reply> {
+    let date = unix_now();
+    let mut push = None;
+    let (id, update, chats) = match to {
+        PeerRef::User(other) => {
+            let Some(sender) = w.users.get_mut(&me) else {
+                return Err(err(401, "AUTH_KEY_UNREGISTERED"));
+            };
+            sender.last_msg_id += 1;
+            sender.pts += 1;
+            let (id, pts) = (sender.last_msg_id, sender.pts);
+            let rec = MsgRec {
+                id,
+                pts,
+                peer_user: other,
+                from_user: me,
+                out: true,
+                text: out.text.clone(),
+                date,
+                media: out.media.clone(),
+                grouped_id: out.grouped_id,
+            };
+            let message = private_message_tl(&rec);
+            sender.history.push(rec);
+            if other != me {
+                if let Some(rcpt) = w.users.get_mut(&other) {
+                    rcpt.last_msg_id += 1;
+                    rcpt.pts += 1;
+                    let rec = MsgRec {
+                        id: rcpt.last_msg_id,
+                        pts: rcpt.pts,
+                        peer_user: me,
+                        from_user: me,
+                        out: false,
+                        text: out.text.clone(),
+                        date,
+                        media: out.media.clone(),
+                        grouped_id: out.grouped_id,
+                    };
+                    let update = if rec.media.is_none() {
+                        tl::enums::Updates::UpdateShortMessage(tl::types::UpdateShortMessage {
+                            out: false,
+                            mentioned: false,
+                            media_unread: false,
+                            silent: out.silent,
+                            id: rec.id,
+                            user_id: me,
+                            message: out.text.clone(),
+                            pts: rec.pts,
+                            pts_count: 1,
+                            date,
+                            fwd_from: None,
+                            via_bot_id: None,
+                            reply_to: None,
+                            entities: None,
+                            ttl_period: None,
+                        })
+                    } else {
+                        tl::enums::Updates::Updates(tl::types::Updates {
+                            updates: vec![tl::types::UpdateNewMessage {
+                                message: private_message_tl(&rec),
+                                pts: rec.pts,
+                                pts_count: 1,
+                            }
+                            .into()],
+                            users: w
+                                .users
+                                .get(&me)
+                                .map(|u| user_tl(u, other))
+                                .into_iter()
+                                .collect(),
+                            chats: Vec::new(),
+                            date,
+                            seq: 0,
+                        })
+                    };
+                    if let Some(rcpt) = w.users.get_mut(&other) {
+                        rcpt.history.push(rec);
+                    }
+                    push = Some((other, update.to_bytes()));
+                }
+            }
+            let update = tl::types::UpdateNewMessage {
+                message,
+                pts,
+                pts_count: 1,
+            }
+            .into();
+            (id, update, Vec::new())
+        }
+        PeerRef::Channel(cid) => {
+            let Some(c) = w.channels.get_mut(&cid) else {
+                return Err(err(400, "CHANNEL_INVALID"));
+            };
+            // In a broadcast channel only the creator and admins with the right post.
+            if c.broadcast && !c.may(me, "post_messages") {
+                return Err(err(403, "CHAT_WRITE_FORBIDDEN"));
+            }
+            let id = c.history.last().map(|m| m.id).unwrap_or(0) + 1;
+            c.pts += 1;
+            let msg = ChannelMsg {
+                id,
+                from_user: me,
+                text: out.text.clone(),
+                date,
+                entities: out.entities.clone(),
+                edit_date: None,
+                pinned: false,
+                media: out.media.clone(),
+                grouped_id: out.grouped_id,
+            };
+            let message = channel_message_tl(c, &msg, me);
+            let pts = c.pts;
+            c.history.push(msg);
+            let update = tl::types::UpdateNewChannelMessage {
+                message,
+                pts,
+                pts_count: 1,
+            }
+            .into();
+            (id, update, vec![channel_tl(c, me)])
+        }
+    };
+    let users = w
+        .users
+        .get(&me)
+        .map(|u| user_tl(u, me))
+        .into_iter()
+        .collect();
+    let from_phone = w.users.get(&me).and_then(|u| u.phone.clone());
+    w.messages.push(StoredMessage {
+        from_user_id: me,
+        from_phone,
+        to,
+        text: out.text,
+        random_id: out.random_id,
+        message_id: id,
+        date,
+        entities: out.entities,
+        reply_to: out.reply_to,
+        silent: out.silent,
+        no_webpage: out.no_webpage,
+        media: out.media,
+        grouped_id: out.grouped_id,
+    });
+    Ok(Posted {
+        id,
+        date,
+        update,
+        users,
+        chats,
+        push,
+    })
 }
 
 fn get_dialogs(ctx: &Ctx<'_>, limit: i32) -> Reply {

@@ -65,6 +65,21 @@ pub struct Shared {
     pub live: AtomicUsize,
     pub requests: AtomicU64,
     pub swallowed: AtomicU64,
+    /// File parts received (saveFilePart and saveBigFilePart), so a test can tell an upload
+    /// from a send by reference.
+    pub file_parts: AtomicU64,
+    /// Where uploaded files' bytes are kept: `<state_dir>/files`, or a directory of this process
+    /// removed with it.
+    pub files_dir: std::path::PathBuf,
+    files_dir_owned: bool,
+}
+
+impl Drop for Shared {
+    fn drop(&mut self) {
+        if self.files_dir_owned {
+            let _ = std::fs::remove_dir_all(&self.files_dir);
+        }
+    }
 }
 
 impl Shared {
@@ -82,7 +97,21 @@ impl Shared {
                 (key.id, Arc::new(key))
             })
             .collect();
+        let (files_dir, files_dir_owned) = match &cfg.state_dir {
+            Some(dir) => (dir.join("files"), false),
+            None => (
+                std::env::temp_dir().join(format!(
+                    "testdc-files-{}-{:016x}",
+                    std::process::id(),
+                    rand::random::<u64>()
+                )),
+                true,
+            ),
+        };
         Self {
+            files_dir,
+            files_dir_owned,
+            file_parts: AtomicU64::new(0),
             cfg,
             addrs,
             keys: RwLock::new(keys),

@@ -449,6 +449,8 @@ pub struct MessageView<'a> {
     pub entities: Option<Vec<tl::enums::MessageEntity>>,
     pub edit_date: Option<i32>,
     pub pinned: bool,
+    pub media: Option<&'a crate::world::FileRec>,
+    pub grouped_id: Option<i64>,
 }
 
 pub fn message(m: MessageView<'_>) -> tl::enums::Message {
@@ -481,7 +483,7 @@ pub fn message(m: MessageView<'_>) -> tl::enums::Message {
         reply_to: None,
         date: m.date,
         message: m.text.to_owned(),
-        media: None,
+        media: m.media.map(message_media),
         reply_markup: None,
         entities: m.entities,
         // views and forwards share flag 10: both or neither.
@@ -490,7 +492,7 @@ pub fn message(m: MessageView<'_>) -> tl::enums::Message {
         replies: None,
         edit_date: m.edit_date,
         post_author: None,
-        grouped_id: None,
+        grouped_id: m.grouped_id,
         reactions: None,
         restriction_reason: None,
         ttl_period: None,
@@ -611,6 +613,103 @@ pub fn password_algo(salt1: &[u8], salt2: &[u8]) -> tl::enums::PasswordKdfAlgo {
     .into()
 }
 
+/// A stored photo or document as a message (or messages.uploadMedia) carries it.
+pub fn message_media(f: &crate::world::FileRec) -> tl::enums::MessageMedia {
+    if f.photo {
+        return tl::types::MessageMediaPhoto {
+            spoiler: false,
+            live_photo: false,
+            photo: Some(photo(f)),
+            ttl_seconds: None,
+            video: None,
+        }
+        .into();
+    }
+    tl::types::MessageMediaDocument {
+        nopremium: false,
+        spoiler: false,
+        video: f.kind == "video",
+        round: false,
+        voice: f.kind == "voice",
+        document: Some(document(f)),
+        alt_documents: None,
+        video_cover: None,
+        video_timestamp: None,
+        ttl_seconds: None,
+    }
+    .into()
+}
+
+pub fn photo(f: &crate::world::FileRec) -> tl::enums::Photo {
+    tl::types::Photo {
+        has_stickers: false,
+        id: f.id,
+        access_hash: f.access_hash,
+        file_reference: f.file_reference.clone(),
+        date: f.date,
+        // testdc keeps the upload as it came: one size, the original.
+        sizes: vec![tl::types::PhotoSize {
+            r#type: "y".into(),
+            w: 0,
+            h: 0,
+            size: i32::try_from(f.size).unwrap_or(i32::MAX),
+        }
+        .into()],
+        video_sizes: None,
+        dc_id: 2,
+    }
+    .into()
+}
+
+pub fn document(f: &crate::world::FileRec) -> tl::enums::Document {
+    let mut attributes: Vec<tl::enums::DocumentAttribute> =
+        vec![tl::types::DocumentAttributeFilename {
+            file_name: f.file_name.clone(),
+        }
+        .into()];
+    match f.kind.as_str() {
+        "video" => attributes.push(
+            tl::types::DocumentAttributeVideo {
+                round_message: false,
+                supports_streaming: true,
+                nosound: false,
+                duration: 0.0,
+                w: 0,
+                h: 0,
+                preload_prefix_size: None,
+                video_start_ts: None,
+                video_codec: None,
+            }
+            .into(),
+        ),
+        "audio" | "voice" => attributes.push(
+            tl::types::DocumentAttributeAudio {
+                voice: f.kind == "voice",
+                duration: 0,
+                title: None,
+                performer: None,
+                waveform: None,
+            }
+            .into(),
+        ),
+        "animation" => attributes.push(tl::types::DocumentAttributeAnimated {}.into()),
+        _ => {}
+    }
+    tl::types::Document {
+        id: f.id,
+        access_hash: f.access_hash,
+        file_reference: f.file_reference.clone(),
+        date: f.date,
+        mime_type: f.mime.clone(),
+        size: f.size,
+        thumbs: None,
+        video_thumbs: None,
+        dc_id: 2,
+        attributes,
+    }
+    .into()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -629,8 +728,35 @@ mod tests {
             entities: None,
             edit_date: None,
             pinned: false,
+            media: None,
+            grouped_id: None,
         });
         assert_eq!(tl::enums::Message::from_bytes(&m.to_bytes()).unwrap(), m);
+        let file = crate::world::FileRec {
+            id: 7,
+            access_hash: 8,
+            file_reference: vec![1, 2, 3],
+            photo: false,
+            sha256: "00".into(),
+            size: 5_000_000_000,
+            mime: "video/mp4".into(),
+            file_name: "v.mp4".into(),
+            kind: "video".into(),
+            date: 1,
+            owner: 1,
+        };
+        for media in [
+            message_media(&file),
+            message_media(&crate::world::FileRec {
+                photo: true,
+                ..file.clone()
+            }),
+        ] {
+            assert_eq!(
+                tl::enums::MessageMedia::from_bytes(&media.to_bytes()).unwrap(),
+                media
+            );
+        }
         let c = channel(ChannelView {
             id: 5,
             access_hash: 9,

@@ -50,6 +50,10 @@ pub struct MsgRec {
     pub out: bool,
     pub text: String,
     pub date: i32,
+    #[serde(default)]
+    pub media: Option<FileRec>,
+    #[serde(default)]
+    pub grouped_id: Option<i64>,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -82,6 +86,49 @@ pub struct ChannelMsg {
     pub edit_date: Option<i32>,
     #[serde(default)]
     pub pinned: bool,
+    /// The photo or document it carries, as it was when sent.
+    #[serde(default)]
+    pub media: Option<FileRec>,
+    /// The album it belongs to.
+    #[serde(default)]
+    pub grouped_id: Option<i64>,
+}
+
+/// A file "Telegram" holds: what an upload became, a photo or a document.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FileRec {
+    pub id: i64,
+    pub access_hash: i64,
+    /// The current file reference; an older one is FILE_REFERENCE_EXPIRED.
+    pub file_reference: Vec<u8>,
+    pub photo: bool,
+    /// Lower-case hex SHA-256 of the bytes that were uploaded.
+    pub sha256: String,
+    pub size: i64,
+    pub mime: String,
+    pub file_name: String,
+    /// What the document's attributes made it: `video`, `audio`, `voice`, `animation`, or
+    /// `document`; `photo` for a photo.
+    pub kind: String,
+    pub date: i32,
+    pub owner: i64,
+}
+
+/// A file being uploaded in parts (`upload.saveFilePart` / `saveBigFilePart`).
+pub struct Upload {
+    /// `file_total_parts` of a big file (every part repeats it).
+    pub big_total: Option<i32>,
+    /// Parts that came before the ones ahead of them, held until the gap is filled.
+    pub pending: std::collections::BTreeMap<i32, Vec<u8>>,
+    /// The parts written so far, in order: the next one expected is `next`.
+    pub next: i32,
+    pub part_size: usize,
+    /// Set once a part shorter than `part_size` came: it must be the last.
+    pub short_part: Option<i32>,
+    pub hasher: sha2::Sha256,
+    pub size: u64,
+    pub spool: std::fs::File,
+    pub spool_path: std::path::PathBuf,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -371,6 +418,11 @@ pub struct StoredMessage {
     pub silent: bool,
     #[serde(default)]
     pub no_webpage: bool,
+    /// The photo or document it carries.
+    #[serde(default)]
+    pub media: Option<FileRec>,
+    #[serde(default)]
+    pub grouped_id: Option<i64>,
 }
 
 /// One formatting entity of a message, as "Telegram" received it: offsets and lengths in UTF-16
@@ -465,6 +517,10 @@ pub struct World {
     pub exported_auths: HashMap<(i64, Vec<u8>), i32>,
     pub sent: HashMap<(i64, i64), Vec<u8>>,
     pub messages: Vec<StoredMessage>,
+    /// Photos and documents by id.
+    pub files: HashMap<i64, FileRec>,
+    /// Uploads in progress by (user, file_id); not kept across restarts (nor are Telegram's).
+    pub uploads: HashMap<(i64, i64), Upload>,
     pub(crate) next_user_id: i64,
     pub(crate) next_channel_id: i64,
 }
@@ -499,6 +555,8 @@ impl World {
             exported_auths: HashMap::new(),
             sent: HashMap::new(),
             messages: Vec::new(),
+            files: HashMap::new(),
+            uploads: HashMap::new(),
             next_user_id: 100_000,
             next_channel_id: 1_000_000,
         }

@@ -356,6 +356,8 @@ mod tests {
             format!(
                 "{:?}",
                 send_message::SendMessage {
+                    media: Vec::new(),
+                    random_id: None,
                     peer: crate::peer::Peer::Me,
                     text: "private words".into(),
                     dedupe_key: None,

@@ -1,6 +1,8 @@
-//! messages.sendMessage to a peer (`me`, `@username`, `+phone`, an id). With a dedupe key the
-//! random_id is fixed and durable before the first attempt, so a client's re-send after a lost
-//! answer cannot post twice; a re-send while the first is in flight waits for its answer.
+//! A message to a peer (`me`, `@username`, `+phone`, an id): text by messages.sendMessage, one
+//! media item with its caption by messages.sendMedia, 2–10 as an album by sendMultiMedia. With a
+//! dedupe key the random_id is fixed and durable before the first attempt, so a client's re-send
+//! after a lost answer cannot post twice; a re-send while the first is in flight waits for its
+//! answer.
 
 use grammers_tl_types as tl;
 use serde::Serialize;
@@ -12,14 +14,22 @@ use crate::formatting::FormattedText;
 use crate::peer::Peer;
 use crate::protocol::AccountError;
 use crate::session::SentRecord;
+use crate::upload;
+use tgfleet_persistence::Media;
 
 #[derive(Clone)]
 pub struct SendMessage {
     pub peer: Peer,
-    /// The text and its formatting (plain text converts with `.into()`).
+    /// The text and its formatting (plain text converts with `.into()`); with media, the
+    /// caption (of an album's first item).
     pub text: FormattedText,
+    /// Library items to send: one is a media message, 2–10 an album.
+    pub media: Vec<Media>,
     /// Makes client re-sends idempotent.
     pub dedupe_key: Option<String>,
+    /// A random_id fixed and kept by the caller (a post's delivery keeps it in its row), so
+    /// that every attempt is the same message to Telegram, which drops a repeat.
+    pub random_id: Option<i64>,
     pub options: SendOptions,
 }
 
@@ -39,7 +49,12 @@ impl std::fmt::Debug for SendMessage {
         f.debug_struct("SendMessage")
             .field("peer", &self.peer)
             .field("text", &"<redacted>")
+            .field(
+                "media",
+                &self.media.iter().map(|m| &m.id).collect::<Vec<_>>(),
+            )
             .field("dedupe_key", &self.dedupe_key)
+            .field("random_id", &self.random_id)
             .field("options", &self.options)
             .finish()
     }
@@ -48,6 +63,8 @@ impl std::fmt::Debug for SendMessage {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Sent {
     pub message_id: i32,
+    /// Every message of an album, in order (the first is `message_id`); empty otherwise.
+    pub message_ids: Vec<i32>,
 }
 
 impl Handler for SendMessage {
@@ -69,19 +86,23 @@ impl Handler for SendMessage {
         let SendMessage {
             peer,
             text,
+            media,
             dedupe_key,
+            random_id: fixed_random_id,
             options,
         } = op;
         let tg = &tg;
         use rand::Rng;
         // The random_id is fixed (and durable) before the first attempt: Telegram drops a second
         // message with the same random_id, so a re-send after a lost answer cannot duplicate it.
-        let random_id = match &dedupe_key {
-            Some(key) => match tg.session.sent_record(key) {
+        let random_id = match (&dedupe_key, fixed_random_id) {
+            (_, Some(random_id)) => random_id,
+            (Some(key), None) => match tg.session.sent_record(key) {
                 Some(SentRecord {
                     message_id: Some(id),
+                    more_ids,
                     ..
-                }) => return Ok(Sent { message_id: id }),
+                }) => return Ok(Sent::new(id, more_ids)),
                 Some(record) => record.random_id,
                 None => {
                     let random_id = rand::thread_rng().gen();
@@ -91,6 +112,7 @@ impl Handler for SendMessage {
                                 key: key.clone(),
                                 random_id,
                                 message_id: None,
+                                more_ids: Vec::new(),
                             },
                             tg.env.limits.dedupe_capacity,
                         )
@@ -98,10 +120,26 @@ impl Handler for SendMessage {
                     random_id
                 }
             },
-            None => rand::thread_rng().gen(),
+            (None, None) => rand::thread_rng().gen(),
         };
         let input_peer = resolve_peer(tg, &peer).await?;
         let entities = input_entities(tg, text.entities);
+        if !media.is_empty() {
+            let ids = send_media(
+                tg,
+                &input_peer,
+                &media,
+                text.text,
+                entities,
+                random_id,
+                options,
+            )
+            .await?;
+            if let Some(key) = &dedupe_key {
+                tg.session.complete_send(key, &ids).await?;
+            }
+            return Ok(Sent::new(ids[0], ids[1..].to_vec()));
+        }
         let request = tl::functions::messages::SendMessage {
             no_webpage: options.no_link_preview,
             silent: options.silent,
@@ -133,13 +171,146 @@ impl Handler for SendMessage {
             )));
         };
         if let Some(key) = &dedupe_key {
-            tg.session.complete_send(key, message_id).await?;
+            tg.session.complete_send(key, &[message_id]).await?;
         }
-        Ok(Sent { message_id })
+        Ok(Sent::new(message_id, Vec::new()))
     }
 
     fn on_done(_view: &View, sent: Sent) -> Decided<Sent> {
         Decided::answer(Ok(sent))
+    }
+}
+
+impl Sent {
+    fn new(message_id: i32, more: Vec<i32>) -> Self {
+        let message_ids = if more.is_empty() {
+            Vec::new()
+        } else {
+            std::iter::once(message_id).chain(more).collect()
+        };
+        Self {
+            message_id,
+            message_ids,
+        }
+    }
+}
+
+/// The random_id of an album's item `index`: derived from the one kept for the whole send, so a
+/// re-send repeats every item's id and Telegram drops them all as repeats.
+fn item_random_id(random_id: i64, index: usize) -> i64 {
+    random_id.wrapping_add(index as i64)
+}
+
+/// Sends `media` (uploading what this account has not sent before) with `caption`; the message
+/// ids, an album's in order. A stale file reference is refreshed by uploading again, once.
+async fn send_media(
+    tg: &Tg,
+    peer: &tl::enums::InputPeer,
+    media: &[Media],
+    caption: String,
+    entities: Vec<tl::enums::MessageEntity>,
+    random_id: i64,
+    options: SendOptions,
+) -> Result<Vec<i32>, OpFailure> {
+    let mut fresh = false;
+    loop {
+        let mut files = Vec::with_capacity(media.len());
+        for item in media {
+            files.push(
+                upload::telegram_file(tg, peer, item, fresh)
+                    .await?
+                    .input_media(),
+            );
+        }
+        let entities = (!entities.is_empty()).then(|| entities.clone());
+        let sent = if let [file] = &files[..] {
+            tg.call(&tl::functions::messages::SendMedia {
+                silent: options.silent,
+                background: false,
+                clear_draft: false,
+                noforwards: false,
+                update_stickersets_order: false,
+                invert_media: false,
+                allow_paid_floodskip: false,
+                peer: peer.clone(),
+                reply_to: options.reply_to.map(reply_to),
+                media: file.clone(),
+                message: caption.clone(),
+                random_id,
+                reply_markup: None,
+                entities,
+                schedule_date: None,
+                schedule_repeat_period: None,
+                send_as: None,
+                quick_reply_shortcut: None,
+                effect: None,
+                allow_paid_stars: None,
+                suggested_post: None,
+            })
+            .await
+        } else {
+            let multi_media = files
+                .iter()
+                .enumerate()
+                .map(|(i, file)| {
+                    let first = i == 0;
+                    tl::types::InputSingleMedia {
+                        media: file.clone(),
+                        random_id: item_random_id(random_id, i),
+                        message: if first {
+                            caption.clone()
+                        } else {
+                            String::new()
+                        },
+                        entities: if first { entities.clone() } else { None },
+                    }
+                    .into()
+                })
+                .collect();
+            tg.call(&tl::functions::messages::SendMultiMedia {
+                silent: options.silent,
+                background: false,
+                clear_draft: false,
+                noforwards: false,
+                update_stickersets_order: false,
+                invert_media: false,
+                allow_paid_floodskip: false,
+                peer: peer.clone(),
+                reply_to: options.reply_to.map(reply_to),
+                multi_media,
+                schedule_date: None,
+                send_as: None,
+                quick_reply_shortcut: None,
+                effect: None,
+                allow_paid_stars: None,
+            })
+            .await
+        };
+        let updates = match sent {
+            Ok(updates) => updates,
+            Err(e) if !fresh && upload::is_stale_reference(&e) => {
+                tracing::info!("a file reference expired: uploading again");
+                fresh = true;
+                continue;
+            }
+            Err(e) => return Err(refusal(e)),
+        };
+        let ids: Option<Vec<i32>> = (0..media.len())
+            .map(|i| {
+                let rid = if media.len() == 1 {
+                    random_id
+                } else {
+                    item_random_id(random_id, i)
+                };
+                sent_message_id(&updates, rid)
+            })
+            .collect();
+        return match ids {
+            Some(ids) if !ids.is_empty() => Ok(ids),
+            _ => Err(OpFailure::user(AccountError::Internal(
+                "Telegram's answer carried no message id".into(),
+            ))),
+        };
     }
 }
 

@@ -79,6 +79,8 @@ async fn an_idle_account_hibernates_by_ending_its_actor_and_its_next_actor_keeps
     assert_eq!(woken.status().await.state, AccountState::Hibernated);
     match woken
         .call(SendMessage {
+            media: Vec::new(),
+            random_id: None,
             peer: tgfleet_actors::Peer::Me,
             text: "wake up".into(),
             dedupe_key: None,
@@ -123,6 +125,8 @@ async fn an_actor_started_for_a_hibernated_account_without_a_call_never_connects
     assert!(matches!(
         woken
             .call(SendMessage {
+                media: Vec::new(),
+                random_id: None,
                 peer: tgfleet_actors::Peer::Me,
                 text: "after a restart".into(),
                 dedupe_key: None,

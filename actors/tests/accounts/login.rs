@@ -60,6 +60,8 @@ async fn assert_logged_in(env: &AccountEnv, running: &Running, account_id: Accou
     // The session really is authorized: Telegram accepts a message to Saved Messages.
     let sent = running
         .call(SendMessage {
+            media: Vec::new(),
+            random_id: None,
             peer: tgfleet_actors::Peer::Me,
             text: "logged in".into(),
             dedupe_key: None,

@@ -11,6 +11,8 @@ use crate::harness::{logs, Ending, Harness, BOUND};
 async fn send_me(running: &crate::harness::Running) -> Result<Sent, AccountError> {
     running
         .call(SendMessage {
+            media: Vec::new(),
+            random_id: None,
             peer: tgfleet_actors::Peer::Me,
             text: "ping".into(),
             dedupe_key: None,
@@ -272,6 +274,8 @@ async fn a_stalled_database_does_not_stall_the_mailbox() {
         crate::harness::call(
             &actor,
             SendMessage {
+                media: Vec::new(),
+                random_id: None,
                 peer: tgfleet_actors::Peer::Me,
                 text: "into a flood wait".into(),
                 dedupe_key: None,

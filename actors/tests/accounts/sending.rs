@@ -20,12 +20,14 @@ async fn send(
                 .parse()
                 .map_err(|why: &str| AccountError::PeerInvalid(why.into()))?,
             text: text.into(),
+            media: Vec::new(),
+            random_id: None,
             dedupe_key: key.map(str::to_owned),
             options: Default::default(),
         })
         .await
     {
-        Ok(Sent { message_id }) => Ok(message_id),
+        Ok(Sent { message_id, .. }) => Ok(message_id),
         Err(e) => Err(e),
     }
 }
@@ -149,6 +151,8 @@ async fn an_account_waiting_out_a_flood_does_not_slow_another() {
         crate::harness::call(
             &slow_actor,
             SendMessage {
+                media: Vec::new(),
+                random_id: None,
                 peer: tgfleet_actors::Peer::Me,
                 text: "after the wait".into(),
                 dedupe_key: None,

@@ -165,7 +165,13 @@ pub async fn edit(
 ) -> Result<StatusCode, ApiError> {
     check_account_access(&state, &user, id).await?;
     let chat = chat_ref(&chat)?;
-    let text = formatted(req.text, req.parse_mode.as_deref())?;
+    // A caption is shorter (1024); Telegram says so (MEDIA_CAPTION_TOO_LONG) for a media post.
+    let text = formatted(
+        req.text,
+        req.parse_mode.as_deref(),
+        "text",
+        super::messages::TEXT_MAX,
+    )?;
     let request = EditMessage {
         chat,
         message_id,

@@ -1,5 +1,7 @@
 //! PostgreSQL: the production backend.
 
+use super::media::impl_media_records;
+use super::posts::impl_post_records;
 use super::sql::{impl_sql_store, ACCOUNT_COLS, LOG_COLS, TOKEN_COLS, USER_COLS};
 use super::{db_err, now, page_limit, redact_url, Store, StoreError, StoreResult};
 use crate::model::*;
@@ -58,3 +60,5 @@ impl PgStore {
 }
 
 impl_sql_store!(PgStore, sqlx::Postgres, "postgres");
+impl_media_records!(PgStore, sqlx::Postgres);
+impl_post_records!(PgStore, sqlx::Postgres);

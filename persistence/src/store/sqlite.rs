@@ -1,5 +1,7 @@
 //! SQLite: the default backend, one file under the data directory.
 
+use super::media::impl_media_records;
+use super::posts::impl_post_records;
 use super::sql::{impl_sql_store, ACCOUNT_COLS, LOG_COLS, TOKEN_COLS, USER_COLS};
 use super::{db_err, now, page_limit, Store, StoreError, StoreResult};
 use crate::model::*;
@@ -92,3 +94,5 @@ fn create_private_file(path: &std::path::Path) -> anyhow::Result<()> {
 }
 
 impl_sql_store!(SqliteStore, sqlx::Sqlite, "sqlite");
+impl_media_records!(SqliteStore, sqlx::Sqlite);
+impl_post_records!(SqliteStore, sqlx::Sqlite);

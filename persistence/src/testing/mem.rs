@@ -56,6 +56,9 @@ impl MemStore {
     }
 }
 
+impl crate::store::MediaRecords for MemStore {}
+impl crate::store::PostRecords for MemStore {}
+
 #[async_trait]
 impl Store for MemStore {
     fn backend(&self) -> &'static str {

@@ -136,7 +136,10 @@ impl Actor for TestActor {
                 tokio::time::sleep(Duration::from_millis(200)).await;
                 state.hibernating = true;
                 myself.drain()?;
-                let _ = reply.send(Ok(Sent { message_id: 1 }));
+                let _ = reply.send(Ok(Sent {
+                    message_id: 1,
+                    message_ids: Vec::new(),
+                }));
             }
             AccountMsg::Crash => panic!("crash requested for account {}", state.account.id),
             AccountMsg::Request(AccountRequest::Status(_, reply, _)) => {
