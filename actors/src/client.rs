@@ -289,9 +289,18 @@ impl Tg {
         &self,
         request: &R,
     ) -> Result<R::Return, CallError> {
+        self.call_upload_in_dc(self.session.home_dc(), request)
+            .await
+    }
+
+    /// [`Tg::call_upload`] in the DC that holds a file (a download).
+    pub async fn call_upload_in_dc<R: tl::RemoteCall>(
+        &self,
+        dc_id: i32,
+        request: &R,
+    ) -> Result<R::Return, CallError> {
         let method = method_name(request);
-        let dc = self.session.home_dc();
-        self.call_traced(dc, request, method, false).await
+        self.call_traced(dc_id, request, method, false).await
     }
 
     async fn call_traced<R: tl::RemoteCall>(

@@ -35,6 +35,81 @@ pub struct ChatMessage {
     pub forwards: Option<i32>,
     pub edit_date: Option<i32>,
     pub pinned: bool,
+    /// Its photo or document, described (its bytes: `…/messages/{msg}/media`).
+    pub media: Option<MediaInfo>,
+}
+
+/// What a message's photo or document is.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct MediaInfo {
+    /// `photo`, `video`, `animation`, `audio`, `voice`, `document`, or `other` for media
+    /// that is no file (a poll, a location, a web page…).
+    pub kind: &'static str,
+    pub mime: Option<String>,
+    pub size: Option<i64>,
+    pub file_name: Option<String>,
+}
+
+/// A message's media as the API describes it.
+pub(crate) fn media_info(media: &tl::enums::MessageMedia) -> Option<MediaInfo> {
+    use tl::enums::MessageMedia as M;
+    let other = MediaInfo {
+        kind: "other",
+        mime: None,
+        size: None,
+        file_name: None,
+    };
+    Some(match media {
+        M::Empty => return None,
+        M::Photo(p) => match p.photo.as_ref()? {
+            tl::enums::Photo::Photo(photo) => MediaInfo {
+                kind: "photo",
+                mime: Some("image/jpeg".into()),
+                size: photo
+                    .sizes
+                    .iter()
+                    .filter_map(|s| match s {
+                        tl::enums::PhotoSize::Size(s) => Some(i64::from(s.size)),
+                        tl::enums::PhotoSize::Progressive(s) => {
+                            s.sizes.iter().copied().max().map(i64::from)
+                        }
+                        _ => None,
+                    })
+                    .max(),
+                file_name: None,
+            },
+            tl::enums::Photo::Empty(_) => return None,
+        },
+        M::Document(d) => match d.document.as_ref()? {
+            tl::enums::Document::Document(doc) => {
+                let mut kind = "document";
+                let mut file_name = None;
+                for a in &doc.attributes {
+                    match a {
+                        tl::enums::DocumentAttribute::Filename(f) => {
+                            file_name = Some(f.file_name.clone())
+                        }
+                        tl::enums::DocumentAttribute::Video(_) if kind == "document" => {
+                            kind = "video"
+                        }
+                        tl::enums::DocumentAttribute::Audio(a) => {
+                            kind = if a.voice { "voice" } else { "audio" }
+                        }
+                        tl::enums::DocumentAttribute::Animated => kind = "animation",
+                        _ => {}
+                    }
+                }
+                MediaInfo {
+                    kind,
+                    mime: Some(doc.mime_type.clone()),
+                    size: Some(doc.size),
+                    file_name,
+                }
+            }
+            tl::enums::Document::Empty(_) => return None,
+        },
+        _ => other,
+    })
 }
 
 pub(crate) fn entity(e: &tl::enums::MessageEntity) -> Option<Entity> {
@@ -102,5 +177,6 @@ pub(crate) fn from_tl(m: &tl::enums::Message) -> Option<ChatMessage> {
         forwards: m.forwards,
         edit_date: m.edit_date,
         pinned: m.pinned,
+        media: m.media.as_ref().and_then(media_info),
     })
 }

@@ -419,6 +419,9 @@ pub struct StoreSession {
     persisted: tokio::sync::Mutex<u64>,
     /// Set by `wipe`: nothing is written any more (a logged-out session must stay deleted).
     wiped: AtomicBool,
+    /// DCs other than the home DC that this login was copied to (auth.importAuthorization),
+    /// for files kept there. Not kept across restarts: a copy is cheap to make again.
+    authorized_dcs: Mutex<std::collections::HashSet<i32>>,
 }
 
 impl StoreSession {
@@ -454,6 +457,7 @@ impl StoreSession {
             inner: Mutex::new(inner),
             persisted: tokio::sync::Mutex::new(0),
             wiped: AtomicBool::new(false),
+            authorized_dcs: Mutex::default(),
         });
         if fresh {
             // A registered testdc key must be durable before it is used, or a crash right now
@@ -612,6 +616,23 @@ impl StoreSession {
             inner.touch_peer(id);
         }
         found
+    }
+
+    /// Whether this login works in `dc` (the home DC, or one it was copied to).
+    pub fn authorized_in(&self, dc: i32) -> bool {
+        dc == self.home_dc()
+            || self
+                .authorized_dcs
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .contains(&dc)
+    }
+
+    pub fn mark_authorized_in(&self, dc: i32) {
+        self.authorized_dcs
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(dc);
     }
 
     pub fn sent_record(&self, key: &str) -> Option<SentRecord> {

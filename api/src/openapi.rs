@@ -174,6 +174,7 @@ impl Modify for BearerAuth {
         crate::posts::get,
         crate::posts::edit,
         crate::posts::delete,
+        crate::accounts::message_media::download,
         crate::media::upload,
         crate::media::list,
         crate::media::get,

@@ -132,6 +132,10 @@ pub fn api_router(state: AppState) -> Router {
             post(accounts::chat_messages::pin).delete(accounts::chat_messages::unpin),
         )
         .route(
+            "/api/v1/telegram/accounts/{id}/chats/{chat}/messages/{msg}/media",
+            get(accounts::message_media::download),
+        )
+        .route(
             "/api/v1/telegram/accounts/{id}/chats/{chat}/invite-link",
             post(accounts::chats::invite_link),
         )

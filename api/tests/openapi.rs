@@ -413,6 +413,46 @@ async fn every_route_is_documented_and_every_response_matches_it() {
         Some(json!({"peer": "me", "media": [media_id, second["id"]], "text": "album"})),
     )
     .await;
+    // A file of no known type, sent and downloaded again.
+    let (_, blob) = c
+        .check(
+            M::POST,
+            "/api/v1/media",
+            upload(b"opaque bytes".to_vec()).await.unwrap(),
+        )
+        .await;
+    let (_, sent) = c
+        .call(
+            &app,
+            M::POST,
+            msg_t,
+            &format!("/api/v1/telegram/accounts/{id}/messages"),
+            t,
+            Some(json!({"peer": "me", "media": [blob["id"]]})),
+        )
+        .await;
+    let media_of_t = "/api/v1/telegram/accounts/{id}/chats/{chat}/messages/{msg}/media";
+    c.call(
+        &app,
+        M::GET,
+        media_of_t,
+        &format!(
+            "/api/v1/telegram/accounts/{id}/chats/me/messages/{}/media",
+            sent["message_id"]
+        ),
+        t,
+        None,
+    )
+    .await;
+    c.call(
+        &app,
+        M::GET,
+        media_of_t,
+        &format!("/api/v1/telegram/accounts/{id}/chats/me/messages/999999/media"),
+        t,
+        None,
+    )
+    .await;
     c.call(
         &app,
         M::DELETE,

@@ -56,9 +56,10 @@ pub mod account {
     pub use tgfleet_actors::{
         AccountError, AccountLimits, AccountStatus, BotSignIn, Chat, ChatKind, ChatMessage,
         ChatRole, CheckPassword, CodeSent, Command, CreateChat, DeleteMessage, EditChat,
-        EditMessage, Entity, FormattedText, GetChat, History, HistoryPage, InviteLink, JoinChat,
-        JoinLink, LeaveChat, ListChats, LogOut, LoginStep, ParseMode, Peer, Phone, PinMessage, Qr,
-        QrCode, QrLogin, SendCode, SendMessage, SendOptions, Sent, SetAdmin, SignIn, Status,
-        TelegramParams, TelegramTarget, ADMIN_RIGHTS, JOIN_LINK_FORMS,
+        EditMessage, Entity, FileToRead, FormattedText, GetChat, History, HistoryPage, InviteLink,
+        JoinChat, JoinLink, LeaveChat, ListChats, LogOut, LoginStep, MediaInfo, MessageFile,
+        ParseMode, Peer, Phone, PinMessage, Qr, QrCode, QrLogin, ReadFile, SendCode, SendMessage,
+        SendOptions, Sent, SetAdmin, SignIn, Status, TelegramParams, TelegramTarget, ADMIN_RIGHTS,
+        JOIN_LINK_FORMS, READ_PIECE,
     };
 }

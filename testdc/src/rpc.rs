@@ -16,6 +16,7 @@ macro_rules! tri {
 
 mod channel_admin;
 mod channel_posts;
+mod download;
 pub(crate) mod media;
 
 /// The channel a peer names, for the caller, who must be a member (CHANNEL_PRIVATE otherwise);
@@ -316,6 +317,7 @@ pub async fn dispatch(ctx: &Ctx<'_>, body: &[u8]) -> Reply {
                 r.bytes,
             )
         }
+        upload::GetFile::CONSTRUCTOR_ID => download::get_file(ctx, req!(upload::GetFile, body)),
         messages::UploadMedia::CONSTRUCTOR_ID => {
             media::upload_media(ctx, req!(messages::UploadMedia, body))
         }

@@ -656,7 +656,7 @@ pub fn photo(f: &crate::world::FileRec) -> tl::enums::Photo {
         }
         .into()],
         video_sizes: None,
-        dc_id: 2,
+        dc_id: f.dc_id,
     }
     .into()
 }
@@ -704,7 +704,7 @@ pub fn document(f: &crate::world::FileRec) -> tl::enums::Document {
         size: f.size,
         thumbs: None,
         video_thumbs: None,
-        dc_id: 2,
+        dc_id: f.dc_id,
         attributes,
     }
     .into()
@@ -744,6 +744,7 @@ mod tests {
             kind: "video".into(),
             date: 1,
             owner: 1,
+            dc_id: 2,
         };
         for media in [
             message_media(&file),

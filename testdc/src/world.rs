@@ -112,6 +112,9 @@ pub struct FileRec {
     pub kind: String,
     pub date: i32,
     pub owner: i64,
+    /// The DC that keeps the file: the uploader's.
+    #[serde(default = "default_dc")]
+    pub dc_id: i32,
 }
 
 /// A file being uploaded in parts (`upload.saveFilePart` / `saveBigFilePart`).

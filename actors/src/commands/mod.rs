@@ -23,9 +23,11 @@ pub mod leave_chat;
 pub mod list_chats;
 pub mod log_out;
 pub(crate) mod login;
+pub mod message_file;
 pub mod pin_message;
 pub mod qr_login;
 pub(crate) mod qr_poll;
+pub mod read_file;
 pub mod send_code;
 pub mod send_message;
 pub mod set_admin;
@@ -127,6 +129,8 @@ commands! {
     EditMessage => edit_message::EditMessage -> (),
     DeleteMessage => delete_message::DeleteMessage -> (),
     PinMessage => pin_message::PinMessage -> (),
+    MessageFile => message_file::MessageFile -> message_file::FileToRead,
+    ReadFile => read_file::ReadFile -> Vec<u8>,
     Status => status::Status -> crate::protocol::AccountStatus,
 }
 

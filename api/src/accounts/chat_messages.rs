@@ -64,6 +64,17 @@ pub struct MessageView {
     pub forwards: Option<i32>,
     pub edit_date: Option<i32>,
     pub pinned: bool,
+    /// Its photo or document; the bytes are at `…/messages/{msg}/media`.
+    pub media: Option<MediaView>,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct MediaView {
+    /// `photo`, `video`, `animation`, `audio`, `voice`, `document`, or `other` (no file).
+    pub kind: String,
+    pub mime: Option<String>,
+    pub size: Option<i64>,
+    pub file_name: Option<String>,
 }
 
 impl From<ChatMessage> for MessageView {
@@ -80,6 +91,12 @@ impl From<ChatMessage> for MessageView {
             forwards: m.forwards,
             edit_date: m.edit_date,
             pinned: m.pinned,
+            media: m.media.map(|i| MediaView {
+                kind: i.kind.to_owned(),
+                mime: i.mime,
+                size: i.size,
+                file_name: i.file_name,
+            }),
         }
     }
 }

@@ -4,6 +4,7 @@
 pub mod chat_messages;
 pub mod chats;
 pub mod login;
+pub mod message_media;
 pub mod messages;
 pub mod transfer;
 

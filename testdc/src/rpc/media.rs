@@ -277,6 +277,7 @@ fn file_of(
         kind,
         date: unix_now(),
         owner: me,
+        dc_id: ctx.dc_id,
     };
     w.files.insert(id, rec.clone());
     Ok(rec)
@@ -496,10 +497,28 @@ fn may_post(w: &World, me: i64, to: PeerRef) -> Result<(), Reply> {
     }
 }
 
-/// Gives every file a new file reference: the ones clients hold are FILE_REFERENCE_EXPIRED.
+/// Gives every file a new file reference: the ones clients hold are FILE_REFERENCE_EXPIRED,
+/// and a message fetched again carries the new one.
 pub fn expire_file_references(w: &mut World) -> usize {
     for f in w.files.values_mut() {
         f.file_reference = new_reference();
+    }
+    let current = |m: &mut Option<FileRec>, files: &std::collections::HashMap<i64, FileRec>| {
+        if let Some(held) = m {
+            if let Some(f) = files.get(&held.id) {
+                held.file_reference = f.file_reference.clone();
+            }
+        }
+    };
+    for c in w.channels.values_mut() {
+        for m in &mut c.history {
+            current(&mut m.media, &w.files);
+        }
+    }
+    for u in w.users.values_mut() {
+        for m in &mut u.history {
+            current(&mut m.media, &w.files);
+        }
     }
     w.files.len()
 }
