@@ -97,7 +97,7 @@ async fn posts_are_claimed_when_due_and_follow_their_deliveries(store: &dyn Stor
     assert_eq!(p1, post("p1", t0));
     assert_eq!(d1, vec![delivery("p1", 0, t0), delivery("p1", 1, t0)]);
 
-    let due = store.due_deliveries(t0, 10).await.unwrap();
+    let due = store.due_deliveries(t0, 10, &[]).await.unwrap();
     assert_eq!(
         due.iter()
             .map(|d| (d.post_id.as_str(), d.idx))
@@ -114,7 +114,13 @@ async fn posts_are_claimed_when_due_and_follow_their_deliveries(store: &dyn Stor
         PostState::Publishing
     );
     // A delivery left `sending` (a crash) is due again, with its random_id.
-    assert_eq!(store.due_deliveries(t0, 10).await.unwrap().len(), 2);
+    assert_eq!(store.due_deliveries(t0, 10, &[]).await.unwrap().len(), 2);
+    // An account at work is left out.
+    let others = store.due_deliveries(t0, 10, &[40]).await.unwrap();
+    assert_eq!(
+        others.iter().map(|d| d.account_id).collect::<Vec<_>>(),
+        [41]
+    );
     let sent = DeliveryOutcome {
         state: DeliveryState::Sent,
         next_attempt_at: t0,
@@ -143,7 +149,7 @@ async fn posts_are_claimed_when_due_and_follow_their_deliveries(store: &dyn Stor
     assert_eq!(d1[0].message_ids, [5, 6]);
     assert_eq!(d1[1].error_code.as_deref(), Some("CHAT_WRITE_FORBIDDEN"));
     assert!(store
-        .due_deliveries(later, 10)
+        .due_deliveries(later, 10, &[])
         .await
         .unwrap()
         .iter()
@@ -184,7 +190,11 @@ async fn posts_are_claimed_when_due_and_follow_their_deliveries(store: &dyn Stor
         ("bye", None, even_later)
     );
     assert_eq!(edited.media, ["m1"]);
-    assert!(store.due_deliveries(later, 10).await.unwrap().is_empty());
+    assert!(store
+        .due_deliveries(later, 10, &[])
+        .await
+        .unwrap()
+        .is_empty());
     assert_eq!(
         store.deliveries("p2").await.unwrap()[0].next_attempt_at,
         even_later
@@ -193,7 +203,7 @@ async fn posts_are_claimed_when_due_and_follow_their_deliveries(store: &dyn Stor
     assert!(!store.cancel_post("p2").await.unwrap());
     assert!(
         store
-            .due_deliveries(even_later, 10)
+            .due_deliveries(even_later, 10, &[])
             .await
             .unwrap()
             .is_empty(),

@@ -36,7 +36,12 @@ pub async fn run(state: AppState, stop: CancellationToken) {
             () = state.posts_due.notified() => {}
             () = tokio::time::sleep(TICK) => {}
         }
-        let due = match state.store.due_deliveries(Utc::now(), BATCH).await {
+        let at_work: Vec<i64> = lock(&busy).iter().copied().collect();
+        let due = match state
+            .store
+            .due_deliveries(Utc::now(), BATCH, &at_work)
+            .await
+        {
             Ok(due) => due,
             Err(e) => {
                 tracing::warn!(error = %e, "looking for due deliveries failed");
@@ -56,11 +61,13 @@ pub async fn run(state: AppState, stop: CancellationToken) {
             };
             let (state, busy, stop) = (state.clone(), busy.clone(), stop.clone());
             tokio::spawn(async move {
+                // One read of each post for all of this account's deliveries of it.
+                let mut posts = std::collections::HashMap::new();
                 for d in deliveries {
                     if stop.is_cancelled() {
                         break;
                     }
-                    deliver(&state, d).await;
+                    deliver(&state, &mut posts, d).await;
                 }
                 lock(&busy).remove(&account_id);
                 drop(permit);
@@ -75,14 +82,25 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 /// One attempt at one delivery, recorded before it starts and after it ends.
-async fn deliver(state: &AppState, due: Delivery) {
+async fn deliver(
+    state: &AppState,
+    posts: &mut std::collections::HashMap<String, Post>,
+    due: Delivery,
+) {
     let store = &state.store;
-    let post = match store.post(&due.post_id).await {
-        Ok((post, _)) => post,
-        Err(e) => {
-            tracing::warn!(post_id = %due.post_id, error = %e, "loading a due post failed");
-            return;
+    if !posts.contains_key(&due.post_id) {
+        match store.post(&due.post_id).await {
+            Ok((post, _)) => {
+                posts.insert(due.post_id.clone(), post);
+            }
+            Err(e) => {
+                tracing::warn!(post_id = %due.post_id, error = %e, "loading a due post failed");
+                return;
+            }
         }
+    }
+    let Some(post) = posts.get(&due.post_id) else {
+        return;
     };
     if matches!(post.state, PostState::Cancelled) {
         return;
@@ -94,15 +112,22 @@ async fn deliver(state: &AppState, due: Delivery) {
             return;
         }
     };
-    let outcome = attempt(state, &post, &d).await;
+    let outcome = attempt(state, post, &d).await;
     tracing::info!(
         post_id = %d.post_id, account_id = d.account_id, attempt = d.attempts,
         state = outcome.state.as_str(), error = outcome.error_code.as_deref().unwrap_or(""),
         "delivery attempt"
     );
-    if let Err(e) = store.finish_delivery(&d.post_id, d.idx, outcome).await {
+    match store.finish_delivery(&d.post_id, d.idx, outcome).await {
+        // Cancelled meanwhile (unpublish): the rest of this account's deliveries stop.
+        Ok(PostState::Cancelled) => {
+            if let Some(p) = posts.get_mut(&d.post_id) {
+                p.state = PostState::Cancelled;
+            }
+        }
+        Ok(_) => {}
         // Left `sending`: the next look repeats it with the same random_id.
-        tracing::warn!(post_id = %d.post_id, error = %e, "recording a delivery failed");
+        Err(e) => tracing::warn!(post_id = %d.post_id, error = %e, "recording a delivery failed"),
     }
 }
 

@@ -3,7 +3,7 @@
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
-use crate::model::{Delivery, DeliveryOutcome, Post, PostEdit, PostFilter, PostState};
+use crate::model::{AccountId, Delivery, DeliveryOutcome, Post, PostEdit, PostFilter, PostState};
 use crate::store::{StoreError, StoreResult};
 
 /// Part of every [`crate::Store`]; its defaults answer "unsupported" so test doubles that keep
@@ -43,9 +43,16 @@ pub trait PostRecords: Send + Sync {
         Err(unsupported())
     }
     /// Deliveries to attempt now: pending, or `sending` when a crash cut an attempt short, of
-    /// posts that are neither finished nor cancelled; soonest first.
-    async fn due_deliveries(&self, now: DateTime<Utc>, limit: u32) -> StoreResult<Vec<Delivery>> {
-        let _ = (now, limit);
+    /// posts that are neither finished nor cancelled; soonest first. Deliveries of
+    /// `skip_accounts` (accounts already at work) are left out, so they do not fill the page
+    /// while other accounts' deliveries wait behind them.
+    async fn due_deliveries(
+        &self,
+        now: DateTime<Utc>,
+        limit: u32,
+        skip_accounts: &[AccountId],
+    ) -> StoreResult<Vec<Delivery>> {
+        let _ = (now, limit, skip_accounts);
         Err(unsupported())
     }
     /// Marks an attempt started (`sending`, one more attempt) before anything is sent, and the
@@ -359,21 +366,31 @@ macro_rules! impl_post_records {
                 &self,
                 now: DateTime<Utc>,
                 limit: u32,
+                skip_accounts: &[AccountId],
             ) -> StoreResult<Vec<Delivery>> {
                 let cols = $crate::store::posts::DELIVERY_COLS
                     .split(", ")
                     .map(|c| format!("d.{}", c.trim()))
                     .collect::<Vec<_>>()
                     .join(", ");
-                let sql = format!(
+                let mut q = sqlx::QueryBuilder::<$db>::new(format!(
                     "SELECT {cols} FROM post_deliveries d JOIN posts p ON p.id = d.post_id \
-                     WHERE d.state IN ('pending', 'sending') AND d.next_attempt_at <= $1 \
-                     AND p.state IN ('scheduled', 'publishing') \
-                     ORDER BY d.next_attempt_at, d.post_id, d.idx LIMIT $2"
-                );
-                let rows = sqlx::query(&sql)
-                    .bind(now)
-                    .bind($crate::store::page_limit(limit))
+                     WHERE d.state IN ('pending', 'sending') \
+                     AND p.state IN ('scheduled', 'publishing') AND d.next_attempt_at <= "
+                ));
+                q.push_bind(now);
+                if !skip_accounts.is_empty() {
+                    q.push(" AND d.account_id NOT IN (");
+                    let mut list = q.separated(", ");
+                    for id in skip_accounts {
+                        list.push_bind(*id);
+                    }
+                    q.push(")");
+                }
+                q.push(" ORDER BY d.next_attempt_at, d.post_id, d.idx LIMIT ")
+                    .push_bind($crate::store::page_limit(limit));
+                let rows = q
+                    .build()
                     .fetch_all(&self.pool)
                     .await
                     .map_err(db_err("finding due deliveries"))?;
