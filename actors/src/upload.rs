@@ -1,10 +1,10 @@
-//! Media from the library into Telegram: an item's bytes go up in parts (streamed from the media
-//! storage, `upload.saveBigFilePart` above 10 MB, a few parts in flight), `messages.uploadMedia`
+//! Media from the library into Telegram: an item's bytes go up in parts (each read from the media
+//! storage by range, `upload.saveBigFilePart` above 10 MB, a few parts in flight), `messages.uploadMedia`
 //! turns them into a photo or document of this account, and what Telegram answers (id, access
 //! hash, file reference) is kept per account and item, so the next send uploads nothing.
 
 use base64::Engine as _;
-use futures::{StreamExt as _, TryStreamExt as _};
+use futures::StreamExt as _;
 use grammers_tl_types as tl;
 use serde::{Deserialize, Serialize};
 use tgfleet_persistence::{Media, MediaKind};
@@ -156,25 +156,23 @@ async fn upload(tg: &Tg, media: &Media) -> Result<tl::enums::InputFile, OpFailur
     let big = size > BIG_FILE;
     let file_id: i64 = rand::random();
     let total = parts as i32;
-    let bytes = storage
-        .read(&media.storage_key, 0)
-        .await
-        .map_err(|e| internal(format!("{e:#}")))?;
-    // Re-cut whatever sizes the storage streams into Telegram's parts, IN_FLIGHT on their way.
-    let mut reader = tokio_util::io::StreamReader::new(bytes.map_err(std::io::Error::other));
+    // Each part is read from the storage by itself (a range read: one file read, or one GET
+    // of S3) and sent, IN_FLIGHT at a time: reads and sends overlap, memory stays a few parts.
     let mut in_flight = futures::stream::FuturesUnordered::new();
     let mut sent = 0u64;
-    for index in 0.. {
-        let part = read_part(&mut reader)
-            .await
-            .map_err(|e| internal(format!("reading media {}: {e:#}", media.id)))?;
-        if part.is_empty() {
-            break;
-        }
-        if index >= total {
-            return Err(internal("the stored file is longer than recorded"));
-        }
-        in_flight.push(save_part(tg, file_id, index, big.then_some(total), part));
+    for index in 0..total {
+        let start = index as u64 * PART as u64;
+        let range = start..(start + PART as u64).min(size);
+        in_flight.push(async move {
+            let bytes = storage
+                .read_range(&media.storage_key, range.clone())
+                .await
+                .map_err(|e| internal(format!("reading media {}: {e:#}", media.id)))?;
+            if bytes.len() as u64 != range.end - range.start {
+                return Err(internal("the stored file is shorter than recorded"));
+            }
+            save_part(tg, file_id, index, big.then_some(total), bytes.to_vec()).await
+        });
         if in_flight.len() >= IN_FLIGHT {
             if let Some(done) = in_flight.next().await {
                 sent += done?;
@@ -206,21 +204,6 @@ async fn upload(tg: &Tg, media: &Media) -> Result<tl::enums::InputFile, OpFailur
         }
         .into()
     })
-}
-
-/// The next [`PART`] bytes (fewer at the end, none after it).
-async fn read_part(reader: &mut (impl tokio::io::AsyncRead + Unpin)) -> std::io::Result<Vec<u8>> {
-    use tokio::io::AsyncReadExt as _;
-    let mut part = vec![0; PART];
-    let mut filled = 0;
-    while filled < PART {
-        match reader.read(&mut part[filled..]).await? {
-            0 => break,
-            n => filled += n,
-        }
-    }
-    part.truncate(filled);
-    Ok(part)
 }
 
 /// One part; `big_total` is the part count of a big file (which each of its parts repeats).

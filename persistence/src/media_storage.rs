@@ -134,6 +134,18 @@ impl MediaStorage {
             .boxed())
     }
 
+    /// The bytes in `range` of the object (a part to send on).
+    pub async fn read_range(
+        &self,
+        key: &str,
+        range: std::ops::Range<u64>,
+    ) -> anyhow::Result<Bytes> {
+        self.store
+            .get_range(&self.path(key), range)
+            .await
+            .with_context(|| format!("reading media {key}"))
+    }
+
     /// Removes the object; one that is already gone is no error.
     pub async fn delete(&self, key: &str) -> anyhow::Result<()> {
         match self.store.delete(&self.path(key)).await {
