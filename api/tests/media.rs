@@ -462,6 +462,33 @@ async fn media_reach_telegram(app: TestApp) {
     let group = tail[0].grouped_id.expect("an album has a grouped_id");
     assert!(tail.iter().all(|m| m.grouped_id == Some(group)));
     assert_eq!(tail[0].text, "ten");
+    // A caption is edited like a text, within Telegram's caption limit; the media stays.
+    let first = format!(
+        "/api/v1/telegram/accounts/{id}/chats/{chat_id}/messages/{}",
+        ids[0]
+    );
+    let edited = app
+        .request(
+            Method::PATCH,
+            &first,
+            Some(&token),
+            Some(json!({"text": "<b>ten</b> edited", "parse_mode": "html"})),
+        )
+        .await;
+    assert_eq!(edited.status(), 204);
+    let long = app
+        .request(
+            Method::PATCH,
+            &first,
+            Some(&token),
+            Some(json!({"text": "y".repeat(1100)})),
+        )
+        .await;
+    assert_eq!(error_code(long, 422).await, "MEDIA_CAPTION_TOO_LONG");
+    let after = held(&app, chat_id);
+    let first_held = after.iter().find(|m| i64::from(m.id) == ids[0]).unwrap();
+    assert_eq!(first_held.text, "ten edited");
+    assert_eq!(first_held.media.as_ref().unwrap().sha256, hashes[0]);
     assert!(tail[1..].iter().all(|m| m.text.is_empty()));
     assert_eq!(tail[1].media.as_ref().unwrap().kind, "video");
 

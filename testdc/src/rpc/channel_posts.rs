@@ -28,11 +28,19 @@ pub(super) fn edit_message(ctx: &Ctx<'_>, r: tl::functions::messages::EditMessag
     let me = tri!(caller(&w, ctx));
     let cid = tri!(channel_of(&w, me, &r.peer));
     tri!(may_change(&w.channels[&cid], me, r.id, "edit_messages"));
+    // A media message's text is its caption: it may be empty, and holds at most 1024.
+    let captioned = w.channels[&cid]
+        .history
+        .iter()
+        .any(|m| m.id == r.id && m.media.is_some());
     let Some(text) = r.message else {
         return err(400, "MESSAGE_EMPTY");
     };
-    if text.trim().is_empty() {
+    if text.trim().is_empty() && !captioned {
         return err(400, "MESSAGE_EMPTY");
+    }
+    if captioned && text.chars().count() > 1024 {
+        return err(400, "MEDIA_CAPTION_TOO_LONG");
     }
     if text.chars().count() > 4096 {
         return err(400, "MESSAGE_TOO_LONG");
