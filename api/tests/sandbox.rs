@@ -1310,3 +1310,132 @@ async fn a_channels_posts_are_read_edited_pinned_and_deleted_under_its_rights() 
     assert_eq!(held.entities[1][0].user_id, Some(owner_tg));
     app.shutdown().await;
 }
+
+/// Issue 13, item 3: in a private chat the sender edits, pins and deletes its message for both
+/// sides (each side holds its own copy under its own id, as on Telegram); the recipient may not
+/// edit it; an id of another chat is refused rather than deleted there.
+#[tokio::test]
+async fn a_private_chats_messages_are_edited_pinned_and_deleted_for_both_sides() {
+    let app = sandbox().await;
+    let (_, token, _) = app.user("private@example.org").await;
+    let t = Some(token.as_str());
+    let (sender_phone, recipient_phone) = ("+15550100181", "+15550100182");
+    let sender = logged_in_account(&app, &token, sender_phone).await;
+    let recipient = logged_in_account(&app, &token, recipient_phone).await;
+    let tg_id = |id: i64| {
+        let app = &app;
+        async move {
+            json_of(
+                app.get(&format!("/api/v1/telegram/accounts/{id}"), t).await,
+                200,
+            )
+            .await["tg_user_id"]
+                .as_i64()
+                .expect("tg_user_id")
+        }
+    };
+    let (sender_tg, recipient_tg) = (tg_id(sender).await, tg_id(recipient).await);
+    let send = |peer: &str, text: &str| {
+        let path = format!("/api/v1/telegram/accounts/{sender}/messages");
+        let body = json!({"peer": peer, "text": text, "parse_mode": "html"});
+        let app = &app;
+        async move {
+            json_of(app.post(&path, t, body).await, 201).await["message_id"]
+                .as_i64()
+                .expect("message_id")
+        }
+    };
+    let hello = send(recipient_phone, "hello").await;
+    let bye = send(recipient_phone, "<b>bye</b>").await;
+    let note = send("me", "a note to self").await;
+    let dc = app.state.sandbox.as_ref().unwrap();
+    // What the recipient's box holds of the sender, as testdc keeps it.
+    let held = |text: &str| {
+        dc.chat_messages(recipient_phone)
+            .expect("the recipient")
+            .into_iter()
+            .find(|m| m.from_user_id == sender_tg && m.text == text)
+    };
+    let path = |account: i64, chat: i64, msg: i64| {
+        format!("/api/v1/telegram/accounts/{account}/chats/{chat}/messages/{msg}")
+    };
+
+    // The sender's edit reaches the recipient's copy, with its formatting and edit date.
+    let edited = app
+        .request(
+            Method::PATCH,
+            &path(sender, recipient_tg, hello),
+            t,
+            Some(json!({"text": "<i>hallo</i>", "parse_mode": "html"})),
+        )
+        .await;
+    assert_eq!(edited.status(), 204);
+    let theirs = held("hallo").expect("the recipient's copy, edited");
+    assert_eq!(theirs.entities[0].kind, "italic");
+    assert!(theirs.edit_date.is_some());
+    assert!(held("hello").is_none());
+    // The recipient may not edit what it received (its dialogs tell it the sender's hash).
+    json_of(
+        app.get(&format!("/api/v1/telegram/accounts/{recipient}/chats"), t)
+            .await,
+        200,
+    )
+    .await;
+    let not_theirs = app
+        .request(
+            Method::PATCH,
+            &path(recipient, sender_tg, i64::from(theirs.id)),
+            t,
+            Some(json!({"text": "mine"})),
+        )
+        .await;
+    assert_eq!(error_code(not_theirs, 403).await, "MESSAGE_AUTHOR_REQUIRED");
+
+    // Pinned for both sides, then unpinned; the sender's history says so too.
+    let pin = format!("{}/pin", path(sender, recipient_tg, hello));
+    let pinned = app.request(Method::POST, &pin, t, None).await;
+    assert_eq!(pinned.status(), 204);
+    assert!(held("hallo").expect("still there").pinned);
+    let history = json_of(
+        app.get(
+            &format!("/api/v1/telegram/accounts/{sender}/chats/{recipient_tg}/messages"),
+            t,
+        )
+        .await,
+        200,
+    )
+    .await;
+    let mine = history["messages"]
+        .as_array()
+        .expect("messages")
+        .iter()
+        .find(|m| m["id"] == hello)
+        .expect("the pinned message")
+        .clone();
+    assert_eq!(mine["pinned"], true, "{mine}");
+    assert_eq!(mine["text"], "hallo");
+    let unpinned = app.request(Method::DELETE, &pin, t, None).await;
+    assert_eq!(unpinned.status(), 204);
+    assert!(!held("hallo").expect("still there").pinned);
+
+    // Deleted for both sides.
+    let deleted = app
+        .request(Method::DELETE, &path(sender, recipient_tg, bye), t, None)
+        .await;
+    assert_eq!(deleted.status(), 204);
+    assert!(held("bye").is_none(), "the recipient's copy is gone");
+    let senders_box = dc.chat_messages(sender_phone).expect("the sender");
+    assert!(senders_box.iter().all(|m| m.text != "bye"));
+    // An id of another chat (the note in Saved Messages) is not this chat's: refused, kept.
+    let elsewhere = app
+        .request(Method::DELETE, &path(sender, recipient_tg, note), t, None)
+        .await;
+    assert_eq!(error_code(elsewhere, 422).await, "MESSAGE_ID_INVALID");
+    let senders_box = dc.chat_messages(sender_phone).expect("the sender");
+    assert!(senders_box.iter().any(|m| m.text == "a note to self"));
+    let missing = app
+        .request(Method::DELETE, &path(sender, recipient_tg, 99_999), t, None)
+        .await;
+    assert_eq!(error_code(missing, 422).await, "MESSAGE_ID_INVALID");
+    app.shutdown().await;
+}

@@ -464,6 +464,8 @@ impl TestDc {
                     entities: m.entities.clone(),
                     media: m.media.clone(),
                     grouped_id: m.grouped_id,
+                    edit_date: m.edit_date,
+                    pinned: m.pinned,
                 })
                 .collect(),
             PeerRef::User(id) => w
@@ -476,9 +478,11 @@ impl TestDc {
                     from_user_id: m.from_user,
                     date: m.date,
                     text: m.text.clone(),
-                    entities: Vec::new(),
+                    entities: m.entities.clone(),
                     media: m.media.clone(),
                     grouped_id: m.grouped_id,
+                    edit_date: m.edit_date,
+                    pinned: m.pinned,
                 })
                 .collect(),
         })
@@ -643,4 +647,6 @@ pub struct ChatMessageSnapshot {
     /// The photo or document, with the SHA-256 of the bytes that were uploaded.
     pub media: Option<world::FileRec>,
     pub grouped_id: Option<i64>,
+    pub edit_date: Option<i32>,
+    pub pinned: bool,
 }

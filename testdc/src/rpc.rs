@@ -18,10 +18,11 @@ mod channel_admin;
 mod channel_posts;
 mod download;
 pub(crate) mod media;
+mod private_posts;
 
 /// The channel a peer names, for the caller, who must be a member (CHANNEL_PRIVATE otherwise);
-/// any other peer is PEER_ID_INVALID (testdc keeps a copy of a private message per side and
-/// does not model channel operations on them).
+/// any other peer is PEER_ID_INVALID (a private chat's edits, pins and deletions are
+/// `private_posts`).
 fn channel_of(w: &World, me: i64, peer: &tl::enums::InputPeer) -> Result<i64, Reply> {
     match resolve_input_peer(w, me, peer)? {
         PeerRef::Channel(id) => Ok(id),
@@ -142,6 +143,7 @@ pub fn persist_before_answer(query: &[u8]) -> bool {
                 tl::functions::messages::EditChatAbout::CONSTRUCTOR_ID,
                 tl::functions::messages::EditMessage::CONSTRUCTOR_ID,
                 tl::functions::channels::DeleteMessages::CONSTRUCTOR_ID,
+                tl::functions::messages::DeleteMessages::CONSTRUCTOR_ID,
                 tl::functions::messages::UpdatePinnedMessage::CONSTRUCTOR_ID,
                 tl::functions::messages::ExportChatInvite::CONSTRUCTOR_ID,
                 tl::functions::messages::ImportChatInvite::CONSTRUCTOR_ID,
@@ -366,13 +368,26 @@ pub async fn dispatch(ctx: &Ctx<'_>, body: &[u8]) -> Reply {
             channel_admin::edit_admin(ctx, req!(channels::EditAdmin, body))
         }
         messages::EditMessage::CONSTRUCTOR_ID => {
-            channel_posts::edit_message(ctx, req!(messages::EditMessage, body))
+            let r = req!(messages::EditMessage, body);
+            if private_posts::is_private(&r.peer) {
+                private_posts::edit_message(ctx, r)
+            } else {
+                channel_posts::edit_message(ctx, r)
+            }
         }
         channels::DeleteMessages::CONSTRUCTOR_ID => {
             channel_posts::delete_messages(ctx, req!(channels::DeleteMessages, body))
         }
+        messages::DeleteMessages::CONSTRUCTOR_ID => {
+            private_posts::delete_messages(ctx, req!(messages::DeleteMessages, body))
+        }
         messages::UpdatePinnedMessage::CONSTRUCTOR_ID => {
-            channel_posts::update_pinned(ctx, req!(messages::UpdatePinnedMessage, body))
+            let r = req!(messages::UpdatePinnedMessage, body);
+            if private_posts::is_private(&r.peer) {
+                private_posts::update_pinned(ctx, r)
+            } else {
+                channel_posts::update_pinned(ctx, r)
+            }
         }
         channels::CheckUsername::CONSTRUCTOR_ID => {
             channel_admin::check_username(ctx, req!(channels::CheckUsername, body))
@@ -923,9 +938,15 @@ fn private_message_tl(m: &MsgRec) -> tl::enums::Message {
         date: m.date,
         text: &m.text,
         post: false,
-        entities: None,
-        edit_date: None,
-        pinned: false,
+        entities: Some(
+            m.entities
+                .iter()
+                .map(crate::world::EntityRec::to_tl)
+                .collect(),
+        )
+        .filter(|e: &Vec<_>| !e.is_empty()),
+        edit_date: m.edit_date,
+        pinned: m.pinned,
         media: m.media.as_ref(),
         grouped_id: m.grouped_id,
     })
@@ -1311,6 +1332,10 @@ pub(crate) fn post(w: &mut World, me: i64, to: PeerRef, out: Outgoing) -> Result
             sender.last_msg_id += 1;
             sender.pts += 1;
             let (id, pts) = (sender.last_msg_id, sender.pts);
+            // The recipient's copy gets the recipient's next id; each copy knows the other's.
+            let pair = (other != me)
+                .then(|| w.users.get(&other).map(|r| r.last_msg_id + 1))
+                .flatten();
             let rec = MsgRec {
                 id,
                 pts,
@@ -1321,6 +1346,13 @@ pub(crate) fn post(w: &mut World, me: i64, to: PeerRef, out: Outgoing) -> Result
                 date,
                 media: out.media.clone(),
                 grouped_id: out.grouped_id,
+                entities: out.entities.clone(),
+                edit_date: None,
+                pinned: false,
+                pair,
+            };
+            let Some(sender) = w.users.get_mut(&me) else {
+                return Err(err(401, "AUTH_KEY_UNREGISTERED"));
             };
             let message = private_message_tl(&rec);
             sender.history.push(rec);
@@ -1338,6 +1370,10 @@ pub(crate) fn post(w: &mut World, me: i64, to: PeerRef, out: Outgoing) -> Result
                         date,
                         media: out.media.clone(),
                         grouped_id: out.grouped_id,
+                        entities: out.entities.clone(),
+                        edit_date: None,
+                        pinned: false,
+                        pair: Some(id),
                     };
                     let update = if rec.media.is_none() {
                         tl::enums::Updates::UpdateShortMessage(tl::types::UpdateShortMessage {

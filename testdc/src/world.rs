@@ -54,6 +54,16 @@ pub struct MsgRec {
     pub media: Option<FileRec>,
     #[serde(default)]
     pub grouped_id: Option<i64>,
+    #[serde(default)]
+    pub entities: Vec<EntityRec>,
+    #[serde(default)]
+    pub edit_date: Option<i32>,
+    #[serde(default)]
+    pub pinned: bool,
+    /// The same message's id in the other side's history (each user numbers its own messages);
+    /// `None` in Saved Messages, or where the other side is gone.
+    #[serde(default)]
+    pub pair: Option<i32>,
 }
 
 #[derive(Serialize, Deserialize)]

@@ -1,8 +1,10 @@
-//! channels.deleteMessages: a message of a channel or supergroup goes, for everyone.
+//! A message goes, for everyone: channels.deleteMessages in a channel or supergroup,
+//! messages.deleteMessages with `revoke` in a private chat or basic group (where the message is
+//! first looked up in that chat, since those ids number the account's whole message box).
 
 use grammers_tl_types as tl;
 
-use super::chat_calls::{refusal, resolve_channel};
+use super::chat_calls::{refusal, resolve_peer};
 use super::{Admission, Class, Decided, Handler, OpFailure, View};
 use crate::client::Tg;
 use crate::peer::Peer;
@@ -26,19 +28,37 @@ impl Handler for DeleteMessage {
     }
 
     async fn run(op: Self, tg: Tg) -> Result<(), OpFailure> {
-        let channel = resolve_channel(&tg, &op.chat).await?;
-        let tl::enums::messages::AffectedMessages::Messages(affected) = tg
-            .call(&tl::functions::channels::DeleteMessages {
-                channel,
-                id: vec![op.message_id],
-            })
-            .await
-            .map_err(refusal)?;
+        let affected = match resolve_peer(&tg, &op.chat).await? {
+            tl::enums::InputPeer::Channel(c) => tg
+                .call(&tl::functions::channels::DeleteMessages {
+                    channel: tl::types::InputChannel {
+                        channel_id: c.channel_id,
+                        access_hash: c.access_hash,
+                    }
+                    .into(),
+                    id: vec![op.message_id],
+                })
+                .await
+                .map_err(refusal)?,
+            peer => {
+                if super::history::one_message(&tg, peer, op.message_id)
+                    .await?
+                    .is_none()
+                {
+                    return Err(invalid_id());
+                }
+                tg.call(&tl::functions::messages::DeleteMessages {
+                    revoke: true,
+                    id: vec![op.message_id],
+                })
+                .await
+                .map_err(refusal)?
+            }
+        };
+        let tl::enums::messages::AffectedMessages::Messages(affected) = affected;
         // Telegram skips an id that is not there (any more): nothing was deleted, say so.
         if affected.pts_count == 0 {
-            return Err(OpFailure::user(AccountError::ChatRefused(
-                "MESSAGE_ID_INVALID",
-            )));
+            return Err(invalid_id());
         }
         Ok(())
     }
@@ -46,4 +66,8 @@ impl Handler for DeleteMessage {
     fn on_done(_view: &View, (): ()) -> Decided<()> {
         Decided::answer(Ok(()))
     }
+}
+
+fn invalid_id() -> OpFailure {
+    OpFailure::user(AccountError::ChatRefused("MESSAGE_ID_INVALID"))
 }

@@ -1,8 +1,8 @@
-//! messages.editMessage: a sent message's new text and formatting, in a channel or supergroup.
+//! messages.editMessage: a sent message's new text and formatting (in any chat).
 
 use grammers_tl_types as tl;
 
-use super::chat_calls::{channel_peer, refusal, resolve_channel};
+use super::chat_calls::{refusal, resolve_peer};
 use super::send_message::input_entities;
 use super::{Admission, Class, Decided, Handler, OpFailure, View};
 use crate::client::Tg;
@@ -30,12 +30,12 @@ impl Handler for EditMessage {
     }
 
     async fn run(op: Self, tg: Tg) -> Result<(), OpFailure> {
-        let channel = resolve_channel(&tg, &op.chat).await?;
+        let peer = resolve_peer(&tg, &op.chat).await?;
         let edited = tg
             .call(&tl::functions::messages::EditMessage {
                 no_webpage: op.no_link_preview,
                 invert_media: false,
-                peer: channel_peer(&channel),
+                peer,
                 id: op.message_id,
                 message: Some(op.text.text),
                 media: None,

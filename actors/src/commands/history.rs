@@ -79,3 +79,33 @@ fn message_id(m: &tl::enums::Message) -> i32 {
         tl::enums::Message::Empty(m) => m.id,
     }
 }
+
+/// Message `id` of the chat `peer`, if that chat holds it: a history page of one, below
+/// `id + 1`. (Outside channels message ids number the account's whole message box, so an id
+/// alone does not say which chat it is in.)
+pub(crate) async fn one_message(
+    tg: &Tg,
+    peer: tl::enums::InputPeer,
+    id: i32,
+) -> Result<Option<tl::enums::Message>, OpFailure> {
+    let answer = tg
+        .call(&tl::functions::messages::GetHistory {
+            peer,
+            offset_id: id.saturating_add(1),
+            offset_date: 0,
+            add_offset: 0,
+            limit: 1,
+            max_id: 0,
+            min_id: 0,
+            hash: 0,
+        })
+        .await
+        .map_err(refusal)?;
+    let messages = match answer {
+        tl::enums::messages::Messages::Messages(m) => m.messages,
+        tl::enums::messages::Messages::Slice(m) => m.messages,
+        tl::enums::messages::Messages::ChannelMessages(m) => m.messages,
+        tl::enums::messages::Messages::NotModified(_) => Vec::new(),
+    };
+    Ok(messages.into_iter().find(|m| message_id(m) == id))
+}

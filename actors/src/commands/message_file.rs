@@ -1,9 +1,9 @@
-//! A message's photo or document as a file to read: found through messages.getHistory (one
-//! message, the one asked for), with the location upload.getFile takes.
+//! A message's photo or document as a file to read: the message found in its chat
+//! (`history::one_message`), with the location upload.getFile takes.
 
 use grammers_tl_types as tl;
 
-use super::chat_calls::{refusal, resolve_peer};
+use super::chat_calls::resolve_peer;
 use super::{Admission, Class, Decided, Handler, OpFailure, View};
 use crate::client::Tg;
 use crate::message::MediaInfo;
@@ -48,30 +48,10 @@ impl Handler for MessageFile {
 
     async fn run(op: Self, tg: Tg) -> Result<FileToRead, OpFailure> {
         let peer = resolve_peer(&tg, &op.chat).await?;
-        // The one message below `message_id + 1`: the message itself, if it is there.
-        let answer = tg
-            .call(&tl::functions::messages::GetHistory {
-                peer,
-                offset_id: op.message_id.saturating_add(1),
-                offset_date: 0,
-                add_offset: 0,
-                limit: 1,
-                max_id: 0,
-                min_id: 0,
-                hash: 0,
-            })
-            .await
-            .map_err(refusal)?;
-        let messages = match answer {
-            tl::enums::messages::Messages::Messages(m) => m.messages,
-            tl::enums::messages::Messages::Slice(m) => m.messages,
-            tl::enums::messages::Messages::ChannelMessages(m) => m.messages,
-            tl::enums::messages::Messages::NotModified(_) => Vec::new(),
-        };
-        let found = messages.into_iter().find_map(|m| match m {
-            tl::enums::Message::Message(m) if m.id == op.message_id => Some(m),
+        let found = match super::history::one_message(&tg, peer, op.message_id).await? {
+            Some(tl::enums::Message::Message(m)) => Some(m),
             _ => None,
-        });
+        };
         let Some(message) = found else {
             return Err(OpFailure::user(AccountError::ChatRefused(
                 "MESSAGE_ID_INVALID",

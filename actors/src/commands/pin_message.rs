@@ -1,8 +1,8 @@
-//! messages.updatePinnedMessage: pin a message of a channel or supergroup, or unpin it.
+//! messages.updatePinnedMessage: pin a message in any chat, or unpin it.
 
 use grammers_tl_types as tl;
 
-use super::chat_calls::{channel_peer, refusal, resolve_channel};
+use super::chat_calls::{refusal, resolve_peer};
 use super::{Admission, Class, Decided, Handler, OpFailure, View};
 use crate::client::Tg;
 use crate::peer::Peer;
@@ -29,12 +29,12 @@ impl Handler for PinMessage {
     }
 
     async fn run(op: Self, tg: Tg) -> Result<(), OpFailure> {
-        let channel = resolve_channel(&tg, &op.chat).await?;
+        let peer = resolve_peer(&tg, &op.chat).await?;
         tg.call(&tl::functions::messages::UpdatePinnedMessage {
             silent: op.silent,
             unpin: !op.pin,
             pm_oneside: false,
-            peer: channel_peer(&channel),
+            peer,
             id: op.message_id,
         })
         .await
