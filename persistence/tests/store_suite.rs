@@ -49,6 +49,7 @@ suite!(
     an_import_lands_whole_or_not_at_all,
     media_dedupes_per_owner_pages_and_takes_its_telegram_files_along,
     posts_are_claimed_when_due_and_follow_their_deliveries,
+    deliveries_finishing_at_once_still_finish_their_post,
 );
 
 async fn posts_are_claimed_when_due_and_follow_their_deliveries(store: &dyn Store) {
@@ -104,7 +105,11 @@ async fn posts_are_claimed_when_due_and_follow_their_deliveries(store: &dyn Stor
             .collect::<Vec<_>>(),
         [("p1", 0), ("p1", 1)]
     );
-    let started = store.start_delivery("p1", 0).await.unwrap();
+    // Not due yet (p2 publishes later): not claimed.
+    assert!(store.start_delivery("p2", 0, t0).await.unwrap().is_none());
+    let (started, claimed_post) = store.start_delivery("p1", 0, t0).await.unwrap().unwrap();
+    assert_eq!(claimed_post.state, PostState::Publishing);
+    assert_eq!(claimed_post.text, "hello");
     assert_eq!(
         (started.state, started.attempts, started.random_id),
         (DeliveryState::Sending, 1, -77)
@@ -139,7 +144,7 @@ async fn posts_are_claimed_when_due_and_follow_their_deliveries(store: &dyn Stor
         error_code: Some("CHAT_WRITE_FORBIDDEN".into()),
         error_message: Some("no".into()),
     };
-    store.start_delivery("p1", 1).await.unwrap();
+    store.start_delivery("p1", 1, t0).await.unwrap().unwrap();
     assert_eq!(
         store.finish_delivery("p1", 1, failed).await.unwrap(),
         PostState::PartiallyFailed
@@ -201,6 +206,12 @@ async fn posts_are_claimed_when_due_and_follow_their_deliveries(store: &dyn Stor
     );
     assert!(store.cancel_post("p2").await.unwrap());
     assert!(!store.cancel_post("p2").await.unwrap());
+    // A delivery the scheduler read before the cancel is not claimed after it.
+    assert!(store
+        .start_delivery("p2", 0, even_later)
+        .await
+        .unwrap()
+        .is_none());
     assert!(
         store
             .due_deliveries(even_later, 10, &[])
@@ -233,6 +244,67 @@ async fn posts_are_claimed_when_due_and_follow_their_deliveries(store: &dyn Stor
         store.post("nope").await,
         Err(StoreError::NotFound)
     ));
+}
+
+/// The last two deliveries of a post, on two accounts, finishing at the same moment: each
+/// counts the other's outcome, so the post ends `published` instead of staying `publishing`.
+async fn deliveries_finishing_at_once_still_finish_their_post(store: &dyn Store) {
+    let owner = user(store, "race@posts.test").await;
+    let t0 = Utc::now() - Duration::minutes(1);
+    for round in 0..10 {
+        let id = format!("race{round}");
+        let post = Post {
+            id: id.clone(),
+            owner_id: owner.id,
+            state: PostState::Scheduled,
+            text: "hi".into(),
+            parse_mode: None,
+            media: Vec::new(),
+            silent: false,
+            link_preview: true,
+            publish_at: t0,
+            created_at: t0,
+            updated_at: t0,
+        };
+        let deliveries = (0..2)
+            .map(|idx| Delivery {
+                post_id: id.clone(),
+                idx,
+                account_id: 70 + i64::from(idx),
+                chat: "@chan".into(),
+                state: DeliveryState::Pending,
+                random_id: 1000 * i64::from(round) + i64::from(idx),
+                attempts: 0,
+                next_attempt_at: t0,
+                message_ids: Vec::new(),
+                error_code: None,
+                error_message: None,
+                updated_at: t0,
+            })
+            .collect();
+        store.create_post(post, deliveries).await.unwrap();
+        for idx in 0..2 {
+            store
+                .start_delivery(&id, idx, Utc::now())
+                .await
+                .unwrap()
+                .unwrap();
+        }
+        let sent = |n: i32| DeliveryOutcome {
+            state: DeliveryState::Sent,
+            next_attempt_at: t0,
+            message_ids: vec![n],
+            error_code: None,
+            error_message: None,
+        };
+        let (a, b) = tokio::join!(
+            store.finish_delivery(&id, 0, sent(1)),
+            store.finish_delivery(&id, 1, sent(2))
+        );
+        let states = [a.unwrap(), b.unwrap()];
+        assert!(states.contains(&PostState::Published), "{states:?}");
+        assert_eq!(store.post(&id).await.unwrap().0.state, PostState::Published);
+    }
 }
 
 fn media_item(owner: UserId, sha: &str) -> Media {

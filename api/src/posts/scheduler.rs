@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use tgfleet_persistence::{Delivery, DeliveryOutcome, DeliveryState, Post, PostState};
-use tgfleet_supervision::account::{AccountError, Peer, SendMessage, SendOptions};
+use tgfleet_supervision::account::{AccountError, DeleteMessage, Peer, SendMessage, SendOptions};
 use tgfleet_supervision::FleetError;
 use tokio_util::sync::CancellationToken;
 
@@ -30,11 +30,17 @@ pub async fn run(state: AppState, stop: CancellationToken) {
     let permits = Arc::new(tokio::sync::Semaphore::new(
         state.settings.posts.parallel_accounts,
     ));
+    // A full page means more is due now (other accounts' deliveries): look again at once.
+    let mut more = false;
     loop {
-        tokio::select! {
-            () = stop.cancelled() => return,
-            () = state.posts_due.notified() => {}
-            () = tokio::time::sleep(TICK) => {}
+        if !more {
+            tokio::select! {
+                () = stop.cancelled() => return,
+                () = state.posts_due.notified() => {}
+                () = tokio::time::sleep(TICK) => {}
+            }
+        } else if stop.is_cancelled() {
+            return;
         }
         let at_work: Vec<i64> = lock(&busy).iter().copied().collect();
         let due = match state
@@ -45,9 +51,11 @@ pub async fn run(state: AppState, stop: CancellationToken) {
             Ok(due) => due,
             Err(e) => {
                 tracing::warn!(error = %e, "looking for due deliveries failed");
+                more = false;
                 continue;
             }
         };
+        more = due.len() >= BATCH as usize;
         let mut by_account: BTreeMap<i64, Vec<Delivery>> = BTreeMap::new();
         for d in due {
             by_account.entry(d.account_id).or_default().push(d);
@@ -61,13 +69,11 @@ pub async fn run(state: AppState, stop: CancellationToken) {
             };
             let (state, busy, stop) = (state.clone(), busy.clone(), stop.clone());
             tokio::spawn(async move {
-                // One read of each post for all of this account's deliveries of it.
-                let mut posts = std::collections::HashMap::new();
                 for d in deliveries {
                     if stop.is_cancelled() {
                         break;
                     }
-                    deliver(&state, &mut posts, d).await;
+                    deliver(&state, d).await;
                 }
                 lock(&busy).remove(&account_id);
                 drop(permit);
@@ -81,53 +87,56 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-/// One attempt at one delivery, recorded before it starts and after it ends.
-async fn deliver(
-    state: &AppState,
-    posts: &mut std::collections::HashMap<String, Post>,
-    due: Delivery,
-) {
+/// One attempt at one delivery, claimed before it starts (with the post as it is then: an edit,
+/// a cancel or a reschedule since the due query is seen) and recorded after it ends.
+async fn deliver(state: &AppState, due: Delivery) {
     let store = &state.store;
-    if !posts.contains_key(&due.post_id) {
-        match store.post(&due.post_id).await {
-            Ok((post, _)) => {
-                posts.insert(due.post_id.clone(), post);
-            }
-            Err(e) => {
-                tracing::warn!(post_id = %due.post_id, error = %e, "loading a due post failed");
-                return;
-            }
-        }
-    }
-    let Some(post) = posts.get(&due.post_id) else {
-        return;
-    };
-    if matches!(post.state, PostState::Cancelled) {
-        return;
-    }
-    let d = match store.start_delivery(&due.post_id, due.idx).await {
-        Ok(d) => d,
+    let (d, post) = match store
+        .start_delivery(&due.post_id, due.idx, Utc::now())
+        .await
+    {
+        Ok(Some(claimed)) => claimed,
+        Ok(None) => return, // not due any more
         Err(e) => {
             tracing::warn!(post_id = %due.post_id, error = %e, "starting a delivery failed");
             return;
         }
     };
-    let outcome = attempt(state, post, &d).await;
+    let outcome = attempt(state, &post, &d).await;
     tracing::info!(
         post_id = %d.post_id, account_id = d.account_id, attempt = d.attempts,
         state = outcome.state.as_str(), error = outcome.error_code.as_deref().unwrap_or(""),
         "delivery attempt"
     );
+    let sent = outcome.message_ids.clone();
     match store.finish_delivery(&d.post_id, d.idx, outcome).await {
-        // Cancelled meanwhile (unpublish): the rest of this account's deliveries stop.
-        Ok(PostState::Cancelled) => {
-            if let Some(p) = posts.get_mut(&d.post_id) {
-                p.state = PostState::Cancelled;
-            }
-        }
+        // Unpublished while this one was on its way (a scheduled post cannot be cancelled
+        // once a delivery has started): what it sent goes too.
+        Ok(PostState::Cancelled) if !sent.is_empty() => unsend(state, &d, sent).await,
         Ok(_) => {}
         // Left `sending`: the next look repeats it with the same random_id.
         Err(e) => tracing::warn!(post_id = %d.post_id, error = %e, "recording a delivery failed"),
+    }
+}
+
+/// Deletes what a delivery sent after its post was unpublished.
+async fn unsend(state: &AppState, d: &Delivery, message_ids: Vec<i32>) {
+    let (Some(fleet), Ok(chat)) = (&state.fleet, d.chat.parse::<Peer>()) else {
+        return;
+    };
+    for message_id in message_ids {
+        let command = DeleteMessage {
+            chat: chat.clone(),
+            message_id,
+        };
+        match fleet.call(d.account_id, command).await {
+            // Already gone: the unpublish request got to it first.
+            Err(e) if e.code() != "MESSAGE_ID_INVALID" => tracing::warn!(
+                post_id = %d.post_id, account_id = d.account_id, message_id, error = %e,
+                "deleting a message sent after its post was unpublished failed"
+            ),
+            _ => {}
+        }
     }
 }
 
@@ -239,6 +248,14 @@ fn classify(
             | AccountError::Busy(_)
             | AccountError::Hibernating,
         ) => retry_or_fail(state, d, now, code, message),
+        // Telegram's own trouble (5xx), or a repeat of a send it is still working on
+        // (RANDOM_ID_DUPLICATE): tried again with the same random_id, which Telegram answers with
+        // the message it already has.
+        FleetError::Account(AccountError::Telegram { code, ref name })
+            if code >= 500 || name == "RANDOM_ID_DUPLICATE" =>
+        {
+            retry_or_fail(state, d, now, &name.clone(), message)
+        }
         FleetError::Account(AccountError::Telegram { ref name, .. }) => {
             fail(now, &name.clone(), message)
         }

@@ -55,14 +55,23 @@ pub trait PostRecords: Send + Sync {
         let _ = (now, limit, skip_accounts);
         Err(unsupported())
     }
-    /// Marks an attempt started (`sending`, one more attempt) before anything is sent, and the
-    /// post `publishing`.
-    async fn start_delivery(&self, post_id: &str, idx: i32) -> StoreResult<Delivery> {
-        let _ = (post_id, idx);
+    /// Claims an attempt before anything is sent: the delivery `sending` (one more attempt) and
+    /// the post `publishing`, answered with both as they are now — or `None` when the attempt
+    /// is no longer due (the post was cancelled, rescheduled or finished, the delivery is done)
+    /// since the scheduler read it. Serialized with edits, cancels and [`Self::finish_delivery`]
+    /// on the post's row.
+    async fn start_delivery(
+        &self,
+        post_id: &str,
+        idx: i32,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Option<(Delivery, Post)>> {
+        let _ = (post_id, idx, now);
         Err(unsupported())
     }
     /// Records what an attempt came to; the post's state follows from all its deliveries
-    /// (unless it was cancelled meanwhile) and is returned.
+    /// (unless it was cancelled meanwhile) and is returned. The post's row is locked first, so
+    /// two deliveries finishing at once each count the other's outcome.
     async fn finish_delivery(
         &self,
         post_id: &str,
@@ -399,32 +408,65 @@ macro_rules! impl_post_records {
                     .collect()
             }
 
-            async fn start_delivery(&self, post_id: &str, idx: i32) -> StoreResult<Delivery> {
+            async fn start_delivery(
+                &self,
+                post_id: &str,
+                idx: i32,
+                now: DateTime<Utc>,
+            ) -> StoreResult<Option<(Delivery, Post)>> {
                 let at = $crate::store::now();
                 let mut tx = self.pool.begin().await.map_err(db_err("starting a delivery"))?;
+                // A write to the post's row first: it locks the row (PostgreSQL) or the database
+                // (SQLite) until commit, and reads the post as it is now.
+                let sql = format!(
+                    "UPDATE posts SET updated_at = updated_at WHERE id = $1 RETURNING {}",
+                    $crate::store::posts::POST_COLS
+                );
+                let Some(row) = sqlx::query(&sql)
+                    .bind(post_id)
+                    .fetch_optional(&mut *tx)
+                    .await
+                    .map_err(db_err("starting a delivery"))?
+                else {
+                    return Ok(None);
+                };
+                let mut post = Self::post_row(&row)?;
+                if !matches!(
+                    post.state,
+                    $crate::model::PostState::Scheduled | $crate::model::PostState::Publishing
+                ) {
+                    return Ok(None);
+                }
                 let sql = format!(
                     "UPDATE post_deliveries SET state = 'sending', attempts = attempts + 1, \
-                     updated_at = $3 WHERE post_id = $1 AND idx = $2 RETURNING {}",
+                     updated_at = $3 WHERE post_id = $1 AND idx = $2 \
+                     AND state IN ('pending', 'sending') AND next_attempt_at <= $4 RETURNING {}",
                     $crate::store::posts::DELIVERY_COLS
                 );
-                let row = sqlx::query(&sql)
+                let Some(row) = sqlx::query(&sql)
                     .bind(post_id)
                     .bind(idx)
                     .bind(at)
-                    .fetch_one(&mut *tx)
+                    .bind(now)
+                    .fetch_optional(&mut *tx)
                     .await
-                    .map_err(db_err("starting a delivery"))?;
-                sqlx::query(
-                    "UPDATE posts SET state = 'publishing', updated_at = $2 \
-                     WHERE id = $1 AND state = 'scheduled'",
-                )
-                .bind(post_id)
-                .bind(at)
-                .execute(&mut *tx)
-                .await
-                .map_err(db_err("starting a post"))?;
+                    .map_err(db_err("starting a delivery"))?
+                else {
+                    return Ok(None);
+                };
+                if post.state == $crate::model::PostState::Scheduled {
+                    sqlx::query(
+                        "UPDATE posts SET state = 'publishing', updated_at = $2 WHERE id = $1",
+                    )
+                    .bind(post_id)
+                    .bind(at)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(db_err("starting a post"))?;
+                    post.state = $crate::model::PostState::Publishing;
+                }
                 tx.commit().await.map_err(db_err("committing a delivery start"))?;
-                Ok(Self::delivery_row(&row)?)
+                Ok(Some((Self::delivery_row(&row)?, post)))
             }
 
             async fn finish_delivery(
@@ -439,6 +481,15 @@ macro_rules! impl_post_records {
                     .transpose()
                     .map_err(|e| StoreError::Other(e.into()))?;
                 let mut tx = self.pool.begin().await.map_err(db_err("finishing a delivery"))?;
+                // The post's row first (see start_delivery): the count below then sees every
+                // delivery that finished before this one.
+                let current: String = sqlx::query_scalar(
+                    "UPDATE posts SET updated_at = updated_at WHERE id = $1 RETURNING state",
+                )
+                .bind(post_id)
+                .fetch_one(&mut *tx)
+                .await
+                .map_err(db_err("loading a post's state"))?;
                 sqlx::query(
                     "UPDATE post_deliveries SET state = $3, next_attempt_at = $4, \
                      message_ids = $5, error_code = $6, error_message = $7, updated_at = $8 \
@@ -463,11 +514,6 @@ macro_rules! impl_post_records {
                 .await
                 .map_err(db_err("counting a post's deliveries"))?;
                 let state = $crate::store::posts::post_state_of(&counts);
-                let current: String = sqlx::query_scalar("SELECT state FROM posts WHERE id = $1")
-                    .bind(post_id)
-                    .fetch_one(&mut *tx)
-                    .await
-                    .map_err(db_err("loading a post's state"))?;
                 if current == "cancelled" {
                     tx.commit().await.map_err(db_err("committing a delivery"))?;
                     return Ok(PostState::Cancelled);
