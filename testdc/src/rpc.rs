@@ -333,6 +333,12 @@ pub async fn dispatch(ctx: &Ctx<'_>, body: &[u8]) -> Reply {
             let r = req!(messages::GetDialogs, body);
             get_dialogs(ctx, r.limit)
         }
+        messages::GetMessages::CONSTRUCTOR_ID => {
+            private_posts::get_messages(ctx, req!(messages::GetMessages, body))
+        }
+        channels::GetMessages::CONSTRUCTOR_ID => {
+            channel_posts::get_messages(ctx, req!(channels::GetMessages, body))
+        }
         messages::GetHistory::CONSTRUCTOR_ID => {
             let r = req!(messages::GetHistory, body);
             get_history(ctx, r.peer, r.offset_id, r.limit)
@@ -1571,9 +1577,13 @@ fn get_dialogs(ctx: &Ctx<'_>, limit: i32) -> Reply {
 /// The newest `limit` messages older than `offset_id` (0: the newest of all).
 fn get_history(ctx: &Ctx<'_>, peer: tl::enums::InputPeer, offset_id: i32, limit: i32) -> Reply {
     let w = ctx.shared.world();
-    let Some(me) = w.bound_user(ctx.key_id, ctx.dc_id).map(|u| u.id) else {
+    let Some((me, bot)) = w.bound_user(ctx.key_id, ctx.dc_id).map(|u| (u.id, u.bot)) else {
         return err(401, "AUTH_KEY_UNREGISTERED");
     };
+    // Bots read messages by id (getMessages), never a chat's history.
+    if bot {
+        return err(400, "BOT_METHOD_INVALID");
+    }
     let limit = limit.clamp(1, 100) as usize;
     let peer = match resolve_input_peer(&w, me, &peer) {
         Ok(p) => p,

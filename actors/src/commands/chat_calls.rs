@@ -13,7 +13,8 @@ use crate::protocol::AccountError;
 
 /// Telegram's refusals of a chat operation that are the caller's to act on, answered with their
 /// own name as the code (anything else stays a generic Telegram error).
-pub const CHAT_REFUSALS: [&str; 40] = [
+pub const CHAT_REFUSALS: [&str; 41] = [
+    "BOT_METHOD_INVALID",
     "MEDIA_CAPTION_TOO_LONG",
     "FILE_REFERENCE_EXPIRED",
     "CHAT_SEND_MEDIA_FORBIDDEN",

@@ -1,5 +1,7 @@
 //! messages.getHistory: a chat's messages, newest first, older than a given id.
 
+use grammers_session::types::{PeerId, PeerRef};
+use grammers_session::Session;
 use grammers_tl_types as tl;
 
 use super::chat_calls::{refusal, resolve_peer};
@@ -80,32 +82,59 @@ fn message_id(m: &tl::enums::Message) -> i32 {
     }
 }
 
-/// Message `id` of the chat `peer`, if that chat holds it: a history page of one, below
-/// `id + 1`. (Outside channels message ids number the account's whole message box, so an id
-/// alone does not say which chat it is in.)
+/// Message `id` of the chat `peer`, if that chat holds it. Outside channels message ids
+/// number the account's whole message box, so the message found by id must also be in that
+/// chat. By messages.getMessages / channels.getMessages, which bots may call too (getHistory
+/// they may not).
 pub(crate) async fn one_message(
     tg: &Tg,
     peer: tl::enums::InputPeer,
     id: i32,
 ) -> Result<Option<tl::enums::Message>, OpFailure> {
-    let answer = tg
-        .call(&tl::functions::messages::GetHistory {
-            peer,
-            offset_id: id.saturating_add(1),
-            offset_date: 0,
-            add_offset: 0,
-            limit: 1,
-            max_id: 0,
-            min_id: 0,
-            hash: 0,
-        })
-        .await
-        .map_err(refusal)?;
-    let messages = match answer {
+    let wanted = vec![tl::types::InputMessageId { id }.into()];
+    let (answer, chat) = match &peer {
+        tl::enums::InputPeer::Channel(c) => {
+            let channel = tl::types::InputChannel {
+                channel_id: c.channel_id,
+                access_hash: c.access_hash,
+            }
+            .into();
+            let answer = tg
+                .call(&tl::functions::channels::GetMessages {
+                    channel,
+                    id: wanted,
+                })
+                .await;
+            (answer, None)
+        }
+        other => {
+            let mut chat = PeerRef::from(other).id;
+            if chat == PeerId::self_user() {
+                if let Some(me) = Session::peer(&*tg.session, PeerId::self_user()).await? {
+                    chat = me.id();
+                }
+            }
+            let answer = tg
+                .call(&tl::functions::messages::GetMessages { id: wanted })
+                .await;
+            (answer, Some(chat))
+        }
+    };
+    let messages = match answer.map_err(refusal)? {
         tl::enums::messages::Messages::Messages(m) => m.messages,
         tl::enums::messages::Messages::Slice(m) => m.messages,
         tl::enums::messages::Messages::ChannelMessages(m) => m.messages,
         tl::enums::messages::Messages::NotModified(_) => Vec::new(),
     };
-    Ok(messages.into_iter().find(|m| message_id(m) == id))
+    Ok(messages
+        .into_iter()
+        .find(|m| message_id(m) == id && chat.is_none_or(|chat| message_chat(m) == Some(chat))))
+}
+
+fn message_chat(m: &tl::enums::Message) -> Option<PeerId> {
+    match m {
+        tl::enums::Message::Message(m) => Some(PeerId::from(&m.peer_id)),
+        tl::enums::Message::Service(m) => Some(PeerId::from(&m.peer_id)),
+        tl::enums::Message::Empty(_) => None,
+    }
 }

@@ -29,6 +29,10 @@ pub(super) fn get_file(ctx: &Ctx<'_>, r: tl::functions::upload::GetFile) -> Repl
                 if &f.file_reference != file_reference {
                     return err(400, "FILE_REFERENCE_EXPIRED");
                 }
+                // A file is read from the DC that keeps it, as Telegram redirects.
+                if f.dc_id != ctx.dc_id {
+                    return err(303, format!("FILE_MIGRATE_{}", f.dc_id));
+                }
                 f.clone()
             }
             _ => return err(400, "LOCATION_INVALID"),
@@ -39,7 +43,9 @@ pub(super) fn get_file(ctx: &Ctx<'_>, r: tl::functions::upload::GetFile) -> Repl
     if limit <= 0 || limit > MIB || limit % align != 0 || (!r.precise && MIB % limit != 0) {
         return err(400, "LIMIT_INVALID");
     }
-    if r.offset < 0 || r.offset % align != 0 || r.offset / MIB != (r.offset + limit - 1) / MIB {
+    let last = r.offset.checked_add(limit - 1);
+    if r.offset < 0 || r.offset % align != 0 || last.is_none_or(|last| r.offset / MIB != last / MIB)
+    {
         return err(400, "OFFSET_INVALID");
     }
     // Read outside the world's lock: the bytes are the file's own.
