@@ -40,28 +40,25 @@
 
 #[path = "common/mod.rs"]
 mod common;
+use common::cluster::{
+    self, call, load_sessions, onboard, start_bare_clients, stop_bare_clients, BareClient, Fleet,
+    Processes,
+};
 
 #[global_allocator]
 static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
 use std::collections::HashMap;
 use std::future::Future;
-use std::net::TcpListener;
-use std::num::NonZeroUsize;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::Path;
 use std::sync::atomic::{AtomicI64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
-use grammers_mtsender::{ConnectionParams, NoRetries, SenderPool, SenderPoolHandle};
-use grammers_session::storages::MemorySession;
-use grammers_session::SessionData;
 use grammers_tl_types as tl;
-use serde_json::{json, Value};
-use tgfleet_actors::session::{read_stored, StoredKeys};
-use tgfleet_persistence::SessionCipher;
+use serde_json::json;
+use tgfleet_actors::session::StoredKeys;
 
 const TEXT: &str = "routing overhead bench: the same text on both arms";
 /// A safety bound per request; a request that hits it is counted as an error.
@@ -85,278 +82,9 @@ fn knob(name: &str, default: usize) -> usize {
 
 // ---------------------------------------------------------------- processes
 
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free loopback port")
-}
-
-/// A `tgfleet` child process: SIGTERM (graceful stop) on `stop`, SIGKILL if dropped unstopped.
-struct Proc {
-    child: Child,
-    name: &'static str,
-    log: PathBuf,
-}
-
-impl Proc {
-    fn spawn(dir: &Path, name: &'static str, args: &[&str], env: &[(&str, String)]) -> Self {
-        let log = dir.join(format!("{name}.log"));
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_tgfleet"));
-        cmd.current_dir(dir)
-            .args(args)
-            .env_remove("RUST_LOG")
-            .stdin(Stdio::null())
-            // A file, not a pipe: a full pipe nobody reads would block the process.
-            .stdout(std::fs::File::create(&log).expect("log file"))
-            .stderr(std::fs::File::create(&log).expect("log file"));
-        for (k, v) in env {
-            cmd.env(k, v);
-        }
-        let child = cmd.spawn().expect("spawn tgfleet");
-        Self { child, name, log }
-    }
-
-    fn log_tail(&self) -> String {
-        let text = std::fs::read_to_string(&self.log).unwrap_or_default();
-        let lines: Vec<&str> = text.lines().collect();
-        lines[lines.len().saturating_sub(20)..].join("\n")
-    }
-
-    fn stop(mut self) {
-        // SAFETY: signalling our own child by its pid.
-        unsafe {
-            libc::kill(self.child.id() as libc::pid_t, libc::SIGTERM);
-        }
-        let started = Instant::now();
-        while started.elapsed() < Duration::from_secs(30) {
-            if let Ok(Some(status)) = self.child.try_wait() {
-                if !status.success() {
-                    eprintln!(
-                        "routing_overhead: {} exited with {status}:\n{}",
-                        self.name,
-                        self.log_tail()
-                    );
-                }
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        eprintln!("routing_overhead: {} ignored SIGTERM for 30 s", self.name);
-    }
-}
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        if let Ok(None) = self.child.try_wait() {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
-    }
-}
-
-async fn wait_until_up(http: &reqwest::Client, url: &str, proc: &Proc) {
-    let deadline = Instant::now() + Duration::from_secs(120);
-    while http.get(url).send().await.is_err() {
-        assert!(
-            Instant::now() < deadline,
-            "{} never came up:\n{}",
-            proc.name,
-            proc.log_tail()
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
-async fn call(req: reqwest::RequestBuilder, expect: u16, what: &str) -> Value {
-    let r = req.send().await.unwrap_or_else(|e| panic!("{what}: {e}"));
-    let status = r.status().as_u16();
-    let body = r.text().await.unwrap_or_default();
-    assert_eq!(status, expect, "{what}: {body}");
-    serde_json::from_str(&body).unwrap_or(Value::Null)
-}
-
 // ---------------------------------------------------------------- setup
 
-struct Fleet {
-    api: String,
-    token: String,
-    user_id: i64,
-    /// Account ids, in onboarding order.
-    ids: Vec<i64>,
-}
-
-/// Registers the API user and logs `n` accounts in by code through the REST API.
-async fn onboard(http: &reqwest::Client, api: &str, control: &str, n: usize) -> Fleet {
-    let creds = json!({"email": "bench@example.org", "password": "correct horse battery"});
-    let user = call(
-        http.post(format!("{api}/api/v1/auth/register"))
-            .json(&creds),
-        201,
-        "register",
-    )
-    .await;
-    let login = call(
-        http.post(format!("{api}/api/v1/auth/login")).json(&creds),
-        200,
-        "login",
-    )
-    .await;
-    let token = login["access_token"].as_str().expect("token").to_owned();
-    // Sandbox phones ending in 9 have 2FA.
-    let phones: Vec<String> = (0u64..)
-        .map(|i| format!("+1666{i:07}"))
-        .filter(|p| !p.ends_with('9'))
-        .take(n)
-        .collect();
-    let started = Instant::now();
-    let mut ids: Vec<(usize, i64)> = futures::stream::iter(phones.into_iter().enumerate())
-        .map(|(i, phone)| {
-            let (http, token) = (http.clone(), token.clone());
-            async move {
-                let account = call(
-                    http.post(format!("{api}/api/v1/telegram/accounts"))
-                        .bearer_auth(&token)
-                        .json(&json!({"kind": "user", "label": format!("routing {i}")})),
-                    201,
-                    "create account",
-                )
-                .await;
-                let id = account["id"].as_i64().expect("id");
-                call(
-                    http.post(format!("{api}/api/v1/telegram/accounts/{id}/login/code"))
-                        .bearer_auth(&token)
-                        .json(&json!({"phone": phone})),
-                    200,
-                    "send code",
-                )
-                .await;
-                let code = call(
-                    http.get(format!("{control}/codes/{phone}")),
-                    200,
-                    "reading the code from testdc",
-                )
-                .await;
-                let step = call(
-                    http.post(format!("{api}/api/v1/telegram/accounts/{id}/login/sign-in"))
-                        .bearer_auth(&token)
-                        .json(&json!({"code": code["code"]})),
-                    200,
-                    "sign in",
-                )
-                .await;
-                assert_eq!(step["state"], "active", "account {id} after sign-in");
-                (i, id)
-            }
-        })
-        // Onboarding is setup, not the subject: as fast as SQLite and 2 cores allow.
-        .buffer_unordered(32)
-        .collect()
-        .await;
-    ids.sort_unstable();
-    println!(
-        "routing_overhead: {n} accounts logged in through the API in {:.1} s",
-        started.elapsed().as_secs_f64()
-    );
-    Fleet {
-        api: api.to_owned(),
-        token,
-        user_id: user["id"].as_i64().expect("user id"),
-        ids: ids.into_iter().map(|(_, id)| id).collect(),
-    }
-}
-
-/// The server's sessions, opened the way the account core opens them (a bare client needs the
-/// home DC and the DC options with their auth keys; the rest of the session is not used).
-async fn load_sessions(data_dir: &Path, ids: &[i64]) -> Vec<StoredKeys> {
-    let settings = tgfleet_config::Settings {
-        data_dir: data_dir.to_owned(),
-        ..Default::default()
-    };
-    let store = tgfleet_persistence::connect(settings.database_url().expose())
-        .await
-        .expect("the server's database");
-    let cipher = SessionCipher::local(settings.session_key_path()).expect("the server's key");
-    let mut out = Vec::with_capacity(ids.len());
-    for &id in ids {
-        let stored = read_stored(&*store, &cipher, id)
-            .await
-            .expect("session read")
-            .expect("a logged-in account has a session");
-        assert!(
-            stored.home_key().is_some(),
-            "account {id}: no auth key for its home DC"
-        );
-        out.push(stored);
-    }
-    out
-}
-
 // ---------------------------------------------------------------- bare grammers clients
-
-/// The same connection parameters as the account actor's client (`actors/src/client.rs`):
-/// no automatic retries, grammers' default updates channel.
-fn connection_params(template: &ConnectionParams) -> ConnectionParams {
-    ConnectionParams {
-        device_model: template.device_model.clone(),
-        system_version: template.system_version.clone(),
-        app_version: template.app_version.clone(),
-        system_lang_code: template.system_lang_code.clone(),
-        lang_code: template.lang_code.clone(),
-        use_ipv6: false,
-        retry_policy: Box::new(NoRetries),
-        updates_channel_capacity: NonZeroUsize::new(100).expect("non-zero"),
-        __non_exhaustive: (),
-    }
-}
-
-struct BareClient {
-    handle: SenderPoolHandle,
-    home_dc: i32,
-    runner: tokio::task::JoinHandle<()>,
-    drain: tokio::task::JoinHandle<()>,
-}
-
-fn start_bare_clients(sessions: &[StoredKeys]) -> Vec<BareClient> {
-    // `ConnectionParams::default()` probes the OS on every call; once is enough.
-    let template = ConnectionParams::default();
-    sessions
-        .iter()
-        .map(|s| {
-            let data = SessionData {
-                home_dc: s.home_dc,
-                dc_options: s.dc_options.iter().map(|o| (o.id, o.clone())).collect(),
-                ..Default::default()
-            };
-            let session = Arc::new(MemorySession::from(data));
-            // Any api_id works with testdc; the server uses its sandbox one.
-            let SenderPool {
-                runner,
-                handle,
-                mut updates,
-            } = SenderPool::with_configuration(session, 17349, connection_params(&template));
-            let runner = tokio::spawn(runner.run());
-            // grammers drops updates when the bounded channel is full; drain it as the actor does.
-            let drain = tokio::spawn(async move { while updates.recv().await.is_some() {} });
-            BareClient {
-                handle: handle.thin,
-                home_dc: s.home_dc,
-                runner,
-                drain,
-            }
-        })
-        .collect()
-}
-
-async fn stop_bare_clients(clients: Vec<BareClient>) {
-    for c in &clients {
-        c.handle.quit();
-    }
-    for c in clients {
-        let _ = tokio::time::timeout(Duration::from_secs(10), c.runner).await;
-        c.drain.abort();
-    }
-}
 
 /// testdc answers a second message with the same `random_id` from the same user with the first
 /// one's result instead of sending it: every request needs its own (testdc is fresh every run).
@@ -783,56 +511,27 @@ async fn run() {
     let concurrency = knob("ROUTING_CONCURRENCY", 64);
     let rounds = knob("ROUTING_ROUNDS", 2);
     let dir = tempfile::tempdir().expect("temp dir");
-    let data_dir = dir.path().join("data");
     let http = reqwest::Client::builder()
         .timeout(Duration::from_secs(60))
         .build()
         .expect("http client");
 
-    let control_port = free_port();
-    let control = format!("http://127.0.0.1:{control_port}");
-    let testdc = Proc::spawn(
-        dir.path(),
-        "testdc",
-        &[
-            "testdc",
-            "--control",
-            &format!("127.0.0.1:{control_port}"),
-            "--sandbox-directory",
-        ],
-        &[],
-    );
-    wait_until_up(&http, &format!("{control}/stats"), &testdc).await;
-
-    let (api_port, metrics_port) = (free_port(), free_port());
-    let api = format!("http://127.0.0.1:{api_port}");
     let big = "1000000".to_owned();
-    let server = Proc::spawn(
+    let Processes {
+        testdc,
+        server,
+        api,
+        control,
+        data_dir,
+    } = cluster::start(
         dir.path(),
-        "serve",
-        &["serve"],
+        &http,
         &[
-            ("TGFLEET__DATA_DIR", data_dir.display().to_string()),
-            ("TGFLEET__API__LISTEN", format!("127.0.0.1:{api_port}")),
-            (
-                "TGFLEET__METRICS__LISTEN",
-                format!("127.0.0.1:{metrics_port}"),
-            ),
-            ("TGFLEET__TELEGRAM__TESTDC_CONTROL", control.clone()),
-            ("TGFLEET__AUTH__USER_RATE_PER_SECOND", big.clone()),
-            ("TGFLEET__AUTH__ACCESS_TTL_S", "86400".into()),
             ("TGFLEET__FLEET__CALLS_PER_SECOND", big.clone()),
-            ("TGFLEET__FLEET__CALLS_BURST", big.clone()),
-            // One bench user owns every account: the per-user quotas would stop it at 100.
-            ("TGFLEET__ACCOUNTS__MAX_PER_USER", big.clone()),
-            (
-                "TGFLEET__ACCOUNTS__MAX_PENDING_LOGINS_PER_USER",
-                big.clone(),
-            ),
-            ("TGFLEET__IMPORT__ITEMS_PER_MINUTE_PER_USER", big),
+            ("TGFLEET__FLEET__CALLS_BURST", big),
         ],
-    );
-    wait_until_up(&http, &format!("{api}/api/v1/health"), &server).await;
+    )
+    .await;
 
     let pids: Pids = [
         "self".to_owned(),

@@ -5,6 +5,8 @@
 #[path = "../../src/malloc_conf.rs"]
 mod malloc_conf;
 
+pub mod cluster;
+
 use std::sync::Arc;
 use std::time::Duration;
 
