@@ -147,7 +147,8 @@ pub fn persist_before_answer(query: &[u8]) -> bool {
                 tl::functions::messages::UpdatePinnedMessage::CONSTRUCTOR_ID,
                 tl::functions::messages::ExportChatInvite::CONSTRUCTOR_ID,
                 tl::functions::messages::ImportChatInvite::CONSTRUCTOR_ID,
-                // A file a client was told about (and the message carrying it) must survive too.
+                // A message, or a file, a client was told about must survive too.
+                tl::functions::messages::SendMessage::CONSTRUCTOR_ID,
                 tl::functions::messages::UploadMedia::CONSTRUCTOR_ID,
                 tl::functions::messages::SendMedia::CONSTRUCTOR_ID,
                 tl::functions::messages::SendMultiMedia::CONSTRUCTOR_ID,
