@@ -630,3 +630,104 @@ async fn a_member_cannot_post_media_to_a_broadcast_channel() {
     assert!(held(&app, chat_id).iter().all(|m| m.media.is_none()));
     app.shutdown().await;
 }
+
+/// A bot reads no chat history (Telegram refuses it getHistory), yet downloads a message's media:
+/// the message is found by id (channels.getMessages). It posts into a channel it was made an
+/// admin of, and gets the bytes of its own photo back.
+#[tokio::test]
+async fn a_bot_downloads_a_posts_media_without_reading_history() {
+    let app = sandbox().await;
+    let (_, token, _) = app.user("bot-media@example.org").await;
+    let t = Some(token.as_str());
+    let owner = logged_in_account(&app, &token, "+15550100174").await;
+    let channel = json_of(
+        app.post(
+            &format!("/api/v1/telegram/accounts/{owner}/chats"),
+            t,
+            json!({"type": "channel", "title": "Bot pictures", "username": "bot_pictures"}),
+        )
+        .await,
+        201,
+    )
+    .await;
+    let chat_id = channel["chat_id"].as_i64().unwrap();
+    let bot_token = "424242:AAbotmediabotmediabotmediabotmedia0";
+    app.state
+        .sandbox
+        .as_ref()
+        .unwrap()
+        .add_bot_on(bot_token, "pictures_bot", 1);
+    let bot = json_of(
+        app.post(
+            "/api/v1/telegram/accounts",
+            t,
+            json!({"kind": "bot", "bot_token": bot_token}),
+        )
+        .await,
+        201,
+    )
+    .await["id"]
+        .as_i64()
+        .unwrap();
+    let promoted = app
+        .request(
+            Method::PUT,
+            &format!("/api/v1/telegram/accounts/{owner}/chats/{chat_id}/admins/@pictures_bot"),
+            t,
+            Some(json!({"rights": ["post_messages"]})),
+        )
+        .await;
+    assert_eq!(promoted.status(), 204, "{:?}", promoted.text().await);
+
+    let picture = png(21);
+    let photo = media_id(&app, &token, picture.clone(), "bot.png").await;
+    let sent = json_of(
+        send(
+            &app,
+            &token,
+            bot,
+            json!({"peer": "@bot_pictures", "media": [photo], "text": "from the bot"}),
+        )
+        .await,
+        201,
+    )
+    .await;
+    let msg = sent["message_id"].as_i64().unwrap();
+    let history = app
+        .get(
+            &format!("/api/v1/telegram/accounts/{bot}/chats/@bot_pictures/messages"),
+            t,
+        )
+        .await;
+    assert_eq!(error_code(history, 422).await, "BOT_METHOD_INVALID");
+    let got = app
+        .client
+        .get(format!(
+            "{}/api/v1/telegram/accounts/{bot}/chats/@bot_pictures/messages/{msg}/media",
+            app.base
+        ))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(got.status(), 200);
+    let held_photo = held(&app, chat_id).pop().unwrap().media.unwrap();
+    let body = got.bytes().await.unwrap();
+    assert_eq!(
+        sha(&body),
+        held_photo.sha256,
+        "the bytes Telegram holds for the photo"
+    );
+    let missing = app
+        .client
+        .get(format!(
+            "{}/api/v1/telegram/accounts/{bot}/chats/@bot_pictures/messages/99999/media",
+            app.base
+        ))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(error_code(missing, 422).await, "MESSAGE_ID_INVALID");
+    app.shutdown().await;
+}

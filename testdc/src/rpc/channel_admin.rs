@@ -237,12 +237,17 @@ pub(super) fn edit_admin(ctx: &Ctx<'_>, r: tl::functions::channels::EditAdmin) -
         _ => return err(400, "USER_ID_INVALID"),
     };
     let rights = tlb::rights_names(&r.admin_rights);
+    let bot = w.users.get(&target).is_some_and(|u| u.bot);
     let c = tri!(channel_mut(&mut w, id));
     if !c.may(me, "add_admins") {
         return err(400, "CHAT_ADMIN_REQUIRED");
     }
     if target == c.creator {
         return err(400, "USER_CREATOR");
+    }
+    // A bot cannot join a channel itself: making it an admin adds it, as on Telegram.
+    if bot && !rights.is_empty() && !c.members.contains(&target) {
+        c.members.push(target);
     }
     if !c.members.contains(&target) {
         return err(400, "USER_NOT_PARTICIPANT");
