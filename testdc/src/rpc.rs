@@ -928,6 +928,16 @@ fn get_difference(ctx: &Ctx<'_>, pts: i32) -> Reply {
     ))
 }
 
+/// A message's entities as Telegram sends them: none at all rather than an empty list.
+fn entities_tl(entities: &[crate::world::EntityRec]) -> Option<Vec<tl::enums::MessageEntity>> {
+    (!entities.is_empty()).then(|| {
+        entities
+            .iter()
+            .map(crate::world::EntityRec::to_tl)
+            .collect()
+    })
+}
+
 fn private_message_tl(m: &MsgRec) -> tl::enums::Message {
     tlb::message(MessageView {
         id: m.id,
@@ -945,13 +955,7 @@ fn private_message_tl(m: &MsgRec) -> tl::enums::Message {
         date: m.date,
         text: &m.text,
         post: false,
-        entities: Some(
-            m.entities
-                .iter()
-                .map(crate::world::EntityRec::to_tl)
-                .collect(),
-        )
-        .filter(|e: &Vec<_>| !e.is_empty()),
+        entities: entities_tl(&m.entities),
         edit_date: m.edit_date,
         pinned: m.pinned,
         media: m.media.as_ref(),
@@ -981,13 +985,7 @@ fn channel_message_tl(
         date: m.date,
         text: &m.text,
         post: c.broadcast,
-        entities: Some(
-            m.entities
-                .iter()
-                .map(crate::world::EntityRec::to_tl)
-                .collect(),
-        )
-        .filter(|e: &Vec<_>| !e.is_empty()),
+        entities: entities_tl(&m.entities),
         edit_date: m.edit_date,
         pinned: m.pinned,
         media: m.media.as_ref(),

@@ -5,7 +5,7 @@
 use grammers_tl_types as tl;
 
 use super::{caller, channel_message_tl, channel_of, entities_of, err, ok, Ctx, Reply};
-use crate::world::{unix_now, ChannelRec};
+use crate::world::{unix_now, ChannelRec, World};
 
 /// Whether `me` may change message `id` of `c` with `right` (an author may change its own
 /// messages where it may still post; in a group, always).
@@ -23,28 +23,47 @@ fn may_change(c: &ChannelRec, me: i64, id: i32, right: &str) -> Result<(), Reply
     }
 }
 
+/// The channel an InputChannel names, for a member (see `channel_of`).
+fn input_channel_of(w: &World, me: i64, channel: &tl::enums::InputChannel) -> Result<i64, Reply> {
+    let tl::enums::InputChannel::Channel(input) = channel else {
+        return Err(err(400, "CHANNEL_INVALID"));
+    };
+    let peer = tl::types::InputPeerChannel {
+        channel_id: input.channel_id,
+        access_hash: input.access_hash,
+    }
+    .into();
+    channel_of(w, me, &peer)
+}
+
+/// An edit's new text as Telegram checks it: a media message's text is its caption, which may
+/// be empty and holds at most 1024 characters; any other text is 1–4096.
+pub(super) fn edited_text(text: Option<String>, captioned: bool) -> Result<String, Reply> {
+    let Some(text) = text else {
+        return Err(err(400, "MESSAGE_EMPTY"));
+    };
+    if text.trim().is_empty() && !captioned {
+        return Err(err(400, "MESSAGE_EMPTY"));
+    }
+    if captioned && text.chars().count() > 1024 {
+        return Err(err(400, "MEDIA_CAPTION_TOO_LONG"));
+    }
+    if text.chars().count() > 4096 {
+        return Err(err(400, "MESSAGE_TOO_LONG"));
+    }
+    Ok(text)
+}
+
 pub(super) fn edit_message(ctx: &Ctx<'_>, r: tl::functions::messages::EditMessage) -> Reply {
     let mut w = ctx.shared.world();
     let me = tri!(caller(&w, ctx));
     let cid = tri!(channel_of(&w, me, &r.peer));
     tri!(may_change(&w.channels[&cid], me, r.id, "edit_messages"));
-    // A media message's text is its caption: it may be empty, and holds at most 1024.
     let captioned = w.channels[&cid]
         .history
         .iter()
         .any(|m| m.id == r.id && m.media.is_some());
-    let Some(text) = r.message else {
-        return err(400, "MESSAGE_EMPTY");
-    };
-    if text.trim().is_empty() && !captioned {
-        return err(400, "MESSAGE_EMPTY");
-    }
-    if captioned && text.chars().count() > 1024 {
-        return err(400, "MEDIA_CAPTION_TOO_LONG");
-    }
-    if text.chars().count() > 4096 {
-        return err(400, "MESSAGE_TOO_LONG");
-    }
+    let text = tri!(edited_text(r.message, captioned));
     let entities = tri!(entities_of(
         &w,
         me,
@@ -83,15 +102,7 @@ pub(super) fn edit_message(ctx: &Ctx<'_>, r: tl::functions::messages::EditMessag
 pub(super) fn delete_messages(ctx: &Ctx<'_>, r: tl::functions::channels::DeleteMessages) -> Reply {
     let mut w = ctx.shared.world();
     let me = tri!(caller(&w, ctx));
-    let tl::enums::InputChannel::Channel(input) = &r.channel else {
-        return err(400, "CHANNEL_INVALID");
-    };
-    let peer = tl::types::InputPeerChannel {
-        channel_id: input.channel_id,
-        access_hash: input.access_hash,
-    }
-    .into();
-    let cid = tri!(channel_of(&w, me, &peer));
+    let cid = tri!(input_channel_of(&w, me, &r.channel));
     for id in &r.id {
         // Telegram skips ids that are already gone; one it may not delete refuses the call.
         match may_change(&w.channels[&cid], me, *id, "delete_messages") {
@@ -155,15 +166,7 @@ pub(super) fn update_pinned(
 pub(super) fn get_messages(ctx: &Ctx<'_>, r: tl::functions::channels::GetMessages) -> Reply {
     let w = ctx.shared.world();
     let me = tri!(caller(&w, ctx));
-    let tl::enums::InputChannel::Channel(input) = &r.channel else {
-        return err(400, "CHANNEL_INVALID");
-    };
-    let peer = tl::types::InputPeerChannel {
-        channel_id: input.channel_id,
-        access_hash: input.access_hash,
-    }
-    .into();
-    let cid = tri!(channel_of(&w, me, &peer));
+    let cid = tri!(input_channel_of(&w, me, &r.channel));
     let c = &w.channels[&cid];
     let messages: Vec<tl::enums::Message> =
         r.id.iter()

@@ -59,18 +59,7 @@ pub(super) fn edit_message(ctx: &Ctx<'_>, r: tl::functions::messages::EditMessag
             return err(403, "MESSAGE_AUTHOR_REQUIRED");
         }
         let captioned = m.media.is_some();
-        let Some(text) = r.message else {
-            return err(400, "MESSAGE_EMPTY");
-        };
-        if text.trim().is_empty() && !captioned {
-            return err(400, "MESSAGE_EMPTY");
-        }
-        if captioned && text.chars().count() > 1024 {
-            return err(400, "MEDIA_CAPTION_TOO_LONG");
-        }
-        if text.chars().count() > 4096 {
-            return err(400, "MESSAGE_TOO_LONG");
-        }
+        let text = tri!(super::channel_posts::edited_text(r.message, captioned));
         let entities = tri!(entities_of(
             &w,
             me,
