@@ -199,9 +199,13 @@ pub async fn create(
         }
     }
     v.finish()?;
+    // Each account once, however many of its chats the post goes to.
+    let mut accounts: Vec<AccountId> = req.targets.iter().map(|t| t.account_id).collect();
+    accounts.sort_unstable();
+    accounts.dedup();
     let mut kinds = Vec::new();
-    for t in &req.targets {
-        let account = check_account_access(&state, &user, t.account_id).await?;
+    for id in accounts {
+        let account = check_account_access(&state, &user, id).await?;
         if !kinds.contains(&account.kind) {
             kinds.push(account.kind);
         }
