@@ -30,8 +30,11 @@ pub async fn run(state: AppState, stop: CancellationToken) {
     let permits = Arc::new(tokio::sync::Semaphore::new(
         state.settings.posts.parallel_accounts,
     ));
-    // A full page means more is due now (other accounts' deliveries): look again at once.
+    // A full page means more is due now (other accounts' deliveries): look again at once —
+    // unless the page starts where the previous one did (its attempts ended without changing
+    // their rows, e.g. a store error), which would only spin.
     let mut more = false;
+    let mut last_first: Option<(String, i32)> = None;
     loop {
         if !more {
             tokio::select! {
@@ -55,7 +58,9 @@ pub async fn run(state: AppState, stop: CancellationToken) {
                 continue;
             }
         };
-        more = due.len() >= BATCH as usize;
+        let first = due.first().map(|d| (d.post_id.clone(), d.idx));
+        more = due.len() >= BATCH as usize && first != last_first;
+        last_first = first;
         let mut by_account: BTreeMap<i64, Vec<Delivery>> = BTreeMap::new();
         for d in due {
             by_account.entry(d.account_id).or_default().push(d);
