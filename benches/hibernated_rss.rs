@@ -46,13 +46,6 @@ const BOUND: Duration = Duration::from_secs(600);
 /// jemalloc hands freed pages back after its 10 s decay; reading RSS sooner would count garbage.
 const SETTLE: Duration = Duration::from_secs(15);
 
-fn env_usize(name: &str, default: usize) -> usize {
-    std::env::var(name)
-        .ok()
-        .and_then(|n| n.parse().ok())
-        .unwrap_or(default)
-}
-
 fn main() {
     common::raise_fd_limit();
     tokio::runtime::Builder::new_multi_thread()
@@ -134,9 +127,9 @@ fn send(text: &str) -> SendMessage {
 }
 
 async fn run() {
-    let n = env_usize("HIBERNATED_ACCOUNTS", 100_000);
-    let logins = env_usize("HIBERNATED_LOGINS", 200).min(n);
-    let concurrency = env_usize("HIBERNATED_CONCURRENCY", 64);
+    let n = common::knob("HIBERNATED_ACCOUNTS", 100_000);
+    let logins = common::knob("HIBERNATED_LOGINS", 200).min(n);
+    let concurrency = common::knob("HIBERNATED_CONCURRENCY", 64);
     let dir = tempfile::tempdir().expect("temp dir");
     let http = reqwest::Client::new();
     let (_testdc, control) = start_testdc(&http).await;

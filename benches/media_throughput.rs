@@ -37,13 +37,6 @@ fn main() {
         .block_on(run());
 }
 
-fn knob(name: &str, default: usize) -> usize {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
 /// The file of round `round`: a PDF header, then bytes that differ from round to round.
 fn file(size: usize, round: usize) -> Vec<u8> {
     let mut b: Vec<u8> = (0..size)
@@ -70,8 +63,8 @@ fn mb_per_s(bytes: usize, took: Duration) -> f64 {
 }
 
 async fn run() {
-    let size = knob("MEDIA_MB", 100) * 1_000_000;
-    let rounds = knob("MEDIA_ROUNDS", 3);
+    let size = common::knob("MEDIA_MB", 100) * 1_000_000;
+    let rounds = common::knob("MEDIA_ROUNDS", 3);
     let dir = tempfile::tempdir().expect("temp dir");
     let http = reqwest::Client::builder()
         .timeout(Duration::from_secs(600))

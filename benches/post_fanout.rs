@@ -32,17 +32,10 @@ fn main() {
         .block_on(run());
 }
 
-fn knob(name: &str, default: usize) -> usize {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
 async fn run() {
-    let accounts = knob("FANOUT_ACCOUNTS", 100);
-    let per_account = knob("FANOUT_CHANNELS", 10);
-    let rate = knob("FANOUT_RATE", 2);
+    let accounts = common::knob("FANOUT_ACCOUNTS", 100);
+    let per_account = common::knob("FANOUT_CHANNELS", 10);
+    let rate = common::knob("FANOUT_RATE", 2);
     let dir = tempfile::tempdir().expect("temp dir");
     let http = reqwest::Client::builder()
         .timeout(Duration::from_secs(120))

@@ -73,13 +73,6 @@ fn main() {
         .block_on(run());
 }
 
-fn knob(name: &str, default: usize) -> usize {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
 // ---------------------------------------------------------------- processes
 
 // ---------------------------------------------------------------- setup
@@ -506,10 +499,10 @@ async fn testdc_requests(http: &reqwest::Client, control: &str) -> u64 {
 }
 
 async fn run() {
-    let n = knob("ROUTING_ACCOUNTS", 1000);
-    let seconds = Duration::from_secs(knob("ROUTING_SECONDS", 10) as u64);
-    let concurrency = knob("ROUTING_CONCURRENCY", 64);
-    let rounds = knob("ROUTING_ROUNDS", 2);
+    let n = common::knob("ROUTING_ACCOUNTS", 1000);
+    let seconds = Duration::from_secs(common::knob("ROUTING_SECONDS", 10) as u64);
+    let concurrency = common::knob("ROUTING_CONCURRENCY", 64);
+    let rounds = common::knob("ROUTING_ROUNDS", 2);
     let dir = tempfile::tempdir().expect("temp dir");
     let http = reqwest::Client::builder()
         .timeout(Duration::from_secs(60))

@@ -24,6 +24,14 @@ pub fn proc_status_kib(field: &str) -> u64 {
         .unwrap_or_else(|| panic!("{field} in /proc/self/status"))
 }
 
+/// A bench's size from the environment (`FANOUT_ACCOUNTS=…`), or its default.
+pub fn knob(name: &str, default: usize) -> usize {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
 pub fn rss_kib() -> u64 {
     proc_status_kib("VmRSS:")
 }
