@@ -514,6 +514,7 @@ impl AccountActorState {
     ) {
         let shown = to.account_state();
         update.state = Some(shown);
+        update.cause = Some(cause_of(&log));
         update.apply_to(&mut self.row);
         self.pending.push(Write::Row(update));
         self.entered(myself, from, to, log);
@@ -622,6 +623,7 @@ impl AccountActorState {
             last_error: Some(None),
             // Only now, authorized, does the account hold its phone (the store's unique index).
             phone: user.phone.clone().map(Some),
+            cause: Some("login_completed".into()),
             ..Default::default()
         };
         let message = format!(
@@ -782,6 +784,14 @@ async fn write_now(env: &AccountEnv, account_id: AccountId, write: Write) {
             }
         }
     }
+}
+
+/// What an `account.state_changed` event gives as its cause: the Telegram error code when there
+/// is one (`AUTH_KEY_UNREGISTERED`, `FLOOD_WAIT`), else the log line's event (`login_completed`).
+fn cause_of(line: &Line) -> String {
+    line.error_code
+        .clone()
+        .unwrap_or_else(|| line.event.to_owned())
 }
 
 /// The span of an operation the account starts on its own (no request behind it).

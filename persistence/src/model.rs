@@ -201,6 +201,8 @@ pub struct AccountUpdate {
     pub last_error: Option<Option<String>>,
     /// Added to the restart counter.
     pub add_restarts: i64,
+    /// Why the state changes, for its `account.state_changed` event (no column of its own).
+    pub cause: Option<String>,
 }
 
 impl AccountUpdate {
@@ -510,4 +512,211 @@ pub struct DeliveryOutcome {
     pub message_ids: Vec<i32>,
     pub error_code: Option<String>,
     pub error_message: Option<String>,
+}
+
+/// The kinds of event the log keeps (`type` in the API).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum EventType {
+    MessageReceived,
+    MessageEdited,
+    MessageDeleted,
+    AccountStateChanged,
+    AccountFloodWait,
+    PostDeliverySucceeded,
+    PostDeliveryFailed,
+    PostPublished,
+    WebhookDisabled,
+    Ping,
+}
+
+impl EventType {
+    pub const ALL: [EventType; 10] = [
+        EventType::MessageReceived,
+        EventType::MessageEdited,
+        EventType::MessageDeleted,
+        EventType::AccountStateChanged,
+        EventType::AccountFloodWait,
+        EventType::PostDeliverySucceeded,
+        EventType::PostDeliveryFailed,
+        EventType::PostPublished,
+        EventType::WebhookDisabled,
+        EventType::Ping,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EventType::MessageReceived => "message.received",
+            EventType::MessageEdited => "message.edited",
+            EventType::MessageDeleted => "message.deleted",
+            EventType::AccountStateChanged => "account.state_changed",
+            EventType::AccountFloodWait => "account.flood_wait",
+            EventType::PostDeliverySucceeded => "post.delivery_succeeded",
+            EventType::PostDeliveryFailed => "post.delivery_failed",
+            EventType::PostPublished => "post.published",
+            EventType::WebhookDisabled => "webhook.disabled",
+            EventType::Ping => "ping",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|t| t.as_str() == s)
+    }
+}
+
+impl Serialize for EventType {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
+
+/// An event to append to the log.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewEvent {
+    pub kind: EventType,
+    pub account_id: Option<AccountId>,
+    /// Who may see it (besides admins).
+    pub owner_id: UserId,
+    pub occurred_at: DateTime<Utc>,
+    pub data: serde_json::Value,
+    /// Two events with the same key are one: the second append writes nothing.
+    pub dedupe_key: Option<String>,
+}
+
+/// An event as the log keeps it; `id` increases in the order events were committed.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Event {
+    pub id: i64,
+    #[serde(rename = "type")]
+    pub kind: EventType,
+    pub account_id: Option<AccountId>,
+    #[serde(skip)]
+    pub owner_id: UserId,
+    pub occurred_at: DateTime<Utc>,
+    pub data: serde_json::Value,
+}
+
+/// Which events to read: those after `after`, oldest first.
+#[derive(Debug, Clone, Default)]
+pub struct EventFilter {
+    pub after: i64,
+    pub limit: u32,
+    /// Only events this user may see; `None` for all (an admin).
+    pub owner_id: Option<UserId>,
+    /// Only these accounts' events (empty: any).
+    pub account_ids: Vec<AccountId>,
+    /// Only these types (empty: any).
+    pub types: Vec<EventType>,
+}
+
+/// A webhook endpoint. `secret` and `previous_secret` are sealed by the `SessionCipher`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Webhook {
+    /// UUIDv7.
+    pub id: String,
+    pub owner_id: UserId,
+    pub url: String,
+    /// Event type names, or `"*"` for all.
+    pub events: Vec<String>,
+    /// `None`: every account the owner may see.
+    pub account_ids: Option<Vec<AccountId>>,
+    pub description: Option<String>,
+    pub secret: Vec<u8>,
+    pub previous_secret: Option<Vec<u8>>,
+    pub previous_until: Option<DateTime<Utc>>,
+    pub enabled: bool,
+    pub disabled_reason: Option<String>,
+    pub failing_since: Option<DateTime<Utc>>,
+    /// The last event id looked at for this endpoint.
+    pub cursor: i64,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+/// A change to a webhook (each `None` keeps its value). `enabled: Some(true)` also clears the
+/// failure record, so a re-enabled endpoint gets a new day.
+#[derive(Debug, Clone, Default)]
+pub struct WebhookPatch {
+    pub url: Option<String>,
+    pub events: Option<Vec<String>>,
+    pub account_ids: Option<Option<Vec<AccountId>>>,
+    pub description: Option<Option<String>>,
+    pub enabled: Option<bool>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum WebhookDeliveryState {
+    Pending,
+    Succeeded,
+    Dead,
+}
+
+impl WebhookDeliveryState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            WebhookDeliveryState::Pending => "pending",
+            WebhookDeliveryState::Succeeded => "succeeded",
+            WebhookDeliveryState::Dead => "dead",
+        }
+    }
+    pub fn parse(s: &str) -> Option<Self> {
+        [Self::Pending, Self::Succeeded, Self::Dead]
+            .into_iter()
+            .find(|k| k.as_str() == s)
+    }
+}
+
+/// One event queued for one endpoint.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WebhookDelivery {
+    pub webhook_id: String,
+    pub event_id: i64,
+    /// The event's account, 0 for none: deliveries of one key go in order.
+    pub account_key: i64,
+    pub state: WebhookDeliveryState,
+    pub attempts: i32,
+    pub next_attempt_at: DateTime<Utc>,
+    pub first_attempt_at: Option<DateTime<Utc>>,
+    pub last_status: Option<i32>,
+    pub last_error: Option<String>,
+    pub updated_at: DateTime<Utc>,
+}
+
+/// What one attempt left behind.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AttemptOutcome {
+    Succeeded,
+    Retrying,
+    Dead,
+}
+
+impl AttemptOutcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AttemptOutcome::Succeeded => "succeeded",
+            AttemptOutcome::Retrying => "retrying",
+            AttemptOutcome::Dead => "dead",
+        }
+    }
+    pub fn parse(s: &str) -> Option<Self> {
+        [Self::Succeeded, Self::Retrying, Self::Dead]
+            .into_iter()
+            .find(|k| k.as_str() == s)
+    }
+}
+
+/// One row of an endpoint's delivery log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WebhookAttempt {
+    pub id: i64,
+    pub webhook_id: String,
+    pub event_id: i64,
+    pub attempt: i32,
+    pub at: DateTime<Utc>,
+    pub status: Option<i32>,
+    pub latency_ms: i64,
+    pub error: Option<String>,
+    pub outcome: AttemptOutcome,
+    pub next_attempt_at: Option<DateTime<Utc>>,
 }

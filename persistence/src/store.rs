@@ -6,14 +6,18 @@ use async_trait::async_trait;
 use chrono::{DateTime, Timelike, Utc};
 use std::sync::Arc;
 
+mod events;
 mod media;
 mod postgres;
 mod posts;
 mod sql;
 mod sqlite;
+mod webhooks;
 
+pub use events::EventRecords;
 pub use media::MediaRecords;
 pub use posts::PostRecords;
+pub use webhooks::{WebhookBacklog, WebhookRecords};
 
 pub use postgres::PgStore;
 pub use sqlite::SqliteStore;
@@ -38,7 +42,9 @@ pub type StoreResult<T> = Result<T, StoreError>;
 
 /// Session blobs passed here are always sealed by `SessionCipher`; a store never sees plaintext.
 #[async_trait]
-pub trait Store: MediaRecords + PostRecords + Send + Sync + 'static {
+pub trait Store:
+    MediaRecords + PostRecords + EventRecords + WebhookRecords + Send + Sync + 'static
+{
     /// "sqlite" or "postgres", for health reports.
     fn backend(&self) -> &'static str;
     async fn ping(&self) -> StoreResult<()>;

@@ -50,6 +50,12 @@ suite!(
     media_dedupes_per_owner_pages_and_takes_its_telegram_files_along,
     posts_are_claimed_when_due_and_follow_their_deliveries,
     deliveries_finishing_at_once_still_finish_their_post,
+    events_append_once_filter_and_purge,
+    concurrent_appends_are_read_in_full_after_any_id,
+    account_state_changes_and_flood_waits_are_events,
+    a_finished_post_is_an_event_of_each_delivery_and_of_the_post,
+    webhook_queues_keep_order_per_account_and_log_every_attempt,
+    a_webhook_replays_disables_with_an_event_and_rotates,
 );
 
 async fn posts_are_claimed_when_due_and_follow_their_deliveries(store: &dyn Store) {
@@ -1203,4 +1209,656 @@ async fn an_import_lands_whole_or_not_at_all(store: &dyn Store) {
         None
     );
     assert_eq!(store.count_owned_accounts(owner.id).await.unwrap(), (1, 0));
+}
+
+fn new_event(
+    kind: EventType,
+    account: Option<AccountId>,
+    owner: UserId,
+    key: Option<&str>,
+) -> NewEvent {
+    NewEvent {
+        kind,
+        account_id: account,
+        owner_id: owner,
+        occurred_at: Utc::now(),
+        data: json!({"text": "hello", "n": 1}),
+        dedupe_key: key.map(Into::into),
+    }
+}
+
+async fn events_append_once_filter_and_purge(store: &dyn Store) {
+    let mut feed = store.event_feed();
+    let before = *feed.borrow_and_update();
+    let ids = store
+        .append_events(vec![
+            new_event(EventType::MessageReceived, Some(1), 10, Some("1:5:7:new")),
+            new_event(EventType::MessageReceived, Some(2), 20, Some("2:5:7:new")),
+            new_event(EventType::AccountStateChanged, Some(1), 10, None),
+        ])
+        .await
+        .unwrap();
+    assert_eq!(ids.len(), 3);
+    assert!(ids.windows(2).all(|w| w[0] < w[1]), "{ids:?}");
+    assert!(feed.has_changed().unwrap());
+    assert_eq!(*feed.borrow_and_update(), ids[2]);
+    assert!(ids[0] > before);
+    // A catch-up that replays an update writes nothing.
+    let again = store
+        .append_events(vec![new_event(
+            EventType::MessageReceived,
+            Some(1),
+            10,
+            Some("1:5:7:new"),
+        )])
+        .await
+        .unwrap();
+    assert!(again.is_empty());
+    assert_eq!(store.last_event_id().await.unwrap(), ids[2]);
+
+    let all = store
+        .events(EventFilter {
+            after: before,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(all.iter().map(|e| e.id).collect::<Vec<_>>(), ids);
+    assert_eq!(all[0].data, json!({"text": "hello", "n": 1}));
+    assert_eq!(all[0].kind, EventType::MessageReceived);
+    let mine = store
+        .events(EventFilter {
+            after: before,
+            owner_id: Some(10),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        mine.iter().map(|e| e.id).collect::<Vec<_>>(),
+        [ids[0], ids[2]]
+    );
+    let typed = store
+        .events(EventFilter {
+            after: before,
+            types: vec![EventType::AccountStateChanged],
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(typed.iter().map(|e| e.id).collect::<Vec<_>>(), [ids[2]]);
+    let of_two = store
+        .events(EventFilter {
+            after: before,
+            account_ids: vec![2],
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(of_two.iter().map(|e| e.id).collect::<Vec<_>>(), [ids[1]]);
+    let page = store
+        .events(EventFilter {
+            after: ids[0],
+            limit: 1,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(page.iter().map(|e| e.id).collect::<Vec<_>>(), [ids[1]]);
+
+    let mut old = new_event(EventType::Ping, None, 10, None);
+    old.occurred_at = Utc::now() - Duration::hours(100);
+    let old_id = store.append_events(vec![old]).await.unwrap()[0];
+    assert_eq!(
+        store
+            .purge_events_before(Utc::now() - Duration::hours(72))
+            .await
+            .unwrap(),
+        1
+    );
+    let left = store
+        .events(EventFilter {
+            after: before,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert!(left.iter().all(|e| e.id != old_id));
+    assert_eq!(left.len(), 3);
+}
+
+/// Readers follow the log by "after id N": an id committed after a larger one was read would
+/// be skipped for good. Writers racing each other must not leave such a hole.
+async fn concurrent_appends_are_read_in_full_after_any_id(store: &dyn Store) {
+    const WRITERS: usize = 8;
+    const EACH: usize = 25;
+    let start = store.last_event_id().await.unwrap();
+    let writers = futures::future::join_all((0..WRITERS).map(|w| async move {
+        for i in 0..EACH {
+            let e = new_event(EventType::MessageReceived, Some(w as i64 + 1), 1, None);
+            store.append_events(vec![e.clone(), e]).await.unwrap();
+            if i % 5 == 0 {
+                tokio::task::yield_now().await;
+            }
+        }
+    }));
+    let reader = async {
+        let mut cursor = start;
+        let mut seen = 0;
+        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(60);
+        while seen < WRITERS * EACH * 2 && tokio::time::Instant::now() < deadline {
+            let page = store
+                .events(EventFilter {
+                    after: cursor,
+                    limit: 1000,
+                    ..Default::default()
+                })
+                .await
+                .unwrap();
+            if let Some(last) = page.last() {
+                cursor = last.id;
+            }
+            seen += page.len();
+            tokio::task::yield_now().await;
+        }
+        seen
+    };
+    let (_, seen) = tokio::join!(writers, reader);
+    assert_eq!(
+        seen,
+        WRITERS * EACH * 2,
+        "the reader following by id missed events"
+    );
+}
+
+async fn account_state_changes_and_flood_waits_are_events(store: &dyn Store) {
+    let owner = user(store, "states@events.test").await;
+    let acc = account(store, owner.id, None).await;
+    let start = store.last_event_id().await.unwrap();
+    let set = |state, cause: &str| AccountUpdate {
+        state: Some(state),
+        cause: Some(cause.into()),
+        ..Default::default()
+    };
+    store
+        .update_account(acc.id, set(AccountState::AwaitingCode, "code_sent"))
+        .await
+        .unwrap();
+    // The same state again is no change.
+    store
+        .update_account(acc.id, set(AccountState::AwaitingCode, "code_sent"))
+        .await
+        .unwrap();
+    // Nor is a write of other columns.
+    store
+        .update_account(
+            acc.id,
+            AccountUpdate {
+                last_error: Some(Some("x".into())),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    let until = Utc::now() + Duration::seconds(120);
+    store
+        .update_account(
+            acc.id,
+            AccountUpdate {
+                state: Some(AccountState::FloodWait),
+                flood_wait_until: Some(Some(until)),
+                cause: Some("FLOOD_WAIT".into()),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    let events = store
+        .events(EventFilter {
+            after: start,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let kinds: Vec<_> = events.iter().map(|e| e.kind).collect();
+    assert_eq!(
+        kinds,
+        [
+            EventType::AccountStateChanged,
+            EventType::AccountStateChanged,
+            EventType::AccountFloodWait
+        ]
+    );
+    assert!(events
+        .iter()
+        .all(|e| e.account_id == Some(acc.id) && e.owner_id == owner.id));
+    assert_eq!(
+        events[0].data,
+        json!({"from": "new", "to": "awaiting_code", "cause": "code_sent"})
+    );
+    assert_eq!(events[1].data["from"], "awaiting_code");
+    assert_eq!(events[1].data["to"], "flood_wait");
+    assert_eq!(events[1].data["cause"], "FLOOD_WAIT");
+    let seconds = events[2].data["seconds"].as_i64().unwrap();
+    assert!((118..=120).contains(&seconds), "{seconds}");
+    assert_eq!(
+        store
+            .update_account(acc.id + 1000, set(AccountState::Active, "x"))
+            .await
+            .err()
+            .map(|e| e.to_string()),
+        Some("not found".into())
+    );
+}
+
+async fn a_finished_post_is_an_event_of_each_delivery_and_of_the_post(store: &dyn Store) {
+    let owner = user(store, "events@posts.test").await;
+    let acc = account(store, owner.id, None).await;
+    let t0 = Utc::now() - Duration::minutes(1);
+    let post = Post {
+        id: "evpost".into(),
+        owner_id: owner.id,
+        state: PostState::Scheduled,
+        text: "hi".into(),
+        parse_mode: None,
+        media: Vec::new(),
+        silent: false,
+        link_preview: true,
+        publish_at: t0,
+        created_at: t0,
+        updated_at: t0,
+    };
+    let deliveries = (0..2)
+        .map(|idx| Delivery {
+            post_id: "evpost".into(),
+            idx,
+            // The second account is gone: its events belong to the post's owner.
+            account_id: if idx == 0 { acc.id } else { acc.id + 999 },
+            chat: "@chan".into(),
+            state: DeliveryState::Pending,
+            random_id: 5 + i64::from(idx),
+            attempts: 0,
+            next_attempt_at: t0,
+            message_ids: Vec::new(),
+            error_code: None,
+            error_message: None,
+            updated_at: t0,
+        })
+        .collect();
+    store.create_post(post, deliveries).await.unwrap();
+    let start = store.last_event_id().await.unwrap();
+    for idx in 0..2 {
+        store
+            .start_delivery("evpost", idx, Utc::now())
+            .await
+            .unwrap()
+            .unwrap();
+    }
+    let retry = DeliveryOutcome {
+        state: DeliveryState::Pending,
+        next_attempt_at: t0,
+        message_ids: Vec::new(),
+        error_code: Some("TIMEOUT".into()),
+        error_message: Some("no answer".into()),
+    };
+    store.finish_delivery("evpost", 1, retry).await.unwrap();
+    assert!(
+        store
+            .events(EventFilter {
+                after: start,
+                ..Default::default()
+            })
+            .await
+            .unwrap()
+            .is_empty(),
+        "a retry is not an event"
+    );
+    store
+        .start_delivery("evpost", 1, Utc::now())
+        .await
+        .unwrap()
+        .unwrap();
+    let sent = DeliveryOutcome {
+        state: DeliveryState::Sent,
+        next_attempt_at: t0,
+        message_ids: vec![41],
+        error_code: None,
+        error_message: None,
+    };
+    store.finish_delivery("evpost", 0, sent).await.unwrap();
+    let failed = DeliveryOutcome {
+        state: DeliveryState::Failed,
+        next_attempt_at: t0,
+        message_ids: Vec::new(),
+        error_code: Some("CHAT_WRITE_FORBIDDEN".into()),
+        error_message: Some("no rights".into()),
+    };
+    assert_eq!(
+        store.finish_delivery("evpost", 1, failed).await.unwrap(),
+        PostState::PartiallyFailed
+    );
+    let events = store
+        .events(EventFilter {
+            after: start,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let kinds: Vec<_> = events.iter().map(|e| e.kind).collect();
+    assert_eq!(
+        kinds,
+        [
+            EventType::PostDeliverySucceeded,
+            EventType::PostDeliveryFailed,
+            EventType::PostPublished
+        ]
+    );
+    assert_eq!(events[0].account_id, Some(acc.id));
+    assert_eq!(events[0].data["message_ids"], json!([41]));
+    assert_eq!(events[0].data["chat"], "@chan");
+    assert_eq!(events[1].data["error"]["code"], "CHAT_WRITE_FORBIDDEN");
+    assert_eq!(events[1].data["attempts"], 2);
+    assert!(events.iter().all(|e| e.owner_id == owner.id));
+    assert_eq!(events[2].account_id, None);
+    assert_eq!(
+        events[2].data,
+        json!({"post_id": "evpost", "state": "partially_failed", "sent": 1, "failed": 1})
+    );
+}
+
+/// Now at the stores' precision (PostgreSQL keeps microseconds), so rows read back compare equal.
+fn micros_now() -> chrono::DateTime<Utc> {
+    chrono::SubsecRound::trunc_subsecs(Utc::now(), 6)
+}
+
+fn webhook(id: &str, owner: UserId, cursor: i64) -> Webhook {
+    let t = micros_now();
+    Webhook {
+        id: id.into(),
+        owner_id: owner,
+        url: "https://hooks.example/tg".into(),
+        events: vec!["*".into()],
+        account_ids: Some(vec![1, 2]),
+        description: Some("mine".into()),
+        secret: vec![1, 2, 3],
+        previous_secret: None,
+        previous_until: None,
+        enabled: true,
+        disabled_reason: None,
+        failing_since: None,
+        cursor,
+        created_at: t,
+        updated_at: t,
+    }
+}
+
+fn attempt(
+    d: &WebhookDelivery,
+    outcome: AttemptOutcome,
+    next: Option<chrono::DateTime<Utc>>,
+) -> WebhookAttempt {
+    WebhookAttempt {
+        id: 0,
+        webhook_id: d.webhook_id.clone(),
+        event_id: d.event_id,
+        attempt: d.attempts,
+        at: Utc::now(),
+        status: Some(if outcome == AttemptOutcome::Succeeded {
+            200
+        } else {
+            500
+        }),
+        latency_ms: 3,
+        error: (outcome != AttemptOutcome::Succeeded).then(|| "the endpoint answered 500".into()),
+        outcome,
+        next_attempt_at: next,
+    }
+}
+
+async fn webhook_queues_keep_order_per_account_and_log_every_attempt(store: &dyn Store) {
+    let owner = user(store, "hooks@events.test").await;
+    let hook = webhook("wh-order", owner.id, 0);
+    store.create_webhook(hook.clone()).await.unwrap();
+    assert_eq!(store.webhook("wh-order").await.unwrap(), hook);
+    // Events 1..=3 of account 1, 4 of account 2 (ids are the queue's, not the log's, here).
+    let queued = [(1, 1), (2, 1), (3, 1), (4, 2)];
+    let now = micros_now();
+    assert!(store
+        .enqueue_webhook_events("wh-order", 0, 4, &queued, now)
+        .await
+        .unwrap());
+    // A stale cursor writes nothing.
+    assert!(!store
+        .enqueue_webhook_events("wh-order", 0, 9, &[(9, 1)], now)
+        .await
+        .unwrap());
+    assert_eq!(store.webhook("wh-order").await.unwrap().cursor, 4);
+    let due = |at| async move {
+        let mut ids: Vec<i64> = store
+            .due_webhook_deliveries(at, 100)
+            .await
+            .unwrap()
+            .iter()
+            .map(|d| d.event_id)
+            .collect();
+        ids.sort_unstable();
+        ids
+    };
+    // The head of each account's queue only.
+    assert_eq!(due(now).await, [1, 4]);
+    let lease = now + Duration::seconds(40);
+    let claimed = store
+        .claim_webhook_delivery("wh-order", 1, now, lease)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!((claimed.attempts, claimed.first_attempt_at), (1, Some(now)));
+    assert!(
+        store
+            .claim_webhook_delivery("wh-order", 1, now, lease)
+            .await
+            .unwrap()
+            .is_none(),
+        "claimed twice"
+    );
+    // In flight, it still holds its queue; after its claim runs out (a crash) it is due again.
+    assert_eq!(due(now).await, [4]);
+    assert_eq!(due(lease).await, [1, 4]);
+    let retry_at = now + Duration::seconds(5);
+    let since = store
+        .finish_webhook_attempt(attempt(&claimed, AttemptOutcome::Retrying, Some(retry_at)))
+        .await
+        .unwrap();
+    assert!(since.is_some());
+    assert_eq!(due(now).await, [4]);
+    let again = store
+        .claim_webhook_delivery("wh-order", 1, retry_at, lease)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!((again.attempts, again.first_attempt_at), (2, Some(now)));
+    assert_eq!(
+        store
+            .finish_webhook_attempt(attempt(&again, AttemptOutcome::Succeeded, None))
+            .await
+            .unwrap(),
+        None
+    );
+    assert_eq!(due(retry_at).await, [2, 4]);
+    let two = store
+        .claim_webhook_delivery("wh-order", 2, retry_at, lease)
+        .await
+        .unwrap()
+        .unwrap();
+    store
+        .finish_webhook_attempt(attempt(&two, AttemptOutcome::Dead, None))
+        .await
+        .unwrap();
+    // A dead letter lets the queue go on.
+    assert_eq!(due(retry_at).await, [3, 4]);
+    let log = store
+        .webhook_attempts("wh-order", None, None, 10)
+        .await
+        .unwrap();
+    assert_eq!(
+        log.iter()
+            .map(|a| (a.event_id, a.attempt, a.outcome))
+            .collect::<Vec<_>>(),
+        [
+            (2, 1, AttemptOutcome::Dead),
+            (1, 2, AttemptOutcome::Succeeded),
+            (1, 1, AttemptOutcome::Retrying)
+        ]
+    );
+    assert_eq!(log[2].next_attempt_at, Some(retry_at));
+    let dead = store
+        .webhook_attempts("wh-order", Some(AttemptOutcome::Dead), None, 10)
+        .await
+        .unwrap();
+    assert_eq!(dead.len(), 1);
+    let older = store
+        .webhook_attempts("wh-order", None, Some(log[0].id), 1)
+        .await
+        .unwrap();
+    assert_eq!(older.iter().map(|a| a.id).collect::<Vec<_>>(), [log[1].id]);
+    // Disabled endpoints' deliveries wait.
+    store
+        .update_webhook(
+            "wh-order",
+            WebhookPatch {
+                enabled: Some(false),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert!(due(retry_at).await.is_empty());
+    let backlog = store.webhook_backlog().await.unwrap();
+    let mine = backlog.iter().find(|b| b.webhook_id == "wh-order").unwrap();
+    assert_eq!(mine.pending, 2);
+    store.delete_webhook("wh-order").await.unwrap();
+    assert!(matches!(
+        store.webhook("wh-order").await,
+        Err(StoreError::NotFound)
+    ));
+    assert!(store
+        .webhook_attempts("wh-order", None, None, 10)
+        .await
+        .unwrap()
+        .is_empty());
+}
+
+async fn a_webhook_replays_disables_with_an_event_and_rotates(store: &dyn Store) {
+    let owner = user(store, "replay@events.test").await;
+    store
+        .create_webhook(webhook("wh-replay", owner.id, 0))
+        .await
+        .unwrap();
+    let now = Utc::now();
+    store
+        .enqueue_webhook_events("wh-replay", 0, 3, &[(1, 1), (2, 1), (3, 1)], now)
+        .await
+        .unwrap();
+    for id in 1..=2 {
+        let d = store
+            .claim_webhook_delivery("wh-replay", id, now, now)
+            .await
+            .unwrap()
+            .unwrap();
+        store
+            .finish_webhook_attempt(attempt(&d, AttemptOutcome::Succeeded, None))
+            .await
+            .unwrap();
+    }
+    // From event 2 on: 2 is forgotten (done), 3 still pending stays; the cursor goes back to 1.
+    assert_eq!(store.replay_webhook("wh-replay", 2).await.unwrap(), 1);
+    assert_eq!(store.webhook("wh-replay").await.unwrap().cursor, 1);
+    assert!(store
+        .enqueue_webhook_events("wh-replay", 1, 3, &[(2, 1), (3, 1)], now)
+        .await
+        .unwrap());
+    assert_eq!(
+        store
+            .due_webhook_deliveries(now, 10)
+            .await
+            .unwrap()
+            .iter()
+            .map(|d| d.event_id)
+            .collect::<Vec<_>>(),
+        [2]
+    );
+    assert!(matches!(
+        store.replay_webhook("nope", 1).await,
+        Err(StoreError::NotFound)
+    ));
+
+    let start = store.last_event_id().await.unwrap();
+    let event = new_event(EventType::WebhookDisabled, None, owner.id, None);
+    assert!(store
+        .disable_webhook("wh-replay", "a day of failures", event.clone())
+        .await
+        .unwrap());
+    assert!(
+        !store
+            .disable_webhook("wh-replay", "again", event)
+            .await
+            .unwrap(),
+        "disabled twice"
+    );
+    let logged = store
+        .events(EventFilter {
+            after: start,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        logged.iter().map(|e| e.kind).collect::<Vec<_>>(),
+        [EventType::WebhookDisabled]
+    );
+    let off = store.webhook("wh-replay").await.unwrap();
+    assert!(!off.enabled);
+    assert_eq!(off.disabled_reason.as_deref(), Some("a day of failures"));
+    let on = store
+        .update_webhook(
+            "wh-replay",
+            WebhookPatch {
+                enabled: Some(true),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert!(on.enabled && on.disabled_reason.is_none() && on.failing_since.is_none());
+
+    let until = Utc::now() + Duration::hours(1);
+    let rotated = store
+        .rotate_webhook_secret("wh-replay", vec![9, 9], until)
+        .await
+        .unwrap();
+    assert_eq!(rotated.secret, vec![9, 9]);
+    assert_eq!(rotated.previous_secret, Some(vec![1, 2, 3]));
+    let edited = store
+        .update_webhook(
+            "wh-replay",
+            WebhookPatch {
+                url: Some("https://other.example/".into()),
+                events: Some(vec!["message.received".into()]),
+                account_ids: Some(None),
+                description: Some(None),
+                enabled: None,
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(edited.url, "https://other.example/");
+    assert_eq!(edited.events, ["message.received"]);
+    assert_eq!((edited.account_ids, edited.description), (None, None));
+    assert!(edited.enabled);
+    assert_eq!(store.list_webhooks(Some(owner.id)).await.unwrap().len(), 1);
+    assert!(store
+        .list_webhooks(Some(owner.id + 1))
+        .await
+        .unwrap()
+        .is_empty());
 }

@@ -132,6 +132,7 @@ pub(crate) async fn quarantine(
     let update = AccountUpdate {
         state: Some(AccountState::Quarantined),
         last_error: Some(Some(message.clone())),
+        cause: Some(EVENT_QUARANTINED.into()),
         ..Default::default()
     };
     if let Err(e) = store.update_account(account_id, update).await {
@@ -182,6 +183,7 @@ pub(crate) async fn dependency_down(
             .is_authorized()
             .then_some(AccountState::Reconnecting),
         last_error: Some(Some(message.clone())),
+        cause: Some(down.dependency.code().into()),
         ..Default::default()
     };
     if let Err(e) = store.update_account(account_id, update).await {
@@ -234,6 +236,7 @@ pub(crate) async fn lift_quarantine(
     let update = AccountUpdate {
         state: Some(previous),
         last_error: Some(None),
+        cause: Some(EVENT_QUARANTINE_LIFTED.into()),
         ..Default::default()
     };
     store.update_account(account_id, update).await?;

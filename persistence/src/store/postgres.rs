@@ -1,8 +1,10 @@
 //! PostgreSQL: the production backend.
 
+use super::events::impl_event_records;
 use super::media::impl_media_records;
 use super::posts::impl_post_records;
 use super::sql::{impl_sql_store, ACCOUNT_COLS, LOG_COLS, TOKEN_COLS, USER_COLS};
+use super::webhooks::impl_webhook_records;
 use super::{db_err, now, page_limit, redact_url, Store, StoreError, StoreResult};
 use crate::model::*;
 use anyhow::Context as _;
@@ -20,6 +22,8 @@ static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres
 
 pub struct PgStore {
     pool: PgPool,
+    /// The newest event id committed here (see `EventRecords::event_feed`).
+    feed: tokio::sync::watch::Sender<i64>,
 }
 
 impl PgStore {
@@ -45,7 +49,15 @@ impl PgStore {
             .run(&pool)
             .await
             .with_context(|| format!("running PostgreSQL migrations on {shown}"))?;
-        Ok(Self { pool })
+        let store = Self {
+            pool,
+            feed: tokio::sync::watch::channel(0).0,
+        };
+        store
+            .load_event_feed()
+            .await
+            .context("reading the last event id")?;
+        Ok(store)
     }
 
     /// The pool, for tests and tools that need raw SQL; the app goes through `Store`.
@@ -62,3 +74,5 @@ impl PgStore {
 impl_sql_store!(PgStore, sqlx::Postgres, "postgres");
 impl_media_records!(PgStore, sqlx::Postgres);
 impl_post_records!(PgStore, sqlx::Postgres);
+impl_event_records!(PgStore, sqlx::Postgres, super::events::PG_EVENT_ORDER_LOCK);
+impl_webhook_records!(PgStore, sqlx::Postgres);

@@ -483,17 +483,18 @@ macro_rules! impl_post_records {
                 let mut tx = self.pool.begin().await.map_err(db_err("finishing a delivery"))?;
                 // The post's row first (see start_delivery): the count below then sees every
                 // delivery that finished before this one.
-                let current: String = sqlx::query_scalar(
-                    "UPDATE posts SET updated_at = updated_at WHERE id = $1 RETURNING state",
+                let (current, post_owner): (String, i64) = sqlx::query_as(
+                    "UPDATE posts SET updated_at = updated_at WHERE id = $1 \
+                     RETURNING state, owner_id",
                 )
                 .bind(post_id)
                 .fetch_one(&mut *tx)
                 .await
                 .map_err(db_err("loading a post's state"))?;
-                sqlx::query(
+                let (account_id, chat, attempts): (i64, String, i32) = sqlx::query_as(
                     "UPDATE post_deliveries SET state = $3, next_attempt_at = $4, \
                      message_ids = $5, error_code = $6, error_message = $7, updated_at = $8 \
-                     WHERE post_id = $1 AND idx = $2",
+                     WHERE post_id = $1 AND idx = $2 RETURNING account_id, chat, attempts",
                 )
                 .bind(post_id)
                 .bind(idx)
@@ -503,9 +504,43 @@ macro_rules! impl_post_records {
                 .bind(&outcome.error_code)
                 .bind(&outcome.error_message)
                 .bind(at)
-                .execute(&mut *tx)
+                .fetch_one(&mut *tx)
                 .await
                 .map_err(db_err("finishing a delivery"))?;
+                let mut events = Vec::new();
+                let done = match outcome.state {
+                    DeliveryState::Sent => Some(EventType::PostDeliverySucceeded),
+                    DeliveryState::Failed => Some(EventType::PostDeliveryFailed),
+                    DeliveryState::Pending | DeliveryState::Sending => None,
+                };
+                if let Some(kind) = done {
+                    // The account's owner sees its events; a deleted account's go to the post's.
+                    let owner: Option<i64> =
+                        sqlx::query_scalar("SELECT owner_id FROM telegram_accounts WHERE id = $1")
+                            .bind(account_id)
+                            .fetch_optional(&mut *tx)
+                            .await
+                            .map_err(db_err("finding a delivery's owner"))?;
+                    let error = outcome.error_code.as_ref().map(|code| {
+                        serde_json::json!({ "code": code, "message": outcome.error_message })
+                    });
+                    events.push(NewEvent {
+                        kind,
+                        account_id: Some(account_id),
+                        owner_id: owner.unwrap_or(post_owner),
+                        occurred_at: at,
+                        data: serde_json::json!({
+                            "post_id": post_id,
+                            "idx": idx,
+                            "account_id": account_id,
+                            "chat": chat,
+                            "attempts": attempts,
+                            "message_ids": outcome.message_ids,
+                            "error": error,
+                        }),
+                        dedupe_key: None,
+                    });
+                }
                 let counts: Vec<(String, i64)> = sqlx::query_as(
                     "SELECT state, COUNT(*) FROM post_deliveries WHERE post_id = $1 GROUP BY state",
                 )
@@ -515,7 +550,9 @@ macro_rules! impl_post_records {
                 .map_err(db_err("counting a post's deliveries"))?;
                 let state = $crate::store::posts::post_state_of(&counts);
                 if current == "cancelled" {
+                    let ids = Self::insert_events_in(&mut tx, &events).await?;
                     tx.commit().await.map_err(db_err("committing a delivery"))?;
+                    self.announce(&ids);
                     return Ok(PostState::Cancelled);
                 }
                 sqlx::query("UPDATE posts SET state = $2, updated_at = $3 WHERE id = $1")
@@ -525,7 +562,28 @@ macro_rules! impl_post_records {
                     .execute(&mut *tx)
                     .await
                     .map_err(db_err("setting a post's state"))?;
+                let finished = !matches!(state, PostState::Publishing | PostState::Scheduled);
+                if finished && current != state.as_str() {
+                    let count = |s: &str| {
+                        counts.iter().filter(|(c, _)| c == s).map(|(_, n)| *n).sum::<i64>()
+                    };
+                    events.push(NewEvent {
+                        kind: EventType::PostPublished,
+                        account_id: None,
+                        owner_id: post_owner,
+                        occurred_at: at,
+                        data: serde_json::json!({
+                            "post_id": post_id,
+                            "state": state.as_str(),
+                            "sent": count("sent"),
+                            "failed": count("failed"),
+                        }),
+                        dedupe_key: None,
+                    });
+                }
+                let ids = Self::insert_events_in(&mut tx, &events).await?;
                 tx.commit().await.map_err(db_err("committing a delivery"))?;
+                self.announce(&ids);
                 Ok(state)
             }
         }

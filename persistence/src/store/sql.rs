@@ -98,6 +98,50 @@ macro_rules! impl_sql_store {
                 })
             }
 
+            /// The account update as one statement: a `CASE WHEN $flag` per optional column
+            /// keeps the query static (cacheable) and the update atomic, without a
+            /// read-modify-write race.
+            async fn update_account_in(
+                conn: &mut <$db as sqlx::Database>::Connection,
+                id: AccountId,
+                update: AccountUpdate,
+            ) -> StoreResult<Account> {
+                let sql = format!(
+                    "UPDATE telegram_accounts SET \
+                     state = COALESCE($2, state), \
+                     phone = CASE WHEN $3 THEN $4 ELSE phone END, \
+                     tg_user_id = CASE WHEN $5 THEN $6 ELSE tg_user_id END, \
+                     username = CASE WHEN $7 THEN $8 ELSE username END, \
+                     dc_id = CASE WHEN $9 THEN $10 ELSE dc_id END, \
+                     flood_wait_until = CASE WHEN $11 THEN $12 ELSE flood_wait_until END, \
+                     last_error = CASE WHEN $13 THEN $14 ELSE last_error END, \
+                     restarts = restarts + $15, \
+                     updated_at = $16 \
+                     WHERE id = $1 RETURNING {ACCOUNT_COLS}"
+                );
+                let row = sqlx::query(&sql)
+                    .bind(id)
+                    .bind(update.state.map(AccountState::as_str))
+                    .bind(update.phone.is_some())
+                    .bind(update.phone.flatten().map($crate::Phone::into_string))
+                    .bind(update.tg_user_id.is_some())
+                    .bind(update.tg_user_id.flatten())
+                    .bind(update.username.is_some())
+                    .bind(update.username.flatten())
+                    .bind(update.dc_id.is_some())
+                    .bind(update.dc_id.flatten())
+                    .bind(update.flood_wait_until.is_some())
+                    .bind(update.flood_wait_until.flatten())
+                    .bind(update.last_error.is_some())
+                    .bind(update.last_error.flatten())
+                    .bind(update.add_restarts)
+                    .bind(now())
+                    .fetch_one(&mut *conn)
+                    .await
+                    .map_err(db_err("updating telegram account"))?;
+                Ok(Self::account_row(&row)?)
+            }
+
             fn account_row(row: &<$db as sqlx::Database>::Row) -> anyhow::Result<Account> {
                 use anyhow::Context as _;
                 use sqlx::Row as _;
@@ -497,42 +541,71 @@ macro_rules! impl_sql_store {
                 id: AccountId,
                 update: AccountUpdate,
             ) -> StoreResult<Account> {
-                // One statement: a `CASE WHEN $flag` per optional column keeps the query static
-                // (cacheable) and the update atomic, without a read-modify-write race.
-                let sql = format!(
-                    "UPDATE telegram_accounts SET \
-                     state = COALESCE($2, state), \
-                     phone = CASE WHEN $3 THEN $4 ELSE phone END, \
-                     tg_user_id = CASE WHEN $5 THEN $6 ELSE tg_user_id END, \
-                     username = CASE WHEN $7 THEN $8 ELSE username END, \
-                     dc_id = CASE WHEN $9 THEN $10 ELSE dc_id END, \
-                     flood_wait_until = CASE WHEN $11 THEN $12 ELSE flood_wait_until END, \
-                     last_error = CASE WHEN $13 THEN $14 ELSE last_error END, \
-                     restarts = restarts + $15, \
-                     updated_at = $16 \
-                     WHERE id = $1 RETURNING {ACCOUNT_COLS}"
-                );
-                let row = sqlx::query(&sql)
-                    .bind(id)
-                    .bind(update.state.map(AccountState::as_str))
-                    .bind(update.phone.is_some())
-                    .bind(update.phone.flatten().map($crate::Phone::into_string))
-                    .bind(update.tg_user_id.is_some())
-                    .bind(update.tg_user_id.flatten())
-                    .bind(update.username.is_some())
-                    .bind(update.username.flatten())
-                    .bind(update.dc_id.is_some())
-                    .bind(update.dc_id.flatten())
-                    .bind(update.flood_wait_until.is_some())
-                    .bind(update.flood_wait_until.flatten())
-                    .bind(update.last_error.is_some())
-                    .bind(update.last_error.flatten())
-                    .bind(update.add_restarts)
-                    .bind(now())
-                    .fetch_one(&self.pool)
+                let flood = update.flood_wait_until.flatten();
+                if update.state.is_none() && flood.is_none() {
+                    let mut conn = self
+                        .pool
+                        .acquire()
+                        .await
+                        .map_err(db_err("updating telegram account"))?;
+                    return Self::update_account_in(&mut conn, id, update).await;
+                }
+                // A change of state or a new flood wait is an event, written with the row.
+                let mut tx = self
+                    .pool
+                    .begin()
                     .await
                     .map_err(db_err("updating telegram account"))?;
-                Ok(Self::account_row(&row)?)
+                // A write first: it locks the row (the database, on SQLite) and reads it before.
+                let before: Option<(String, Option<DateTime<Utc>>)> = sqlx::query_as(
+                    "UPDATE telegram_accounts SET updated_at = updated_at WHERE id = $1 \
+                     RETURNING state, flood_wait_until",
+                )
+                .bind(id)
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(db_err("updating telegram account"))?;
+                let Some((from, flood_before)) = before else {
+                    return Err(StoreError::NotFound);
+                };
+                let cause = update.cause.clone();
+                let row = Self::update_account_in(&mut tx, id, update).await?;
+                let at = now();
+                let mut events = Vec::new();
+                if from != row.state.as_str() {
+                    events.push(NewEvent {
+                        kind: EventType::AccountStateChanged,
+                        account_id: Some(id),
+                        owner_id: row.owner_id,
+                        occurred_at: at,
+                        data: serde_json::json!({
+                            "from": from,
+                            "to": row.state.as_str(),
+                            "cause": cause,
+                        }),
+                        dedupe_key: None,
+                    });
+                }
+                if let Some(until) = flood.filter(|u| *u > at && flood_before != Some(*u)) {
+                    events.push(NewEvent {
+                        kind: EventType::AccountFloodWait,
+                        account_id: Some(id),
+                        owner_id: row.owner_id,
+                        occurred_at: at,
+                        data: serde_json::json!({
+                            "until": until,
+                            "seconds": (until - at).num_seconds(),
+                            "cause": cause,
+                        }),
+                        dedupe_key: None,
+                    });
+                }
+                let ids = Self::insert_events_in(&mut tx, &events).await?;
+                tx.commit()
+                    .await
+                    .map_err(db_err("committing telegram account update"))?;
+                self.announce(&ids);
+                Ok(row)
             }
 
             async fn delete_account(&self, id: AccountId) -> StoreResult<()> {

@@ -1,8 +1,10 @@
 //! SQLite: the default backend, one file under the data directory.
 
+use super::events::impl_event_records;
 use super::media::impl_media_records;
 use super::posts::impl_post_records;
 use super::sql::{impl_sql_store, ACCOUNT_COLS, LOG_COLS, TOKEN_COLS, USER_COLS};
+use super::webhooks::impl_webhook_records;
 use super::{db_err, now, page_limit, Store, StoreError, StoreResult};
 use crate::model::*;
 use anyhow::Context as _;
@@ -22,6 +24,8 @@ static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite")
 
 pub struct SqliteStore {
     pool: SqlitePool,
+    /// The newest event id committed here (see `EventRecords::event_feed`).
+    feed: tokio::sync::watch::Sender<i64>,
 }
 
 impl SqliteStore {
@@ -70,7 +74,15 @@ impl SqliteStore {
             .run(&pool)
             .await
             .with_context(|| format!("running SQLite migrations on {url}"))?;
-        Ok(Self { pool })
+        let store = Self {
+            pool,
+            feed: tokio::sync::watch::channel(0).0,
+        };
+        store
+            .load_event_feed()
+            .await
+            .context("reading the last event id")?;
+        Ok(store)
     }
 
     /// The pool, for tests and tools that need raw SQL; the app goes through `Store`.
@@ -96,3 +108,5 @@ fn create_private_file(path: &std::path::Path) -> anyhow::Result<()> {
 impl_sql_store!(SqliteStore, sqlx::Sqlite, "sqlite");
 impl_media_records!(SqliteStore, sqlx::Sqlite);
 impl_post_records!(SqliteStore, sqlx::Sqlite);
+impl_event_records!(SqliteStore, sqlx::Sqlite, "");
+impl_webhook_records!(SqliteStore, sqlx::Sqlite);

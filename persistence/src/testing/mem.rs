@@ -58,6 +58,8 @@ impl MemStore {
 
 impl crate::store::MediaRecords for MemStore {}
 impl crate::store::PostRecords for MemStore {}
+impl crate::store::EventRecords for MemStore {}
+impl crate::store::WebhookRecords for MemStore {}
 
 #[async_trait]
 impl Store for MemStore {

@@ -1,0 +1,650 @@
+//! Webhook endpoints, the events queued for each, and the log of every attempt.
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+
+use crate::model::{
+    AttemptOutcome, NewEvent, UserId, Webhook, WebhookAttempt, WebhookDelivery, WebhookPatch,
+};
+use crate::store::{StoreError, StoreResult};
+
+/// An endpoint's queue, for the backlog metrics.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WebhookBacklog {
+    pub webhook_id: String,
+    pub pending: i64,
+    /// When the oldest pending event occurred (`None`: nothing pending).
+    pub oldest: Option<DateTime<Utc>>,
+}
+
+/// Part of every [`crate::Store`]; its defaults answer "unsupported" so test doubles that keep
+/// no webhooks compile unchanged.
+#[async_trait]
+pub trait WebhookRecords: Send + Sync {
+    async fn create_webhook(&self, hook: Webhook) -> StoreResult<()> {
+        let _ = hook;
+        Err(unsupported())
+    }
+    async fn webhook(&self, id: &str) -> StoreResult<Webhook> {
+        let _ = id;
+        Err(unsupported())
+    }
+    /// Every endpoint, or one user's; oldest first.
+    async fn list_webhooks(&self, owner_id: Option<UserId>) -> StoreResult<Vec<Webhook>> {
+        let _ = owner_id;
+        Err(unsupported())
+    }
+    async fn update_webhook(&self, id: &str, patch: WebhookPatch) -> StoreResult<Webhook> {
+        let _ = (id, patch);
+        Err(unsupported())
+    }
+    /// `secret` becomes the signing secret; the current one keeps signing until
+    /// `previous_until`.
+    async fn rotate_webhook_secret(
+        &self,
+        id: &str,
+        secret: Vec<u8>,
+        previous_until: DateTime<Utc>,
+    ) -> StoreResult<Webhook> {
+        let _ = (id, secret, previous_until);
+        Err(unsupported())
+    }
+    /// The endpoint, its queue and its delivery log.
+    async fn delete_webhook(&self, id: &str) -> StoreResult<()> {
+        let _ = id;
+        Err(unsupported())
+    }
+    /// Queues `events` (event id, account key) and moves the endpoint's cursor from
+    /// `expected_cursor` to `new_cursor`, in one transaction; false (nothing written) when the
+    /// cursor moved meanwhile (a replay, another node).
+    async fn enqueue_webhook_events(
+        &self,
+        id: &str,
+        expected_cursor: i64,
+        new_cursor: i64,
+        events: &[(i64, i64)],
+        now: DateTime<Utc>,
+    ) -> StoreResult<bool> {
+        let _ = (id, expected_cursor, new_cursor, events, now);
+        Err(unsupported())
+    }
+    /// Deliveries to attempt now: of enabled endpoints, each the oldest pending one of its
+    /// (endpoint, account) queue.
+    async fn due_webhook_deliveries(
+        &self,
+        now: DateTime<Utc>,
+        limit: u32,
+    ) -> StoreResult<Vec<WebhookDelivery>> {
+        let _ = (now, limit);
+        Err(unsupported())
+    }
+    /// Claims an attempt: one more attempt, and not due again before `lease_until` (an attempt
+    /// a crash cuts short is repeated then). `None` when it is not due any more.
+    async fn claim_webhook_delivery(
+        &self,
+        webhook_id: &str,
+        event_id: i64,
+        now: DateTime<Utc>,
+        lease_until: DateTime<Utc>,
+    ) -> StoreResult<Option<WebhookDelivery>> {
+        let _ = (webhook_id, event_id, now, lease_until);
+        Err(unsupported())
+    }
+    /// Logs an attempt and what it left (the delivery done, retried at `next_attempt_at`, or
+    /// dead), and the endpoint's failure record; returns since when the endpoint has been
+    /// failing (`None` after a success).
+    async fn finish_webhook_attempt(
+        &self,
+        attempt: WebhookAttempt,
+    ) -> StoreResult<Option<DateTime<Utc>>> {
+        let _ = attempt;
+        Err(unsupported())
+    }
+    /// Disables an enabled endpoint and appends `event` (its `webhook.disabled`) in one
+    /// transaction; false when it was not enabled.
+    async fn disable_webhook(&self, id: &str, reason: &str, event: NewEvent) -> StoreResult<bool> {
+        let _ = (id, reason, event);
+        Err(unsupported())
+    }
+    /// The delivery log, newest first: attempts with an id below `before_id`.
+    async fn webhook_attempts(
+        &self,
+        id: &str,
+        outcome: Option<AttemptOutcome>,
+        before_id: Option<i64>,
+        limit: u32,
+    ) -> StoreResult<Vec<WebhookAttempt>> {
+        let _ = (id, outcome, before_id, limit);
+        Err(unsupported())
+    }
+    /// Delivers again every event from `since_event_id` on: finished deliveries are forgotten
+    /// and the cursor goes back. Returns how many finished deliveries were forgotten.
+    async fn replay_webhook(&self, id: &str, since_event_id: i64) -> StoreResult<u64> {
+        let _ = (id, since_event_id);
+        Err(unsupported())
+    }
+    /// Each endpoint's pending count and its oldest pending event's time.
+    async fn webhook_backlog(&self) -> StoreResult<Vec<WebhookBacklog>> {
+        Err(unsupported())
+    }
+}
+
+fn unsupported() -> StoreError {
+    StoreError::Other(anyhow::anyhow!("this store does not keep webhooks"))
+}
+
+pub(super) const WEBHOOK_COLS: &str = "id, owner_id, url, events, account_ids, description, \
+     secret, previous_secret, previous_until, enabled, disabled_reason, failing_since, cursor, \
+     created_at, updated_at";
+pub(super) const WH_DELIVERY_COLS: &str = "webhook_id, event_id, account_key, state, attempts, \
+     next_attempt_at, first_attempt_at, last_status, last_error, updated_at";
+pub(super) const ATTEMPT_COLS: &str =
+    "id, webhook_id, event_id, attempt, at, status, latency_ms, error, outcome, next_attempt_at";
+
+macro_rules! impl_webhook_records {
+    ($store:ty, $db:ty) => {
+        impl $store {
+            fn webhook_row(row: &<$db as sqlx::Database>::Row) -> anyhow::Result<Webhook> {
+                use anyhow::Context as _;
+                use sqlx::Row as _;
+                let id: String = row.try_get("id").context("decoding webhooks.id")?;
+                let ctx = |col: &str| format!("decoding webhooks.{col} of webhook {id}");
+                let events: String = row.try_get("events").with_context(|| ctx("events"))?;
+                let accounts: Option<String> =
+                    row.try_get("account_ids").with_context(|| ctx("account_ids"))?;
+                Ok(Webhook {
+                    owner_id: row.try_get("owner_id").with_context(|| ctx("owner_id"))?,
+                    url: row.try_get("url").with_context(|| ctx("url"))?,
+                    events: serde_json::from_str(&events).with_context(|| ctx("events"))?,
+                    account_ids: accounts
+                        .map(|a| serde_json::from_str(&a))
+                        .transpose()
+                        .with_context(|| ctx("account_ids"))?,
+                    description: row.try_get("description").with_context(|| ctx("description"))?,
+                    secret: row.try_get("secret").with_context(|| ctx("secret"))?,
+                    previous_secret: row
+                        .try_get("previous_secret")
+                        .with_context(|| ctx("previous_secret"))?,
+                    previous_until: row
+                        .try_get("previous_until")
+                        .with_context(|| ctx("previous_until"))?,
+                    enabled: row.try_get("enabled").with_context(|| ctx("enabled"))?,
+                    disabled_reason: row
+                        .try_get("disabled_reason")
+                        .with_context(|| ctx("disabled_reason"))?,
+                    failing_since: row
+                        .try_get("failing_since")
+                        .with_context(|| ctx("failing_since"))?,
+                    cursor: row.try_get("cursor").with_context(|| ctx("cursor"))?,
+                    created_at: row.try_get("created_at").with_context(|| ctx("created_at"))?,
+                    updated_at: row.try_get("updated_at").with_context(|| ctx("updated_at"))?,
+                    id,
+                })
+            }
+
+            fn wh_delivery_row(
+                row: &<$db as sqlx::Database>::Row,
+            ) -> anyhow::Result<WebhookDelivery> {
+                use anyhow::Context as _;
+                use sqlx::Row as _;
+                let ctx = |col: &str| format!("decoding webhook_deliveries.{col}");
+                let state: String = row.try_get("state").with_context(|| ctx("state"))?;
+                Ok(WebhookDelivery {
+                    webhook_id: row.try_get("webhook_id").with_context(|| ctx("webhook_id"))?,
+                    event_id: row.try_get("event_id").with_context(|| ctx("event_id"))?,
+                    account_key: row.try_get("account_key").with_context(|| ctx("account_key"))?,
+                    state: WebhookDeliveryState::parse(&state)
+                        .with_context(|| format!("unknown webhook delivery state {state:?}"))?,
+                    attempts: row.try_get("attempts").with_context(|| ctx("attempts"))?,
+                    next_attempt_at: row
+                        .try_get("next_attempt_at")
+                        .with_context(|| ctx("next_attempt_at"))?,
+                    first_attempt_at: row
+                        .try_get("first_attempt_at")
+                        .with_context(|| ctx("first_attempt_at"))?,
+                    last_status: row.try_get("last_status").with_context(|| ctx("last_status"))?,
+                    last_error: row.try_get("last_error").with_context(|| ctx("last_error"))?,
+                    updated_at: row.try_get("updated_at").with_context(|| ctx("updated_at"))?,
+                })
+            }
+
+            fn attempt_row(row: &<$db as sqlx::Database>::Row) -> anyhow::Result<WebhookAttempt> {
+                use anyhow::Context as _;
+                use sqlx::Row as _;
+                let ctx = |col: &str| format!("decoding webhook_attempts.{col}");
+                let outcome: String = row.try_get("outcome").with_context(|| ctx("outcome"))?;
+                Ok(WebhookAttempt {
+                    id: row.try_get("id").with_context(|| ctx("id"))?,
+                    webhook_id: row.try_get("webhook_id").with_context(|| ctx("webhook_id"))?,
+                    event_id: row.try_get("event_id").with_context(|| ctx("event_id"))?,
+                    attempt: row.try_get("attempt").with_context(|| ctx("attempt"))?,
+                    at: row.try_get("at").with_context(|| ctx("at"))?,
+                    status: row.try_get("status").with_context(|| ctx("status"))?,
+                    latency_ms: row.try_get("latency_ms").with_context(|| ctx("latency_ms"))?,
+                    error: row.try_get("error").with_context(|| ctx("error"))?,
+                    outcome: AttemptOutcome::parse(&outcome)
+                        .with_context(|| format!("unknown attempt outcome {outcome:?}"))?,
+                    next_attempt_at: row
+                        .try_get("next_attempt_at")
+                        .with_context(|| ctx("next_attempt_at"))?,
+                })
+            }
+        }
+
+        #[async_trait::async_trait]
+        impl $crate::store::WebhookRecords for $store {
+            async fn create_webhook(&self, hook: Webhook) -> StoreResult<()> {
+                let events =
+                    serde_json::to_string(&hook.events).map_err(|e| StoreError::Other(e.into()))?;
+                let accounts = hook
+                    .account_ids
+                    .as_ref()
+                    .map(serde_json::to_string)
+                    .transpose()
+                    .map_err(|e| StoreError::Other(e.into()))?;
+                sqlx::query(
+                    "INSERT INTO webhooks (id, owner_id, url, events, account_ids, description, \
+                     secret, previous_secret, previous_until, enabled, disabled_reason, \
+                     failing_since, cursor, created_at, updated_at) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)",
+                )
+                .bind(&hook.id)
+                .bind(hook.owner_id)
+                .bind(&hook.url)
+                .bind(events)
+                .bind(accounts)
+                .bind(&hook.description)
+                .bind(&hook.secret)
+                .bind(&hook.previous_secret)
+                .bind(hook.previous_until)
+                .bind(hook.enabled)
+                .bind(&hook.disabled_reason)
+                .bind(hook.failing_since)
+                .bind(hook.cursor)
+                .bind(hook.created_at)
+                .bind(hook.updated_at)
+                .execute(&self.pool)
+                .await
+                .map_err(db_err("creating a webhook"))?;
+                Ok(())
+            }
+
+            async fn webhook(&self, id: &str) -> StoreResult<Webhook> {
+                let sql = format!(
+                    "SELECT {} FROM webhooks WHERE id = $1",
+                    $crate::store::webhooks::WEBHOOK_COLS
+                );
+                let row = sqlx::query(&sql)
+                    .bind(id)
+                    .fetch_one(&self.pool)
+                    .await
+                    .map_err(db_err("loading a webhook"))?;
+                Ok(Self::webhook_row(&row)?)
+            }
+
+            async fn list_webhooks(&self, owner_id: Option<UserId>) -> StoreResult<Vec<Webhook>> {
+                let mut q = sqlx::QueryBuilder::<$db>::new(format!(
+                    "SELECT {} FROM webhooks WHERE 1 = 1",
+                    $crate::store::webhooks::WEBHOOK_COLS
+                ));
+                if let Some(owner) = owner_id {
+                    q.push(" AND owner_id = ").push_bind(owner);
+                }
+                q.push(" ORDER BY id");
+                let rows = q
+                    .build()
+                    .fetch_all(&self.pool)
+                    .await
+                    .map_err(db_err("listing webhooks"))?;
+                rows.iter()
+                    .map(|r| Self::webhook_row(r).map_err(StoreError::Other))
+                    .collect()
+            }
+
+            async fn update_webhook(&self, id: &str, patch: WebhookPatch) -> StoreResult<Webhook> {
+                let events = patch
+                    .events
+                    .as_ref()
+                    .map(serde_json::to_string)
+                    .transpose()
+                    .map_err(|e| StoreError::Other(e.into()))?;
+                let accounts = patch
+                    .account_ids
+                    .as_ref()
+                    .map(|a| a.as_ref().map(serde_json::to_string).transpose())
+                    .transpose()
+                    .map_err(|e| StoreError::Other(e.into()))?;
+                let enable = patch.enabled == Some(true);
+                let sql = format!(
+                    "UPDATE webhooks SET \
+                     url = COALESCE($2, url), \
+                     events = COALESCE($3, events), \
+                     account_ids = CASE WHEN $4 THEN $5 ELSE account_ids END, \
+                     description = CASE WHEN $6 THEN $7 ELSE description END, \
+                     enabled = COALESCE($8, enabled), \
+                     disabled_reason = CASE WHEN $9 THEN NULL \
+                         WHEN $8 = FALSE THEN 'disabled by its owner' ELSE disabled_reason END, \
+                     failing_since = CASE WHEN $9 THEN NULL ELSE failing_since END, \
+                     updated_at = $10 \
+                     WHERE id = $1 RETURNING {}",
+                    $crate::store::webhooks::WEBHOOK_COLS
+                );
+                let row = sqlx::query(&sql)
+                    .bind(id)
+                    .bind(&patch.url)
+                    .bind(events)
+                    .bind(accounts.is_some())
+                    .bind(accounts.flatten())
+                    .bind(patch.description.is_some())
+                    .bind(patch.description.flatten())
+                    .bind(patch.enabled)
+                    .bind(enable)
+                    .bind($crate::store::now())
+                    .fetch_one(&self.pool)
+                    .await
+                    .map_err(db_err("updating a webhook"))?;
+                Ok(Self::webhook_row(&row)?)
+            }
+
+            async fn rotate_webhook_secret(
+                &self,
+                id: &str,
+                secret: Vec<u8>,
+                previous_until: DateTime<Utc>,
+            ) -> StoreResult<Webhook> {
+                let sql = format!(
+                    "UPDATE webhooks SET previous_secret = secret, secret = $2, \
+                     previous_until = $3, updated_at = $4 WHERE id = $1 RETURNING {}",
+                    $crate::store::webhooks::WEBHOOK_COLS
+                );
+                let row = sqlx::query(&sql)
+                    .bind(id)
+                    .bind(secret)
+                    .bind(previous_until)
+                    .bind($crate::store::now())
+                    .fetch_one(&self.pool)
+                    .await
+                    .map_err(db_err("rotating a webhook secret"))?;
+                Ok(Self::webhook_row(&row)?)
+            }
+
+            async fn delete_webhook(&self, id: &str) -> StoreResult<()> {
+                let done = sqlx::query("DELETE FROM webhooks WHERE id = $1")
+                    .bind(id)
+                    .execute(&self.pool)
+                    .await
+                    .map_err(db_err("deleting a webhook"))?;
+                if done.rows_affected() == 0 {
+                    return Err(StoreError::NotFound);
+                }
+                Ok(())
+            }
+
+            async fn enqueue_webhook_events(
+                &self,
+                id: &str,
+                expected_cursor: i64,
+                new_cursor: i64,
+                events: &[(i64, i64)],
+                now: DateTime<Utc>,
+            ) -> StoreResult<bool> {
+                let mut tx = self.pool.begin().await.map_err(db_err("queueing webhook events"))?;
+                let moved = sqlx::query(
+                    "UPDATE webhooks SET cursor = $3 WHERE id = $1 AND cursor = $2",
+                )
+                .bind(id)
+                .bind(expected_cursor)
+                .bind(new_cursor)
+                .execute(&mut *tx)
+                .await
+                .map_err(db_err("moving a webhook cursor"))?;
+                if moved.rows_affected() == 0 {
+                    return Ok(false);
+                }
+                for chunk in events.chunks(200) {
+                    let mut q = sqlx::QueryBuilder::<$db>::new(
+                        "INSERT INTO webhook_deliveries (webhook_id, event_id, account_key, \
+                         state, attempts, next_attempt_at, updated_at) ",
+                    );
+                    q.push_values(chunk, |mut row, (event_id, account_key)| {
+                        row.push_bind(id)
+                            .push_bind(*event_id)
+                            .push_bind(*account_key)
+                            .push("'pending'")
+                            .push("0")
+                            .push_bind(now)
+                            .push_bind(now);
+                    });
+                    q.push(" ON CONFLICT (webhook_id, event_id) DO NOTHING");
+                    q.build()
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(db_err("queueing webhook events"))?;
+                }
+                tx.commit().await.map_err(db_err("committing webhook events"))?;
+                Ok(true)
+            }
+
+            async fn due_webhook_deliveries(
+                &self,
+                now: DateTime<Utc>,
+                limit: u32,
+            ) -> StoreResult<Vec<WebhookDelivery>> {
+                let cols = $crate::store::webhooks::WH_DELIVERY_COLS
+                    .split(", ")
+                    .map(|c| format!("d.{}", c.trim()))
+                    .collect::<Vec<_>>()
+                    .join(", ");
+                let sql = format!(
+                    "SELECT {cols} FROM webhook_deliveries d JOIN webhooks w ON w.id = d.webhook_id \
+                     WHERE d.state = 'pending' AND w.enabled AND d.next_attempt_at <= $1 \
+                     AND NOT EXISTS (SELECT 1 FROM webhook_deliveries e \
+                         WHERE e.webhook_id = d.webhook_id AND e.account_key = d.account_key \
+                         AND e.state = 'pending' AND e.event_id < d.event_id) \
+                     ORDER BY d.next_attempt_at, d.event_id LIMIT $2"
+                );
+                let rows = sqlx::query(&sql)
+                    .bind(now)
+                    .bind($crate::store::page_limit(limit))
+                    .fetch_all(&self.pool)
+                    .await
+                    .map_err(db_err("finding due webhook deliveries"))?;
+                rows.iter()
+                    .map(|r| Self::wh_delivery_row(r).map_err(StoreError::Other))
+                    .collect()
+            }
+
+            async fn claim_webhook_delivery(
+                &self,
+                webhook_id: &str,
+                event_id: i64,
+                now: DateTime<Utc>,
+                lease_until: DateTime<Utc>,
+            ) -> StoreResult<Option<WebhookDelivery>> {
+                let sql = format!(
+                    "UPDATE webhook_deliveries SET attempts = attempts + 1, next_attempt_at = $4, \
+                     first_attempt_at = COALESCE(first_attempt_at, $3), updated_at = $3 \
+                     WHERE webhook_id = $1 AND event_id = $2 AND state = 'pending' \
+                     AND next_attempt_at <= $3 RETURNING {}",
+                    $crate::store::webhooks::WH_DELIVERY_COLS
+                );
+                let row = sqlx::query(&sql)
+                    .bind(webhook_id)
+                    .bind(event_id)
+                    .bind(now)
+                    .bind(lease_until)
+                    .fetch_optional(&self.pool)
+                    .await
+                    .map_err(db_err("claiming a webhook delivery"))?;
+                row.map(|r| Self::wh_delivery_row(&r).map_err(StoreError::Other))
+                    .transpose()
+            }
+
+            async fn finish_webhook_attempt(
+                &self,
+                a: WebhookAttempt,
+            ) -> StoreResult<Option<DateTime<Utc>>> {
+                let mut tx = self.pool.begin().await.map_err(db_err("logging an attempt"))?;
+                let state = match a.outcome {
+                    AttemptOutcome::Succeeded => "succeeded",
+                    AttemptOutcome::Retrying => "pending",
+                    AttemptOutcome::Dead => "dead",
+                };
+                sqlx::query(
+                    "UPDATE webhook_deliveries SET state = $3, next_attempt_at = $4, \
+                     last_status = $5, last_error = $6, updated_at = $7 \
+                     WHERE webhook_id = $1 AND event_id = $2",
+                )
+                .bind(&a.webhook_id)
+                .bind(a.event_id)
+                .bind(state)
+                .bind(a.next_attempt_at.unwrap_or(a.at))
+                .bind(a.status)
+                .bind(&a.error)
+                .bind(a.at)
+                .execute(&mut *tx)
+                .await
+                .map_err(db_err("finishing a webhook delivery"))?;
+                sqlx::query(
+                    "INSERT INTO webhook_attempts (webhook_id, event_id, attempt, at, status, \
+                     latency_ms, error, outcome, next_attempt_at) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+                )
+                .bind(&a.webhook_id)
+                .bind(a.event_id)
+                .bind(a.attempt)
+                .bind(a.at)
+                .bind(a.status)
+                .bind(a.latency_ms)
+                .bind(&a.error)
+                .bind(a.outcome.as_str())
+                .bind(a.next_attempt_at)
+                .execute(&mut *tx)
+                .await
+                .map_err(db_err("logging an attempt"))?;
+                let since: Option<DateTime<Utc>> = sqlx::query_scalar(
+                    "UPDATE webhooks SET failing_since = CASE WHEN $2 THEN NULL \
+                     ELSE COALESCE(failing_since, $3) END WHERE id = $1 RETURNING failing_since",
+                )
+                .bind(&a.webhook_id)
+                .bind(a.outcome == AttemptOutcome::Succeeded)
+                .bind(a.at)
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(db_err("recording a webhook's failures"))?
+                .flatten();
+                tx.commit().await.map_err(db_err("committing an attempt"))?;
+                Ok(since)
+            }
+
+            async fn disable_webhook(
+                &self,
+                id: &str,
+                reason: &str,
+                event: NewEvent,
+            ) -> StoreResult<bool> {
+                let mut tx = self.pool.begin().await.map_err(db_err("disabling a webhook"))?;
+                let done = sqlx::query(
+                    "UPDATE webhooks SET enabled = FALSE, disabled_reason = $2, updated_at = $3 \
+                     WHERE id = $1 AND enabled",
+                )
+                .bind(id)
+                .bind(reason)
+                .bind($crate::store::now())
+                .execute(&mut *tx)
+                .await
+                .map_err(db_err("disabling a webhook"))?;
+                if done.rows_affected() == 0 {
+                    return Ok(false);
+                }
+                let ids = Self::insert_events_in(&mut tx, std::slice::from_ref(&event)).await?;
+                tx.commit().await.map_err(db_err("committing a webhook disable"))?;
+                self.announce(&ids);
+                Ok(true)
+            }
+
+            async fn webhook_attempts(
+                &self,
+                id: &str,
+                outcome: Option<AttemptOutcome>,
+                before_id: Option<i64>,
+                limit: u32,
+            ) -> StoreResult<Vec<WebhookAttempt>> {
+                let mut q = sqlx::QueryBuilder::<$db>::new(format!(
+                    "SELECT {} FROM webhook_attempts WHERE webhook_id = ",
+                    $crate::store::webhooks::ATTEMPT_COLS
+                ));
+                q.push_bind(id);
+                if let Some(outcome) = outcome {
+                    q.push(" AND outcome = ").push_bind(outcome.as_str());
+                }
+                if let Some(before) = before_id {
+                    q.push(" AND id < ").push_bind(before);
+                }
+                q.push(" ORDER BY id DESC LIMIT ")
+                    .push_bind($crate::store::page_limit(limit));
+                let rows = q
+                    .build()
+                    .fetch_all(&self.pool)
+                    .await
+                    .map_err(db_err("reading a delivery log"))?;
+                rows.iter()
+                    .map(|r| Self::attempt_row(r).map_err(StoreError::Other))
+                    .collect()
+            }
+
+            async fn replay_webhook(&self, id: &str, since_event_id: i64) -> StoreResult<u64> {
+                let mut tx = self.pool.begin().await.map_err(db_err("replaying a webhook"))?;
+                let moved = sqlx::query(
+                    "UPDATE webhooks SET cursor = CASE WHEN cursor > $2 THEN $2 ELSE cursor END, \
+                     updated_at = $3 WHERE id = $1",
+                )
+                .bind(id)
+                .bind(since_event_id.saturating_sub(1))
+                .bind($crate::store::now())
+                .execute(&mut *tx)
+                .await
+                .map_err(db_err("replaying a webhook"))?;
+                if moved.rows_affected() == 0 {
+                    return Err(StoreError::NotFound);
+                }
+                let forgotten = sqlx::query(
+                    "DELETE FROM webhook_deliveries WHERE webhook_id = $1 AND event_id >= $2 \
+                     AND state <> 'pending'",
+                )
+                .bind(id)
+                .bind(since_event_id)
+                .execute(&mut *tx)
+                .await
+                .map_err(db_err("replaying a webhook"))?;
+                tx.commit().await.map_err(db_err("committing a replay"))?;
+                Ok(forgotten.rows_affected())
+            }
+
+            async fn webhook_backlog(
+                &self,
+            ) -> StoreResult<Vec<$crate::store::webhooks::WebhookBacklog>> {
+                let rows: Vec<(String, i64, Option<DateTime<Utc>>)> = sqlx::query_as(
+                    "SELECT w.id, COUNT(d.event_id), MIN(e.occurred_at) FROM webhooks w \
+                     LEFT JOIN webhook_deliveries d ON d.webhook_id = w.id AND d.state = 'pending' \
+                     LEFT JOIN events e ON e.id = d.event_id \
+                     GROUP BY w.id ORDER BY w.id",
+                )
+                .fetch_all(&self.pool)
+                .await
+                .map_err(db_err("reading the webhook backlog"))?;
+                Ok(rows
+                    .into_iter()
+                    .map(|(webhook_id, pending, oldest)| {
+                        $crate::store::webhooks::WebhookBacklog {
+                            webhook_id,
+                            pending,
+                            oldest,
+                        }
+                    })
+                    .collect())
+            }
+        }
+    };
+}
+pub(super) use impl_webhook_records;
