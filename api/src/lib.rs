@@ -5,6 +5,7 @@ pub mod accounts;
 pub mod audit;
 pub mod auth;
 pub mod error;
+pub mod events;
 pub mod extract;
 pub mod health;
 pub mod logging;
@@ -22,6 +23,7 @@ pub mod startup;
 pub mod state;
 pub mod testdc_remote;
 pub mod users;
+pub mod webhooks;
 
 pub use error::ApiError;
 pub use server::{launch, Listeners};

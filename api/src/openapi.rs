@@ -204,6 +204,17 @@ impl Modify for BearerAuth {
         crate::users::patch,
         crate::logs::list,
         crate::logs::error_stats,
+        crate::events::stream,
+        crate::events::log,
+        crate::webhooks::create,
+        crate::webhooks::list,
+        crate::webhooks::get,
+        crate::webhooks::edit,
+        crate::webhooks::delete,
+        crate::webhooks::rotate_secret,
+        crate::webhooks::deliveries,
+        crate::webhooks::replay,
+        crate::webhooks::test,
     ),
     components(schemas(ErrorBody, ErrorDetail, FieldErrorDoc, RoleDoc, AccountKindDoc, AccountStateDoc, SessionFormatDoc))
 )]

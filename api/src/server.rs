@@ -1,6 +1,9 @@
 use crate::error::ApiError;
 use crate::state::AppState;
-use crate::{accounts, auth, health, logs, media, metrics, openapi, posts, ratelimit, users};
+use crate::{
+    accounts, auth, events, health, logs, media, metrics, openapi, posts, ratelimit, users,
+    webhooks,
+};
 use anyhow::Context;
 use axum::extract::{ConnectInfo, DefaultBodyLimit, State};
 use axum::http::{HeaderValue, Method};
@@ -156,6 +159,28 @@ pub fn api_router(state: AppState) -> Router {
             "/api/v1/posts/{id}",
             get(posts::get).patch(posts::edit).delete(posts::delete),
         )
+        .route("/api/v1/events", get(events::stream))
+        .route("/api/v1/events/log", get(events::log))
+        .route(
+            "/api/v1/webhooks",
+            post(webhooks::create).get(webhooks::list),
+        )
+        .route(
+            "/api/v1/webhooks/{id}",
+            get(webhooks::get)
+                .patch(webhooks::edit)
+                .delete(webhooks::delete),
+        )
+        .route(
+            "/api/v1/webhooks/{id}/rotate-secret",
+            post(webhooks::rotate_secret),
+        )
+        .route(
+            "/api/v1/webhooks/{id}/deliveries",
+            get(webhooks::deliveries),
+        )
+        .route("/api/v1/webhooks/{id}/replay", post(webhooks::replay))
+        .route("/api/v1/webhooks/{id}/test", post(webhooks::test))
         .route("/api/v1/telegram/logs", get(logs::list))
         .route("/api/v1/telegram/stats/errors", get(logs::error_stats));
     #[cfg(feature = "sandbox")]
@@ -283,10 +308,12 @@ pub async fn launch(
 
     let maintenance = tokio::spawn(maintenance(state.clone(), stop.clone()));
     let posts = tokio::spawn(crate::posts::scheduler::run(state.clone(), stop.clone()));
+    let hooks = tokio::spawn(crate::webhooks::dispatch::run(state.clone(), stop.clone()));
     tokio::join!(api, metrics);
     stop.cancel();
     let _ = maintenance.await;
     let _ = posts.await;
+    let _ = hooks.await;
     // HTTP is closed, so nothing new reaches the actors; now let them persist and stop.
     if let Some(fleet) = &state.fleet {
         fleet.shutdown().await;
@@ -548,6 +575,10 @@ pub async fn housekeeping(state: &AppState) {
         .await
     {
         tracing::warn!(error = %e, "purging revoked refresh token families");
+    }
+    let kept = chrono::Duration::hours(state.settings.events.retention_h as i64);
+    if let Err(e) = state.store.purge_events_before(now - kept).await {
+        tracing::warn!(error = %e, "purging old events");
     }
     let days = state.settings.log.retention_days;
     if days > 0 {

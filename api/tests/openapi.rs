@@ -38,6 +38,19 @@ impl Contract {
         self.check(method, template, r).await
     }
 
+    /// Checks the head of a streamed answer (SSE, which never ends) against the document.
+    fn check_stream_head(&self, method: Method, template: &str, r: &reqwest::Response) {
+        let status = r.status().as_u16();
+        let m = method.as_str().to_lowercase();
+        let resp = &self.doc["paths"][template][&m]["responses"][status.to_string()];
+        let ctype = r.headers()["content-type"].to_str().unwrap();
+        assert!(
+            resp["content"][ctype].is_object(),
+            "{m} {template} {status}: content type {ctype} not documented"
+        );
+        self.checked.borrow_mut().push((m, template.to_owned()));
+    }
+
     /// Checks an answer to a request sent some other way (a raw upload body).
     async fn check(&self, method: Method, template: &str, r: reqwest::Response) -> (u16, Value) {
         let status = r.status().as_u16();
@@ -869,6 +882,7 @@ async fn every_route_is_documented_and_every_response_matches_it() {
         None,
     )
     .await;
+    events_and_webhooks(&app, &c, t).await;
     c.call(
         &app,
         M::POST,
@@ -890,4 +904,143 @@ async fn every_route_is_documented_and_every_response_matches_it() {
         }
     }
     app.shutdown().await;
+}
+
+async fn events_and_webhooks(app: &TestApp, c: &Contract, t: Option<&str>) {
+    use Method as M;
+    let stream = app
+        .client
+        .get(format!("{}/api/v1/events?types=ping", app.base))
+        .bearer_auth(t.unwrap())
+        .send()
+        .await
+        .unwrap();
+    c.check_stream_head(M::GET, "/api/v1/events", &stream);
+    drop(stream);
+    let bad = app
+        .client
+        .get(format!("{}/api/v1/events", app.base))
+        .bearer_auth(t.unwrap())
+        .header("last-event-id", "x")
+        .send()
+        .await
+        .unwrap();
+    c.check(M::GET, "/api/v1/events", bad).await;
+    let log = "/api/v1/events/log";
+    c.call(
+        app,
+        M::GET,
+        log,
+        "/api/v1/events/log?after=0&limit=5",
+        t,
+        None,
+    )
+    .await;
+    c.call(app, M::GET, log, "/api/v1/events/log?limit=0", t, None)
+        .await;
+    c.call(
+        app,
+        M::GET,
+        log,
+        "/api/v1/events/log?account_id=999999",
+        t,
+        None,
+    )
+    .await;
+    let hooks = "/api/v1/webhooks";
+    let (_, hook) = c
+        .call(
+            app,
+            M::POST,
+            hooks,
+            hooks,
+            t,
+            Some(json!({"url": "https://hooks.example.org/tg", "events": ["*"]})),
+        )
+        .await;
+    c.call(
+        app,
+        M::POST,
+        hooks,
+        hooks,
+        t,
+        Some(json!({"url": "http://127.0.0.1:9464/", "events": ["*"]})),
+    )
+    .await;
+    c.call(app, M::GET, hooks, hooks, t, None).await;
+    let id = hook["id"].as_str().unwrap();
+    let one = "/api/v1/webhooks/{id}";
+    let url = format!("/api/v1/webhooks/{id}");
+    c.call(app, M::GET, one, &url, t, None).await;
+    c.call(app, M::GET, one, "/api/v1/webhooks/missing", t, None)
+        .await;
+    c.call(
+        app,
+        M::PATCH,
+        one,
+        &url,
+        t,
+        Some(json!({"events": ["message.received"], "description": null})),
+    )
+    .await;
+    c.call(app, M::PATCH, one, &url, t, Some(json!({"events": []})))
+        .await;
+    c.call(
+        app,
+        M::POST,
+        "/api/v1/webhooks/{id}/rotate-secret",
+        &format!("{url}/rotate-secret"),
+        t,
+        None,
+    )
+    .await;
+    c.call(
+        app,
+        M::POST,
+        "/api/v1/webhooks/{id}/test",
+        &format!("{url}/test"),
+        t,
+        None,
+    )
+    .await;
+    let deliveries = "/api/v1/webhooks/{id}/deliveries";
+    c.call(
+        app,
+        M::GET,
+        deliveries,
+        &format!("{url}/deliveries"),
+        t,
+        None,
+    )
+    .await;
+    c.call(
+        app,
+        M::GET,
+        deliveries,
+        &format!("{url}/deliveries?state=odd"),
+        t,
+        None,
+    )
+    .await;
+    let replay = "/api/v1/webhooks/{id}/replay";
+    c.call(
+        app,
+        M::POST,
+        replay,
+        &format!("{url}/replay"),
+        t,
+        Some(json!({"since_event_id": 1})),
+    )
+    .await;
+    c.call(
+        app,
+        M::POST,
+        replay,
+        &format!("{url}/replay"),
+        t,
+        Some(json!({"since_event_id": 0})),
+    )
+    .await;
+    c.call(app, M::DELETE, one, &url, t, None).await;
+    c.call(app, M::DELETE, one, &url, t, None).await;
 }

@@ -21,6 +21,8 @@ pub struct Settings {
     pub import: ImportSettings,
     pub media: MediaSettings,
     pub posts: PostsSettings,
+    pub events: EventsSettings,
+    pub webhooks: WebhooksSettings,
     pub log: LogSettings,
     /// Turns on the Swagger UI at `/docs`; never in production.
     pub debug: bool,
@@ -47,6 +49,8 @@ impl Default for Settings {
             import: ImportSettings::default(),
             media: MediaSettings::default(),
             posts: PostsSettings::default(),
+            events: EventsSettings::default(),
+            webhooks: WebhooksSettings::default(),
             log: LogSettings::default(),
             debug: false,
             sandbox: false,
@@ -98,6 +102,12 @@ impl Settings {
                 "import.items_per_minute_per_user",
                 self.import.items_per_minute_per_user as u64,
             ),
+            ("events.retention_h", self.events.retention_h),
+            ("webhooks.timeout_ms", self.webhooks.timeout_ms),
+            ("webhooks.retry_initial_ms", self.webhooks.retry_initial_ms),
+            ("webhooks.retry_max_ms", self.webhooks.retry_max_ms),
+            ("webhooks.parallel", self.webhooks.parallel as u64),
+            ("webhooks.max_per_user", self.webhooks.max_per_user as u64),
         ] {
             if value == 0 {
                 return Err(ConfigError::new(key, "must be at least 1"));
@@ -330,6 +340,62 @@ impl Default for PostsSettings {
             max_delay_s: 3600,
             max_attempts: 10,
             parallel_accounts: 64,
+        }
+    }
+}
+
+/// The event log that SSE, webhooks and the broker sink read.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct EventsSettings {
+    /// Events older than this are deleted: a client or endpoint away for longer misses them.
+    pub retention_h: u64,
+}
+
+impl Default for EventsSettings {
+    fn default() -> Self {
+        Self { retention_h: 72 }
+    }
+}
+
+/// How webhook endpoints are called.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct WebhooksSettings {
+    /// Lets endpoints live on loopback, private and link-local addresses (a receiver on this
+    /// machine or a private network). Off, such targets are refused when created and, for names
+    /// that resolve to one, on every connection: a user cannot make tgfleet call into the
+    /// network it runs in. `serve --sandbox` turns it on.
+    pub allow_private_targets: bool,
+    /// One attempt's whole time (connect, send, answer).
+    pub timeout_ms: u64,
+    /// The first retry's delay; each next one doubles, up to `retry_max_ms`, with jitter.
+    pub retry_initial_ms: u64,
+    pub retry_max_ms: u64,
+    /// A delivery still failing this long after its first attempt is dead-lettered.
+    pub give_up_after_s: u64,
+    /// An endpoint whose every attempt failed for this long is disabled.
+    pub disable_after_s: u64,
+    /// How long the previous secret keeps signing after a rotation.
+    pub secret_overlap_s: u64,
+    /// Attempts in flight at once, over all endpoints.
+    pub parallel: usize,
+    /// Endpoints one user may have.
+    pub max_per_user: usize,
+}
+
+impl Default for WebhooksSettings {
+    fn default() -> Self {
+        Self {
+            allow_private_targets: false,
+            timeout_ms: 10_000,
+            retry_initial_ms: 5_000,
+            retry_max_ms: 3_600_000,
+            give_up_after_s: 86_400,
+            disable_after_s: 86_400,
+            secret_overlap_s: 86_400,
+            parallel: 32,
+            max_per_user: 20,
         }
     }
 }

@@ -1,0 +1,714 @@
+//! Issue 18: the event log over HTTP — what happens to an account reaches a real HTTP receiver,
+//! signed per the Standard Webhooks specification, and an SSE client, in order, resumable; a
+//! receiver that fails gets everything afterwards; a user never sees another user's events;
+//! webhooks never call into tgfleet's own network unless allowed.
+
+mod common;
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU16, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use base64::Engine as _;
+use common::{error_code, json_of, logged_in_account, TestApp};
+use futures::StreamExt as _;
+use hmac::Mac as _;
+use reqwest::Method;
+use serde_json::{json, Value};
+
+/// One request a receiver got.
+#[derive(Clone, Debug)]
+struct Received {
+    headers: HashMap<String, String>,
+    body: Vec<u8>,
+    /// What the receiver answered.
+    status: u16,
+}
+
+impl Received {
+    fn json(&self) -> Value {
+        serde_json::from_slice(&self.body).unwrap()
+    }
+    fn header(&self, name: &str) -> &str {
+        self.headers.get(name).map(String::as_str).unwrap_or("")
+    }
+}
+
+/// A real HTTP server on loopback that records every request and answers `status`.
+struct Receiver {
+    url: String,
+    got: Arc<Mutex<Vec<Received>>>,
+    status: Arc<AtomicU16>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Receiver {
+    async fn start() -> Self {
+        let got: Arc<Mutex<Vec<Received>>> = Arc::default();
+        let status = Arc::new(AtomicU16::new(200));
+        let (g, s) = (Arc::clone(&got), Arc::clone(&status));
+        let app = axum::Router::new().route(
+            "/hook",
+            axum::routing::post(
+                move |headers: axum::http::HeaderMap, body: axum::body::Bytes| {
+                    let (g, s) = (Arc::clone(&g), Arc::clone(&s));
+                    async move {
+                        let code = s.load(Ordering::SeqCst);
+                        let headers = headers
+                            .iter()
+                            .map(|(k, v)| {
+                                (k.as_str().to_owned(), v.to_str().unwrap_or("").to_owned())
+                            })
+                            .collect();
+                        g.lock().unwrap().push(Received {
+                            headers,
+                            body: body.to_vec(),
+                            status: code,
+                        });
+                        axum::http::StatusCode::from_u16(code).unwrap()
+                    }
+                },
+            ),
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/hook", listener.local_addr().unwrap());
+        let task = tokio::spawn(async move {
+            axum::serve(listener, app).await.unwrap();
+        });
+        Self {
+            url,
+            got,
+            status,
+            task,
+        }
+    }
+
+    fn got(&self) -> Vec<Received> {
+        self.got.lock().unwrap().clone()
+    }
+
+    /// Waits until `done` holds for what was received (the bound only keeps a hang finite).
+    async fn wait(&self, what: &str, done: impl Fn(&[Received]) -> bool) -> Vec<Received> {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let got = self.got();
+            if done(&got) {
+                return got;
+            }
+            assert!(Instant::now() < deadline, "{what}: got {got:?}");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+}
+
+impl Drop for Receiver {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// Checks `webhook-signature` the way a receiver's Standard Webhooks library does, written
+/// here from the specification rather than with tgfleet's signer: one of the space-separated
+/// `v1,` signatures is base64(HMAC-SHA256(key, "{id}.{timestamp}.{body}")).
+fn verifies(secret: &str, r: &Received) -> bool {
+    let key = base64::engine::general_purpose::STANDARD
+        .decode(secret.strip_prefix("whsec_").unwrap())
+        .unwrap();
+    let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(&key).unwrap();
+    mac.update(
+        format!(
+            "{}.{}.",
+            r.header("webhook-id"),
+            r.header("webhook-timestamp")
+        )
+        .as_bytes(),
+    );
+    mac.update(&r.body);
+    let expected = format!(
+        "v1,{}",
+        base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes())
+    );
+    r.header("webhook-signature")
+        .split(' ')
+        .any(|s| s == expected)
+}
+
+async fn app_with(configure: impl FnOnce(&mut tgfleet_config::Settings)) -> TestApp {
+    TestApp::spawn_with(|s| {
+        s.sandbox = true;
+        s.webhooks.allow_private_targets = true;
+        s.webhooks.retry_initial_ms = 100;
+        s.webhooks.retry_max_ms = 300;
+        configure(s);
+    })
+    .await
+}
+
+async fn webhook(app: &TestApp, token: &str, body: Value) -> Value {
+    json_of(app.post("/api/v1/webhooks", Some(token), body).await, 201).await
+}
+
+/// Reads SSE frames (`id`, `event`, `data`) from a streaming response until `n` events came.
+async fn sse_events(resp: reqwest::Response, n: usize) -> Vec<(i64, String, Value)> {
+    assert_eq!(resp.status(), 200);
+    assert_eq!(
+        resp.headers()["content-type"].to_str().unwrap(),
+        "text/event-stream"
+    );
+    let mut stream = resp.bytes_stream();
+    let mut text = String::new();
+    let mut out = Vec::new();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    while out.len() < n {
+        let chunk = tokio::time::timeout_at(deadline, stream.next())
+            .await
+            .expect("the stream went quiet")
+            .expect("the stream ended")
+            .unwrap();
+        text.push_str(std::str::from_utf8(&chunk).unwrap());
+        while let Some(end) = text.find("\n\n") {
+            let frame: String = text.drain(..end + 2).collect();
+            let (mut id, mut event, mut data) = (None, None, None);
+            for line in frame.lines() {
+                if let Some(v) = line.strip_prefix("id:") {
+                    id = Some(v.trim().parse::<i64>().unwrap());
+                } else if let Some(v) = line.strip_prefix("event:") {
+                    event = Some(v.trim().to_owned());
+                } else if let Some(v) = line.strip_prefix("data:") {
+                    data = Some(serde_json::from_str::<Value>(v.trim()).unwrap());
+                }
+            }
+            if let (Some(id), Some(event), Some(data)) = (id, event, data) {
+                out.push((id, event, data));
+            }
+        }
+    }
+    out
+}
+
+async fn open_stream(
+    app: &TestApp,
+    token: &str,
+    query: &str,
+    last: Option<i64>,
+) -> reqwest::Response {
+    let mut req = app
+        .client
+        .get(format!("{}/api/v1/events{query}", app.base))
+        .bearer_auth(token);
+    if let Some(id) = last {
+        req = req.header("last-event-id", id.to_string());
+    }
+    req.send().await.unwrap()
+}
+
+#[tokio::test]
+async fn a_login_reaches_a_signed_webhook_and_a_resumable_sse_stream_in_order() {
+    let app = app_with(|_| {}).await;
+    let (_, token, _) = app.user("events@test.dev").await;
+    let receiver = Receiver::start().await;
+    let hook = webhook(
+        &app,
+        &token,
+        json!({"url": receiver.url, "events": ["account.state_changed"], "description": "frontend"}),
+    )
+    .await;
+    let secret = hook["secret"].as_str().unwrap().to_owned();
+    assert!(secret.starts_with("whsec_"), "{hook}");
+    // The secret is shown once: not in the endpoint's own view afterwards.
+    let shown = json_of(
+        app.get(
+            &format!("/api/v1/webhooks/{}", hook["id"].as_str().unwrap()),
+            Some(&token),
+        )
+        .await,
+        200,
+    )
+    .await;
+    assert!(shown.get("secret").is_none(), "{shown}");
+    assert_eq!(shown["events"], json!(["account.state_changed"]));
+
+    let stream = open_stream(&app, &token, "?types=account.state_changed", None).await;
+    let account = logged_in_account(&app, &token, "+15550001801").await;
+    let live = sse_events(stream, 2).await;
+
+    let got = receiver.wait("two state changes", |g| g.len() >= 2).await;
+    let bodies: Vec<Value> = got.iter().map(Received::json).collect();
+    assert!(got.iter().all(|r| verifies(&secret, r)), "{got:?}");
+    for (r, b) in got.iter().zip(&bodies) {
+        assert_eq!(r.header("webhook-id"), b["id"].to_string());
+        assert_eq!(r.header("content-type"), "application/json");
+        let ts: i64 = r.header("webhook-timestamp").parse().unwrap();
+        assert!((ts - chrono::Utc::now().timestamp()).abs() < 120);
+    }
+    let moves: Vec<(String, String)> = bodies
+        .iter()
+        .map(|b| {
+            assert_eq!(b["type"], "account.state_changed");
+            assert_eq!(b["account_id"], account);
+            (
+                b["data"]["from"].as_str().unwrap().into(),
+                b["data"]["to"].as_str().unwrap().into(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        moves[..2],
+        [
+            ("new".to_owned(), "awaiting_code".to_owned()),
+            ("awaiting_code".to_owned(), "active".to_owned())
+        ]
+    );
+    // The stream carried the same events, as the log keeps them.
+    assert_eq!(
+        live.iter().map(|(id, _, _)| *id).collect::<Vec<_>>(),
+        bodies[..2]
+            .iter()
+            .map(|b| b["id"].as_i64().unwrap())
+            .collect::<Vec<_>>()
+    );
+    assert!(
+        live.iter()
+            .all(|(_, event, data)| event == "account.state_changed"
+                && data["data"]["to"].is_string())
+    );
+    assert_eq!(live[1].2, bodies[1]);
+
+    // Resuming after the first event gives the second first.
+    let resumed = sse_events(open_stream(&app, &token, "", Some(live[0].0)).await, 1).await;
+    assert_eq!(resumed[0].0, live[1].0);
+    // The JSON page has the same.
+    let page = json_of(
+        app.get(
+            &format!(
+                "/api/v1/events/log?after={}&types=account.state_changed",
+                live[0].0 - 1
+            ),
+            Some(&token),
+        )
+        .await,
+        200,
+    )
+    .await;
+    let ids: Vec<i64> = page["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["id"].as_i64().unwrap())
+        .collect();
+    assert_eq!(ids[..2], [live[0].0, live[1].0]);
+    assert_eq!(page["next_after"], *ids.last().unwrap());
+
+    // Bad input is a clear error.
+    assert_eq!(
+        error_code(
+            app.get("/api/v1/events/log?types=message.nope", Some(&token))
+                .await,
+            422
+        )
+        .await,
+        "VALIDATION_FAILED"
+    );
+    let r = app
+        .client
+        .get(format!("{}/api/v1/events", app.base))
+        .bearer_auth(&token)
+        .header("last-event-id", "yesterday")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(error_code(r, 422).await, "VALIDATION_FAILED");
+    assert_eq!(
+        error_code(app.get("/api/v1/events", None).await, 401).await,
+        "UNAUTHORIZED"
+    );
+    app.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_receiver_that_fails_gets_everything_afterwards_in_order_and_once_it_answers() {
+    let app = app_with(|_| {}).await;
+    let (_, token, _) = app.user("retry@test.dev").await;
+    let receiver = Receiver::start().await;
+    receiver.status.store(500, Ordering::SeqCst);
+    let hook = webhook(&app, &token, json!({"url": receiver.url, "events": ["*"]})).await;
+    let id = hook["id"].as_str().unwrap().to_owned();
+    let mut pings = Vec::new();
+    for _ in 0..5 {
+        let sent = json_of(
+            app.post(
+                &format!("/api/v1/webhooks/{id}/test"),
+                Some(&token),
+                json!({}),
+            )
+            .await,
+            202,
+        )
+        .await;
+        pings.push(sent["event_id"].as_i64().unwrap());
+    }
+    // Failing, the first event is retried and the others wait behind it.
+    let failing = receiver
+        .wait("three failed attempts", |g| g.len() >= 3)
+        .await;
+    assert!(
+        failing.iter().all(|r| r.json()["id"] == pings[0]),
+        "{failing:?}"
+    );
+    let log = json_of(
+        app.get(
+            &format!("/api/v1/webhooks/{id}/deliveries?state=retrying"),
+            Some(&token),
+        )
+        .await,
+        200,
+    )
+    .await;
+    let first = &log["deliveries"].as_array().unwrap()[0];
+    assert_eq!(first["status"], 500);
+    assert_eq!(first["event_id"], pings[0]);
+    assert!(first["next_attempt_at"].is_string(), "{log}");
+    let view = json_of(
+        app.get(&format!("/api/v1/webhooks/{id}"), Some(&token))
+            .await,
+        200,
+    )
+    .await;
+    assert!(view["failing_since"].is_string(), "{view}");
+
+    receiver.status.store(200, Ordering::SeqCst);
+    let got = receiver
+        .wait("all five, answered", |g| {
+            g.iter().filter(|r| r.status == 200).count() >= 5
+        })
+        .await;
+    let answered: Vec<i64> = got
+        .iter()
+        .filter(|r| r.status == 200)
+        .map(|r| r.json()["id"].as_i64().unwrap())
+        .collect();
+    assert_eq!(answered, pings, "in order, each once");
+    // A repeat carries the same webhook-id (receivers dedupe by it).
+    assert!(got
+        .iter()
+        .all(|r| r.header("webhook-id") == r.json()["id"].as_i64().unwrap().to_string()));
+    assert!(got.iter().all(|r| r.json()["type"] == "ping"));
+    let view = json_of(
+        app.get(&format!("/api/v1/webhooks/{id}"), Some(&token))
+            .await,
+        200,
+    )
+    .await;
+    assert!(view["failing_since"].is_null(), "{view}");
+    app.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_user_never_receives_another_users_events() {
+    let app = app_with(|_| {}).await;
+    let (_, alice, _) = app.user("alice@test.dev").await;
+    let (_, bob, _) = app.user("bob@test.dev").await;
+    let (alice_rx, bob_rx) = (Receiver::start().await, Receiver::start().await);
+    webhook(&app, &alice, json!({"url": alice_rx.url, "events": ["*"]})).await;
+    let bob_hook = webhook(&app, &bob, json!({"url": bob_rx.url, "events": ["*"]})).await;
+    let bob_stream = open_stream(&app, &bob, "", None).await;
+    let account = logged_in_account(&app, &alice, "+15550001802").await;
+    alice_rx.wait("alice's login", |g| g.len() >= 2).await;
+    // Bob's own ping follows Alice's events in the log: once it arrives, anything of Alice's
+    // that would have reached Bob would have come first.
+    let bob_id = bob_hook["id"].as_str().unwrap();
+    let ping = json_of(
+        app.post(
+            &format!("/api/v1/webhooks/{bob_id}/test"),
+            Some(&bob),
+            json!({}),
+        )
+        .await,
+        202,
+    )
+    .await["event_id"]
+        .clone();
+    let got = bob_rx.wait("bob's ping", |g| !g.is_empty()).await;
+    assert_eq!(got.len(), 1, "{got:?}");
+    assert_eq!(got[0].json()["id"], ping);
+    let live = sse_events(bob_stream, 1).await;
+    assert_eq!(live[0].1, "ping");
+    let page = json_of(app.get("/api/v1/events/log", Some(&bob)).await, 200).await;
+    assert!(
+        page["events"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|e| e["account_id"] != account && e["type"] == "ping"),
+        "{page}"
+    );
+    // Naming Alice's account is "not found", as for any of her things.
+    assert_eq!(
+        error_code(
+            app.get(
+                &format!("/api/v1/events/log?account_id={account}"),
+                Some(&bob)
+            )
+            .await,
+            404
+        )
+        .await,
+        "NOT_FOUND"
+    );
+    assert_eq!(
+        error_code(
+            app.post(
+                "/api/v1/webhooks",
+                Some(&bob),
+                json!({"url": bob_rx.url, "events": ["*"], "account_ids": [account]})
+            )
+            .await,
+            404
+        )
+        .await,
+        "NOT_FOUND"
+    );
+    let list = json_of(app.get("/api/v1/webhooks", Some(&alice)).await, 200).await;
+    assert_eq!(list["webhooks"].as_array().unwrap().len(), 1);
+    assert_eq!(
+        error_code(
+            app.get(&format!("/api/v1/webhooks/{bob_id}"), Some(&alice))
+                .await,
+            404
+        )
+        .await,
+        "NOT_FOUND"
+    );
+    app.shutdown().await;
+}
+
+#[tokio::test]
+async fn private_targets_are_refused_when_created_and_on_the_address_connected_to() {
+    let app = TestApp::spawn_with(|s| {
+        s.webhooks.retry_initial_ms = 100;
+        s.webhooks.retry_max_ms = 200;
+    })
+    .await;
+    let (_, token, _) = app.user("ssrf@test.dev").await;
+    let receiver = Receiver::start().await;
+    for url in [
+        receiver.url.clone(),
+        "http://localhost:9464/metrics".into(),
+        "http://169.254.169.254/latest/meta-data/".into(),
+        "http://[::1]:8080/".into(),
+        "http://10.0.0.7/".into(),
+    ] {
+        let r = app
+            .post(
+                "/api/v1/webhooks",
+                Some(&token),
+                json!({"url": url, "events": ["*"]}),
+            )
+            .await;
+        assert_eq!(error_code(r, 422).await, "WEBHOOK_TARGET_INVALID", "{url}");
+    }
+    // A name is only resolved when connecting: this machine's own name resolves to loopback,
+    // which the resolver refuses, so nothing reaches the receiver behind it.
+    let host = String::from_utf8(
+        std::process::Command::new("hostname")
+            .output()
+            .unwrap()
+            .stdout,
+    )
+    .unwrap()
+    .trim()
+    .to_owned();
+    let resolved: Vec<std::net::SocketAddr> = tokio::net::lookup_host((host.as_str(), 0))
+        .await
+        .unwrap()
+        .collect();
+    assert!(
+        !resolved.is_empty() && resolved.iter().all(|a| a.ip().is_loopback() || match a.ip() {
+            std::net::IpAddr::V4(v4) => v4.is_private(),
+            std::net::IpAddr::V6(_) => false,
+        }),
+        "this test needs the machine's name ({host}) to resolve to loopback or a private address: {resolved:?}"
+    );
+    let port = receiver
+        .url
+        .split(':')
+        .nth(2)
+        .unwrap()
+        .split('/')
+        .next()
+        .unwrap();
+    let hook = webhook(
+        &app,
+        &token,
+        json!({"url": format!("http://{host}:{port}/hook"), "events": ["*"]}),
+    )
+    .await;
+    let id = hook["id"].as_str().unwrap();
+    json_of(
+        app.post(
+            &format!("/api/v1/webhooks/{id}/test"),
+            Some(&token),
+            json!({}),
+        )
+        .await,
+        202,
+    )
+    .await;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let first = loop {
+        let log = json_of(
+            app.get(&format!("/api/v1/webhooks/{id}/deliveries"), Some(&token))
+                .await,
+            200,
+        )
+        .await;
+        if let Some(first) = log["deliveries"].as_array().unwrap().last().cloned() {
+            break first;
+        }
+        assert!(Instant::now() < deadline, "no attempt was made");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert!(first["status"].is_null(), "{first}");
+    assert!(
+        first["error"]
+            .as_str()
+            .unwrap()
+            .contains("TARGET_FORBIDDEN"),
+        "{first}"
+    );
+    assert!(receiver.got().is_empty());
+    app.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_rotated_secret_signs_beside_the_old_one_and_a_dead_endpoint_is_disabled_with_an_event() {
+    let app = app_with(|s| {
+        s.webhooks.give_up_after_s = 1;
+        s.webhooks.disable_after_s = 2;
+    })
+    .await;
+    let (_, token, _) = app.user("rotate@test.dev").await;
+    let receiver = Receiver::start().await;
+    let hook = webhook(&app, &token, json!({"url": receiver.url, "events": ["*"]})).await;
+    let id = hook["id"].as_str().unwrap().to_owned();
+    let old = hook["secret"].as_str().unwrap().to_owned();
+    let rotated = json_of(
+        app.post(
+            &format!("/api/v1/webhooks/{id}/rotate-secret"),
+            Some(&token),
+            json!({}),
+        )
+        .await,
+        200,
+    )
+    .await;
+    let new = rotated["secret"].as_str().unwrap().to_owned();
+    assert_ne!(new, old);
+    json_of(
+        app.post(
+            &format!("/api/v1/webhooks/{id}/test"),
+            Some(&token),
+            json!({}),
+        )
+        .await,
+        202,
+    )
+    .await;
+    let got = receiver.wait("the ping", |g| !g.is_empty()).await;
+    assert!(
+        verifies(&new, &got[0]) && verifies(&old, &got[0]),
+        "{got:?}"
+    );
+    assert_eq!(got[0].header("webhook-signature").split(' ').count(), 2);
+
+    // Failing beyond give_up_after_s dead-letters; failing for disable_after_s disables.
+    receiver.status.store(503, Ordering::SeqCst);
+    for _ in 0..3 {
+        json_of(
+            app.post(
+                &format!("/api/v1/webhooks/{id}/test"),
+                Some(&token),
+                json!({}),
+            )
+            .await,
+            202,
+        )
+        .await;
+    }
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let view = json_of(
+            app.get(&format!("/api/v1/webhooks/{id}"), Some(&token))
+                .await,
+            200,
+        )
+        .await;
+        if view["enabled"] == false {
+            assert!(
+                view["disabled_reason"].as_str().unwrap().contains("failed"),
+                "{view}"
+            );
+            break;
+        }
+        assert!(Instant::now() < deadline, "never disabled: {view}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let dead = json_of(
+        app.get(
+            &format!("/api/v1/webhooks/{id}/deliveries?state=dead"),
+            Some(&token),
+        )
+        .await,
+        200,
+    )
+    .await;
+    assert!(!dead["deliveries"].as_array().unwrap().is_empty(), "{dead}");
+    let page = json_of(
+        app.get("/api/v1/events/log?types=webhook.disabled", Some(&token))
+            .await,
+        200,
+    )
+    .await;
+    let disabled = &page["events"].as_array().unwrap()[0];
+    assert_eq!(disabled["data"]["webhook_id"], id.as_str());
+
+    // Re-enabled and replayed from the first ping, the receiver gets every ping again, in order.
+    receiver.status.store(200, Ordering::SeqCst);
+    let before = receiver.got().len();
+    let first_ping = got[0].json()["id"].as_i64().unwrap();
+    json_of(
+        app.request(
+            Method::PATCH,
+            &format!("/api/v1/webhooks/{id}"),
+            Some(&token),
+            Some(json!({"enabled": true})),
+        )
+        .await,
+        200,
+    )
+    .await;
+    json_of(
+        app.post(
+            &format!("/api/v1/webhooks/{id}/replay"),
+            Some(&token),
+            json!({"since_event_id": first_ping}),
+        )
+        .await,
+        202,
+    )
+    .await;
+    let all = receiver
+        .wait("the replay", |g| {
+            g[before..].iter().filter(|r| r.status == 200).count() >= 4
+        })
+        .await;
+    let replayed: Vec<i64> = all[before..]
+        .iter()
+        .filter(|r| r.status == 200)
+        .map(|r| r.json()["id"].as_i64().unwrap())
+        .collect();
+    assert_eq!(replayed[0], first_ping);
+    assert!(replayed.windows(2).all(|w| w[0] < w[1]), "{replayed:?}");
+    app.shutdown().await;
+}
