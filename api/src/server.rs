@@ -309,11 +309,13 @@ pub async fn launch(
     let maintenance = tokio::spawn(maintenance(state.clone(), stop.clone()));
     let posts = tokio::spawn(crate::posts::scheduler::run(state.clone(), stop.clone()));
     let hooks = tokio::spawn(crate::webhooks::dispatch::run(state.clone(), stop.clone()));
+    let event_metrics = tokio::spawn(crate::events::metrics::run(state.clone(), stop.clone()));
     tokio::join!(api, metrics);
     stop.cancel();
     let _ = maintenance.await;
     let _ = posts.await;
     let _ = hooks.await;
+    let _ = event_metrics.await;
     // HTTP is closed, so nothing new reaches the actors; now let them persist and stop.
     if let Some(fleet) = &state.fleet {
         fleet.shutdown().await;

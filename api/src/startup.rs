@@ -139,6 +139,8 @@ pub async fn build_state(mut settings: Settings) -> Result<AppState, StartupErro
         .map_err(|e| StartupError::Metrics(one_line(&e)))?;
     let http_metrics =
         HttpMetrics::register(&registry).map_err(|e| StartupError::Metrics(one_line(&e)))?;
+    let event_metrics = crate::events::metrics::EventMetrics::register(&registry)
+        .map_err(|e| StartupError::Metrics(one_line(&e)))?;
 
     let jwt_secret = jwt_secret(&settings).map_err(|e| StartupError::JwtSecret(one_line(&e)))?;
     let jwt = JwtKeys::new(
@@ -193,6 +195,7 @@ pub async fn build_state(mut settings: Settings) -> Result<AppState, StartupErro
         posts_due: Arc::default(),
         metrics_registry: registry,
         http_metrics,
+        event_metrics,
         started_at: Instant::now(),
         instance_lock: Arc::new(instance_lock),
         import_probes,

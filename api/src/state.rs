@@ -34,6 +34,8 @@ pub struct AppState {
     /// The Prometheus registry `/metrics` serves (the account registry is the fleet's).
     pub metrics_registry: prometheus::Registry,
     pub http_metrics: HttpMetrics,
+    /// Events by type, webhook deliveries and backlogs.
+    pub event_metrics: crate::events::metrics::EventMetrics,
     pub started_at: Instant,
     /// This process's claim on the database; released when the last clone of the state goes.
     pub instance_lock: Arc<tgfleet_persistence::InstanceLock>,

@@ -134,6 +134,38 @@ fn verifies(secret: &str, r: &Received) -> bool {
         .any(|s| s == expected)
 }
 
+/// The value of one sample (`name{labels}` exactly as exposed) in a metrics scrape.
+fn metric(scrape: &str, series: &str) -> Option<f64> {
+    scrape.lines().find_map(|line| {
+        let (name, value) = line.rsplit_once(' ')?;
+        (name == series).then(|| value.parse().ok()).flatten()
+    })
+}
+
+/// Scrapes `/metrics` until `done` holds (the backlog gauges are read every few seconds).
+async fn scrape_until(app: &TestApp, done: impl Fn(&str) -> bool) -> String {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let text = app
+            .client
+            .get(format!("{}/metrics", app.metrics))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        if done(&text) {
+            return text;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the metrics never got there:\n{text}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
 async fn app_with(configure: impl FnOnce(&mut tgfleet_config::Settings)) -> TestApp {
     TestApp::spawn_with(|s| {
         s.sandbox = true;
@@ -377,6 +409,12 @@ async fn a_receiver_that_fails_gets_everything_afterwards_in_order_and_once_it_a
     .await;
     assert!(view["failing_since"].is_string(), "{view}");
 
+    // The backlog and the age of the oldest undelivered event show while the receiver fails.
+    let backlog = format!("tgfleet_webhook_backlog{{webhook_id=\"{id}\"}}");
+    let oldest = format!("tgfleet_webhook_oldest_undelivered_seconds{{webhook_id=\"{id}\"}}");
+    let scraped = scrape_until(&app, |m| metric(m, &backlog) == Some(5.0)).await;
+    assert!(metric(&scraped, &oldest).is_some(), "{scraped}");
+
     receiver.status.store(200, Ordering::SeqCst);
     let got = receiver
         .wait("all five, answered", |g| {
@@ -401,6 +439,25 @@ async fn a_receiver_that_fails_gets_everything_afterwards_in_order_and_once_it_a
     )
     .await;
     assert!(view["failing_since"].is_null(), "{view}");
+    let m = scrape_until(&app, |m| {
+        metric(m, &backlog) == Some(0.0) && metric(m, &oldest) == Some(0.0)
+    })
+    .await;
+    assert_eq!(
+        metric(&m, "tgfleet_events_total{type=\"ping\"}"),
+        Some(5.0),
+        "{m}"
+    );
+    assert_eq!(
+        metric(
+            &m,
+            "tgfleet_webhook_deliveries_total{outcome=\"succeeded\"}"
+        ),
+        Some(5.0)
+    );
+    let retried = metric(&m, "tgfleet_webhook_deliveries_total{outcome=\"retrying\"}").unwrap();
+    assert!(retried >= 3.0, "{m}");
+    assert!(m.contains("tgfleet_webhook_delivery_seconds_bucket{outcome=\"succeeded\""));
     app.shutdown().await;
 }
 

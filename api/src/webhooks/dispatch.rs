@@ -353,6 +353,9 @@ impl Attempt {
             outcome,
             next_attempt_at: next,
         };
+        self.state
+            .event_metrics
+            .delivery(outcome.as_str(), started.elapsed().as_secs_f64());
         let failing_since = match self.state.store.finish_webhook_attempt(record).await {
             Ok(since) => since,
             Err(e) => {
