@@ -30,8 +30,10 @@ const PAGE: u32 = 500;
 const PAGES_PER_ROUND: usize = 10;
 /// A round runs at least this often (retries fall due, other nodes append).
 const TICK: Duration = Duration::from_secs(1);
-/// An attempt's claim outlasts its timeout by this much before it is due again.
-const LEASE_MARGIN: Duration = Duration::from_secs(30);
+/// An attempt's claim lasts twice its timeout, and at least this long, before it is due again:
+/// long enough that a live attempt has ended, short enough that one a crash cut short is soon
+/// repeated.
+const LEASE_MIN: Duration = Duration::from_secs(5);
 /// How much of an error message a delivery log row keeps.
 const ERROR_CHARS: usize = 300;
 
@@ -159,7 +161,7 @@ impl Worker {
                 }
             };
             let timeout = Duration::from_millis(self.state.settings.webhooks.timeout_ms);
-            let lease = chrono::Duration::from_std(timeout + LEASE_MARGIN)
+            let lease = chrono::Duration::from_std((timeout * 2).max(LEASE_MIN))
                 .unwrap_or(chrono::Duration::seconds(60));
             let claimed = match self
                 .state
