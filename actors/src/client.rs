@@ -122,7 +122,18 @@ pub struct LiveClient {
     pub handle: SenderPoolHandle,
     runner: AbortHandle,
     watcher: JoinHandle<()>,
-    mute: Option<tokio::sync::oneshot::Sender<()>>,
+    /// Once logged in, what becomes of the updates: muted, or received into the event log.
+    after_login: Option<tokio::sync::oneshot::Sender<AfterLogin>>,
+}
+
+/// What a logged-in account does with Telegram's updates.
+enum AfterLogin {
+    Mute,
+    Receive {
+        store: Arc<dyn tgfleet_persistence::Store>,
+        account_id: AccountId,
+        owner_id: tgfleet_persistence::UserId,
+    },
 }
 
 impl LiveClient {
@@ -136,16 +147,25 @@ impl LiveClient {
             runner,
             handle,
             updates,
-        } = SenderPool::with_configuration(session, api_id, connection_params());
+        } = SenderPool::with_configuration(Arc::clone(&session), api_id, connection_params());
         let runner = tokio::spawn(runner.run());
         let runner_abort = runner.abort_handle();
-        let (mute, muted) = tokio::sync::oneshot::channel();
-        let watcher = tokio::spawn(watch(runner, updates, muted, myself, generation));
+        let (after_login, decided) = tokio::sync::oneshot::channel();
+        let watched = Watched {
+            runner,
+            updates,
+            decided,
+            myself,
+            generation,
+            handle: handle.thin.clone(),
+            session,
+        };
+        let watcher = tokio::spawn(watch(watched));
         Self {
             handle: handle.thin,
             runner: runner_abort,
             watcher,
-            mute: Some(mute),
+            after_login: Some(after_login),
         }
     }
 
@@ -158,8 +178,25 @@ impl LiveClient {
     /// `ConnectionClosed`, so a dropped connection is reopened by its next call (grammers
     /// reconnects on demand) or by the watchdog's health check, not at once.
     pub fn mute_updates(&mut self) {
-        if let Some(mute) = self.mute.take() {
-            let _ = mute.send(());
+        if let Some(after) = self.after_login.take() {
+            let _ = after.send(AfterLogin::Mute);
+        }
+    }
+
+    /// Hands the updates channel to grammers' update machinery for good (idempotent, and
+    /// nothing once muted): what it yields goes into the event log (`crate::receive`).
+    pub fn receive_updates(
+        &mut self,
+        store: Arc<dyn tgfleet_persistence::Store>,
+        account_id: AccountId,
+        owner_id: tgfleet_persistence::UserId,
+    ) {
+        if let Some(after) = self.after_login.take() {
+            let _ = after.send(AfterLogin::Receive {
+                store,
+                account_id,
+                owner_id,
+            });
         }
     }
 
@@ -181,15 +218,30 @@ fn notify(myself: &ActorRef<AccountMsg>, event: Event) {
     let _ = myself.send_message(AccountMsg::Internal(InternalMsg(event)));
 }
 
-/// Drains the updates channel (grammers drops updates when it is full) and forwards what the
-/// actor acts on, until muted; reports the runner's end.
-async fn watch(
-    mut runner: JoinHandle<()>,
-    mut updates: tokio::sync::mpsc::Receiver<UpdatesLike>,
-    mut mute: tokio::sync::oneshot::Receiver<()>,
+/// What the watcher task owns.
+struct Watched {
+    runner: JoinHandle<()>,
+    updates: tokio::sync::mpsc::Receiver<UpdatesLike>,
+    decided: tokio::sync::oneshot::Receiver<AfterLogin>,
     myself: ActorRef<AccountMsg>,
     generation: u64,
-) {
+    handle: SenderPoolHandle,
+    session: Arc<StoreSession>,
+}
+
+/// Drains the updates channel (grammers drops updates when it is full) and forwards what the
+/// actor acts on, until the login decides: muted, it drains what is buffered and stops; set to
+/// receive, it hands the channel to grammers' update machinery. Reports the runner's end.
+async fn watch(w: Watched) {
+    let Watched {
+        mut runner,
+        mut updates,
+        mut decided,
+        myself,
+        generation,
+        handle,
+        session,
+    } = w;
     let mut updates_open = true;
     let mut muted = false;
     loop {
@@ -200,11 +252,27 @@ async fn watch(
                 notify(&myself, Event::RunnerExited { generation, panicked });
                 return;
             }
-            _ = &mut mute, if !muted => {
-                // What is buffered still drains below; nothing new gets in.
-                muted = true;
-                updates.close();
-            }
+            after = &mut decided, if !muted => match after {
+                Ok(AfterLogin::Receive { store, account_id, owner_id }) => {
+                    let to = crate::receive::Receiving { store, account_id, owner_id };
+                    let receiving = crate::receive::run(to, handle, session, updates);
+                    tokio::pin!(receiving);
+                    tokio::select! {
+                        end = &mut runner => {
+                            let panicked = matches!(&end, Err(e) if e.is_panic());
+                            notify(&myself, Event::RunnerExited { generation, panicked });
+                        }
+                        () = &mut receiving => {}
+                    }
+                    return;
+                }
+                // Muted (or the client is being dropped): what is buffered still drains below;
+                // nothing new gets in.
+                Ok(AfterLogin::Mute) | Err(_) => {
+                    muted = true;
+                    updates.close();
+                }
+            },
             update = updates.recv(), if updates_open => match update {
                 Some(UpdatesLike::Updates(updates)) if has_login_token(&updates) => {
                     notify(&myself, Event::LoginTokenUpdated { generation });

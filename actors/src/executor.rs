@@ -388,7 +388,7 @@ impl AccountActorState {
             }
         };
         if authorized {
-            client.mute_updates();
+            after_login(client, &self.env, self.id, &self.row);
         }
         Tg {
             account_id: self.id,
@@ -524,6 +524,13 @@ impl AccountActorState {
     fn entered(&mut self, myself: &ActorRef<AccountMsg>, from: AccountState, to: State, log: Line) {
         let shown = to.account_state();
         self.state = to;
+        // Logged in just now: the updates are received or muted at once, not at the next call
+        // (a receiving bot may make none for a while).
+        if shown == AccountState::Active && self.session.self_user_id().is_some() {
+            if let Some(client) = &mut self.client {
+                after_login(client, &self.env, self.id, &self.row);
+            }
+        }
         self.env.metrics.set_state(self.id, shown);
         if from != shown || log.level >= LogLevel::Warn {
             let details = serde_json::json!({ "from": from.as_str(), "to": shown.as_str() });
@@ -784,6 +791,26 @@ async fn write_now(env: &AccountEnv, account_id: AccountId, write: Write) {
             }
         }
     }
+}
+
+/// What a logged-in account's client does with its updates (idempotent).
+fn after_login(
+    client: &mut LiveClient,
+    env: &AccountEnv,
+    id: AccountId,
+    row: &tgfleet_persistence::Account,
+) {
+    if receives(row) {
+        client.receive_updates(Arc::clone(&env.store), id, row.owner_id);
+    } else {
+        client.mute_updates();
+    }
+}
+
+/// Whether the account receives Telegram's updates into the event log: bots do (their users
+/// write to them), user accounts, which mostly publish, stay as lean as before.
+fn receives(row: &tgfleet_persistence::Account) -> bool {
+    row.kind == tgfleet_persistence::AccountKind::Bot
 }
 
 /// What an `account.state_changed` event gives as its cause: the Telegram error code when there

@@ -23,6 +23,7 @@ pub mod message;
 pub mod metrics;
 pub mod peer;
 pub mod protocol;
+pub mod receive;
 pub mod session;
 pub mod state;
 mod stop;

@@ -769,3 +769,107 @@ async fn a_rotated_secret_signs_beside_the_old_one_and_a_dead_endpoint_is_disabl
     assert!(replayed.windows(2).all(|w| w[0] < w[1]), "{replayed:?}");
     app.shutdown().await;
 }
+
+#[tokio::test]
+async fn a_message_to_a_receiving_bot_reaches_its_webhook_and_stream_once() {
+    let app = app_with(|_| {}).await;
+    let (_, token, _) = app.user("bot-events@test.dev").await;
+    let t = Some(token.as_str());
+    let sender = logged_in_account(&app, &token, "+15550001803").await;
+    let bot_token = "818181:AAreceivingbotreceivingbotreceiving0";
+    app.state
+        .sandbox
+        .as_ref()
+        .unwrap()
+        .add_bot_on(bot_token, "receiving_bot", 1);
+    let bot = json_of(
+        app.post(
+            "/api/v1/telegram/accounts",
+            t,
+            json!({"kind": "bot", "bot_token": bot_token}),
+        )
+        .await,
+        201,
+    )
+    .await["id"]
+        .as_i64()
+        .unwrap();
+    let receiver = Receiver::start().await;
+    let hook = webhook(
+        &app,
+        &token,
+        json!({"url": receiver.url, "events": ["message.received"], "account_ids": [bot]}),
+    )
+    .await;
+    let secret = hook["secret"].as_str().unwrap().to_owned();
+    let stream = open_stream(
+        &app,
+        &token,
+        &format!("?types=message.received&account_id={bot}"),
+        None,
+    )
+    .await;
+    // Wait until the bot is logged in (it receives from then on, and catches up on the rest).
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let a = json_of(
+            app.get(&format!("/api/v1/telegram/accounts/{bot}"), t)
+                .await,
+            200,
+        )
+        .await;
+        if a["state"] == "active" {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the bot never logged in: {a}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    for text in ["<b>hi</b> bot", "second"] {
+        json_of(
+            app.post(
+                &format!("/api/v1/telegram/accounts/{sender}/messages"),
+                t,
+                json!({"peer": "@receiving_bot", "text": text, "parse_mode": "html"}),
+            )
+            .await,
+            201,
+        )
+        .await;
+    }
+    let got = receiver.wait("two messages", |g| g.len() >= 2).await;
+    assert!(got.iter().all(|r| verifies(&secret, r)));
+    let bodies: Vec<Value> = got.iter().map(Received::json).collect();
+    assert!(bodies
+        .iter()
+        .all(|b| b["type"] == "message.received" && b["account_id"] == bot));
+    let first = &bodies[0]["data"];
+    assert_eq!(first["message"]["text"], "hi bot");
+    assert_eq!(first["message"]["entities"][0]["type"], "bold");
+    assert_eq!(first["message"]["out"], false);
+    assert_eq!(bodies[1]["data"]["message"]["text"], "second");
+    // The chat is the sender's private chat, named by its Telegram user id.
+    let sender_user = json_of(
+        app.get(&format!("/api/v1/telegram/accounts/{sender}"), t)
+            .await,
+        200,
+    )
+    .await["tg_user_id"]
+        .clone();
+    assert_eq!(first["chat_id"], sender_user);
+    assert_eq!(first["sender_id"], sender_user);
+    let live = sse_events(stream, 2).await;
+    assert_eq!(live[0].2, bodies[0]);
+    assert_eq!(live[1].2, bodies[1]);
+    // Each once: no event of the sender's own account (a user account does not receive).
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let page = json_of(
+        app.get("/api/v1/events/log?types=message.received", t)
+            .await,
+        200,
+    )
+    .await;
+    let received = page["events"].as_array().unwrap();
+    assert_eq!(received.len(), 2, "{page}");
+    assert!(received.iter().all(|e| e["account_id"] == bot));
+    app.shutdown().await;
+}
