@@ -177,6 +177,22 @@ async fn app_with(configure: impl FnOnce(&mut tgfleet_config::Settings)) -> Test
     .await
 }
 
+/// Sends the endpoint a test ping; returns the ping event's id.
+async fn ping(app: &TestApp, token: &str, webhook_id: &str) -> i64 {
+    json_of(
+        app.post(
+            &format!("/api/v1/webhooks/{webhook_id}/test"),
+            Some(token),
+            json!({}),
+        )
+        .await,
+        202,
+    )
+    .await["event_id"]
+        .as_i64()
+        .unwrap()
+}
+
 async fn webhook(app: &TestApp, token: &str, body: Value) -> Value {
     json_of(app.post("/api/v1/webhooks", Some(token), body).await, 201).await
 }
@@ -368,17 +384,7 @@ async fn a_receiver_that_fails_gets_everything_afterwards_in_order_and_once_it_a
     let id = hook["id"].as_str().unwrap().to_owned();
     let mut pings = Vec::new();
     for _ in 0..5 {
-        let sent = json_of(
-            app.post(
-                &format!("/api/v1/webhooks/{id}/test"),
-                Some(&token),
-                json!({}),
-            )
-            .await,
-            202,
-        )
-        .await;
-        pings.push(sent["event_id"].as_i64().unwrap());
+        pings.push(ping(&app, &token, &id).await);
     }
     // Failing, the first event is retried and the others wait behind it.
     let failing = receiver
@@ -475,20 +481,10 @@ async fn a_user_never_receives_another_users_events() {
     // Bob's own ping follows Alice's events in the log: once it arrives, anything of Alice's
     // that would have reached Bob would have come first.
     let bob_id = bob_hook["id"].as_str().unwrap();
-    let ping = json_of(
-        app.post(
-            &format!("/api/v1/webhooks/{bob_id}/test"),
-            Some(&bob),
-            json!({}),
-        )
-        .await,
-        202,
-    )
-    .await["event_id"]
-        .clone();
+    let sent = ping(&app, &bob, bob_id).await;
     let got = bob_rx.wait("bob's ping", |g| !g.is_empty()).await;
     assert_eq!(got.len(), 1, "{got:?}");
-    assert_eq!(got[0].json()["id"], ping);
+    assert_eq!(got[0].json()["id"], sent);
     let live = sse_events(bob_stream, 1).await;
     assert_eq!(live[0].1, "ping");
     let page = json_of(app.get("/api/v1/events/log", Some(&bob)).await, 200).await;
@@ -602,16 +598,7 @@ async fn private_targets_are_refused_when_created_and_on_the_address_connected_t
     )
     .await;
     let id = hook["id"].as_str().unwrap();
-    json_of(
-        app.post(
-            &format!("/api/v1/webhooks/{id}/test"),
-            Some(&token),
-            json!({}),
-        )
-        .await,
-        202,
-    )
-    .await;
+    ping(&app, &token, &id).await;
     let deadline = Instant::now() + Duration::from_secs(30);
     let first = loop {
         let log = json_of(
@@ -662,16 +649,7 @@ async fn a_rotated_secret_signs_beside_the_old_one_and_a_dead_endpoint_is_disabl
     .await;
     let new = rotated["secret"].as_str().unwrap().to_owned();
     assert_ne!(new, old);
-    json_of(
-        app.post(
-            &format!("/api/v1/webhooks/{id}/test"),
-            Some(&token),
-            json!({}),
-        )
-        .await,
-        202,
-    )
-    .await;
+    ping(&app, &token, &id).await;
     let got = receiver.wait("the ping", |g| !g.is_empty()).await;
     assert!(
         verifies(&new, &got[0]) && verifies(&old, &got[0]),
@@ -682,16 +660,7 @@ async fn a_rotated_secret_signs_beside_the_old_one_and_a_dead_endpoint_is_disabl
     // Failing beyond give_up_after_s dead-letters; failing for disable_after_s disables.
     receiver.status.store(503, Ordering::SeqCst);
     for _ in 0..3 {
-        json_of(
-            app.post(
-                &format!("/api/v1/webhooks/{id}/test"),
-                Some(&token),
-                json!({}),
-            )
-            .await,
-            202,
-        )
-        .await;
+        ping(&app, &token, &id).await;
     }
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
