@@ -800,17 +800,11 @@ fn after_login(
     id: AccountId,
     row: &tgfleet_persistence::Account,
 ) {
-    if receives(row) {
+    if row.receives() {
         client.receive_updates(Arc::clone(&env.store), id, row.owner_id);
     } else {
         client.mute_updates();
     }
-}
-
-/// Whether the account receives Telegram's updates into the event log: bots do (their users
-/// write to them), user accounts, which mostly publish, stay as lean as before.
-fn receives(row: &tgfleet_persistence::Account) -> bool {
-    row.kind == tgfleet_persistence::AccountKind::Bot
 }
 
 /// What an `account.state_changed` event gives as its cause: the Telegram error code when there

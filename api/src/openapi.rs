@@ -160,6 +160,7 @@ impl Modify for BearerAuth {
         crate::accounts::create,
         crate::accounts::list,
         crate::accounts::get,
+        crate::accounts::edit,
         crate::accounts::delete,
         crate::accounts::restart,
         crate::accounts::logout,

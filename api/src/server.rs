@@ -74,7 +74,9 @@ pub fn api_router(state: AppState) -> Router {
         )
         .route(
             "/api/v1/telegram/accounts/{id}",
-            get(accounts::get).delete(accounts::delete),
+            get(accounts::get)
+                .patch(accounts::edit)
+                .delete(accounts::delete),
         )
         .route(
             "/api/v1/telegram/accounts/{id}/login/code",

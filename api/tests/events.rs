@@ -840,5 +840,75 @@ async fn a_message_to_a_receiving_bot_reaches_its_webhook_and_stream_once() {
     let received = page["events"].as_array().unwrap();
     assert_eq!(received.len(), 2, "{page}");
     assert!(received.iter().all(|e| e["account_id"] == bot));
+
+    // Switched off, the bot hears nothing; switched on again, it catches up on what came
+    // meanwhile (getDifference from the update state it kept), once.
+    let path = format!("/api/v1/telegram/accounts/{bot}");
+    let patch = |on: bool| {
+        app.request(
+            Method::PATCH,
+            &path,
+            t,
+            Some(json!({"receive_updates": on})),
+        )
+    };
+    let off = json_of(patch(false).await, 200).await;
+    assert_eq!(off["receive_updates"], false);
+    wait_active(&app, &token, bot).await;
+    send(&app, &token, sender, "while off").await;
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    assert_eq!(
+        receiver.got().len(),
+        2,
+        "an account that does not receive got an event"
+    );
+    let on = json_of(patch(true).await, 200).await;
+    assert_eq!(on["receive_updates"], true);
+    let got = receiver
+        .wait("the caught-up message", |g| g.len() >= 3)
+        .await;
+    assert_eq!(got[2].json()["data"]["message"]["text"], "while off");
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(receiver.got().len(), 3, "caught up more than once");
+    let user_view = json_of(
+        app.get(&format!("/api/v1/telegram/accounts/{sender}"), t)
+            .await,
+        200,
+    )
+    .await;
+    assert_eq!(
+        user_view["receive_updates"], false,
+        "user accounts do not receive by default"
+    );
     app.shutdown().await;
+}
+
+async fn wait_active(app: &TestApp, token: &str, id: i64) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let a = json_of(
+            app.get(&format!("/api/v1/telegram/accounts/{id}"), Some(token))
+                .await,
+            200,
+        )
+        .await;
+        if a["state"] == "active" {
+            return;
+        }
+        assert!(Instant::now() < deadline, "never active: {a}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+async fn send(app: &TestApp, token: &str, from: i64, text: &str) {
+    json_of(
+        app.post(
+            &format!("/api/v1/telegram/accounts/{from}/messages"),
+            Some(token),
+            json!({"peer": "@receiving_bot", "text": text, "parse_mode": "html"}),
+        )
+        .await,
+        201,
+    )
+    .await;
 }

@@ -278,6 +278,24 @@ async fn every_route_is_documented_and_every_response_matches_it() {
     .await;
     c.call(
         &app,
+        M::PATCH,
+        one,
+        &format!("/api/v1/telegram/accounts/{id}"),
+        t,
+        Some(json!({})),
+    )
+    .await;
+    c.call(
+        &app,
+        M::PATCH,
+        one,
+        &format!("/api/v1/telegram/accounts/{id}"),
+        t,
+        Some(json!({"receive_updates": "yes"})),
+    )
+    .await;
+    c.call(
+        &app,
         M::GET,
         one,
         "/api/v1/telegram/accounts/424242",

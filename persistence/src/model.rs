@@ -146,8 +146,20 @@ pub struct Account {
     pub flood_wait_until: Option<DateTime<Utc>>,
     pub last_error: Option<String>,
     pub restarts: i64,
+    /// Receives Telegram's updates into the event log; `None` follows the kind (see
+    /// [`Account::receives`]).
+    pub receive_updates: Option<bool>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+}
+
+impl Account {
+    /// Whether the account receives its updates: as its owner set, else bots do (their users
+    /// write to them) and user accounts, which mostly publish, stay lean.
+    pub fn receives(&self) -> bool {
+        self.receive_updates
+            .unwrap_or(self.kind == AccountKind::Bot)
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -203,6 +215,7 @@ pub struct AccountUpdate {
     pub add_restarts: i64,
     /// Why the state changes, for its `account.state_changed` event (no column of its own).
     pub cause: Option<String>,
+    pub receive_updates: Option<bool>,
 }
 
 impl AccountUpdate {
@@ -230,6 +243,9 @@ impl AccountUpdate {
             row.last_error.clone_from(last_error);
         }
         row.restarts += self.add_restarts;
+        if let Some(receive) = self.receive_updates {
+            row.receive_updates = Some(receive);
+        }
     }
 }
 

@@ -406,6 +406,7 @@ pub(crate) mod test_view {
             flood_wait_until: None,
             last_error: None,
             restarts: 0,
+            receive_updates: None,
             created_at: Utc::now(),
             updated_at: Utc::now(),
         }

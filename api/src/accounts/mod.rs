@@ -44,12 +44,16 @@ pub struct AccountView {
     pub flood_wait_until: Option<DateTime<Utc>>,
     pub last_error: Option<String>,
     pub restarts: i64,
+    /// Whether Telegram's updates (messages to it, edits, deletes) go into the event log:
+    /// bots by default, user accounts when set with `PATCH`.
+    pub receive_updates: bool,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }
 
 impl From<Account> for AccountView {
     fn from(a: Account) -> Self {
+        let receives = a.receives();
         Self {
             id: a.id,
             label: a.label,
@@ -62,6 +66,7 @@ impl From<Account> for AccountView {
             flood_wait_until: a.flood_wait_until,
             last_error: a.last_error,
             restarts: a.restarts,
+            receive_updates: receives,
             created_at: a.created_at,
             updated_at: a.updated_at,
         }
@@ -415,6 +420,41 @@ async fn delete_account(
         .record(&state)
         .await;
     Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct EditAccount {
+    /// Receive Telegram's updates into the event log (default: bots yes, user accounts no).
+    pub receive_updates: Option<bool>,
+}
+
+#[utoipa::path(patch, path = "/api/v1/telegram/accounts/{id}", tag = "accounts", security(("bearer" = [])),
+    params(("id" = i64, Path, description = "account id")), request_body = EditAccount,
+    responses((status = 200, body = AccountView), (status = 401, body = crate::openapi::ErrorBody),
+              (status = 404, body = crate::openapi::ErrorBody), (status = 422, body = crate::openapi::ErrorBody),
+              (status = 503, body = crate::openapi::ErrorBody)))]
+pub async fn edit(
+    State(state): State<AppState>,
+    user: AuthUser,
+    ApiPath(id): ApiPath<AccountId>,
+    ApiJson(req): ApiJson<EditAccount>,
+) -> Result<Json<AccountView>, ApiError> {
+    let before = check_account_access(&state, &user, id).await?;
+    let Some(receive) = req.receive_updates else {
+        return Ok(Json(before.into()));
+    };
+    let update = tgfleet_persistence::AccountUpdate {
+        receive_updates: Some(receive),
+        ..Default::default()
+    };
+    let after = state.store.update_account(id, update).await?;
+    if after.receives() != before.receives() {
+        // The actor reads its row when it starts: a restart in place (session and login kept)
+        // connects it again, receiving or not; one that receives catches up on what it missed.
+        fleet(&state)?.restart(id).await?;
+    }
+    Ok(Json(state.store.account(id).await?.into()))
 }
 
 #[utoipa::path(post, path = "/api/v1/telegram/accounts/{id}/restart", tag = "accounts", security(("bearer" = [])),

@@ -11,7 +11,8 @@ pub(super) const USER_COLS: &str = "id, email, username, password_hash, role, di
 pub(super) const TOKEN_COLS: &str =
     "token_hash, user_id, family_id, expires_at, revoked_at, created_at";
 pub(super) const ACCOUNT_COLS: &str = "id, owner_id, label, kind, phone, state, tg_user_id, \
-     username, dc_id, flood_wait_until, last_error, restarts, created_at, updated_at";
+     username, dc_id, flood_wait_until, last_error, restarts, receive_updates, created_at, \
+     updated_at";
 pub(super) const LOG_COLS: &str =
     "id, at, level, event, account_id, user_id, error_code, message, details";
 
@@ -116,7 +117,8 @@ macro_rules! impl_sql_store {
                      flood_wait_until = CASE WHEN $11 THEN $12 ELSE flood_wait_until END, \
                      last_error = CASE WHEN $13 THEN $14 ELSE last_error END, \
                      restarts = restarts + $15, \
-                     updated_at = $16 \
+                     updated_at = $16, \
+                     receive_updates = COALESCE($17, receive_updates) \
                      WHERE id = $1 RETURNING {ACCOUNT_COLS}"
                 );
                 let row = sqlx::query(&sql)
@@ -136,6 +138,7 @@ macro_rules! impl_sql_store {
                     .bind(update.last_error.flatten())
                     .bind(update.add_restarts)
                     .bind(now())
+                    .bind(update.receive_updates)
                     .fetch_one(&mut *conn)
                     .await
                     .map_err(db_err("updating telegram account"))?;
@@ -177,6 +180,9 @@ macro_rules! impl_sql_store {
                         .with_context(|| ctx("flood_wait_until"))?,
                     last_error: row.try_get("last_error").with_context(|| ctx("last_error"))?,
                     restarts: row.try_get("restarts").with_context(|| ctx("restarts"))?,
+                    receive_updates: row
+                        .try_get("receive_updates")
+                        .with_context(|| ctx("receive_updates"))?,
                     created_at: row.try_get("created_at").with_context(|| ctx("created_at"))?,
                     updated_at: row.try_get("updated_at").with_context(|| ctx("updated_at"))?,
                 })

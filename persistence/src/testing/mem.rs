@@ -50,6 +50,7 @@ impl MemStore {
             flood_wait_until: None,
             last_error: None,
             restarts: 0,
+            receive_updates: None,
             created_at: now,
             updated_at: now,
         });
