@@ -598,7 +598,7 @@ async fn private_targets_are_refused_when_created_and_on_the_address_connected_t
     )
     .await;
     let id = hook["id"].as_str().unwrap();
-    ping(&app, &token, &id).await;
+    ping(&app, &token, id).await;
     let deadline = Instant::now() + Duration::from_secs(30);
     let first = loop {
         let log = json_of(
