@@ -1,7 +1,7 @@
 //! RSS per connected idle account, against testdc in a separate process.
 //!
-//! `cargo bench --bench idle_rss` (env `IDLE_RSS_ACCOUNTS`, default 1000). Three processes, all
-//! this binary:
+//! `cargo bench --bench idle_rss` (env `IDLE_RSS_ACCOUNTS`, default 10,000; 1,000 with
+//! `IDLE_RSS_RECEIVE=1`). Three processes, all this binary:
 //! 1. **testdc** (role `testdc`): the fake DC, plus a line-based control socket for key
 //!    registration, connection counts and dropping every connection;
 //! 2. **login** (role `login`): logs N accounts in by code through account actors, writing their
@@ -18,6 +18,17 @@
 //! `fleet.starts_per_second` (200) — and also reports the cold start: time until testdc counts
 //! every connection, and the process's peak RSS.
 //!
+//! With `IDLE_RSS_RECEIVE=1` the accounts receive their updates (`receive_updates = true` on
+//! their rows, written before the actors start): after the fresh figure, a testdc user sends
+//! `IDLE_RSS_MESSAGES` (default 100) private messages to every account, one round of one message
+//! per account every `IDLE_RSS_SEND_PAUSE_MS` (default 100 ms), so they arrive by push while the
+//! accounts are connected; once the event log holds N × M `message.received` events and things
+//! have settled, the figure is taken again, and once more `IDLE_RSS_DECAY_S` (default 12 s) later,
+//! when jemalloc's decay has returned what receiving freed (then the reconnect rounds, as
+//! without it). Each report also says how much of the growth is glibc's heap (SQLite's page
+//! caches: SQLite allocates through glibc, not jemalloc), and the receive mode lists jemalloc's
+//! large allocations that grew, by size class.
+//!
 //! The allocator is jemalloc, as in the `tgfleet` binary: with glibc malloc the 1 MiB connection
 //! buffers freed by a reconnect raise glibc's mmap threshold and their successors land in the
 //! heap, where they stay resident (see MTPROTO-NOTES.md).
@@ -25,7 +36,7 @@
 #[path = "common/mod.rs"]
 mod common;
 use common::{
-    bench_owner, proc_status_kib, raise_fd_limit, request, rss_kib, spawn_actor, user_account,
+    bench_owner, knob, proc_status_kib, raise_fd_limit, request, rss_kib, spawn_actor, user_account,
 };
 
 #[global_allocator]
@@ -40,10 +51,13 @@ use std::time::{Duration, Instant};
 use tgfleet_actors::{
     AccountEnv, AccountLimits, SendCode, SendMessage, SignIn, TelegramParams, TelegramTarget,
 };
-use tgfleet_persistence::SessionCipher;
+use tgfleet_persistence::{AccountUpdate, EventFilter, EventType, SessionCipher};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
 
 const CODE: &str = "24680";
+/// The testdc user that writes to every account in the receive mode (a sandbox phone: created
+/// on its first message).
+const SENDER_PHONE: &str = "+17779999990";
 const BOUND: Duration = Duration::from_secs(600);
 
 fn main() {
@@ -105,6 +119,16 @@ async fn run_testdc() {
                     },
                     ("drop", _) => format!("dropped {}", dc.faults().drop_connections(None)),
                     ("conns", _) => format!("conns {}", dc.connection_count()),
+                    ("send", args) => match parse_send(args) {
+                        Some((accounts, messages, pause)) => {
+                            let dc = dc.clone();
+                            tokio::task::spawn_blocking(move || {
+                                send_rounds(&dc, accounts, messages, pause)
+                            });
+                            format!("sending {}", accounts * messages)
+                        }
+                        None => "bad send".to_owned(),
+                    },
                     ("quit", _) => std::process::exit(0),
                     _ => "unknown".to_owned(),
                 };
@@ -118,6 +142,43 @@ async fn run_testdc() {
             }
         });
     }
+}
+
+/// `send <accounts> <messages> <pause_ms>`.
+fn parse_send(args: &str) -> Option<(usize, usize, Duration)> {
+    let mut words = args.split_whitespace().map(|w| w.parse::<u64>().ok());
+    let accounts = words.next()??;
+    let messages = words.next()??;
+    let pause = words.next()??;
+    Some((
+        accounts as usize,
+        messages as usize,
+        Duration::from_millis(pause),
+    ))
+}
+
+/// `messages` rounds; each sends one private message from [`SENDER_PHONE`] to every account
+/// (testdc stores it and pushes it to the recipient's live connection), then pauses.
+fn send_rounds(dc: &tgfleet_testdc::TestDc, accounts: usize, messages: usize, pause: Duration) {
+    let started = Instant::now();
+    let mut failed = 0;
+    for round in 0..messages {
+        for i in 0..accounts {
+            let text = format!("message {round} to account {i}");
+            if let Err(e) = dc.send_message(SENDER_PHONE, &phone(i), &text) {
+                if failed == 0 {
+                    eprintln!("testdc: sending to {}: {e}", phone(i));
+                }
+                failed += 1;
+            }
+        }
+        std::thread::sleep(pause);
+    }
+    eprintln!(
+        "testdc: sent {} messages ({failed} refused) in {:.1} s",
+        accounts * messages - failed,
+        started.elapsed().as_secs_f64()
+    );
 }
 
 fn decode_hex_key(hex: &str) -> Option<[u8; 256]> {
@@ -220,33 +281,41 @@ impl Setup {
 }
 
 fn accounts() -> usize {
-    std::env::var("IDLE_RSS_ACCOUNTS")
-        .ok()
-        .and_then(|n| n.parse().ok())
-        .unwrap_or(10_000)
+    knob(
+        "IDLE_RSS_ACCOUNTS",
+        if receive_mode() { 1_000 } else { 10_000 },
+    )
 }
 
-/// jemalloc's own view: `allocated` is live heap bytes. It counts grammers' two 1 MiB connection
-/// buffers whole (~2.7 MiB per connected account) although only their touched pages are resident,
-/// so it cannot replace RSS; what it shows is whether live memory grows across reconnect rounds
-/// (a leak) or only RSS does (pages touched and kept).
-fn jemalloc_kib() -> (u64, u64) {
-    fn read(name: &[u8]) -> u64 {
-        let mut value: usize = 0;
-        let mut len = std::mem::size_of::<usize>();
-        // SAFETY: NUL-terminated names of size_t statistics, read into a size_t.
-        unsafe {
-            tikv_jemalloc_sys::mallctl(
-                name.as_ptr().cast(),
-                (&mut value as *mut usize).cast(),
-                &mut len,
-                std::ptr::null_mut(),
-                0,
-            );
-        }
-        value as u64 / 1024
+fn receive_mode() -> bool {
+    std::env::var("IDLE_RSS_RECEIVE").is_ok_and(|v| v == "1")
+}
+
+/// Account `i`'s phone (sandbox phones ending in 9 have 2FA; these all end in 1).
+fn phone(i: usize) -> String {
+    format!("+1777{i:06}1")
+}
+
+/// A jemalloc statistic or setting (`name` NUL-terminated, `T` its C type).
+fn mallctl_read<T: Copy + Default>(name: &[u8]) -> T {
+    assert_eq!(name.last(), Some(&0), "mallctl names are NUL-terminated");
+    let mut value = T::default();
+    let mut len = std::mem::size_of::<T>();
+    // SAFETY: a NUL-terminated name read into a value of its own type and size.
+    unsafe {
+        tikv_jemalloc_sys::mallctl(
+            name.as_ptr().cast(),
+            (&mut value as *mut T).cast(),
+            &mut len,
+            std::ptr::null_mut(),
+            0,
+        );
     }
-    // Statistics are a snapshot refreshed by writing the epoch.
+    value
+}
+
+/// Statistics are a snapshot refreshed by writing the epoch.
+fn jemalloc_refresh() {
     let mut epoch: u64 = 1;
     let mut len = std::mem::size_of::<u64>();
     // SAFETY: "epoch" takes and returns a u64.
@@ -259,7 +328,72 @@ fn jemalloc_kib() -> (u64, u64) {
             std::mem::size_of::<u64>(),
         );
     }
-    (read(b"stats.allocated\0"), read(b"stats.resident\0"))
+}
+
+/// jemalloc's own view: `allocated` is live heap bytes. It counts grammers' two 1 MiB connection
+/// buffers whole (~2.7 MiB per connected account) although only their touched pages are resident,
+/// so it cannot replace RSS; what it shows is whether live memory grows across reconnect rounds
+/// (a leak) or only RSS does (pages touched and kept).
+fn jemalloc_kib() -> (u64, u64) {
+    jemalloc_refresh();
+    let kib = |name: &[u8]| mallctl_read::<usize>(name) as u64 / 1024;
+    (kib(b"stats.allocated\0"), kib(b"stats.resident\0"))
+}
+
+/// Live large allocations (≥ 16 KiB) by jemalloc size class, all arenas merged: (class size in
+/// bytes, how many).
+fn large_allocations() -> Vec<(usize, usize)> {
+    jemalloc_refresh();
+    let classes: u32 = mallctl_read(b"arenas.nlextents\0");
+    (0..classes)
+        .map(|j| {
+            let size: usize = mallctl_read(format!("arenas.lextent.{j}.size\0").as_bytes());
+            // 4096 is MALLCTL_ARENAS_ALL: every arena's statistics merged.
+            let count: usize =
+                mallctl_read(format!("stats.arenas.4096.lextents.{j}.curlextents\0").as_bytes());
+            (size, count)
+        })
+        .collect()
+}
+
+/// Prints the large size classes whose live count changed since `before`, per account.
+fn report_large_allocations(what: &str, before: &[(usize, usize)], n: usize) {
+    let mut grown: Vec<(usize, i64)> = large_allocations()
+        .into_iter()
+        .zip(before)
+        .map(|((size, now), (_, then))| (size, now as i64 - *then as i64))
+        .filter(|(_, delta)| *delta != 0)
+        .collect();
+    // Largest change in bytes first.
+    grown.sort_by_key(|(size, delta)| std::cmp::Reverse(delta.unsigned_abs() * *size as u64));
+    let list: Vec<String> = grown
+        .iter()
+        .take(8)
+        .map(|(size, delta)| {
+            format!(
+                "{} KiB class: {:+} ({:+.2}/account)",
+                size / 1024,
+                delta,
+                *delta as f64 / n as f64
+            )
+        })
+        .collect();
+    println!(
+        "idle_rss: {what}: live jemalloc large allocations since the baseline: {}",
+        if list.is_empty() {
+            "unchanged".to_owned()
+        } else {
+            list.join(", ")
+        }
+    );
+}
+
+/// glibc's heap in use, KiB (what SQLite allocates: its page caches; the bundled SQLite calls
+/// glibc's malloc, not jemalloc's prefixed one).
+fn glibc_heap_kib() -> u64 {
+    // SAFETY: mallinfo2 only reads glibc's allocator statistics.
+    let info = unsafe { libc::mallinfo2() };
+    (info.uordblks + info.hblkhd) as u64 / 1024
 }
 
 fn parse_dcs(text: &str) -> Vec<(i32, SocketAddr)> {
@@ -281,8 +415,7 @@ async fn run_login() {
     let limit = Arc::new(tokio::sync::Semaphore::new(64));
     let mut tasks = tokio::task::JoinSet::new();
     for i in 0..setup.accounts {
-        // Sandbox phones ending in 9 have 2FA; these all end in 1.
-        let phone = format!("+1777{:06}1", i);
+        let phone = phone(i);
         let env = Arc::clone(&env);
         let permit = Arc::clone(&limit).acquire_owned().await.expect("semaphore");
         tasks.spawn(async move {
@@ -336,11 +469,12 @@ async fn settle() {
     tokio::time::sleep(Duration::from_secs(secs)).await;
 }
 
-/// Process RSS and jemalloc's live / resident bytes at one moment.
+/// Process RSS, jemalloc's live / resident bytes and glibc's heap in use at one moment.
 struct Snapshot {
     rss: u64,
     allocated: u64,
     resident: u64,
+    glibc: u64,
 }
 
 impl Snapshot {
@@ -350,6 +484,7 @@ impl Snapshot {
             rss: rss_kib(),
             allocated,
             resident,
+            glibc: glibc_heap_kib(),
         }
     }
 
@@ -357,12 +492,14 @@ impl Snapshot {
         let per = |now: u64, then: u64| (now as f64 - then as f64) / n as f64;
         println!(
             "idle_rss: {what}: {:.1} KiB/account RSS (RSS {} KiB, baseline {} KiB); \
-             jemalloc per account: {:.1} KiB allocated, {:.1} KiB resident",
+             jemalloc per account: {:.1} KiB allocated, {:.1} KiB resident; \
+             glibc heap (SQLite) per account: {:.1} KiB",
             per(self.rss, baseline.rss),
             self.rss,
             baseline.rss,
             per(self.allocated, baseline.allocated),
             per(self.resident, baseline.resident),
+            per(self.glibc, baseline.glibc),
         );
     }
 }
@@ -418,10 +555,27 @@ async fn run_measure() {
         ids.extend(page.into_iter().map(|a| a.id));
     }
     assert_eq!(ids.len(), n);
+    let receive = receive_mode();
+    if receive {
+        // What `PATCH /accounts/{id}` with `receive_updates: true` writes.
+        for id in &ids {
+            env.store
+                .update_account(
+                    *id,
+                    AccountUpdate {
+                        receive_updates: Some(true),
+                        ..Default::default()
+                    },
+                )
+                .await
+                .expect("receive_updates");
+        }
+    }
     wait_for_connections_zero(&setup.control);
 
     settle().await;
     let baseline = Snapshot::take();
+    let large_at_baseline = large_allocations();
     let cold_start = std::env::var("IDLE_RSS_COLD_START").is_ok_and(|v| v == "1");
     let started = Instant::now();
     let mut actors = Vec::with_capacity(n);
@@ -456,7 +610,35 @@ async fn run_measure() {
         );
     }
     settle().await;
-    Snapshot::take().report(&format!("{n} connected idle accounts, fresh"), &baseline, n);
+    let what = if receive { "receiving" } else { "idle" };
+    Snapshot::take().report(
+        &format!("{n} connected {what} accounts, fresh"),
+        &baseline,
+        n,
+    );
+    if receive {
+        report_channel_item();
+        report_large_allocations("fresh", &large_at_baseline, n);
+        receive_messages(&env, &setup.control, n).await;
+        settle().await;
+        let m = knob("IDLE_RSS_MESSAGES", 100);
+        Snapshot::take().report(&format!("after receiving {m} messages each"), &baseline, n);
+        report_large_allocations(
+            &format!("after receiving {m} messages each"),
+            &large_at_baseline,
+            n,
+        );
+        // What receiving freed goes back only after jemalloc's decay (10 s for dirty pages):
+        // the figure again once it has passed tells memory held from garbage not yet returned.
+        // IDLE_RSS_DECAY_S, default 12 s: longer than jemalloc's dirty-page decay.
+        let decay = knob("IDLE_RSS_DECAY_S", 12);
+        tokio::time::sleep(Duration::from_secs(decay as u64)).await;
+        Snapshot::take().report(
+            &format!("after receiving {m} messages each, {decay} s later"),
+            &baseline,
+            n,
+        );
+    }
     for round in 1..=3 {
         let dropped = setup.control.cmd("drop");
         // Wait for the drop to be seen, then reopen every connection by use: a logged-in
@@ -483,6 +665,70 @@ async fn run_measure() {
     }
     let _ = setup.control.cmd("quit");
     let _ = testdc.wait();
+}
+
+/// What one slot of grammers' updates channel holds: tokio's mpsc stores its items inline, in
+/// blocks of 32 slots allocated as the channel advances and recycled once read.
+fn report_channel_item() {
+    use grammers_session::updates::UpdatesLike;
+    use grammers_tl_types as tl;
+    let item = std::mem::size_of::<UpdatesLike>();
+    println!(
+        "idle_rss: grammers' updates channel item: UpdatesLike {item} B (of it: tl Updates {} B, \
+         messages.SendMessage {} B, UpdateShortSentMessage {} B); a tokio block of 32 slots: \
+         {:.1} KiB",
+        std::mem::size_of::<tl::enums::Updates>(),
+        std::mem::size_of::<tl::functions::messages::SendMessage>(),
+        std::mem::size_of::<tl::types::UpdateShortSentMessage>(),
+        (32 * item) as f64 / 1024.0,
+    );
+}
+
+/// Has testdc's user send `IDLE_RSS_MESSAGES` messages to each of the `n` accounts, and waits
+/// until the event log holds a `message.received` event for every one of them.
+async fn receive_messages(env: &AccountEnv, control: &Control, n: usize) {
+    let m = knob("IDLE_RSS_MESSAGES", 100);
+    let pause = knob("IDLE_RSS_SEND_PAUSE_MS", 100);
+    let expected = n * m;
+    let mut after = env.store.last_event_id().await.expect("last event id");
+    let answer = control.cmd(&format!("send {n} {m} {pause}"));
+    assert_eq!(answer, format!("sending {expected}"), "testdc send");
+    let started = Instant::now();
+    let mut received = 0;
+    let mut reported = Instant::now();
+    while received < expected {
+        assert!(
+            started.elapsed() < BOUND,
+            "only {received} of {expected} messages received"
+        );
+        let page = env
+            .store
+            .events(EventFilter {
+                after,
+                limit: 1000,
+                types: vec![EventType::MessageReceived],
+                ..Default::default()
+            })
+            .await
+            .expect("events");
+        match page.last() {
+            Some(last) => {
+                after = last.id;
+                received += page.len();
+            }
+            None => tokio::time::sleep(Duration::from_millis(200)).await,
+        }
+        if reported.elapsed() >= Duration::from_secs(10) {
+            reported = Instant::now();
+            eprintln!("idle_rss: {received} of {expected} messages received");
+        }
+    }
+    let secs = started.elapsed().as_secs_f64();
+    println!(
+        "idle_rss: {expected} messages ({m} to each of {n} accounts, a round every {pause} ms) \
+         in the event log as message.received after {secs:.1} s ({:.0}/s)",
+        expected as f64 / secs
+    );
 }
 
 /// One SendMessage per account, 64 in flight: the call that finds its connection gone reopens

@@ -199,28 +199,11 @@ struct Outcome {
 /// The processes whose CPU time is read: "self" for this one, then the server and testdc.
 type Pids = [String; 3];
 
-/// utime + stime of a whole process (every thread), in clock ticks.
-fn cpu_ticks(pid: &str) -> u64 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).expect("/proc/<pid>/stat");
-    // Fields after the parenthesised command name: state is the 1st, utime the 12th, stime the 13th.
-    let fields: Vec<&str> = stat
-        .rsplit_once(')')
-        .map(|(_, rest)| rest.split_whitespace().collect())
-        .unwrap_or_default();
-    let field = |i: usize| {
-        fields
-            .get(i)
-            .and_then(|v| v.parse::<u64>().ok())
-            .unwrap_or(0)
-    };
-    field(11) + field(12)
-}
-
 fn cpu_snapshot(pids: &Pids) -> [u64; 3] {
     [
-        cpu_ticks(&pids[0]),
-        cpu_ticks(&pids[1]),
-        cpu_ticks(&pids[2]),
+        common::cpu_ticks(&pids[0]),
+        common::cpu_ticks(&pids[1]),
+        common::cpu_ticks(&pids[2]),
     ]
 }
 
@@ -470,7 +453,7 @@ async fn store_reads(data_dir: &Path, fleet: &Fleet) {
                 .expect("account");
         };
         for workers in [1usize, 64] {
-            let cpu = cpu_ticks("self");
+            let cpu = common::cpu_ticks("self");
             let started = Instant::now();
             futures::stream::iter(0..N)
                 .map(reads)
@@ -480,7 +463,7 @@ async fn store_reads(data_dir: &Path, fleet: &Fleet) {
             let wall = started.elapsed();
             // SAFETY: sysconf has no preconditions.
             let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as f64;
-            let cpu_us = (cpu_ticks("self") - cpu) as f64 / hz * 1e6 / N as f64;
+            let cpu_us = (common::cpu_ticks("self") - cpu) as f64 / hz * 1e6 / N as f64;
             println!(
                 "routing_overhead: the API's 3 store reads per request, {workers} in flight, \
                  test_before_acquire {ping}: {:.0} µs wall, {cpu_us:.0} µs CPU per request \

@@ -118,7 +118,8 @@ impl Actor for AccountActor {
             was,
             row.flood_wait_until,
             implied,
-            env.limits.hibernate_after.is_some(),
+            // A receiving account never rests: its updates would wait for the next call.
+            env.limits.hibernate_after.is_some() && !row.receives(),
         );
         let mut state = AccountActorState::new(env, row, start.clone(), session);
         if start.account_state() != was {

@@ -97,6 +97,9 @@ fn device_info() -> &'static DeviceInfo {
     })
 }
 
+/// Pushed updates grammers buffers for the receiving loop before it drops one.
+const UPDATES_CAPACITY: usize = 1000;
+
 fn connection_params() -> ConnectionParams {
     let info = device_info();
     ConnectionParams {
@@ -108,8 +111,13 @@ fn connection_params() -> ConnectionParams {
         use_ipv6: false,
         // The account owns flood waits (per method, in its own tasks) and reconnects.
         retry_policy: Box::new(NoRetries),
-        // grammers' default; the drain task empties it continuously.
-        updates_channel_capacity: NonZeroUsize::new(100).expect("non-zero"),
+        // grammers drops a push that finds this channel full, and the gap comes back only when
+        // a later update reveals it (or after 15 idle minutes): room for a burst of a thousand
+        // while the receiving loop appends the previous batch. tokio adds a 165 KiB block per
+        // 32 queued items, so only a burst the store cannot keep up with pays for the headroom
+        // (up to ~5 MiB on that account); the two blocks any receiver cycles through are
+        // grammers' floor (README, "Memory per receiving account").
+        updates_channel_capacity: NonZeroUsize::new(UPDATES_CAPACITY).expect("non-zero"),
         // Built field by field on purpose (see `device_info`); this hidden field is grammers'
         // way to keep the struct open for additions.
         __non_exhaustive: (),
@@ -298,13 +306,10 @@ fn has_login_token(updates: &tl::enums::Updates) -> bool {
     }
 }
 
-/// The name Telegram's docs use for a request, e.g. `messages.sendMessage`.
-pub fn method_name<R: tl::RemoteCall>(request: &R) -> &'static str {
-    let bytes = request.to_bytes();
-    match bytes.get(..4) {
-        Some(id) => tl::name_for_id(u32::from_le_bytes([id[0], id[1], id[2], id[3]])),
-        None => "?",
-    }
+/// The name Telegram's docs use for a request, e.g. `messages.sendMessage`: from the type's
+/// constructor id, without serializing the request (a message with media is kilobytes).
+pub fn method_name<R: tl::RemoteCall + tl::Identifiable>(_request: &R) -> &'static str {
+    tl::name_for_id(R::CONSTRUCTOR_ID)
 }
 
 /// Everything a task needs to make this account's Telegram calls.
@@ -332,14 +337,17 @@ pub fn new_pacer(env: &AccountEnv) -> Arc<DefaultDirectRateLimiter> {
 }
 
 impl Tg {
-    pub async fn call<R: tl::RemoteCall>(&self, request: &R) -> Result<R::Return, CallError> {
+    pub async fn call<R: tl::RemoteCall + tl::Identifiable>(
+        &self,
+        request: &R,
+    ) -> Result<R::Return, CallError> {
         let dc = self.session.home_dc();
         self.call_in_dc(dc, request).await
     }
 
     /// One Telegram call: flood gate → pacing → bounded invoke → flood bookkeeping, in a span
     /// named for the method (inside the account's span of the command that made it).
-    pub async fn call_in_dc<R: tl::RemoteCall>(
+    pub async fn call_in_dc<R: tl::RemoteCall + tl::Identifiable>(
         &self,
         dc_id: i32,
         request: &R,
@@ -353,7 +361,7 @@ impl Tg {
 
     /// A file part: flood waits apply, the account's pacing does not. Telegram limits uploads by
     /// their own measure, and 5 calls/s would cap an account's uploads at 2.5 MB/s.
-    pub async fn call_upload<R: tl::RemoteCall>(
+    pub async fn call_upload<R: tl::RemoteCall + tl::Identifiable>(
         &self,
         request: &R,
     ) -> Result<R::Return, CallError> {
@@ -362,7 +370,7 @@ impl Tg {
     }
 
     /// [`Tg::call_upload`] in the DC that holds a file (a download).
-    pub async fn call_upload_in_dc<R: tl::RemoteCall>(
+    pub async fn call_upload_in_dc<R: tl::RemoteCall + tl::Identifiable>(
         &self,
         dc_id: i32,
         request: &R,
@@ -371,7 +379,7 @@ impl Tg {
         self.call_traced(dc_id, request, method, false).await
     }
 
-    async fn call_traced<R: tl::RemoteCall>(
+    async fn call_traced<R: tl::RemoteCall + tl::Identifiable>(
         &self,
         dc_id: i32,
         request: &R,
@@ -470,4 +478,27 @@ fn is_flood(rpc: &RpcError) -> bool {
         || rpc.is("FLOOD_WAIT")
         || rpc.is("FLOOD_PREMIUM_WAIT")
         || rpc.is("SLOWMODE_WAIT")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_method_is_named_as_in_telegrams_docs() {
+        assert_eq!(
+            method_name(&tl::functions::updates::GetState {}),
+            "updates.getState"
+        );
+        assert_eq!(
+            method_name(&tl::functions::help::GetConfig {}),
+            "help.getConfig"
+        );
+        let upload = tl::functions::upload::SaveFilePart {
+            file_id: 1,
+            file_part: 0,
+            bytes: vec![0; 512 * 1024],
+        };
+        assert_eq!(method_name(&upload), "upload.saveFilePart");
+    }
 }

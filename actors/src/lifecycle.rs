@@ -137,11 +137,14 @@ pub(crate) fn on_watchdog(view: &View) -> Vec<Effect> {
 }
 
 /// An idle, healthy, authorized account with nothing in flight may hibernate (again: an actor
-/// started for a hibernated account by a status read goes back as it came).
+/// started for a hibernated account by a status read goes back as it came). One that receives
+/// updates never does: idle for calls is not idle for what comes in, and a disconnected account
+/// would hear of a message only at its next call.
 pub(crate) fn should_hibernate(view: &View) -> bool {
     view.limits.hibernate_after.is_some_and(|after| {
         matches!(view.state, State::Active | State::Hibernated)
             && view.authorized
+            && !view.row.receives()
             && view.ops_in_flight == 0
             && !view.check_scheduled
             && view.since_request >= after
@@ -224,6 +227,29 @@ mod tests {
             on_watchdog(&v),
             vec![Effect::Set(State::Hibernating), Effect::Hibernate]
         );
+    }
+
+    #[test]
+    fn an_account_that_receives_updates_never_hibernates() {
+        let mut limits = limits();
+        limits.hibernate_after = Some(Duration::from_secs(60));
+        let mut row = row();
+        row.receive_updates = Some(true);
+        let active = State::Active;
+        let mut v = view(&active, &limits, &row);
+        v.since_request = Duration::from_secs(3600);
+        assert!(!should_hibernate(&v));
+        assert!(!matches!(&on_watchdog(&v)[..], [Effect::Become { .. }, ..]));
+        // A bot receives by default; switched off, it rests like any other.
+        let mut bot = row.clone();
+        bot.kind = tgfleet_persistence::AccountKind::Bot;
+        bot.receive_updates = None;
+        let v2 = View { row: &bot, ..v };
+        assert!(!should_hibernate(&v2));
+        let mut off = bot.clone();
+        off.receive_updates = Some(false);
+        let v3 = View { row: &off, ..v2 };
+        assert!(should_hibernate(&v3));
     }
 
     #[test]

@@ -5,7 +5,10 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use prometheus::{HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts, Registry};
+use dashmap::DashMap;
+use prometheus::{
+    Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGaugeVec, Opts, Registry,
+};
 use tgfleet_persistence::{AccountId, AccountState};
 
 /// Cheap to clone; every clone updates the same series.
@@ -19,13 +22,17 @@ pub struct AccountMetrics {
     /// The state each account is counted under in `tgfleet_accounts`, so a transition moves exactly
     /// one count and a restarted actor does not count its account twice.
     current: Arc<Mutex<HashMap<AccountId, AccountState>>>,
-    /// The (method, outcome) series each account has, so they can be removed without a scan
-    /// (the prometheus crate removes series by their exact labels only).
-    calls: Arc<Mutex<HashMap<AccountId, CallSeries>>>,
+    /// The (method, outcome) series each account has, with their counters: a call increments
+    /// its counter without formatting the account id or hashing label strings, under a lock of
+    /// one shard, not the process; and the series can be removed without a scan (the prometheus
+    /// crate removes series by their exact labels only).
+    calls: Arc<DashMap<AccountId, CallSeries>>,
+    /// `tgfleet_rpc_seconds` per method, resolved once.
+    latency: Arc<DashMap<&'static str, Histogram>>,
 }
 
-/// The `tgfleet_rpc_total` label pairs (method, outcome) one account has used.
-type CallSeries = Vec<(&'static str, RpcOutcome)>;
+/// The `tgfleet_rpc_total` series (method, outcome) one account has used.
+type CallSeries = Vec<(&'static str, RpcOutcome, IntCounter)>;
 
 /// How an RPC ended, for `tgfleet_rpc_total{outcome}`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -98,6 +105,7 @@ impl AccountMetrics {
             flood_wait_seconds_total,
             current: Arc::default(),
             calls: Arc::default(),
+            latency: Arc::default(),
         })
     }
 
@@ -133,15 +141,16 @@ impl AccountMetrics {
     /// Removes an account's per-call series (`tgfleet_rpc_total`, flood-wait seconds): a
     /// hibernated account keeps only its state series, so 100,000 of them cost next to nothing.
     pub fn forget_calls(&self, account_id: AccountId) {
-        let used = {
-            let mut calls = self.calls.lock().unwrap_or_else(|e| e.into_inner());
-            calls.remove(&account_id).unwrap_or_default()
-        };
         let id = account_id.to_string();
-        for (method, outcome) in used {
-            let _ = self
-                .rpc_total
-                .remove_label_values(&[&id, method, outcome.as_str()]);
+        // The entry stays locked while its series go: a call observed meanwhile waits, then
+        // makes a fresh entry and series, instead of caching a counter being unregistered.
+        if let dashmap::mapref::entry::Entry::Occupied(used) = self.calls.entry(account_id) {
+            for (method, outcome, _) in used.get() {
+                let _ = self
+                    .rpc_total
+                    .remove_label_values(&[&id, *method, outcome.as_str()]);
+            }
+            used.remove();
         }
         let _ = self.flood_wait_seconds_total.remove_label_values(&[&id]);
     }
@@ -160,18 +169,29 @@ impl AccountMetrics {
         took: Duration,
     ) {
         {
-            let mut calls = self.calls.lock().unwrap_or_else(|e| e.into_inner());
-            let used = calls.entry(account_id).or_default();
-            if !used.contains(&(method, outcome)) {
-                used.push((method, outcome));
+            let mut used = self.calls.entry(account_id).or_default();
+            match used.iter().find(|(m, o, _)| *m == method && *o == outcome) {
+                Some((_, _, counter)) => counter.inc(),
+                None => {
+                    let counter = self.rpc_total.with_label_values(&[
+                        &account_id.to_string(),
+                        method,
+                        outcome.as_str(),
+                    ]);
+                    counter.inc();
+                    used.push((method, outcome, counter));
+                }
             }
         }
-        self.rpc_total
-            .with_label_values(&[&account_id.to_string(), method, outcome.as_str()])
-            .inc();
-        self.rpc_seconds
-            .with_label_values(&[method])
-            .observe(took.as_secs_f64());
+        let latency = match self.latency.get(method) {
+            Some(h) => h.clone(),
+            None => self
+                .latency
+                .entry(method)
+                .or_insert_with(|| self.rpc_seconds.with_label_values(&[method]))
+                .clone(),
+        };
+        latency.observe(took.as_secs_f64());
     }
 
     pub fn add_flood_wait(&self, account_id: AccountId, seconds: u32) {

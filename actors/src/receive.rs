@@ -10,10 +10,13 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use futures::FutureExt as _;
+
 use grammers_mtsender::{InvocationError, SenderPoolHandle, UpdatesConfiguration, UpdatesReceiver};
 use grammers_session::storages::erase;
-use grammers_session::types::PeerId;
+use grammers_session::types::{PeerId, PeerInfo};
 use grammers_session::updates::UpdatesLike;
+use grammers_session::Session as _;
 use grammers_tl_types as tl;
 use serde_json::json;
 use tgfleet_persistence::{AccountId, EventType, NewEvent, Store, UserId};
@@ -121,6 +124,8 @@ pub(crate) struct Receiving {
 /// How long an append that failed (the database away) waits before it is tried again; the
 /// update state is not written meanwhile, so nothing is lost.
 const APPEND_RETRY: Duration = Duration::from_secs(1);
+/// The most updates one append takes (a catch-up page is 100; a burst is capped here).
+const BATCH_MAX: usize = 1000;
 /// A call of grammers' update machinery (a getDifference) has no timeout of its own.
 const DIFFERENCE_TIMEOUT: Duration = Duration::from_secs(60);
 
@@ -134,28 +139,61 @@ pub(crate) async fn run(
 ) {
     let id = to.account_id;
     let config = UpdatesConfiguration { catch_up: true };
-    let mut receiver = match UpdatesReceiver::create(handle, erase(session), updates, config).await
-    {
-        Ok(r) => r,
-        Err(e) => {
-            tracing::error!(account_id = id, error = %e, "cannot receive updates");
-            return;
-        }
-    };
-    loop {
-        let batch = match tokio::time::timeout(DIFFERENCE_TIMEOUT, receiver.next()).await {
-            Ok(Ok((batch, _users, _chats))) => batch,
-            Ok(Err(InvocationError::Dropped(_))) => return,
-            Ok(Err(e)) => {
-                // A failed getDifference: the next round asks again.
-                tracing::warn!(account_id = id, error = %e, "receiving updates");
-                tokio::time::sleep(APPEND_RETRY).await;
-                continue;
+    let mut receiver =
+        match UpdatesReceiver::create(handle, erase(Arc::clone(&session)), updates, config).await {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::error!(account_id = id, error = %e, "cannot receive updates");
+                return;
             }
-            // Quiet for a minute, or a getDifference that hung: either way, wait again (a
-            // hung call is dropped here, and grammers asks again when its deadline passes).
-            Err(_) => continue,
         };
+    loop {
+        let (mut batch, mut chats) =
+            match tokio::time::timeout(DIFFERENCE_TIMEOUT, receiver.next()).await {
+                Ok(Ok((batch, _users, chats))) => (batch, chats),
+                Ok(Err(InvocationError::Dropped(_))) => return,
+                Ok(Err(e)) => {
+                    // A failed getDifference: the next round asks again.
+                    tracing::warn!(account_id = id, error = %e, "receiving updates");
+                    tokio::time::sleep(APPEND_RETRY).await;
+                    continue;
+                }
+                // Quiet for a minute, or a getDifference that hung: either way, wait again (a
+                // hung call is dropped here, and grammers asks again when its deadline passes).
+                Err(_) => continue,
+            };
+        // Everything else already there joins this batch: a burst costs one append and one
+        // state write per batch instead of per update, so this loop keeps up with grammers'
+        // bounded channel, which drops pushes that do not fit (the gap is refilled only when a
+        // later update reveals it). Polling once is safe: what `next` has taken from the
+        // channel is buffered before it can wait, and a getDifference cut short is asked again.
+        let mut closed = false;
+        while batch.len() < BATCH_MAX {
+            match receiver.next().now_or_never() {
+                Some(Ok((more, _users, more_chats))) => {
+                    batch.extend(more);
+                    chats.extend(more_chats);
+                }
+                Some(Err(InvocationError::Dropped(_))) => {
+                    closed = true;
+                    break;
+                }
+                Some(Err(_)) | None => break,
+            }
+        }
+        // A channel this account was added to by someone else is known only from its updates:
+        // its access hash must be kept, or the next gap in it cannot be filled (grammers'
+        // getChannelDifference reads the hash from the session).
+        let channels: Vec<PeerInfo> = chats
+            .into_iter()
+            .filter(|c| matches!(c, tl::enums::Chat::Channel(ch) if !ch.min))
+            .map(PeerInfo::from)
+            .collect();
+        if !channels.is_empty() {
+            if let Err(e) = session.cache_peers(channels).await {
+                tracing::warn!(account_id = id, error = %e, "caching channels");
+            }
+        }
         let now = chrono::Utc::now();
         let events: Vec<NewEvent> = batch
             .iter()
@@ -167,6 +205,9 @@ pub(crate) async fn run(
         }
         if let Err(e) = receiver.sync_update_state().await {
             tracing::warn!(account_id = id, error = %e, "writing the update state");
+        }
+        if closed {
+            return;
         }
     }
 }

@@ -422,7 +422,16 @@ pub struct StoreSession {
     /// DCs other than the home DC that this login was copied to (auth.importAuthorization),
     /// for files kept there. Not kept across restarts: a copy is cheap to make again.
     authorized_dcs: Mutex<std::collections::HashSet<i32>>,
+    /// `@username` → the peer it resolved to, and when: a send to a username does not cost a
+    /// `contacts.resolveUsername` (which Telegram limits hard) each time. Memory only, bounded
+    /// by [`USERNAME_CACHE`] entries, each trusted for [`USERNAME_TTL`] (a name can change hands).
+    usernames: Mutex<HashMap<String, (PeerId, std::time::Instant)>>,
 }
+
+/// The most `@username`s one account remembers.
+pub const USERNAME_CACHE: usize = 256;
+/// How long a resolved `@username` is trusted.
+pub const USERNAME_TTL: std::time::Duration = std::time::Duration::from_secs(3600);
 
 impl StoreSession {
     /// Loads the account's session, or creates (and persists) a fresh one for the configured
@@ -458,6 +467,7 @@ impl StoreSession {
             persisted: tokio::sync::Mutex::new(0),
             wiped: AtomicBool::new(false),
             authorized_dcs: Mutex::default(),
+            usernames: Mutex::default(),
         });
         if fresh {
             // A registered testdc key must be durable before it is used, or a crash right now
@@ -616,6 +626,42 @@ impl StoreSession {
             inner.touch_peer(id);
         }
         found
+    }
+
+    /// The peer `username` (lower case) resolved to within [`USERNAME_TTL`], if its access
+    /// hash is still cached.
+    pub fn resolved_username(&self, username: &str) -> Option<PeerInfo> {
+        let id = {
+            let mut names = self.usernames.lock().unwrap_or_else(|e| e.into_inner());
+            match names.get(username) {
+                Some((id, at)) if at.elapsed() < USERNAME_TTL => *id,
+                Some(_) => {
+                    names.remove(username);
+                    return None;
+                }
+                None => return None,
+            }
+        };
+        self.cached_peer(id)
+    }
+
+    /// Remembers what `username` (lower case) resolved to; past [`USERNAME_CACHE`] names the
+    /// expired go, then the oldest.
+    pub fn remember_username(&self, username: String, id: PeerId) {
+        let mut names = self.usernames.lock().unwrap_or_else(|e| e.into_inner());
+        if names.len() >= USERNAME_CACHE && !names.contains_key(&username) {
+            names.retain(|_, (_, at)| at.elapsed() < USERNAME_TTL);
+            if names.len() >= USERNAME_CACHE {
+                let oldest = names
+                    .iter()
+                    .min_by_key(|(_, (_, at))| *at)
+                    .map(|(k, _)| k.clone());
+                if let Some(k) = oldest {
+                    names.remove(&k);
+                }
+            }
+        }
+        names.insert(username, (id, std::time::Instant::now()));
     }
 
     /// Whether this login works in `dc` (the home DC, or one it was copied to).

@@ -87,3 +87,20 @@ where
             })
     }
 }
+
+/// The `Idempotency-Key` header as sent: absent, or its value if it is visible ASCII. Read from
+/// the request in place, where the `HeaderMap` extractor would clone every header.
+pub struct IdempotencyKey(pub Option<Result<String, ()>>);
+
+impl<S: Send + Sync> FromRequestParts<S> for IdempotencyKey {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        Ok(Self(
+            parts
+                .headers
+                .get("idempotency-key")
+                .map(|h| h.to_str().map(str::to_owned).map_err(|_| ())),
+        ))
+    }
+}

@@ -1,5 +1,5 @@
-//! Routes that exist only under `serve --sandbox`: the in-process testdc's login codes and fault
-//! injection, so every flow can be played over HTTP without Telegram.
+//! Routes that exist only under `serve --sandbox`: the in-process testdc's login codes, fault
+//! injection and incoming messages, so every flow can be played over HTTP without Telegram.
 
 use crate::auth::AuthUser;
 use crate::error::ApiError;
@@ -14,7 +14,7 @@ use utoipa::{OpenApi, ToSchema};
 
 /// The sandbox's part of the OpenAPI document (`crate::openapi::full` adds it).
 #[derive(OpenApi)]
-#[openapi(paths(code, fault))]
+#[openapi(paths(code, fault, message))]
 pub struct SandboxDoc;
 
 fn testdc(state: &AppState) -> Result<&TestDc, ApiError> {
@@ -77,6 +77,18 @@ impl FaultKind {
 }
 
 async fn owns_phone(state: &AppState, user_id: i64, phone: &str) -> Result<bool, ApiError> {
+    owns_account(state, user_id, |a| {
+        a.phone.as_ref().map(Phone::as_str) == Some(phone)
+    })
+    .await
+}
+
+/// Whether one of the user's accounts matches `pred`.
+async fn owns_account(
+    state: &AppState,
+    user_id: i64,
+    pred: impl Fn(&tgfleet_persistence::Account) -> bool,
+) -> Result<bool, ApiError> {
     let mut after = None;
     loop {
         let page = state
@@ -88,10 +100,7 @@ async fn owns_phone(state: &AppState, user_id: i64, phone: &str) -> Result<bool,
                 limit: 500,
             })
             .await?;
-        if page
-            .iter()
-            .any(|a| a.phone.as_ref().map(Phone::as_str) == Some(phone))
-        {
+        if page.iter().any(&pred) {
             return Ok(true);
         }
         if page.len() < 500 {
@@ -173,4 +182,149 @@ pub async fn fault(
             code: e.code,
             message: e.message,
         })
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SandboxMessage {
+    /// The testdc user who sends: any phone (its user is created on first use), but not the
+    /// phone of another tgfleet user's account.
+    pub from_phone: String,
+    /// To whom: `+phone`, `@username` or a Bot-API chat id — one of your accounts, or a
+    /// channel (`-100…`) the sender is a member of. Admins may name any user.
+    #[schema(value_type = String, example = "@my_bot")]
+    pub to: serde_json::Value,
+    pub text: String,
+}
+
+#[utoipa::path(post, path = "/api/v1/sandbox/messages", tag = "sandbox", security(("bearer" = [])),
+    request_body = SandboxMessage,
+    responses((status = 200, description = "what testdc stored: message_id, pts, date, recipient_message_id?, recipient_pts?, channel_id?", body = Object),
+              (status = 401, body = crate::openapi::ErrorBody),
+              (status = 403, description = "CHAT_WRITE_FORBIDDEN, USER_DEACTIVATED_BAN, SENDER_NOT_YOURS", body = crate::openapi::ErrorBody),
+              (status = 404, description = "no such user or channel, or not one of your accounts", body = crate::openapi::ErrorBody),
+              (status = 422, description = "MESSAGE_EMPTY, MESSAGE_TOO_LONG, PHONE_NUMBER_INVALID", body = crate::openapi::ErrorBody)))]
+/// A testdc user sends a text message to an account (or posts into a channel), as if from
+/// another phone: incoming traffic for the accounts that receive updates. Works while an
+/// account is stopped too; it catches up when it connects.
+pub async fn message(
+    State(state): State<AppState>,
+    user: AuthUser,
+    ApiJson(req): ApiJson<SandboxMessage>,
+) -> Result<Json<tgfleet_testdc::SentMessage>, ApiError> {
+    let dc = testdc(&state)?;
+    let to = match &req.to {
+        serde_json::Value::String(s) => s.trim().to_owned(),
+        serde_json::Value::Number(n) if n.is_i64() => n.to_string(),
+        _ => {
+            return Err(ApiError::Unprocessable {
+                code: "PEER_ID_INVALID",
+                message: "to must be +phone, @username or a chat id".into(),
+            })
+        }
+    };
+    // testdc reads only the digits of a phone: the same form is what is checked here.
+    let from = req
+        .from_phone
+        .parse::<Phone>()
+        .map_err(|_| ApiError::Unprocessable {
+            code: "PHONE_NUMBER_INVALID",
+            message: "from_phone must be + and 7 to 15 digits".into(),
+        })?;
+    let well_formed = to.starts_with('@') || to.starts_with('+') || to.parse::<i64>().is_ok();
+    if !well_formed {
+        return Err(ApiError::Unprocessable {
+            code: "PEER_ID_INVALID",
+            message: "to must be +phone, @username or a chat id".into(),
+        });
+    }
+    if !user.is_admin() {
+        check_sandbox_sender(&state, user.id, &from).await?;
+        if !to.starts_with("-100") && !names_own_account(&state, user.id, &to).await? {
+            // 404 as for a code: whether someone else uses a name is not this user's business.
+            return Err(ApiError::NotFound("chat"));
+        }
+    }
+    dc.send_message(from.as_str(), &to, &req.text)
+        .map(Json)
+        .map_err(|e| match e.status {
+            404 => ApiError::NotFound("chat"),
+            403 => ApiError::ForbiddenCode {
+                code: leak(e.code),
+                message: e.message,
+            },
+            400..=499 => ApiError::Unprocessable {
+                code: leak(e.code),
+                message: e.message,
+            },
+            _ => ApiError::Internal(anyhow::anyhow!("testdc: {e}")),
+        })
+}
+
+/// testdc's codes are a small fixed set; the API's error codes are `&'static str`.
+fn leak(code: String) -> &'static str {
+    match code.as_str() {
+        "PEER_ID_INVALID" => "PEER_ID_INVALID",
+        "PHONE_NUMBER_INVALID" => "PHONE_NUMBER_INVALID",
+        "MESSAGE_EMPTY" => "MESSAGE_EMPTY",
+        "MESSAGE_TOO_LONG" => "MESSAGE_TOO_LONG",
+        "CHAT_WRITE_FORBIDDEN" => "CHAT_WRITE_FORBIDDEN",
+        "USER_DEACTIVATED_BAN" => "USER_DEACTIVATED_BAN",
+        "USER_DEACTIVATED" => "USER_DEACTIVATED",
+        _ => "SANDBOX_SEND_FAILED",
+    }
+}
+
+/// A user may not speak as another user's account, in whatever state it is (one halfway
+/// through a login, or logged out, still has its testdc user).
+async fn check_sandbox_sender(
+    state: &AppState,
+    user_id: i64,
+    from: &Phone,
+) -> Result<(), ApiError> {
+    let mut after = None;
+    loop {
+        let page = state
+            .store
+            .list_accounts(tgfleet_persistence::AccountFilter {
+                owner_id: None,
+                state: None,
+                after_id: after,
+                limit: 500,
+            })
+            .await?;
+        if page
+            .iter()
+            .any(|a| a.owner_id != user_id && a.phone.as_ref() == Some(from))
+        {
+            return Err(ApiError::ForbiddenCode {
+                code: "SENDER_NOT_YOURS",
+                message: "from_phone is another user's account".into(),
+            });
+        }
+        if page.len() < 500 {
+            return Ok(());
+        }
+        after = page.last().map(|a| a.id);
+    }
+}
+
+async fn names_own_account(state: &AppState, user_id: i64, to: &str) -> Result<bool, ApiError> {
+    if let Some(name) = to.strip_prefix('@') {
+        let name = name.to_lowercase();
+        return owns_account(state, user_id, |a| {
+            a.username.as_deref().map(str::to_lowercase).as_deref() == Some(name.as_str())
+        })
+        .await;
+    }
+    if to.starts_with('+') {
+        let Ok(phone) = to.parse::<Phone>() else {
+            return Ok(false);
+        };
+        return owns_phone(state, user_id, phone.as_str()).await;
+    }
+    match to.parse::<i64>() {
+        Ok(id) => owns_account(state, user_id, |a| a.tg_user_id == Some(id)).await,
+        Err(_) => Ok(false),
+    }
 }

@@ -190,7 +190,8 @@ pub fn api_router(state: AppState) -> Router {
         use crate::sandbox;
         router = router
             .route("/api/v1/sandbox/codes/{phone}", get(sandbox::code))
-            .route("/api/v1/sandbox/faults", post(sandbox::fault));
+            .route("/api/v1/sandbox/faults", post(sandbox::fault))
+            .route("/api/v1/sandbox/messages", post(sandbox::message));
     }
     if state.settings.debug {
         // The UI reads the document the API already serves; it must not register a second
@@ -312,12 +313,21 @@ pub async fn launch(
     let posts = tokio::spawn(crate::posts::scheduler::run(state.clone(), stop.clone()));
     let hooks = tokio::spawn(crate::webhooks::dispatch::run(state.clone(), stop.clone()));
     let event_metrics = tokio::spawn(crate::events::metrics::run(state.clone(), stop.clone()));
+    let broker = state
+        .settings
+        .events
+        .amqp_url
+        .is_some()
+        .then(|| tokio::spawn(crate::events::amqp::run(state.clone(), stop.clone())));
     tokio::join!(api, metrics);
     stop.cancel();
     let _ = maintenance.await;
     let _ = posts.await;
     let _ = hooks.await;
     let _ = event_metrics.await;
+    if let Some(broker) = broker {
+        let _ = broker.await;
+    }
     // HTTP is closed, so nothing new reaches the actors; now let them persist and stop.
     if let Some(fleet) = &state.fleet {
         fleet.shutdown().await;

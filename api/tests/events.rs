@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use base64::Engine as _;
-use common::{error_code, json_of, logged_in_account, TestApp};
+use common::{error_code, json_of, logged_in_account, sandbox_bot, TestApp};
 use futures::StreamExt as _;
 use hmac::Mac as _;
 use reqwest::Method;
@@ -746,23 +746,7 @@ async fn a_message_to_a_receiving_bot_reaches_its_webhook_and_stream_once() {
     let t = Some(token.as_str());
     let sender = logged_in_account(&app, &token, "+15550001803").await;
     let bot_token = "818181:AAreceivingbotreceivingbotreceiving0";
-    app.state
-        .sandbox
-        .as_ref()
-        .unwrap()
-        .add_bot_on(bot_token, "receiving_bot", 1);
-    let bot = json_of(
-        app.post(
-            "/api/v1/telegram/accounts",
-            t,
-            json!({"kind": "bot", "bot_token": bot_token}),
-        )
-        .await,
-        201,
-    )
-    .await["id"]
-        .as_i64()
-        .unwrap();
+    let bot = sandbox_bot(&app, &token, bot_token, "receiving_bot").await;
     let receiver = Receiver::start().await;
     let hook = webhook(
         &app,
@@ -779,20 +763,7 @@ async fn a_message_to_a_receiving_bot_reaches_its_webhook_and_stream_once() {
     )
     .await;
     // Wait until the bot is logged in (it receives from then on, and catches up on the rest).
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let a = json_of(
-            app.get(&format!("/api/v1/telegram/accounts/{bot}"), t)
-                .await,
-            200,
-        )
-        .await;
-        if a["state"] == "active" {
-            break;
-        }
-        assert!(Instant::now() < deadline, "the bot never logged in: {a}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    wait_active(&app, &token, bot).await;
     for text in ["<b>hi</b> bot", "second"] {
         json_of(
             app.post(
@@ -806,6 +777,12 @@ async fn a_message_to_a_receiving_bot_reaches_its_webhook_and_stream_once() {
         .await;
     }
     let got = receiver.wait("two messages", |g| g.len() >= 2).await;
+    // The bot's name was resolved once: the second send used the remembered peer.
+    let resolves = format!(
+        "tgfleet_rpc_total{{account_id=\"{sender}\",method=\"contacts.resolveUsername\",outcome=\"ok\"}}"
+    );
+    let metrics = scrape_until(&app, |m| m.contains(&resolves)).await;
+    assert_eq!(metric(&metrics, &resolves), Some(1.0), "{metrics}");
     assert!(got.iter().all(|r| verifies(&secret, r)));
     let bodies: Vec<Value> = got.iter().map(Received::json).collect();
     assert!(bodies
@@ -813,8 +790,12 @@ async fn a_message_to_a_receiving_bot_reaches_its_webhook_and_stream_once() {
         .all(|b| b["type"] == "message.received" && b["account_id"] == bot));
     let first = &bodies[0]["data"];
     assert_eq!(first["message"]["text"], "hi bot");
-    // (Entities: this testdc's updateShortMessage carries none yet; the testdc update work of
-    // issue 18 item 5 adds them, and this test should assert them then.)
+    let bold = &first["message"]["entities"][0];
+    assert_eq!(
+        (&bold["type"], &bold["offset"], &bold["length"]),
+        (&json!("bold"), &json!(0), &json!(2)),
+        "{first}"
+    );
     assert_eq!(first["message"]["out"], false);
     assert_eq!(bodies[1]["data"]["message"]["text"], "second");
     // The chat is the sender's private chat, named by its Telegram user id.
@@ -912,4 +893,250 @@ async fn send(app: &TestApp, token: &str, from: i64, text: &str) {
         201,
     )
     .await;
+}
+
+#[tokio::test]
+async fn the_sandbox_sends_to_ones_own_receiving_account_and_to_no_one_elses() {
+    let app = app_with(|_| {}).await;
+    let (_, token, _) = app.user("sandbox-send@test.dev").await;
+    let (_, other, _) = app.user("sandbox-other@test.dev").await;
+    let t = Some(token.as_str());
+    let bot_token = "828282:AAsandboxsendbotsandboxsendbot000000";
+    let bot = sandbox_bot(&app, &token, bot_token, "sandbox_send_bot").await;
+    wait_active(&app, &token, bot).await;
+    // A user account of this user's: its phone is the user's to write to, and no one else's
+    // to speak as.
+    let mine = logged_in_account(&app, &token, "+15550001904").await;
+    let send = |who: &str, body: Value| {
+        let who = who.to_owned();
+        let app = &app;
+        async move {
+            app.post("/api/v1/sandbox/messages", Some(who.as_str()), body)
+                .await
+        }
+    };
+    let sent = json_of(
+        send(
+            &token,
+            json!({"from_phone": "+15550001905", "to": "@sandbox_send_bot", "text": "from outside"}),
+        )
+        .await,
+        200,
+    )
+    .await;
+    assert!(sent["message_id"].as_i64().unwrap() > 0, "{sent}");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let event = loop {
+        let page = json_of(
+            app.get(
+                &format!("/api/v1/events/log?types=message.received&account_id={bot}"),
+                t,
+            )
+            .await,
+            200,
+        )
+        .await;
+        if let Some(e) = page["events"].as_array().unwrap().first() {
+            break e.clone();
+        }
+        assert!(Instant::now() < deadline, "the message never arrived");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(event["data"]["message"]["text"], "from outside");
+    assert_eq!(event["data"]["message"]["out"], false);
+
+    // Another user may neither write to this user's bot nor speak as this user's account.
+    let r = send(
+        &other,
+        json!({"from_phone": "+15550001906", "to": "@sandbox_send_bot", "text": "x"}),
+    )
+    .await;
+    assert_eq!(r.status(), 404);
+    let r = send(
+        &other,
+        json!({"from_phone": "+15550001904", "to": "@sandbox_send_bot", "text": "x"}),
+    )
+    .await;
+    assert_eq!(error_code(r, 403).await, "SENDER_NOT_YOURS");
+    // testdc reads a phone's digits only: no other spelling of that phone gets past the check.
+    let r = send(
+        &other,
+        json!({"from_phone": "+1 555-000-1904", "to": "+15550001906", "text": "x"}),
+    )
+    .await;
+    assert_eq!(error_code(r, 403).await, "SENDER_NOT_YOURS");
+    let r = send(
+        &other,
+        json!({"from_phone": "15550001904", "to": "@sandbox_send_bot", "text": "x"}),
+    )
+    .await;
+    assert_eq!(error_code(r, 422).await, "PHONE_NUMBER_INVALID");
+    // Bad input: Telegram's own codes.
+    let r = send(
+        &token,
+        json!({"from_phone": "+15550001905", "to": "@sandbox_send_bot", "text": "  "}),
+    )
+    .await;
+    assert_eq!(error_code(r, 422).await, "MESSAGE_EMPTY");
+    let r = send(
+        &token,
+        json!({"from_phone": "+15550001905", "to": "@sandbox_send_bot", "text": "x".repeat(4097)}),
+    )
+    .await;
+    assert_eq!(error_code(r, 422).await, "MESSAGE_TOO_LONG");
+    let r = send(
+        &token,
+        json!({"from_phone": "+15550001905", "to": {"id": 1}, "text": "x"}),
+    )
+    .await;
+    assert_eq!(error_code(r, 422).await, "PEER_ID_INVALID");
+    // A user account receives once switched on: a private message, and posts in its channel,
+    // live and (switched off and on again) caught up with getChannelDifference.
+    let path = format!("/api/v1/telegram/accounts/{mine}");
+    let patch = |on: bool| {
+        app.request(
+            Method::PATCH,
+            &path,
+            t,
+            Some(json!({"receive_updates": on})),
+        )
+    };
+    json_of(patch(true).await, 200).await;
+    wait_active(&app, &token, mine).await;
+    let texts = |n: usize| {
+        let app = &app;
+        async move {
+            let deadline = Instant::now() + Duration::from_secs(30);
+            loop {
+                let page = json_of(
+                    app.get(
+                        &format!("/api/v1/events/log?types=message.received&account_id={mine}"),
+                        t,
+                    )
+                    .await,
+                    200,
+                )
+                .await;
+                let got: Vec<(i64, String)> = page["events"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|e| {
+                        (
+                            e["data"]["chat_id"].as_i64().unwrap(),
+                            e["data"]["message"]["text"].as_str().unwrap().to_owned(),
+                        )
+                    })
+                    .collect();
+                if got.len() >= n {
+                    tokio::time::sleep(Duration::from_millis(500)).await;
+                    return got;
+                }
+                assert!(
+                    Instant::now() < deadline,
+                    "{n} messages never arrived: {got:?}"
+                );
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+    };
+    let r = send(
+        &token,
+        json!({"from_phone": "+15550001905", "to": "+15550001904", "text": "to the user"}),
+    )
+    .await;
+    assert_eq!(r.status(), 200);
+    assert_eq!(texts(1).await[0].1, "to the user");
+    let channel = json_of(
+        app.post(
+            &format!("/api/v1/telegram/accounts/{mine}/chats"),
+            t,
+            json!({"type": "channel", "title": "Heard"}),
+        )
+        .await,
+        201,
+    )
+    .await["chat_id"]
+        .as_i64()
+        .unwrap();
+    let post = |text: &'static str| {
+        send(
+            &token,
+            json!({"from_phone": "+15550001904", "to": channel, "text": text}),
+        )
+    };
+    assert_eq!(post("live post").await.status(), 200);
+    let got = texts(2).await;
+    assert_eq!(got[1], (channel, "live post".to_owned()));
+    // testdc dates to the second, and trusts a channel post pushed to a live connection as seen
+    // unless it is dated after the client's saved state: the posts below come a second later,
+    // as they would in any real gap.
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    json_of(patch(false).await, 200).await;
+    wait_active(&app, &token, mine).await;
+    assert_eq!(post("while off 1").await.status(), 200);
+    assert_eq!(post("while off 2").await.status(), 200);
+    json_of(patch(true).await, 200).await;
+    let got = texts(4).await;
+    assert_eq!(
+        got[2..],
+        [
+            (channel, "while off 1".to_owned()),
+            (channel, "while off 2".to_owned())
+        ],
+        "{got:?}"
+    );
+    assert_eq!(got.len(), 4, "each once: {got:?}");
+    app.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_burst_to_one_receiving_account_arrives_whole_without_a_later_message() {
+    let app = app_with(|_| {}).await;
+    let (_, token, _) = app.user("burst@test.dev").await;
+    let t = Some(token.as_str());
+    let bot_token = "838383:AAburstbotburstbotburstbotburstbot00";
+    let bot = sandbox_bot(&app, &token, bot_token, "burst_bot").await;
+    let dc = app.state.sandbox.as_ref().unwrap();
+    wait_active(&app, &token, bot).await;
+    // Give the receiver its first getState before the burst.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    // Pushed as fast as testdc stores them: more than grammers used to buffer (100).
+    const N: usize = 600;
+    for i in 0..N {
+        dc.send_message("+15550001999", "@burst_bot", &format!("burst {i}"))
+            .unwrap();
+    }
+    // No later message reveals a gap: what grammers dropped would come back only after its
+    // 15-minute idle deadline, far past this wait.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let page = json_of(
+            app.get(
+                &format!("/api/v1/events/log?types=message.received&account_id={bot}&limit=1000"),
+                t,
+            )
+            .await,
+            200,
+        )
+        .await;
+        let texts: Vec<&str> = page["events"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["data"]["message"]["text"].as_str().unwrap())
+            .collect();
+        if texts.len() >= N {
+            let want: Vec<String> = (0..N).map(|i| format!("burst {i}")).collect();
+            assert_eq!(texts, want, "each once, in order");
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{} of {N} messages of the burst arrived",
+            texts.len()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    app.shutdown().await;
 }

@@ -6,7 +6,7 @@
 
 mod common;
 
-use common::{error_code, json_of, logged_in_account, sandbox, TestApp};
+use common::{error_code, json_of, logged_in_account, sandbox, sandbox_bot, TestApp};
 use reqwest::Method;
 use serde_json::{json, Value};
 use sha2::Digest as _;
@@ -652,23 +652,7 @@ async fn a_bot_downloads_a_posts_media_without_reading_history() {
     .await;
     let chat_id = channel["chat_id"].as_i64().unwrap();
     let bot_token = "424242:AAbotmediabotmediabotmediabotmedia0";
-    app.state
-        .sandbox
-        .as_ref()
-        .unwrap()
-        .add_bot_on(bot_token, "pictures_bot", 1);
-    let bot = json_of(
-        app.post(
-            "/api/v1/telegram/accounts",
-            t,
-            json!({"kind": "bot", "bot_token": bot_token}),
-        )
-        .await,
-        201,
-    )
-    .await["id"]
-        .as_i64()
-        .unwrap();
+    let bot = sandbox_bot(&app, &token, bot_token, "pictures_bot").await;
     let promoted = app
         .request(
             Method::PUT,

@@ -779,6 +779,21 @@ async fn every_route_is_documented_and_every_response_matches_it() {
         Some(json!({"kind": "meteor"})),
     )
     .await;
+    for body in [
+        json!({"from_phone": "+15550009911", "to": phone, "text": "hello from outside"}),
+        json!({"from_phone": "+15550009911", "to": phone, "text": ""}),
+        json!({"from_phone": "+15550009911", "to": "@nobody_here_at_all", "text": "x"}),
+    ] {
+        c.call(
+            &app,
+            M::POST,
+            "/api/v1/sandbox/messages",
+            "/api/v1/sandbox/messages",
+            t,
+            Some(body),
+        )
+        .await;
+    }
 
     let (_, qr_acc) = c
         .call(

@@ -112,9 +112,9 @@ pub struct Fleet {
     pub ids: Vec<i64>,
 }
 
-/// Registers the API user and logs `n` accounts in by code through the REST API.
-pub async fn onboard(http: &reqwest::Client, api: &str, control: &str, n: usize) -> Fleet {
-    let creds = json!({"email": "bench@example.org", "password": "correct horse battery"});
+/// Registers an API user with `email` and logs in: the user as registered, and an access token.
+pub async fn api_user(http: &reqwest::Client, api: &str, email: &str) -> (Value, String) {
+    let creds = json!({"email": email, "password": "correct horse battery"});
     let user = call(
         http.post(format!("{api}/api/v1/auth/register"))
             .json(&creds),
@@ -129,6 +129,12 @@ pub async fn onboard(http: &reqwest::Client, api: &str, control: &str, n: usize)
     )
     .await;
     let token = login["access_token"].as_str().expect("token").to_owned();
+    (user, token)
+}
+
+/// Registers the API user and logs `n` accounts in by code through the REST API.
+pub async fn onboard(http: &reqwest::Client, api: &str, control: &str, n: usize) -> Fleet {
+    let (user, token) = api_user(http, api, "bench@example.org").await;
     // Sandbox phones ending in 9 have 2FA.
     let phones: Vec<String> = (0u64..)
         .map(|i| format!("+1666{i:07}"))

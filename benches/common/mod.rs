@@ -14,6 +14,23 @@ use ractor::{Actor, ActorRef};
 use tgfleet_actors::{AccountActor, AccountArgs, AccountEnv, AccountMsg, Command};
 use tgfleet_persistence::{NewUser, Role, Store, UserId};
 
+/// utime + stime of a whole process (every thread), in clock ticks; 0 once it is gone.
+pub fn cpu_ticks(pid: &str) -> u64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // Fields after the parenthesised command name: state is the 1st, utime the 12th, stime the 13th.
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .map(|(_, rest)| rest.split_whitespace().collect())
+        .unwrap_or_default();
+    let field = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|v| v.parse::<u64>().ok())
+            .unwrap_or(0)
+    };
+    field(11) + field(12)
+}
+
 /// A `kB` field of /proc/self/status, e.g. `VmRSS:` or `VmHWM:`.
 pub fn proc_status_kib(field: &str) -> u64 {
     let status = std::fs::read_to_string("/proc/self/status").expect("/proc/self/status");

@@ -125,6 +125,21 @@ impl Settings {
                 ));
             }
         }
+        if let Some(url) = &self.events.amqp_url {
+            if !url.expose().starts_with("amqp://") {
+                return Err(ConfigError::new(
+                    "events.amqp_url",
+                    "must start with amqp:// (amqps:// is not built in)",
+                ));
+            }
+            let exchange = &self.events.amqp_exchange;
+            if exchange.is_empty() || exchange.len() > 255 || exchange.starts_with("amq.") {
+                return Err(ConfigError::new(
+                    "events.amqp_exchange",
+                    "must be 1–255 bytes and not start with the broker's reserved \"amq.\"",
+                ));
+            }
+        }
         if self.secrets.backend == SecretsBackend::Vault {
             if self.vault.addr.as_deref().unwrap_or("").is_empty() {
                 return Err(ConfigError::new(
@@ -350,11 +365,22 @@ impl Default for PostsSettings {
 pub struct EventsSettings {
     /// Events older than this are deleted: a client or endpoint away for longer misses them.
     pub retention_h: u64,
+    /// The broker sink: every event is also published to this RabbitMQ (AMQP 0-9-1) server, e.g.
+    /// `amqp://user:password@127.0.0.1:5672/%2f`. Unset, there is no sink. A secret: the URL
+    /// holds the password, and only its host is ever logged.
+    pub amqp_url: Option<Secret>,
+    /// The durable topic exchange tgfleet declares at start and publishes to, with routing key
+    /// `account.<account_id>.<type>` (`account.none.<type>` for events of no account).
+    pub amqp_exchange: String,
 }
 
 impl Default for EventsSettings {
     fn default() -> Self {
-        Self { retention_h: 72 }
+        Self {
+            retention_h: 72,
+            amqp_url: None,
+            amqp_exchange: "tgfleet.events".to_owned(),
+        }
     }
 }
 
@@ -721,5 +747,50 @@ impl Default for LogSettings {
             level: "info".into(),
             retention_days: 30,
         }
+    }
+}
+
+#[cfg(test)]
+// figment's `Jail` closures return its (large) error type.
+#[allow(clippy::result_large_err)]
+mod amqp_tests {
+    use figment::Jail;
+
+    #[test]
+    fn the_broker_sink_is_off_by_default_and_set_from_the_environment() {
+        Jail::expect_with(|jail| {
+            let s = crate::load(None).expect("defaults load");
+            assert!(s.events.amqp_url.is_none());
+            assert_eq!(s.events.amqp_exchange, "tgfleet.events");
+            jail.set_env(
+                "TGFLEET__EVENTS__AMQP_URL",
+                "amqp://tgfleet:hunter2@127.0.0.1:5672/%2f",
+            );
+            jail.set_env("TGFLEET__EVENTS__AMQP_EXCHANGE", "fleet.events");
+            let s = crate::load(None).expect("loads");
+            let url = s.events.amqp_url.as_ref().expect("set");
+            assert_eq!(url.expose(), "amqp://tgfleet:hunter2@127.0.0.1:5672/%2f");
+            assert_eq!(s.events.amqp_exchange, "fleet.events");
+            assert!(
+                !format!("{s:?}").contains("hunter2"),
+                "the password is never printed"
+            );
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn a_broker_url_or_exchange_that_cannot_work_stops_start_up() {
+        Jail::expect_with(|jail| {
+            jail.set_env("TGFLEET__EVENTS__AMQP_URL", "http://127.0.0.1:5672");
+            assert_eq!(crate::load(None).unwrap_err().key, "events.amqp_url");
+            jail.set_env("TGFLEET__EVENTS__AMQP_URL", "amqp://127.0.0.1:5672/%2f");
+            jail.set_env("TGFLEET__EVENTS__AMQP_EXCHANGE", "amq.topic");
+            assert_eq!(crate::load(None).unwrap_err().key, "events.amqp_exchange");
+            jail.create_file("t.toml", "[events]\namqp_exchnage = \"x\"\n")?;
+            let err = crate::load(Some(std::path::Path::new("t.toml"))).unwrap_err();
+            assert!(err.message.contains("amqp_exchnage"), "{err}");
+            Ok(())
+        });
     }
 }

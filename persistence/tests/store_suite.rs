@@ -51,6 +51,7 @@ suite!(
     posts_are_claimed_when_due_and_follow_their_deliveries,
     deliveries_finishing_at_once_still_finish_their_post,
     events_append_once_filter_and_purge,
+    an_event_cursor_is_kept_per_reader,
     concurrent_appends_are_read_in_full_after_any_id,
     account_state_changes_and_flood_waits_are_events,
     a_finished_post_is_an_event_of_each_delivery_and_of_the_post,
@@ -1225,6 +1226,15 @@ fn new_event(
         data: json!({"text": "hello", "n": 1}),
         dedupe_key: key.map(Into::into),
     }
+}
+
+async fn an_event_cursor_is_kept_per_reader(store: &dyn Store) {
+    assert_eq!(store.event_cursor("amqp:a").await.unwrap(), None);
+    store.set_event_cursor("amqp:a", 17).await.unwrap();
+    store.set_event_cursor("amqp:b", 3).await.unwrap();
+    store.set_event_cursor("amqp:a", 4000).await.unwrap();
+    assert_eq!(store.event_cursor("amqp:a").await.unwrap(), Some(4000));
+    assert_eq!(store.event_cursor("amqp:b").await.unwrap(), Some(3));
 }
 
 async fn events_append_once_filter_and_purge(store: &dyn Store) {

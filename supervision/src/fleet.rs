@@ -465,8 +465,11 @@ impl Fleet {
                 if !self.inner.accepting.load(Ordering::SeqCst) {
                     return Ok(());
                 }
-                let hibernated =
-                    account.state == AccountState::Hibernated && self.inner.settings.hibernation;
+                // A receiving account is started even if it hibernated before it was switched
+                // to receive: it never rests.
+                let hibernated = account.state == AccountState::Hibernated
+                    && self.inner.settings.hibernation
+                    && !account.receives();
                 if hibernated || !wants_start(account.state) {
                     // No actor, no connection (a hibernated account's first call starts it), and
                     // no pacing, so a fleet of mostly resting accounts is up at once; it still

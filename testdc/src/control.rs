@@ -15,7 +15,7 @@ use serde::Deserialize;
 use serde_json::json;
 
 use crate::world::{FaultLimit, MAX_DELAY, MAX_FLOOD_SECONDS, MAX_RULES, MAX_RULES_PER_PHONE};
-use crate::{RevokeKind, TestDc, TestDcConfig, UserSpec};
+use crate::{RevokeKind, SendError, TestDc, TestDcConfig, UpdateLimits, UserSpec};
 
 fn bad_request(msg: impl Into<String>) -> Response {
     (
@@ -247,6 +247,62 @@ async fn get_messages(State(dc): State<TestDc>) -> Response {
     Json(dc.messages()).into_response()
 }
 
+/// A chat as `POST /messages` takes it: `"+phone"`, `"@username"`, or a Bot-API chat id as a
+/// number or a string (users > 0, channels `-100…`).
+#[derive(Deserialize)]
+#[serde(untagged)]
+pub enum ChatRef {
+    Id(i64),
+    Name(String),
+}
+
+/// `POST /messages {from_phone, to, text}`.
+#[derive(Deserialize)]
+pub struct SendBody {
+    pub from_phone: String,
+    pub to: ChatRef,
+    pub text: String,
+}
+
+fn send_error(e: SendError) -> Response {
+    let status = StatusCode::from_u16(e.status).unwrap_or(StatusCode::BAD_REQUEST);
+    (
+        status,
+        Json(json!({"error": {"code": e.code, "message": e.message}})),
+    )
+        .into_response()
+}
+
+/// A testdc user sends a text message: 200 `{message_id, pts, date, recipient_message_id?,
+/// recipient_pts?, channel_id?}`; 404 for an unknown recipient, 403 (CHAT_WRITE_FORBIDDEN) for
+/// a channel the sender may not post in, 400 for an empty or too long text or a bad phone.
+async fn post_message(State(dc): State<TestDc>, Json(b): Json<SendBody>) -> Response {
+    let to = match b.to {
+        ChatRef::Id(id) => id.to_string(),
+        ChatRef::Name(name) => name,
+    };
+    match dc.send_message(&b.from_phone, &to, &b.text) {
+        Ok(sent) => Json(sent).into_response(),
+        Err(e) => send_error(e),
+    }
+}
+
+async fn get_limits(State(dc): State<TestDc>) -> Response {
+    Json(dc.update_limits()).into_response()
+}
+
+/// `POST /limits {difference_page?, difference_too_long?, channel_difference_too_long?}`: the
+/// catch-up page size (changes per getDifference page, default 100) and the gaps (in pts) past
+/// which getDifference answers differenceTooLong and getChannelDifference
+/// channelDifferenceTooLong (default 10,000 each). A field left out takes its default, so `{}`
+/// restores them all. Answers the limits now in force.
+async fn post_limits(State(dc): State<TestDc>, Json(limits): Json<UpdateLimits>) -> Response {
+    match dc.set_update_limits(limits) {
+        Ok(()) => Json(dc.update_limits()).into_response(),
+        Err(e) => bad_request(e),
+    }
+}
+
 async fn get_chat_messages(State(dc): State<TestDc>, Path(chat): Path<String>) -> Response {
     match dc.chat_messages(&chat) {
         Some(messages) => Json(json!({ "messages": messages })).into_response(),
@@ -277,7 +333,8 @@ pub fn control_router(dc: TestDc) -> Router {
         .route("/bots", post(post_bot))
         .route("/qr/scan", post(post_scan))
         .route("/faults", post(post_fault))
-        .route("/messages", get(get_messages))
+        .route("/messages", get(get_messages).post(post_message))
+        .route("/limits", get(get_limits).post(post_limits))
         .route("/stats", get(get_stats))
         .route("/chats/{chat}/messages", get(get_chat_messages))
         .route("/files/expire", post(post_expire_files))

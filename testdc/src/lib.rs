@@ -32,6 +32,7 @@ mod rpc;
 mod shared;
 mod srp;
 mod tlb;
+mod updates;
 mod world;
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, SocketAddrV4, SocketAddrV6};
@@ -46,6 +47,10 @@ use tokio::sync::watch;
 use tokio::task::JoinSet;
 
 pub use control::{apply_fault, control_router, run_standalone, FaultBody, FaultError};
+pub use rpc::control_send::{SendError, SentMessage};
+pub use updates::{
+    UpdateLimits, CHANNEL_DIFFERENCE_TOO_LONG, DIFFERENCE_PAGE, DIFFERENCE_TOO_LONG, LOG_KEEP,
+};
 pub use world::{
     EntityRec, FaultLimit, FileRec, PeerRef, StoredMessage, UserSpec, MAX_DELAY, MAX_FLOOD_SECONDS,
     MAX_RULES, MAX_RULES_PER_PHONE,
@@ -409,6 +414,35 @@ impl TestDc {
         let bytes = grammers_tl_types::Serializable::to_bytes(&update);
         self.shared
             .push_to(&[target], || shared::Push::Updates(bytes.clone()));
+        Ok(())
+    }
+
+    /// The user with `from_phone` (created on first use, as a sandbox phone is) sends `text`
+    /// to `to`: `+phone`, `@username`, or a Bot-API chat id (users > 0, channels `-100…`). A
+    /// private message lands in both boxes and is pushed to the recipient's live connections
+    /// (and the sender's); a channel post needs a member that may post there
+    /// (CHAT_WRITE_FORBIDDEN, status 403, otherwise) and reaches every member. Either way it is
+    /// numbered in the update logs, so an account that was offline gets it by getDifference.
+    pub fn send_message(
+        &self,
+        from_phone: &str,
+        to: &str,
+        text: &str,
+    ) -> Result<SentMessage, SendError> {
+        rpc::control_send::send(&self.shared, from_phone, to, text)
+    }
+
+    /// The catch-up thresholds and page size in force.
+    pub fn update_limits(&self) -> UpdateLimits {
+        self.shared.limits()
+    }
+
+    /// Overrides the catch-up thresholds and page size (e.g. a too-long difference after a
+    /// few messages); `UpdateLimits::default()` restores Telegram-like ones. Refuses limits no
+    /// client could catch up under.
+    pub fn set_update_limits(&self, limits: UpdateLimits) -> Result<(), String> {
+        limits.check()?;
+        self.shared.set_limits(limits);
         Ok(())
     }
 

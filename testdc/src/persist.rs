@@ -226,9 +226,47 @@ fn decode(bytes: &[u8]) -> anyhow::Result<Loaded> {
     w.files = s.files.into_iter().map(|f| (f.id, f)).collect();
     w.next_user_id = s.next_user_id;
     w.next_channel_id = s.next_channel_id;
+    w.settle_update_logs();
     Ok(Loaded {
         addrs: s.dcs,
         keys,
         world: w,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::updates::{Change, UpdateLog};
+    use crate::UserSpec;
+
+    #[test]
+    fn update_logs_survive_a_restart_and_a_world_without_them_gets_fresh_ones() {
+        let mut w = World::new();
+        let id = w.add_user(UserSpec::new("+15550009001", "Logged"));
+        let u = w.users.get_mut(&id).unwrap();
+        u.log(1, 100, Change::NewMessage { id: 1 });
+        u.log(1, 101, Change::EditMessage { id: 1 });
+        u.told(7, 3);
+        let cid = w.create_channel(id, "C", true);
+        w.channels
+            .get_mut(&cid)
+            .unwrap()
+            .log(2, 102, Change::DeleteMessages { ids: vec![4, 5] });
+        let bytes = encode(&[], &[], &w).unwrap();
+        let back = decode(&bytes).unwrap().world;
+        let u = &back.users[&id];
+        assert_eq!(u.updates, w.users[&id].updates);
+        assert_eq!(u.pts, 3);
+        assert_eq!(u.channel_pts_told.get(&7), Some(&3));
+        assert_eq!(back.channels[&cid].updates.pts(), 3);
+
+        // A world written before boxes had logs: its boxes start logging where they stand.
+        let mut old: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
+        for u in old["users"].as_array_mut().unwrap() {
+            u.as_object_mut().unwrap().remove("updates");
+        }
+        let back = decode(&serde_json::to_vec(&old).unwrap()).unwrap().world;
+        assert_eq!(back.users[&id].updates, UpdateLog::starting_at(3));
+    }
 }

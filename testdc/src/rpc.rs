@@ -16,6 +16,8 @@ macro_rules! tri {
 
 mod channel_admin;
 mod channel_posts;
+pub(crate) mod control_send;
+mod difference;
 mod download;
 pub(crate) mod media;
 mod private_posts;
@@ -38,9 +40,10 @@ fn caller(w: &World, ctx: &Ctx<'_>) -> Result<i64, Reply> {
 }
 
 use crate::mtp::{read_u32, KeyId};
-use crate::shared::Shared;
+use crate::shared::{Delivery, Shared};
 use crate::srp;
 use crate::tlb::{self, ChannelView, MessageView, UserView};
+use crate::updates::Change;
 use crate::world::{
     normalize_phone, random_i64, unix_now, Binding, ChannelMsg, MsgRec, PeerRef, PendingCode,
     SrpPending, StoredMessage, UserRec, World,
@@ -274,25 +277,10 @@ pub async fn dispatch(ctx: &Ctx<'_>, body: &[u8]) -> Reply {
             ok(state_of(me))
         }
         updates::GetDifference::CONSTRUCTOR_ID => {
-            get_difference(ctx, req!(updates::GetDifference, body).pts)
+            difference::get_difference(ctx, req!(updates::GetDifference, body))
         }
         updates::GetChannelDifference::CONSTRUCTOR_ID => {
-            let r = req!(updates::GetChannelDifference, body);
-            let w = ctx.shared.world();
-            let pts = match &r.channel {
-                tl::enums::InputChannel::Channel(c) => w.channels.get(&c.channel_id).map(|c| c.pts),
-                _ => None,
-            };
-            match pts {
-                Some(pts) => ok(tl::enums::updates::ChannelDifference::Empty(
-                    tl::types::updates::ChannelDifferenceEmpty {
-                        r#final: true,
-                        pts,
-                        timeout: None,
-                    },
-                )),
-                None => err(400, "CHANNEL_INVALID"),
-            }
+            difference::get_channel_difference(ctx, req!(updates::GetChannelDifference, body))
         }
         account::UpdateStatus::CONSTRUCTOR_ID => ok(true),
         users::GetUsers::CONSTRUCTOR_ID => get_users(ctx, req!(users::GetUsers, body).id),
@@ -889,45 +877,6 @@ fn import_authorization(ctx: &Ctx<'_>, user: i64, bytes: Vec<u8>) -> Reply {
     complete_login(&mut w, ctx, user, true)
 }
 
-fn get_difference(ctx: &Ctx<'_>, pts: i32) -> Reply {
-    let w = ctx.shared.world();
-    let Some(me) = w.bound_user(ctx.key_id, ctx.dc_id) else {
-        return err(401, "AUTH_KEY_UNREGISTERED");
-    };
-    let new: Vec<&MsgRec> = me.history.iter().filter(|m| m.pts > pts).collect();
-    if new.is_empty() {
-        return ok(tl::enums::updates::Difference::Empty(
-            tl::types::updates::DifferenceEmpty {
-                date: unix_now(),
-                seq: 0,
-            },
-        ));
-    }
-    let mut users: Vec<tl::enums::User> = Vec::new();
-    let mut seen = Vec::new();
-    for m in &new {
-        for uid in [m.peer_user, m.from_user] {
-            if !seen.contains(&uid) {
-                seen.push(uid);
-                if let Some(u) = w.users.get(&uid) {
-                    users.push(user_tl(u, me.id));
-                }
-            }
-        }
-    }
-    let new_messages = new.iter().map(|m| private_message_tl(m)).collect();
-    ok(tl::enums::updates::Difference::Difference(
-        tl::types::updates::Difference {
-            new_messages,
-            new_encrypted_messages: Vec::new(),
-            other_updates: Vec::new(),
-            chats: Vec::new(),
-            users,
-            state: state_of(me),
-        },
-    ))
-}
-
 /// A message's entities as Telegram sends them: none at all rather than an empty list.
 fn entities_tl(entities: &[crate::world::EntityRec]) -> Option<Vec<tl::enums::MessageEntity>> {
     (!entities.is_empty()).then(|| {
@@ -1230,7 +1179,10 @@ fn send_message(ctx: &Ctx<'_>, r: tl::functions::messages::SendMessage) -> Reply
                 grouped_id: None,
             },
         ));
-        push = posted.push;
+        push = posted.pushes;
+        if let PeerRef::Channel(cid) = to {
+            answered(&mut w, me, cid, posted.pts);
+        }
         let bytes = match (to, posted.update) {
             // A private message's sender hears only the short form, as from Telegram.
             (PeerRef::User(_), tl::enums::Update::NewMessage(u)) => {
@@ -1265,9 +1217,7 @@ fn send_message(ctx: &Ctx<'_>, r: tl::functions::messages::SendMessage) -> Reply
         w.sent.insert((me, r.random_id), bytes.clone());
         Reply::Result(bytes)
     };
-    if let Some((user, bytes)) = push {
-        ctx.shared.push_to_user(user, bytes);
-    }
+    ctx.shared.deliver(push);
     reply
 }
 
@@ -1316,160 +1266,27 @@ pub(crate) struct Outgoing {
 pub(crate) struct Posted {
     pub id: i32,
     pub date: i32,
+    /// The sender's box pts (a private chat) or the channel's, after the message.
+    pub pts: i32,
     /// The new message as its sender's update (UpdateNewMessage / UpdateNewChannelMessage).
     pub update: tl::enums::Update,
     pub users: Vec<tl::enums::User>,
     pub chats: Vec<tl::enums::Chat>,
-    /// What the recipient of a private message is told, and who that is.
-    pub push: Option<(i64, Vec<u8>)>,
+    /// The recipient's copy of a private message: its id and pts in the recipient's box.
+    pub copy: Option<(i32, i32)>,
+    /// What everyone but the sender is told: the recipient of a private message, the other
+    /// members of a channel.
+    pub pushes: Vec<Delivery>,
 }
 
 /// Stores a message from `me` to `to` on both sides (a private chat) or in the channel, under
 /// the channel's rights, and records it for the control API.
 pub(crate) fn post(w: &mut World, me: i64, to: PeerRef, out: Outgoing) -> Result<Posted, Reply> {
     let date = unix_now();
-    let mut push = None;
-    let (id, update, chats) = match to {
-        PeerRef::User(other) => {
-            let Some(sender) = w.users.get_mut(&me) else {
-                return Err(err(401, "AUTH_KEY_UNREGISTERED"));
-            };
-            sender.last_msg_id += 1;
-            sender.pts += 1;
-            let (id, pts) = (sender.last_msg_id, sender.pts);
-            // The recipient's copy gets the recipient's next id; each copy knows the other's.
-            let pair = (other != me)
-                .then(|| w.users.get(&other).map(|r| r.last_msg_id + 1))
-                .flatten();
-            let rec = MsgRec {
-                id,
-                pts,
-                peer_user: other,
-                from_user: me,
-                out: true,
-                text: out.text.clone(),
-                date,
-                media: out.media.clone(),
-                grouped_id: out.grouped_id,
-                entities: out.entities.clone(),
-                edit_date: None,
-                pinned: false,
-                pair,
-            };
-            let Some(sender) = w.users.get_mut(&me) else {
-                return Err(err(401, "AUTH_KEY_UNREGISTERED"));
-            };
-            let message = private_message_tl(&rec);
-            sender.history.push(rec);
-            if other != me {
-                if let Some(rcpt) = w.users.get_mut(&other) {
-                    rcpt.last_msg_id += 1;
-                    rcpt.pts += 1;
-                    let rec = MsgRec {
-                        id: rcpt.last_msg_id,
-                        pts: rcpt.pts,
-                        peer_user: me,
-                        from_user: me,
-                        out: false,
-                        text: out.text.clone(),
-                        date,
-                        media: out.media.clone(),
-                        grouped_id: out.grouped_id,
-                        entities: out.entities.clone(),
-                        edit_date: None,
-                        pinned: false,
-                        pair: Some(id),
-                    };
-                    let update = if rec.media.is_none() {
-                        tl::enums::Updates::UpdateShortMessage(tl::types::UpdateShortMessage {
-                            out: false,
-                            mentioned: false,
-                            media_unread: false,
-                            silent: out.silent,
-                            id: rec.id,
-                            user_id: me,
-                            message: out.text.clone(),
-                            pts: rec.pts,
-                            pts_count: 1,
-                            date,
-                            fwd_from: None,
-                            via_bot_id: None,
-                            reply_to: None,
-                            entities: None,
-                            ttl_period: None,
-                        })
-                    } else {
-                        tl::enums::Updates::Updates(tl::types::Updates {
-                            updates: vec![tl::types::UpdateNewMessage {
-                                message: private_message_tl(&rec),
-                                pts: rec.pts,
-                                pts_count: 1,
-                            }
-                            .into()],
-                            users: w
-                                .users
-                                .get(&me)
-                                .map(|u| user_tl(u, other))
-                                .into_iter()
-                                .collect(),
-                            chats: Vec::new(),
-                            date,
-                            seq: 0,
-                        })
-                    };
-                    if let Some(rcpt) = w.users.get_mut(&other) {
-                        rcpt.history.push(rec);
-                    }
-                    push = Some((other, update.to_bytes()));
-                }
-            }
-            let update = tl::types::UpdateNewMessage {
-                message,
-                pts,
-                pts_count: 1,
-            }
-            .into();
-            (id, update, Vec::new())
-        }
-        PeerRef::Channel(cid) => {
-            let Some(c) = w.channels.get_mut(&cid) else {
-                return Err(err(400, "CHANNEL_INVALID"));
-            };
-            // In a broadcast channel only the creator and admins with the right post.
-            if c.broadcast && !c.may(me, "post_messages") {
-                return Err(err(403, "CHAT_WRITE_FORBIDDEN"));
-            }
-            let id = c.history.last().map(|m| m.id).unwrap_or(0) + 1;
-            c.pts += 1;
-            let msg = ChannelMsg {
-                id,
-                from_user: me,
-                text: out.text.clone(),
-                date,
-                entities: out.entities.clone(),
-                edit_date: None,
-                pinned: false,
-                media: out.media.clone(),
-                grouped_id: out.grouped_id,
-            };
-            let message = channel_message_tl(c, &msg, me);
-            let pts = c.pts;
-            c.history.push(msg);
-            let update = tl::types::UpdateNewChannelMessage {
-                message,
-                pts,
-                pts_count: 1,
-            }
-            .into();
-            (id, update, vec![channel_tl(c, me)])
-        }
+    let posted = match to {
+        PeerRef::User(other) => post_private(w, me, other, &out, date)?,
+        PeerRef::Channel(cid) => post_to_channel(w, me, cid, &out, date)?,
     };
-    let users = w
-        .users
-        .get(&me)
-        .map(|u| user_tl(u, me))
-        .into_iter()
-        .collect();
     let from_phone = w.users.get(&me).and_then(|u| u.phone.clone());
     w.messages.push(StoredMessage {
         from_user_id: me,
@@ -1477,7 +1294,7 @@ pub(crate) fn post(w: &mut World, me: i64, to: PeerRef, out: Outgoing) -> Result
         to,
         text: out.text,
         random_id: out.random_id,
-        message_id: id,
+        message_id: posted.id,
         date,
         entities: out.entities,
         reply_to: out.reply_to,
@@ -1486,14 +1303,247 @@ pub(crate) fn post(w: &mut World, me: i64, to: PeerRef, out: Outgoing) -> Result
         media: out.media,
         grouped_id: out.grouped_id,
     });
+    Ok(posted)
+}
+
+/// A private message: the sender's copy, and the recipient's under the recipient's next id,
+/// each a change to its own box.
+fn post_private(
+    w: &mut World,
+    me: i64,
+    other: i64,
+    out: &Outgoing,
+    date: i32,
+) -> Result<Posted, Reply> {
+    let Some(sender) = w.users.get_mut(&me) else {
+        return Err(err(401, "AUTH_KEY_UNREGISTERED"));
+    };
+    sender.last_msg_id += 1;
+    let id = sender.last_msg_id;
+    let pts = sender.log(1, date, Change::NewMessage { id });
+    // Each copy knows the other's id.
+    let pair = (other != me)
+        .then(|| w.users.get(&other).map(|r| r.last_msg_id + 1))
+        .flatten();
+    let rec = message_rec(id, pts, other, me, true, out, date, pair);
+    let message = private_message_tl(&rec);
+    if let Some(sender) = w.users.get_mut(&me) {
+        sender.history.push(rec);
+    }
+    let mut copy = None;
+    let mut pushes = Vec::new();
+    if let Some(rcpt) = w.users.get_mut(&other).filter(|_| other != me) {
+        rcpt.last_msg_id += 1;
+        let their_id = rcpt.last_msg_id;
+        let their_pts = rcpt.log(1, date, Change::NewMessage { id: their_id });
+        let rec = message_rec(their_id, their_pts, me, me, false, out, date, Some(id));
+        let sender_tl = w.users.get(&me).map(|u| user_tl(u, other));
+        pushes.push(Delivery {
+            user: other,
+            bytes: incoming_updates(&rec, out.silent, sender_tl).to_bytes(),
+            channel: None,
+        });
+        if let Some(rcpt) = w.users.get_mut(&other) {
+            rcpt.history.push(rec);
+        }
+        copy = Some((their_id, their_pts));
+    }
+    let users = w
+        .users
+        .get(&me)
+        .map(|u| user_tl(u, me))
+        .into_iter()
+        .collect();
     Ok(Posted {
         id,
         date,
-        update,
+        pts,
+        update: tl::types::UpdateNewMessage {
+            message,
+            pts,
+            pts_count: 1,
+        }
+        .into(),
         users,
-        chats,
-        push,
+        chats: Vec::new(),
+        copy,
+        pushes,
     })
+}
+
+#[allow(clippy::too_many_arguments)]
+fn message_rec(
+    id: i32,
+    pts: i32,
+    peer_user: i64,
+    from_user: i64,
+    is_out: bool,
+    out: &Outgoing,
+    date: i32,
+    pair: Option<i32>,
+) -> MsgRec {
+    MsgRec {
+        id,
+        pts,
+        peer_user,
+        from_user,
+        out: is_out,
+        text: out.text.clone(),
+        date,
+        media: out.media.clone(),
+        grouped_id: out.grouped_id,
+        entities: out.entities.clone(),
+        edit_date: None,
+        pinned: false,
+        pair,
+    }
+}
+
+/// How Telegram tells a user of a private message in its box: the short form for plain text
+/// (incoming, or outgoing from another of the sender's devices), `updates` with the message and
+/// its sender for anything with media.
+pub(crate) fn incoming_updates(
+    rec: &MsgRec,
+    silent: bool,
+    sender: Option<tl::enums::User>,
+) -> tl::enums::Updates {
+    if rec.media.is_none() {
+        return tl::enums::Updates::UpdateShortMessage(tl::types::UpdateShortMessage {
+            out: rec.out,
+            mentioned: false,
+            media_unread: false,
+            silent,
+            id: rec.id,
+            user_id: rec.peer_user,
+            message: rec.text.clone(),
+            pts: rec.pts,
+            pts_count: 1,
+            date: rec.date,
+            fwd_from: None,
+            via_bot_id: None,
+            reply_to: None,
+            entities: entities_tl(&rec.entities),
+            ttl_period: None,
+        });
+    }
+    tl::enums::Updates::Updates(tl::types::Updates {
+        updates: vec![tl::types::UpdateNewMessage {
+            message: private_message_tl(rec),
+            pts: rec.pts,
+            pts_count: 1,
+        }
+        .into()],
+        users: sender.into_iter().collect(),
+        chats: Vec::new(),
+        date: rec.date,
+        seq: 0,
+    })
+}
+
+/// A channel post, under the channel's rights; every other member is told of it.
+fn post_to_channel(
+    w: &mut World,
+    me: i64,
+    cid: i64,
+    out: &Outgoing,
+    date: i32,
+) -> Result<Posted, Reply> {
+    let Some(c) = w.channels.get_mut(&cid) else {
+        return Err(err(400, "CHANNEL_INVALID"));
+    };
+    // In a broadcast channel only the creator and admins with the right post.
+    if c.broadcast && !c.may(me, "post_messages") {
+        return Err(err(403, "CHAT_WRITE_FORBIDDEN"));
+    }
+    let id = c.next_msg_id();
+    let pts = c.log(1, date, Change::NewMessage { id });
+    c.history.push(ChannelMsg {
+        id,
+        from_user: me,
+        text: out.text.clone(),
+        date,
+        entities: out.entities.clone(),
+        edit_date: None,
+        pinned: false,
+        media: out.media.clone(),
+        grouped_id: out.grouped_id,
+    });
+    let c = &w.channels[&cid];
+    let Some(msg) = c.history.last() else {
+        return Err(err(500, "INTERNAL_SERVER_ERROR"));
+    };
+    let pushes = to_members(w, cid, Some(me), pts, &[me], |c, viewer| {
+        tl::types::UpdateNewChannelMessage {
+            message: channel_message_tl(c, msg, viewer),
+            pts,
+            pts_count: 1,
+        }
+        .into()
+    });
+    let users = w
+        .users
+        .get(&me)
+        .map(|u| user_tl(u, me))
+        .into_iter()
+        .collect();
+    Ok(Posted {
+        id,
+        date,
+        pts,
+        update: tl::types::UpdateNewChannelMessage {
+            message: channel_message_tl(c, msg, me),
+            pts,
+            pts_count: 1,
+        }
+        .into(),
+        users,
+        chats: vec![channel_tl(c, me)],
+        copy: None,
+        pushes,
+    })
+}
+
+/// One change of channel `cid` (now at `pts`) as each member but `skip` is told it: the update
+/// as that member sees it, with the channel and the `users` it names.
+pub(crate) fn to_members(
+    w: &World,
+    cid: i64,
+    skip: Option<i64>,
+    pts: i32,
+    users: &[i64],
+    update: impl Fn(&crate::world::ChannelRec, i64) -> tl::enums::Update,
+) -> Vec<Delivery> {
+    let Some(c) = w.channels.get(&cid) else {
+        return Vec::new();
+    };
+    let date = unix_now();
+    c.members
+        .iter()
+        .filter(|m| Some(**m) != skip)
+        .map(|&viewer| Delivery {
+            user: viewer,
+            bytes: tl::enums::Updates::Updates(tl::types::Updates {
+                updates: vec![update(c, viewer)],
+                users: users
+                    .iter()
+                    .filter_map(|id| w.users.get(id))
+                    .map(|u| user_tl(u, viewer))
+                    .collect(),
+                chats: vec![channel_tl(c, viewer)],
+                date,
+                seq: 0,
+            })
+            .to_bytes(),
+            channel: Some((cid, pts)),
+        })
+        .collect()
+}
+
+/// The caller learnt channel `cid` up to `pts` from the answer to its own request.
+pub(crate) fn answered(w: &mut World, me: i64, cid: i64, pts: i32) {
+    if let Some(u) = w.users.get_mut(&me) {
+        u.told(cid, pts);
+    }
 }
 
 fn get_dialogs(ctx: &Ctx<'_>, limit: i32) -> Reply {

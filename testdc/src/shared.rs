@@ -1,6 +1,6 @@
 //! State shared by all listeners and connections of one testdc.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
 use std::ops::{Deref, DerefMut};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
@@ -10,7 +10,8 @@ use tokio::sync::mpsc;
 
 use crate::mtp::{AuthKey, KeyId};
 use crate::persist::Persist;
-use crate::world::{FaultState, World};
+use crate::updates::UpdateLimits;
+use crate::world::{Binding, FaultState, World};
 use crate::TestDcConfig;
 
 /// The world, locked. Taking it mutably marks it changed, so a persisted testdc writes exactly
@@ -32,6 +33,17 @@ impl DerefMut for WorldGuard<'_> {
         self.dirty.store(true, Ordering::Relaxed);
         &mut self.world
     }
+}
+
+/// Updates for one user's live connections.
+#[derive(Debug)]
+pub struct Delivery {
+    pub user: i64,
+    /// Serialized `Updates`.
+    pub bytes: Vec<u8>,
+    /// The channel and pts these updates carry, if any: once they reach a live connection, a
+    /// later getDifference tells this user to resume that channel from there.
+    pub channel: Option<(i64, i32)>,
 }
 
 /// Something another task wants a connection to do.
@@ -56,6 +68,7 @@ pub struct Shared {
     pub keys: RwLock<HashMap<KeyId, Arc<AuthKey>>>,
     world: Mutex<World>,
     faults: Mutex<FaultState>,
+    limits: Mutex<UpdateLimits>,
     /// Set when the world or the keys changed since they were last written out.
     dirty: AtomicBool,
     /// Where the world is kept across restarts (`TestDcConfig::state_dir`), if anywhere.
@@ -117,6 +130,7 @@ impl Shared {
             keys: RwLock::new(keys),
             world: Mutex::new(world),
             faults: Mutex::new(FaultState::default()),
+            limits: Mutex::new(UpdateLimits::default()),
             dirty: AtomicBool::new(false),
             persist,
             conns: Mutex::new(HashMap::new()),
@@ -137,6 +151,15 @@ impl Shared {
 
     pub fn faults(&self) -> MutexGuard<'_, FaultState> {
         self.faults.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The catch-up thresholds in force (a copy: reading them must not hold a lock).
+    pub fn limits(&self) -> UpdateLimits {
+        *self.limits.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub fn set_limits(&self, limits: UpdateLimits) {
+        *self.limits.lock().unwrap_or_else(|e| e.into_inner()) = limits;
     }
 
     /// Is this connection's traffic swallowed (globally, or because its key is logged in as a
@@ -225,9 +248,54 @@ impl Shared {
         }
     }
 
-    pub fn push_to_user(&self, user: i64, updates: Vec<u8>) {
-        let targets = self.world().sessions_of(user);
-        self.push_to(&targets, || Push::Updates(updates.clone()));
+    /// Sends each delivery to its user's live connections, in order; call it with the world
+    /// unlocked. The channel pts that reached a connection are recorded as told.
+    pub fn deliver(&self, deliveries: Vec<Delivery>) {
+        if deliveries.is_empty() {
+            return;
+        }
+        let wanted: HashSet<i64> = deliveries.iter().map(|d| d.user).collect();
+        // One pass over the bindings, not one per recipient: a channel can have many members.
+        let targets: HashMap<(KeyId, i32), i64> = self
+            .world()
+            .bindings
+            .iter()
+            .filter_map(|(k, b)| match b {
+                Binding::User(u) if wanted.contains(u) => Some((*k, *u)),
+                _ => None,
+            })
+            .collect();
+        if targets.is_empty() {
+            return;
+        }
+        let mut reached = HashSet::new();
+        {
+            let conns = self.conns();
+            for entry in conns.values() {
+                let Some(&user) = entry.key_id.and_then(|k| targets.get(&(k, entry.dc_id))) else {
+                    continue;
+                };
+                for d in deliveries.iter().filter(|d| d.user == user) {
+                    if entry.tx.send(Push::Updates(d.bytes.clone())).is_ok() {
+                        reached.insert(user);
+                    }
+                }
+            }
+        }
+        let told: Vec<(i64, (i64, i32))> = deliveries
+            .iter()
+            .filter(|d| reached.contains(&d.user))
+            .filter_map(|d| Some((d.user, d.channel?)))
+            .collect();
+        if told.is_empty() {
+            return;
+        }
+        let mut w = self.world();
+        for (user, (channel, pts)) in told {
+            if let Some(u) = w.users.get_mut(&user) {
+                u.told(channel, pts);
+            }
+        }
     }
 
     /// Closes every connection, or only those whose auth key is logged in as `user`.

@@ -5,7 +5,7 @@
 //! One mutex guards the world. Every operation is a few map lookups, so contention stays low even
 //! with thousands of connections, and one lock makes the login state machine easy to reason about.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use grammers_tl_types as tl;
@@ -16,6 +16,7 @@ use rand::Rng;
 
 use crate::mtp::KeyId;
 use crate::srp;
+use crate::updates::{Change, UpdateLog};
 
 pub fn unix_now() -> i32 {
     SystemTime::now()
@@ -82,6 +83,13 @@ pub struct UserRec {
     pub pts: i32,
     pub last_msg_id: i32,
     pub history: Vec<MsgRec>,
+    /// What moved `pts`, for getDifference.
+    #[serde(default)]
+    pub updates: UpdateLog,
+    /// The pts of each channel this user's live connections (or answers to its own requests)
+    /// last carried: where a getDifference tells it to resume that channel from.
+    #[serde(default)]
+    pub channel_pts_told: BTreeMap<i64, i32>,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -164,6 +172,12 @@ pub struct ChannelRec {
     /// Hashes of invite links (`t.me/+HASH`) that let anyone join.
     #[serde(default)]
     pub invites: Vec<String>,
+    /// What moved `pts`, for getChannelDifference.
+    #[serde(default)]
+    pub updates: UpdateLog,
+    /// The highest message id ever given: a deleted message's id is never given again.
+    #[serde(default)]
+    pub last_msg_id: i32,
 }
 
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
@@ -216,7 +230,34 @@ impl EntityRec {
     }
 }
 
+impl UserRec {
+    /// Records a change to this user's box, moving its pts; returns the new pts.
+    pub fn log(&mut self, pts_count: i32, date: i32, change: Change) -> i32 {
+        self.pts = self.updates.push(self.pts, pts_count, date, change);
+        self.pts
+    }
+
+    /// This user's client now knows channel `channel` up to `pts`.
+    pub fn told(&mut self, channel: i64, pts: i32) {
+        let at = self.channel_pts_told.entry(channel).or_insert(pts);
+        *at = (*at).max(pts);
+    }
+}
+
 impl ChannelRec {
+    /// Records a change to the channel's box, moving its pts; returns the new pts.
+    pub fn log(&mut self, pts_count: i32, date: i32, change: Change) -> i32 {
+        self.pts = self.updates.push(self.pts, pts_count, date, change);
+        self.pts
+    }
+
+    /// The id the next message gets (a deleted message's id is never reused).
+    pub fn next_msg_id(&mut self) -> i32 {
+        let last = self.history.last().map_or(0, |m| m.id);
+        self.last_msg_id = self.last_msg_id.max(last) + 1;
+        self.last_msg_id
+    }
+
     /// The creator can do anything; an admin what its rights say.
     pub fn may(&self, user: i64, right: &str) -> bool {
         self.creator == user
@@ -610,6 +651,8 @@ impl World {
                 pts: 1,
                 last_msg_id: 0,
                 history: Vec::new(),
+                updates: UpdateLog::starting_at(1),
+                channel_pts_told: BTreeMap::new(),
             },
         );
         self.phones.insert(phone, id);
@@ -650,6 +693,8 @@ impl World {
                 pts: 1,
                 last_msg_id: 0,
                 history: Vec::new(),
+                updates: UpdateLog::starting_at(1),
+                channel_pts_told: BTreeMap::new(),
             },
         );
         self.bot_tokens.insert(token.to_owned(), id);
@@ -712,9 +757,27 @@ impl World {
                 about: String::new(),
                 admins: Vec::new(),
                 invites: Vec::new(),
+                updates: UpdateLog::starting_at(1),
+                last_msg_id: 0,
             },
         );
         id
+    }
+
+    /// Gives every box whose log cannot replay up to its pts (a world written before boxes had
+    /// logs) a fresh log from where it stands: a client behind it is then too long, not told
+    /// that nothing happened.
+    pub fn settle_update_logs(&mut self) {
+        for u in self.users.values_mut() {
+            if !u.updates.consistent_with(u.pts) {
+                u.updates = UpdateLog::starting_at(u.pts);
+            }
+        }
+        for c in self.channels.values_mut() {
+            if !c.updates.consistent_with(c.pts) {
+                c.updates = UpdateLog::starting_at(c.pts);
+            }
+        }
     }
 
     pub fn binding(&self, key: KeyId, dc: i32) -> Option<&Binding> {

@@ -94,3 +94,77 @@ async fn control_api_sets_up_users_keys_codes_and_faults() {
     let (s, _) = call(&app, "POST", "/faults", Some(json!({"kind": "nonsense"}))).await;
     assert_eq!(s, StatusCode::BAD_REQUEST);
 }
+
+#[tokio::test]
+async fn control_api_sends_messages_and_sets_catch_up_limits() {
+    let dc = start().await;
+    let app = control_router(dc.clone());
+    let alice = dc.add_user(tgfleet_testdc::UserSpec::new("+15550006101", "Alice"));
+
+    // A new sender phone becomes a user; the answer numbers the message on both sides.
+    let (s, sent) = call(
+        &app,
+        "POST",
+        "/messages",
+        Some(json!({"from_phone": "+15550006199", "to": "+15550006101", "text": "hi"})),
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK, "{sent}");
+    assert_eq!(sent["message_id"], 1);
+    assert_eq!(sent["recipient_message_id"], 1);
+    assert_eq!(sent["recipient_pts"], 2);
+    assert!(sent["date"].as_i64().unwrap() > 0);
+    // A Bot-API user id as a number works too.
+    let (s, _) = call(
+        &app,
+        "POST",
+        "/messages",
+        Some(json!({"from_phone": "+15550006199", "to": alice, "text": "again"})),
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK);
+    let texts: Vec<_> = dc
+        .chat_messages("+15550006101")
+        .unwrap()
+        .into_iter()
+        .map(|m| m.text)
+        .collect();
+    assert_eq!(texts, ["hi", "again"]);
+
+    let (s, e) = call(
+        &app,
+        "POST",
+        "/messages",
+        Some(json!({"from_phone": "+15550006199", "to": "@nobody_here", "text": "x"})),
+    )
+    .await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+    assert_eq!(e["error"]["code"], "PEER_ID_INVALID");
+    let (s, _) = call(
+        &app,
+        "POST",
+        "/messages",
+        Some(json!({"from_phone": "+15550006199", "to": "+15550006101", "text": " "})),
+    )
+    .await;
+    assert_eq!(s, StatusCode::BAD_REQUEST);
+
+    let (s, limits) = call(
+        &app,
+        "POST",
+        "/limits",
+        Some(json!({"difference_too_long": 3})),
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(limits["difference_too_long"], 3);
+    assert_eq!(limits["difference_page"], 100);
+    assert_eq!(dc.update_limits().difference_too_long, 3);
+    let (s, _) = call(&app, "POST", "/limits", Some(json!({"difference_page": 0}))).await;
+    assert_eq!(s, StatusCode::BAD_REQUEST);
+    let (_, limits) = call(&app, "POST", "/limits", Some(json!({}))).await;
+    assert_eq!(limits["difference_too_long"], 10_000);
+    let (s, limits) = call(&app, "GET", "/limits", None).await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(limits["channel_difference_too_long"], 10_000);
+}

@@ -106,6 +106,15 @@ pub(crate) async fn resolve_peer(tg: &Tg, peer: &Peer) -> Result<tl::enums::Inpu
     let resolved = match peer {
         Peer::Me => return Ok(tl::enums::InputPeer::PeerSelf),
         Peer::Username(username) => {
+            if let Some(known) = tg.session.resolved_username(&username.to_lowercase()) {
+                if let Some(auth) = known.auth() {
+                    return Ok(PeerRef {
+                        id: known.id(),
+                        auth,
+                    }
+                    .into());
+                }
+            }
             tg.call(&tl::functions::contacts::ResolveUsername {
                 username: username.clone(),
                 referer: None,
@@ -177,5 +186,9 @@ pub(crate) async fn resolve_peer(tg: &Tg, peer: &Peer) -> Result<tl::enums::Inpu
         .and_then(|i| i.auth())
         .unwrap_or_default();
     Session::cache_peers(&*tg.session, infos).await?;
+    if let Peer::Username(username) = peer {
+        tg.session
+            .remember_username(username.to_lowercase(), target);
+    }
     Ok(PeerRef { id: target, auth }.into())
 }

@@ -136,7 +136,7 @@ pub(crate) async fn migrate(tg: &Tg, new_dc: Option<u32>) -> Result<(), OpFailur
 }
 
 /// Calls `request`, following one 303 migration to the account's real home DC.
-pub(crate) async fn call_migrating<R: tl::RemoteCall>(
+pub(crate) async fn call_migrating<R: tl::RemoteCall + tl::Identifiable>(
     tg: &Tg,
     request: &R,
 ) -> Result<R::Return, OpFailure> {

@@ -1,11 +1,11 @@
 use super::fleet;
 use crate::auth::AuthUser;
 use crate::error::{ApiError, Validator};
-use crate::extract::{ApiJson, ApiPath};
+use crate::extract::{ApiJson, ApiPath, IdempotencyKey};
 use crate::logs::check_account_access;
 use crate::state::AppState;
 use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::StatusCode;
 use axum::Json;
 use serde::{Deserialize, Serialize};
 use tgfleet_persistence::{AccountId, AccountKind, Media, MediaKind};
@@ -68,7 +68,7 @@ pub async fn send(
     State(state): State<AppState>,
     user: AuthUser,
     ApiPath(id): ApiPath<AccountId>,
-    headers: HeaderMap,
+    IdempotencyKey(key): IdempotencyKey,
     ApiJson(req): ApiJson<SendMessageRequest>,
 ) -> Result<(StatusCode, Json<MessageSent>), ApiError> {
     let account = check_account_access(&state, &user, id).await?;
@@ -80,9 +80,9 @@ pub async fn send(
         "reply_to",
         "must be a message id (> 0)",
     );
-    let dedupe_key = match headers.get("idempotency-key").map(|h| h.to_str()) {
+    let dedupe_key = match key {
         None => None,
-        Some(Ok(k)) if (1..=128).contains(&k.len()) => Some(k.to_owned()),
+        Some(Ok(k)) if (1..=128).contains(&k.len()) => Some(k),
         Some(_) => {
             v.check(
                 false,

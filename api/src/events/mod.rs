@@ -2,6 +2,7 @@
 //! — live as Server-Sent Events, resumable with `Last-Event-ID`, or as JSON pages for scripts.
 //! Webhooks (`crate::webhooks`) and the broker sink read the same log.
 
+pub mod amqp;
 pub mod metrics;
 
 use std::convert::Infallible;

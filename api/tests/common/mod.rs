@@ -164,6 +164,29 @@ pub async fn json_of(r: Response, status: u16) -> Value {
     serde_json::from_str(&body).unwrap_or(Value::Null)
 }
 
+/// Adds a bot to the sandbox's testdc (DC 1) and creates its account over HTTP; returns its id.
+/// (Only with the `sandbox` feature: a production build links no testdc.)
+#[cfg(feature = "sandbox")]
+pub async fn sandbox_bot(app: &TestApp, token: &str, bot_token: &str, username: &str) -> i64 {
+    app.state
+        .sandbox
+        .as_ref()
+        .expect("a sandbox app")
+        .add_bot_on(bot_token, username, 1);
+    json_of(
+        app.post(
+            "/api/v1/telegram/accounts",
+            Some(token),
+            json!({"kind": "bot", "bot_token": bot_token}),
+        )
+        .await,
+        201,
+    )
+    .await["id"]
+        .as_i64()
+        .unwrap()
+}
+
 /// Creates a user account and logs it in over HTTP with the code the sandbox sent; returns its id.
 pub async fn logged_in_account(app: &TestApp, token: &str, phone: &str) -> i64 {
     let id = create_user_account(app, token).await;

@@ -32,6 +32,17 @@ pub trait EventRecords: Send + Sync {
         let _ = before;
         Err(unsupported())
     }
+    /// Where the log reader `name` (e.g. the broker sink) got to; `None` before its first
+    /// [`EventRecords::set_event_cursor`].
+    async fn event_cursor(&self, name: &str) -> StoreResult<Option<i64>> {
+        let _ = name;
+        Err(unsupported())
+    }
+    /// Moves the reader `name` to `position`.
+    async fn set_event_cursor(&self, name: &str, position: i64) -> StoreResult<()> {
+        let _ = (name, position);
+        Err(unsupported())
+    }
     /// The newest id this process has committed: readers wait on it instead of polling.
     /// Another process's appends (several nodes) are seen at the next poll.
     fn event_feed(&self) -> watch::Receiver<i64> {
@@ -205,6 +216,29 @@ macro_rules! impl_event_records {
                     .await
                     .map_err(db_err("purging events"))?;
                 Ok(done.rows_affected())
+            }
+
+            async fn event_cursor(&self, name: &str) -> StoreResult<Option<i64>> {
+                sqlx::query_scalar("SELECT position FROM event_cursors WHERE name = $1")
+                    .bind(name)
+                    .fetch_optional(&self.pool)
+                    .await
+                    .map_err(db_err("reading an event cursor"))
+            }
+
+            async fn set_event_cursor(&self, name: &str, position: i64) -> StoreResult<()> {
+                sqlx::query(
+                    "INSERT INTO event_cursors (name, position, updated_at) VALUES ($1, $2, $3) \
+                     ON CONFLICT (name) DO UPDATE SET position = excluded.position, \
+                     updated_at = excluded.updated_at",
+                )
+                .bind(name)
+                .bind(position)
+                .bind(Utc::now())
+                .execute(&self.pool)
+                .await
+                .map_err(db_err("writing an event cursor"))?;
+                Ok(())
             }
 
             fn event_feed(&self) -> tokio::sync::watch::Receiver<i64> {

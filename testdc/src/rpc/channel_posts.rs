@@ -4,7 +4,10 @@
 
 use grammers_tl_types as tl;
 
-use super::{caller, channel_message_tl, channel_of, entities_of, err, ok, Ctx, Reply};
+use super::{
+    answered, caller, channel_message_tl, channel_of, entities_of, err, ok, to_members, Ctx, Reply,
+};
+use crate::updates::Change;
 use crate::world::{unix_now, ChannelRec, World};
 
 /// Whether `me` may change message `id` of `c` with `right` (an author may change its own
@@ -55,110 +58,160 @@ pub(super) fn edited_text(text: Option<String>, captioned: bool) -> Result<Strin
 }
 
 pub(super) fn edit_message(ctx: &Ctx<'_>, r: tl::functions::messages::EditMessage) -> Reply {
-    let mut w = ctx.shared.world();
-    let me = tri!(caller(&w, ctx));
-    let cid = tri!(channel_of(&w, me, &r.peer));
-    tri!(may_change(&w.channels[&cid], me, r.id, "edit_messages"));
-    let captioned = w.channels[&cid]
-        .history
-        .iter()
-        .any(|m| m.id == r.id && m.media.is_some());
-    let text = tri!(edited_text(r.message, captioned));
-    let entities = tri!(entities_of(
-        &w,
-        me,
-        &text,
-        r.entities.as_deref().unwrap_or(&[])
-    ));
-    let Some(c) = w.channels.get_mut(&cid) else {
-        return err(400, "CHANNEL_INVALID");
-    };
-    let Some(at) = c.history.iter().position(|m| m.id == r.id) else {
-        return err(400, "MESSAGE_ID_INVALID");
-    };
-    if c.history[at].text == text && c.history[at].entities == entities {
-        return err(400, "MESSAGE_NOT_MODIFIED");
-    }
-    c.history[at].text = text;
-    c.history[at].entities = entities;
-    c.history[at].edit_date = Some(unix_now());
-    c.pts += 1;
-    let c = &w.channels[&cid];
-    let message = channel_message_tl(c, &c.history[at], me);
-    ok(tl::enums::Updates::Updates(tl::types::Updates {
-        updates: vec![tl::types::UpdateEditChannelMessage {
-            message,
-            pts: c.pts,
-            pts_count: 1,
+    let (reply, told) = {
+        let mut w = ctx.shared.world();
+        let me = tri!(caller(&w, ctx));
+        let cid = tri!(channel_of(&w, me, &r.peer));
+        tri!(may_change(&w.channels[&cid], me, r.id, "edit_messages"));
+        let captioned = w.channels[&cid]
+            .history
+            .iter()
+            .any(|m| m.id == r.id && m.media.is_some());
+        let text = tri!(edited_text(r.message, captioned));
+        let entities = tri!(entities_of(
+            &w,
+            me,
+            &text,
+            r.entities.as_deref().unwrap_or(&[])
+        ));
+        let Some(c) = w.channels.get_mut(&cid) else {
+            return err(400, "CHANNEL_INVALID");
+        };
+        let Some(at) = c.history.iter().position(|m| m.id == r.id) else {
+            return err(400, "MESSAGE_ID_INVALID");
+        };
+        if c.history[at].text == text && c.history[at].entities == entities {
+            return err(400, "MESSAGE_NOT_MODIFIED");
         }
-        .into()],
-        users: Vec::new(),
-        chats: vec![super::channel_tl(c, me)],
-        date: unix_now(),
-        seq: 0,
-    }))
+        let now = unix_now();
+        c.history[at].text = text;
+        c.history[at].entities = entities;
+        c.history[at].edit_date = Some(now);
+        let pts = c.log(1, now, Change::EditMessage { id: r.id });
+        answered(&mut w, me, cid, pts);
+        let c = &w.channels[&cid];
+        let edited = |c: &ChannelRec, viewer: i64| -> tl::enums::Update {
+            tl::types::UpdateEditChannelMessage {
+                message: channel_message_tl(c, &c.history[at], viewer),
+                pts,
+                pts_count: 1,
+            }
+            .into()
+        };
+        let told = to_members(&w, cid, Some(me), pts, &[], edited);
+        let reply = ok(tl::enums::Updates::Updates(tl::types::Updates {
+            updates: vec![edited(c, me)],
+            users: Vec::new(),
+            chats: vec![super::channel_tl(c, me)],
+            date: now,
+            seq: 0,
+        }));
+        (reply, told)
+    };
+    ctx.shared.deliver(told);
+    reply
 }
 
 pub(super) fn delete_messages(ctx: &Ctx<'_>, r: tl::functions::channels::DeleteMessages) -> Reply {
-    let mut w = ctx.shared.world();
-    let me = tri!(caller(&w, ctx));
-    let cid = tri!(input_channel_of(&w, me, &r.channel));
-    for id in &r.id {
-        // Telegram skips ids that are already gone; one it may not delete refuses the call.
-        match may_change(&w.channels[&cid], me, *id, "delete_messages") {
-            Ok(()) => {}
-            Err(Reply::Error(400, name)) if name == "MESSAGE_ID_INVALID" => {}
-            Err(_) => return err(403, "MESSAGE_DELETE_FORBIDDEN"),
+    let (reply, told) = {
+        let mut w = ctx.shared.world();
+        let me = tri!(caller(&w, ctx));
+        let cid = tri!(input_channel_of(&w, me, &r.channel));
+        for id in &r.id {
+            // Telegram skips ids that are already gone; one it may not delete refuses the call.
+            match may_change(&w.channels[&cid], me, *id, "delete_messages") {
+                Ok(()) => {}
+                Err(Reply::Error(400, name)) if name == "MESSAGE_ID_INVALID" => {}
+                Err(_) => return err(403, "MESSAGE_DELETE_FORBIDDEN"),
+            }
         }
-    }
-    let Some(c) = w.channels.get_mut(&cid) else {
-        return err(400, "CHANNEL_INVALID");
+        let Some(c) = w.channels.get_mut(&cid) else {
+            return err(400, "CHANNEL_INVALID");
+        };
+        let mut gone = Vec::new();
+        c.history.retain(|m| {
+            let hit = r.id.contains(&m.id);
+            if hit {
+                gone.push(m.id);
+            }
+            !hit
+        });
+        let count = gone.len() as i32;
+        let mut told = Vec::new();
+        if count > 0 {
+            let change = Change::DeleteMessages { ids: gone.clone() };
+            let pts = c.log(count, unix_now(), change);
+            answered(&mut w, me, cid, pts);
+            told = to_members(&w, cid, Some(me), pts, &[], |_, _| {
+                tl::types::UpdateDeleteChannelMessages {
+                    channel_id: cid,
+                    messages: gone.clone(),
+                    pts,
+                    pts_count: count,
+                }
+                .into()
+            });
+        }
+        let reply = ok(tl::enums::messages::AffectedMessages::Messages(
+            tl::types::messages::AffectedMessages {
+                pts: w.channels[&cid].pts,
+                pts_count: count,
+            },
+        ));
+        (reply, told)
     };
-    let before = c.history.len();
-    c.history.retain(|m| !r.id.contains(&m.id));
-    let count = (before - c.history.len()) as i32;
-    c.pts += count;
-    ok(tl::enums::messages::AffectedMessages::Messages(
-        tl::types::messages::AffectedMessages {
-            pts: c.pts,
-            pts_count: count,
-        },
-    ))
+    ctx.shared.deliver(told);
+    reply
 }
 
 pub(super) fn update_pinned(
     ctx: &Ctx<'_>,
     r: tl::functions::messages::UpdatePinnedMessage,
 ) -> Reply {
-    let mut w = ctx.shared.world();
-    let me = tri!(caller(&w, ctx));
-    let cid = tri!(channel_of(&w, me, &r.peer));
-    let Some(c) = w.channels.get_mut(&cid) else {
-        return err(400, "CHANNEL_INVALID");
-    };
-    if !c.may(me, "pin_messages") {
-        return err(400, "CHAT_ADMIN_REQUIRED");
-    }
-    let Some(m) = c.history.iter_mut().find(|m| m.id == r.id) else {
-        return err(400, "MESSAGE_ID_INVALID");
-    };
-    // Pinning what is pinned (or unpinning what is not) changes nothing and is no error.
-    m.pinned = !r.unpin;
-    c.pts += 1;
-    ok(tl::enums::Updates::Updates(tl::types::Updates {
-        updates: vec![tl::types::UpdatePinnedChannelMessages {
-            pinned: !r.unpin,
-            channel_id: cid,
-            messages: vec![r.id],
-            pts: c.pts,
-            pts_count: 1,
+    let (reply, told) = {
+        let mut w = ctx.shared.world();
+        let me = tri!(caller(&w, ctx));
+        let cid = tri!(channel_of(&w, me, &r.peer));
+        let Some(c) = w.channels.get_mut(&cid) else {
+            return err(400, "CHANNEL_INVALID");
+        };
+        if !c.may(me, "pin_messages") {
+            return err(400, "CHAT_ADMIN_REQUIRED");
         }
-        .into()],
-        users: Vec::new(),
-        chats: Vec::new(),
-        date: unix_now(),
-        seq: 0,
-    }))
+        let Some(m) = c.history.iter_mut().find(|m| m.id == r.id) else {
+            return err(400, "MESSAGE_ID_INVALID");
+        };
+        // Pinning what is pinned (or unpinning what is not) changes nothing and is no error.
+        m.pinned = !r.unpin;
+        let change = Change::PinnedMessages {
+            ids: vec![r.id],
+            pinned: !r.unpin,
+            peer_user: None,
+        };
+        let pts = c.log(1, unix_now(), change);
+        answered(&mut w, me, cid, pts);
+        let pinned = |_: &ChannelRec, _: i64| -> tl::enums::Update {
+            tl::types::UpdatePinnedChannelMessages {
+                pinned: !r.unpin,
+                channel_id: cid,
+                messages: vec![r.id],
+                pts,
+                pts_count: 1,
+            }
+            .into()
+        };
+        let told = to_members(&w, cid, Some(me), pts, &[], pinned);
+        let reply = ok(tl::enums::Updates::Updates(tl::types::Updates {
+            updates: vec![pinned(&w.channels[&cid], me)],
+            users: Vec::new(),
+            chats: Vec::new(),
+            date: unix_now(),
+            seq: 0,
+        }));
+        (reply, told)
+    };
+    ctx.shared.deliver(told);
+    reply
 }
 
 /// channels.getMessages: a channel's messages by id, for a member; an empty message for an id

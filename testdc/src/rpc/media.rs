@@ -352,7 +352,10 @@ pub(super) fn send_media(ctx: &Ctx<'_>, r: tl::functions::messages::SendMedia) -
                 grouped_id: None,
             },
         ));
-        push = posted.push;
+        push = posted.pushes;
+        if let PeerRef::Channel(cid) = to {
+            super::answered(&mut w, me, cid, posted.pts);
+        }
         let bytes = tl::enums::Updates::Updates(tl::types::Updates {
             updates: vec![
                 tl::types::UpdateMessageId {
@@ -371,9 +374,7 @@ pub(super) fn send_media(ctx: &Ctx<'_>, r: tl::functions::messages::SendMedia) -
         w.sent.insert((me, r.random_id), bytes.clone());
         Reply::Result(bytes)
     };
-    if let Some((user, bytes)) = push {
-        ctx.shared.push_to_user(user, bytes);
-    }
+    ctx.shared.deliver(push);
     reply
 }
 
@@ -463,8 +464,11 @@ pub(super) fn send_multi_media(ctx: &Ctx<'_>, r: tl::functions::messages::SendMu
                 .into(),
             );
             updates.push(posted.update);
+            if let PeerRef::Channel(cid) = to {
+                super::answered(&mut w, me, cid, posted.pts);
+            }
             (users, chats, date) = (posted.users, posted.chats, posted.date);
-            pushes.extend(posted.push);
+            pushes.extend(posted.pushes);
         }
         let bytes = tl::enums::Updates::Updates(tl::types::Updates {
             updates,
@@ -477,9 +481,7 @@ pub(super) fn send_multi_media(ctx: &Ctx<'_>, r: tl::functions::messages::SendMu
         w.sent.insert((me, first.random_id), bytes.clone());
         Reply::Result(bytes)
     };
-    for (user, bytes) in pushes {
-        ctx.shared.push_to_user(user, bytes);
-    }
+    ctx.shared.deliver(pushes);
     reply
 }
 

@@ -5,6 +5,8 @@
 use grammers_tl_types::{self as tl, Serializable};
 
 use super::{caller, entities_of, err, ok, private_message_tl, resolve_input_peer, Ctx, Reply};
+use crate::shared::Delivery;
+use crate::updates::Change;
 use crate::world::{unix_now, PeerRef, World};
 
 /// Whether `peer` addresses a user (then the private handlers answer, not the channel ones).
@@ -25,11 +27,17 @@ fn other_of(w: &World, me: i64, peer: &tl::enums::InputPeer) -> Result<i64, Repl
     }
 }
 
-/// Sends `updates` to `user`'s connections once the world is unlocked.
-fn tell(ctx: &Ctx<'_>, told: Option<(i64, Vec<u8>)>) {
-    if let Some((user, bytes)) = told {
-        ctx.shared.push_to_user(user, bytes);
-    }
+/// What the other side of a private chat is told once the world is unlocked.
+fn tell(ctx: &Ctx<'_>, told: Vec<(i64, Vec<u8>)>) {
+    ctx.shared.deliver(
+        told.into_iter()
+            .map(|(user, bytes)| Delivery {
+                user,
+                bytes,
+                channel: None,
+            })
+            .collect(),
+    );
 }
 
 fn updates(update: tl::enums::Update, users: Vec<tl::enums::User>) -> tl::enums::Updates {
@@ -77,33 +85,37 @@ pub(super) fn edit_message(ctx: &Ctx<'_>, r: tl::functions::messages::EditMessag
             let Some(u) = w.users.get_mut(&user) else {
                 continue;
             };
-            u.pts += 1;
-            let pts = u.pts;
-            if let Some(m) = u.history.iter_mut().find(|m| m.id == id) {
-                m.text = text.clone();
-                m.entities = entities.clone();
-                m.edit_date = Some(now);
-                let update = tl::types::UpdateEditMessage {
-                    message: private_message_tl(m),
-                    pts,
-                    pts_count: 1,
-                };
-                edited.push((user, update));
-            }
+            let Some(m) = u.history.iter_mut().find(|m| m.id == id) else {
+                continue;
+            };
+            m.text = text.clone();
+            m.entities = entities.clone();
+            m.edit_date = Some(now);
+            let message = private_message_tl(m);
+            let pts = u.log(1, now, Change::EditMessage { id });
+            let update = tl::types::UpdateEditMessage {
+                message,
+                pts,
+                pts_count: 1,
+            };
+            edited.push((user, update));
         }
-        let users: Vec<_> = [me, other]
-            .iter()
-            .filter_map(|id| w.users.get(id))
-            .map(|u| super::user_tl(u, me))
-            .collect();
+        // Each side is told of both users as it sees them (only itself is `is_self`).
+        let users = |viewer: i64| -> Vec<_> {
+            [me, other]
+                .iter()
+                .filter_map(|id| w.users.get(id))
+                .map(|u| super::user_tl(u, viewer))
+                .collect()
+        };
         let mut reply = None;
-        let mut told = None;
+        let mut told = Vec::new();
         for (user, update) in edited {
-            let bytes = updates(update.into(), users.clone());
+            let bytes = updates(update.into(), users(user));
             if user == me {
                 reply = Some(ok(bytes));
             } else {
-                told = Some((user, bytes.to_bytes()));
+                told.push((user, bytes.to_bytes()));
             }
         }
         (
@@ -126,16 +138,21 @@ pub(super) fn delete_messages(ctx: &Ctx<'_>, r: tl::functions::messages::DeleteM
         };
         // Telegram skips ids that are not (any more) in the box.
         let mut theirs: Vec<(i64, i32)> = Vec::new();
-        let before = u.history.len();
+        let mut mine = Vec::new();
         u.history.retain(|m| {
             let gone = r.id.contains(&m.id);
-            if gone && r.revoke && m.peer_user != me {
-                theirs.extend(m.pair.map(|pair| (m.peer_user, pair)));
+            if gone {
+                mine.push(m.id);
+                if r.revoke && m.peer_user != me {
+                    theirs.extend(m.pair.map(|pair| (m.peer_user, pair)));
+                }
             }
             !gone
         });
-        let count = (before - u.history.len()) as i32;
-        u.pts += count;
+        let count = mine.len() as i32;
+        if count > 0 {
+            u.log(count, unix_now(), Change::DeleteMessages { ids: mine });
+        }
         let answer = tl::types::messages::AffectedMessages {
             pts: u.pts,
             pts_count: count,
@@ -152,16 +169,26 @@ pub(super) fn delete_messages(ctx: &Ctx<'_>, r: tl::functions::messages::DeleteM
             let Some(o) = w.users.get_mut(&other) else {
                 continue;
             };
-            let before = o.history.len();
-            o.history.retain(|m| !ids.contains(&m.id));
-            let count = (before - o.history.len()) as i32;
+            let mut gone = Vec::new();
+            o.history.retain(|m| {
+                let hit = ids.contains(&m.id);
+                if hit {
+                    gone.push(m.id);
+                }
+                !hit
+            });
+            let count = gone.len() as i32;
             if count == 0 {
                 continue;
             }
-            o.pts += count;
+            let pts = o.log(
+                count,
+                unix_now(),
+                Change::DeleteMessages { ids: gone.clone() },
+            );
             let update = tl::types::UpdateDeleteMessages {
-                messages: ids,
-                pts: o.pts,
+                messages: gone,
+                pts,
                 pts_count: count,
             };
             told.push((other, updates(update.into(), Vec::new()).to_bytes()));
@@ -171,9 +198,7 @@ pub(super) fn delete_messages(ctx: &Ctx<'_>, r: tl::functions::messages::DeleteM
             told,
         )
     };
-    for t in told {
-        tell(ctx, Some(t));
-    }
+    tell(ctx, told);
     reply
 }
 
@@ -196,7 +221,7 @@ pub(super) fn update_pinned(
         };
         let both = !r.pm_oneside && other != me;
         let mut reply = None;
-        let mut told = None;
+        let mut told = Vec::new();
         for (user, id, peer) in [(me, Some(r.id), other), (other, pair.filter(|_| both), me)] {
             let Some(id) = id else { continue };
             let Some(u) = w.users.get_mut(&user) else {
@@ -207,19 +232,24 @@ pub(super) fn update_pinned(
             };
             // Pinning what is pinned (or unpinning what is not) changes nothing and is no error.
             m.pinned = !r.unpin;
-            u.pts += 1;
+            let change = Change::PinnedMessages {
+                ids: vec![id],
+                pinned: !r.unpin,
+                peer_user: Some(peer),
+            };
+            let pts = u.log(1, unix_now(), change);
             let update = tl::types::UpdatePinnedMessages {
                 pinned: !r.unpin,
                 peer: tl::types::PeerUser { user_id: peer }.into(),
                 messages: vec![id],
-                pts: u.pts,
+                pts,
                 pts_count: 1,
             };
             let answer = updates(update.into(), Vec::new());
             if user == me {
                 reply = Some(ok(answer));
             } else {
-                told = Some((user, answer.to_bytes()));
+                told.push((user, answer.to_bytes()));
             }
         }
         (
