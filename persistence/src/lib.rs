@@ -16,6 +16,6 @@ pub use media_storage::{Blob, BlobWriter, MediaStorage};
 pub use model::*;
 pub use phone::Phone;
 pub use store::{
-    connect, create_private_dir, EventRecords, MediaRecords, PgStore, PostRecords, SqliteStore,
-    Store, StoreError, StoreResult, WebhookBacklog, WebhookRecords,
+    connect, create_private_dir, EventRecords, MediaRecords, PgStore, PostRecords, QueuedDelivery,
+    SqliteStore, Store, StoreError, StoreResult, WebhookBacklog, WebhookRecords,
 };

@@ -1643,69 +1643,105 @@ async fn webhook_queues_keep_order_per_account_and_log_every_attempt(store: &dyn
         .await
         .unwrap());
     assert_eq!(store.webhook("wh-order").await.unwrap().cursor, 4);
+    // The heads of the queues, due at `at`.
     let due = |at| async move {
         let mut ids: Vec<i64> = store
-            .due_webhook_deliveries(at, 100)
+            .pending_webhook_deliveries(Some("wh-order"), None, 1)
             .await
             .unwrap()
             .iter()
+            .filter(|d| d.next_attempt_at <= at)
             .map(|d| d.event_id)
             .collect();
         ids.sort_unstable();
         ids
     };
+    let claim = |id: i64, at, lease| async move {
+        store
+            .claim_webhook_deliveries(&[("wh-order".to_owned(), id)], at, lease)
+            .await
+            .unwrap()
+            .pop()
+    };
+    // A window of two: account 1's queue says the store holds more.
+    let window = store
+        .pending_webhook_deliveries(Some("wh-order"), None, 2)
+        .await
+        .unwrap();
+    assert_eq!(
+        window
+            .iter()
+            .map(|d| (d.account_key, d.event_id, d.more))
+            .collect::<Vec<_>>(),
+        [(1, 1, false), (1, 2, true), (2, 4, false)]
+    );
+    let account_two = store
+        .pending_webhook_deliveries(Some("wh-order"), Some(2), 10)
+        .await
+        .unwrap();
+    assert_eq!(account_two.len(), 1);
     // The head of each account's queue only.
     assert_eq!(due(now).await, [1, 4]);
     let lease = now + Duration::seconds(40);
-    let claimed = store
-        .claim_webhook_delivery("wh-order", 1, now, lease)
-        .await
-        .unwrap()
-        .unwrap();
+    let claimed = claim(1, now, lease).await.unwrap();
     assert_eq!((claimed.attempts, claimed.first_attempt_at), (1, Some(now)));
-    assert!(
-        store
-            .claim_webhook_delivery("wh-order", 1, now, lease)
-            .await
-            .unwrap()
-            .is_none(),
-        "claimed twice"
-    );
+    assert!(claim(1, now, lease).await.is_none(), "claimed twice");
     // In flight, it still holds its queue; after its claim runs out (a crash) it is due again.
     assert_eq!(due(now).await, [4]);
     assert_eq!(due(lease).await, [1, 4]);
     let retry_at = now + Duration::seconds(5);
     let since = store
-        .finish_webhook_attempt(attempt(&claimed, AttemptOutcome::Retrying, Some(retry_at)))
+        .finish_webhook_attempts(vec![attempt(
+            &claimed,
+            AttemptOutcome::Retrying,
+            Some(retry_at),
+        )])
         .await
         .unwrap();
-    assert!(since.is_some());
+    assert_eq!(since.len(), 1);
+    assert!(
+        since[0].1.is_some(),
+        "a failure leaves the endpoint failing"
+    );
     assert_eq!(due(now).await, [4]);
-    let again = store
-        .claim_webhook_delivery("wh-order", 1, retry_at, lease)
-        .await
-        .unwrap()
-        .unwrap();
+    let again = claim(1, retry_at, lease).await.unwrap();
     assert_eq!((again.attempts, again.first_attempt_at), (2, Some(now)));
     assert_eq!(
         store
-            .finish_webhook_attempt(attempt(&again, AttemptOutcome::Succeeded, None))
+            .finish_webhook_attempts(vec![attempt(&again, AttemptOutcome::Succeeded, None)])
             .await
             .unwrap(),
-        None
+        [("wh-order".to_owned(), None)]
     );
     assert_eq!(due(retry_at).await, [2, 4]);
-    let two = store
-        .claim_webhook_delivery("wh-order", 2, retry_at, lease)
+    // Two heads claimed in one statement, finished in one batch: after the success before,
+    // the endpoint is failing since the batch's first failure.
+    let both = store
+        .claim_webhook_deliveries(
+            &[("wh-order".to_owned(), 2), ("wh-order".to_owned(), 4)],
+            retry_at,
+            lease,
+        )
         .await
-        .unwrap()
         .unwrap();
-    store
-        .finish_webhook_attempt(attempt(&two, AttemptOutcome::Dead, None))
-        .await
-        .unwrap();
-    // A dead letter lets the queue go on.
-    assert_eq!(due(retry_at).await, [3, 4]);
+    assert_eq!(both.len(), 2);
+    let (two, four) = if both[0].event_id == 2 {
+        (&both[0], &both[1])
+    } else {
+        (&both[1], &both[0])
+    };
+    let mut failed = attempt(four, AttemptOutcome::Retrying, Some(lease));
+    failed.at = retry_at + Duration::seconds(1);
+    assert_eq!(
+        store
+            .finish_webhook_attempts(vec![failed, attempt(two, AttemptOutcome::Dead, None)])
+            .await
+            .unwrap(),
+        [("wh-order".to_owned(), Some(retry_at + Duration::seconds(1)))]
+    );
+    // A dead letter lets the queue go on; the other waits for its retry.
+    assert_eq!(due(retry_at).await, [3]);
+    assert_eq!(due(lease).await, [3, 4]);
     let log = store
         .webhook_attempts("wh-order", None, None, 10)
         .await
@@ -1716,11 +1752,12 @@ async fn webhook_queues_keep_order_per_account_and_log_every_attempt(store: &dyn
             .collect::<Vec<_>>(),
         [
             (2, 1, AttemptOutcome::Dead),
+            (4, 1, AttemptOutcome::Retrying),
             (1, 2, AttemptOutcome::Succeeded),
             (1, 1, AttemptOutcome::Retrying)
         ]
     );
-    assert_eq!(log[2].next_attempt_at, Some(retry_at));
+    assert_eq!(log[3].next_attempt_at, Some(retry_at));
     let dead = store
         .webhook_attempts("wh-order", Some(AttemptOutcome::Dead), None, 10)
         .await
@@ -1731,7 +1768,7 @@ async fn webhook_queues_keep_order_per_account_and_log_every_attempt(store: &dyn
         .await
         .unwrap();
     assert_eq!(older.iter().map(|a| a.id).collect::<Vec<_>>(), [log[1].id]);
-    // Disabled endpoints' deliveries wait.
+    // A disabled endpoint's deliveries wait in the store (the dispatcher leaves its queues).
     store
         .update_webhook(
             "wh-order",
@@ -1742,7 +1779,7 @@ async fn webhook_queues_keep_order_per_account_and_log_every_attempt(store: &dyn
         )
         .await
         .unwrap();
-    assert!(due(retry_at).await.is_empty());
+    assert_eq!(due(lease).await, [3, 4]);
     let backlog = store.webhook_backlog().await.unwrap();
     let mine = backlog.iter().find(|b| b.webhook_id == "wh-order").unwrap();
     assert_eq!(mine.pending, 2);
@@ -1771,12 +1808,13 @@ async fn a_webhook_replays_disables_with_an_event_and_rotates(store: &dyn Store)
         .unwrap();
     for id in 1..=2 {
         let d = store
-            .claim_webhook_delivery("wh-replay", id, now, now)
+            .claim_webhook_deliveries(&[("wh-replay".to_owned(), id)], now, now)
             .await
             .unwrap()
+            .pop()
             .unwrap();
         store
-            .finish_webhook_attempt(attempt(&d, AttemptOutcome::Succeeded, None))
+            .finish_webhook_attempts(vec![attempt(&d, AttemptOutcome::Succeeded, None)])
             .await
             .unwrap();
     }
@@ -1789,13 +1827,13 @@ async fn a_webhook_replays_disables_with_an_event_and_rotates(store: &dyn Store)
         .unwrap());
     assert_eq!(
         store
-            .due_webhook_deliveries(now, 10)
+            .pending_webhook_deliveries(Some("wh-replay"), None, 10)
             .await
             .unwrap()
             .iter()
             .map(|d| d.event_id)
             .collect::<Vec<_>>(),
-        [2]
+        [2, 3]
     );
     assert!(matches!(
         store.replay_webhook("nope", 1).await,

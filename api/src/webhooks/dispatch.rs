@@ -1,15 +1,17 @@
 //! Delivers the event log to webhook endpoints, at least once, in order per (endpoint, account).
 //!
-//! Each round: every enabled endpoint's new events (after its cursor, of what its owner may
-//! see, of the types and accounts it asked for) are queued as delivery rows, with the cursor
-//! moved in the same transaction; then the head of each (endpoint, account) queue that is due
-//! is claimed — one more attempt, and not due again before the attempt's timeout is long past,
-//! so an attempt a crash cut short is repeated later with the same `webhook-id` — and sent.
-//! A failure is retried with exponential backoff and jitter until `give_up_after_s` after the
-//! first attempt, then dead-lettered (the next event of that queue goes on); an endpoint whose
-//! every attempt failed for `disable_after_s` is disabled, and a `webhook.disabled` event says so.
+//! One worker: new events (after each endpoint's cursor, of what its owner may see, of the types
+//! and accounts it asked for) are queued as delivery rows, with the cursor moved in the same
+//! transaction, and into the worker's picture of the queues (`queues.rs`). The heads that are
+//! due are claimed in one statement — one more attempt each, and not due again before the
+//! attempt's timeout is long past, so an attempt a crash cut short is repeated later with the
+//! same `webhook-id` — and sent; the attempts that ended meanwhile are recorded in one
+//! transaction. A failure is retried with exponential backoff and jitter until
+//! `give_up_after_s` after the first attempt, then dead-lettered (the next event of that queue
+//! goes on); an endpoint whose every attempt failed for `disable_after_s` is disabled, and a
+//! `webhook.disabled` event says so.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -23,23 +25,28 @@ use tokio_util::sync::CancellationToken;
 use zeroize::Zeroizing;
 
 use crate::state::AppState;
+use crate::webhooks::queues::{Finish, QueueKey, Queues, WINDOW};
 use crate::webhooks::{sign, target};
 
 /// Events looked at per endpoint and round, in pages of this size.
 const PAGE: u32 = 500;
 const PAGES_PER_ROUND: usize = 10;
-/// A round runs at least this often (retries fall due, other nodes append).
+/// The endpoints and their owners are read again at least this often (another node's change,
+/// a replay's cursor), and at most this often when new events wake the dispatcher.
 const TICK: Duration = Duration::from_secs(1);
+const REFRESH_MIN: Duration = Duration::from_millis(250);
 /// An attempt's claim lasts twice its timeout, and at least this long, before it is due again:
 /// long enough that a live attempt has ended, short enough that one a crash cut short is soon
 /// repeated.
 const LEASE_MIN: Duration = Duration::from_secs(5);
 /// How much of an error message a delivery log row keeps.
 const ERROR_CHARS: usize = 300;
+/// Events read for queueing are kept this many at a time, so their first attempts need not
+/// read them again.
+const EVENT_CACHE: usize = 4096;
 
 pub async fn run(state: AppState, stop: CancellationToken) {
-    let settings = state.settings.webhooks.clone();
-    let client = match client(&settings) {
+    let client = match client(&state.settings.webhooks) {
         Ok(c) => c,
         Err(e) => {
             tracing::error!(error = %e, "webhooks: cannot build the HTTP client; no deliveries");
@@ -48,54 +55,58 @@ pub async fn run(state: AppState, stop: CancellationToken) {
     };
     let mut feed = state.store.event_feed();
     let mut worker = Worker {
-        state: state.clone(),
+        state,
         client,
         keys: HashMap::new(),
-        in_flight: HashSet::new(),
+        hooks: HashMap::new(),
+        cursors: HashMap::new(),
+        owners: HashMap::new(),
+        reload: HashSet::new(),
+        refreshed: None,
+        queues: Queues::default(),
+        events: EventCache::default(),
         attempts: JoinSet::new(),
-        slots: Arc::new(tokio::sync::Semaphore::new(settings.parallel)),
+        running: HashMap::new(),
+        finished: Vec::new(),
     };
+    let mut new_events = true;
     loop {
-        feed.borrow_and_update();
-        worker.round().await;
+        let refresh_after = if new_events { REFRESH_MIN } else { TICK };
+        if worker
+            .refreshed
+            .is_none_or(|at| at.elapsed() >= refresh_after)
+        {
+            worker.refresh().await;
+            new_events = true;
+        }
+        if new_events {
+            feed.borrow_and_update();
+            worker.enqueue_all().await;
+            new_events = false;
+        }
+        worker.reload_marked().await;
+        worker.dispatch().await;
+        let wake = worker.next_wake();
         tokio::select! {
             () = stop.cancelled() => break,
-            Ok(()) = feed.changed() => {}
-            Some(done) = worker.attempts.join_next() => worker.finished(done),
-            () = tokio::time::sleep(TICK) => {}
+            Ok(()) = feed.changed() => new_events = true,
+            Some(done) = worker.attempts.join_next_with_id() => worker.collect(done),
+            () = tokio::time::sleep(wake) => {}
         }
-        while let Some(done) = worker.attempts.try_join_next() {
-            worker.finished(done);
+        while let Some(done) = worker.attempts.try_join_next_with_id() {
+            worker.collect(done);
         }
+        worker.finish_batch().await;
     }
     // Attempts in flight are left to finish for a moment; one cut short is repeated after a
     // restart (its claim runs out), with the same webhook-id.
     let _ = tokio::time::timeout(Duration::from_secs(5), async {
-        while worker.attempts.join_next().await.is_some() {}
+        while let Some(done) = worker.attempts.join_next_with_id().await {
+            worker.collect(done);
+        }
     })
     .await;
-}
-
-fn client(settings: &tgfleet_config::WebhooksSettings) -> reqwest::Result<reqwest::Client> {
-    reqwest::Client::builder()
-        .timeout(Duration::from_millis(settings.timeout_ms))
-        .connect_timeout(Duration::from_millis(settings.timeout_ms))
-        .redirect(reqwest::redirect::Policy::none())
-        // A proxy from the environment would connect on our behalf, past the address check.
-        .no_proxy()
-        .dns_resolver(Arc::new(target::GuardedResolver {
-            allow_private: settings.allow_private_targets,
-        }))
-        .user_agent(concat!("tgfleet-webhooks/", env!("CARGO_PKG_VERSION")))
-        .build()
-}
-
-/// The additional data a webhook's secret is sealed with: negative, so it never equals an
-/// account id, and distinct per webhook, so one endpoint's sealed secret does not open as
-/// another's.
-pub fn secret_aad(webhook_id: &str) -> i64 {
-    let id = uuid::Uuid::parse_str(webhook_id).map_or(0, |u| u.as_u64_pair().1);
-    i64::MIN | (id & (i64::MAX as u64)) as i64
+    worker.finish_batch().await;
 }
 
 type Keys = Vec<Zeroizing<Vec<u8>>>;
@@ -108,119 +119,128 @@ struct OpenedKeys {
     keys: Arc<Keys>,
 }
 
+/// Recently read events, oldest evicted first.
+#[derive(Default)]
+struct EventCache {
+    map: HashMap<i64, Arc<Event>>,
+    order: VecDeque<i64>,
+}
+
+impl EventCache {
+    fn put(&mut self, e: &Event) {
+        if self.map.insert(e.id, Arc::new(e.clone())).is_none() {
+            self.order.push_back(e.id);
+        }
+        while self.order.len() > EVENT_CACHE {
+            if let Some(old) = self.order.pop_front() {
+                self.map.remove(&old);
+            }
+        }
+    }
+}
+
+/// What an attempt left, for the worker to record.
+struct Finished {
+    key: QueueKey,
+    record: WebhookAttempt,
+    /// When its claim runs out: it is due again then if recording it fails.
+    lease_until: DateTime<Utc>,
+}
+
 struct Worker {
     state: AppState,
     client: reqwest::Client,
     keys: HashMap<String, OpenedKeys>,
-    in_flight: HashSet<(String, i64)>,
-    attempts: JoinSet<(String, i64)>,
-    slots: Arc<tokio::sync::Semaphore>,
+    /// Enabled endpoints, as last read.
+    hooks: HashMap<Arc<str>, Arc<Webhook>>,
+    /// Each enabled endpoint's cursor as this worker last wrote or read it: another value in
+    /// the store means someone else moved it (a replay), and its queues are read again.
+    cursors: HashMap<Arc<str>, i64>,
+    /// Each endpoint owner's role; `None`: disabled (their endpoints receive nothing new).
+    owners: HashMap<i64, Option<Role>>,
+    /// Endpoints whose queues are to be read again from the store.
+    reload: HashSet<Arc<str>>,
+    refreshed: Option<Instant>,
+    queues: Queues,
+    events: EventCache,
+    attempts: JoinSet<Finished>,
+    /// What each attempt task is attempting, for one that panics.
+    running: HashMap<tokio::task::Id, (QueueKey, i64, DateTime<Utc>)>,
+    finished: Vec<Finished>,
 }
 
 impl Worker {
-    async fn round(&mut self) {
-        let hooks = match self.state.store.list_webhooks(None).await {
+    /// Reads the endpoints and their owners again; queues of new or re-enabled endpoints, and
+    /// of those whose cursor someone else moved, are read from the store.
+    async fn refresh(&mut self) {
+        let listed = match self.state.store.list_webhooks(None).await {
             Ok(h) => h,
             Err(e) => {
                 tracing::warn!(error = %e, "webhooks: listing endpoints");
                 return;
             }
         };
-        let mut roles = HashMap::new();
-        for hook in hooks.iter().filter(|h| h.enabled) {
-            if let Err(e) = self.enqueue(hook, &mut roles).await {
-                tracing::warn!(webhook_id = %hook.id, error = %e, "webhooks: queueing events");
-            }
-        }
-        let hooks: HashMap<&str, &Webhook> = hooks.iter().map(|h| (h.id.as_str(), h)).collect();
-        let now = Utc::now();
-        let limit = u32::try_from(self.state.settings.webhooks.parallel * 2).unwrap_or(u32::MAX);
-        let due = match self.state.store.due_webhook_deliveries(now, limit).await {
-            Ok(d) => d,
-            Err(e) => {
-                tracing::warn!(error = %e, "webhooks: finding due deliveries");
-                return;
-            }
-        };
-        for d in due {
-            let key = (d.webhook_id.clone(), d.event_id);
-            if self.in_flight.contains(&key) {
-                continue;
-            }
-            let Some(hook) = hooks.get(d.webhook_id.as_str()) else {
-                continue;
-            };
-            let Ok(slot) = Arc::clone(&self.slots).try_acquire_owned() else {
-                break;
-            };
-            let keys = match self.keys_of(hook).await {
-                Ok(k) => k,
-                Err(e) => {
-                    tracing::error!(webhook_id = %hook.id, error = %e, "webhooks: opening a secret");
-                    continue;
+        self.refreshed = Some(Instant::now());
+        let mut hooks = HashMap::new();
+        let mut owners = HashMap::new();
+        for hook in listed.into_iter().filter(|h| h.enabled) {
+            if let std::collections::hash_map::Entry::Vacant(slot) = owners.entry(hook.owner_id) {
+                match self.state.store.user_by_id(hook.owner_id).await {
+                    Ok(user) => {
+                        slot.insert((!user.disabled).then_some(user.role));
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, "webhooks: reading an endpoint's owner");
+                        slot.insert(None);
+                    }
                 }
+            }
+            let id: Arc<str> = match self.hooks.get_key_value(hook.id.as_str()) {
+                Some((id, _)) => Arc::clone(id),
+                None => Arc::from(hook.id.as_str()),
             };
-            let timeout = Duration::from_millis(self.state.settings.webhooks.timeout_ms);
-            let lease = chrono::Duration::from_std((timeout * 2).max(LEASE_MIN))
-                .unwrap_or(chrono::Duration::seconds(60));
-            let claimed = match self
-                .state
-                .store
-                .claim_webhook_delivery(&d.webhook_id, d.event_id, now, now + lease)
-                .await
-            {
-                Ok(Some(c)) => c,
-                Ok(None) => continue,
-                Err(e) => {
-                    tracing::warn!(error = %e, "webhooks: claiming a delivery");
-                    continue;
-                }
-            };
-            self.in_flight.insert(key.clone());
-            let attempt = Attempt {
-                state: self.state.clone(),
-                client: self.client.clone(),
-                hook: (*hook).clone(),
-                keys,
-                delivery: claimed,
-            };
-            self.attempts.spawn(async move {
-                attempt.run().await;
-                drop(slot);
-                key
-            });
+            if self.cursors.get(&id) != Some(&hook.cursor) {
+                self.cursors.insert(Arc::clone(&id), hook.cursor);
+                self.reload.insert(Arc::clone(&id));
+            }
+            hooks.insert(id, Arc::new(hook));
         }
+        let gone: Vec<Arc<str>> = self
+            .hooks
+            .keys()
+            .filter(|id| !hooks.contains_key(*id))
+            .cloned()
+            .collect();
+        for id in gone {
+            self.queues.drop_webhook(&id);
+            self.cursors.remove(&id);
+            self.reload.remove(&id);
+            self.keys.remove(&*id);
+        }
+        self.hooks = hooks;
+        self.owners = owners;
     }
 
-    fn finished(&mut self, done: Result<(String, i64), tokio::task::JoinError>) {
-        match done {
-            Ok(key) => {
-                self.in_flight.remove(&key);
-            }
-            Err(e) => {
-                // A panicked attempt's claim runs out and it is tried again; forget what is in
-                // flight so nothing stays blocked in memory.
-                tracing::error!(error = %e, "webhooks: an attempt panicked");
-                self.in_flight.clear();
+    async fn enqueue_all(&mut self) {
+        let hooks: Vec<Arc<Webhook>> = self.hooks.values().cloned().collect();
+        for hook in hooks {
+            if let Err(e) = self.enqueue(&hook).await {
+                tracing::warn!(webhook_id = %hook.id, error = %e, "webhooks: queueing events");
             }
         }
     }
 
     /// Queues the endpoint's new events and moves its cursor past what was looked at.
-    async fn enqueue(&self, hook: &Webhook, roles: &mut HashMap<i64, Role>) -> anyhow::Result<()> {
-        let role = match roles.get(&hook.owner_id) {
-            Some(r) => *r,
-            None => {
-                let user = self.state.store.user_by_id(hook.owner_id).await?;
-                // A disabled user's endpoints receive nothing (their cursor stays put).
-                if user.disabled {
-                    return Ok(());
-                }
-                roles.insert(hook.owner_id, user.role);
-                user.role
-            }
+    async fn enqueue(&mut self, hook: &Webhook) -> anyhow::Result<()> {
+        let Some(&Some(role)) = self.owners.get(&hook.owner_id) else {
+            // A disabled user's endpoints receive nothing (their cursor stays put).
+            return Ok(());
         };
-        let mut cursor = hook.cursor;
+        let Some((id, &start)) = self.cursors.get_key_value(hook.id.as_str()) else {
+            return Ok(());
+        };
+        let id = Arc::clone(id);
+        let mut cursor = start;
         for _ in 0..PAGES_PER_ROUND {
             let page = self
                 .state
@@ -235,26 +255,291 @@ impl Worker {
             let Some(last) = page.last().map(|e| e.id) else {
                 return Ok(());
             };
-            let matched: Vec<(i64, i64)> = page
+            let matched: Vec<&Event> = page.iter().filter(|e| wants(hook, e)).collect();
+            let rows: Vec<(i64, i64)> = matched
                 .iter()
-                .filter(|e| wants(hook, e))
                 .map(|e| (e.id, e.account_id.unwrap_or(0)))
                 .collect();
+            let now = Utc::now();
             let moved = self
                 .state
                 .store
-                .enqueue_webhook_events(&hook.id, cursor, last, &matched, Utc::now())
+                .enqueue_webhook_events(&hook.id, cursor, last, &rows, now)
                 .await?;
             if !moved {
-                // A replay or a patch moved the cursor: the next round starts from there.
+                // A replay or another node moved the cursor: read the endpoint again.
+                self.cursors.remove(&id);
+                self.refreshed = None;
                 return Ok(());
             }
             cursor = last;
+            self.cursors.insert(Arc::clone(&id), cursor);
+            if !self.reload.contains(&id) {
+                for e in matched {
+                    self.events.put(e);
+                    let key = (Arc::clone(&id), e.account_id.unwrap_or(0));
+                    self.queues.push(key, e.id, now);
+                }
+            }
             if page.len() < PAGE as usize {
                 return Ok(());
             }
         }
         Ok(())
+    }
+
+    async fn reload_marked(&mut self) {
+        let marked: Vec<Arc<str>> = self.reload.drain().collect();
+        for id in marked {
+            match self
+                .state
+                .store
+                .pending_webhook_deliveries(Some(&id), None, WINDOW)
+                .await
+            {
+                Ok(rows) => self.queues.reload(&id, None, &rows),
+                Err(e) => {
+                    tracing::warn!(webhook_id = %id, error = %e, "webhooks: reading a queue");
+                    self.reload.insert(id);
+                    return;
+                }
+            }
+        }
+    }
+
+    async fn reload_queue(&mut self, key: &QueueKey) {
+        self.queues.forget(key);
+        match self
+            .state
+            .store
+            .pending_webhook_deliveries(Some(&key.0), Some(key.1), WINDOW)
+            .await
+        {
+            Ok(rows) => self.queues.reload(&key.0, Some(key.1), &rows),
+            Err(e) => {
+                tracing::warn!(webhook_id = %key.0, error = %e, "webhooks: reading a queue");
+                self.reload.insert(Arc::clone(&key.0));
+            }
+        }
+    }
+
+    fn free_slots(&self) -> usize {
+        self.state
+            .settings
+            .webhooks
+            .parallel
+            .saturating_sub(self.attempts.len() + self.finished.len())
+    }
+
+    fn next_wake(&self) -> Duration {
+        let tick = TICK.saturating_sub(self.refreshed.map_or(TICK, |at| at.elapsed()));
+        let due = match (self.free_slots() > 0, self.queues.next_due()) {
+            (true, Some(at)) => (at - Utc::now()).to_std().unwrap_or(Duration::ZERO),
+            _ => TICK,
+        };
+        tick.min(due).max(Duration::from_millis(1))
+    }
+
+    /// Claims the heads that are due, in one statement, and starts their attempts.
+    async fn dispatch(&mut self) {
+        let now = Utc::now();
+        let due = self.queues.take_due(now, self.free_slots());
+        if due.is_empty() {
+            return;
+        }
+        let timeout = Duration::from_millis(self.state.settings.webhooks.timeout_ms);
+        let lease = chrono::Duration::from_std((timeout * 2).max(LEASE_MIN))
+            .unwrap_or(chrono::Duration::seconds(60));
+        let pairs: Vec<(String, i64)> = due.iter().map(|(k, id)| (k.0.to_string(), *id)).collect();
+        let claimed = match self
+            .state
+            .store
+            .claim_webhook_deliveries(&pairs, now, now + lease)
+            .await
+        {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::warn!(error = %e, "webhooks: claiming deliveries");
+                let later = now + chrono::Duration::from_std(TICK).unwrap_or_default();
+                for (key, id) in &due {
+                    self.queues.finish(key, *id, Finish::DueAt(later));
+                }
+                return;
+            }
+        };
+        let mut claimed: HashMap<(&str, i64), WebhookDelivery> = claimed
+            .into_iter()
+            .filter_map(|d| {
+                let (key, _) = due
+                    .iter()
+                    .find(|(k, id)| *id == d.event_id && *k.0 == *d.webhook_id)?;
+                Some(((&*key.0, d.event_id), d))
+            })
+            .collect();
+        let mut read = true;
+        let missing: Vec<i64> = claimed
+            .keys()
+            .map(|(_, id)| *id)
+            .filter(|id| !self.events.map.contains_key(id))
+            .collect();
+        if !missing.is_empty() {
+            match self.state.store.events_by_id(&missing).await {
+                Ok(found) => found.iter().for_each(|e| self.events.put(e)),
+                // Each attempt then fails as a store error and is retried.
+                Err(e) => {
+                    tracing::warn!(error = %e, "webhooks: reading events to deliver");
+                    read = false;
+                }
+            }
+        }
+        let mut stale = Vec::new();
+        for (key, id) in &due {
+            let Some(delivery) = claimed.remove(&(&*key.0, *id)) else {
+                // Not due in the store (someone else's claim, a replay): read it again.
+                stale.push(key.clone());
+                continue;
+            };
+            let Some(hook) = self.hooks.get(&key.0).cloned() else {
+                // Deleted or disabled meanwhile: its claim runs out in the store.
+                self.queues.forget(key);
+                continue;
+            };
+            let keys = match self.keys_of(&hook).await {
+                Ok(k) => k,
+                Err(e) => {
+                    tracing::error!(webhook_id = %hook.id, error = %e, "webhooks: opening a secret");
+                    self.queues
+                        .finish(key, *id, Finish::DueAt(delivery.next_attempt_at));
+                    continue;
+                }
+            };
+            let event = match self.events.map.get(id) {
+                Some(e) => Ok(Arc::clone(e)),
+                None if read && missing.contains(id) => Err(SendError::Gone),
+                None => Err(SendError::Other("the event could not be read".into())),
+            };
+            let lease_until = delivery.next_attempt_at;
+            let attempt = Attempt {
+                state: self.state.clone(),
+                client: self.client.clone(),
+                hook,
+                keys,
+                delivery,
+                event,
+            };
+            let record_key = key.clone();
+            let task = self.attempts.spawn(async move {
+                let record = attempt.run().await;
+                Finished {
+                    key: record_key,
+                    record,
+                    lease_until,
+                }
+            });
+            self.running
+                .insert(task.id(), (key.clone(), *id, lease_until));
+        }
+        for key in stale {
+            self.reload_queue(&key).await;
+        }
+    }
+
+    fn collect(&mut self, done: Result<(tokio::task::Id, Finished), tokio::task::JoinError>) {
+        match done {
+            Ok((task, finished)) => {
+                self.running.remove(&task);
+                self.finished.push(finished);
+            }
+            Err(e) => {
+                // A panicked attempt's claim runs out and it is tried again then.
+                tracing::error!(error = %e, "webhooks: an attempt panicked");
+                if let Some((key, id, lease_until)) = self.running.remove(&e.id()) {
+                    self.queues.finish(&key, id, Finish::DueAt(lease_until));
+                }
+            }
+        }
+    }
+
+    /// Records every attempt that ended since the last batch, in one transaction, and lets
+    /// their queues go on.
+    async fn finish_batch(&mut self) {
+        if self.finished.is_empty() {
+            return;
+        }
+        let finished = std::mem::take(&mut self.finished);
+        let records: Vec<WebhookAttempt> = finished.iter().map(|f| f.record.clone()).collect();
+        let failing = match self.state.store.finish_webhook_attempts(records).await {
+            Ok(f) => f,
+            Err(e) => {
+                // Their claims run out and the attempts are made again: at least once.
+                tracing::warn!(error = %e, attempts = finished.len(), "webhooks: recording attempts");
+                for f in &finished {
+                    self.queues
+                        .finish(&f.key, f.record.event_id, Finish::DueAt(f.lease_until));
+                }
+                return;
+            }
+        };
+        let mut refill = Vec::new();
+        for f in &finished {
+            let how = match (f.record.outcome, f.record.next_attempt_at) {
+                (AttemptOutcome::Retrying, Some(at)) => Finish::DueAt(at),
+                _ => Finish::Done,
+            };
+            if self.queues.finish(&f.key, f.record.event_id, how) {
+                refill.push(f.key.clone());
+            }
+        }
+        for key in refill {
+            self.reload_queue(&key).await;
+        }
+        let limit = chrono::Duration::seconds(self.state.settings.webhooks.disable_after_s as i64);
+        for (webhook_id, since) in failing {
+            let Some(since) = since else { continue };
+            let last = finished
+                .iter()
+                .filter(|f| f.record.webhook_id == webhook_id)
+                .map(|f| f.record.at)
+                .max();
+            if last.is_some_and(|at| at - since >= limit) {
+                if let Some(hook) = self.hooks.get(webhook_id.as_str()).cloned() {
+                    self.disable(&hook, since).await;
+                }
+            }
+        }
+    }
+
+    async fn disable(&mut self, hook: &Webhook, since: DateTime<Utc>) {
+        let reason = format!(
+            "every delivery failed since {since}; re-enable with PATCH {{\"enabled\": true}}"
+        );
+        let event = NewEvent {
+            kind: EventType::WebhookDisabled,
+            account_id: None,
+            owner_id: hook.owner_id,
+            occurred_at: Utc::now(),
+            data: serde_json::json!({
+                "webhook_id": hook.id,
+                "url": hook.url,
+                "failing_since": since,
+                "reason": reason,
+            }),
+            dedupe_key: None,
+        };
+        match self
+            .state
+            .store
+            .disable_webhook(&hook.id, &reason, event)
+            .await
+        {
+            Ok(true) => tracing::warn!(webhook_id = %hook.id, "webhook disabled: {reason}"),
+            Ok(false) => {}
+            Err(e) => tracing::warn!(webhook_id = %hook.id, error = %e, "disabling a webhook"),
+        }
+        // Its queues wait in the store until it is enabled again.
+        self.queues.drop_webhook(&hook.id);
+        self.hooks.remove(hook.id.as_str());
+        self.cursors.remove(hook.id.as_str());
     }
 
     async fn keys_of(&mut self, hook: &Webhook) -> anyhow::Result<Arc<Keys>> {
@@ -290,6 +575,28 @@ impl Worker {
     }
 }
 
+fn client(settings: &tgfleet_config::WebhooksSettings) -> reqwest::Result<reqwest::Client> {
+    reqwest::Client::builder()
+        .timeout(Duration::from_millis(settings.timeout_ms))
+        .connect_timeout(Duration::from_millis(settings.timeout_ms))
+        .redirect(reqwest::redirect::Policy::none())
+        // A proxy from the environment would connect on our behalf, past the address check.
+        .no_proxy()
+        .dns_resolver(Arc::new(target::GuardedResolver {
+            allow_private: settings.allow_private_targets,
+        }))
+        .user_agent(concat!("tgfleet-webhooks/", env!("CARGO_PKG_VERSION")))
+        .build()
+}
+
+/// The additional data a webhook's secret is sealed with: negative, so it never equals an
+/// account id, and distinct per webhook, so one endpoint's sealed secret does not open as
+/// another's.
+pub fn secret_aad(webhook_id: &str) -> i64 {
+    let id = uuid::Uuid::parse_str(webhook_id).map_or(0, |u| u.as_u64_pair().1);
+    i64::MIN | (id & (i64::MAX as u64)) as i64
+}
+
 /// Whether the endpoint asked for this event (its owner may see it: the read was filtered).
 pub(crate) fn wants(hook: &Webhook, e: &Event) -> bool {
     if e.kind == EventType::Ping {
@@ -309,13 +616,15 @@ pub(crate) fn wants(hook: &Webhook, e: &Event) -> bool {
 struct Attempt {
     state: AppState,
     client: reqwest::Client,
-    hook: Webhook,
+    hook: Arc<Webhook>,
     keys: Arc<Keys>,
     delivery: WebhookDelivery,
+    event: Result<Arc<Event>, SendError>,
 }
 
 impl Attempt {
-    async fn run(self) {
+    /// Sends the event and says what the attempt left; the worker records it.
+    async fn run(self) -> WebhookAttempt {
         let d = &self.delivery;
         let started = Instant::now();
         let at = Utc::now();
@@ -343,7 +652,10 @@ impl Attempt {
                 (AttemptOutcome::Retrying, Some(next))
             }
         };
-        let record = WebhookAttempt {
+        self.state
+            .event_metrics
+            .delivery(outcome.as_str(), started.elapsed().as_secs_f64());
+        WebhookAttempt {
             id: 0,
             webhook_id: d.webhook_id.clone(),
             event_id: d.event_id,
@@ -354,30 +666,12 @@ impl Attempt {
             error,
             outcome,
             next_attempt_at: next,
-        };
-        self.state
-            .event_metrics
-            .delivery(outcome.as_str(), started.elapsed().as_secs_f64());
-        let failing_since = match self.state.store.finish_webhook_attempt(record).await {
-            Ok(since) => since,
-            Err(e) => {
-                // The claim runs out and the attempt is made again: at least once.
-                tracing::warn!(webhook_id = %d.webhook_id, event_id = d.event_id, error = %e,
-                    "webhooks: recording an attempt");
-                return;
-            }
-        };
-        if let Some(since) = failing_since {
-            let limit = chrono::Duration::seconds(settings.disable_after_s as i64);
-            if at - since >= limit {
-                self.disable(since).await;
-            }
         }
     }
 
     async fn send(&self) -> Result<u16, SendError> {
-        let event = self.event().await?;
-        let body = serde_json::to_vec(&crate::events::view(event))
+        let event = self.event.as_ref().map_err(Clone::clone)?;
+        let body = serde_json::to_vec(&crate::events::view((**event).clone()))
             .map_err(|e| SendError::Other(format!("encoding the event: {e}")))?;
         let allow_private = self.state.settings.webhooks.allow_private_targets;
         // An address literal never reaches the resolver: checked here, on every attempt.
@@ -399,52 +693,9 @@ impl Attempt {
             .map_err(|e| SendError::Other(describe(&e)))?;
         Ok(response.status().as_u16())
     }
-
-    async fn event(&self) -> Result<Event, SendError> {
-        let id = self.delivery.event_id;
-        let page = self
-            .state
-            .store
-            .events(EventFilter {
-                after: id - 1,
-                limit: 1,
-                ..Default::default()
-            })
-            .await
-            .map_err(|e| SendError::Other(format!("reading the event: {e}")))?;
-        page.into_iter().find(|e| e.id == id).ok_or(SendError::Gone)
-    }
-
-    async fn disable(&self, since: DateTime<Utc>) {
-        let reason = format!(
-            "every delivery failed since {since}; re-enable with PATCH {{\"enabled\": true}}"
-        );
-        let event = NewEvent {
-            kind: EventType::WebhookDisabled,
-            account_id: None,
-            owner_id: self.hook.owner_id,
-            occurred_at: Utc::now(),
-            data: serde_json::json!({
-                "webhook_id": self.hook.id,
-                "url": self.hook.url,
-                "failing_since": since,
-                "reason": reason,
-            }),
-            dedupe_key: None,
-        };
-        match self
-            .state
-            .store
-            .disable_webhook(&self.hook.id, &reason, event)
-            .await
-        {
-            Ok(true) => tracing::warn!(webhook_id = %self.hook.id, "webhook disabled: {reason}"),
-            Ok(false) => {}
-            Err(e) => tracing::warn!(webhook_id = %self.hook.id, error = %e, "disabling a webhook"),
-        }
-    }
 }
 
+#[derive(Clone)]
 enum SendError {
     /// The event is no longer in the log (retention): nothing to deliver, ever.
     Gone,

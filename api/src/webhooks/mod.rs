@@ -3,6 +3,7 @@
 //! delivered at least once and in order per account by `dispatch.rs`.
 
 pub mod dispatch;
+pub mod queues;
 pub mod sign;
 pub mod target;
 

@@ -23,6 +23,11 @@ pub trait EventRecords: Send + Sync {
         let _ = filter;
         Err(unsupported())
     }
+    /// The events of these ids that the log still holds, by id.
+    async fn events_by_id(&self, ids: &[i64]) -> StoreResult<Vec<Event>> {
+        let _ = ids;
+        Err(unsupported())
+    }
     /// The newest event's id (0 for none).
     async fn last_event_id(&self) -> StoreResult<i64> {
         Err(unsupported())
@@ -199,6 +204,30 @@ macro_rules! impl_event_records {
                 rows.iter()
                     .map(|r| Self::event_row(r).map_err(StoreError::Other))
                     .collect()
+            }
+
+            async fn events_by_id(&self, ids: &[i64]) -> StoreResult<Vec<Event>> {
+                let mut out = Vec::with_capacity(ids.len());
+                for chunk in ids.chunks(500) {
+                    let mut q = sqlx::QueryBuilder::<$db>::new(format!(
+                        "SELECT {} FROM events WHERE id IN (",
+                        $crate::store::events::EVENT_COLS
+                    ));
+                    let mut list = q.separated(", ");
+                    for id in chunk {
+                        list.push_bind(*id);
+                    }
+                    q.push(") ORDER BY id");
+                    let rows = q
+                        .build()
+                        .fetch_all(&self.pool)
+                        .await
+                        .map_err(db_err("reading events"))?;
+                    for r in &rows {
+                        out.push(Self::event_row(r).map_err(StoreError::Other)?);
+                    }
+                }
+                Ok(out)
             }
 
             async fn last_event_id(&self) -> StoreResult<i64> {

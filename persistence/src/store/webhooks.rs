@@ -8,6 +8,17 @@ use crate::model::{
 };
 use crate::store::{StoreError, StoreResult};
 
+/// One pending delivery of an (endpoint, account) queue.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QueuedDelivery {
+    pub webhook_id: String,
+    pub account_key: i64,
+    pub event_id: i64,
+    pub next_attempt_at: DateTime<Utc>,
+    /// The store holds more of this queue after this one than were asked for.
+    pub more: bool,
+}
+
 /// An endpoint's queue, for the backlog metrics.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct WebhookBacklog {
@@ -68,36 +79,39 @@ pub trait WebhookRecords: Send + Sync {
         let _ = (id, expected_cursor, new_cursor, events, now);
         Err(unsupported())
     }
-    /// Deliveries to attempt now: of enabled endpoints, each the oldest pending one of its
-    /// (endpoint, account) queue.
-    async fn due_webhook_deliveries(
+    /// Pending deliveries, oldest first per (endpoint, account) queue: at most `per_queue` of
+    /// each queue, of one endpoint (or all) and one account key (or all); the dispatcher keeps
+    /// them in memory and asks again when a queue's window runs dry.
+    async fn pending_webhook_deliveries(
         &self,
-        now: DateTime<Utc>,
-        limit: u32,
-    ) -> StoreResult<Vec<WebhookDelivery>> {
-        let _ = (now, limit);
+        webhook_id: Option<&str>,
+        account_key: Option<i64>,
+        per_queue: u32,
+    ) -> StoreResult<Vec<QueuedDelivery>> {
+        let _ = (webhook_id, account_key, per_queue);
         Err(unsupported())
     }
-    /// Claims an attempt: one more attempt, and not due again before `lease_until` (an attempt
-    /// a crash cuts short is repeated then). `None` when it is not due any more.
-    async fn claim_webhook_delivery(
+    /// Claims attempts, in one statement: each of `deliveries` (endpoint, event id) still
+    /// pending and due at `now` gets one more attempt and is not due again before
+    /// `lease_until` (an attempt a crash cuts short is repeated then). Returns those claimed;
+    /// one missing was not due any more.
+    async fn claim_webhook_deliveries(
         &self,
-        webhook_id: &str,
-        event_id: i64,
+        deliveries: &[(String, i64)],
         now: DateTime<Utc>,
         lease_until: DateTime<Utc>,
-    ) -> StoreResult<Option<WebhookDelivery>> {
-        let _ = (webhook_id, event_id, now, lease_until);
+    ) -> StoreResult<Vec<WebhookDelivery>> {
+        let _ = (deliveries, now, lease_until);
         Err(unsupported())
     }
-    /// Logs an attempt and what it left (the delivery done, retried at `next_attempt_at`, or
-    /// dead), and the endpoint's failure record; returns since when the endpoint has been
-    /// failing (`None` after a success).
-    async fn finish_webhook_attempt(
+    /// Logs attempts and what each left (the delivery done, retried at `next_attempt_at`, or
+    /// dead), and each endpoint's failure record, in one transaction; returns, per endpoint
+    /// among them, since when it has been failing (`None` after a success).
+    async fn finish_webhook_attempts(
         &self,
-        attempt: WebhookAttempt,
-    ) -> StoreResult<Option<DateTime<Utc>>> {
-        let _ = attempt;
+        attempts: Vec<WebhookAttempt>,
+    ) -> StoreResult<Vec<(String, Option<DateTime<Utc>>)>> {
+        let _ = attempts;
         Err(unsupported())
     }
     /// Disables an enabled endpoint and appends `event` (its `webhook.disabled`) in one
@@ -131,6 +145,32 @@ pub trait WebhookRecords: Send + Sync {
 
 fn unsupported() -> StoreError {
     StoreError::Other(anyhow::anyhow!("this store does not keep webhooks"))
+}
+
+/// What a batch of attempts leaves of each endpoint's failure record, in the order endpoints
+/// first appear: (endpoint, whether a success came, failing since). After a success that the
+/// batch ends with, failing since `None`; after a success then failures, since the first of
+/// those; with no success, since the first failure (or earlier, as the store has it).
+pub(super) fn failure_records(
+    attempts: &[WebhookAttempt],
+) -> Vec<(String, bool, Option<DateTime<Utc>>)> {
+    let mut out: Vec<(String, bool, Option<DateTime<Utc>>)> = Vec::new();
+    for a in attempts {
+        let i = match out.iter().position(|(id, _, _)| *id == a.webhook_id) {
+            Some(i) => i,
+            None => {
+                out.push((a.webhook_id.clone(), false, None));
+                out.len() - 1
+            }
+        };
+        let record = &mut out[i];
+        if a.outcome == AttemptOutcome::Succeeded {
+            *record = (a.webhook_id.clone(), true, None);
+        } else if record.2.is_none() {
+            record.2 = Some(a.at);
+        }
+    }
+    out
 }
 
 pub(super) const WEBHOOK_COLS: &str = "id, owner_id, url, events, account_ids, description, \
@@ -425,116 +465,171 @@ macro_rules! impl_webhook_records {
                 Ok(true)
             }
 
-            async fn due_webhook_deliveries(
+            async fn pending_webhook_deliveries(
                 &self,
-                now: DateTime<Utc>,
-                limit: u32,
-            ) -> StoreResult<Vec<WebhookDelivery>> {
-                let cols = $crate::store::webhooks::WH_DELIVERY_COLS
-                    .split(", ")
-                    .map(|c| format!("d.{}", c.trim()))
-                    .collect::<Vec<_>>()
-                    .join(", ");
-                let sql = format!(
-                    "SELECT {cols} FROM webhook_deliveries d JOIN webhooks w ON w.id = d.webhook_id \
-                     WHERE d.state = 'pending' AND w.enabled AND d.next_attempt_at <= $1 \
-                     AND NOT EXISTS (SELECT 1 FROM webhook_deliveries e \
-                         WHERE e.webhook_id = d.webhook_id AND e.account_key = d.account_key \
-                         AND e.state = 'pending' AND e.event_id < d.event_id) \
-                     ORDER BY d.next_attempt_at, d.event_id LIMIT $2"
+                webhook_id: Option<&str>,
+                account_key: Option<i64>,
+                per_queue: u32,
+            ) -> StoreResult<Vec<$crate::store::webhooks::QueuedDelivery>> {
+                // One more than asked per queue tells whether the store holds more.
+                let mut q = sqlx::QueryBuilder::<$db>::new(
+                    "SELECT webhook_id, account_key, event_id, next_attempt_at, n FROM (\
+                     SELECT webhook_id, account_key, event_id, next_attempt_at, ROW_NUMBER() \
+                     OVER (PARTITION BY webhook_id, account_key ORDER BY event_id) AS n \
+                     FROM webhook_deliveries WHERE state = 'pending'",
                 );
-                let rows = sqlx::query(&sql)
-                    .bind(now)
-                    .bind($crate::store::page_limit(limit))
+                if let Some(id) = webhook_id {
+                    q.push(" AND webhook_id = ").push_bind(id);
+                }
+                if let Some(key) = account_key {
+                    q.push(" AND account_key = ").push_bind(key);
+                }
+                q.push(") AS queued WHERE n <= ")
+                    .push_bind(i64::from(per_queue) + 1)
+                    .push(" ORDER BY webhook_id, account_key, event_id");
+                let rows: Vec<(String, i64, i64, DateTime<Utc>, i64)> = q
+                    .build_query_as()
                     .fetch_all(&self.pool)
                     .await
-                    .map_err(db_err("finding due webhook deliveries"))?;
-                rows.iter()
-                    .map(|r| Self::wh_delivery_row(r).map_err(StoreError::Other))
-                    .collect()
+                    .map_err(db_err("reading pending webhook deliveries"))?;
+                let per_queue = i64::from(per_queue);
+                let mut out: Vec<$crate::store::webhooks::QueuedDelivery> = Vec::new();
+                for (webhook_id, account_key, event_id, next_attempt_at, n) in rows {
+                    if n > per_queue {
+                        if let Some(last) = out.last_mut() {
+                            last.more = true;
+                        }
+                        continue;
+                    }
+                    out.push($crate::store::webhooks::QueuedDelivery {
+                        webhook_id,
+                        account_key,
+                        event_id,
+                        next_attempt_at,
+                        more: false,
+                    });
+                }
+                Ok(out)
             }
 
-            async fn claim_webhook_delivery(
+            async fn claim_webhook_deliveries(
                 &self,
-                webhook_id: &str,
-                event_id: i64,
+                deliveries: &[(String, i64)],
                 now: DateTime<Utc>,
                 lease_until: DateTime<Utc>,
-            ) -> StoreResult<Option<WebhookDelivery>> {
-                let sql = format!(
-                    "UPDATE webhook_deliveries SET attempts = attempts + 1, next_attempt_at = $4, \
-                     first_attempt_at = COALESCE(first_attempt_at, $3), updated_at = $3 \
-                     WHERE webhook_id = $1 AND event_id = $2 AND state = 'pending' \
-                     AND next_attempt_at <= $3 RETURNING {}",
-                    $crate::store::webhooks::WH_DELIVERY_COLS
-                );
-                let row = sqlx::query(&sql)
-                    .bind(webhook_id)
-                    .bind(event_id)
-                    .bind(now)
-                    .bind(lease_until)
-                    .fetch_optional(&self.pool)
-                    .await
-                    .map_err(db_err("claiming a webhook delivery"))?;
-                row.map(|r| Self::wh_delivery_row(&r).map_err(StoreError::Other))
-                    .transpose()
+            ) -> StoreResult<Vec<WebhookDelivery>> {
+                let mut claimed = Vec::with_capacity(deliveries.len());
+                for chunk in deliveries.chunks(200) {
+                    let mut q = sqlx::QueryBuilder::<$db>::new(
+                        "UPDATE webhook_deliveries SET attempts = attempts + 1, next_attempt_at = ",
+                    );
+                    q.push_bind(lease_until)
+                        .push(", first_attempt_at = COALESCE(first_attempt_at, ")
+                        .push_bind(now)
+                        .push("), updated_at = ")
+                        .push_bind(now)
+                        .push(" WHERE state = 'pending' AND next_attempt_at <= ")
+                        .push_bind(now)
+                        .push(" AND (webhook_id, event_id) IN (");
+                    let mut list = q.separated(", ");
+                    for (webhook_id, event_id) in chunk {
+                        list.push("(")
+                            .push_bind_unseparated(webhook_id.as_str())
+                            .push_unseparated(", ")
+                            .push_bind_unseparated(*event_id)
+                            .push_unseparated(")");
+                    }
+                    q.push(") RETURNING ")
+                        .push($crate::store::webhooks::WH_DELIVERY_COLS);
+                    let rows = q
+                        .build()
+                        .fetch_all(&self.pool)
+                        .await
+                        .map_err(db_err("claiming webhook deliveries"))?;
+                    for r in &rows {
+                        claimed.push(Self::wh_delivery_row(r).map_err(StoreError::Other)?);
+                    }
+                }
+                Ok(claimed)
             }
 
-            async fn finish_webhook_attempt(
+            async fn finish_webhook_attempts(
                 &self,
-                a: WebhookAttempt,
-            ) -> StoreResult<Option<DateTime<Utc>>> {
-                let mut tx = self.pool.begin().await.map_err(db_err("logging an attempt"))?;
-                let state = match a.outcome {
+                attempts: Vec<WebhookAttempt>,
+            ) -> StoreResult<Vec<(String, Option<DateTime<Utc>>)>> {
+                if attempts.is_empty() {
+                    return Ok(Vec::new());
+                }
+                let state_of = |a: &WebhookAttempt| match a.outcome {
                     AttemptOutcome::Succeeded => "succeeded",
                     AttemptOutcome::Retrying => "pending",
                     AttemptOutcome::Dead => "dead",
                 };
-                sqlx::query(
-                    "UPDATE webhook_deliveries SET state = $3, next_attempt_at = $4, \
-                     last_status = $5, last_error = $6, updated_at = $7 \
-                     WHERE webhook_id = $1 AND event_id = $2",
-                )
-                .bind(&a.webhook_id)
-                .bind(a.event_id)
-                .bind(state)
-                .bind(a.next_attempt_at.unwrap_or(a.at))
-                .bind(a.status)
-                .bind(&a.error)
-                .bind(a.at)
-                .execute(&mut *tx)
-                .await
-                .map_err(db_err("finishing a webhook delivery"))?;
-                sqlx::query(
-                    "INSERT INTO webhook_attempts (webhook_id, event_id, attempt, at, status, \
-                     latency_ms, error, outcome, next_attempt_at) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
-                )
-                .bind(&a.webhook_id)
-                .bind(a.event_id)
-                .bind(a.attempt)
-                .bind(a.at)
-                .bind(a.status)
-                .bind(a.latency_ms)
-                .bind(&a.error)
-                .bind(a.outcome.as_str())
-                .bind(a.next_attempt_at)
-                .execute(&mut *tx)
-                .await
-                .map_err(db_err("logging an attempt"))?;
-                let since: Option<DateTime<Utc>> = sqlx::query_scalar(
-                    "UPDATE webhooks SET failing_since = CASE WHEN $2 THEN NULL \
-                     ELSE COALESCE(failing_since, $3) END WHERE id = $1 RETURNING failing_since",
-                )
-                .bind(&a.webhook_id)
-                .bind(a.outcome == AttemptOutcome::Succeeded)
-                .bind(a.at)
-                .fetch_optional(&mut *tx)
-                .await
-                .map_err(db_err("recording a webhook's failures"))?
-                .flatten();
-                tx.commit().await.map_err(db_err("committing an attempt"))?;
-                Ok(since)
+                let mut tx = self.pool.begin().await.map_err(db_err("logging attempts"))?;
+                for chunk in attempts.chunks(100) {
+                    // VALUES columns are column1… on both SQLite and PostgreSQL.
+                    let mut q = sqlx::QueryBuilder::<$db>::new(
+                        "UPDATE webhook_deliveries SET state = v.column3, \
+                         next_attempt_at = v.column4, last_status = v.column5, \
+                         last_error = v.column6, updated_at = v.column7 FROM (",
+                    );
+                    q.push_values(chunk, |mut row, a| {
+                        row.push_bind(&a.webhook_id)
+                            .push_bind(a.event_id)
+                            .push_bind(state_of(a))
+                            .push_bind(a.next_attempt_at.unwrap_or(a.at))
+                            .push_bind(a.status)
+                            .push_bind(&a.error)
+                            .push_bind(a.at);
+                    });
+                    q.push(
+                        ") AS v WHERE webhook_deliveries.webhook_id = v.column1 \
+                         AND webhook_deliveries.event_id = v.column2",
+                    );
+                    q.build()
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(db_err("finishing webhook deliveries"))?;
+                    let mut q = sqlx::QueryBuilder::<$db>::new(
+                        "INSERT INTO webhook_attempts (webhook_id, event_id, attempt, at, status, \
+                         latency_ms, error, outcome, next_attempt_at) ",
+                    );
+                    q.push_values(chunk, |mut row, a| {
+                        row.push_bind(&a.webhook_id)
+                            .push_bind(a.event_id)
+                            .push_bind(a.attempt)
+                            .push_bind(a.at)
+                            .push_bind(a.status)
+                            .push_bind(a.latency_ms)
+                            .push_bind(&a.error)
+                            .push_bind(a.outcome.as_str())
+                            .push_bind(a.next_attempt_at);
+                    });
+                    q.build()
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(db_err("logging attempts"))?;
+                }
+                let mut failing = Vec::new();
+                for (webhook_id, reset, at) in $crate::store::webhooks::failure_records(&attempts)
+                {
+                    // reset: a success came, and failing_since becomes `at` (None: failing no
+                    // more); otherwise the failures go on from the first one, or from before.
+                    let since: Option<DateTime<Utc>> = sqlx::query_scalar(
+                        "UPDATE webhooks SET failing_since = CASE WHEN $2 THEN $3 \
+                         ELSE COALESCE(failing_since, $3) END WHERE id = $1 RETURNING failing_since",
+                    )
+                    .bind(&webhook_id)
+                    .bind(reset)
+                    .bind(at)
+                    .fetch_optional(&mut *tx)
+                    .await
+                    .map_err(db_err("recording a webhook's failures"))?
+                    .flatten();
+                    failing.push((webhook_id, since));
+                }
+                tx.commit().await.map_err(db_err("committing attempts"))?;
+                Ok(failing)
             }
 
             async fn disable_webhook(
