@@ -1686,6 +1686,10 @@ async fn webhook_queues_keep_order_per_account_and_log_every_attempt(store: &dyn
     let claimed = claim(1, now, lease).await.unwrap();
     assert_eq!((claimed.attempts, claimed.first_attempt_at), (1, Some(now)));
     assert!(claim(1, now, lease).await.is_none(), "claimed twice");
+    assert!(
+        claim(2, lease, lease).await.is_none(),
+        "claimed behind its queue's head"
+    );
     // In flight, it still holds its queue; after its claim runs out (a crash) it is due again.
     assert_eq!(due(now).await, [4]);
     assert_eq!(due(lease).await, [1, 4]);
@@ -1780,6 +1784,7 @@ async fn webhook_queues_keep_order_per_account_and_log_every_attempt(store: &dyn
         .await
         .unwrap();
     assert_eq!(due(lease).await, [3, 4]);
+    assert!(claim(3, lease, lease).await.is_none(), "claimed while disabled");
     let backlog = store.webhook_backlog().await.unwrap();
     let mine = backlog.iter().find(|b| b.webhook_id == "wh-order").unwrap();
     assert_eq!(mine.pending, 2);

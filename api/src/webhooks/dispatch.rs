@@ -35,6 +35,8 @@ const PAGES_PER_ROUND: usize = 10;
 /// a replay's cursor), and at most this often when new events wake the dispatcher.
 const TICK: Duration = Duration::from_secs(1);
 const REFRESH_MIN: Duration = Duration::from_millis(250);
+/// While there is something to send, new events are queued at most this often.
+const ENQUEUE_EVERY: Duration = Duration::from_millis(20);
 /// An attempt's claim lasts twice its timeout, and at least this long, before it is due again:
 /// long enough that a live attempt has ended, short enough that one a crash cut short is soon
 /// repeated.
@@ -70,6 +72,7 @@ pub async fn run(state: AppState, stop: CancellationToken) {
         finished: Vec::new(),
     };
     let mut new_events = true;
+    let mut last_enqueue = Instant::now();
     loop {
         let refresh_after = if new_events { REFRESH_MIN } else { TICK };
         if worker
@@ -79,17 +82,28 @@ pub async fn run(state: AppState, stop: CancellationToken) {
             worker.refresh().await;
             new_events = true;
         }
-        if new_events {
-            feed.borrow_and_update();
+        // While appends keep coming, queueing waits its turn so that sending goes on.
+        let queue_now = new_events
+            && (worker.queues.next_due().is_none() || last_enqueue.elapsed() >= ENQUEUE_EVERY);
+        if queue_now {
             worker.enqueue_all().await;
+            last_enqueue = Instant::now();
             new_events = false;
         }
         worker.reload_marked().await;
         worker.dispatch().await;
-        let wake = worker.next_wake();
+        let mut wake = worker.next_wake();
+        if new_events {
+            wake = wake.min(ENQUEUE_EVERY.saturating_sub(last_enqueue.elapsed()));
+        }
+        let wake = wake.max(Duration::from_millis(1));
         tokio::select! {
             () = stop.cancelled() => break,
-            Ok(()) = feed.changed() => new_events = true,
+            Ok(()) = feed.changed() => {
+                // Seen now, or `changed` would answer at once until the next queueing.
+                feed.borrow_and_update();
+                new_events = true;
+            }
             Some(done) = worker.attempts.join_next_with_id() => worker.collect(done),
             () = tokio::time::sleep(wake) => {}
         }
@@ -173,6 +187,8 @@ impl Worker {
     /// Reads the endpoints and their owners again; queues of new or re-enabled endpoints, and
     /// of those whose cursor someone else moved, are read from the store.
     async fn refresh(&mut self) {
+        // Also after a failure: the next try waits for the tick.
+        self.refreshed = Some(Instant::now());
         let listed = match self.state.store.list_webhooks(None).await {
             Ok(h) => h,
             Err(e) => {
@@ -180,7 +196,6 @@ impl Worker {
                 return;
             }
         };
-        self.refreshed = Some(Instant::now());
         let mut hooks = HashMap::new();
         let mut owners = HashMap::new();
         for hook in listed.into_iter().filter(|h| h.enabled) {
@@ -289,7 +304,7 @@ impl Worker {
     }
 
     async fn reload_marked(&mut self) {
-        let marked: Vec<Arc<str>> = self.reload.drain().collect();
+        let marked: Vec<Arc<str>> = self.reload.iter().cloned().collect();
         for id in marked {
             match self
                 .state
@@ -297,10 +312,13 @@ impl Worker {
                 .pending_webhook_deliveries(Some(&id), None, WINDOW)
                 .await
             {
-                Ok(rows) => self.queues.reload(&id, None, &rows),
+                Ok(rows) => {
+                    self.queues.reload(&id, None, &rows);
+                    self.reload.remove(&id);
+                }
                 Err(e) => {
+                    // This one and those not read yet stay marked for the next round.
                     tracing::warn!(webhook_id = %id, error = %e, "webhooks: reading a queue");
-                    self.reload.insert(id);
                     return;
                 }
             }
@@ -343,14 +361,37 @@ impl Worker {
     /// Claims the heads that are due, in one statement, and starts their attempts.
     async fn dispatch(&mut self) {
         let now = Utc::now();
-        let due = self.queues.take_due(now, self.free_slots());
+        let taken = self.queues.take_due(now, self.free_slots());
+        if taken.is_empty() {
+            return;
+        }
+        // What cannot be sent is not claimed: a claim counts an attempt.
+        let mut due = Vec::with_capacity(taken.len());
+        for (key, id) in taken {
+            let Some(hook) = self.hooks.get(&key.0).cloned() else {
+                // Deleted or disabled meanwhile.
+                self.queues.forget(&key);
+                continue;
+            };
+            match self.keys_of(&hook).await {
+                Ok(keys) => due.push((key, id, hook, keys)),
+                Err(e) => {
+                    tracing::error!(webhook_id = %hook.id, error = %e, "webhooks: opening a secret");
+                    let later = now + chrono::Duration::from_std(LEASE_MIN).unwrap_or_default();
+                    self.queues.finish(&key, id, Finish::DueAt(later));
+                }
+            }
+        }
         if due.is_empty() {
             return;
         }
         let timeout = Duration::from_millis(self.state.settings.webhooks.timeout_ms);
         let lease = chrono::Duration::from_std((timeout * 2).max(LEASE_MIN))
             .unwrap_or(chrono::Duration::seconds(60));
-        let pairs: Vec<(String, i64)> = due.iter().map(|(k, id)| (k.0.to_string(), *id)).collect();
+        let pairs: Vec<(String, i64)> = due
+            .iter()
+            .map(|(k, id, _, _)| (k.0.to_string(), *id))
+            .collect();
         let claimed = match self
             .state
             .store
@@ -361,30 +402,37 @@ impl Worker {
             Err(e) => {
                 tracing::warn!(error = %e, "webhooks: claiming deliveries");
                 let later = now + chrono::Duration::from_std(TICK).unwrap_or_default();
-                for (key, id) in &due {
+                for (key, id, _, _) in &due {
                     self.queues.finish(key, *id, Finish::DueAt(later));
                 }
                 return;
             }
         };
-        let mut claimed: HashMap<(&str, i64), WebhookDelivery> = claimed
+        let mut claimed: HashMap<(String, i64), WebhookDelivery> = claimed
             .into_iter()
-            .filter_map(|d| {
-                let (key, _) = due
-                    .iter()
-                    .find(|(k, id)| *id == d.event_id && *k.0 == *d.webhook_id)?;
-                Some(((&*key.0, d.event_id), d))
-            })
+            .map(|d| ((d.webhook_id.clone(), d.event_id), d))
             .collect();
+        // This round's events: from the cache, the rest read at once (and kept apart from the
+        // cache, whose evictions must not take them away before they are sent).
+        let mut events: HashMap<i64, Arc<Event>> = HashMap::new();
+        let mut missing = Vec::new();
+        for (_, id, _, _) in &due {
+            match self.events.map.get(id) {
+                Some(e) => {
+                    events.insert(*id, Arc::clone(e));
+                }
+                None => missing.push(*id),
+            }
+        }
         let mut read = true;
-        let missing: Vec<i64> = claimed
-            .keys()
-            .map(|(_, id)| *id)
-            .filter(|id| !self.events.map.contains_key(id))
-            .collect();
         if !missing.is_empty() {
             match self.state.store.events_by_id(&missing).await {
-                Ok(found) => found.iter().for_each(|e| self.events.put(e)),
+                Ok(found) => {
+                    for e in found {
+                        self.events.put(&e);
+                        events.insert(e.id, Arc::new(e));
+                    }
+                }
                 // Each attempt then fails as a store error and is retried.
                 Err(e) => {
                     tracing::warn!(error = %e, "webhooks: reading events to deliver");
@@ -393,29 +441,15 @@ impl Worker {
             }
         }
         let mut stale = Vec::new();
-        for (key, id) in &due {
-            let Some(delivery) = claimed.remove(&(&*key.0, *id)) else {
-                // Not due in the store (someone else's claim, a replay): read it again.
-                stale.push(key.clone());
+        for (key, id, hook, keys) in due {
+            let Some(delivery) = claimed.remove(&(key.0.to_string(), id)) else {
+                // Not claimable in the store (someone else's claim, a replay): read it again.
+                stale.push(key);
                 continue;
             };
-            let Some(hook) = self.hooks.get(&key.0).cloned() else {
-                // Deleted or disabled meanwhile: its claim runs out in the store.
-                self.queues.forget(key);
-                continue;
-            };
-            let keys = match self.keys_of(&hook).await {
-                Ok(k) => k,
-                Err(e) => {
-                    tracing::error!(webhook_id = %hook.id, error = %e, "webhooks: opening a secret");
-                    self.queues
-                        .finish(key, *id, Finish::DueAt(delivery.next_attempt_at));
-                    continue;
-                }
-            };
-            let event = match self.events.map.get(id) {
+            let event = match events.get(&id) {
                 Some(e) => Ok(Arc::clone(e)),
-                None if read && missing.contains(id) => Err(SendError::Gone),
+                None if read => Err(SendError::Gone),
                 None => Err(SendError::Other("the event could not be read".into())),
             };
             let lease_until = delivery.next_attempt_at;
@@ -436,8 +470,7 @@ impl Worker {
                     lease_until,
                 }
             });
-            self.running
-                .insert(task.id(), (key.clone(), *id, lease_until));
+            self.running.insert(task.id(), (key, id, lease_until));
         }
         for key in stale {
             self.reload_queue(&key).await;
@@ -468,20 +501,44 @@ impl Worker {
         }
         let finished = std::mem::take(&mut self.finished);
         let records: Vec<WebhookAttempt> = finished.iter().map(|f| f.record.clone()).collect();
-        let failing = match self.state.store.finish_webhook_attempts(records).await {
-            Ok(f) => f,
-            Err(e) => {
-                // Their claims run out and the attempts are made again: at least once.
-                tracing::warn!(error = %e, attempts = finished.len(), "webhooks: recording attempts");
+        let (failing, recorded) = match self.state.store.finish_webhook_attempts(records).await {
+            Ok(f) => (f, vec![true; finished.len()]),
+            // One at a time, so that one that cannot be recorded (its endpoint deleted
+            // meanwhile) does not hold back the others.
+            Err(_) => {
+                let mut failing = Vec::new();
+                let mut recorded = Vec::with_capacity(finished.len());
                 for f in &finished {
-                    self.queues
-                        .finish(&f.key, f.record.event_id, Finish::DueAt(f.lease_until));
+                    match self
+                        .state
+                        .store
+                        .finish_webhook_attempts(vec![f.record.clone()])
+                        .await
+                    {
+                        Ok(one) => {
+                            failing.retain(|(id, _)| !one.iter().any(|(o, _)| o == id));
+                            failing.extend(one);
+                            recorded.push(true);
+                        }
+                        Err(e) => {
+                            tracing::warn!(webhook_id = %f.record.webhook_id,
+                                event_id = f.record.event_id, error = %e,
+                                "webhooks: recording an attempt");
+                            recorded.push(false);
+                        }
+                    }
                 }
-                return;
+                (failing, recorded)
             }
         };
         let mut refill = Vec::new();
-        for f in &finished {
+        for (f, recorded) in finished.iter().zip(recorded) {
+            if !recorded {
+                // Its claim runs out and the attempt is made again: at least once.
+                self.queues
+                    .finish(&f.key, f.record.event_id, Finish::DueAt(f.lease_until));
+                continue;
+            }
             let how = match (f.record.outcome, f.record.next_attempt_at) {
                 (AttemptOutcome::Retrying, Some(at)) => Finish::DueAt(at),
                 _ => Finish::Done,
@@ -540,6 +597,7 @@ impl Worker {
         self.queues.drop_webhook(&hook.id);
         self.hooks.remove(hook.id.as_str());
         self.cursors.remove(hook.id.as_str());
+        self.reload.remove(hook.id.as_str());
     }
 
     async fn keys_of(&mut self, hook: &Webhook) -> anyhow::Result<Arc<Keys>> {

@@ -25,8 +25,9 @@ struct Queue {
     pending: VecDeque<(i64, DateTime<Utc>)>,
     /// The store holds pending events of this queue after `pending`.
     more: bool,
-    /// The head is being attempted.
-    busy: bool,
+    /// The event being attempted: the head, or (after a replay queued older events in front
+    /// of it) one behind it; nothing else of the queue goes before it ends.
+    busy: Option<i64>,
 }
 
 /// How an attempt of a queue's head ended, as far as the queue is concerned.
@@ -58,7 +59,7 @@ impl Queues {
             return;
         }
         q.pending.push_back((event_id, due));
-        if q.pending.len() == 1 && !q.busy {
+        if q.pending.len() == 1 && q.busy.is_none() {
             self.timeline.insert((due, key));
         }
     }
@@ -75,12 +76,10 @@ impl Queues {
         let mut busy = Vec::new();
         for key in gone {
             if let Some(q) = self.map.remove(&key) {
-                if let Some(&(id, due)) = q.pending.front() {
-                    if q.busy {
-                        busy.push((key.clone(), id));
-                    } else {
-                        self.timeline.remove(&(due, key));
-                    }
+                if let Some(id) = q.busy {
+                    busy.push((key.clone(), id));
+                } else if let Some(&(_, due)) = q.pending.front() {
+                    self.timeline.remove(&(due, key));
                 }
             }
         }
@@ -99,18 +98,16 @@ impl Queues {
             q.more |= row.more;
         }
         for (key, id) in busy {
-            match self.map.get_mut(&key) {
-                // Its finish pops it or sets when it is due again.
-                Some(q) if q.pending.front().is_some_and(|(head, _)| *head == id) => q.busy = true,
-                // The store moved on meanwhile: the finish finds a different head and leaves it.
-                _ => {}
+            // The queue waits for its attempt in flight, wherever the store now has it.
+            if let Some(q) = self.map.get_mut(&key) {
+                q.busy = Some(id);
             }
         }
         let keys: Vec<QueueKey> = self
             .map
             .iter()
             .filter(|((w, k), q)| {
-                &**w == webhook_id && account_key.is_none_or(|a| a == *k) && !q.busy
+                &**w == webhook_id && account_key.is_none_or(|a| a == *k) && q.busy.is_none()
             })
             .map(|(key, _)| key.clone())
             .collect();
@@ -148,8 +145,9 @@ impl Queues {
                 break;
             };
             if let Some(q) = self.map.get_mut(&key) {
-                if let Some(&(id, _)) = q.pending.front() {
-                    q.busy = true;
+                // A queue in flight is rescheduled by its attempt's end.
+                if let (None, Some(&(id, _))) = (q.busy, q.pending.front()) {
+                    q.busy = Some(id);
                     out.push((key, id));
                 }
             }
@@ -168,15 +166,17 @@ impl Queues {
         let Some(q) = self.map.get_mut(key) else {
             return false;
         };
-        q.busy = false;
-        if let Some(head) = q.pending.front_mut() {
-            if head.0 == event_id {
-                match how {
-                    Finish::Done => {
-                        q.pending.pop_front();
-                    }
-                    Finish::DueAt(at) => head.1 = at,
+        if q.busy != Some(event_id) {
+            // Not what the queue waits for (a reload came between): nothing to do.
+            return false;
+        }
+        q.busy = None;
+        if let Some(i) = q.pending.iter().position(|(id, _)| *id == event_id) {
+            match how {
+                Finish::Done => {
+                    q.pending.remove(i);
                 }
+                Finish::DueAt(at) => q.pending[i].1 = at,
             }
         }
         if q.pending.is_empty() {
@@ -190,7 +190,7 @@ impl Queues {
 
     fn schedule(&mut self, key: &QueueKey) {
         if let Some(q) = self.map.get(key) {
-            if let (false, Some(&(_, due))) = (q.busy, q.pending.front()) {
+            if let (None, Some(&(_, due))) = (q.busy, q.pending.front()) {
                 self.timeline.insert((due, key.clone()));
             }
         }

@@ -93,8 +93,9 @@ pub trait WebhookRecords: Send + Sync {
     }
     /// Claims attempts, in one statement: each of `deliveries` (endpoint, event id) still
     /// pending and due at `now` gets one more attempt and is not due again before
-    /// `lease_until` (an attempt a crash cuts short is repeated then). Returns those claimed;
-    /// one missing was not due any more.
+    /// `lease_until` (an attempt a crash cuts short is repeated then). Only the oldest pending
+    /// event of its (endpoint, account) queue, of an enabled endpoint, is claimed. Returns those
+    /// claimed; one missing was not due, not its queue's head, or its endpoint is disabled.
     async fn claim_webhook_deliveries(
         &self,
         deliveries: &[(String, i64)],
@@ -471,8 +472,21 @@ macro_rules! impl_webhook_records {
                 account_key: Option<i64>,
                 per_queue: u32,
             ) -> StoreResult<Vec<$crate::store::webhooks::QueuedDelivery>> {
-                // One more than asked per queue tells whether the store holds more.
-                let mut q = sqlx::QueryBuilder::<$db>::new(
+                // One more than asked per queue tells whether the store holds more. One queue
+                // is read along its index; several are numbered per queue.
+                let mut q = if let (Some(id), Some(key)) = (webhook_id, account_key) {
+                    let mut q = sqlx::QueryBuilder::<$db>::new(
+                        "SELECT webhook_id, account_key, event_id, next_attempt_at, CAST(0 AS BIGINT) AS n \
+                         FROM webhook_deliveries WHERE state = 'pending' AND webhook_id = ",
+                    );
+                    q.push_bind(id)
+                        .push(" AND account_key = ")
+                        .push_bind(key)
+                        .push(" ORDER BY event_id LIMIT ")
+                        .push_bind(i64::from(per_queue) + 1);
+                    q
+                } else {
+                    let mut q = sqlx::QueryBuilder::<$db>::new(
                     "SELECT webhook_id, account_key, event_id, next_attempt_at, n FROM (\
                      SELECT webhook_id, account_key, event_id, next_attempt_at, ROW_NUMBER() \
                      OVER (PARTITION BY webhook_id, account_key ORDER BY event_id) AS n \
@@ -484,9 +498,11 @@ macro_rules! impl_webhook_records {
                 if let Some(key) = account_key {
                     q.push(" AND account_key = ").push_bind(key);
                 }
-                q.push(") AS queued WHERE n <= ")
-                    .push_bind(i64::from(per_queue) + 1)
-                    .push(" ORDER BY webhook_id, account_key, event_id");
+                    q.push(") AS queued WHERE n <= ")
+                        .push_bind(i64::from(per_queue) + 1)
+                        .push(" ORDER BY webhook_id, account_key, event_id");
+                    q
+                };
                 let rows: Vec<(String, i64, i64, DateTime<Utc>, i64)> = q
                     .build_query_as()
                     .fetch_all(&self.pool)
@@ -494,7 +510,11 @@ macro_rules! impl_webhook_records {
                     .map_err(db_err("reading pending webhook deliveries"))?;
                 let per_queue = i64::from(per_queue);
                 let mut out: Vec<$crate::store::webhooks::QueuedDelivery> = Vec::new();
+                let mut seen = 0;
                 for (webhook_id, account_key, event_id, next_attempt_at, n) in rows {
+                    // The single-queue read numbers nothing: count here.
+                    seen += 1;
+                    let n = if n == 0 { seen } else { n };
                     if n > per_queue {
                         if let Some(last) = out.last_mut() {
                             last.more = true;
@@ -530,6 +550,16 @@ macro_rules! impl_webhook_records {
                         .push_bind(now)
                         .push(" WHERE state = 'pending' AND next_attempt_at <= ")
                         .push_bind(now)
+                        // The store keeps the order whatever the caller believes: only a
+                        // queue's oldest pending event, of an enabled endpoint (an index probe
+                        // each).
+                        .push(
+                            " AND webhook_id IN (SELECT id FROM webhooks WHERE enabled) \
+                             AND NOT EXISTS (SELECT 1 FROM webhook_deliveries e \
+                             WHERE e.webhook_id = webhook_deliveries.webhook_id \
+                             AND e.account_key = webhook_deliveries.account_key \
+                             AND e.state = 'pending' AND e.event_id < webhook_deliveries.event_id)",
+                        )
                         .push(" AND (webhook_id, event_id) IN (");
                     let mut list = q.separated(", ");
                     for (webhook_id, event_id) in chunk {
