@@ -1784,7 +1784,10 @@ async fn webhook_queues_keep_order_per_account_and_log_every_attempt(store: &dyn
         .await
         .unwrap();
     assert_eq!(due(lease).await, [3, 4]);
-    assert!(claim(3, lease, lease).await.is_none(), "claimed while disabled");
+    assert!(
+        claim(3, lease, lease).await.is_none(),
+        "claimed while disabled"
+    );
     let backlog = store.webhook_backlog().await.unwrap();
     let mine = backlog.iter().find(|b| b.webhook_id == "wh-order").unwrap();
     assert_eq!(mine.pending, 2);
