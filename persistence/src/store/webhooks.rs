@@ -560,12 +560,15 @@ macro_rules! impl_webhook_records {
                              AND e.account_key = webhook_deliveries.account_key \
                              AND e.state = 'pending' AND e.event_id < webhook_deliveries.event_id)",
                         )
-                        .push(" AND (webhook_id, event_id) IN (");
-                    let mut list = q.separated(", ");
+                        // ORed pairs, not a row-value IN list: SQLite then finds each row by
+                        // its primary key, where the IN list had it scan a whole endpoint's
+                        // pending rows (EXPLAIN QUERY PLAN, SQLite 3.40).
+                        .push(" AND (");
+                    let mut list = q.separated(" OR ");
                     for (webhook_id, event_id) in chunk {
-                        list.push("(")
+                        list.push("(webhook_id = ")
                             .push_bind_unseparated(webhook_id.as_str())
-                            .push_unseparated(", ")
+                            .push_unseparated(" AND event_id = ")
                             .push_bind_unseparated(*event_id)
                             .push_unseparated(")");
                     }
