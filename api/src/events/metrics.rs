@@ -6,7 +6,6 @@ use std::collections::HashSet;
 use std::time::Duration;
 
 use prometheus::{HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts, Registry};
-use tgfleet_persistence::EventFilter;
 use tokio_util::sync::CancellationToken;
 
 use crate::state::AppState;
@@ -102,26 +101,18 @@ pub async fn run(state: AppState, stop: CancellationToken) {
         }
         feed.borrow_and_update();
         loop {
-            let page = match state
-                .store
-                .events(EventFilter {
-                    after,
-                    limit: 1000,
-                    ..Default::default()
-                })
-                .await
-            {
+            let page = match state.store.event_types(after, 1000).await {
                 Ok(p) => p,
                 Err(e) => {
                     tracing::debug!(error = %e, "event metrics: reading the log");
                     break;
                 }
             };
-            for e in &page {
-                metrics.events.with_label_values(&[e.kind.as_str()]).inc();
+            for (_, kind) in &page {
+                metrics.events.with_label_values(&[kind.as_str()]).inc();
             }
             match page.last() {
-                Some(last) => after = last.id,
+                Some(&(last, _)) => after = last,
                 None => break,
             }
         }

@@ -46,6 +46,10 @@ const ERROR_CHARS: usize = 300;
 /// Events read for queueing are kept this many at a time, so their first attempts need not
 /// read them again.
 const EVENT_CACHE: usize = 4096;
+/// An ended attempt waits at most this long for others in flight to end too, so that one
+/// transaction records several: recorded one by one, each cost a transaction and a claim of
+/// its own, most of the server's CPU per delivery (`benches/events_throughput.rs`).
+const GATHER: Duration = Duration::from_millis(2);
 
 pub async fn run(state: AppState, stop: CancellationToken) {
     let client = match client(&state.settings.webhooks) {
@@ -70,6 +74,7 @@ pub async fn run(state: AppState, stop: CancellationToken) {
         attempts: JoinSet::new(),
         running: HashMap::new(),
         finished: Vec::new(),
+        first_finished: None,
     };
     let mut new_events = true;
     let mut last_enqueue = Instant::now();
@@ -110,7 +115,9 @@ pub async fn run(state: AppState, stop: CancellationToken) {
         while let Some(done) = worker.attempts.try_join_next_with_id() {
             worker.collect(done);
         }
-        worker.finish_batch().await;
+        if worker.batch_ready() {
+            worker.finish_batch().await;
+        }
     }
     // Attempts in flight are left to finish for a moment; one cut short is repeated after a
     // restart (its claim runs out), with the same webhook-id.
@@ -181,6 +188,8 @@ struct Worker {
     /// What each attempt task is attempting, for one that panics.
     running: HashMap<tokio::task::Id, (QueueKey, i64, DateTime<Utc>)>,
     finished: Vec<Finished>,
+    /// When the oldest of `finished` ended.
+    first_finished: Option<Instant>,
 }
 
 impl Worker {
@@ -355,7 +364,10 @@ impl Worker {
             (true, Some(at)) => (at - Utc::now()).to_std().unwrap_or(Duration::ZERO),
             _ => TICK,
         };
-        tick.min(due).max(Duration::from_millis(1))
+        let gather = self
+            .first_finished
+            .map_or(TICK, |at| GATHER.saturating_sub(at.elapsed()));
+        tick.min(due).min(gather).max(Duration::from_millis(1))
     }
 
     /// Claims the heads that are due, in one statement, and starts their attempts.
@@ -477,10 +489,22 @@ impl Worker {
         }
     }
 
+    /// Whether the attempts that ended are recorded now: when none is left in flight, when at
+    /// least as many ended as are still in flight, or when the first of them waited `GATHER`.
+    fn batch_ready(&self) -> bool {
+        let Some(first) = self.first_finished else {
+            return false;
+        };
+        self.finished.len() >= self.attempts.len() || first.elapsed() >= GATHER
+    }
+
     fn collect(&mut self, done: Result<(tokio::task::Id, Finished), tokio::task::JoinError>) {
         match done {
             Ok((task, finished)) => {
                 self.running.remove(&task);
+                if self.finished.is_empty() {
+                    self.first_finished = Some(Instant::now());
+                }
                 self.finished.push(finished);
             }
             Err(e) => {
@@ -500,6 +524,7 @@ impl Worker {
             return;
         }
         let finished = std::mem::take(&mut self.finished);
+        self.first_finished = None;
         let records: Vec<WebhookAttempt> = finished.iter().map(|f| f.record.clone()).collect();
         let (failing, recorded) = match self.state.store.finish_webhook_attempts(records).await {
             Ok(f) => (f, vec![true; finished.len()]),

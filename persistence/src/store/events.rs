@@ -5,7 +5,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use tokio::sync::watch;
 
-use crate::model::{Event, EventFilter, NewEvent};
+use crate::model::{Event, EventFilter, EventType, NewEvent};
 use crate::store::{StoreError, StoreResult};
 
 /// Part of every [`crate::Store`]; its defaults answer "unsupported" so test doubles that keep
@@ -22,6 +22,18 @@ pub trait EventRecords: Send + Sync {
     async fn events(&self, filter: EventFilter) -> StoreResult<Vec<Event>> {
         let _ = filter;
         Err(unsupported())
+    }
+    /// Only the id and type of the events after `after`, oldest first: what counting by type
+    /// needs, without decoding every event's data.
+    async fn event_types(&self, after: i64, limit: u32) -> StoreResult<Vec<(i64, EventType)>> {
+        let page = self
+            .events(EventFilter {
+                after,
+                limit,
+                ..Default::default()
+            })
+            .await?;
+        Ok(page.into_iter().map(|e| (e.id, e.kind)).collect())
     }
     /// The events of these ids that the log still holds, by id.
     async fn events_by_id(&self, ids: &[i64]) -> StoreResult<Vec<Event>> {
@@ -110,22 +122,32 @@ macro_rules! impl_event_records {
                         .await
                         .map_err(db_err("ordering event ids"))?;
                 }
-                for e in events {
-                    let id: Option<i64> = sqlx::query_scalar(
+                // One statement per chunk, not per event: a burst of received messages was
+                // one INSERT each, half the statements the server ran while receiving
+                // (`benches/events_throughput.rs`, sqlx's statement log). 6 binds a row stay
+                // far below either database's limit.
+                for chunk in events.chunks(500) {
+                    let mut q = sqlx::QueryBuilder::<$db>::new(
                         "INSERT INTO events (type, account_id, owner_id, occurred_at, dedupe_key, \
-                         data) VALUES ($1, $2, $3, $4, $5, $6) \
-                         ON CONFLICT (dedupe_key) DO NOTHING RETURNING id",
-                    )
-                    .bind(e.kind.as_str())
-                    .bind(e.account_id)
-                    .bind(e.owner_id)
-                    .bind(e.occurred_at)
-                    .bind(&e.dedupe_key)
-                    .bind(sqlx::types::Json(&e.data))
-                    .fetch_optional(&mut *conn)
-                    .await
-                    .map_err(db_err("appending an event"))?;
-                    ids.extend(id);
+                         data) ",
+                    );
+                    q.push_values(chunk, |mut row, e| {
+                        row.push_bind(e.kind.as_str())
+                            .push_bind(e.account_id)
+                            .push_bind(e.owner_id)
+                            .push_bind(e.occurred_at)
+                            .push_bind(&e.dedupe_key)
+                            .push_bind(sqlx::types::Json(&e.data));
+                    });
+                    q.push(" ON CONFLICT (dedupe_key) DO NOTHING RETURNING id");
+                    let mut written: Vec<i64> = q
+                        .build_query_scalar()
+                        .fetch_all(&mut *conn)
+                        .await
+                        .map_err(db_err("appending events"))?;
+                    // Ids follow the rows' order; RETURNING's own order is unspecified.
+                    written.sort_unstable();
+                    ids.extend(written);
                 }
                 Ok(ids)
             }
@@ -203,6 +225,30 @@ macro_rules! impl_event_records {
                     .map_err(db_err("reading events"))?;
                 rows.iter()
                     .map(|r| Self::event_row(r).map_err(StoreError::Other))
+                    .collect()
+            }
+
+            async fn event_types(
+                &self,
+                after: i64,
+                limit: u32,
+            ) -> StoreResult<Vec<(i64, EventType)>> {
+                let rows: Vec<(i64, String)> = sqlx::query_as(
+                    "SELECT id, type FROM events WHERE id > $1 ORDER BY id LIMIT $2",
+                )
+                .bind(after)
+                .bind($crate::store::page_limit(limit))
+                .fetch_all(&self.pool)
+                .await
+                .map_err(db_err("reading event types"))?;
+                rows.into_iter()
+                    .map(|(id, kind)| {
+                        EventType::parse(&kind).map(|k| (id, k)).ok_or_else(|| {
+                            StoreError::Other(anyhow::anyhow!(
+                                "unknown type {kind:?} of event {id}"
+                            ))
+                        })
+                    })
                     .collect()
             }
 
