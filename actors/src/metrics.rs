@@ -97,6 +97,11 @@ impl AccountMetrics {
         registry.register(Box::new(rpc_total.clone()))?;
         registry.register(Box::new(rpc_seconds.clone()))?;
         registry.register(Box::new(flood_wait_seconds_total.clone()))?;
+        // Every state is shown from the start, at 0: an alert on `state="quarantined"` then
+        // compares numbers instead of meeting a series that does not exist until the first one.
+        for state in AccountState::ALL {
+            accounts.with_label_values(&[state.as_str()]);
+        }
         Ok(Self {
             accounts,
             account_state,

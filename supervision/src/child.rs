@@ -27,9 +27,9 @@ pub type SpawnFuture = Pin<Box<dyn Future<Output = Result<ActorRef<AccountMsg>, 
 pub trait ChildFactory: Send + Sync + 'static {
     fn spawn(&self, spec: ChildSpec) -> SpawnFuture;
 
-    /// An account the fleet leaves without an actor at start-up (hibernated, or in a state
-    /// that needs none: logged out, banned…): it still exists, so the factory may count it (the
-    /// production one puts it in the state gauges).
+    /// An account the fleet leaves without an actor (at start-up: hibernated, or in a state
+    /// that needs none: logged out, banned…; later: quarantined): it still exists, so the
+    /// factory may count it (the production one puts it in the state gauges).
     fn resting(&self, _account_id: AccountId, _state: AccountState) {}
 
     /// The account was deleted: whatever the factory keeps about it (metric series) goes.

@@ -54,6 +54,11 @@ impl SupervisionMetrics {
             &["dependency"],
         )?;
         registry.register(Box::new(dependency_waits.clone()))?;
+        // Both at 0 from the start, so `increase()` sees the first wait of an outage (a series
+        // born at 1 has no earlier sample to increase from).
+        for dependency in [Dependency::Store, Dependency::Vault] {
+            dependency_waits.with_label_values(&[dependency.as_str()]);
+        }
         Ok(Self {
             restarts,
             dependency_waits,

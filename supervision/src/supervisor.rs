@@ -17,7 +17,7 @@ use ractor::{
 };
 use rand::Rng;
 use tgfleet_actors::{AccountMsg, Dependency};
-use tgfleet_persistence::{AccountId, Store};
+use tgfleet_persistence::{AccountId, AccountState, Store};
 use tokio::time::Instant;
 
 use crate::child::ChildFactory;
@@ -315,9 +315,16 @@ impl Supervisor {
                     s.restart_window,
                     detail,
                 );
+                let factory = Arc::clone(&self.ctx.factory);
                 state.spawner.writer.submit(async move {
                     settled.await;
                     quarantine.await;
+                    // The failed actor's state leaves the gauges when it is dropped, which
+                    // ractor does after telling the supervisor; after the store write here it
+                    // comes later still. Without this the account would show as quarantined
+                    // only at the next process start. A lift runs after it on this writer, so
+                    // the lifted account's new actor sets its state last.
+                    factory.resting(account_id, AccountState::Quarantined);
                 });
             }
             Effect::DependencyWait { down, first } => {

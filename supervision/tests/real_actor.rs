@@ -654,6 +654,69 @@ async fn a_deleted_accounts_restart_series_leave_the_metrics() {
     .expect("test bound");
 }
 
+/// Issue 16: a quarantined account is counted as `quarantined` in the state gauges as soon as it
+/// is quarantined, not only after the next process start (the quarantine alert reads them), and
+/// the operator's restart that lifts it counts it under its state again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_quarantine_shows_in_the_state_gauges_at_once() {
+    tokio::time::timeout(BOUND, async {
+        let dc = TestDc::start(TestDcConfig::default())
+            .await
+            .expect("testdc");
+        let dir = tempfile::tempdir().expect("dir");
+        let env = open_env(&dc, &dir).await;
+        let phone = "+15550171";
+        dc.add_user(UserSpec::new(phone, "Flaky"));
+        let id = user_account(&env, phone).await;
+        let registry = prometheus::Registry::new();
+        let fleet = Fleet::start_accounts(settings(), env.clone(), &registry)
+            .await
+            .expect("fleet");
+        send_code(&fleet, id, phone).await;
+        assert_eq!(env.metrics.state_of(id), Some(AccountState::AwaitingCode));
+
+        // Crash it until the restart budget is spent and the supervisor gives up on it.
+        let mut crashes = 0u32;
+        while fleet.supervisor_stats().await.quarantined == 0 {
+            assert!(crashes <= settings().restart_max + 1, "never quarantined");
+            let before = fleet.actor_id(id).expect("running");
+            fleet.crash(id).expect("crash");
+            crashes += 1;
+            while fleet.supervisor_stats().await.quarantined == 0
+                && fleet.actor_id(id).is_none_or(|now| now == before)
+            {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        }
+        assert_eq!(
+            fleet.actor_id(id),
+            None,
+            "a quarantined account has no actor"
+        );
+        // The gauges follow once the quarantine is written; the bound is a safety net.
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while env.metrics.state_of(id) != Some(AccountState::Quarantined)
+            && std::time::Instant::now() < deadline
+        {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        assert_eq!(
+            env.metrics.state_of(id),
+            Some(AccountState::Quarantined),
+            "the state gauges do not show the quarantine"
+        );
+
+        fleet
+            .restart(id)
+            .await
+            .expect("the operator lifts the quarantine");
+        assert_eq!(env.metrics.state_of(id), Some(AccountState::AwaitingCode));
+        fleet.shutdown().await;
+    })
+    .await
+    .expect("test bound");
+}
+
 /// Records, for every `telegram` span (one Telegram call), the chain of spans it sits in, each as
 /// `name{fields}`.
 struct SpanChains(Arc<std::sync::Mutex<Vec<String>>>);
