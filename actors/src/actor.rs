@@ -109,6 +109,15 @@ impl Actor for AccountActor {
                 }),
                 None => ActorProcessingErr::from(e),
             })?;
+        let app = crate::session::app_for(&env, &row)
+            .await
+            .map_err(|e| match e.dependency() {
+                Some(dependency) => ActorProcessingErr::from(DependencyDown {
+                    dependency,
+                    message: e.to_string(),
+                }),
+                None => ActorProcessingErr::from(e),
+            })?;
         let was = row.state;
         let implied = State::implied(
             session.pending_login().as_ref(),
@@ -121,7 +130,7 @@ impl Actor for AccountActor {
             // A receiving account never rests: its updates would wait for the next call.
             env.limits.hibernate_after.is_some() && !row.receives(),
         );
-        let mut state = AccountActorState::new(env, row, start.clone(), session);
+        let mut state = AccountActorState::new(env, app, row, start.clone(), session);
         if start.account_state() != was {
             let message = format!("account actor started in state {}", start.account_state());
             let line = Line::new(LogLevel::Info, "actor_started", message);

@@ -8,7 +8,7 @@
 //! updates matter and closed once the account is logged in (see [`LiveClient::mute_updates`]).
 
 use std::num::NonZeroUsize;
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 use std::time::Duration;
 
 use governor::{DefaultDirectRateLimiter, RateLimiter};
@@ -18,13 +18,13 @@ use grammers_mtsender::{
 use grammers_session::updates::UpdatesLike;
 use grammers_tl_types as tl;
 use ractor::ActorRef;
-use tgfleet_persistence::AccountId;
+use tgfleet_persistence::{AccountId, DeviceIdentity};
 use tokio::task::{AbortHandle, JoinHandle};
 use tokio::time::Instant;
 use tracing::Instrument;
 
 use crate::actor::{AccountMsg, Event, InternalMsg};
-use crate::env::AccountEnv;
+use crate::env::{AccountEnv, App};
 use crate::flood::{FloodControl, Gate};
 use crate::metrics::RpcOutcome;
 use crate::session::StoreSession;
@@ -72,42 +72,20 @@ impl CallError {
     }
 }
 
-/// The device/app fields grammers sends in initConnection. `ConnectionParams::default()` probes
-/// the OS (os_info, possibly spawning `lsb_release`) on every call; a fleet builds thousands of
-/// clients, so the probe runs once.
-struct DeviceInfo {
-    device_model: String,
-    system_version: String,
-    app_version: String,
-    system_lang_code: String,
-    lang_code: String,
-}
-
-fn device_info() -> &'static DeviceInfo {
-    static INFO: OnceLock<DeviceInfo> = OnceLock::new();
-    INFO.get_or_init(|| {
-        let d = ConnectionParams::default();
-        DeviceInfo {
-            device_model: d.device_model,
-            system_version: d.system_version,
-            app_version: concat!("tgfleet ", env!("CARGO_PKG_VERSION")).to_string(),
-            system_lang_code: d.system_lang_code,
-            lang_code: d.lang_code,
-        }
-    })
-}
-
 /// Pushed updates grammers buffers for the receiving loop before it drops one.
 const UPDATES_CAPACITY: usize = 1000;
 
-fn connection_params() -> ConnectionParams {
-    let info = device_info();
+/// What grammers puts in the initConnection of every connection it opens for this client (the
+/// first, and each reconnect): the account's own identity, never `ConnectionParams::default()`,
+/// which would show Telegram this host's OS (the same for the whole fleet) and probe it on every
+/// call.
+fn connection_params(device: &DeviceIdentity) -> ConnectionParams {
     ConnectionParams {
-        device_model: info.device_model.clone(),
-        system_version: info.system_version.clone(),
-        app_version: info.app_version.clone(),
-        system_lang_code: info.system_lang_code.clone(),
-        lang_code: info.lang_code.clone(),
+        device_model: device.device_model.clone(),
+        system_version: device.system_version.clone(),
+        app_version: device.app_version.clone(),
+        system_lang_code: device.system_lang_code.clone(),
+        lang_code: device.lang_code.clone(),
         use_ipv6: false,
         // The account owns flood waits (per method, in its own tasks) and reconnects.
         retry_policy: Box::new(NoRetries),
@@ -118,8 +96,8 @@ fn connection_params() -> ConnectionParams {
         // (up to ~5 MiB on that account); the two blocks any receiver cycles through are
         // grammers' floor (README, "Memory per receiving account").
         updates_channel_capacity: NonZeroUsize::new(UPDATES_CAPACITY).expect("non-zero"),
-        // Built field by field on purpose (see `device_info`); this hidden field is grammers'
-        // way to keep the struct open for additions.
+        // Built field by field on purpose (no OS probe); this hidden field is grammers' way to
+        // keep the struct open for additions.
         __non_exhaustive: (),
     }
 }
@@ -145,9 +123,11 @@ enum AfterLogin {
 }
 
 impl LiveClient {
+    /// A client whose every connection introduces itself as `device` of the app `api_id`.
     pub fn start(
         session: Arc<StoreSession>,
         api_id: i32,
+        device: &DeviceIdentity,
         generation: u64,
         myself: ActorRef<AccountMsg>,
     ) -> Self {
@@ -155,7 +135,7 @@ impl LiveClient {
             runner,
             handle,
             updates,
-        } = SenderPool::with_configuration(Arc::clone(&session), api_id, connection_params());
+        } = SenderPool::with_configuration(Arc::clone(&session), api_id, connection_params(device));
         let runner = tokio::spawn(runner.run());
         let runner_abort = runner.abort_handle();
         let (after_login, decided) = tokio::sync::oneshot::channel();
@@ -317,6 +297,8 @@ pub fn method_name<R: tl::RemoteCall + tl::Identifiable>(_request: &R) -> &'stat
 pub struct Tg {
     pub account_id: AccountId,
     pub env: Arc<AccountEnv>,
+    /// The app the account's logins speak for (the connections already do).
+    pub app: Arc<App>,
     pub handle: SenderPoolHandle,
     pub session: Arc<StoreSession>,
     pub flood: Arc<FloodControl>,

@@ -32,6 +32,8 @@ pub struct AccountEnv {
     /// Where the media library's bytes are, for sending them; `None` in a fleet without one
     /// (tests), where sending media answers `MEDIA_STORAGE_UNAVAILABLE`.
     pub media: Option<MediaStorage>,
+    /// `telegram`'s app, one copy for every account that has no app of its own.
+    fleet_app: Arc<App>,
 }
 
 impl AccountEnv {
@@ -46,12 +48,20 @@ impl AccountEnv {
         Ok(Self {
             store,
             cipher,
+            fleet_app: Arc::new(App::of_fleet(&telegram)),
             telegram,
             limits,
             metrics: AccountMetrics::register(metrics_registry)?,
             writes: Default::default(),
             media: None,
         })
+    }
+}
+
+impl AccountEnv {
+    /// The fleet's own app (`telegram.api_id`, `telegram.api_hash`).
+    pub fn fleet_app(&self) -> Arc<App> {
+        Arc::clone(&self.fleet_app)
     }
 }
 
@@ -70,6 +80,33 @@ impl fmt::Debug for TelegramParams {
             .field("api_id", &self.api_id)
             .field("api_hash", &"<redacted>")
             .field("target", &self.target)
+            .finish()
+    }
+}
+
+/// The Telegram application an account speaks for: its `api_id` goes into every
+/// initConnection, its `api_hash` into every login call. The fleet's (`telegram.api_id`,
+/// `telegram.api_hash`), or an imported account's own.
+#[derive(Clone)]
+pub struct App {
+    pub api_id: i32,
+    pub api_hash: String,
+}
+
+impl App {
+    pub fn of_fleet(telegram: &TelegramParams) -> Self {
+        Self {
+            api_id: telegram.api_id,
+            api_hash: telegram.api_hash.clone(),
+        }
+    }
+}
+
+impl fmt::Debug for App {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("App")
+            .field("api_id", &self.api_id)
+            .field("api_hash", &"<redacted>")
             .finish()
     }
 }

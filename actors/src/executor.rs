@@ -25,7 +25,7 @@ use crate::commands::login::LoggedInUser;
 use crate::commands::qr_poll::QrPoll;
 use crate::commands::{Admission, Class, Handler, OpFailure, Port, View};
 use crate::effect::{Delay, Effect, Line};
-use crate::env::AccountEnv;
+use crate::env::{AccountEnv, App};
 use crate::flood::FloodControl;
 use crate::lifecycle;
 use crate::protocol::AccountError;
@@ -37,6 +37,8 @@ use crate::stop::StopReason;
 pub struct AccountActorState {
     pub(crate) id: AccountId,
     pub(crate) env: Arc<AccountEnv>,
+    /// The fleet's app, or the account's own (opened from its row at start).
+    pub(crate) app: Arc<App>,
     /// The account row as the queued writes leave it (identity, flood-wait end, last error).
     /// `state` is the account's state; the row's copy of it is only what is shown.
     pub(crate) row: Row,
@@ -231,12 +233,14 @@ impl Drop for AccountActorState {
 impl AccountActorState {
     pub(crate) fn new(
         env: Arc<AccountEnv>,
+        app: Arc<App>,
         row: Row,
         state: State,
         session: Arc<StoreSession>,
     ) -> Self {
         Self {
             id: row.id,
+            app,
             flood: Arc::new(FloodControl::new()),
             pacer: crate::client::new_pacer(&env),
             env,
@@ -379,9 +383,12 @@ impl AccountActorState {
             Some(client) if alive => client,
             _ => {
                 self.generation += 1;
+                // The row as it is now: an identity changed by the owner is read by the next
+                // actor (the API restarts a connected one), never mid-client.
                 self.client.insert(LiveClient::start(
                     Arc::clone(&self.session),
-                    self.env.telegram.api_id,
+                    self.app.api_id,
+                    &self.row.device,
                     self.generation,
                     myself.clone(),
                 ))
@@ -393,6 +400,7 @@ impl AccountActorState {
         Tg {
             account_id: self.id,
             env: Arc::clone(&self.env),
+            app: Arc::clone(&self.app),
             handle: client.handle.clone(),
             session: Arc::clone(&self.session),
             flood: Arc::clone(&self.flood),

@@ -74,6 +74,42 @@ impl SessionError {
     }
 }
 
+/// The app the account behind `row` speaks for: its own when the row names one (an imported
+/// session's), its api_hash opened here, in the account core, like the session; the fleet's
+/// otherwise.
+pub async fn app_for(
+    env: &AccountEnv,
+    row: &tgfleet_persistence::Account,
+) -> Result<std::sync::Arc<crate::env::App>, SessionError> {
+    let fleet = || env.fleet_app();
+    let Some(api_id) = row.api_id else {
+        return Ok(fleet());
+    };
+    let sealed = env
+        .store
+        .account_api_hash(row.id)
+        .await
+        .map_err(SessionError::from_store)?;
+    let Some(sealed) = sealed else {
+        // Written together by the import; a row with one and not the other was edited by hand
+        // (or a store lost the column). Falling back to the fleet's app would make this
+        // authorization speak for another app behind its owner's back: fail, so the account
+        // ends quarantined with this message instead.
+        return Err(SessionError::Setup(format!(
+            "the account names its own app (api_id {api_id}) but its api_hash is missing"
+        )));
+    };
+    let api_hash = env
+        .cipher
+        .open_api_hash(row.id, &sealed)
+        .await
+        .map_err(SessionError::from_cipher)?;
+    Ok(std::sync::Arc::new(crate::env::App {
+        api_id,
+        api_hash: api_hash.to_string(),
+    }))
+}
+
 /// A login that has started and not finished. Lives in the session so it survives everything.
 #[derive(Clone, Serialize, Deserialize, PartialEq)]
 #[serde(tag = "step", rename_all = "snake_case")]

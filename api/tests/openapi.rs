@@ -296,6 +296,24 @@ async fn every_route_is_documented_and_every_response_matches_it() {
     .await;
     c.call(
         &app,
+        M::PATCH,
+        one,
+        &format!("/api/v1/telegram/accounts/{id}"),
+        t,
+        Some(json!({"device": {"device_model": "Google Pixel 7", "lang_code": "de"}})),
+    )
+    .await;
+    c.call(
+        &app,
+        M::PATCH,
+        one,
+        &format!("/api/v1/telegram/accounts/{id}"),
+        t,
+        Some(json!({"device": {"lang_code": "not a language"}})),
+    )
+    .await;
+    c.call(
+        &app,
         M::GET,
         one,
         "/api/v1/telegram/accounts/424242",

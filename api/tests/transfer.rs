@@ -648,3 +648,130 @@ async fn an_import_whose_client_hangs_up_still_lands_whole() {
     assert_eq!(sent.status(), 201);
     app.shutdown().await;
 }
+
+/// Issue 16 item 2: a session imported with its app and device keeps them. Its connections —
+/// the check before it becomes an account, and the account's own — carry that api_id and
+/// device; the api_hash is kept sealed and never shown; malformed ones are the item's error.
+#[tokio::test]
+async fn an_imported_session_keeps_its_app_and_device() {
+    let app = sandbox().await;
+    let (_, token, _) = app.user("app@example.org").await;
+    let phone = "+15550160001";
+    let (dc, key, tg_user) = orphan_session(&app, &token, phone).await;
+    let testdc = app.state.sandbox.as_ref().unwrap();
+    let string = formats::encode_tgfleet(&tgfleet_supervision::account::ForeignSession {
+        dc_id: dc,
+        addr: Some(testdc.dc_addr(dc)),
+        auth_key: key,
+        user_id: Some(tg_user),
+        bot: Some(false),
+    });
+    let hash = "00112233445566778899aabbccddeeff";
+
+    let refused = import(
+        &app,
+        &token,
+        json!([
+            {"format": "tgfleet", "session": string, "api_id": 4242},
+            {"format": "tgfleet", "session": string, "api_hash": hash},
+            {"format": "tgfleet", "session": string, "api_id": 4242, "api_hash": "not hex"},
+            {"format": "tgfleet", "session": string, "api_id": -1, "api_hash": hash},
+            {"format": "tgfleet", "session": string, "device": {"lang_code": "english"}},
+            {"format": "tgfleet", "session": string, "device": {"device_model": "Nokia 3310"}},
+        ]),
+    )
+    .await;
+    let codes: Vec<&str> = refused
+        .iter()
+        .map(|r| r["code"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        codes,
+        [
+            "INVALID_APP",
+            "INVALID_APP",
+            "INVALID_APP",
+            "INVALID_APP",
+            "INVALID_DEVICE",
+            "INVALID_DEVICE"
+        ],
+        "{refused:?}"
+    );
+    assert!(refused[4]["error"]
+        .as_str()
+        .unwrap()
+        .contains("device.lang_code"));
+
+    let before = testdc.connection_inits(None).last().map_or(0, |c| c.seq);
+    let results = import(
+        &app,
+        &token,
+        json!([{
+            "format": "tgfleet",
+            "session": string,
+            "api_id": 4242,
+            "api_hash": hash,
+            "device": {"device_model": "Latitude 5420", "system_version": "Windows 11"},
+        }]),
+    )
+    .await;
+    assert_eq!(results[0]["status"], "imported", "{results:?}");
+    let id = results[0]["account_id"].as_i64().unwrap();
+    let account = json_of(
+        app.get(&format!("/api/v1/telegram/accounts/{id}"), Some(&token))
+            .await,
+        200,
+    )
+    .await;
+    assert_eq!(account["api_id"], 4242);
+    assert_eq!(account["device"]["device_model"], "Latitude 5420");
+    assert_eq!(account["device"]["system_version"], "Windows 11");
+    // What it did not say is drawn from the same platform: a Telegram Desktop version for
+    // Windows, never an Android or iOS one.
+    let app_version = account["device"]["app_version"].as_str().unwrap();
+    assert!(app_version.ends_with(" x64"), "{app_version}");
+    assert!(
+        !account.to_string().contains(hash),
+        "the api_hash was shown: {account}"
+    );
+
+    // The check and the account's own connection (it went active) both spoke as this device
+    // of this app.
+    let seen: Vec<_> = testdc
+        .connection_inits(Some(phone))
+        .into_iter()
+        .filter(|c| c.seq > before)
+        .collect();
+    assert!(seen.len() >= 2, "{seen:?}");
+    for c in &seen {
+        assert_eq!(c.init.api_id, 4242, "{c:?}");
+        assert_eq!(c.init.device_model, "Latitude 5420", "{c:?}");
+        assert_eq!(c.init.system_version, "Windows 11", "{c:?}");
+        assert_eq!(
+            c.init.app_version,
+            account["device"]["app_version"].as_str().unwrap()
+        );
+    }
+    // And a session without an app speaks for the fleet's.
+    let other = json_of(
+        app.get(
+            &format!(
+                "/api/v1/telegram/accounts/{}",
+                logged_in_account(&app, &token, "+15550160002").await
+            ),
+            Some(&token),
+        )
+        .await,
+        200,
+    )
+    .await;
+    assert_eq!(other["api_id"], Value::Null);
+    let fleet_app = testdc.connection_inits(Some("+15550160002"));
+    assert!(!fleet_app.is_empty());
+    // The sandbox's app (api/src/startup.rs).
+    assert!(
+        fleet_app.iter().all(|c| c.init.api_id == 17349),
+        "{fleet_app:?}"
+    );
+    app.shutdown().await;
+}

@@ -9,7 +9,8 @@
 //! ```
 //!
 //! The associated data is a domain tag, the account id and the whole header, so a blob copied to
-//! another account's row, or with any header byte changed, fails to open (`Tampered`).
+//! another account's row, or with any header byte changed, fails to open (`Tampered`). The tag
+//! tells sessions from an account's own `api_hash` (`seal_api_hash`), sealed the same way.
 //!
 //! Vault uses envelope encryption rather than `transit/encrypt` per write: sessions are written on
 //! every auth-key or update-state change, and a fleet start opens every session at once. Per-write
@@ -54,6 +55,7 @@ const SCHEME_VAULT: u8 = 2;
 const NONCE_LEN: usize = 24;
 const TAG_LEN: usize = 16;
 const AAD_DOMAIN: &[u8] = b"tgfleet-session-v1";
+const AAD_DOMAIN_API_HASH: &[u8] = b"tgfleet-api-hash-v1";
 
 type Key = Zeroizing<[u8; 32]>;
 
@@ -113,9 +115,52 @@ impl SessionCipher {
         account_id: AccountId,
         plaintext: &[u8],
     ) -> Result<Vec<u8>, CipherError> {
+        self.seal_in(AAD_DOMAIN, account_id, plaintext).await
+    }
+
+    pub async fn open(
+        &self,
+        account_id: AccountId,
+        sealed: &[u8],
+    ) -> Result<Zeroizing<Vec<u8>>, CipherError> {
+        self.open_in(AAD_DOMAIN, account_id, sealed).await
+    }
+
+    /// Seals an account's own `api_hash` (an imported account's app). Same key and format as a
+    /// session, but bound to another domain: the two blobs of one account cannot stand in for
+    /// each other.
+    pub async fn seal_api_hash(
+        &self,
+        account_id: AccountId,
+        api_hash: &str,
+    ) -> Result<Vec<u8>, CipherError> {
+        self.seal_in(AAD_DOMAIN_API_HASH, account_id, api_hash.as_bytes())
+            .await
+    }
+
+    pub async fn open_api_hash(
+        &self,
+        account_id: AccountId,
+        sealed: &[u8],
+    ) -> Result<Zeroizing<String>, CipherError> {
+        let plain = self
+            .open_in(AAD_DOMAIN_API_HASH, account_id, sealed)
+            .await?;
+        std::str::from_utf8(&plain)
+            .map(|s| Zeroizing::new(s.to_owned()))
+            .map_err(|_| CipherError::Malformed("the sealed api_hash is not text".into()))
+    }
+
+    async fn seal_in(
+        &self,
+        domain: &[u8],
+        account_id: AccountId,
+        plaintext: &[u8],
+    ) -> Result<Vec<u8>, CipherError> {
         match &*self.inner {
             Backend::Local(key) => Ok(seal_with(
                 key,
+                domain,
                 account_id,
                 header(SCHEME_LOCAL, &[]),
                 plaintext,
@@ -124,6 +169,7 @@ impl SessionCipher {
                 let dk = v.current_data_key().await?;
                 Ok(seal_with(
                     &dk.key,
+                    domain,
                     account_id,
                     header(SCHEME_VAULT, &dk.wrapped),
                     plaintext,
@@ -132,17 +178,18 @@ impl SessionCipher {
         }
     }
 
-    pub async fn open(
+    async fn open_in(
         &self,
+        domain: &[u8],
         account_id: AccountId,
         sealed: &[u8],
     ) -> Result<Zeroizing<Vec<u8>>, CipherError> {
         let blob = Blob::parse(sealed)?;
         match (&*self.inner, blob.scheme) {
-            (Backend::Local(key), SCHEME_LOCAL) => open_with(key, account_id, &blob),
+            (Backend::Local(key), SCHEME_LOCAL) => open_with(key, domain, account_id, &blob),
             (Backend::Vault(v), SCHEME_VAULT) => {
                 let key = v.unwrap_key(blob.wrapped).await?;
-                open_with(&key, account_id, &blob)
+                open_with(&key, domain, account_id, &blob)
             }
             (backend, scheme) => Err(CipherError::Malformed(format!(
                 "sealed by the {} backend, but this cipher is {}",
@@ -218,20 +265,26 @@ fn header(scheme: u8, wrapped: &[u8]) -> Vec<u8> {
     h
 }
 
-fn aad(account_id: AccountId, header: &[u8]) -> Vec<u8> {
-    let mut aad = Vec::with_capacity(AAD_DOMAIN.len() + 8 + header.len());
-    aad.extend_from_slice(AAD_DOMAIN);
+fn aad(domain: &[u8], account_id: AccountId, header: &[u8]) -> Vec<u8> {
+    let mut aad = Vec::with_capacity(domain.len() + 8 + header.len());
+    aad.extend_from_slice(domain);
     aad.extend_from_slice(&account_id.to_be_bytes());
     aad.extend_from_slice(header);
     aad
 }
 
-fn seal_with(key: &Key, account_id: AccountId, header: Vec<u8>, plaintext: &[u8]) -> Vec<u8> {
+fn seal_with(
+    key: &Key,
+    domain: &[u8],
+    account_id: AccountId,
+    header: Vec<u8>,
+    plaintext: &[u8],
+) -> Vec<u8> {
     let cipher = XChaCha20Poly1305::new(key.as_ref().into());
     // 192-bit random nonces: collisions are negligible however many sessions one key seals.
     let mut nonce = [0u8; NONCE_LEN];
     rand::rngs::OsRng.fill_bytes(&mut nonce);
-    let aad = aad(account_id, &header);
+    let aad = aad(domain, account_id, &header);
     let ct = cipher
         .encrypt(
             XNonce::from_slice(&nonce),
@@ -251,11 +304,12 @@ fn seal_with(key: &Key, account_id: AccountId, header: Vec<u8>, plaintext: &[u8]
 
 fn open_with(
     key: &Key,
+    domain: &[u8],
     account_id: AccountId,
     blob: &Blob<'_>,
 ) -> Result<Zeroizing<Vec<u8>>, CipherError> {
     let cipher = XChaCha20Poly1305::new(key.as_ref().into());
-    let aad = aad(account_id, blob.header);
+    let aad = aad(domain, account_id, blob.header);
     cipher
         .decrypt(
             XNonce::from_slice(blob.nonce),

@@ -2,6 +2,7 @@
 //! the `SessionCipher` that seals account sessions before they reach any store.
 
 pub mod cipher;
+pub mod device;
 pub mod lock;
 pub mod media_storage;
 pub mod model;

@@ -1,5 +1,6 @@
 //! Rows as the rest of tgfleet sees them, independent of the backend.
 
+pub use crate::device::{DeviceIdentity, DevicePatch};
 use crate::phone::Phone;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -149,6 +150,12 @@ pub struct Account {
     /// Receives Telegram's updates into the event log; `None` follows the kind (see
     /// [`Account::receives`]).
     pub receive_updates: Option<bool>,
+    /// What every connection of the account tells Telegram in initConnection.
+    pub device: DeviceIdentity,
+    /// The account's own Telegram app (an imported session's, given with it), used instead of
+    /// the fleet's for its connections and logins. Its `api_hash` is sealed, read only by the
+    /// account's actor (`Store::account_api_hash`), and in no `Account`.
+    pub api_id: Option<i32>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }
@@ -182,6 +189,16 @@ pub struct ImportedAccount {
     /// Seals the session for the new account's id (the id is part of what is sealed, and the
     /// store assigns it inside the transaction). The store never sees the plaintext.
     pub seal: SealForAccount,
+    /// The identity the session was checked with; `None` draws one.
+    pub device: Option<DeviceIdentity>,
+    /// The app the session came with, if it came with one.
+    pub app: Option<ImportedApp>,
+}
+
+/// An imported account's own Telegram app: its id, and its `api_hash` sealed like the session.
+pub struct ImportedApp {
+    pub api_id: i32,
+    pub seal_api_hash: SealForAccount,
 }
 
 pub type SealForAccount = Box<
@@ -216,6 +233,10 @@ pub struct AccountUpdate {
     /// Why the state changes, for its `account.state_changed` event (no column of its own).
     pub cause: Option<String>,
     pub receive_updates: Option<bool>,
+    /// The identity's fields to change, each written on its own so two edits of different
+    /// fields both stand. Boxed: an update goes with every state change, which almost never
+    /// carries one.
+    pub device: Option<Box<DevicePatch>>,
 }
 
 impl AccountUpdate {
@@ -245,6 +266,9 @@ impl AccountUpdate {
         row.restarts += self.add_restarts;
         if let Some(receive) = self.receive_updates {
             row.receive_updates = Some(receive);
+        }
+        if let Some(patch) = &self.device {
+            row.device = patch.applied_to(&row.device);
         }
     }
 }

@@ -80,6 +80,10 @@ pub trait Store:
     // Telegram accounts
     async fn create_account(&self, new: NewAccount) -> StoreResult<Account>;
     async fn account(&self, id: AccountId) -> StoreResult<Account>;
+    /// The account's own `api_hash`, sealed (`SessionCipher::seal_api_hash`), when it has its own
+    /// app ([`Account::api_id`]); only the account core opens it. No default: a store that
+    /// forgot it would make such an account fail to start, never silently use the fleet's app.
+    async fn account_api_hash(&self, id: AccountId) -> StoreResult<Option<Vec<u8>>>;
     async fn list_accounts(&self, filter: AccountFilter) -> StoreResult<Vec<Account>>;
     async fn update_account(&self, id: AccountId, update: AccountUpdate) -> StoreResult<Account>;
     /// Deletes the account, its session and nothing else, in one transaction.

@@ -89,6 +89,34 @@ async fn local_blob_moved_or_tampered_does_not_open() {
     ));
 }
 
+/// An account's own api_hash is sealed like a session but cannot pass for one, nor for another
+/// account's.
+#[tokio::test]
+async fn an_api_hash_opens_only_as_that_accounts_api_hash() {
+    let dir = tempfile::tempdir().unwrap();
+    let cipher = SessionCipher::local(dir.path().join("k")).unwrap();
+    let hash = "0123456789abcdef0123456789abcdef";
+    let sealed = cipher.seal_api_hash(7, hash).await.unwrap();
+    assert!(!sealed.windows(hash.len()).any(|w| w == hash.as_bytes()));
+    assert_eq!(
+        cipher.open_api_hash(7, &sealed).await.unwrap().as_str(),
+        hash
+    );
+    assert!(matches!(
+        cipher.open_api_hash(8, &sealed).await,
+        Err(CipherError::Tampered)
+    ));
+    assert!(matches!(
+        cipher.open(7, &sealed).await,
+        Err(CipherError::Tampered)
+    ));
+    let session = cipher.seal(7, MARKER).await.unwrap();
+    assert!(matches!(
+        cipher.open_api_hash(7, &session).await,
+        Err(CipherError::Tampered)
+    ));
+}
+
 /// Seals a marker through the store and checks the raw database never holds it.
 async fn marker_absent_from_raw_database(db: &TestDb) {
     let dir = tempfile::tempdir().unwrap();

@@ -57,6 +57,8 @@ suite!(
     a_finished_post_is_an_event_of_each_delivery_and_of_the_post,
     webhook_queues_keep_order_per_account_and_log_every_attempt,
     a_webhook_replays_disables_with_an_event_and_rotates,
+    device_identities_are_drawn_per_account_kept_and_changed_whole,
+    an_imported_app_is_kept_sealed_beside_its_account,
 );
 
 async fn posts_are_claimed_when_due_and_follow_their_deliveries(store: &dyn Store) {
@@ -1154,6 +1156,8 @@ async fn an_import_lands_whole_or_not_at_all(store: &dyn Store) {
                 Ok(format!("sealed for {id}").into_bytes())
             })
         }),
+        device: None,
+        app: None,
     };
     // Sealing fails after the row and the claim were written: nothing of it stays.
     assert!(store
@@ -1917,4 +1921,232 @@ async fn a_webhook_replays_disables_with_an_event_and_rotates(store: &dyn Store)
         .await
         .unwrap()
         .is_empty());
+}
+
+/// Issue 16 item 2: every account gets its own identity for initConnection, kept until changed,
+/// and changed as a whole.
+async fn device_identities_are_drawn_per_account_kept_and_changed_whole(store: &dyn Store) {
+    let owner = user(store, "device@x.test").await;
+    let mut accounts = Vec::new();
+    for _ in 0..8 {
+        accounts.push(account(store, owner.id, None).await);
+    }
+    for a in &accounts {
+        let d = &a.device;
+        for text in [&d.device_model, &d.system_version, &d.app_version] {
+            assert_eq!(device::check_text(text).as_ref(), Ok(text), "{d:?}");
+        }
+        for code in [&d.system_lang_code, &d.lang_code] {
+            assert_eq!(device::check_lang_code(code).as_ref(), Ok(code), "{d:?}");
+        }
+        assert_eq!(a.api_id, None);
+        assert_eq!(
+            store.account(a.id).await.unwrap(),
+            *a,
+            "read back as written"
+        );
+        assert_eq!(store.account_api_hash(a.id).await.unwrap(), None);
+    }
+    let models: std::collections::HashSet<_> =
+        accounts.iter().map(|a| &a.device.device_model).collect();
+    assert!(models.len() > 1, "eight accounts, one device: {models:?}");
+
+    let first = &accounts[0];
+    let changed = DeviceIdentity {
+        device_model: "Google Pixel 8 Pro".into(),
+        system_version: "SDK 34".into(),
+        app_version: "11.1.3".into(),
+        system_lang_code: "de-DE".into(),
+        lang_code: "de".into(),
+    };
+    let after = store
+        .update_account(
+            first.id,
+            AccountUpdate {
+                device: Some(Box::new(changed.clone().into())),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(after.device, changed);
+    assert_eq!(
+        (after.state, after.label.clone()),
+        (first.state, first.label.clone())
+    );
+    // Other writes leave it alone, and other accounts keep theirs.
+    let later = store
+        .update_account(
+            first.id,
+            AccountUpdate {
+                state: Some(AccountState::Active),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(later.device, changed);
+    assert_eq!(store.account(first.id).await.unwrap().device, changed);
+    assert_eq!(
+        store.account(accounts[1].id).await.unwrap().device,
+        accounts[1].device
+    );
+    // Two edits of different fields (two PATCHes at once) both stand.
+    for patch in [
+        DevicePatch {
+            lang_code: Some("fr".into()),
+            ..Default::default()
+        },
+        DevicePatch {
+            app_version: Some("11.2.0".into()),
+            ..Default::default()
+        },
+    ] {
+        store
+            .update_account(
+                first.id,
+                AccountUpdate {
+                    device: Some(Box::new(patch)),
+                    ..Default::default()
+                },
+            )
+            .await
+            .unwrap();
+    }
+    let both = store.account(first.id).await.unwrap().device;
+    assert_eq!(
+        (both.lang_code.as_str(), both.app_version.as_str()),
+        ("fr", "11.2.0")
+    );
+    assert_eq!(both.device_model, changed.device_model);
+    assert!(matches!(
+        store.account_api_hash(first.id + 1000).await,
+        Err(StoreError::NotFound)
+    ));
+}
+
+/// An imported session's app (api_id, sealed api_hash) lands with its account, or neither does.
+async fn an_imported_app_is_kept_sealed_beside_its_account(store: &dyn Store) {
+    let owner = user(store, "app@x.test").await;
+    let device = DeviceIdentity {
+        device_model: "iPhone 15".into(),
+        system_version: "17.6.1".into(),
+        app_version: "11.0".into(),
+        system_lang_code: "en-GB".into(),
+        lang_code: "en".into(),
+    };
+    let imported = |fingerprint: &str, fail: bool| ImportedAccount {
+        new: NewAccount {
+            owner_id: owner.id,
+            label: None,
+            kind: AccountKind::User,
+            phone: None,
+        },
+        tg_user_id: 4242,
+        username: None,
+        dc_id: 2,
+        fingerprint: fingerprint.into(),
+        seal: Box::new(|id| Box::pin(async move { Ok(format!("session {id}").into_bytes()) })),
+        device: Some(device.clone()),
+        app: Some(ImportedApp {
+            api_id: 123456,
+            seal_api_hash: Box::new(move |id| {
+                Box::pin(async move {
+                    if fail {
+                        anyhow::bail!("sealing failed");
+                    }
+                    Ok(format!("api hash {id}").into_bytes())
+                })
+            }),
+        }),
+    };
+    assert!(store
+        .create_imported_account(imported("app-1", true))
+        .await
+        .is_err());
+    assert_eq!(store.count_owned_accounts(owner.id).await.unwrap(), (0, 0));
+    assert_eq!(
+        store.account_by_session_fingerprint("app-1").await.unwrap(),
+        None
+    );
+
+    let account = store
+        .create_imported_account(imported("app-1", false))
+        .await
+        .unwrap()
+        .expect("imported");
+    assert_eq!(account.api_id, Some(123456));
+    assert_eq!(account.device, device);
+    assert_eq!(store.account(account.id).await.unwrap(), account);
+    assert_eq!(
+        store.account_api_hash(account.id).await.unwrap(),
+        Some(format!("api hash {}", account.id).into_bytes())
+    );
+}
+
+/// Rows from before migration 0012 have no identity: read, they show the one derived from their
+/// id (stable across reads); the next connect writes that same one, which then stays.
+macro_rules! rows_before_0012_get_an_identity {
+    ($db:expr, $store:ty) => {{
+        let db = $db;
+        let owner = user(&*db.store, "old@x.test").await;
+        let id = account(&*db.store, owner.id, None).await.id;
+        let raw = <$store>::connect(&db.url).await.unwrap();
+        sqlx::query(
+            "UPDATE telegram_accounts SET device_model = NULL, system_version = NULL, \
+             app_version = NULL, system_lang_code = NULL, lang_code = NULL WHERE id = $1",
+        )
+        .bind(id)
+        .execute(raw.pool())
+        .await
+        .unwrap();
+        let derived = DeviceIdentity::pick(id as u64);
+        assert_eq!(raw.account(id).await.unwrap().device, derived);
+        assert_eq!(db.store.account(id).await.unwrap().device, derived);
+
+        let reconnected = <$store>::connect(&db.url).await.unwrap();
+        let stored: Option<String> =
+            sqlx::query_scalar("SELECT device_model FROM telegram_accounts WHERE id = $1")
+                .bind(id)
+                .fetch_one(reconnected.pool())
+                .await
+                .unwrap();
+        let filled = reconnected.account(id).await.unwrap().device;
+        assert_eq!(stored.as_ref(), Some(&filled.device_model));
+        assert_eq!(
+            filled, derived,
+            "the fill writes what the row already showed"
+        );
+
+        // One column missing (a hand edit): the whole derived identity, not a mix.
+        let other = account(&*db.store, owner.id, None).await;
+        sqlx::query("UPDATE telegram_accounts SET system_version = NULL WHERE id = $1")
+            .bind(other.id)
+            .execute(raw.pool())
+            .await
+            .unwrap();
+        assert_eq!(
+            raw.account(other.id).await.unwrap().device,
+            DeviceIdentity::pick(other.id as u64)
+        );
+        let again = <$store>::connect(&db.url).await.unwrap();
+        assert_eq!(
+            again.account(id).await.unwrap().device,
+            filled,
+            "drawn once"
+        );
+    }};
+}
+
+#[tokio::test]
+async fn sqlite_rows_from_before_0012_get_an_identity_once() {
+    rows_before_0012_get_an_identity!(TestDb::sqlite().await.unwrap(), SqliteStore);
+}
+
+#[tokio::test]
+async fn postgres_rows_from_before_0012_get_an_identity_once() {
+    let Some(db) = TestDb::postgres().await else {
+        return;
+    };
+    rows_before_0012_get_an_identity!(db, PgStore);
 }

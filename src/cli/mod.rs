@@ -5,6 +5,7 @@ pub mod client;
 pub mod import;
 pub mod onboard;
 pub mod session_files;
+pub mod session_json;
 
 /// Left-aligned text table for summaries: one header row, then rows.
 pub fn table(header: &[&str], rows: &[Vec<String>]) -> String {

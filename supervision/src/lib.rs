@@ -49,9 +49,10 @@ pub use stats::SupervisorStats;
 /// an account's environment is made of. The API depends on this crate alone; these are the
 /// account core's types, named here so nothing reaches past the fleet into the actors.
 pub mod account {
+    pub use tgfleet_actors::env::App;
     pub use tgfleet_actors::formatting;
     pub use tgfleet_actors::import::formats;
-    pub use tgfleet_actors::import::{ForeignSession, ImportError, PreparedSession};
+    pub use tgfleet_actors::import::{ForeignSession, ImportAs, ImportError, PreparedSession};
     pub use tgfleet_actors::peer::PEER_FORMS;
     pub use tgfleet_actors::{
         AccountError, AccountLimits, AccountStatus, BotSignIn, Chat, ChatKind, ChatMessage,
@@ -62,4 +63,5 @@ pub mod account {
         SendOptions, Sent, SetAdmin, SignIn, Status, TelegramParams, TelegramTarget, ADMIN_RIGHTS,
         JOIN_LINK_FORMS, READ_PIECE,
     };
+    pub use tgfleet_persistence::device::{self, DeviceIdentity, DevicePatch};
 }

@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use tgfleet_actors::import::{self, ForeignSession, ImportError, PreparedSession};
+use tgfleet_actors::import::{self, ForeignSession, ImportAs, ImportError, PreparedSession};
 use tgfleet_actors::session::{self, SessionError};
 use tgfleet_actors::{AccountError, TelegramTarget};
 use tgfleet_persistence::{AccountId, ImportConflict, NewAccount};
@@ -32,18 +32,20 @@ impl Fleet {
     }
 
     /// Proves that `foreign` is still logged in, on one short-lived connection that is gone
-    /// when this returns, and turns it into a session of this fleet.
+    /// when this returns and that introduces itself as `introduced` (the identity and app the
+    /// account will have), and turns it into a session of this fleet.
     pub async fn check_session(
         &self,
         foreign: &ForeignSession,
         timeout: Duration,
+        introduced: ImportAs,
     ) -> Result<PreparedSession, ImportError> {
         let Some(env) = self.env() else {
             return Err(ImportError::Unreachable(
                 "this fleet runs no Telegram accounts".into(),
             ));
         };
-        import::prepare(&env.telegram, foreign, timeout).await
+        import::prepare(&env.telegram, foreign, timeout, introduced).await
     }
 
     /// Creates the account of a checked session: its row, the claim on the session's

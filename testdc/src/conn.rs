@@ -258,10 +258,13 @@ impl Conn {
                 let Some(key) = self.key.as_ref().map(|k| k.id) else {
                     return Err(Close);
                 };
-                let Some(query) = rpc::unwrap_query(&body) else {
+                let Some((query, init)) = rpc::unwrap_request(&body) else {
                     self.send_error(msg_id, 400, "INPUT_FETCH_ERROR");
                     return Ok(());
                 };
+                if let Some(init) = init {
+                    self.shared.record_init(self.id, self.dc_id, key, init);
+                }
                 if self.shared.cfg.strict_duplicate_keys
                     && !black_hole
                     && self

@@ -314,6 +314,30 @@ async fn post_expire_files(State(dc): State<TestDc>) -> Response {
     Json(json!({ "files": dc.expire_file_references() })).into_response()
 }
 
+#[derive(Deserialize)]
+struct ConnectionsQuery {
+    /// Only the connections of this user's keys.
+    phone: Option<String>,
+    /// Only records after this `seq`.
+    after: Option<u64>,
+}
+
+/// `GET /connections?phone=&after=`: what each connection's initConnection carried (device,
+/// system and app versions, languages, api_id, layer), with its DC, key and logged-in user,
+/// oldest first — so a test asserts what "Telegram" was told, connection by connection.
+async fn get_connections(
+    State(dc): State<TestDc>,
+    axum::extract::Query(q): axum::extract::Query<ConnectionsQuery>,
+) -> Response {
+    let after = q.after.unwrap_or(0);
+    let connections: Vec<_> = dc
+        .connection_inits(q.phone.as_deref())
+        .into_iter()
+        .filter(|c| c.seq > after)
+        .collect();
+    Json(json!({ "connections": connections })).into_response()
+}
+
 async fn get_stats(State(dc): State<TestDc>) -> Response {
     let addrs: Vec<_> = dc
         .dc_addrs()
@@ -336,6 +360,7 @@ pub fn control_router(dc: TestDc) -> Router {
         .route("/messages", get(get_messages).post(post_message))
         .route("/limits", get(get_limits).post(post_limits))
         .route("/stats", get(get_stats))
+        .route("/connections", get(get_connections))
         .route("/chats/{chat}/messages", get(get_chat_messages))
         .route("/files/expire", post(post_expire_files))
         .with_state(dc)

@@ -48,6 +48,7 @@ use tokio::task::JoinSet;
 
 pub use control::{apply_fault, control_router, run_standalone, FaultBody, FaultError};
 pub use rpc::control_send::{SendError, SentMessage};
+pub use rpc::ClientInit;
 pub use updates::{
     UpdateLimits, CHANNEL_DIFFERENCE_TOO_LONG, DIFFERENCE_PAGE, DIFFERENCE_TOO_LONG, LOG_KEEP,
 };
@@ -245,6 +246,27 @@ impl Faults {
     pub fn swallowed(&self) -> u64 {
         self.shared.swallowed.load(Ordering::Relaxed)
     }
+}
+
+/// One connection's `initConnection` as testdc received it: what the client said it is, on which
+/// connection, DC and auth key, and who is logged in on that key.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct ConnectionInit {
+    /// Increases by one per connection recorded: what came after a `seq` came later.
+    pub seq: u64,
+    pub connection: u64,
+    pub dc_id: i32,
+    /// The auth key's id (hex of the low 8 bytes of its SHA-1).
+    pub key_id: String,
+    /// The user logged in on the key now (or, if none is now, when it connected): a key that
+    /// connected before its login counts as the user it logged in as.
+    pub user_id: Option<i64>,
+    /// That user's phone, digits only.
+    pub phone: Option<String>,
+    /// Unix milliseconds.
+    pub at_ms: i64,
+    #[serde(flatten)]
+    pub init: ClientInit,
 }
 
 /// Counters for the control API and benchmarks.
@@ -537,6 +559,36 @@ impl TestDc {
         Faults {
             shared: Arc::clone(&self.shared),
         }
+    }
+
+    /// What every recorded connection's initConnection carried, oldest first (the newest
+    /// 4,096). With `phone`, only connections whose key is that user's.
+    pub fn connection_inits(&self, phone: Option<&str>) -> Vec<ConnectionInit> {
+        let records = self.shared.inits();
+        let wanted = phone.map(normalize_phone);
+        let w = self.shared.world();
+        records
+            .into_iter()
+            .filter_map(|r| {
+                let user = w
+                    .bound_user(r.key_id, r.dc_id)
+                    .or_else(|| r.user_at_init.and_then(|id| w.users.get(&id)));
+                let phone = user.and_then(|u| u.phone.as_deref()).map(normalize_phone);
+                if wanted.is_some() && wanted != phone {
+                    return None;
+                }
+                Some(ConnectionInit {
+                    seq: r.seq,
+                    connection: r.conn,
+                    dc_id: r.dc_id,
+                    key_id: hex::encode(r.key_id),
+                    user_id: user.map(|u| u.id),
+                    phone,
+                    at_ms: r.at_ms,
+                    init: r.init,
+                })
+            })
+            .collect()
     }
 
     /// Open client connections across all DCs.

@@ -78,11 +78,32 @@ const INVOKE_WITHOUT_UPDATES: u32 = 0xbf9459b7;
 const INVOKE_AFTER_MSG: u32 = 0xcb9f372d;
 const INVOKE_AFTER_MSGS: u32 = 0x3dc4b4f0;
 
-/// Strips `invokeWithLayer`, `initConnection` and friends, returning the inner query.
-pub fn unwrap_query(mut body: &[u8]) -> Option<&[u8]> {
+/// What a client's `initConnection` said about itself. grammers sends one as the first request
+/// of every connection it opens, so this is what "Telegram" learns about the client each time.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct ClientInit {
+    /// The layer of the `invokeWithLayer` around it, when there was one.
+    pub layer: Option<i32>,
+    pub api_id: i32,
+    pub device_model: String,
+    pub system_version: String,
+    pub app_version: String,
+    pub system_lang_code: String,
+    pub lang_pack: String,
+    pub lang_code: String,
+}
+
+/// Strips `invokeWithLayer`, `initConnection` and friends: the inner query, and what its
+/// `initConnection` carried if it was wrapped in one.
+pub fn unwrap_request(mut body: &[u8]) -> Option<(&[u8], Option<ClientInit>)> {
+    let mut layer = None;
+    let mut init = None;
     for _ in 0..8 {
         match read_u32(body, 0)? {
-            INVOKE_WITH_LAYER => body = body.get(8..)?,
+            INVOKE_WITH_LAYER => {
+                layer = Some(crate::mtp::read_i32(body, 4)?);
+                body = body.get(8..)?;
+            }
             INVOKE_AFTER_MSG => body = body.get(12..)?,
             INVOKE_WITHOUT_UPDATES => body = body.get(4..)?,
             INVOKE_AFTER_MSGS => {
@@ -93,20 +114,29 @@ pub fn unwrap_query(mut body: &[u8]) -> Option<&[u8]> {
             INIT_CONNECTION => {
                 let mut cur = Cursor::from_slice(body.get(4..)?);
                 let flags = u32::deserialize(&mut cur).ok()?;
-                i32::deserialize(&mut cur).ok()?; // api_id
-                for _ in 0..6 {
-                    // device_model, system_version, app_version, system_lang_code, lang_pack, lang_code
-                    Vec::<u8>::deserialize(&mut cur).ok()?;
-                }
+                let api_id = i32::deserialize(&mut cur).ok()?;
+                let mut text = || String::deserialize(&mut cur).ok();
+                let (device_model, system_version, app_version) = (text()?, text()?, text()?);
+                let (system_lang_code, lang_pack, lang_code) = (text()?, text()?, text()?);
                 if flags & 1 != 0 {
                     tl::enums::InputClientProxy::deserialize(&mut cur).ok()?;
                 }
                 if flags & 2 != 0 {
                     tl::enums::Jsonvalue::deserialize(&mut cur).ok()?;
                 }
+                init = Some(ClientInit {
+                    layer,
+                    api_id,
+                    device_model,
+                    system_version,
+                    app_version,
+                    system_lang_code,
+                    lang_pack,
+                    lang_code,
+                });
                 body = body.get(4 + cur.pos()..)?;
             }
-            _ => return Some(body),
+            _ => return Some((body, init)),
         }
     }
     None

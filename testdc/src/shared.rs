@@ -1,6 +1,6 @@
 //! State shared by all listeners and connections of one testdc.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::net::SocketAddr;
 use std::ops::{Deref, DerefMut};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
@@ -55,6 +55,27 @@ pub enum Push {
     Close,
 }
 
+/// One `initConnection` as it arrived, and on which connection and key.
+#[derive(Debug, Clone)]
+pub struct InitRecord {
+    /// Increases by one per record, so a reader can ask for what came after what it saw.
+    pub seq: u64,
+    pub conn: u64,
+    pub dc_id: i32,
+    pub key_id: KeyId,
+    /// Unix milliseconds.
+    pub at_ms: i64,
+    /// The user logged in on the key at the time, if any (a key signs in after its first
+    /// connection; readers look the user up again).
+    pub user_at_init: Option<i64>,
+    pub init: crate::rpc::ClientInit,
+}
+
+/// Records of `initConnection` kept, newest last. A test reads a handful; a long-running sandbox
+/// must not grow without bound, and 4,096 covers every connection of a fleet of thousands
+/// connecting once.
+pub const MAX_INIT_RECORDS: usize = 4096;
+
 pub struct ConnEntry {
     pub dc_id: i32,
     pub key_id: Option<KeyId>,
@@ -74,6 +95,9 @@ pub struct Shared {
     /// Where the world is kept across restarts (`TestDcConfig::state_dir`), if anywhere.
     pub persist: Option<Persist>,
     pub conns: Mutex<HashMap<u64, ConnEntry>>,
+    /// What each connection's initConnection carried (see [`InitRecord`]).
+    inits: Mutex<VecDeque<InitRecord>>,
+    next_init: AtomicU64,
     pub next_conn: AtomicU64,
     pub live: AtomicUsize,
     pub requests: AtomicU64,
@@ -134,6 +158,8 @@ impl Shared {
             dirty: AtomicBool::new(false),
             persist,
             conns: Mutex::new(HashMap::new()),
+            inits: Mutex::new(VecDeque::new()),
+            next_init: AtomicU64::new(1),
             next_conn: AtomicU64::new(1),
             live: AtomicUsize::new(0),
             requests: AtomicU64::new(0),
@@ -216,6 +242,36 @@ impl Shared {
 
     pub fn conns(&self) -> MutexGuard<'_, HashMap<u64, ConnEntry>> {
         self.conns.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Keeps what a connection's initConnection carried, dropping the oldest record past
+    /// [`MAX_INIT_RECORDS`].
+    pub fn record_init(&self, conn: u64, dc_id: i32, key_id: KeyId, init: crate::rpc::ClientInit) {
+        let user_at_init = self.world().bound_user(key_id, dc_id).map(|u| u.id);
+        let at_ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
+        let mut inits = self.inits.lock().unwrap_or_else(|e| e.into_inner());
+        // Taken under the lock, so records are in `seq` order.
+        let seq = self.next_init.fetch_add(1, Ordering::Relaxed);
+        if inits.len() >= MAX_INIT_RECORDS {
+            inits.pop_front();
+        }
+        inits.push_back(InitRecord {
+            seq,
+            conn,
+            dc_id,
+            key_id,
+            at_ms,
+            user_at_init,
+            init,
+        });
+    }
+
+    /// Every kept initConnection record, oldest first.
+    pub fn inits(&self) -> Vec<InitRecord> {
+        let inits = self.inits.lock().unwrap_or_else(|e| e.into_inner());
+        inits.iter().cloned().collect()
     }
 
     pub fn key(&self, id: &KeyId) -> Option<Arc<AuthKey>> {

@@ -4,7 +4,9 @@ mod common;
 
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
-use common::{bounded, client_with_key, rpc_error, start, API_HASH};
+use common::{
+    bounded, client_with_key, client_with_params, log_in, rpc_error, start, API_HASH, API_ID,
+};
 use serde_json::{json, Value};
 use tgfleet_testdc::{control_router, new_auth_key};
 use tower::ServiceExt;
@@ -167,4 +169,75 @@ async fn control_api_sends_messages_and_sets_catch_up_limits() {
     let (s, limits) = call(&app, "GET", "/limits", None).await;
     assert_eq!(s, StatusCode::OK);
     assert_eq!(limits["channel_difference_too_long"], 10_000);
+}
+
+/// Issue 16 item 2: what each connection's initConnection carried is on `GET /connections`,
+/// with the user logged in on its key (also for a connection made before that login).
+#[tokio::test]
+async fn connections_show_what_each_initconnection_carried_and_whose_key_it_was() {
+    let dc = start().await;
+    let app = control_router(dc.clone());
+    let params = |model: &str, lang: &str| grammers_mtsender::ConnectionParams {
+        device_model: model.into(),
+        system_version: "SDK 34".into(),
+        app_version: "10.14.5".into(),
+        system_lang_code: format!("{lang}-XX"),
+        lang_code: lang.into(),
+        retry_policy: Box::new(grammers_mtsender::NoRetries),
+        ..Default::default()
+    };
+    let (k1, k2) = (new_auth_key(), new_auth_key());
+    dc.register_auth_key(k1);
+    dc.register_auth_key(k2);
+    dc.add_user(tgfleet_testdc::UserSpec::new("+15550006161", "Device"));
+    let one = client_with_params(&dc, 2, k1, params("Google Pixel 7", "de")).await;
+    let two = client_with_params(&dc, 2, k2, params("iPhone 15", "fr")).await;
+    log_in(&dc, &one, "+15550006161").await;
+    // The second only connects, and is nobody yet.
+    assert!(bounded(two.client.is_authorized()).await.is_ok());
+
+    let (s, all) = call(&app, "GET", "/connections", None).await;
+    assert_eq!(s, StatusCode::OK);
+    let all = all["connections"].as_array().unwrap().clone();
+    assert_eq!(all.len(), 2, "one connection each: {all:?}");
+    let (s, mine) = call(&app, "GET", "/connections?phone=%2B15550006161", None).await;
+    assert_eq!(s, StatusCode::OK);
+    let mine = mine["connections"].as_array().unwrap();
+    assert_eq!(mine.len(), 1, "{mine:?}");
+    let c = &mine[0];
+    assert_eq!(c["device_model"], "Google Pixel 7");
+    assert_eq!(c["system_version"], "SDK 34");
+    assert_eq!(c["app_version"], "10.14.5");
+    assert_eq!(
+        (&c["system_lang_code"], &c["lang_code"]),
+        (&json!("de-XX"), &json!("de"))
+    );
+    assert_eq!(c["api_id"], API_ID);
+    assert_eq!(c["layer"], grammers_tl_types::LAYER);
+    assert_eq!(c["dc_id"], 2);
+    assert_eq!(c["phone"], "15550006161");
+    assert!(c["user_id"].as_i64().is_some(), "{c}");
+    let other = all
+        .iter()
+        .find(|c| c["device_model"] == "iPhone 15")
+        .unwrap();
+    assert_eq!(
+        (&other["user_id"], &other["lang_code"]),
+        (&Value::Null, &json!("fr"))
+    );
+
+    // A new connection of the same key is a new record; `after` skips what was seen.
+    let seen = all
+        .iter()
+        .map(|c| c["seq"].as_u64().unwrap())
+        .max()
+        .unwrap();
+    drop(one);
+    let again = client_with_params(&dc, 2, k1, params("Google Pixel 8 Pro", "de")).await;
+    assert!(bounded(again.client.get_me()).await.is_ok());
+    let (_, newer) = call(&app, "GET", &format!("/connections?after={seen}"), None).await;
+    let newer = newer["connections"].as_array().unwrap();
+    assert_eq!(newer.len(), 1, "{newer:?}");
+    assert_eq!(newer[0]["device_model"], "Google Pixel 8 Pro");
+    assert_eq!(newer[0]["phone"], "15550006161");
 }

@@ -35,8 +35,8 @@ impl Handler for BotSignIn {
         let tg = &tg;
         let request = tl::functions::auth::ImportBotAuthorization {
             flags: 0,
-            api_id: tg.env.telegram.api_id,
-            api_hash: tg.env.telegram.api_hash.clone(),
+            api_id: tg.app.api_id,
+            api_hash: tg.app.api_hash.clone(),
             bot_auth_token: token,
         };
         match login::call_migrating(tg, &request).await {

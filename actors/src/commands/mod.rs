@@ -407,6 +407,8 @@ pub(crate) mod test_view {
             last_error: None,
             restarts: 0,
             receive_updates: None,
+            device: tgfleet_persistence::DeviceIdentity::pick(0),
+            api_id: None,
             created_at: Utc::now(),
             updated_at: Utc::now(),
         }

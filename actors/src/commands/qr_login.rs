@@ -93,8 +93,8 @@ impl Handler for QrCode {
 
 pub(crate) async fn export_login_token(tg: &Tg, fresh: bool) -> Result<Step, OpFailure> {
     let request = tl::functions::auth::ExportLoginToken {
-        api_id: tg.env.telegram.api_id,
-        api_hash: tg.env.telegram.api_hash.clone(),
+        api_id: tg.app.api_id,
+        api_hash: tg.app.api_hash.clone(),
         except_ids: Vec::new(),
     };
     match tg.call(&request).await {

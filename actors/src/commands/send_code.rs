@@ -39,8 +39,8 @@ impl Handler for SendCode {
         let tg = &tg;
         let request = tl::functions::auth::SendCode {
             phone_number: phone.to_string(),
-            api_id: tg.env.telegram.api_id,
-            api_hash: tg.env.telegram.api_hash.clone(),
+            api_id: tg.app.api_id,
+            api_hash: tg.app.api_hash.clone(),
             settings: tl::types::CodeSettings {
                 allow_flashcall: false,
                 current_number: false,

@@ -13,7 +13,7 @@ pub mod formats;
 use std::fmt;
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4, SocketAddrV6};
 use std::num::NonZeroUsize;
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 use std::time::Duration;
 
 use grammers_mtsender::{ConnectionParams, InvocationError, NoRetries, SenderPool};
@@ -21,10 +21,12 @@ use grammers_session::storages::MemorySession;
 use grammers_session::types::{DcOption, PeerAuth, PeerInfo, UpdatesState};
 use grammers_session::SessionData;
 use grammers_tl_types as tl;
-use tgfleet_persistence::{ImportedAccount, NewAccount, Phone, SessionCipher};
+use tgfleet_persistence::{
+    DeviceIdentity, ImportedAccount, ImportedApp, NewAccount, Phone, SessionCipher,
+};
 use zeroize::Zeroizing;
 
-use crate::env::{TelegramParams, TelegramTarget};
+use crate::env::{App, TelegramParams, TelegramTarget};
 use crate::session::{self, StoredKeys};
 
 /// What every supported foreign format boils down to. `Debug` never shows the key.
@@ -69,6 +71,18 @@ pub struct Identity {
 pub struct PreparedSession {
     plain: Zeroizing<Vec<u8>>,
     pub identity: Identity,
+    /// Who the session was checked as, and the account will go on being.
+    introduced: ImportAs,
+}
+
+/// What an imported session shows Telegram: from its check on, so the key's authorization sees
+/// one device from the first connection this fleet makes with it.
+#[derive(Debug, Clone)]
+pub struct ImportAs {
+    pub device: DeviceIdentity,
+    /// The app the session came with (its api_id and api_hash), if it came with one; the
+    /// fleet's otherwise.
+    pub app: Option<App>,
 }
 
 impl PreparedSession {
@@ -81,16 +95,29 @@ impl PreparedSession {
         new: NewAccount,
         fingerprint: String,
     ) -> ImportedAccount {
-        let identity = self.identity.clone();
+        let Self {
+            plain,
+            identity,
+            introduced: ImportAs { device, app },
+        } = self;
+        let app = app.map(|app| {
+            let cipher = cipher.clone();
+            ImportedApp {
+                api_id: app.api_id,
+                seal_api_hash: Box::new(move |id| {
+                    Box::pin(async move { Ok(cipher.seal_api_hash(id, &app.api_hash).await?) })
+                }),
+            }
+        });
         ImportedAccount {
             new,
             tg_user_id: identity.user_id,
             username: identity.username,
             dc_id: identity.dc_id,
             fingerprint,
-            seal: Box::new(move |id| {
-                Box::pin(async move { Ok(cipher.seal(id, &self.plain).await?) })
-            }),
+            seal: Box::new(move |id| Box::pin(async move { Ok(cipher.seal(id, &plain).await?) })),
+            device: Some(device),
+            app,
         }
     }
 }
@@ -194,14 +221,21 @@ fn set_addr(option: &mut DcOption, addr: SocketAddr) {
     }
 }
 
-/// Checks `foreign` against Telegram and serializes it as a session of this fleet.
+/// Checks `foreign` against Telegram, introduced as `introduced` says, and serializes it as a
+/// session of this fleet.
 pub async fn prepare(
     telegram: &TelegramParams,
     foreign: &ForeignSession,
     timeout: Duration,
+    introduced: ImportAs,
 ) -> Result<PreparedSession, ImportError> {
     let dc_options = dc_options_for(&telegram.target, foreign)?;
-    let (user, updates) = probe(telegram.api_id, foreign.dc_id, &dc_options, timeout).await?;
+    let api_id = introduced
+        .app
+        .as_ref()
+        .map_or(telegram.api_id, |app| app.api_id);
+    let params = probe_params(&introduced.device);
+    let (user, updates) = probe(api_id, params, foreign.dc_id, &dc_options, timeout).await?;
     if let Some(claimed) = foreign.user_id {
         if claimed != user.id {
             return Err(ImportError::UserMismatch {
@@ -229,7 +263,11 @@ pub async fn prepare(
         updates.unwrap_or_default(),
     )
     .map_err(|e| ImportError::Unexportable(e.to_string()))?;
-    Ok(PreparedSession { plain, identity })
+    Ok(PreparedSession {
+        plain,
+        identity,
+        introduced,
+    })
 }
 
 /// The portable fields of a stored session, for an export.
@@ -254,27 +292,14 @@ pub fn exportable(stored: &StoredKeys) -> Result<ForeignSession, ImportError> {
     })
 }
 
-/// The device fields of initConnection, read once (`ConnectionParams::default()` probes the OS
-/// on every call, and an import batch builds many probe clients).
-fn probe_params() -> ConnectionParams {
-    static BASE: OnceLock<(String, String, String, String)> = OnceLock::new();
-    let (device_model, system_version, system_lang_code, lang_code) = BASE
-        .get_or_init(|| {
-            let d = ConnectionParams::default();
-            (
-                d.device_model,
-                d.system_version,
-                d.system_lang_code,
-                d.lang_code,
-            )
-        })
-        .clone();
+/// The probe's initConnection: the identity the account will have.
+fn probe_params(device: &DeviceIdentity) -> ConnectionParams {
     ConnectionParams {
-        device_model,
-        system_version,
-        app_version: concat!("tgfleet ", env!("CARGO_PKG_VERSION")).to_string(),
-        system_lang_code,
-        lang_code,
+        device_model: device.device_model.clone(),
+        system_version: device.system_version.clone(),
+        app_version: device.app_version.clone(),
+        system_lang_code: device.system_lang_code.clone(),
+        lang_code: device.lang_code.clone(),
         use_ipv6: false,
         // One call that either works or tells the importer why not; no sleeping on its behalf.
         retry_policy: Box::new(NoRetries),
@@ -295,6 +320,7 @@ impl Drop for AbortOnDrop {
 
 async fn probe(
     api_id: i32,
+    params: ConnectionParams,
     home_dc: i32,
     dc_options: &[DcOption],
     timeout: Duration,
@@ -308,7 +334,7 @@ async fn probe(
         runner,
         handle,
         updates,
-    } = SenderPool::with_configuration(Arc::new(MemorySession::from(data)), api_id, probe_params());
+    } = SenderPool::with_configuration(Arc::new(MemorySession::from(data)), api_id, params);
     let _runner = AbortOnDrop(tokio::spawn(runner.run()).abort_handle());
     // Updates pushed to the probe are of no interest; the bounded channel just drops extras.
     let _updates = updates;
@@ -480,6 +506,13 @@ mod tests {
                 bot: false,
                 dc_id: 2,
             },
+            introduced: ImportAs {
+                device: DeviceIdentity::pick(3),
+                app: Some(App {
+                    api_id: 777,
+                    api_hash: "0123456789abcdef0123456789abcdef".into(),
+                }),
+            },
         };
         let new = NewAccount {
             owner_id: owner.id,
@@ -505,6 +538,19 @@ mod tests {
                 &prometheus::Registry::new(),
             )
             .expect("account env"),
+        );
+        // The app and the identity it was checked as are the account's from now on; the
+        // api_hash is sealed in the row and opened only here.
+        assert_eq!(account.device, DeviceIdentity::pick(3));
+        assert_eq!(account.api_id, Some(777));
+        let sealed = store.account_api_hash(account.id).await.unwrap().unwrap();
+        assert!(!sealed
+            .windows(32)
+            .any(|w| w == b"0123456789abcdef0123456789abcdef"));
+        let app = session::app_for(&env, &account).await.unwrap();
+        assert_eq!(
+            (app.api_id, app.api_hash.as_str()),
+            (777, "0123456789abcdef0123456789abcdef")
         );
         let session = StoreSession::load_or_create(account.id, env).await.unwrap();
         assert_eq!(session.self_user_id(), Some(42));

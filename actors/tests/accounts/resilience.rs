@@ -90,6 +90,85 @@ async fn a_logged_in_account_whose_connections_drop_sends_on_its_next_call() {
     running.stop().await;
 }
 
+/// Issue 16 item 2: the row's identity is what every connection says, reconnects and a restarted
+/// actor included, and each account its own.
+#[tokio::test]
+async fn every_connection_of_an_account_carries_its_rows_identity() {
+    let h = Harness::start().await;
+    let (pa, pb) = ("+15552010", "+15552011");
+    h.dc.add_user(UserSpec::new(pa, "Device A"));
+    h.dc.add_user(UserSpec::new(pb, "Device B"));
+    let (a, running_a) = h.logged_in(pa).await;
+    let (b, running_b) = h.logged_in(pb).await;
+    let device_b = h.env.store.account(b).await.expect("row").device;
+    // Drawn ones may coincide; a fixed one for A makes the two tell apart.
+    let device_a = tgfleet_persistence::DeviceIdentity {
+        device_model: "MacBookAir10,1".into(),
+        system_version: "macOS 15.1".into(),
+        app_version: "5.8.3".into(),
+        system_lang_code: "pt-BR".into(),
+        lang_code: "pt-br".into(),
+    };
+    h.env
+        .store
+        .update_account(
+            a,
+            tgfleet_persistence::AccountUpdate {
+                device: Some(Box::new(device_a.clone().into())),
+                ..Default::default()
+            },
+        )
+        .await
+        .expect("identity written");
+    let carried = |phone: &str, after: u64| {
+        h.dc.connection_inits(Some(phone))
+            .into_iter()
+            .filter(move |c| c.seq > after)
+            .map(|c| {
+                let i = c.init;
+                tgfleet_persistence::DeviceIdentity {
+                    device_model: i.device_model,
+                    system_version: i.system_version,
+                    app_version: i.app_version,
+                    system_lang_code: i.system_lang_code,
+                    lang_code: i.lang_code,
+                }
+            })
+            .collect::<Vec<_>>()
+    };
+    let newest = || h.dc.connection_inits(None).last().map_or(0, |c| c.seq);
+    assert!(carried(pb, 0).iter().all(|d| *d == device_b));
+    assert!(!carried(pb, 0).is_empty());
+
+    // The running actor read its row before the change; a new actor reads the new one.
+    running_a.stop().await;
+    let seen = newest();
+    let running_a = crate::harness::spawn(&h.env, a).await;
+    assert!(send_me(&running_a).await.is_ok());
+    let first = carried(pa, seen);
+    assert!(
+        !first.is_empty() && first.iter().all(|d| *d == device_a),
+        "{first:?}"
+    );
+
+    // Dropped connections come back as the same device, for each account.
+    for round in 0..2 {
+        let seen = newest();
+        assert!(h.dc.faults().drop_connections(None) > 0, "round {round}");
+        assert!(send_me(&running_a).await.is_ok(), "round {round}");
+        assert!(send_me(&running_b).await.is_ok(), "round {round}");
+        let (again_a, again_b) = (carried(pa, seen), carried(pb, seen));
+        assert!(
+            !again_a.is_empty() && !again_b.is_empty(),
+            "round {round}: no reconnect"
+        );
+        assert!(again_a.iter().all(|d| *d == device_a), "{again_a:?}");
+        assert!(again_b.iter().all(|d| *d == device_b), "{again_b:?}");
+    }
+    running_a.stop().await;
+    running_b.stop().await;
+}
+
 #[tokio::test]
 async fn a_crash_is_a_failure_the_supervisor_restarts() {
     let h = Harness::start().await;

@@ -22,7 +22,7 @@ use serde::{Deserialize, Serialize};
 use tgfleet_persistence::{
     Account, AccountFilter, AccountId, AccountKind, AccountState, NewAccount, StoreError,
 };
-use tgfleet_supervision::account::{BotSignIn, LogOut, Phone};
+use tgfleet_supervision::account::{BotSignIn, DeviceIdentity, DevicePatch, LogOut, Phone};
 use tgfleet_supervision::Fleet;
 use utoipa::{IntoParams, ToSchema};
 
@@ -47,8 +47,41 @@ pub struct AccountView {
     /// Whether Telegram's updates (messages to it, edits, deletes) go into the event log:
     /// bots by default, user accounts when set with `PATCH`.
     pub receive_updates: bool,
+    /// What every connection of the account tells Telegram (initConnection); drawn per account
+    /// at creation, changed with `PATCH`.
+    pub device: DeviceView,
+    /// The account's own Telegram app (an imported session's), when it has one; its api_hash is
+    /// kept sealed and never shown.
+    pub api_id: Option<i32>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+}
+
+/// The device, system, app and languages an account's connections present to Telegram.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct DeviceView {
+    #[schema(example = "Samsung SM-S918B")]
+    pub device_model: String,
+    #[schema(example = "SDK 34")]
+    pub system_version: String,
+    #[schema(example = "10.14.5")]
+    pub app_version: String,
+    #[schema(example = "en-US")]
+    pub system_lang_code: String,
+    #[schema(example = "en")]
+    pub lang_code: String,
+}
+
+impl From<DeviceIdentity> for DeviceView {
+    fn from(d: DeviceIdentity) -> Self {
+        Self {
+            device_model: d.device_model,
+            system_version: d.system_version,
+            app_version: d.app_version,
+            system_lang_code: d.system_lang_code,
+            lang_code: d.lang_code,
+        }
+    }
 }
 
 impl From<Account> for AccountView {
@@ -67,6 +100,8 @@ impl From<Account> for AccountView {
             last_error: a.last_error,
             restarts: a.restarts,
             receive_updates: receives,
+            device: a.device.into(),
+            api_id: a.api_id,
             created_at: a.created_at,
             updated_at: a.updated_at,
         }
@@ -427,12 +462,74 @@ async fn delete_account(
 pub struct EditAccount {
     /// Receive Telegram's updates into the event log (default: bots yes, user accounts no).
     pub receive_updates: Option<bool>,
+    /// Change some fields of the device identity; the others stay.
+    pub device: Option<DeviceEdit>,
 }
 
+/// Fields of a device identity to change. Texts: 1 to 64 characters after trimming, no control
+/// characters. Language codes: BCP 47 style, `en`, `en-US`, `pt-br`, `zh-Hans-CN`.
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DeviceEdit {
+    #[schema(example = "Google Pixel 8 Pro")]
+    pub device_model: Option<String>,
+    #[schema(example = "SDK 34")]
+    pub system_version: Option<String>,
+    #[schema(example = "11.1.3")]
+    pub app_version: Option<String>,
+    #[schema(example = "de-DE")]
+    pub system_lang_code: Option<String>,
+    #[schema(example = "de")]
+    pub lang_code: Option<String>,
+}
+
+impl DeviceEdit {
+    /// The change, every field checked; 422 `VALIDATION_FAILED` naming each bad field
+    /// (`device.lang_code`) otherwise.
+    pub fn checked(self) -> Result<DevicePatch, ApiError> {
+        DevicePatch {
+            device_model: self.device_model,
+            system_version: self.system_version,
+            app_version: self.app_version,
+            system_lang_code: self.system_lang_code,
+            lang_code: self.lang_code,
+        }
+        .checked()
+        .map_err(|errors| {
+            ApiError::Validation(
+                errors
+                    .into_iter()
+                    .map(|e| crate::error::FieldError {
+                        field: device_field(e.field),
+                        message: e.message,
+                    })
+                    .collect(),
+            )
+        })
+    }
+}
+
+/// The request's name of a device field, as error answers show it.
+fn device_field(field: &str) -> &'static str {
+    match field {
+        "device_model" => "device.device_model",
+        "system_version" => "device.system_version",
+        "app_version" => "device.app_version",
+        "system_lang_code" => "device.system_lang_code",
+        "lang_code" => "device.lang_code",
+        _ => "device",
+    }
+}
+
+/// Account settings. A new `device` is what every later connection of the account sends
+/// Telegram; an account connected now is reconnected with it at once (a restart in place:
+/// session and pending login kept), so the answer is what Telegram sees from here on. One with no
+/// live actor (new, hibernated, quarantined, stopped) uses it when it next connects.
 #[utoipa::path(patch, path = "/api/v1/telegram/accounts/{id}", tag = "accounts", security(("bearer" = [])),
     params(("id" = i64, Path, description = "account id")), request_body = EditAccount,
     responses((status = 200, body = AccountView), (status = 401, body = crate::openapi::ErrorBody),
-              (status = 404, body = crate::openapi::ErrorBody), (status = 422, body = crate::openapi::ErrorBody),
+              (status = 404, body = crate::openapi::ErrorBody),
+              (status = 422, description = "VALIDATION_FAILED (a device field, named in `fields` as `device.<field>`), INVALID_BODY", body = crate::openapi::ErrorBody),
               (status = 503, body = crate::openapi::ErrorBody)))]
 pub async fn edit(
     State(state): State<AppState>,
@@ -441,20 +538,81 @@ pub async fn edit(
     ApiJson(req): ApiJson<EditAccount>,
 ) -> Result<Json<AccountView>, ApiError> {
     let before = check_account_access(&state, &user, id).await?;
-    let Some(receive) = req.receive_updates else {
-        return Ok(Json(before.into()));
-    };
+    // Checked before anything is written: a refused request changes nothing.
+    let patch = req
+        .device
+        .map(DeviceEdit::checked)
+        .transpose()?
+        .filter(|p| p.applied_to(&before.device) != before.device);
+    // Only the fields the request names are written, so a concurrent edit of other fields
+    // stands; the identity shown and audited is the row's after the write.
     let update = tgfleet_persistence::AccountUpdate {
-        receive_updates: Some(receive),
+        receive_updates: req.receive_updates,
+        device: patch.clone().map(Box::new),
         ..Default::default()
     };
+    if update == tgfleet_persistence::AccountUpdate::default() {
+        return Ok(Json(before.into()));
+    }
+    // A client that hangs up must not leave the row changed and its actor on the old settings:
+    // the write and the restart run in their own task, which this request only waits for.
+    let task = tokio::spawn(apply_edit(
+        state,
+        user.id,
+        id,
+        before,
+        update,
+        patch.is_some(),
+    ));
+    let after = task
+        .await
+        .map_err(|e| ApiError::Internal(anyhow::anyhow!("editing account {id}: {e}")))??;
+    Ok(Json(after.into()))
+}
+
+/// Writes an account edit, records it and restarts the actor where the change needs a new
+/// client.
+async fn apply_edit(
+    state: AppState,
+    user_id: i64,
+    id: AccountId,
+    before: Account,
+    update: tgfleet_persistence::AccountUpdate,
+    device_changed: bool,
+) -> Result<Account, ApiError> {
     let after = state.store.update_account(id, update).await?;
+    // Recorded once written, whatever the reconnect below does: the row is what counts.
+    let device = device_changed.then(|| after.device.clone());
+    if let Some(device) = &device {
+        Audit::info(
+            "account_device_changed",
+            "device identity changed; the account's next connection uses it",
+        )
+        .user(user_id)
+        .account(id)
+        .details(serde_json::json!({ "device": DeviceView::from(device.clone()) }))
+        .record(&state)
+        .await;
+    }
     if after.receives() != before.receives() {
         // The actor reads its row when it starts: a restart in place (session and login kept)
         // connects it again, receiving or not; one that receives catches up on what it missed.
         fleet(&state)?.restart(id).await?;
+    } else if device.is_some() {
+        // grammers takes the identity when a client is built, so only a new client sends the
+        // new one: restart a running actor now, rather than leave its live connections (and
+        // the reconnects of its current client) on the old identity. An account without an
+        // actor is not started for this (nor lifted out of a quarantine): it reads its row
+        // when it next starts.
+        if let Some(fleet) = state.fleet.as_ref().filter(|f| f.actor_id(id).is_some()) {
+            // The change is written and stands whatever happens here; an actor that could not
+            // be restarted now takes it at its next start.
+            if let Err(e) = fleet.restart(id).await {
+                tracing::warn!(account_id = id, error = %e, "device identity changed; restarting the account to use it failed");
+            }
+        }
     }
-    Ok(Json(state.store.account(id).await?.into()))
+    Ok(state.store.account(id).await?)
 }
 
 #[utoipa::path(post, path = "/api/v1/telegram/accounts/{id}/restart", tag = "accounts", security(("bearer" = [])),

@@ -57,6 +57,16 @@ impl PgStore {
             .load_event_feed()
             .await
             .context("reading the last event id")?;
+        let filled = store
+            .fill_missing_devices()
+            .await
+            .context("giving accounts from before migration 0012 a device identity")?;
+        if filled > 0 {
+            tracing::info!(
+                accounts = filled,
+                "device identities drawn for existing accounts"
+            );
+        }
         Ok(store)
     }
 

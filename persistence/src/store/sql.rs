@@ -11,8 +11,8 @@ pub(super) const USER_COLS: &str = "id, email, username, password_hash, role, di
 pub(super) const TOKEN_COLS: &str =
     "token_hash, user_id, family_id, expires_at, revoked_at, created_at";
 pub(super) const ACCOUNT_COLS: &str = "id, owner_id, label, kind, phone, state, tg_user_id, \
-     username, dc_id, flood_wait_until, last_error, restarts, receive_updates, created_at, \
-     updated_at";
+     username, dc_id, flood_wait_until, last_error, restarts, receive_updates, device_model, \
+     system_version, app_version, system_lang_code, lang_code, api_id, created_at, updated_at";
 pub(super) const LOG_COLS: &str =
     "id, at, level, event, account_id, user_id, error_code, message, details";
 
@@ -64,9 +64,87 @@ pub(super) fn levels_from(min: crate::model::LogLevel) -> Vec<&'static str> {
     .collect()
 }
 
+/// The identity a row's device columns hold. A row with any of them NULL (one from before
+/// migration 0012 that `fill_missing_devices` has not reached yet, or one written by hand) shows
+/// and uses the whole identity derived from its id — never a mix of stored and derived fields,
+/// which could put one platform's app on another's device — and the fill writes that same
+/// identity, so what the row says does not change when it is filled.
+pub(super) fn device_or_derived(
+    id: crate::model::AccountId,
+    stored: [Option<String>; 5],
+) -> crate::model::DeviceIdentity {
+    match stored {
+        [Some(device_model), Some(system_version), Some(app_version), Some(system_lang_code), Some(lang_code)] => {
+            crate::model::DeviceIdentity {
+                device_model,
+                system_version,
+                app_version,
+                system_lang_code,
+                lang_code,
+            }
+        }
+        _ => crate::model::DeviceIdentity::pick(id as u64),
+    }
+}
+
+/// The rows `fill_missing_devices` looks for.
+pub(super) const DEVICE_MISSING: &str = "(device_model IS NULL OR system_version IS NULL OR \
+     app_version IS NULL OR system_lang_code IS NULL OR lang_code IS NULL)";
+
+/// Rows `fill_missing_devices` gives an identity per statement batch.
+pub(super) const DEVICE_FILL_BATCH: i64 = 500;
+
 macro_rules! impl_sql_store {
     ($store:ty, $db:ty, $backend:literal) => {
         impl $store {
+            /// Writes the identity every account without a whole one (rows from before
+            /// migration 0012) already shows — the one derived from its id — once: the next
+            /// connect finds none. Rows that get one meanwhile (another process) keep theirs.
+            async fn fill_missing_devices(&self) -> StoreResult<u64> {
+                let mut filled = 0;
+                loop {
+                    let ids: Vec<AccountId> = sqlx::query_scalar(&format!(
+                        "SELECT id FROM telegram_accounts WHERE {} ORDER BY id LIMIT $1",
+                        $crate::store::sql::DEVICE_MISSING
+                    ))
+                    .bind($crate::store::sql::DEVICE_FILL_BATCH)
+                    .fetch_all(&self.pool)
+                    .await
+                    .map_err(db_err("finding accounts without a device identity"))?;
+                    if ids.is_empty() {
+                        return Ok(filled);
+                    }
+                    let mut tx = self
+                        .pool
+                        .begin()
+                        .await
+                        .map_err(db_err("filling device identities"))?;
+                    let update = format!(
+                        "UPDATE telegram_accounts SET device_model = $2, system_version = $3, \
+                         app_version = $4, system_lang_code = $5, lang_code = $6 \
+                         WHERE id = $1 AND {}",
+                        $crate::store::sql::DEVICE_MISSING
+                    );
+                    for id in &ids {
+                        let d = DeviceIdentity::pick(*id as u64);
+                        filled += sqlx::query(&update)
+                            .bind(id)
+                            .bind(&d.device_model)
+                            .bind(&d.system_version)
+                            .bind(&d.app_version)
+                            .bind(&d.system_lang_code)
+                            .bind(&d.lang_code)
+                            .execute(&mut *tx)
+                            .await
+                            .map_err(db_err("filling a device identity"))?
+                            .rows_affected();
+                    }
+                    tx.commit()
+                        .await
+                        .map_err(db_err("committing device identities"))?;
+                }
+            }
+
             fn user_row(row: &<$db as sqlx::Database>::Row) -> anyhow::Result<User> {
                 use anyhow::Context as _;
                 use sqlx::Row as _;
@@ -118,9 +196,15 @@ macro_rules! impl_sql_store {
                      last_error = CASE WHEN $13 THEN $14 ELSE last_error END, \
                      restarts = restarts + $15, \
                      updated_at = $16, \
-                     receive_updates = COALESCE($17, receive_updates) \
+                     receive_updates = COALESCE($17, receive_updates), \
+                     device_model = COALESCE($18, device_model), \
+                     system_version = COALESCE($19, system_version), \
+                     app_version = COALESCE($20, app_version), \
+                     system_lang_code = COALESCE($21, system_lang_code), \
+                     lang_code = COALESCE($22, lang_code) \
                      WHERE id = $1 RETURNING {ACCOUNT_COLS}"
                 );
+                let device = update.device;
                 let row = sqlx::query(&sql)
                     .bind(id)
                     .bind(update.state.map(AccountState::as_str))
@@ -139,6 +223,11 @@ macro_rules! impl_sql_store {
                     .bind(update.add_restarts)
                     .bind(now())
                     .bind(update.receive_updates)
+                    .bind(device.as_ref().and_then(|d| d.device_model.as_deref()))
+                    .bind(device.as_ref().and_then(|d| d.system_version.as_deref()))
+                    .bind(device.as_ref().and_then(|d| d.app_version.as_deref()))
+                    .bind(device.as_ref().and_then(|d| d.system_lang_code.as_deref()))
+                    .bind(device.as_ref().and_then(|d| d.lang_code.as_deref()))
                     .fetch_one(&mut *conn)
                     .await
                     .map_err(db_err("updating telegram account"))?;
@@ -183,6 +272,20 @@ macro_rules! impl_sql_store {
                     receive_updates: row
                         .try_get("receive_updates")
                         .with_context(|| ctx("receive_updates"))?,
+                    device: {
+                        let col = |name: &str| -> anyhow::Result<Option<String>> {
+                            row.try_get(name).with_context(|| ctx(name))
+                        };
+                        let stored = [
+                            col("device_model")?,
+                            col("system_version")?,
+                            col("app_version")?,
+                            col("system_lang_code")?,
+                            col("lang_code")?,
+                        ];
+                        $crate::store::sql::device_or_derived(id, stored)
+                    },
+                    api_id: row.try_get("api_id").with_context(|| ctx("api_id"))?,
                     created_at: row.try_get("created_at").with_context(|| ctx("created_at"))?,
                     updated_at: row.try_get("updated_at").with_context(|| ctx("updated_at"))?,
                 })
@@ -470,15 +573,23 @@ macro_rules! impl_sql_store {
             async fn create_account(&self, new: NewAccount) -> StoreResult<Account> {
                 let sql = format!(
                     "INSERT INTO telegram_accounts \
-                     (owner_id, label, kind, phone, state, restarts, created_at, updated_at) \
-                     VALUES ($1, $2, $3, $4, 'new', 0, $5, $5) RETURNING {ACCOUNT_COLS}"
+                     (owner_id, label, kind, phone, state, restarts, created_at, updated_at, \
+                      device_model, system_version, app_version, system_lang_code, lang_code) \
+                     VALUES ($1, $2, $3, $4, 'new', 0, $5, $5, $6, $7, $8, $9, $10) \
+                     RETURNING {ACCOUNT_COLS}"
                 );
+                let device = DeviceIdentity::generate();
                 let row = sqlx::query(&sql)
                     .bind(new.owner_id)
                     .bind(&new.label)
                     .bind($crate::store::sql::kind_str(new.kind))
                     .bind(new.phone.as_ref().map($crate::Phone::as_str))
                     .bind(now())
+                    .bind(&device.device_model)
+                    .bind(&device.system_version)
+                    .bind(&device.app_version)
+                    .bind(&device.system_lang_code)
+                    .bind(&device.lang_code)
                     .fetch_one(&self.pool)
                     .await
                     .map_err(db_err("creating telegram account"))?;
@@ -508,6 +619,17 @@ macro_rules! impl_sql_store {
                 .fetch_optional(&self.pool)
                 .await
                 .map_err(db_err("finding the account holding a phone"))
+            }
+
+            async fn account_api_hash(&self, id: AccountId) -> StoreResult<Option<Vec<u8>>> {
+                let sealed: Option<Option<Vec<u8>>> = sqlx::query_scalar(
+                    "SELECT api_hash_sealed FROM telegram_accounts WHERE id = $1",
+                )
+                .bind(id)
+                .fetch_optional(&self.pool)
+                .await
+                .map_err(db_err("loading an account's api_hash"))?;
+                sealed.ok_or(StoreError::NotFound)
             }
 
             async fn account(&self, id: AccountId) -> StoreResult<Account> {
@@ -741,7 +863,10 @@ macro_rules! impl_sql_store {
                     dc_id,
                     fingerprint,
                     seal,
+                    device,
+                    app,
                 } = imported;
+                let device = device.unwrap_or_else(DeviceIdentity::generate);
                 let at = now();
                 let mut tx = self
                     .pool
@@ -753,8 +878,10 @@ macro_rules! impl_sql_store {
                 let sql = format!(
                     "INSERT INTO telegram_accounts \
                      (owner_id, label, kind, phone, state, tg_user_id, username, dc_id, restarts, \
-                      created_at, updated_at) \
-                     VALUES ($1, $2, $3, $4, 'active', $5, $6, $7, 0, $8, $8) RETURNING {ACCOUNT_COLS}"
+                      created_at, updated_at, device_model, system_version, app_version, \
+                      system_lang_code, lang_code, api_id) \
+                     VALUES ($1, $2, $3, $4, 'active', $5, $6, $7, 0, $8, $8, $9, $10, $11, $12, \
+                      $13, $14) RETURNING {ACCOUNT_COLS}"
                 );
                 let row = match sqlx::query(&sql)
                     .bind(new.owner_id)
@@ -765,6 +892,12 @@ macro_rules! impl_sql_store {
                     .bind(&username)
                     .bind(dc_id)
                     .bind(at)
+                    .bind(&device.device_model)
+                    .bind(&device.system_version)
+                    .bind(&device.app_version)
+                    .bind(&device.system_lang_code)
+                    .bind(&device.lang_code)
+                    .bind(app.as_ref().map(|a| a.api_id))
                     .fetch_one(&mut *tx)
                     .await
                 {
@@ -812,6 +945,17 @@ macro_rules! impl_sql_store {
                 .execute(&mut *tx)
                 .await
                 .map_err(db_err("storing the imported session"))?;
+                if let Some(app) = app {
+                    let sealed = (app.seal_api_hash)(account.id)
+                        .await
+                        .map_err(StoreError::Other)?;
+                    sqlx::query("UPDATE telegram_accounts SET api_hash_sealed = $2 WHERE id = $1")
+                        .bind(account.id)
+                        .bind(&sealed)
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(db_err("storing the imported app's api_hash"))?;
+                }
                 tx.commit().await.map_err(db_err("committing an import"))?;
                 Ok(Ok(account))
             }

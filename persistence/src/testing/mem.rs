@@ -51,6 +51,8 @@ impl MemStore {
             last_error: None,
             restarts: 0,
             receive_updates: None,
+            device: DeviceIdentity::pick(id as u64),
+            api_id: None,
             created_at: now,
             updated_at: now,
         });
@@ -118,6 +120,11 @@ impl Store for MemStore {
     async fn create_account(&self, _: NewAccount) -> StoreResult<Account> {
         unsupported()
     }
+    async fn account_api_hash(&self, id: AccountId) -> StoreResult<Option<Vec<u8>>> {
+        // No import here, so no account with its own app; an unknown id is still an error.
+        self.account(id).await.map(|_| None)
+    }
+
     async fn account(&self, id: AccountId) -> StoreResult<Account> {
         let inner = self.lock();
         inner

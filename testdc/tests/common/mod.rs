@@ -56,18 +56,25 @@ pub async fn client(dc: &TestDc, home_dc: i32) -> TestClient {
 }
 
 pub async fn client_with_key(dc: &TestDc, home_dc: i32, key: [u8; 256]) -> TestClient {
+    let params = ConnectionParams {
+        retry_policy: Box::new(NoRetries),
+        ..Default::default()
+    };
+    client_with_params(dc, home_dc, key, params).await
+}
+
+/// A client whose connections introduce themselves with `params` (initConnection).
+pub async fn client_with_params(
+    dc: &TestDc,
+    home_dc: i32,
+    key: [u8; 256],
+    params: ConnectionParams,
+) -> TestClient {
     let session = Arc::new(MemorySession::default());
     seed_session(&*session, dc, home_dc, key)
         .await
         .expect("seeding a memory session");
-    let pool = SenderPool::with_configuration(
-        Arc::clone(&session),
-        API_ID,
-        ConnectionParams {
-            retry_policy: Box::new(NoRetries),
-            ..Default::default()
-        },
-    );
+    let pool = SenderPool::with_configuration(Arc::clone(&session), API_ID, params);
     let runner = tokio::spawn(pool.runner.run());
     let client = Client::new(pool.handle);
     // The updates channel is bounded and drops when full: always drain it.

@@ -23,7 +23,7 @@ use std::time::Duration;
 use tgfleet_persistence::{
     AccountId, AccountKind, AccountState, ImportConflict, NewAccount, StoreError,
 };
-use tgfleet_supervision::account::{ForeignSession, ImportError, Status};
+use tgfleet_supervision::account::{App, ForeignSession, ImportAs, ImportError, Status};
 use tgfleet_supervision::{ExportError, Fleet};
 use utoipa::{IntoParams, ToSchema};
 
@@ -58,6 +58,15 @@ pub struct ImportItem {
     /// The session string (Telethon StringSession, Pyrogram session string, tgfleet export).
     pub session: String,
     pub label: Option<String>,
+    /// The app the session was logged in with, when known: its connections and any later login
+    /// then speak for that app instead of the fleet's. Both or neither; the api_hash is kept
+    /// sealed and never shown again.
+    pub api_id: Option<i32>,
+    /// 32 hex digits, as my.telegram.org gives it.
+    pub api_hash: Option<String>,
+    /// The device identity the session was used with, so Telegram keeps seeing the same device;
+    /// fields left out (or the whole object) are drawn as for a new account.
+    pub device: Option<super::DeviceEdit>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
@@ -155,11 +164,13 @@ pub async fn import(
     // Sessions made for Telegram's test servers belong on a fake DC, never on the real one.
     let test_servers = fleet.on_test_dc();
     let mut work = Vec::with_capacity(req.sessions.len());
-    for item in req.sessions {
+    for mut item in req.sessions {
+        let introduced = introduced_as(&mut item);
         let parsed = parse_item(&item, test_servers).and_then(|session| {
+            let introduced = introduced?;
             let fp = fingerprint(&session.auth_key);
             if seen.insert(fp.clone()) {
-                Ok((session, fp))
+                Ok((session, fp, introduced))
             } else {
                 Err(ImportResult::duplicate(
                     None,
@@ -190,8 +201,14 @@ pub async fn import(
                     async move {
                         match parsed {
                             Err(result) => result,
-                            Ok((session, fp)) => {
-                                import_one(state, user, fleet, session, fp, label, &format).await
+                            Ok((session, fp, introduced)) => {
+                                let item = Item {
+                                    session,
+                                    fp,
+                                    label,
+                                    introduced,
+                                };
+                                import_one(state, user, fleet, item, &format).await
                             }
                         }
                     }
@@ -217,6 +234,50 @@ pub async fn import(
     .record(&state)
     .await;
     Ok(Json(ImportResponse { results }))
+}
+
+/// The app and identity an item asks for: INVALID_APP / INVALID_DEVICE when malformed.
+fn introduced_as(item: &mut ImportItem) -> Result<ImportAs, ImportResult> {
+    let app =
+        match (item.api_id, item.api_hash.take()) {
+            (None, None) => None,
+            (Some(api_id), Some(api_hash))
+                if api_id > 0
+                    && api_hash.len() == 32
+                    && api_hash.bytes().all(|b| b.is_ascii_hexdigit()) =>
+            {
+                Some(App {
+                    api_id,
+                    api_hash: api_hash.to_ascii_lowercase(),
+                })
+            }
+            _ => return Err(ImportResult::not(
+                ImportStatus::Invalid,
+                "INVALID_APP",
+                "api_id (a positive number) and api_hash (32 hex digits) come together, or not \
+                 at all",
+            )),
+        };
+    let patch = item
+        .device
+        .take()
+        .unwrap_or_default()
+        .checked()
+        .map_err(|e| {
+            let why = match e {
+                ApiError::Validation(fields) => fields
+                    .iter()
+                    .map(|f| format!("{}: {}", f.field, f.message))
+                    .collect::<Vec<_>>()
+                    .join("; "),
+                other => other.to_string(),
+            };
+            ImportResult::not(ImportStatus::Invalid, "INVALID_DEVICE", why)
+        })?;
+    let device = patch
+        .completed()
+        .map_err(|why| ImportResult::not(ImportStatus::Invalid, "INVALID_DEVICE", why))?;
+    Ok(ImportAs { device, app })
 }
 
 fn parse_item(item: &ImportItem, sandbox: bool) -> Result<ForeignSession, ImportResult> {
@@ -253,16 +314,22 @@ fn parse_item(item: &ImportItem, sandbox: bool) -> Result<ForeignSession, Import
     Ok(parsed.session)
 }
 
+/// One parsed item on its way in.
+struct Item {
+    session: ForeignSession,
+    fp: String,
+    label: Option<String>,
+    introduced: ImportAs,
+}
+
 async fn import_one(
     state: &AppState,
     user: &AuthUser,
     fleet: &Fleet,
-    session: ForeignSession,
-    fp: String,
-    label: Option<String>,
+    item: Item,
     format: &str,
 ) -> ImportResult {
-    match try_import(state, user, fleet, session, &fp, label).await {
+    match try_import(state, user, fleet, item).await {
         Ok(result) => {
             if let Some(id) = result
                 .account_id
@@ -306,10 +373,15 @@ async fn try_import(
     state: &AppState,
     user: &AuthUser,
     fleet: &Fleet,
-    session: ForeignSession,
-    fp: &str,
-    label: Option<String>,
+    item: Item,
 ) -> anyhow::Result<ImportResult> {
+    let Item {
+        session,
+        fp,
+        label,
+        introduced,
+    } = item;
+    let fp = fp.as_str();
     if let Some(holder) = state.store.account_by_session_fingerprint(fp).await? {
         return Ok(duplicate_of(state, user, holder).await);
     }
@@ -324,7 +396,9 @@ async fn try_import(
             "every session check of this process is busy; nothing was kept, send it again",
         ));
     };
-    let prepared = fleet.check_session(&session, PROBE_TIMEOUT).await;
+    let prepared = fleet
+        .check_session(&session, PROBE_TIMEOUT, introduced)
+        .await;
     drop(permit);
     let prepared = match prepared {
         Ok(p) => p,
