@@ -48,6 +48,20 @@ enum Command {
     /// Bulk onboarding against a running tgfleet, over its REST API.
     #[command(subcommand)]
     Accounts(AccountsCommand),
+    /// Session keys: rotate the local key, or re-wrap Vault envelopes to the newest key version.
+    #[command(subcommand)]
+    Keys(KeysCommand),
+    /// Write a consistent snapshot of a SQLite install's database to FILE, while it serves.
+    /// Sessions stay sealed in it: keep the session key (or Vault's transit key) apart from it.
+    /// PostgreSQL: use pg_dump (README, "Keys and backups").
+    Backup {
+        /// Where to write the backup; never overwritten.
+        file: PathBuf,
+    },
+    /// Replace the SQLite database with the backup FILE. Refused while a server runs (exit 4)
+    /// and when the backup's sealed data does not open with the current key (exit 3); the
+    /// database is replaced in one step or not at all, and the replaced one is kept beside it.
+    Restore { file: PathBuf },
     /// Run a standalone testdc (fake Telegram DCs) with its control HTTP API, for benchmarks.
     #[cfg(feature = "sandbox")]
     Testdc {
@@ -117,6 +131,16 @@ enum AccountsCommand {
 }
 
 #[derive(Subcommand)]
+enum KeysCommand {
+    /// Seal every session and secret again with a new local session key (server stopped;
+    /// exit 4 while one runs). Resumable: after a crash, run it again to finish.
+    Rotate,
+    /// Seal every value wrapped by an older Vault transit key version again with the newest
+    /// (after `transit/keys/NAME/rotate`); safe while the server runs.
+    Rewrap,
+}
+
+#[derive(Subcommand)]
 enum UsersCommand {
     /// Create a user, e.g. the first admin. The password is read from stdin when it is not a
     /// terminal; otherwise one is generated and printed once.
@@ -171,6 +195,10 @@ fn main() -> ExitCode {
             Command::Users(UsersCommand::Create { email, role }) => {
                 create_user(settings, email, role).await
             }
+            Command::Keys(KeysCommand::Rotate) => cli::keys::rotate(&settings).await,
+            Command::Keys(KeysCommand::Rewrap) => cli::keys::rewrap(&settings).await,
+            Command::Backup { file } => cli::backup::backup(&settings, &file).await,
+            Command::Restore { file } => cli::backup::restore(&settings, &file).await,
             Command::Accounts(cmd) => match accounts(cmd).await {
                 Ok(true) => Ok(()),
                 Ok(false) => Err(anyhow::anyhow!(
@@ -199,7 +227,10 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e:#}");
-            ExitCode::FAILURE
+            match e.downcast_ref::<cli::keys::Refusal>() {
+                Some(refusal) => ExitCode::from(refusal.exit_code()),
+                None => ExitCode::FAILURE,
+            }
         }
     }
 }

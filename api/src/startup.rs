@@ -10,7 +10,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tgfleet_config::{SecretsBackend, Settings};
 use tgfleet_persistence::{
-    InstanceLock, LockError, MediaStorage, SessionCipher, Store, VaultParams, VaultSecrets,
+    AppRoleLogin, InstanceLock, LockError, MediaStorage, SessionCipher, Store, VaultParams,
+    VaultSecrets,
 };
 use tgfleet_supervision::account::{AccountLimits, TelegramParams, TelegramTarget};
 use tgfleet_supervision::{AccountSetup, Fleet, SupervisionSettings};
@@ -81,6 +82,16 @@ pub async fn build_state(mut settings: Settings) -> Result<AppState, StartupErro
     let cipher = match settings.secrets.backend {
         SecretsBackend::Local => {
             let key_path = settings.session_key_path();
+            let rotation = tgfleet_persistence::sealed::KeyFiles::beside(&key_path);
+            if rotation.next.exists() {
+                // Some sessions are sealed with the new key and some with the old; this process
+                // would open only some of them. Running the rotation again finishes it.
+                return Err(StartupError::SessionKey(format!(
+                    "a key rotation is unfinished ({} exists): run `tgfleet keys rotate` again \
+                     to finish it, then start the server",
+                    rotation.next.display()
+                )));
+            }
             if !key_path.exists() {
                 // A new key would open none of the sessions sealed with the lost one, and every
                 // account would fail later, one by one; say it once, now.
@@ -101,7 +112,7 @@ pub async fn build_state(mut settings: Settings) -> Result<AppState, StartupErro
             SessionCipher::local(key_path).map_err(|e| StartupError::SessionKey(one_line(&e)))?
         }
         SecretsBackend::Vault => {
-            let params = vault_params(&settings);
+            let (params, approle) = vault_params(&settings).await?;
             // Secrets not given in the config come from the KV v2 path.
             let secrets =
                 VaultSecrets::read(&params, &settings.vault.kv_mount, &settings.vault.kv_path)
@@ -127,9 +138,7 @@ pub async fn build_state(mut settings: Settings) -> Result<AppState, StartupErro
             if settings.telegram.api_hash.is_none() && !fake {
                 settings.telegram.api_hash = secrets.api_hash;
             }
-            SessionCipher::vault(params)
-                .await
-                .map_err(|e| StartupError::Vault(e.to_string()))?
+            vault_cipher(params, approle).await?
         }
     };
 
@@ -203,18 +212,61 @@ pub async fn build_state(mut settings: Settings) -> Result<AppState, StartupErro
     })
 }
 
-fn vault_params(settings: &Settings) -> VaultParams {
-    VaultParams {
-        addr: settings.vault.addr.clone().unwrap_or_default(),
-        token: settings
-            .vault
-            .token
-            .as_ref()
-            .map(|t| t.expose().to_owned())
-            .unwrap_or_default(),
+/// Vault's address, transit key and a token: the configured one, or one from an AppRole login,
+/// which is returned too so that the cipher can log in again (`vault_cipher`).
+pub async fn vault_params(
+    settings: &Settings,
+) -> Result<(VaultParams, Option<AppRoleLogin>), StartupError> {
+    let addr = settings.vault.addr.clone().unwrap_or_default();
+    let mut approle = None;
+    let token = match (&settings.vault.token, &settings.vault.role_id) {
+        (Some(token), _) if !token.is_empty() => token.expose().to_owned(),
+        (_, Some(role_id)) => {
+            let secret_id = match (&settings.vault.secret_id, &settings.vault.secret_id_file) {
+                (Some(secret_id), _) => secret_id.clone(),
+                (None, Some(path)) => {
+                    let text = std::fs::read_to_string(path).map_err(|e| {
+                        StartupError::Vault(format!(
+                            "reading vault.secret_id_file {}: {e}",
+                            path.display()
+                        ))
+                    })?;
+                    tgfleet_config::Secret::new(text.trim())
+                }
+                (None, None) => tgfleet_config::Secret::new(""),
+            };
+            let login = AppRoleLogin {
+                mount: settings.vault.approle_mount.clone(),
+                role_id: role_id.clone(),
+                secret_id,
+            };
+            let token = tgfleet_persistence::approle_login(&addr, &login)
+                .await
+                .map_err(|e| StartupError::Vault(e.to_string()))?;
+            approle = Some(login);
+            token.expose().to_owned()
+        }
+        _ => String::new(),
+    };
+    let params = VaultParams {
+        addr,
+        token,
         mount: settings.vault.transit_mount.clone(),
         transit_key: settings.vault.transit_key.clone(),
+    };
+    Ok((params, approle))
+}
+
+/// The Vault cipher for `vault_params`' answer.
+pub async fn vault_cipher(
+    params: VaultParams,
+    approle: Option<AppRoleLogin>,
+) -> Result<SessionCipher, StartupError> {
+    match approle {
+        Some(login) => SessionCipher::vault_approle(params, login).await,
+        None => SessionCipher::vault(params).await,
     }
+    .map_err(|e| StartupError::Vault(e.to_string()))
 }
 
 /// Real Telegram when credentials are configured, the in-process testdc under `--sandbox`, a

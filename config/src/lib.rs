@@ -182,6 +182,27 @@ mod tests {
     }
 
     #[test]
+    fn vault_takes_an_approle_login_instead_of_a_token() {
+        Jail::expect_with(|jail| {
+            jail.set_env("TGFLEET__SECRETS__BACKEND", "vault");
+            jail.set_env("TGFLEET__VAULT__ADDR", "http://127.0.0.1:8200");
+            jail.set_env("TGFLEET__VAULT__ROLE_ID", "role-1");
+            let err = load_in_jail(None).unwrap_err();
+            assert_eq!(err.key, "vault.secret_id", "a RoleID alone is no login");
+            jail.set_env("TGFLEET__VAULT__SECRET_ID_FILE", "/run/secrets/secret-id");
+            let s = load_in_jail(None).expect("RoleID and SecretID file load");
+            assert_eq!(s.vault.approle_mount, "approle");
+            jail.set_env("TGFLEET__VAULT__SECRET_ID", "s-1");
+            let err = load_in_jail(None).unwrap_err();
+            assert_eq!(err.key, "vault.secret_id", "one SecretID source, not two");
+            jail.set_env("TGFLEET__VAULT__TOKEN", "s.secret");
+            let err = load_in_jail(None).unwrap_err();
+            assert_eq!(err.key, "vault.role_id", "a token or an AppRole, not both");
+            Ok(())
+        });
+    }
+
+    #[test]
     fn secrets_never_show_in_debug() {
         Jail::expect_with(|jail| {
             jail.set_env(

@@ -147,11 +147,32 @@ impl Settings {
                     "required when secrets.backend = \"vault\"",
                 ));
             }
-            if self.vault.token.as_ref().is_none_or(Secret::is_empty) {
-                return Err(ConfigError::new(
-                    "vault.token",
-                    "required when secrets.backend = \"vault\"",
-                ));
+            let token = self.vault.token.as_ref().is_some_and(|t| !t.is_empty());
+            let role = self.vault.role_id.as_deref().is_some_and(|r| !r.is_empty());
+            let secret_id = self.vault.secret_id.as_ref().is_some_and(|s| !s.is_empty());
+            let secret_id_file = self.vault.secret_id_file.is_some();
+            match (token, role) {
+                (false, false) => {
+                    return Err(ConfigError::new(
+                        "vault.token",
+                        "required when secrets.backend = \"vault\" (or an AppRole login: \
+                         vault.role_id with vault.secret_id or vault.secret_id_file)",
+                    ))
+                }
+                (true, true) => {
+                    return Err(ConfigError::new(
+                        "vault.role_id",
+                        "set either vault.token or an AppRole login, not both",
+                    ))
+                }
+                (false, true) if secret_id == secret_id_file => {
+                    return Err(ConfigError::new(
+                        "vault.secret_id",
+                        "an AppRole login needs exactly one of vault.secret_id and \
+                         vault.secret_id_file",
+                    ))
+                }
+                _ => {}
             }
         }
         if self.posts.max_attempts == 0 || self.posts.parallel_accounts == 0 {
@@ -586,7 +607,14 @@ pub struct SecretsSettings {
 #[serde(default, deny_unknown_fields)]
 pub struct VaultSettings {
     pub addr: Option<String>,
+    /// A token, or instead an AppRole login (`role_id` with `secret_id` or `secret_id_file`).
     pub token: Option<Secret>,
+    pub role_id: Option<String>,
+    pub secret_id: Option<Secret>,
+    /// A file holding the SecretID (as an orchestrator delivers it); read at every start.
+    pub secret_id_file: Option<PathBuf>,
+    /// Mount path of the AppRole auth method, usually `approle`.
+    pub approle_mount: String,
     pub transit_mount: String,
     pub transit_key: String,
     pub kv_mount: String,
@@ -599,6 +627,10 @@ impl Default for VaultSettings {
         Self {
             addr: None,
             token: None,
+            role_id: None,
+            secret_id: None,
+            secret_id_file: None,
+            approle_mount: "approle".into(),
             transit_mount: "transit".into(),
             transit_key: "tgfleet-sessions".into(),
             kv_mount: "secret".into(),

@@ -54,8 +54,8 @@ const SCHEME_LOCAL: u8 = 1;
 const SCHEME_VAULT: u8 = 2;
 const NONCE_LEN: usize = 24;
 const TAG_LEN: usize = 16;
-const AAD_DOMAIN: &[u8] = b"tgfleet-session-v1";
-const AAD_DOMAIN_API_HASH: &[u8] = b"tgfleet-api-hash-v1";
+pub(crate) const AAD_DOMAIN: &[u8] = b"tgfleet-session-v1";
+pub(crate) const AAD_DOMAIN_API_HASH: &[u8] = b"tgfleet-api-hash-v1";
 
 type Key = Zeroizing<[u8; 32]>;
 
@@ -96,7 +96,19 @@ impl SessionCipher {
     /// Connects to Vault's transit engine and fetches a first data key, which proves the address,
     /// token and key name before the service starts.
     pub async fn vault(params: VaultParams) -> Result<Self, CipherError> {
-        let envelope = VaultEnvelope::connect(params).await?;
+        let envelope = VaultEnvelope::connect(params, None).await?;
+        Ok(Self {
+            inner: Arc::new(Backend::Vault(Box::new(envelope))),
+        })
+    }
+
+    /// As `vault`, with `params.token` from an AppRole `login` (`approle_login`): when that token
+    /// can no longer be renewed (its role's `token_max_ttl` is near), the cipher logs in again.
+    pub async fn vault_approle(
+        params: VaultParams,
+        login: AppRoleLogin,
+    ) -> Result<Self, CipherError> {
+        let envelope = VaultEnvelope::connect(params, Some(login)).await?;
         Ok(Self {
             inner: Arc::new(Backend::Vault(Box::new(envelope))),
         })
@@ -151,7 +163,7 @@ impl SessionCipher {
             .map_err(|_| CipherError::Malformed("the sealed api_hash is not text".into()))
     }
 
-    async fn seal_in(
+    pub(crate) async fn seal_in(
         &self,
         domain: &[u8],
         account_id: AccountId,
@@ -178,7 +190,7 @@ impl SessionCipher {
         }
     }
 
-    async fn open_in(
+    pub(crate) async fn open_in(
         &self,
         domain: &[u8],
         account_id: AccountId,
@@ -532,8 +544,17 @@ struct DataKey {
     fetched: Instant,
 }
 
+/// The client Vault calls go through, replaced when an AppRole login issues a new token.
+type ClientSlot = Arc<std::sync::RwLock<Arc<VaultClient>>>;
+
+fn current_client(slot: &ClientSlot) -> Arc<VaultClient> {
+    slot.read()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+        .clone()
+}
+
 struct VaultEnvelope {
-    client: VaultClient,
+    client: ClientSlot,
     addr: String,
     mount: String,
     transit_key: String,
@@ -559,8 +580,16 @@ impl Drop for VaultEnvelope {
 }
 
 /// Renews the token at half its remaining TTL, for as long as the cipher lives. A failure is
-/// retried soon (Vault may be sealed or restarting) while the token is still valid.
-async fn renew_token(client: VaultClient, addr: String, mut ttl: Duration) {
+/// retried soon (Vault may be sealed or restarting) while the token is still valid. With an
+/// AppRole `login`, a token that Vault renews for at most half its first TTL (its max TTL is
+/// near), or refuses to renew, is replaced by a new login before it runs out.
+async fn renew_token(
+    slot: ClientSlot,
+    addr: String,
+    mut ttl: Duration,
+    login: Option<AppRoleLogin>,
+) {
+    let mut full = ttl;
     let mut failures = 0u32;
     loop {
         let wait = if failures == 0 {
@@ -570,18 +599,47 @@ async fn renew_token(client: VaultClient, addr: String, mut ttl: Duration) {
             Duration::from_secs(2u64.saturating_pow(failures.min(6)))
         };
         tokio::time::sleep(wait.max(Duration::from_secs(1))).await;
-        match vaultrs::token::renew_self(&client, None).await {
+        let client = current_client(&slot);
+        let log_in_again = match vaultrs::token::renew_self(&*client, None).await {
             Ok(auth) => {
                 failures = 0;
                 ttl = Duration::from_secs(auth.lease_duration);
                 tracing::debug!(ttl_s = auth.lease_duration, "renewed the Vault token");
-                if !auth.renewable || auth.lease_duration == 0 {
+                let ending = !auth.renewable || auth.lease_duration == 0;
+                if ending && login.is_none() {
                     return;
                 }
+                ending || ttl * 2 <= full
             }
             Err(e) => {
+                let refused = matches!(e, ClientError::APIError { code: 403, .. });
                 let e = vault_err(&addr, "renewing the Vault token", e);
                 tracing::warn!(error = %e, "could not renew the Vault token; retrying");
+                failures = failures.saturating_add(1);
+                refused
+            }
+        };
+        let Some(login) = login.as_ref().filter(|_| log_in_again) else {
+            continue;
+        };
+        let fresh = match approle_auth(&addr, login).await {
+            Ok(auth) => vault_client(&addr, &auth.client_token)
+                .map(|client| (client, Duration::from_secs(auth.lease_duration))),
+            Err(e) => Err(e),
+        };
+        match fresh {
+            Ok((client, lease)) => {
+                *slot
+                    .write()
+                    .unwrap_or_else(|poisoned| poisoned.into_inner()) = Arc::new(client);
+                (ttl, full, failures) = (lease, lease, 0);
+                tracing::info!(
+                    ttl_s = lease.as_secs(),
+                    "logged in to Vault again with AppRole"
+                );
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "could not log in to Vault again with AppRole; retrying");
                 failures = failures.saturating_add(1);
             }
         }
@@ -589,12 +647,15 @@ async fn renew_token(client: VaultClient, addr: String, mut ttl: Duration) {
 }
 
 impl VaultEnvelope {
-    async fn connect(params: VaultParams) -> Result<Self, CipherError> {
+    async fn connect(
+        params: VaultParams,
+        login: Option<AppRoleLogin>,
+    ) -> Result<Self, CipherError> {
         let client = vault_client(&params.addr, &params.token)?;
         let first = new_data_key(&client, &params.addr, &params.mount, &params.transit_key).await?;
         let version = wrapped_version(&first.wrapped).unwrap_or(0);
         let this = Self {
-            client,
+            client: Arc::new(std::sync::RwLock::new(Arc::new(client))),
             addr: params.addr,
             mount: params.mount,
             transit_key: params.transit_key,
@@ -607,13 +668,13 @@ impl VaultEnvelope {
         let mut this = this;
         // A token with a TTL (AppRole logins, child tokens) expires under a long-running
         // service unless someone renews it: we do, well before it runs out.
-        match vaultrs::token::lookup_self(&this.client).await {
+        match vaultrs::token::lookup_self(&*this.client()).await {
             Ok(info) if info.renewable && info.ttl > 0 => {
-                let renewing = vault_client(&this.addr, &params.token)?;
                 this.renewer = Some(tokio::spawn(renew_token(
-                    renewing,
+                    this.client.clone(),
                     this.addr.clone(),
                     Duration::from_secs(info.ttl),
+                    login,
                 )));
             }
             Ok(_) => {}
@@ -627,6 +688,10 @@ impl VaultEnvelope {
             this.remember(&current.wrapped, &current.key);
         }
         Ok(this)
+    }
+
+    fn client(&self) -> Arc<VaultClient> {
+        current_client(&self.client)
     }
 
     async fn current_data_key(&self) -> Result<Arc<DataKey>, CipherError> {
@@ -656,7 +721,7 @@ impl VaultEnvelope {
     }
 
     async fn check(&self) -> Result<(), CipherError> {
-        let info = vaultrs::transit::key::read(&self.client, &self.mount, &self.transit_key)
+        let info = vaultrs::transit::key::read(&*self.client(), &self.mount, &self.transit_key)
             .await
             .map_err(|e| vault_err(&self.addr, "reading the transit key", e))?;
         let newest = match &info.keys {
@@ -684,8 +749,9 @@ impl VaultEnvelope {
     }
 
     async fn fetch(&self) -> Result<Arc<DataKey>, CipherError> {
-        let dk =
-            Arc::new(new_data_key(&self.client, &self.addr, &self.mount, &self.transit_key).await?);
+        let dk = Arc::new(
+            new_data_key(&self.client(), &self.addr, &self.mount, &self.transit_key).await?,
+        );
         if let Some(v) = wrapped_version(&dk.wrapped) {
             self.latest_version.fetch_max(v, Ordering::Relaxed);
         }
@@ -726,7 +792,7 @@ impl VaultEnvelope {
         let wrapped_str = std::str::from_utf8(wrapped)
             .map_err(|_| CipherError::Malformed("wrapped key is not text".into()))?;
         let resp = vaultrs::transit::data::decrypt(
-            &self.client,
+            &*self.client(),
             &self.mount,
             &self.transit_key,
             wrapped_str,
@@ -805,6 +871,43 @@ fn decode_key(b64: &str) -> Result<Key, CipherError> {
     }
     key.copy_from_slice(&bytes);
     Ok(key)
+}
+
+/// An AppRole login: what a service presents instead of a token.
+#[derive(Clone)]
+pub struct AppRoleLogin {
+    /// Mount path of the AppRole auth method, usually `approle`.
+    pub mount: String,
+    pub role_id: String,
+    pub secret_id: Secret,
+}
+
+/// Logs in with AppRole and returns the token Vault issued. The token has the role's TTL; a cipher
+/// made with it by `SessionCipher::vault_approle` renews it at half its TTL and logs in again near
+/// the role's `token_max_ttl`.
+pub async fn approle_login(addr: &str, login: &AppRoleLogin) -> Result<Secret, CipherError> {
+    Ok(Secret::new(approle_auth(addr, login).await?.client_token))
+}
+
+async fn approle_auth(
+    addr: &str,
+    login: &AppRoleLogin,
+) -> Result<vaultrs::api::AuthInfo, CipherError> {
+    let client = vault_client(addr, "")?;
+    vaultrs::auth::approle::login(
+        &client,
+        &login.mount,
+        &login.role_id,
+        login.secret_id.expose(),
+    )
+    .await
+    .map_err(|e| {
+        vault_err(
+            addr,
+            &format!("logging in with AppRole at auth/{}", login.mount),
+            e,
+        )
+    })
 }
 
 /// Secrets the API reads from a KV v2 path when `secrets.backend = "vault"`.

@@ -7,11 +7,14 @@ pub mod lock;
 pub mod media_storage;
 pub mod model;
 pub mod phone;
+pub mod sealed;
 pub mod store;
 #[cfg(feature = "testing")]
 pub mod testing;
 
-pub use cipher::{CipherError, SessionCipher, VaultParams, VaultSecrets};
+pub use cipher::{
+    approle_login, AppRoleLogin, CipherError, SessionCipher, VaultParams, VaultSecrets,
+};
 pub use lock::{InstanceLock, LockError};
 pub use media_storage::{Blob, BlobWriter, MediaStorage};
 pub use model::*;

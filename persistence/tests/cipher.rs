@@ -426,3 +426,62 @@ async fn a_vault_token_with_a_ttl_is_renewed_before_it_expires() {
         .await
         .expect("the token was renewed and still works");
 }
+
+/// Issue 16, item 5: a service logs in with AppRole (RoleID + SecretID) instead of holding a
+/// token. Its token has the role's TTL and is renewed; when the role's max TTL ends renewals, the
+/// cipher logs in again before the token dies.
+#[tokio::test]
+async fn an_approle_login_outlives_its_tokens_ttl_and_max_ttl() {
+    let Some(bao) = BaoServer::start().await else {
+        return;
+    };
+    let base = bao.transit_params("approle-sessions").await.unwrap();
+    let (role_id, secret_id) = bao.approle("tgfleet", "2s", "4s").await.unwrap();
+    let login = |secret_id: &str| AppRoleLogin {
+        mount: "approle".into(),
+        role_id: role_id.clone(),
+        secret_id: tgfleet_config::Secret::new(secret_id),
+    };
+
+    let wrong = approle_login(&bao.addr, &login("not-the-secret-id")).await;
+    let Err(CipherError::Unavailable(why)) = wrong else {
+        panic!("a wrong SecretID must not log in: {wrong:?}");
+    };
+    assert!(
+        why.contains("logging in with AppRole at auth/approle"),
+        "{why}"
+    );
+
+    let token = approle_login(&bao.addr, &login(&secret_id)).await.unwrap();
+    assert_ne!(token.expose(), bao.root_token);
+    let params = VaultParams {
+        token: token.expose().to_owned(),
+        ..base.clone()
+    };
+    let cipher = SessionCipher::vault_approle(params, login(&secret_id))
+        .await
+        .unwrap();
+    let sealed = cipher.seal(5, b"through approle").await.unwrap();
+    // Well past the max TTL: the first token is dead whatever renewed it.
+    tokio::time::sleep(std::time::Duration::from_secs(10)).await;
+    let dead = SessionCipher::vault(VaultParams {
+        token: token.expose().to_owned(),
+        ..base.clone()
+    })
+    .await;
+    assert!(dead.is_err(), "the first token outlived its max TTL");
+    cipher
+        .refresh()
+        .await
+        .expect("the cipher logged in again and still reaches Vault");
+    let resealed = cipher.seal(6, b"after the max ttl").await.unwrap();
+    let root = SessionCipher::vault(base).await.unwrap();
+    assert_eq!(
+        &root.open(5, &sealed).await.unwrap()[..],
+        b"through approle"
+    );
+    assert_eq!(
+        &root.open(6, &resealed).await.unwrap()[..],
+        b"after the max ttl"
+    );
+}

@@ -1,8 +1,11 @@
 //! Commands that talk to a running tgfleet over its REST API (the same API the frontend uses),
-//! for onboarding scripts: `tgfleet accounts import` and `tgfleet accounts onboard`.
+//! for onboarding scripts: `tgfleet accounts import` and `tgfleet accounts onboard`; and the
+//! operator's commands on the data itself: `tgfleet keys …`, `backup` and `restore`.
 
+pub mod backup;
 pub mod client;
 pub mod import;
+pub mod keys;
 pub mod onboard;
 pub mod session_files;
 pub mod session_json;

@@ -676,8 +676,7 @@ fn client(settings: &tgfleet_config::WebhooksSettings) -> reqwest::Result<reqwes
 /// account id, and distinct per webhook, so one endpoint's sealed secret does not open as
 /// another's.
 pub fn secret_aad(webhook_id: &str) -> i64 {
-    let id = uuid::Uuid::parse_str(webhook_id).map_or(0, |u| u.as_u64_pair().1);
-    i64::MIN | (id & (i64::MAX as u64)) as i64
+    tgfleet_persistence::sealed::webhook_secret_aad(webhook_id)
 }
 
 /// Whether the endpoint asked for this event (its owner may see it: the read was filtered).

@@ -176,6 +176,50 @@ impl BaoServer {
         Ok(())
     }
 
+    /// Enables AppRole at `approle/` (once) and makes role `role`, whose tokens may use transit
+    /// and read `kv/`, with `token_ttl` and `token_max_ttl`; returns its RoleID and a fresh
+    /// SecretID.
+    pub async fn approle(
+        &self,
+        role: &str,
+        token_ttl: &str,
+        token_max_ttl: &str,
+    ) -> anyhow::Result<(String, String)> {
+        let enabled = vaultrs::sys::auth::list(&self.client)
+            .await
+            .context("listing auth methods")?;
+        if !enabled.contains_key("approle/") {
+            vaultrs::sys::auth::enable(&self.client, "approle", "approle", None)
+                .await
+                .context("enabling AppRole")?;
+        }
+        vaultrs::sys::policy::set(
+            &self.client,
+            "tgfleet",
+            r#"path "transit/*" { capabilities = ["create", "read", "update"] }
+path "kv/*" { capabilities = ["read"] }"#,
+        )
+        .await
+        .context("writing policy tgfleet")?;
+        let mut opts = vaultrs::api::auth::approle::requests::SetAppRoleRequest::builder();
+        opts.token_policies(vec!["tgfleet".to_owned()])
+            .token_ttl(token_ttl)
+            .token_max_ttl(token_max_ttl);
+        vaultrs::auth::approle::role::set(&self.client, "approle", role, Some(&mut opts))
+            .await
+            .with_context(|| format!("creating AppRole {role}"))?;
+        let role_id = vaultrs::auth::approle::role::read_id(&self.client, "approle", role)
+            .await
+            .context("reading the RoleID")?
+            .role_id;
+        let secret_id =
+            vaultrs::auth::approle::role::secret::generate(&self.client, "approle", role, None)
+                .await
+                .context("generating a SecretID")?
+                .secret_id;
+        Ok((role_id, secret_id))
+    }
+
     /// Writes a KV v2 secret at `kv/<path>`.
     pub async fn put_kv(
         &self,
