@@ -303,7 +303,7 @@ async fn rotation_seals_everything_with_a_new_key(dir: &Path, url: Option<&str>)
     assert_ne!(new_text, old_text);
     assert_eq!(mode_of(&key), 0o600);
     assert!(!data(dir).join("session.key.next").exists());
-    assert!(!data(dir).join("session.key.old").exists());
+    assert!(!data(dir).join("session.key.rotation-old").exists());
 
     let new = cipher_of(&key, &dir.join("new.key"));
     let default_url = format!("sqlite://{}", data(dir).join("tgfleet.db").display());
@@ -398,7 +398,7 @@ async fn an_interrupted_rotation_blocks_serve_and_finishes_on_the_next_run() {
         "the key some sessions already used is the one put in force"
     );
     assert!(!next.exists());
-    assert!(!data(dir).join("session.key.old").exists());
+    assert!(!data(dir).join("session.key.rotation-old").exists());
 
     // Cut short later: every blob sealed with a newer key, the old one linked aside, the new
     // one not yet in force.
@@ -416,13 +416,46 @@ async fn an_interrupted_rotation_blocks_serve_and_finishes_on_the_next_run() {
             .unwrap();
     }
     store.pool().close().await;
-    std::fs::hard_link(&key, data(dir).join("session.key.old")).unwrap();
+    std::fs::hard_link(&key, data(dir).join("session.key.rotation-old")).unwrap();
     let newer_text = std::fs::read_to_string(&next).unwrap();
     let (code, stderr) = run(dir, &["keys", "rotate"], "rotate-again", &[]);
     assert_eq!(code, 0, "{stderr}");
     assert_eq!(std::fs::read_to_string(&key).unwrap(), newer_text);
     assert!(!next.exists());
-    assert!(!data(dir).join("session.key.old").exists());
+    assert!(!data(dir).join("session.key.rotation-old").exists());
+
+    // Cut short after the new key was put in force, and a power cut took one re-sealed row
+    // back to the old key: the server refuses, and the next run seals that row again.
+    let rotation_old = data(dir).join("session.key.rotation-old");
+    std::fs::rename(&key, &rotation_old).unwrap();
+    let previous = SessionCipher::local(&rotation_old).unwrap();
+    let in_force = SessionCipher::local(&key).unwrap(); // creates the new key
+    let store = SqliteStore::connect(&format!("sqlite://{}", db.display()))
+        .await
+        .unwrap();
+    let sealed = store.session(a).await.unwrap().unwrap();
+    let plain = previous.open(a, &sealed).await.unwrap();
+    store
+        .put_session(a, &in_force.seal(a, &plain).await.unwrap())
+        .await
+        .unwrap();
+    store.pool().close().await;
+    let (mut refused, _) = serve(dir, &control, "refused-again", &[]);
+    let status = support::exit_within(&mut refused.0, Duration::from_secs(60));
+    let stderr = log_of(dir, "refused-again");
+    assert!(status.is_some_and(|s| !s.success()), "{stderr}");
+    assert!(stderr.contains("a key rotation is unfinished"), "{stderr}");
+    let (code, stderr) = run(dir, &["keys", "rotate"], "rotate-converge", &[]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(!rotation_old.exists());
+    let store = SqliteStore::connect(&format!("sqlite://{}", db.display()))
+        .await
+        .unwrap();
+    for id in [a, b] {
+        let sealed = store.session(id).await.unwrap().unwrap();
+        assert!(in_force.open(id, &sealed).await.is_ok(), "account {id}");
+    }
+    store.pool().close().await;
 
     let (_server, api) = start(dir, &control, "second", &http).await;
     for id in [a, b] {

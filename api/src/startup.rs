@@ -83,13 +83,13 @@ pub async fn build_state(mut settings: Settings) -> Result<AppState, StartupErro
         SecretsBackend::Local => {
             let key_path = settings.session_key_path();
             let rotation = tgfleet_persistence::sealed::KeyFiles::beside(&key_path);
-            if rotation.next.exists() {
+            if let Some(file) = rotation.unfinished() {
                 // Some sessions are sealed with the new key and some with the old; this process
                 // would open only some of them. Running the rotation again finishes it.
                 return Err(StartupError::SessionKey(format!(
                     "a key rotation is unfinished ({} exists): run `tgfleet keys rotate` again \
                      to finish it, then start the server",
-                    rotation.next.display()
+                    file.display()
                 )));
             }
             if !key_path.exists() {
@@ -222,7 +222,12 @@ pub async fn vault_params(
     let token = match (&settings.vault.token, &settings.vault.role_id) {
         (Some(token), _) if !token.is_empty() => token.expose().to_owned(),
         (_, Some(role_id)) => {
-            let secret_id = match (&settings.vault.secret_id, &settings.vault.secret_id_file) {
+            let given = settings
+                .vault
+                .secret_id
+                .as_ref()
+                .filter(|s| !s.expose().is_empty());
+            let secret_id = match (given, &settings.vault.secret_id_file) {
                 (Some(secret_id), _) => secret_id.clone(),
                 (None, Some(path)) => {
                     let text = std::fs::read_to_string(path).map_err(|e| {
@@ -239,6 +244,10 @@ pub async fn vault_params(
                 mount: settings.vault.approle_mount.clone(),
                 role_id: role_id.clone(),
                 secret_id,
+                secret_id_file: given
+                    .is_none()
+                    .then(|| settings.vault.secret_id_file.clone())
+                    .flatten(),
             };
             let token = tgfleet_persistence::approle_login(&addr, &login)
                 .await

@@ -880,6 +880,9 @@ pub struct AppRoleLogin {
     pub mount: String,
     pub role_id: String,
     pub secret_id: Secret,
+    /// Where the SecretID was read from, when a file: read again at every login, so a SecretID
+    /// that is used once or expires can be replaced there by whoever issues them.
+    pub secret_id_file: Option<std::path::PathBuf>,
 }
 
 /// Logs in with AppRole and returns the token Vault issued. The token has the role's TTL; a cipher
@@ -894,20 +897,29 @@ async fn approle_auth(
     login: &AppRoleLogin,
 ) -> Result<vaultrs::api::AuthInfo, CipherError> {
     let client = vault_client(addr, "")?;
-    vaultrs::auth::approle::login(
-        &client,
-        &login.mount,
-        &login.role_id,
-        login.secret_id.expose(),
-    )
-    .await
-    .map_err(|e| {
-        vault_err(
-            addr,
-            &format!("logging in with AppRole at auth/{}", login.mount),
-            e,
-        )
-    })
+    let fresh = match &login.secret_id_file {
+        Some(path) => Some(
+            std::fs::read_to_string(path)
+                .map(|text| Secret::new(text.trim()))
+                .map_err(|e| {
+                    CipherError::Unavailable(format!(
+                        "reading vault.secret_id_file {}: {e}",
+                        path.display()
+                    ))
+                })?,
+        ),
+        None => None,
+    };
+    let secret_id = fresh.as_ref().unwrap_or(&login.secret_id);
+    vaultrs::auth::approle::login(&client, &login.mount, &login.role_id, secret_id.expose())
+        .await
+        .map_err(|e| {
+            vault_err(
+                addr,
+                &format!("logging in with AppRole at auth/{}", login.mount),
+                e,
+            )
+        })
 }
 
 /// Secrets the API reads from a KV v2 path when `secrets.backend = "vault"`.

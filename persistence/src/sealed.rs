@@ -124,9 +124,21 @@ macro_rules! with_pool {
 }
 
 impl SealedDb {
-    /// Opens and migrates the database `url` names, as `Store` does.
+    /// Opens and migrates the database `url` names, as `Store` does — but never creates one: a
+    /// pass over a new, empty database (a `database.url` that is not the server's) would find
+    /// nothing to seal again and then retire the key every real session needs.
     pub async fn connect(url: &str) -> anyhow::Result<Self> {
         if url.starts_with("sqlite:") {
+            use std::str::FromStr as _;
+            let options = sqlx::sqlite::SqliteConnectOptions::from_str(url)
+                .with_context(|| format!("database.url {url:?}"))?;
+            let file = options.get_filename();
+            anyhow::ensure!(
+                file.exists(),
+                "there is no database at {} (database.url {url:?}): run this with the server's \
+                 configuration",
+                file.display()
+            );
             let store = crate::store::SqliteStore::connect(url).await?;
             Ok(SealedDb::Sqlite(store.pool().clone()))
         } else {
@@ -137,6 +149,26 @@ impl SealedDb {
 
     pub async fn close(&self) {
         with_pool!(self, pool => pool.close().await)
+    }
+
+    /// Puts every committed write on disk before a step that depends on it (a key file renamed
+    /// or deleted). SQLite in WAL mode with `synchronous=NORMAL` may lose the last commits to a
+    /// power cut until a checkpoint; a FULL checkpoint that every reader let finish writes them
+    /// into the database file and syncs it. PostgreSQL's commits are durable already.
+    pub async fn make_durable(&self) -> anyhow::Result<()> {
+        if let SealedDb::Sqlite(pool) = self {
+            let (busy, log, done): (i64, i64, i64) = sqlx::query_as("PRAGMA wal_checkpoint(FULL)")
+                .fetch_one(pool)
+                .await
+                .context("checkpointing the database")?;
+            anyhow::ensure!(
+                busy == 0 && log == done,
+                "the database's write-ahead log could not be checkpointed (another process has \
+                 it open: a `tgfleet backup` or an sqlite3 shell?); nothing is lost, run this \
+                 again once it is closed"
+            );
+        }
+        Ok(())
     }
 
     async fn page(
@@ -311,6 +343,23 @@ pub async fn reseal_all(db: &SealedDb, mode: &Reseal<'_>) -> anyhow::Result<Vec<
     Ok(passes)
 }
 
+/// How many blobs are still wrapped by an older transit key version than `cipher`'s newest
+/// (Vault), after a `Reseal::Rewrap` pass: a running server seals with its current data key
+/// until its next check of the transit key, so a pass can be followed by new old-version blobs.
+pub async fn count_stale(db: &SealedDb, cipher: &SessionCipher) -> anyhow::Result<u64> {
+    let mut stale = 0;
+    for col in SEALED_COLUMNS {
+        let mut after = None;
+        loop {
+            let rows = db.page(col, after.as_ref()).await?;
+            let Some((last, _)) = rows.last() else { break };
+            after = Some(last.clone());
+            stale += rows.iter().filter(|(_, b)| cipher.needs_rewrap(b)).count() as u64;
+        }
+    }
+    Ok(stale)
+}
+
 /// Opens every sealed blob with `cipher`; the number opened, or the first that does not open.
 pub async fn check_all(db: &SealedDb, cipher: &SessionCipher) -> anyhow::Result<u64> {
     let mut opened = 0;
@@ -339,7 +388,9 @@ pub async fn check_all(db: &SealedDb, cipher: &SessionCipher) -> anyhow::Result<
 
 /// The files of a local key rotation beside the key file `current` (`session.key`): the new key
 /// while blobs are being sealed with it (`session.key.next`), and the old key kept under its own
-/// name until every blob opens with the new one (`session.key.old`).
+/// name until every blob opens with the new one (`session.key.rotation-old`: a name of the
+/// rotation's own, so a copy an operator keeps as `session.key.old` is never taken for a step of
+/// it, nor deleted).
 #[derive(Debug, Clone)]
 pub struct KeyFiles {
     pub current: std::path::PathBuf,
@@ -357,7 +408,16 @@ impl KeyFiles {
         Self {
             current: current.to_owned(),
             next: with(".next"),
-            old: with(".old"),
+            old: with(".rotation-old"),
         }
+    }
+
+    /// The file that shows a rotation was cut short, if one was: until it is run again, some
+    /// values may be sealed with one key and some with the other.
+    pub fn unfinished(&self) -> Option<&std::path::Path> {
+        [&self.next, &self.old]
+            .into_iter()
+            .find(|p| p.exists())
+            .map(|p| p.as_path())
     }
 }

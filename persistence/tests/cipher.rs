@@ -441,6 +441,7 @@ async fn an_approle_login_outlives_its_tokens_ttl_and_max_ttl() {
         mount: "approle".into(),
         role_id: role_id.clone(),
         secret_id: tgfleet_config::Secret::new(secret_id),
+        secret_id_file: None,
     };
 
     let wrong = approle_login(&bao.addr, &login("not-the-secret-id")).await;

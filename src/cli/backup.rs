@@ -122,9 +122,39 @@ async fn inspect(file: &Path, shown: &Path) -> anyhow::Result<Contents> {
     Ok(Contents { accounts, sessions })
 }
 
+/// Refuses while a local key rotation is cut short: the database then holds values sealed
+/// with two keys, and a backup or a restore of it would need both.
+fn refuse_unfinished_rotation(settings: &Settings, doing: &str) -> anyhow::Result<()> {
+    if settings.secrets.backend != tgfleet_config::SecretsBackend::Local {
+        return Ok(());
+    }
+    let files = tgfleet_persistence::sealed::KeyFiles::beside(&settings.session_key_path());
+    if let Some(file) = files.unfinished() {
+        anyhow::bail!(
+            "a key rotation is unfinished ({} exists): run `tgfleet keys rotate` again to \
+             finish it before {doing}",
+            file.display()
+        );
+    }
+    Ok(())
+}
+
+/// Whether a failed check means the key does not open the data (exit 3), rather than a
+/// database or Vault failure (exit 1).
+fn wrong_key(e: &anyhow::Error) -> bool {
+    e.downcast_ref::<sealed::BlobError>().is_some_and(|b| {
+        matches!(
+            b.cause,
+            tgfleet_persistence::CipherError::Tampered
+                | tgfleet_persistence::CipherError::Malformed(_)
+        )
+    })
+}
+
 pub async fn backup(settings: &Settings, file: &Path) -> anyhow::Result<()> {
     let db = sqlite_file(settings, "backup")?;
     anyhow::ensure!(db.is_file(), "there is no database at {}", db.display());
+    refuse_unfinished_rotation(settings, "a backup")?;
     anyhow::ensure!(
         !file.exists(),
         "{} exists already; a backup never overwrites a file",
@@ -202,6 +232,7 @@ pub async fn restore(settings: &Settings, file: &Path) -> anyhow::Result<()> {
     tgfleet_persistence::create_private_dir(&dir)
         .with_context(|| format!("creating {}", dir.display()))?;
     let _lock = lock_stopped(settings, "restoring").await?;
+    refuse_unfinished_rotation(settings, "restoring")?;
     let cipher = current_cipher(settings).await?;
     let name = db
         .file_name()
@@ -229,13 +260,16 @@ pub async fn restore(settings: &Settings, file: &Path) -> anyhow::Result<()> {
                 file.display()
             )
         })?;
-        let opened = sealed::check_all(&copy, &cipher).await.map_err(|e| {
-            Refusal::WrongKey(format!(
+        let opened = match sealed::check_all(&copy, &cipher).await {
+            Ok(n) => copy.make_durable().await.map(|()| n),
+            Err(e) if wrong_key(&e) => Err(Refusal::WrongKey(format!(
                 "restore refused: the backup's sealed data does not open with the current {} \
                  ({e:#}); restore with the key that sealed it, or nothing",
                 describe_key(settings)
             ))
-        });
+            .into()),
+            Err(e) => Err(e.context("checking the backup's sealed data")),
+        };
         copy.close().await;
         let opened = opened?;
         for sidecar in sidecars(&staged) {
@@ -252,11 +286,21 @@ pub async fn restore(settings: &Settings, file: &Path) -> anyhow::Result<()> {
                 .connect()
                 .await
                 .with_context(|| format!("opening {}", db.display()))?;
-            sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
-                .execute(&mut conn)
-                .await
-                .with_context(|| format!("checkpointing {}", db.display()))?;
+            let (busy, log, done): (i64, i64, i64) =
+                sqlx::query_as("PRAGMA wal_checkpoint(TRUNCATE)")
+                    .fetch_one(&mut conn)
+                    .await
+                    .with_context(|| format!("checkpointing {}", db.display()))?;
             let _ = conn.close().await;
+            // A reader holding a snapshot (a `tgfleet backup` running, an sqlite3 shell) keeps
+            // frames in the log: removing it then would lose them from the kept copy.
+            anyhow::ensure!(
+                busy == 0 && log == done,
+                "{} is open in another process (a `tgfleet backup`, an sqlite3 shell?), so its \
+                 write-ahead log cannot be folded in; nothing was changed: close it and restore \
+                 again",
+                db.display()
+            );
             let kept = dir.join(format!(
                 "{name}.pre-restore-{}",
                 chrono::Utc::now().format("%Y%m%dT%H%M%SZ")

@@ -9,13 +9,16 @@
 //! ```text
 //! session.key.next appears   new key, written before any blob is sealed with it
 //! blobs sealed again         one page per transaction; a blob that opens with the new key is done
-//! session.key.old = link     the old key under its own name, once every blob opens with the new
+//! db checkpointed             the re-sealed rows on disk before any key file moves
+//! .rotation-old = link       the old key under a name of its own, once every blob opens with the new
 //! session.key.next → .key    one rename: the new key is in force
-//! session.key.old removed    after every blob is checked against the key in force
+//! sealed again from .old     a no-op unless a crash took rows back; then checked, on disk
+//! .rotation-old removed      after every blob is checked against the key in force
 //! ```
 //!
-//! Run again after a crash, it picks up at the step the files show. While `session.key.next`
-//! exists, `serve` refuses to start and says to finish the rotation.
+//! Run again after a crash, it picks up at the step the files show. While `session.key.next` or
+//! `session.key.rotation-old` exists, `serve` and `restore` refuse and say to finish the
+//! rotation.
 //!
 //! Re-wrapping runs beside a running server: each write replaces a blob only if it is still the
 //! one read, so a session the server sealed meanwhile is never overwritten.
@@ -141,15 +144,25 @@ pub async fn rotate(settings: &Settings) -> anyhow::Result<()> {
         // Created on the first run, read on a resumed one: the key some blobs may already use.
         let to = SessionCipher::local(&files.next)?;
         sync_dir_of(&files.next)?;
-        let passes = sealed::reseal_all(&db, &Reseal::Rotate { from: &from, to: &to })
-            .await
-            .with_context(|| {
-                format!(
-                    "sealing again with the new key {} (nothing is lost: run `tgfleet keys                      rotate` again to continue)",
-                    files.next.display()
-                )
-            })?;
+        let passes = sealed::reseal_all(
+            &db,
+            &Reseal::Rotate {
+                from: &from,
+                to: &to,
+            },
+        )
+        .await
+        .with_context(|| {
+            format!(
+                "sealing again with the new key {} (nothing is lost: run `tgfleet keys \
+                     rotate` again to continue)",
+                files.next.display()
+            )
+        })?;
         print_passes(&passes);
+        // On disk before any key file moves: a power cut must not take back re-sealed rows
+        // once the key that opens their old form is on its way out.
+        db.make_durable().await?;
         sealed::check_all(&db, &to)
             .await
             .context("checking that every sealed value opens with the new key")?;
@@ -168,6 +181,26 @@ pub async fn rotate(settings: &Settings) -> anyhow::Result<()> {
         sync_dir_of(&files.current)?;
     }
     let key = SessionCipher::local(&files.current)?;
+    // Sealed again from the old key once more: a no-op after an uninterrupted run, and what
+    // makes every interrupted state converge (rows a crash took back open with the old key).
+    let old = SessionCipher::local(&files.old)?;
+    sealed::reseal_all(
+        &db,
+        &Reseal::Rotate {
+            from: &old,
+            to: &key,
+        },
+    )
+    .await
+    .with_context(|| {
+        format!(
+            "sealing again with {} (the old key is still in {}; run `tgfleet keys rotate` \
+                 again)",
+            files.current.display(),
+            files.old.display()
+        )
+    })?;
+    db.make_durable().await?;
     let opened = sealed::check_all(&db, &key).await.with_context(|| {
         format!(
             "checking every sealed value against {} (the old key is still in {})",
@@ -201,11 +234,25 @@ pub async fn rewrap(settings: &Settings) -> anyhow::Result<()> {
         .map_err(|e| anyhow::anyhow!("vault: {e}"))?;
     let db = SealedDb::connect(settings.database_url().expose()).await?;
     let passes = sealed::reseal_all(&db, &Reseal::Rewrap(&cipher)).await?;
-    db.close().await;
     print_passes(&passes);
+    // What a running server sealed meanwhile with its previous data key (it moves to the new
+    // version at its next transit-key check) is still on an old version: say so, and fail, so
+    // nobody retires a version that still opens sessions.
+    let stale = sealed::count_stale(&db, &cipher).await?;
+    db.close().await;
     let resealed: u64 = passes.iter().map(|p| p.resealed).sum();
+    anyhow::ensure!(
+        stale == 0,
+        "re-wrapped {resealed} sealed values, but {stale} are still wrapped by an older version \
+         of transit key {}/{} (a running server seals with its previous data key until its next \
+         check, within 5 minutes of the rotation): run `tgfleet keys rewrap` again after that, \
+         and retire old versions only after a run that leaves none",
+        settings.vault.transit_mount,
+        settings.vault.transit_key,
+    );
     eprintln!(
-        "re-wrapped {resealed} sealed values to transit key {}/{} version {}",
+        "re-wrapped {resealed} sealed values to transit key {}/{} version {}; none is left on an \
+         older version",
         settings.vault.transit_mount,
         settings.vault.transit_key,
         cipher.key_version()
