@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{error_code, json_of, logged_in_account, sandbox, TestApp};
+use common::{code_login, error_code, json_of, logged_in_account, sandbox, TestApp};
 use serde_json::{json, Value};
 use tgfleet_api::accounts::transfer::formats;
 
@@ -752,6 +752,44 @@ async fn an_imported_session_keeps_its_app_and_device() {
             account["device"]["app_version"].as_str().unwrap()
         );
     }
+    // Revoked and logged in again, the account's login speaks for its own app: testdc saw
+    // auth.sendCode carry the imported api_id and api_hash, and the fresh key's connection
+    // introduce itself as that app and device.
+    json_of(
+        app.post(
+            "/api/v1/sandbox/faults",
+            Some(&token),
+            json!({"kind": "revoke", "phone": phone}),
+        )
+        .await,
+        200,
+    )
+    .await;
+    let r = app
+        .post(
+            &format!("/api/v1/telegram/accounts/{id}/messages"),
+            Some(&token),
+            json!({"peer": "me", "text": "x"}),
+        )
+        .await;
+    assert_eq!(error_code(r, 409).await, "ACCOUNT_UNAUTHORIZED");
+    let after_revoke = testdc.connection_inits(None).last().map_or(0, |c| c.seq);
+    let step = code_login(&app, &token, id, phone).await;
+    assert_eq!(step["state"], "active", "{step}");
+    assert_eq!(testdc.last_code_app(phone), Some((4242, hash.to_owned())));
+    let relogged: Vec<_> = testdc
+        .connection_inits(Some(phone))
+        .into_iter()
+        .filter(|c| c.seq > after_revoke)
+        .collect();
+    assert!(!relogged.is_empty());
+    assert!(
+        relogged
+            .iter()
+            .all(|c| c.init.api_id == 4242 && c.init.device_model == "Latitude 5420"),
+        "{relogged:?}"
+    );
+
     // And a session without an app speaks for the fleet's.
     let other = json_of(
         app.get(
@@ -772,6 +810,10 @@ async fn an_imported_session_keeps_its_app_and_device() {
     assert!(
         fleet_app.iter().all(|c| c.init.api_id == 17349),
         "{fleet_app:?}"
+    );
+    assert_eq!(
+        testdc.last_code_app("+15550160002").map(|(id, _)| id),
+        Some(17349)
     );
     app.shutdown().await;
 }

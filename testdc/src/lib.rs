@@ -409,6 +409,15 @@ impl TestDc {
             .cloned()
     }
 
+    /// The app (`api_id`, `api_hash`) the last `auth.sendCode` for `phone` was sent for.
+    pub fn last_code_app(&self, phone: &str) -> Option<(i32, String)> {
+        self.shared
+            .world()
+            .last_code_apps
+            .get(&normalize_phone(phone))
+            .cloned()
+    }
+
     /// "Scans" a QR login token as the user with `phone`: the session that exported the token
     /// gets `updateLoginToken`, and its next `auth.exportLoginToken` logs it in.
     pub fn scan_qr(&self, token: &[u8], phone: &str) -> anyhow::Result<()> {

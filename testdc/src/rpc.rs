@@ -579,6 +579,8 @@ fn send_code(ctx: &Ctx<'_>, r: tl::functions::auth::SendCode) -> Reply {
     let phone_code_hash = format!("{:016x}", random_i64());
     tracing::info!(phone, code, "testdc: login code sent");
     w.last_codes.insert(phone.clone(), code.clone());
+    w.last_code_apps
+        .insert(phone.clone(), (r.api_id, r.api_hash.clone()));
     w.codes.insert(
         phone,
         PendingCode {

@@ -566,6 +566,9 @@ pub struct World {
     pub bindings: HashMap<(KeyId, i32), Binding>,
     pub codes: HashMap<String, PendingCode>,
     pub last_codes: HashMap<String, String>,
+    /// The app (`api_id`, `api_hash`) the last `auth.sendCode` for a phone spoke for: what a
+    /// test checks an account's login against (not persisted: a restart forgets it).
+    pub last_code_apps: HashMap<String, (i32, String)>,
     pub qr_tokens: HashMap<Vec<u8>, QrToken>,
     pub srp: HashMap<(KeyId, i32), SrpPending>,
     pub exported_auths: HashMap<(i64, Vec<u8>), i32>,
@@ -604,6 +607,7 @@ impl World {
             bindings: HashMap::new(),
             codes: HashMap::new(),
             last_codes: HashMap::new(),
+            last_code_apps: HashMap::new(),
             qr_tokens: HashMap::new(),
             srp: HashMap::new(),
             exported_auths: HashMap::new(),
