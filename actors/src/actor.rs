@@ -118,6 +118,16 @@ impl Actor for AccountActor {
                 }),
                 None => ActorProcessingErr::from(e),
             })?;
+        let proxy =
+            crate::session::proxy_for(&env, &row)
+                .await
+                .map_err(|e| match e.dependency() {
+                    Some(dependency) => ActorProcessingErr::from(DependencyDown {
+                        dependency,
+                        message: e.to_string(),
+                    }),
+                    None => ActorProcessingErr::from(e),
+                })?;
         let was = row.state;
         let implied = State::implied(
             session.pending_login().as_ref(),
@@ -130,7 +140,7 @@ impl Actor for AccountActor {
             // A receiving account never rests: its updates would wait for the next call.
             env.limits.hibernate_after.is_some() && !row.receives(),
         );
-        let mut state = AccountActorState::new(env, app, row, start.clone(), session);
+        let mut state = AccountActorState::new(env, app, proxy, row, start.clone(), session);
         if start.account_state() != was {
             let message = format!("account actor started in state {}", start.account_state());
             let line = Line::new(LogLevel::Info, "actor_started", message);

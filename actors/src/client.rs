@@ -18,7 +18,7 @@ use grammers_mtsender::{
 use grammers_session::updates::UpdatesLike;
 use grammers_tl_types as tl;
 use ractor::ActorRef;
-use tgfleet_persistence::{AccountId, DeviceIdentity};
+use tgfleet_persistence::{AccountId, DeviceIdentity, ProxyUrl};
 use tokio::task::{AbortHandle, JoinHandle};
 use tokio::time::Instant;
 use tracing::Instrument;
@@ -79,8 +79,12 @@ const UPDATES_CAPACITY: usize = 1000;
 /// first, and each reconnect): the account's own identity, never `ConnectionParams::default()`,
 /// which would show Telegram this host's OS (the same for the whole fleet) and probe it on every
 /// call.
-fn connection_params(device: &DeviceIdentity) -> ConnectionParams {
+///
+/// With a proxy, every connection grammers opens for the account (first, reconnect, other DCs)
+/// dials through it: the pool reads `proxy_url` for each one, and has no direct fallback.
+fn connection_params(device: &DeviceIdentity, proxy: Option<&ProxyUrl>) -> ConnectionParams {
     ConnectionParams {
+        proxy_url: proxy.map(|p| p.expose().to_owned()),
         device_model: device.device_model.clone(),
         system_version: device.system_version.clone(),
         app_version: device.app_version.clone(),
@@ -128,6 +132,7 @@ impl LiveClient {
         session: Arc<StoreSession>,
         api_id: i32,
         device: &DeviceIdentity,
+        proxy: Option<&ProxyUrl>,
         generation: u64,
         myself: ActorRef<AccountMsg>,
     ) -> Self {
@@ -135,7 +140,11 @@ impl LiveClient {
             runner,
             handle,
             updates,
-        } = SenderPool::with_configuration(Arc::clone(&session), api_id, connection_params(device));
+        } = SenderPool::with_configuration(
+            Arc::clone(&session),
+            api_id,
+            connection_params(device, proxy),
+        );
         let runner = tokio::spawn(runner.run());
         let runner_abort = runner.abort_handle();
         let (after_login, decided) = tokio::sync::oneshot::channel();

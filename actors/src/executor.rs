@@ -39,6 +39,9 @@ pub struct AccountActorState {
     pub(crate) env: Arc<AccountEnv>,
     /// The fleet's app, or the account's own (opened from its row at start).
     pub(crate) app: Arc<App>,
+    /// The proxy every connection of the account dials through (opened from its row at start;
+    /// a binding changed by the owner is read by the next actor, which the API starts).
+    pub(crate) proxy: Option<tgfleet_persistence::ProxyUrl>,
     /// The account row as the queued writes leave it (identity, flood-wait end, last error).
     /// `state` is the account's state; the row's copy of it is only what is shown.
     pub(crate) row: Row,
@@ -234,6 +237,7 @@ impl AccountActorState {
     pub(crate) fn new(
         env: Arc<AccountEnv>,
         app: Arc<App>,
+        proxy: Option<tgfleet_persistence::ProxyUrl>,
         row: Row,
         state: State,
         session: Arc<StoreSession>,
@@ -241,6 +245,7 @@ impl AccountActorState {
         Self {
             id: row.id,
             app,
+            proxy,
             flood: Arc::new(FloodControl::new()),
             pacer: crate::client::new_pacer(&env),
             env,
@@ -389,6 +394,7 @@ impl AccountActorState {
                     Arc::clone(&self.session),
                     self.app.api_id,
                     &self.row.device,
+                    self.proxy.as_ref(),
                     self.generation,
                     myself.clone(),
                 ))

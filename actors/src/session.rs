@@ -110,6 +110,33 @@ pub async fn app_for(
     }))
 }
 
+/// The proxy the account behind `row` connects through, its URL opened here like the session.
+/// A row bound to a proxy that cannot be read fails the account rather than connecting it
+/// directly: an account bound to a proxy never shows Telegram this host's address.
+pub async fn proxy_for(
+    env: &AccountEnv,
+    row: &tgfleet_persistence::Account,
+) -> Result<Option<tgfleet_persistence::ProxyUrl>, SessionError> {
+    let Some(proxy_id) = row.proxy_id else {
+        return Ok(None);
+    };
+    let sealed = match env.store.proxy_url(proxy_id).await {
+        Ok(sealed) => sealed,
+        Err(tgfleet_persistence::StoreError::NotFound) => {
+            return Err(SessionError::Setup(format!(
+                "the account is bound to proxy {proxy_id}, which does not exist"
+            )))
+        }
+        Err(e) => return Err(SessionError::from_store(e)),
+    };
+    let url = env
+        .cipher
+        .open_proxy_url(proxy_id, &sealed)
+        .await
+        .map_err(SessionError::from_cipher)?;
+    Ok(Some(url))
+}
+
 /// A login that has started and not finished. Lives in the session so it survives everything.
 #[derive(Clone, Serialize, Deserialize, PartialEq)]
 #[serde(tag = "step", rename_all = "snake_case")]

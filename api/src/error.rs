@@ -60,6 +60,9 @@ pub enum ApiError {
     TooLarge { code: &'static str, message: String },
     #[error("{0} not found")]
     NotFound(&'static str),
+    /// 404 with its own code (`PROXY_NOT_FOUND`).
+    #[error("{message}")]
+    NotFoundCode { code: &'static str, message: String },
     #[error("{message}")]
     Conflict { code: &'static str, message: String },
     #[error("{message}")]
@@ -88,7 +91,7 @@ impl ApiError {
             Self::BadRequest { .. } => StatusCode::BAD_REQUEST,
             Self::Unauthorized | Self::InvalidCredentials => StatusCode::UNAUTHORIZED,
             Self::Forbidden | Self::ForbiddenCode { .. } => StatusCode::FORBIDDEN,
-            Self::NotFound(_) => StatusCode::NOT_FOUND,
+            Self::NotFound(_) | Self::NotFoundCode { .. } => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::PayloadTooLarge | Self::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
@@ -108,7 +111,8 @@ impl ApiError {
             | Self::TooManyRequests { code, .. }
             | Self::Unavailable { code, .. }
             | Self::ForbiddenCode { code, .. }
-            | Self::TooLarge { code, .. } => code,
+            | Self::TooLarge { code, .. }
+            | Self::NotFoundCode { code, .. } => code,
             Self::InvalidCredentials => "INVALID_CREDENTIALS",
             Self::Unauthorized => "UNAUTHORIZED",
             Self::Forbidden => "FORBIDDEN",

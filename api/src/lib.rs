@@ -14,6 +14,7 @@ pub mod media;
 pub mod metrics;
 pub mod openapi;
 pub mod posts;
+pub mod proxies;
 pub mod ratelimit;
 #[cfg(feature = "sandbox")]
 pub mod sandbox;

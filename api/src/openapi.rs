@@ -216,6 +216,12 @@ impl Modify for BearerAuth {
         crate::webhooks::deliveries,
         crate::webhooks::replay,
         crate::webhooks::test,
+        crate::proxies::create,
+        crate::proxies::list,
+        crate::proxies::get,
+        crate::proxies::edit,
+        crate::proxies::delete,
+        crate::proxies::assign,
     ),
     components(schemas(ErrorBody, ErrorDetail, FieldErrorDoc, RoleDoc, AccountKindDoc, AccountStateDoc, SessionFormatDoc))
 )]

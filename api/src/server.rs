@@ -183,6 +183,17 @@ pub fn api_router(state: AppState) -> Router {
         )
         .route("/api/v1/webhooks/{id}/replay", post(webhooks::replay))
         .route("/api/v1/webhooks/{id}/test", post(webhooks::test))
+        .route(
+            "/api/v1/proxies",
+            post(crate::proxies::create).get(crate::proxies::list),
+        )
+        .route("/api/v1/proxies/assign", post(crate::proxies::assign))
+        .route(
+            "/api/v1/proxies/{id}",
+            get(crate::proxies::get)
+                .patch(crate::proxies::edit)
+                .delete(crate::proxies::delete),
+        )
         .route("/api/v1/telegram/logs", get(logs::list))
         .route("/api/v1/telegram/stats/errors", get(logs::error_stats));
     #[cfg(feature = "sandbox")]
@@ -313,6 +324,7 @@ pub async fn launch(
     let posts = tokio::spawn(crate::posts::scheduler::run(state.clone(), stop.clone()));
     let hooks = tokio::spawn(crate::webhooks::dispatch::run(state.clone(), stop.clone()));
     let event_metrics = tokio::spawn(crate::events::metrics::run(state.clone(), stop.clone()));
+    let proxy_checks = tokio::spawn(crate::proxies::run_checks(state.clone(), stop.clone()));
     let broker = state
         .settings
         .events
@@ -325,6 +337,7 @@ pub async fn launch(
     let _ = posts.await;
     let _ = hooks.await;
     let _ = event_metrics.await;
+    let _ = proxy_checks.await;
     if let Some(broker) = broker {
         let _ = broker.await;
     }

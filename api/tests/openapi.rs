@@ -934,6 +934,7 @@ async fn every_route_is_documented_and_every_response_matches_it() {
     )
     .await;
     events_and_webhooks(&app, &c, t).await;
+    proxies(&app, &c, t, id).await;
     c.call(
         &app,
         M::POST,
@@ -955,6 +956,76 @@ async fn every_route_is_documented_and_every_response_matches_it() {
         }
     }
     app.shutdown().await;
+}
+
+async fn proxies(app: &TestApp, c: &Contract, t: Option<&str>, account: i64) {
+    use Method as M;
+    let pool = "/api/v1/proxies";
+    let one = "/api/v1/proxies/{id}";
+    c.call(
+        app,
+        M::POST,
+        pool,
+        pool,
+        t,
+        Some(json!({"url": "http://x:1"})),
+    )
+    .await;
+    let (_, proxy) = c
+        .call(
+            app,
+            M::POST,
+            pool,
+            pool,
+            t,
+            Some(json!({"url": "socks5://u:p@127.0.0.1:1", "label": "p"})),
+        )
+        .await;
+    let id = proxy["id"].as_i64().unwrap();
+    c.call(app, M::GET, pool, pool, t, None).await;
+    c.call(app, M::GET, one, &format!("{pool}/{id}"), t, None)
+        .await;
+    c.call(app, M::GET, one, &format!("{pool}/999999"), t, None)
+        .await;
+    c.call(
+        app,
+        M::PATCH,
+        one,
+        &format!("{pool}/{id}"),
+        t,
+        Some(json!({"label": null})),
+    )
+    .await;
+    let assign = "/api/v1/proxies/assign";
+    c.call(
+        app,
+        M::POST,
+        assign,
+        assign,
+        t,
+        Some(json!({"account_ids": [account], "proxy_ids": [999999]})),
+    )
+    .await;
+    c.call(
+        app,
+        M::POST,
+        assign,
+        assign,
+        t,
+        Some(json!({"account_ids": [account], "proxy_ids": [id]})),
+    )
+    .await;
+    c.call(app, M::DELETE, one, &format!("{pool}/{id}"), t, None)
+        .await;
+    c.call(
+        app,
+        M::DELETE,
+        one,
+        &format!("{pool}/{id}?unbind=true"),
+        t,
+        None,
+    )
+    .await;
 }
 
 async fn events_and_webhooks(app: &TestApp, c: &Contract, t: Option<&str>) {

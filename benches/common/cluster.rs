@@ -234,6 +234,8 @@ pub fn connection_params(template: &ConnectionParams) -> ConnectionParams {
         system_lang_code: template.system_lang_code.clone(),
         lang_code: template.lang_code.clone(),
         use_ipv6: false,
+        // The baseline connects directly, as an account without a proxy does.
+        proxy_url: None,
         retry_policy: Box::new(NoRetries),
         updates_channel_capacity: NonZeroUsize::new(100).expect("non-zero"),
         __non_exhaustive: (),

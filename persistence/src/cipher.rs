@@ -56,6 +56,9 @@ const NONCE_LEN: usize = 24;
 const TAG_LEN: usize = 16;
 pub(crate) const AAD_DOMAIN: &[u8] = b"tgfleet-session-v1";
 pub(crate) const AAD_DOMAIN_API_HASH: &[u8] = b"tgfleet-api-hash-v1";
+/// A proxy's URL, bound to the proxy's id (not an account's): its own domain keeps proxy 7's
+/// URL from opening as account 7's session or api_hash.
+pub(crate) const AAD_DOMAIN_PROXY_URL: &[u8] = b"tgfleet-proxy-url-v1";
 
 type Key = Zeroizing<[u8; 32]>;
 
@@ -161,6 +164,28 @@ impl SessionCipher {
         std::str::from_utf8(&plain)
             .map(|s| Zeroizing::new(s.to_owned()))
             .map_err(|_| CipherError::Malformed("the sealed api_hash is not text".into()))
+    }
+
+    /// Seals a proxy's URL, credentials included, for the proxy `proxy_id`.
+    pub async fn seal_proxy_url(
+        &self,
+        proxy_id: crate::ProxyId,
+        url: &crate::ProxyUrl,
+    ) -> Result<Vec<u8>, CipherError> {
+        self.seal_in(AAD_DOMAIN_PROXY_URL, proxy_id, url.expose().as_bytes())
+            .await
+    }
+
+    pub async fn open_proxy_url(
+        &self,
+        proxy_id: crate::ProxyId,
+        sealed: &[u8],
+    ) -> Result<crate::ProxyUrl, CipherError> {
+        let plain = self.open_in(AAD_DOMAIN_PROXY_URL, proxy_id, sealed).await?;
+        std::str::from_utf8(&plain)
+            .ok()
+            .and_then(|s| s.parse::<crate::ProxyUrl>().ok())
+            .ok_or_else(|| CipherError::Malformed("the sealed proxy URL is not one".into()))
     }
 
     pub(crate) async fn seal_in(

@@ -7,6 +7,7 @@ pub mod lock;
 pub mod media_storage;
 pub mod model;
 pub mod phone;
+pub mod proxy;
 pub mod sealed;
 pub mod store;
 #[cfg(feature = "testing")]
@@ -19,6 +20,7 @@ pub use lock::{InstanceLock, LockError};
 pub use media_storage::{Blob, BlobWriter, MediaStorage};
 pub use model::*;
 pub use phone::Phone;
+pub use proxy::{ProxyUrl, ProxyUrlError};
 pub use store::{
     connect, create_private_dir, EventRecords, MediaRecords, PgStore, PostRecords, QueuedDelivery,
     SqliteStore, Store, StoreError, StoreResult, WebhookBacklog, WebhookRecords,

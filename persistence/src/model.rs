@@ -156,6 +156,8 @@ pub struct Account {
     /// the fleet's for its connections and logins. Its `api_hash` is sealed, read only by the
     /// account's actor (`Store::account_api_hash`), and in no `Account`.
     pub api_id: Option<i32>,
+    /// The proxy every connection of the account goes through; none goes without it.
+    pub proxy_id: Option<ProxyId>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }
@@ -193,6 +195,8 @@ pub struct ImportedAccount {
     pub device: Option<DeviceIdentity>,
     /// The app the session came with, if it came with one.
     pub app: Option<ImportedApp>,
+    /// The proxy the session was checked through, which the account keeps.
+    pub proxy_id: Option<ProxyId>,
 }
 
 /// An imported account's own Telegram app: its id, and its `api_hash` sealed like the session.
@@ -237,6 +241,8 @@ pub struct AccountUpdate {
     /// fields both stand. Boxed: an update goes with every state change, which almost never
     /// carries one.
     pub device: Option<Box<DevicePatch>>,
+    /// Binds the account to a proxy (`Some(Some(id))`) or unbinds it (`Some(None)`).
+    pub proxy_id: Option<Option<ProxyId>>,
 }
 
 impl AccountUpdate {
@@ -270,7 +276,73 @@ impl AccountUpdate {
         if let Some(patch) = &self.device {
             row.device = patch.applied_to(&row.device);
         }
+        if let Some(proxy_id) = self.proxy_id {
+            row.proxy_id = proxy_id;
+        }
     }
+}
+
+pub type ProxyId = i64;
+
+/// What the last check of a proxy found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ProxyState {
+    /// Not checked yet.
+    Unchecked,
+    /// It reached a Telegram DC.
+    Ok,
+    /// It did not (down, refusing us, or unable to reach the DC).
+    Unreachable,
+}
+
+impl ProxyState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Unchecked => "unchecked",
+            Self::Ok => "ok",
+            Self::Unreachable => "unreachable",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "unchecked" => Some(Self::Unchecked),
+            "ok" => Some(Self::Ok),
+            "unreachable" => Some(Self::Unreachable),
+            _ => None,
+        }
+    }
+}
+
+/// A proxy of the pool. Its URL is sealed and in no `Proxy` (`Store::proxy_url`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Proxy {
+    pub id: ProxyId,
+    pub owner_id: UserId,
+    pub label: Option<String>,
+    pub state: ProxyState,
+    pub latency_ms: Option<i64>,
+    pub last_error: Option<String>,
+    pub checked_at: Option<DateTime<Utc>>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+/// A new proxy: its URL sealed for the id the store assigns, inside the insert's transaction.
+pub struct NewProxy {
+    pub owner_id: UserId,
+    pub label: Option<String>,
+    pub seal_url: SealForAccount,
+}
+
+/// What one check of a proxy found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProxyHealth {
+    pub state: ProxyState,
+    pub latency_ms: Option<i64>,
+    pub error: Option<String>,
+    pub checked_at: DateTime<Utc>,
 }
 
 #[derive(Debug, Clone, Default)]

@@ -5,7 +5,9 @@
 //! A pass that must reach every sealed blob can only be as complete as this list, so a migration
 //! that adds a sealed column adds its line to `SEALED_COLUMNS` too.
 
-use crate::cipher::{CipherError, SessionCipher, AAD_DOMAIN, AAD_DOMAIN_API_HASH};
+use crate::cipher::{
+    CipherError, SessionCipher, AAD_DOMAIN, AAD_DOMAIN_API_HASH, AAD_DOMAIN_PROXY_URL,
+};
 use anyhow::Context as _;
 use sqlx::{PgPool, SqlitePool};
 
@@ -50,6 +52,13 @@ pub const SEALED_COLUMNS: &[SealedColumn] = &[
         key: "id",
         column: "api_hash_sealed",
         domain: AAD_DOMAIN_API_HASH,
+        bound_to: BoundTo::IntegerKey,
+    },
+    SealedColumn {
+        table: "proxies",
+        key: "id",
+        column: "url_sealed",
+        domain: AAD_DOMAIN_PROXY_URL,
         bound_to: BoundTo::IntegerKey,
     },
     SealedColumn {

@@ -141,6 +141,48 @@ pub trait Store:
         )))
     }
 
+    // proxies (defaults: a store without a proxy pool refuses, like one without fingerprints)
+    /// Creates a proxy, its URL sealed for its new id in the same transaction.
+    async fn create_proxy(&self, new: NewProxy) -> StoreResult<Proxy> {
+        let _ = new;
+        Err(no_proxies())
+    }
+    async fn proxy(&self, id: ProxyId) -> StoreResult<Proxy> {
+        let _ = id;
+        Err(no_proxies())
+    }
+    /// A user's proxies (every proxy with `None`), by id.
+    async fn list_proxies(&self, owner_id: Option<UserId>) -> StoreResult<Vec<Proxy>> {
+        let _ = owner_id;
+        Err(no_proxies())
+    }
+    /// The proxy's sealed URL.
+    async fn proxy_url(&self, id: ProxyId) -> StoreResult<Vec<u8>> {
+        let _ = id;
+        Err(no_proxies())
+    }
+    /// Sets the label (`Some(None)` clears it) and/or records a check.
+    async fn update_proxy(
+        &self,
+        id: ProxyId,
+        label: Option<Option<String>>,
+        health: Option<ProxyHealth>,
+    ) -> StoreResult<Proxy> {
+        let _ = (id, label, health);
+        Err(no_proxies())
+    }
+    /// The accounts bound to the proxy, by id.
+    async fn accounts_on_proxy(&self, id: ProxyId) -> StoreResult<Vec<AccountId>> {
+        let _ = id;
+        Err(no_proxies())
+    }
+    /// Deletes the proxy. Accounts bound to it refuse the delete (`Conflict`) unless `unbind`,
+    /// which unbinds them in the same transaction and returns them.
+    async fn delete_proxy(&self, id: ProxyId, unbind: bool) -> StoreResult<Vec<AccountId>> {
+        let _ = (id, unbind);
+        Err(no_proxies())
+    }
+
     // integration log
     async fn append_log(&self, entry: NewLogEntry) -> StoreResult<i64>;
     async fn list_logs(&self, filter: LogFilter) -> StoreResult<Vec<LogEntry>>;
@@ -156,6 +198,10 @@ pub trait Store:
 
 /// Opens the store a URL names (`sqlite://…`, `sqlite::memory:` or `postgres://…`) and runs its
 /// migrations.
+fn no_proxies() -> StoreError {
+    StoreError::Other(anyhow::anyhow!("this store does not keep proxies"))
+}
+
 pub async fn connect(url: &str) -> anyhow::Result<Arc<dyn Store>> {
     if url.starts_with("sqlite:") {
         Ok(Arc::new(SqliteStore::connect(url).await?))

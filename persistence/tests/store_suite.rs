@@ -47,6 +47,7 @@ suite!(
     old_log_rows_are_purged,
     session_fingerprints_claim_once_and_go_with_the_account,
     an_import_lands_whole_or_not_at_all,
+    proxies_bind_accounts_and_are_not_deleted_under_them,
     media_dedupes_per_owner_pages_and_takes_its_telegram_files_along,
     posts_are_claimed_when_due_and_follow_their_deliveries,
     deliveries_finishing_at_once_still_finish_their_post,
@@ -1133,6 +1134,93 @@ async fn unknown_scheme_and_unreachable_postgres_are_clear_errors() {
     assert!(!msg.contains("hunter2"), "{msg}");
 }
 
+/// Issue 16 item 1: a proxy's URL is sealed for its id inside the insert, a check is recorded,
+/// and a proxy accounts use is deleted only together with unbinding them.
+async fn proxies_bind_accounts_and_are_not_deleted_under_them(store: &dyn Store) {
+    let owner = user(store, "proxy@x.test").await;
+    let proxy = store
+        .create_proxy(NewProxy {
+            owner_id: owner.id,
+            label: Some("p".into()),
+            seal_url: Box::new(|id| Box::pin(async move { Ok(format!("url {id}").into_bytes()) })),
+        })
+        .await
+        .unwrap();
+    assert_eq!(proxy.state, ProxyState::Unchecked);
+    assert_eq!(
+        store.proxy_url(proxy.id).await.unwrap(),
+        format!("url {}", proxy.id).into_bytes()
+    );
+    let at = chrono::SubsecRound::trunc_subsecs(chrono::Utc::now(), 6);
+    let checked = store
+        .update_proxy(
+            proxy.id,
+            None,
+            Some(ProxyHealth {
+                state: ProxyState::Ok,
+                latency_ms: Some(12),
+                error: None,
+                checked_at: at,
+            }),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        (
+            checked.state,
+            checked.latency_ms,
+            checked.checked_at,
+            checked.label
+        ),
+        (ProxyState::Ok, Some(12), Some(at), Some("p".into()))
+    );
+    assert_eq!(store.list_proxies(Some(owner.id)).await.unwrap().len(), 1);
+    assert_eq!(
+        store
+            .list_proxies(Some(owner.id + 1000))
+            .await
+            .unwrap()
+            .len(),
+        0
+    );
+    let account = account(store, owner.id, None).await;
+    let missing = AccountUpdate {
+        proxy_id: Some(Some(proxy.id + 1000)),
+        ..Default::default()
+    };
+    assert!(matches!(
+        store.update_account(account.id, missing).await,
+        Err(StoreError::NotFound)
+    ));
+    let bind = AccountUpdate {
+        proxy_id: Some(Some(proxy.id)),
+        ..Default::default()
+    };
+    let bound = store.update_account(account.id, bind).await.unwrap();
+    assert_eq!(bound.proxy_id, Some(proxy.id));
+    assert_eq!(
+        store.accounts_on_proxy(proxy.id).await.unwrap(),
+        vec![account.id]
+    );
+    assert!(matches!(
+        store.delete_proxy(proxy.id, false).await,
+        Err(StoreError::Conflict(_))
+    ));
+    assert_eq!(
+        store.account(account.id).await.unwrap().proxy_id,
+        Some(proxy.id)
+    );
+    assert_eq!(
+        store.delete_proxy(proxy.id, true).await.unwrap(),
+        vec![account.id]
+    );
+    assert_eq!(store.account(account.id).await.unwrap().proxy_id, None);
+    assert!(matches!(
+        store.proxy(proxy.id).await,
+        Err(StoreError::NotFound)
+    ));
+}
+
 /// Issue 11, item 6: an imported account is its row, its fingerprint claim and its sealed
 /// session, written together or not at all.
 async fn an_import_lands_whole_or_not_at_all(store: &dyn Store) {
@@ -1158,6 +1246,7 @@ async fn an_import_lands_whole_or_not_at_all(store: &dyn Store) {
         }),
         device: None,
         app: None,
+        proxy_id: None,
     };
     // Sealing fails after the row and the claim were written: nothing of it stays.
     assert!(store
@@ -2059,6 +2148,7 @@ async fn an_imported_app_is_kept_sealed_beside_its_account(store: &dyn Store) {
                 })
             }),
         }),
+        proxy_id: None,
     };
     assert!(store
         .create_imported_account(imported("app-1", true))

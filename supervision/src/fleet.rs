@@ -196,6 +196,19 @@ impl Fleet {
         self.inner.env.as_ref()
     }
 
+    /// How long `url` takes to connect to the DC accounts connect to, or why it cannot. A fleet
+    /// without real account actors (tests' stand-ins) has no DC: every proxy passes.
+    pub async fn check_proxy(
+        &self,
+        url: &tgfleet_persistence::ProxyUrl,
+    ) -> Result<Duration, String> {
+        let Some(env) = self.env() else {
+            return Ok(Duration::ZERO);
+        };
+        let dc = tgfleet_actors::proxy::check_address(&env.telegram.target);
+        tgfleet_actors::proxy::check(url, dc).await
+    }
+
     /// Sends `request` to the account's actor (starting it if it has none) and returns its
     /// answer. Bounded by the call timeout, start included.
     pub async fn call<C: Command>(

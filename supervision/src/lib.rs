@@ -56,12 +56,12 @@ pub mod account {
     pub use tgfleet_actors::peer::PEER_FORMS;
     pub use tgfleet_actors::{
         AccountError, AccountLimits, AccountStatus, BotSignIn, Chat, ChatKind, ChatMessage,
-        ChatRole, CheckPassword, CodeSent, Command, CreateChat, DeleteMessage, EditChat,
-        EditMessage, Entity, FileToRead, FormattedText, GetChat, History, HistoryPage, InviteLink,
-        JoinChat, JoinLink, LeaveChat, ListChats, LogOut, LoginStep, MediaInfo, MessageFile,
-        ParseMode, Peer, Phone, PinMessage, Qr, QrCode, QrLogin, ReadFile, SendCode, SendMessage,
-        SendOptions, Sent, SetAdmin, SignIn, Status, TelegramParams, TelegramTarget, ADMIN_RIGHTS,
-        JOIN_LINK_FORMS, READ_PIECE,
+        ChatRole, CheckConnection, CheckPassword, CodeSent, Command, CreateChat, DeleteMessage,
+        EditChat, EditMessage, Entity, FileToRead, FormattedText, GetChat, History, HistoryPage,
+        InviteLink, JoinChat, JoinLink, LeaveChat, ListChats, LogOut, LoginStep, MediaInfo,
+        MessageFile, ParseMode, Peer, Phone, PinMessage, Qr, QrCode, QrLogin, ReadFile, SendCode,
+        SendMessage, SendOptions, Sent, SetAdmin, SignIn, Status, TelegramParams, TelegramTarget,
+        ADMIN_RIGHTS, JOIN_LINK_FORMS, READ_PIECE,
     };
     pub use tgfleet_persistence::device::{self, DeviceIdentity, DevicePatch};
 }

@@ -11,6 +11,9 @@ use crate::protocol::AccountError;
 use crate::state::State;
 use crate::stop::StopReason;
 
+/// The cause a bound account's network failure is given (`account.state_changed`, the log).
+pub const PROXY_UNREACHABLE: &str = "proxy_unreachable";
+
 /// The effects of `failure` of the operation `name`, and the caller's error.
 pub(crate) fn decide(
     view: &View,
@@ -26,7 +29,15 @@ pub(crate) fn decide(
         "telegram_error"
     };
     let describe = cause.as_ref().map(CallError::describe).unwrap_or_default();
-    let cause_code = cause.as_ref().map(CallError::code);
+    // Every connection of a bound account goes through its proxy, so a connection that cannot
+    // be made is first of all the proxy's (dead, refusing us, or cut off from the DC); the
+    // account waits for it and never tries without it.
+    let cause_code = match &cause {
+        Some(CallError::Network { .. }) if view.row.proxy_id.is_some() => {
+            Some(PROXY_UNREACHABLE.to_owned())
+        }
+        other => other.as_ref().map(CallError::code),
+    };
     let op = serde_json::json!({ "op": name });
     let mut effects = Vec::new();
     // The state as the effects so far leave it.

@@ -8,6 +8,7 @@
 
 pub mod bot_sign_in;
 pub(crate) mod chat_calls;
+pub mod check_connection;
 pub mod check_password;
 pub mod create_chat;
 pub mod delete_message;
@@ -132,6 +133,7 @@ commands! {
     MessageFile => message_file::MessageFile -> message_file::FileToRead,
     ReadFile => read_file::ReadFile -> Vec<u8>,
     Status => status::Status -> crate::protocol::AccountStatus,
+    CheckConnection => check_connection::CheckConnection -> (),
 }
 
 impl std::fmt::Debug for AccountRequest {
@@ -409,6 +411,7 @@ pub(crate) mod test_view {
             receive_updates: None,
             device: tgfleet_persistence::DeviceIdentity::pick(0),
             api_id: None,
+            proxy_id: None,
             created_at: Utc::now(),
             updated_at: Utc::now(),
         }

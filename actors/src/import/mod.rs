@@ -83,6 +83,9 @@ pub struct ImportAs {
     /// The app the session came with (its api_id and api_hash), if it came with one; the
     /// fleet's otherwise.
     pub app: Option<App>,
+    /// The pool's proxy the session is checked through and the account then keeps: with one,
+    /// the probe connects only through it, like every connection of the account after it.
+    pub proxy: Option<(tgfleet_persistence::ProxyId, tgfleet_persistence::ProxyUrl)>,
 }
 
 impl PreparedSession {
@@ -98,7 +101,7 @@ impl PreparedSession {
         let Self {
             plain,
             identity,
-            introduced: ImportAs { device, app },
+            introduced: ImportAs { device, app, proxy },
         } = self;
         let app = app.map(|app| {
             let cipher = cipher.clone();
@@ -118,6 +121,7 @@ impl PreparedSession {
             seal: Box::new(move |id| Box::pin(async move { Ok(cipher.seal(id, &plain).await?) })),
             device: Some(device),
             app,
+            proxy_id: proxy.map(|(id, _)| id),
         }
     }
 }
@@ -234,7 +238,10 @@ pub async fn prepare(
         .app
         .as_ref()
         .map_or(telegram.api_id, |app| app.api_id);
-    let params = probe_params(&introduced.device);
+    let params = probe_params(
+        &introduced.device,
+        introduced.proxy.as_ref().map(|(_, url)| url),
+    );
     let (user, updates) = probe(api_id, params, foreign.dc_id, &dc_options, timeout).await?;
     if let Some(claimed) = foreign.user_id {
         if claimed != user.id {
@@ -293,8 +300,12 @@ pub fn exportable(stored: &StoredKeys) -> Result<ForeignSession, ImportError> {
 }
 
 /// The probe's initConnection: the identity the account will have.
-fn probe_params(device: &DeviceIdentity) -> ConnectionParams {
+fn probe_params(
+    device: &DeviceIdentity,
+    proxy: Option<&tgfleet_persistence::ProxyUrl>,
+) -> ConnectionParams {
     ConnectionParams {
+        proxy_url: proxy.map(|p| p.expose().to_owned()),
         device_model: device.device_model.clone(),
         system_version: device.system_version.clone(),
         app_version: device.app_version.clone(),
@@ -512,6 +523,7 @@ mod tests {
                     api_id: 777,
                     api_hash: "0123456789abcdef0123456789abcdef".into(),
                 }),
+                proxy: None,
             },
         };
         let new = NewAccount {

@@ -53,6 +53,9 @@ pub struct AccountView {
     /// The account's own Telegram app (an imported session's), when it has one; its api_hash is
     /// kept sealed and never shown.
     pub api_id: Option<i32>,
+    /// The pool's proxy every connection of the account goes through (none goes without it);
+    /// set at creation or with `PATCH`.
+    pub proxy_id: Option<tgfleet_persistence::ProxyId>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }
@@ -102,6 +105,7 @@ impl From<Account> for AccountView {
             receive_updates: receives,
             device: a.device.into(),
             api_id: a.api_id,
+            proxy_id: a.proxy_id,
             created_at: a.created_at,
             updated_at: a.updated_at,
         }
@@ -200,6 +204,9 @@ pub struct CreateAccountRequest {
     pub phone: Option<String>,
     /// Bot accounts only; the bot logs in at once.
     pub bot_token: Option<String>,
+    /// One of the caller's proxies (`/api/v1/proxies`): every connection of the account, its
+    /// first login call included, goes through it.
+    pub proxy_id: Option<tgfleet_persistence::ProxyId>,
 }
 
 #[utoipa::path(post, path = "/api/v1/telegram/accounts", tag = "accounts", security(("bearer" = [])),
@@ -249,6 +256,9 @@ pub async fn create(
         }
     }
     v.finish()?;
+    if let Some(proxy_id) = req.proxy_id {
+        check_bindable_proxy(&state, &user, proxy_id).await?;
+    }
     let _counted = state.account_creation.lock(user.id).await;
     check_account_quota(&state, &user).await?;
     if let Some(Some(phone)) = &phone {
@@ -264,6 +274,25 @@ pub async fn create(
         })
         .await
         .map_err(phone_conflict)?;
+    // Before anything can start the account's actor (the bot's sign-in below, a login), so its
+    // first connection already goes through the proxy.
+    let account = match req.proxy_id {
+        Some(proxy_id) => {
+            let bound = tgfleet_persistence::AccountUpdate {
+                proxy_id: Some(Some(proxy_id)),
+                ..Default::default()
+            };
+            match state.store.update_account(account.id, bound).await {
+                Ok(account) => account,
+                Err(e) => {
+                    // The proxy vanished in between: no account that would connect without it.
+                    state.store.delete_account(account.id).await?;
+                    return Err(proxy_bind_error(e, proxy_id));
+                }
+            }
+        }
+        None => account,
+    };
     Audit::info("account_created", "account created")
         .user(user.id)
         .account(account.id)
@@ -291,6 +320,31 @@ pub async fn create(
     }
     let account = state.store.account(account.id).await?;
     Ok((StatusCode::CREATED, Json(account.into())))
+}
+
+/// 422 PROXY_NOT_FOUND unless `proxy_id` is a proxy the caller may bind accounts to: their own
+/// (any, for an admin).
+pub(crate) async fn check_bindable_proxy(
+    state: &AppState,
+    user: &AuthUser,
+    proxy_id: tgfleet_persistence::ProxyId,
+) -> Result<(), ApiError> {
+    match state.store.proxy(proxy_id).await {
+        Ok(p) if user.is_admin() || p.owner_id == user.id => Ok(()),
+        Ok(_) | Err(StoreError::NotFound) => Err(proxy_bind_error(StoreError::NotFound, proxy_id)),
+        Err(e) => Err(e.into()),
+    }
+}
+
+fn proxy_bind_error(e: StoreError, proxy_id: tgfleet_persistence::ProxyId) -> ApiError {
+    match e {
+        // The foreign key's refusal: the proxy was deleted meanwhile.
+        StoreError::NotFound => ApiError::Unprocessable {
+            code: "PROXY_NOT_FOUND",
+            message: format!("proxy_id: you have no proxy {proxy_id}"),
+        },
+        other => other.into(),
+    }
 }
 
 fn bot_token_is_wellformed(token: &str) -> bool {
@@ -464,6 +518,11 @@ pub struct EditAccount {
     pub receive_updates: Option<bool>,
     /// Change some fields of the device identity; the others stay.
     pub device: Option<DeviceEdit>,
+    /// Bind the account to one of the caller's proxies, or unbind it with `null` (it then
+    /// connects directly). A connected account reconnects through the new route at once.
+    #[serde(default, with = "crate::proxies::double_option")]
+    #[schema(value_type = Option<i64>)]
+    pub proxy_id: Option<Option<tgfleet_persistence::ProxyId>>,
 }
 
 /// Fields of a device identity to change. Texts: 1 to 64 characters after trimming, no control
@@ -544,11 +603,16 @@ pub async fn edit(
         .map(DeviceEdit::checked)
         .transpose()?
         .filter(|p| p.applied_to(&before.device) != before.device);
+    let proxy_id = req.proxy_id.filter(|p| *p != before.proxy_id);
+    if let Some(Some(proxy_id)) = proxy_id {
+        check_bindable_proxy(&state, &user, proxy_id).await?;
+    }
     // Only the fields the request names are written, so a concurrent edit of other fields
     // stands; the identity shown and audited is the row's after the write.
     let update = tgfleet_persistence::AccountUpdate {
         receive_updates: req.receive_updates,
         device: patch.clone().map(Box::new),
+        proxy_id,
         ..Default::default()
     };
     if update == tgfleet_persistence::AccountUpdate::default() {
@@ -572,7 +636,7 @@ pub async fn edit(
 
 /// Writes an account edit, records it and restarts the actor where the change needs a new
 /// client.
-async fn apply_edit(
+pub(crate) async fn apply_edit(
     state: AppState,
     user_id: i64,
     id: AccountId,
@@ -580,7 +644,27 @@ async fn apply_edit(
     update: tgfleet_persistence::AccountUpdate,
     device_changed: bool,
 ) -> Result<Account, ApiError> {
-    let after = state.store.update_account(id, update).await?;
+    let proxy_changed = update.proxy_id;
+    let after = match state.store.update_account(id, update).await {
+        Ok(after) => after,
+        Err(e) => {
+            return Err(match proxy_changed {
+                Some(Some(proxy_id)) => proxy_bind_error(e, proxy_id),
+                _ => e.into(),
+            })
+        }
+    };
+    if let Some(proxy_id) = proxy_changed {
+        Audit::info(
+            "account_proxy_changed",
+            "proxy binding changed; the account's next connection uses it",
+        )
+        .user(user_id)
+        .account(id)
+        .details(serde_json::json!({ "proxy_id": proxy_id }))
+        .record(&state)
+        .await;
+    }
     // Recorded once written, whatever the reconnect below does: the row is what counts.
     let device = device_changed.then(|| after.device.clone());
     if let Some(device) = &device {
@@ -598,8 +682,8 @@ async fn apply_edit(
         // The actor reads its row when it starts: a restart in place (session and login kept)
         // connects it again, receiving or not; one that receives catches up on what it missed.
         fleet(&state)?.restart(id).await?;
-    } else if device.is_some() {
-        // grammers takes the identity when a client is built, so only a new client sends the
+    } else if device.is_some() || proxy_changed.is_some() {
+        // grammers takes the identity and the proxy when a client is built, so only a new client sends the
         // new one: restart a running actor now, rather than leave its live connections (and
         // the reconnects of its current client) on the old identity. An account without an
         // actor is not started for this (nor lifted out of a quarantine): it reads its row

@@ -12,7 +12,10 @@ pub(super) const TOKEN_COLS: &str =
     "token_hash, user_id, family_id, expires_at, revoked_at, created_at";
 pub(super) const ACCOUNT_COLS: &str = "id, owner_id, label, kind, phone, state, tg_user_id, \
      username, dc_id, flood_wait_until, last_error, restarts, receive_updates, device_model, \
-     system_version, app_version, system_lang_code, lang_code, api_id, created_at, updated_at";
+     system_version, app_version, system_lang_code, lang_code, api_id, proxy_id, created_at, \
+     updated_at";
+pub(super) const PROXY_COLS: &str =
+    "id, owner_id, label, state, latency_ms, last_error, checked_at, created_at, updated_at";
 pub(super) const LOG_COLS: &str =
     "id, at, level, event, account_id, user_id, error_code, message, details";
 
@@ -201,7 +204,8 @@ macro_rules! impl_sql_store {
                      system_version = COALESCE($19, system_version), \
                      app_version = COALESCE($20, app_version), \
                      system_lang_code = COALESCE($21, system_lang_code), \
-                     lang_code = COALESCE($22, lang_code) \
+                     lang_code = COALESCE($22, lang_code), \
+                     proxy_id = CASE WHEN $23 THEN $24 ELSE proxy_id END \
                      WHERE id = $1 RETURNING {ACCOUNT_COLS}"
                 );
                 let device = update.device;
@@ -228,6 +232,8 @@ macro_rules! impl_sql_store {
                     .bind(device.as_ref().and_then(|d| d.app_version.as_deref()))
                     .bind(device.as_ref().and_then(|d| d.system_lang_code.as_deref()))
                     .bind(device.as_ref().and_then(|d| d.lang_code.as_deref()))
+                    .bind(update.proxy_id.is_some())
+                    .bind(update.proxy_id.flatten())
                     .fetch_one(&mut *conn)
                     .await
                     .map_err(db_err("updating telegram account"))?;
@@ -286,6 +292,27 @@ macro_rules! impl_sql_store {
                         $crate::store::sql::device_or_derived(id, stored)
                     },
                     api_id: row.try_get("api_id").with_context(|| ctx("api_id"))?,
+                    proxy_id: row.try_get("proxy_id").with_context(|| ctx("proxy_id"))?,
+                    created_at: row.try_get("created_at").with_context(|| ctx("created_at"))?,
+                    updated_at: row.try_get("updated_at").with_context(|| ctx("updated_at"))?,
+                })
+            }
+
+            fn proxy_row(row: &<$db as sqlx::Database>::Row) -> anyhow::Result<$crate::model::Proxy> {
+                use anyhow::Context as _;
+                use sqlx::Row as _;
+                let id: i64 = row.try_get("id").context("decoding proxies.id")?;
+                let ctx = |col: &str| format!("decoding proxies.{col} of proxy {id}");
+                let state: String = row.try_get("state").with_context(|| ctx("state"))?;
+                Ok($crate::model::Proxy {
+                    id,
+                    owner_id: row.try_get("owner_id").with_context(|| ctx("owner_id"))?,
+                    label: row.try_get("label").with_context(|| ctx("label"))?,
+                    state: $crate::model::ProxyState::parse(&state)
+                        .with_context(|| format!("unknown state {state:?} of proxy {id}"))?,
+                    latency_ms: row.try_get("latency_ms").with_context(|| ctx("latency_ms"))?,
+                    last_error: row.try_get("last_error").with_context(|| ctx("last_error"))?,
+                    checked_at: row.try_get("checked_at").with_context(|| ctx("checked_at"))?,
                     created_at: row.try_get("created_at").with_context(|| ctx("created_at"))?,
                     updated_at: row.try_get("updated_at").with_context(|| ctx("updated_at"))?,
                 })
@@ -865,6 +892,7 @@ macro_rules! impl_sql_store {
                     seal,
                     device,
                     app,
+                    proxy_id,
                 } = imported;
                 let device = device.unwrap_or_else(DeviceIdentity::generate);
                 let at = now();
@@ -879,9 +907,9 @@ macro_rules! impl_sql_store {
                     "INSERT INTO telegram_accounts \
                      (owner_id, label, kind, phone, state, tg_user_id, username, dc_id, restarts, \
                       created_at, updated_at, device_model, system_version, app_version, \
-                      system_lang_code, lang_code, api_id) \
+                      system_lang_code, lang_code, api_id, proxy_id) \
                      VALUES ($1, $2, $3, $4, 'active', $5, $6, $7, 0, $8, $8, $9, $10, $11, $12, \
-                      $13, $14) RETURNING {ACCOUNT_COLS}"
+                      $13, $14, $15) RETURNING {ACCOUNT_COLS}"
                 );
                 let row = match sqlx::query(&sql)
                     .bind(new.owner_id)
@@ -898,6 +926,7 @@ macro_rules! impl_sql_store {
                     .bind(&device.system_lang_code)
                     .bind(&device.lang_code)
                     .bind(app.as_ref().map(|a| a.api_id))
+                    .bind(proxy_id)
                     .fetch_one(&mut *tx)
                     .await
                 {
@@ -958,6 +987,161 @@ macro_rules! impl_sql_store {
                 }
                 tx.commit().await.map_err(db_err("committing an import"))?;
                 Ok(Ok(account))
+            }
+
+            async fn create_proxy(
+                &self,
+                new: $crate::model::NewProxy,
+            ) -> StoreResult<$crate::model::Proxy> {
+                use $crate::store::sql::PROXY_COLS;
+                let mut tx = self
+                    .pool
+                    .begin()
+                    .await
+                    .map_err(db_err("starting proxy insert"))?;
+                let at = now();
+                // The seal is bound to the id, which exists only once the row does: an empty
+                // blob for the moment of the transaction, never committed.
+                let id: i64 = sqlx::query_scalar(
+                    "INSERT INTO proxies (owner_id, label, url_sealed, state, created_at, \
+                     updated_at) VALUES ($1, $2, $3, 'unchecked', $4, $4) RETURNING id",
+                )
+                .bind(new.owner_id)
+                .bind(&new.label)
+                .bind(Vec::<u8>::new())
+                .bind(at)
+                .fetch_one(&mut *tx)
+                .await
+                .map_err(db_err("creating proxy"))?;
+                let sealed = (new.seal_url)(id).await.map_err(StoreError::Other)?;
+                let row = sqlx::query(&format!(
+                    "UPDATE proxies SET url_sealed = $2 WHERE id = $1 RETURNING {PROXY_COLS}"
+                ))
+                .bind(id)
+                .bind(&sealed)
+                .fetch_one(&mut *tx)
+                .await
+                .map_err(db_err("storing the proxy's URL"))?;
+                tx.commit().await.map_err(db_err("committing proxy insert"))?;
+                Ok(Self::proxy_row(&row)?)
+            }
+
+            async fn proxy(&self, id: $crate::model::ProxyId) -> StoreResult<$crate::model::Proxy> {
+                use $crate::store::sql::PROXY_COLS;
+                let row = sqlx::query(&format!("SELECT {PROXY_COLS} FROM proxies WHERE id = $1"))
+                    .bind(id)
+                    .fetch_one(&self.pool)
+                    .await
+                    .map_err(db_err("loading proxy"))?;
+                Ok(Self::proxy_row(&row)?)
+            }
+
+            async fn list_proxies(
+                &self,
+                owner_id: Option<UserId>,
+            ) -> StoreResult<Vec<$crate::model::Proxy>> {
+                use $crate::store::sql::PROXY_COLS;
+                let rows = sqlx::query(&format!(
+                    "SELECT {PROXY_COLS} FROM proxies WHERE ($1 IS NULL OR owner_id = $1) \
+                     ORDER BY id"
+                ))
+                .bind(owner_id)
+                .fetch_all(&self.pool)
+                .await
+                .map_err(db_err("listing proxies"))?;
+                Ok(rows
+                    .iter()
+                    .map(Self::proxy_row)
+                    .collect::<anyhow::Result<Vec<_>>>()?)
+            }
+
+            async fn proxy_url(&self, id: $crate::model::ProxyId) -> StoreResult<Vec<u8>> {
+                sqlx::query_scalar("SELECT url_sealed FROM proxies WHERE id = $1")
+                    .bind(id)
+                    .fetch_one(&self.pool)
+                    .await
+                    .map_err(db_err("loading a proxy's URL"))
+            }
+
+            async fn update_proxy(
+                &self,
+                id: $crate::model::ProxyId,
+                label: Option<Option<String>>,
+                health: Option<$crate::model::ProxyHealth>,
+            ) -> StoreResult<$crate::model::Proxy> {
+                use $crate::store::sql::PROXY_COLS;
+                let row = sqlx::query(&format!(
+                    "UPDATE proxies SET \
+                     label = CASE WHEN $2 THEN $3 ELSE label END, \
+                     state = CASE WHEN $4 THEN $5 ELSE state END, \
+                     latency_ms = CASE WHEN $4 THEN $6 ELSE latency_ms END, \
+                     last_error = CASE WHEN $4 THEN $7 ELSE last_error END, \
+                     checked_at = CASE WHEN $4 THEN $8 ELSE checked_at END, \
+                     updated_at = $9 \
+                     WHERE id = $1 RETURNING {PROXY_COLS}"
+                ))
+                .bind(id)
+                .bind(label.is_some())
+                .bind(label.flatten())
+                .bind(health.is_some())
+                .bind(health.as_ref().map(|h| h.state.as_str()).unwrap_or("unchecked"))
+                .bind(health.as_ref().and_then(|h| h.latency_ms))
+                .bind(health.as_ref().and_then(|h| h.error.clone()))
+                .bind(health.as_ref().map(|h| h.checked_at))
+                .bind(now())
+                .fetch_one(&self.pool)
+                .await
+                .map_err(db_err("updating proxy"))?;
+                Ok(Self::proxy_row(&row)?)
+            }
+
+            async fn accounts_on_proxy(
+                &self,
+                id: $crate::model::ProxyId,
+            ) -> StoreResult<Vec<AccountId>> {
+                sqlx::query_scalar("SELECT id FROM telegram_accounts WHERE proxy_id = $1 ORDER BY id")
+                    .bind(id)
+                    .fetch_all(&self.pool)
+                    .await
+                    .map_err(db_err("listing a proxy's accounts"))
+            }
+
+            async fn delete_proxy(
+                &self,
+                id: $crate::model::ProxyId,
+                unbind: bool,
+            ) -> StoreResult<Vec<AccountId>> {
+                let mut tx = self
+                    .pool
+                    .begin()
+                    .await
+                    .map_err(db_err("starting proxy delete"))?;
+                // A write first, so SQLite takes the write lock at once (see delete_account).
+                let bound: Vec<AccountId> = sqlx::query_scalar(
+                    "UPDATE telegram_accounts SET proxy_id = NULL, updated_at = $2 \
+                     WHERE proxy_id = $1 RETURNING id",
+                )
+                .bind(id)
+                .bind(now())
+                .fetch_all(&mut *tx)
+                .await
+                .map_err(db_err("unbinding a proxy's accounts"))?;
+                if !bound.is_empty() && !unbind {
+                    return Err(StoreError::Conflict(format!(
+                        "{} account(s) use this proxy",
+                        bound.len()
+                    )));
+                }
+                let done = sqlx::query("DELETE FROM proxies WHERE id = $1")
+                    .bind(id)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(db_err("deleting proxy"))?;
+                if done.rows_affected() == 0 {
+                    return Err(StoreError::NotFound);
+                }
+                tx.commit().await.map_err(db_err("committing proxy delete"))?;
+                Ok(bound)
             }
 
             async fn account_by_session_fingerprint(

@@ -53,6 +53,7 @@ impl MemStore {
             receive_updates: None,
             device: DeviceIdentity::pick(id as u64),
             api_id: None,
+            proxy_id: None,
             created_at: now,
             updated_at: now,
         });

@@ -67,6 +67,9 @@ pub struct ImportItem {
     /// The device identity the session was used with, so Telegram keeps seeing the same device;
     /// fields left out (or the whole object) are drawn as for a new account.
     pub device: Option<super::DeviceEdit>,
+    /// One of the caller's proxies (`/api/v1/proxies`): the session is checked through it and
+    /// the account keeps it, so no connection of the account leaves without it.
+    pub proxy_id: Option<tgfleet_persistence::ProxyId>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
@@ -179,7 +182,7 @@ pub async fn import(
                 ))
             }
         });
-        work.push((parsed, item.label, item.format));
+        work.push((parsed, item.label, item.format, item.proxy_id));
     }
     // Admission: one process-wide probe slot within the queueing bound (an overloaded process
     // says so at once instead of holding requests), then the user's budget of items.
@@ -196,7 +199,7 @@ pub async fn import(
         let (state, user) = (state.clone(), user.clone());
         async move {
             stream::iter(work)
-                .map(|(parsed, label, format)| {
+                .map(|(parsed, label, format, proxy_id)| {
                     let (state, user, fleet) = (&state, &user, &fleet);
                     async move {
                         match parsed {
@@ -207,6 +210,7 @@ pub async fn import(
                                     fp,
                                     label,
                                     introduced,
+                                    proxy_id,
                                 };
                                 import_one(state, user, fleet, item, &format).await
                             }
@@ -277,7 +281,11 @@ fn introduced_as(item: &mut ImportItem) -> Result<ImportAs, ImportResult> {
     let device = patch
         .completed()
         .map_err(|why| ImportResult::not(ImportStatus::Invalid, "INVALID_DEVICE", why))?;
-    Ok(ImportAs { device, app })
+    Ok(ImportAs {
+        device,
+        app,
+        proxy: None,
+    })
 }
 
 fn parse_item(item: &ImportItem, sandbox: bool) -> Result<ForeignSession, ImportResult> {
@@ -320,6 +328,7 @@ struct Item {
     fp: String,
     label: Option<String>,
     introduced: ImportAs,
+    proxy_id: Option<tgfleet_persistence::ProxyId>,
 }
 
 async fn import_one(
@@ -379,11 +388,24 @@ async fn try_import(
         session,
         fp,
         label,
-        introduced,
+        mut introduced,
+        proxy_id,
     } = item;
     let fp = fp.as_str();
     if let Some(holder) = state.store.account_by_session_fingerprint(fp).await? {
         return Ok(duplicate_of(state, user, holder).await);
+    }
+    if let Some(proxy_id) = proxy_id {
+        if let Err(e) = super::check_bindable_proxy(state, user, proxy_id).await {
+            return Ok(ImportResult::not(
+                ImportStatus::Invalid,
+                e.code(),
+                e.to_string(),
+            ));
+        }
+        let sealed = state.store.proxy_url(proxy_id).await?;
+        let url = state.cipher.open_proxy_url(proxy_id, &sealed).await?;
+        introduced.proxy = Some((proxy_id, url));
     }
     // The probe opens a Telegram connection: it waits for one of the process's probe slots.
     let queue = Duration::from_secs(state.settings.import.probe_queue_timeout_s);
