@@ -18,11 +18,15 @@ const PRODUCTION_DC: SocketAddr = SocketAddr::new(
     443,
 );
 
-/// The DC address a check dials through the proxy: the first DC of the target.
-pub fn check_address(target: &TelegramTarget) -> SocketAddr {
+/// The DC address a check dials through the proxy: the first DC of the target. A test DC with
+/// no address is an error, never a reason to dial real Telegram instead.
+pub fn check_address(target: &TelegramTarget) -> Result<SocketAddr, String> {
     match target {
-        TelegramTarget::Production => PRODUCTION_DC,
-        TelegramTarget::TestDc { dcs, .. } => dcs.first().map_or(PRODUCTION_DC, |(_, addr)| *addr),
+        TelegramTarget::Production => Ok(PRODUCTION_DC),
+        TelegramTarget::TestDc { dcs, .. } => dcs
+            .first()
+            .map(|(_, addr)| *addr)
+            .ok_or_else(|| "the test DC has no address to check the proxy against".to_owned()),
     }
 }
 

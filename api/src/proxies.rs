@@ -79,8 +79,9 @@ pub(crate) mod double_option {
 
 #[derive(Debug, Deserialize, IntoParams)]
 pub struct DeleteQuery {
-    /// Unbind the accounts using it first (they stop connecting until bound again or unbound
-    /// for good); without it, a proxy in use is not deleted (409 PROXY_IN_USE).
+    /// Unbind the accounts using it first: their running actors on this node are stopped, and
+    /// started again (a call, a restart) they connect directly; without it, a proxy in use is not
+    /// deleted (409 PROXY_IN_USE).
     #[serde(default)]
     pub unbind: bool,
 }
@@ -332,15 +333,22 @@ async fn check_one(state: &AppState, id: ProxyId) -> Result<(), ApiError> {
     let Some(fleet) = state.fleet.as_ref() else {
         return Ok(());
     };
-    for account_id in state.store.accounts_on_proxy(id).await? {
-        // Only accounts with an actor: one that is not running is not connected, and starting
-        // it to find out would be a connection attempt of its own.
-        if fleet.actor_id(account_id).is_some() {
-            let _ = fleet
-                .call(account_id, tgfleet_supervision::account::CheckConnection)
-                .await;
-        }
-    }
+    // Only accounts with an actor: one that is not running is not connected, and starting it
+    // to find out would be a connection attempt of its own. At once, not one after another: each
+    // check may take a call timeout, and the next round of every proxy waits for this one.
+    let running: Vec<_> = state
+        .store
+        .accounts_on_proxy(id)
+        .await?
+        .into_iter()
+        .filter(|a| fleet.actor_id(*a).is_some())
+        .collect();
+    futures::future::join_all(running.into_iter().map(|account_id| async move {
+        let _ = fleet
+            .call(account_id, tgfleet_supervision::account::CheckConnection)
+            .await;
+    }))
+    .await;
     Ok(())
 }
 
@@ -394,12 +402,21 @@ pub async fn assign(
         "an account may be named once",
     );
     v.finish()?;
-    for proxy_id in &req.proxy_ids {
-        crate::accounts::check_bindable_proxy(&state, &user, *proxy_id).await?;
+    // The caller's own proxies first: someone else's is 422 before any account is looked at.
+    if !user.is_admin() {
+        for proxy_id in &req.proxy_ids {
+            crate::accounts::check_bindable_proxy(&state, &user, *proxy_id, user.id).await?;
+        }
     }
     let mut accounts = Vec::with_capacity(req.account_ids.len());
     for id in &req.account_ids {
         accounts.push(crate::logs::check_account_access(&state, &user, *id).await?);
+    }
+    let owners: std::collections::BTreeSet<_> = accounts.iter().map(|a| a.owner_id).collect();
+    for proxy_id in &req.proxy_ids {
+        for owner in &owners {
+            crate::accounts::check_bindable_proxy(&state, &user, *proxy_id, *owner).await?;
+        }
     }
     // In a task of its own, like one PATCH: a client that hangs up leaves no account bound and
     // its actor on the old route.

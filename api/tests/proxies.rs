@@ -170,6 +170,14 @@ async fn an_account_bound_to_a_proxy_connects_only_through_it() {
         "microsocks log: {log:?}, DC ports {:?}",
         dc_ports(&app)
     );
+    // And no connection of the account's went around it: every initConnection testdc saw for
+    // the account's key has a connection through the proxy behind it.
+    assert!(
+        inits(&app, phone) <= dc_lines(&log) - by_check,
+        "{} initConnections, {} connections through the proxy",
+        inits(&app, phone),
+        dc_lines(&log) - by_check
+    );
 
     // The proxy dies. The pool's check (the periodic round, run here at once) finds it
     // unreachable and has its idle account check its connection: the account leaves `active`

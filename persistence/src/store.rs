@@ -196,12 +196,12 @@ pub trait Store:
     ) -> StoreResult<ErrorStats>;
 }
 
-/// Opens the store a URL names (`sqlite://…`, `sqlite::memory:` or `postgres://…`) and runs its
-/// migrations.
 fn no_proxies() -> StoreError {
     StoreError::Other(anyhow::anyhow!("this store does not keep proxies"))
 }
 
+/// Opens the store a URL names (`sqlite://…`, `sqlite::memory:` or `postgres://…`) and runs its
+/// migrations.
 pub async fn connect(url: &str) -> anyhow::Result<Arc<dyn Store>> {
     if url.starts_with("sqlite:") {
         Ok(Arc::new(SqliteStore::connect(url).await?))

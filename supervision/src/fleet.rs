@@ -205,7 +205,7 @@ impl Fleet {
         let Some(env) = self.env() else {
             return Ok(Duration::ZERO);
         };
-        let dc = tgfleet_actors::proxy::check_address(&env.telegram.target);
+        let dc = tgfleet_actors::proxy::check_address(&env.telegram.target)?;
         tgfleet_actors::proxy::check(url, dc).await
     }
 

@@ -33,7 +33,8 @@ pub(crate) fn decide(
     // be made is first of all the proxy's (dead, refusing us, or cut off from the DC); the
     // account waits for it and never tries without it.
     let cause_code = match &cause {
-        Some(CallError::Network { .. }) if view.row.proxy_id.is_some() => {
+        // A proxy that accepts and then says nothing (black-holed) shows as a timeout.
+        Some(CallError::Network { .. } | CallError::Timeout) if view.row.proxy_id.is_some() => {
             Some(PROXY_UNREACHABLE.to_owned())
         }
         other => other.as_ref().map(CallError::code),

@@ -257,7 +257,7 @@ pub async fn create(
     }
     v.finish()?;
     if let Some(proxy_id) = req.proxy_id {
-        check_bindable_proxy(&state, &user, proxy_id).await?;
+        check_bindable_proxy(&state, &user, proxy_id, user.id).await?;
     }
     let _counted = state.account_creation.lock(user.id).await;
     check_account_quota(&state, &user).await?;
@@ -322,15 +322,18 @@ pub async fn create(
     Ok((StatusCode::CREATED, Json(account.into())))
 }
 
-/// 422 PROXY_NOT_FOUND unless `proxy_id` is a proxy the caller may bind accounts to: their own
-/// (any, for an admin).
+/// 422 PROXY_NOT_FOUND unless `proxy_id` is a proxy the caller may bind `owner`'s accounts to:
+/// one of the caller's own, and (an admin binding someone else's account) one of the account
+/// owner's too — a proxy never carries another user's accounts, whose deletion it would then
+/// block or undo.
 pub(crate) async fn check_bindable_proxy(
     state: &AppState,
     user: &AuthUser,
     proxy_id: tgfleet_persistence::ProxyId,
+    owner: tgfleet_persistence::UserId,
 ) -> Result<(), ApiError> {
     match state.store.proxy(proxy_id).await {
-        Ok(p) if user.is_admin() || p.owner_id == user.id => Ok(()),
+        Ok(p) if p.owner_id == owner && (user.is_admin() || p.owner_id == user.id) => Ok(()),
         Ok(_) | Err(StoreError::NotFound) => Err(proxy_bind_error(StoreError::NotFound, proxy_id)),
         Err(e) => Err(e.into()),
     }
@@ -605,7 +608,7 @@ pub async fn edit(
         .filter(|p| p.applied_to(&before.device) != before.device);
     let proxy_id = req.proxy_id.filter(|p| *p != before.proxy_id);
     if let Some(Some(proxy_id)) = proxy_id {
-        check_bindable_proxy(&state, &user, proxy_id).await?;
+        check_bindable_proxy(&state, &user, proxy_id, before.owner_id).await?;
     }
     // Only the fields the request names are written, so a concurrent edit of other fields
     // stands; the identity shown and audited is the row's after the write.
@@ -692,7 +695,13 @@ pub(crate) async fn apply_edit(
             // The change is written and stands whatever happens here; an actor that could not
             // be restarted now takes it at its next start.
             if let Err(e) = fleet.restart(id).await {
-                tracing::warn!(account_id = id, error = %e, "device identity changed; restarting the account to use it failed");
+                tracing::warn!(account_id = id, error = %e, "device identity or proxy changed; restarting the account to use it failed");
+                if proxy_changed.is_some() {
+                    // Left running, the actor would keep its old route (perhaps no proxy at
+                    // all) while the row says otherwise: stopped, it reads the row when it
+                    // next starts.
+                    fleet.stop(id).await?;
+                }
             }
         }
     }

@@ -1,6 +1,6 @@
 -- The proxy pool. The URL (scheme, host, port and any credentials) is sealed by the
 -- SessionCipher (domain "tgfleet-proxy-url-v1", bound to the proxy's id) and only the account
--- core opens it: nothing about where a proxy is, or its password, is readable from the rows.
+-- core opens it: neither its password nor its user name is readable from the rows (its host and port may be, in last_error).
 CREATE TABLE proxies (
     id          INTEGER PRIMARY KEY AUTOINCREMENT,
     owner_id    INTEGER NOT NULL REFERENCES users (id) ON DELETE CASCADE,

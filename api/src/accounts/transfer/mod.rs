@@ -396,7 +396,7 @@ async fn try_import(
         return Ok(duplicate_of(state, user, holder).await);
     }
     if let Some(proxy_id) = proxy_id {
-        if let Err(e) = super::check_bindable_proxy(state, user, proxy_id).await {
+        if let Err(e) = super::check_bindable_proxy(state, user, proxy_id, user.id).await {
             return Ok(ImportResult::not(
                 ImportStatus::Invalid,
                 e.code(),
