@@ -82,7 +82,15 @@ const UPDATES_CAPACITY: usize = 1000;
 ///
 /// With a proxy, every connection grammers opens for the account (first, reconnect, other DCs)
 /// dials through it: the pool reads `proxy_url` for each one, and has no direct fallback.
-fn connection_params(device: &DeviceIdentity, proxy: Option<&ProxyUrl>) -> ConnectionParams {
+///
+/// The one place both a live client and the import's probe get their parameters, so the two
+/// can never introduce an account differently; they differ only in how many pushed updates
+/// wait for a reader.
+pub(crate) fn connection_params(
+    device: &DeviceIdentity,
+    proxy: Option<&ProxyUrl>,
+    updates_capacity: NonZeroUsize,
+) -> ConnectionParams {
     ConnectionParams {
         proxy_url: proxy.map(|p| p.expose().to_owned()),
         device_model: device.device_model.clone(),
@@ -91,15 +99,10 @@ fn connection_params(device: &DeviceIdentity, proxy: Option<&ProxyUrl>) -> Conne
         system_lang_code: device.system_lang_code.clone(),
         lang_code: device.lang_code.clone(),
         use_ipv6: false,
-        // The account owns flood waits (per method, in its own tasks) and reconnects.
+        // The account owns flood waits (per method, in its own tasks) and reconnects; a probe
+        // makes one call that either works or tells the importer why not.
         retry_policy: Box::new(NoRetries),
-        // grammers drops a push that finds this channel full, and the gap comes back only when
-        // a later update reveals it (or after 15 idle minutes): room for a burst of a thousand
-        // while the receiving loop appends the previous batch. tokio adds a 165 KiB block per
-        // 32 queued items, so only a burst the store cannot keep up with pays for the headroom
-        // (up to ~5 MiB on that account); the two blocks any receiver cycles through are
-        // grammers' floor (README, "Memory per receiving account").
-        updates_channel_capacity: NonZeroUsize::new(UPDATES_CAPACITY).expect("non-zero"),
+        updates_channel_capacity: updates_capacity,
         // Built field by field on purpose (no OS probe); this hidden field is grammers' way to
         // keep the struct open for additions.
         __non_exhaustive: (),
@@ -143,7 +146,17 @@ impl LiveClient {
         } = SenderPool::with_configuration(
             Arc::clone(&session),
             api_id,
-            connection_params(device, proxy),
+            // grammers drops a push that finds this channel full, and the gap comes back only
+            // when a later update reveals it (or after 15 idle minutes): room for a burst of a
+            // thousand while the receiving loop appends the previous batch. tokio adds a 165
+            // KiB block per 32 queued items, so only a burst the store cannot keep up with pays
+            // for the headroom (up to ~5 MiB on that account); the two blocks any receiver
+            // cycles through are grammers' floor (README, "Memory per receiving account").
+            connection_params(
+                device,
+                proxy,
+                NonZeroUsize::new(UPDATES_CAPACITY).expect("non-zero"),
+            ),
         );
         let runner = tokio::spawn(runner.run());
         let runner_abort = runner.abort_handle();

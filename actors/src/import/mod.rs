@@ -16,7 +16,7 @@ use std::num::NonZeroUsize;
 use std::sync::Arc;
 use std::time::Duration;
 
-use grammers_mtsender::{ConnectionParams, InvocationError, NoRetries, SenderPool};
+use grammers_mtsender::{ConnectionParams, InvocationError, SenderPool};
 use grammers_session::storages::MemorySession;
 use grammers_session::types::{DcOption, PeerAuth, PeerInfo, UpdatesState};
 use grammers_session::SessionData;
@@ -238,9 +238,11 @@ pub async fn prepare(
         .app
         .as_ref()
         .map_or(telegram.api_id, |app| app.api_id);
-    let params = probe_params(
+    // The identity and route the account will have; the probe reads no updates.
+    let params = crate::client::connection_params(
         &introduced.device,
         introduced.proxy.as_ref().map(|(_, url)| url),
+        NonZeroUsize::new(16).unwrap_or(NonZeroUsize::MIN),
     );
     let (user, updates) = probe(api_id, params, foreign.dc_id, &dc_options, timeout).await?;
     if let Some(claimed) = foreign.user_id {
@@ -297,26 +299,6 @@ pub fn exportable(stored: &StoredKeys) -> Result<ForeignSession, ImportError> {
         user_id: Some(user_id),
         bot,
     })
-}
-
-/// The probe's initConnection: the identity the account will have.
-fn probe_params(
-    device: &DeviceIdentity,
-    proxy: Option<&tgfleet_persistence::ProxyUrl>,
-) -> ConnectionParams {
-    ConnectionParams {
-        proxy_url: proxy.map(|p| p.expose().to_owned()),
-        device_model: device.device_model.clone(),
-        system_version: device.system_version.clone(),
-        app_version: device.app_version.clone(),
-        system_lang_code: device.system_lang_code.clone(),
-        lang_code: device.lang_code.clone(),
-        use_ipv6: false,
-        // One call that either works or tells the importer why not; no sleeping on its behalf.
-        retry_policy: Box::new(NoRetries),
-        updates_channel_capacity: NonZeroUsize::new(16).unwrap_or(NonZeroUsize::MIN),
-        __non_exhaustive: (),
-    }
 }
 
 /// Aborts the probe's runner however the probe ends (grammers has no timeouts, and `quit()` can
