@@ -1,9 +1,9 @@
 //! Issue 16 item 3: what operators receive from account sellers and other panels — a Telethon
 //! `.session` next to a `.json` of the same name, in a folder or a zip — imported by
-//! `tgfleet accounts import` with the app and device the JSON names. The `.session` files are
-//! written by Telethon itself (python3; `scripts/test` installs it); the accounts are checked
-//! through the API and against testdc's record of what each connection's initConnection
-//! carried.
+//! `tgfleet accounts import` with the app, device, 2FA password and proxy the JSON names. The
+//! `.session` files are written by Telethon itself (python3; `scripts/test` installs it), the
+//! proxy is a real microsocks; the accounts are checked through the API, against testdc's record
+//! of what each connection's initConnection carried, and against the proxy's log.
 
 mod support;
 
@@ -12,6 +12,7 @@ use std::io::Write as _;
 use std::path::Path;
 use std::time::{Duration, Instant};
 use support::{call, serve, wait_until_up};
+use tgfleet_persistence::testing::SocksServer;
 
 const PHONE_DIR: &str = "+15550016701";
 const PHONE_ZIP: &str = "+15550016702";
@@ -160,7 +161,8 @@ async fn a_session_with_its_json_imports_as_that_app_and_device_from_a_folder_or
             "app_id": 4242, "app_hash": HASH,
             "device": "Latitude 5420", "sdk": "Windows 11", "app_version": "5.8.3 x64",
             "lang_pack": "de", "system_lang_pack": "de-DE",
-            "twoFA": "not carried", "first_name": "Bought",
+            "twoFA": "seller's password", "first_name": "Bought",
+            "proxy": ["http", "10.0.0.1", 8080],
         })
         .to_string(),
     )
@@ -173,7 +175,11 @@ async fn a_session_with_its_json_imports_as_that_app_and_device_from_a_folder_or
         &s.auth_key
     ));
 
-    // A zip: the pair inside a folder of the archive, its JSON naming only the device model.
+    // A zip: the pair inside a folder of the archive, its JSON naming the device model and a
+    // SOCKS5 proxy with credentials.
+    let Some(socks) = SocksServer::start(Some(("bob", "pw"))).await else {
+        return;
+    };
     let staging = dir.path().join("staging");
     std::fs::create_dir(&staging).unwrap();
     let s = orphan(&http, &api, &token, &control, PHONE_ZIP).await;
@@ -193,10 +199,12 @@ async fn a_session_with_its_json_imports_as_that_app_and_device_from_a_folder_or
         zip.write_all(&session).unwrap();
         zip.start_file(format!("accounts/{}.json", stem(PHONE_ZIP)), opts)
             .unwrap();
+        // Telethon's proxy tuple: (type, addr, port, rdns, username, password).
         zip.write_all(
-            json!({"device": "iPhone 15", "proxy": null})
-                .to_string()
-                .as_bytes(),
+            json!({"device": "iPhone 15",
+                   "proxy": ["socks5", "127.0.0.1", socks.port, true, "bob", "pw"]})
+            .to_string()
+            .as_bytes(),
         )
         .unwrap();
         zip.start_file("README.txt", opts).unwrap();
@@ -228,11 +236,12 @@ async fn a_session_with_its_json_imports_as_that_app_and_device_from_a_folder_or
         );
         if what == "folder" {
             assert!(out.contains("2 imported"), "{out}");
-            // The 2FA password is not carried over yet, and the summary says so.
+            // An HTTP proxy cannot be carried (grammers dials SOCKS5 only): said, not dropped.
             assert!(
-                out.contains("not carried over from its .json: twoFA"),
+                out.contains("not carried over from its .json: proxy (http proxy: only SOCKS5"),
                 "{out}"
             );
+            assert!(!out.contains("seller's password"), "{out}");
         } else {
             assert!(out.contains("1 imported"), "{out}");
         }
@@ -248,6 +257,8 @@ async fn a_session_with_its_json_imports_as_that_app_and_device_from_a_folder_or
                "app_version": "5.8.3 x64", "system_lang_code": "de-DE", "lang_code": "de"}),
     );
     assert!(!a.to_string().contains(HASH));
+    assert_eq!(a["two_fa_password_stored"], true, "{a}");
+    assert_eq!(a["proxy_id"], Value::Null, "{a}");
     let seen = inits(&http, &control, PHONE_DIR).await;
     let imported: Vec<_> = seen.iter().filter(|c| c["api_id"] == 4242).collect();
     assert!(!imported.is_empty(), "no connection as app 4242: {seen:?}");
@@ -260,6 +271,7 @@ async fn a_session_with_its_json_imports_as_that_app_and_device_from_a_folder_or
     // The `.session` alone: the fleet's app, a drawn device.
     let bare = account_labelled(&http, &api, &token, &stem(PHONE_BARE)).await;
     assert_eq!(bare["api_id"], Value::Null, "{bare}");
+    assert_eq!(bare["two_fa_password_stored"], false, "{bare}");
 
     // The pair from the zip: an iPhone, completed with an iOS system and app version.
     let z = account_labelled(&http, &api, &token, &stem(PHONE_ZIP)).await;
@@ -274,6 +286,28 @@ async fn a_session_with_its_json_imports_as_that_app_and_device_from_a_folder_or
         newest.last().unwrap()["device_model"],
         "iPhone 15",
         "{newest:?}"
+    );
+    // Its proxy, added to the pool for it, is the one the check and the account went through.
+    let proxy_id = z["proxy_id"].as_i64().expect("bound to a proxy");
+    let proxy = call(
+        http.get(format!("{api}/api/v1/proxies/{proxy_id}"))
+            .bearer_auth(&token),
+        200,
+        "the imported proxy",
+    )
+    .await;
+    assert_eq!(
+        proxy["label"],
+        format!("imported 127.0.0.1:{}", socks.port),
+        "{proxy}"
+    );
+    assert_eq!(proxy["state"], "ok", "{proxy}");
+    assert!(!proxy.to_string().contains("pw"), "{proxy}");
+    let log = socks.log();
+    // The proxy's own check, the session's check and the account's connection at least.
+    assert!(
+        log.matches("connected to").count() >= 3,
+        "microsocks log: {log}"
     );
 
     // Sent through an imported account: it works as an account, not only as a row.

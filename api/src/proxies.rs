@@ -14,7 +14,7 @@ use axum::Json;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use tgfleet_persistence::{
-    NewProxy, Proxy, ProxyHealth, ProxyId, ProxyState, ProxyUrl, StoreError,
+    NewProxy, Proxy, ProxyHealth, ProxyId, ProxyState, ProxyUrl, StoreError, UserId,
 };
 use utoipa::{IntoParams, ToSchema};
 
@@ -131,25 +131,64 @@ pub async fn create(
     let mut v = Validator::default();
     check_label(&mut v, req.label.as_deref());
     v.finish()?;
+    let proxy = add(&state, user.id, req.label, &url).await?;
+    Ok((StatusCode::CREATED, Json(proxy.into())))
+}
+
+/// Adds `url` to `owner`'s pool and checks it.
+async fn add(
+    state: &AppState,
+    owner: UserId,
+    label: Option<String>,
+    url: &ProxyUrl,
+) -> Result<Proxy, ApiError> {
     let cipher = state.cipher.clone();
     let sealed_url = url.clone();
     let proxy = state
         .store
         .create_proxy(NewProxy {
-            owner_id: user.id,
-            label: req.label,
+            owner_id: owner,
+            label,
             seal_url: Box::new(move |id| {
                 Box::pin(async move { Ok(cipher.seal_proxy_url(id, &sealed_url).await?) })
             }),
         })
         .await?;
     Audit::info("proxy_created", "proxy added to the pool")
-        .user(user.id)
+        .user(owner)
         .details(serde_json::json!({ "proxy_id": proxy.id }))
-        .record(&state)
+        .record(state)
         .await;
-    let proxy = record_check(&state, proxy.id, &url).await?;
-    Ok((StatusCode::CREATED, Json(proxy.into())))
+    record_check(state, proxy.id, url).await
+}
+
+/// `owner`'s proxy with `url`, or one added to their pool for it: the sessions of an import
+/// that came with the same proxy share one entry of the pool, however many imports bring it.
+pub(crate) async fn find_or_add(
+    state: &AppState,
+    owner: UserId,
+    url: &ProxyUrl,
+) -> Result<ProxyId, ApiError> {
+    // One at a time in this process, so two imports bringing the same new URL add it once.
+    static ADDING: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+    let _one = ADDING.lock().await;
+    for proxy in state.store.list_proxies(Some(owner)).await? {
+        let sealed = state.store.proxy_url(proxy.id).await?;
+        let known = state
+            .cipher
+            .open_proxy_url(proxy.id, &sealed)
+            .await
+            .map_err(|e| ApiError::Unavailable {
+                code: "SECRETS_UNAVAILABLE",
+                message: format!("could not open proxy {}'s URL: {e}", proxy.id),
+                retry_after_s: Some(5),
+            })?;
+        if known == *url {
+            return Ok(proxy.id);
+        }
+    }
+    let label = format!("imported {}", url.endpoint());
+    Ok(add(state, owner, Some(label), url).await?.id)
 }
 
 /// Checks `url` (can it reach the Telegram DC, how fast) and writes what it found.

@@ -1,85 +1,13 @@
 //! The proxy pool against real SOCKS5 servers: Debian's `microsocks`, started on free loopback
-//! ports and killed by pid. Without it these tests skip with a notice, unless
+//! ports and killed by pid (`tgfleet_persistence::testing::SocksServer`). Without it these tests skip with a notice, unless
 //! `TGFLEET_REQUIRE_SERVICES=1` (scripts/test installs it).
 
 mod common;
 
 use common::{code_login, error_code, json_of, sandbox, TestApp};
 use serde_json::{json, Value};
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
 use std::time::Duration;
-
-/// A microsocks process on a free loopback port, killed when dropped; its log (one line per
-/// connection it makes, `client[n] 127.0.0.1: connected to HOST:PORT`) in a file.
-struct Microsocks {
-    child: Child,
-    port: u16,
-    log: PathBuf,
-    _dir: tempfile::TempDir,
-}
-
-impl Microsocks {
-    /// `None` (after a notice) when microsocks is not installed and services are not required.
-    async fn start(credentials: Option<(&str, &str)>) -> Option<Self> {
-        if Command::new("microsocks").arg("-h").output().is_err() {
-            if std::env::var("TGFLEET_REQUIRE_SERVICES").as_deref() == Ok("1") {
-                panic!("microsocks is not installed (apt-get install microsocks) and TGFLEET_REQUIRE_SERVICES=1");
-            }
-            eprintln!("skipping: microsocks is not installed (apt-get install microsocks)");
-            return None;
-        }
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let dir = tempfile::tempdir().unwrap();
-        let log = dir.path().join("microsocks.log");
-        let out = std::fs::File::create(&log).unwrap();
-        let mut cmd = Command::new("microsocks");
-        cmd.args(["-i", "127.0.0.1", "-p", &port.to_string()]);
-        if let Some((user, password)) = credentials {
-            cmd.args(["-u", user, "-P", password]);
-        }
-        let child = cmd
-            .stdout(Stdio::from(out.try_clone().unwrap()))
-            .stderr(Stdio::from(out))
-            .spawn()
-            .expect("microsocks starts");
-        let proxy = Self {
-            child,
-            port,
-            log,
-            _dir: dir,
-        };
-        for _ in 0..100 {
-            if tokio::net::TcpStream::connect(("127.0.0.1", port))
-                .await
-                .is_ok()
-            {
-                return Some(proxy);
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-        panic!("microsocks did not listen on 127.0.0.1:{port}");
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-
-    fn kill(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Drop for Microsocks {
-    fn drop(&mut self) {
-        self.kill();
-    }
-}
+use tgfleet_persistence::testing::SocksServer;
 
 async fn add_proxy(app: &TestApp, token: &str, url: &str) -> Value {
     json_of(
@@ -117,7 +45,7 @@ fn inits(app: &TestApp, phone: &str) -> usize {
 
 #[tokio::test]
 async fn an_account_bound_to_a_proxy_connects_only_through_it() {
-    let Some(mut proxy) = Microsocks::start(Some(("alice", "s3cret"))).await else {
+    let Some(mut proxy) = SocksServer::start(Some(("alice", "s3cret"))).await else {
         return;
     };
     let app = sandbox().await;
@@ -386,7 +314,7 @@ async fn bulk_assignment_spreads_accounts_evenly() {
 
 #[tokio::test]
 async fn an_imported_session_is_checked_through_its_proxy_and_keeps_it() {
-    let Some(proxy) = Microsocks::start(None).await else {
+    let Some(proxy) = SocksServer::start(None).await else {
         return;
     };
     let app = sandbox().await;
@@ -451,5 +379,135 @@ async fn an_imported_session_is_checked_through_its_proxy_and_keeps_it() {
     let connected = log.matches("connected to").count();
     // The proxy's own check, the import's probe, the account's connection: all through it.
     assert!(connected >= 3, "microsocks log: {log:?}");
+    app.shutdown().await;
+}
+
+/// A session exported from a fresh login and its account deleted with its authorization kept:
+/// a live tgfleet session string that belongs to no account.
+async fn orphan(app: &TestApp, token: &str, phone: &str) -> Value {
+    let id = common::logged_in_account(app, token, phone).await;
+    let exported = json_of(
+        app.get(
+            &format!("/api/v1/telegram/accounts/{id}/export?format=tgfleet&confirm=true"),
+            Some(token),
+        )
+        .await,
+        200,
+    )
+    .await;
+    let r = app
+        .request(
+            reqwest::Method::DELETE,
+            &format!("/api/v1/telegram/accounts/{id}?keep_authorization=true"),
+            Some(token),
+            None,
+        )
+        .await;
+    assert_eq!(r.status(), 204);
+    exported["session"].clone()
+}
+
+/// Issue 16 item 3: an import item may name its proxy by URL (what a seller's `.json` carries):
+/// the caller's proxy with that URL is used, or one is added for it, once however many items
+/// and requests bring it; the account then goes only through it.
+#[tokio::test]
+async fn an_import_names_its_proxy_by_url_and_sessions_sharing_one_share_the_pool_entry() {
+    let Some(proxy) = SocksServer::start(Some(("carol", "pw"))).await else {
+        return;
+    };
+    let app = sandbox().await;
+    let (_, token, _) = app.user("byurl@example.org").await;
+    let (first, second, third) = (
+        orphan(&app, &token, "+15550100451").await,
+        orphan(&app, &token, "+15550100452").await,
+        orphan(&app, &token, "+15550100453").await,
+    );
+    let url = proxy.url(Some(("carol", "pw")));
+    let import = |items: Value| {
+        let app = &app;
+        let token = &token;
+        async move {
+            json_of(
+                app.post(
+                    "/api/v1/telegram/accounts/import",
+                    Some(token),
+                    json!({ "sessions": items }),
+                )
+                .await,
+                200,
+            )
+            .await["results"]
+                .as_array()
+                .unwrap()
+                .clone()
+        }
+    };
+    let refused = import(json!([
+        {"format": "tgfleet", "session": first, "proxy": url, "proxy_id": 1},
+        {"format": "tgfleet", "session": first, "proxy": "http://127.0.0.1:8080"},
+        {"format": "tgfleet", "session": first, "proxy": "socks5://carol:p%40ss@127.0.0.1:1080"},
+    ]))
+    .await;
+    let codes: Vec<_> = refused.iter().map(|r| r["code"].clone()).collect();
+    assert_eq!(
+        codes,
+        [
+            "INVALID_PROXY",
+            "INVALID_PROXY_URL",
+            "INVALID_PROXY_URL"
+        ],
+        "{refused:?}"
+    );
+    assert!(refused[2]["error"]
+        .as_str()
+        .unwrap()
+        .contains("characters a URL escapes"));
+    assert!(!serde_json::to_string(&refused).unwrap().contains("p%40ss"));
+    assert_eq!(
+        json_of(app.get("/api/v1/proxies", Some(&token)).await, 200).await,
+        json!([]),
+        "a refused request adds no proxy"
+    );
+
+    let results = import(json!([
+        {"format": "tgfleet", "session": first, "proxy": url},
+        {"format": "tgfleet", "session": second, "proxy": format!("{url}/")},
+    ]))
+    .await;
+    let again = import(json!([{"format": "tgfleet", "session": third, "proxy": url}])).await;
+    let mut bound = Vec::new();
+    for r in results.iter().chain(&again) {
+        assert_eq!(r["status"], "imported", "{r}");
+        let id = r["account_id"].as_i64().unwrap();
+        let account = json_of(
+            app.get(&format!("/api/v1/telegram/accounts/{id}"), Some(&token))
+                .await,
+            200,
+        )
+        .await;
+        bound.push(account["proxy_id"].clone());
+        json_of(
+            app.post(
+                &format!("/api/v1/telegram/accounts/{id}/messages"),
+                Some(&token),
+                json!({"peer": "me", "text": "through the imported proxy"}),
+            )
+            .await,
+            201,
+        )
+        .await;
+    }
+    let pool = json_of(app.get("/api/v1/proxies", Some(&token)).await, 200).await;
+    let pool = pool.as_array().unwrap();
+    assert_eq!(pool.len(), 1, "one entry for one URL: {pool:?}");
+    assert_eq!(pool[0]["state"], "ok", "checked when added: {pool:?}");
+    assert_eq!(
+        pool[0]["label"],
+        format!("imported 127.0.0.1:{}", proxy.port)
+    );
+    assert!(bound.iter().all(|b| *b == pool[0]["id"]), "{bound:?}");
+    // Its check, three probes and three accounts' connections, all through it.
+    let log = proxy.log();
+    assert!(log.matches("connected to").count() >= 7, "{log}");
     app.shutdown().await;
 }

@@ -817,3 +817,193 @@ async fn an_imported_session_keeps_its_app_and_device() {
     );
     app.shutdown().await;
 }
+
+/// A 2FA phone's live session belonging to no account (logged in with its password, exported,
+/// the account deleted with its authorization kept), as a tgfleet export string.
+async fn orphan_two_fa_session(app: &TestApp, token: &str, phone: &str) -> String {
+    let id = common::create_user_account(app, token).await;
+    let step = code_login(app, token, id, phone).await;
+    assert_eq!(step["state"], "awaiting_password", "{step}");
+    let step = json_of(
+        app.post(
+            &format!("/api/v1/telegram/accounts/{id}/login/password"),
+            Some(token),
+            json!({"password": "sandbox-2fa"}),
+        )
+        .await,
+        200,
+    )
+    .await;
+    assert_eq!(step["state"], "active", "{step}");
+    let exported = json_of(
+        app.get(
+            &format!("/api/v1/telegram/accounts/{id}/export?format=tgfleet&confirm=true"),
+            Some(token),
+        )
+        .await,
+        200,
+    )
+    .await;
+    let r = app
+        .request(
+            reqwest::Method::DELETE,
+            &format!("/api/v1/telegram/accounts/{id}?keep_authorization=true"),
+            Some(token),
+            None,
+        )
+        .await;
+    assert_eq!(r.status(), 204);
+    exported["session"].as_str().unwrap().to_owned()
+}
+
+/// Revokes `phone`'s authorization at testdc; account `id` learns it at its next call.
+async fn revoke(app: &TestApp, token: &str, id: i64, phone: &str) {
+    json_of(
+        app.post(
+            "/api/v1/sandbox/faults",
+            Some(token),
+            json!({"kind": "revoke", "phone": phone}),
+        )
+        .await,
+        200,
+    )
+    .await;
+    let r = app
+        .post(
+            &format!("/api/v1/telegram/accounts/{id}/messages"),
+            Some(token),
+            json!({"peer": "me", "text": "x"}),
+        )
+        .await;
+    assert_eq!(error_code(r, 409).await, "ACCOUNT_UNAUTHORIZED");
+}
+
+async fn account_logs(app: &TestApp, token: &str, id: i64) -> String {
+    json_of(
+        app.get(
+            &format!("/api/v1/telegram/logs?account_id={id}"),
+            Some(token),
+        )
+        .await,
+        200,
+    )
+    .await
+    .to_string()
+}
+
+/// Issue 16 item 3: the 2FA password a bought session came with is kept sealed, and a re-login
+/// that meets the password step answers it by itself; a wrong one leaves the step to the user.
+#[tokio::test]
+async fn an_imported_two_fa_password_answers_the_password_step_of_a_re_login() {
+    let app = sandbox().await;
+    let (_, token, _) = app.user("twofa@example.org").await;
+    // Last digit 9: the sandbox gives the phone the 2FA password sandbox-2fa.
+    let phone = "+15550160109";
+    let string = orphan_two_fa_session(&app, &token, phone).await;
+
+    let refused = import(
+        &app,
+        &token,
+        json!([{"format": "tgfleet", "session": string, "two_fa_password": ""}]),
+    )
+    .await;
+    assert_eq!(refused[0]["code"], "INVALID_TWO_FA_PASSWORD", "{refused:?}");
+    let results = import(
+        &app,
+        &token,
+        json!([{"format": "tgfleet", "session": string, "two_fa_password": "sandbox-2fa"}]),
+    )
+    .await;
+    assert_eq!(results[0]["status"], "imported", "{results:?}");
+    let id = results[0]["account_id"].as_i64().unwrap();
+    let account = json_of(
+        app.get(&format!("/api/v1/telegram/accounts/{id}"), Some(&token))
+            .await,
+        200,
+    )
+    .await;
+    assert_eq!(account["two_fa_password_stored"], true, "{account}");
+    assert!(!account.to_string().contains("sandbox-2fa"), "{account}");
+    // Sealed at rest: the row holds no trace of it.
+    let sealed = app
+        .state
+        .store
+        .account_two_fa_password(id)
+        .await
+        .unwrap()
+        .expect("stored");
+    assert!(!sealed.windows(11).any(|w| w == b"sandbox-2fa"));
+
+    // Revoked, logged in again with only the code: the stored password finished the login.
+    revoke(&app, &token, id, phone).await;
+    let step = code_login(&app, &token, id, phone).await;
+    assert_eq!(step["state"], "active", "{step}");
+    assert!(
+        account_logs(&app, &token, id)
+            .await
+            .contains("code and the stored 2FA password"),
+        "the log does not say how"
+    );
+
+    // A wrong stored password: the step is the user's, as without one, and the log says why.
+    let wrong = json_of(
+        app.request(
+            reqwest::Method::PATCH,
+            &format!("/api/v1/telegram/accounts/{id}"),
+            Some(&token),
+            Some(json!({"two_fa_password": "not-it"})),
+        )
+        .await,
+        200,
+    )
+    .await;
+    assert_eq!(wrong["two_fa_password_stored"], true);
+    revoke(&app, &token, id, phone).await;
+    let step = code_login(&app, &token, id, phone).await;
+    assert_eq!(step["state"], "awaiting_password", "{step}");
+    assert!(account_logs(&app, &token, id)
+        .await
+        .contains("the stored one did not do (Telegram refused it)"));
+    let step = json_of(
+        app.post(
+            &format!("/api/v1/telegram/accounts/{id}/login/password"),
+            Some(&token),
+            json!({"password": "sandbox-2fa"}),
+        )
+        .await,
+        200,
+    )
+    .await;
+    assert_eq!(step["state"], "active", "{step}");
+
+    // Forgotten: the next re-login asks again, and nothing is tried.
+    let forgotten = json_of(
+        app.request(
+            reqwest::Method::PATCH,
+            &format!("/api/v1/telegram/accounts/{id}"),
+            Some(&token),
+            Some(json!({"two_fa_password": null})),
+        )
+        .await,
+        200,
+    )
+    .await;
+    assert_eq!(forgotten["two_fa_password_stored"], false);
+    assert_eq!(
+        app.state.store.account_two_fa_password(id).await.unwrap(),
+        None
+    );
+    revoke(&app, &token, id, phone).await;
+    let step = code_login(&app, &token, id, phone).await;
+    assert_eq!(step["state"], "awaiting_password", "{step}");
+    let bad = app
+        .request(
+            reqwest::Method::PATCH,
+            &format!("/api/v1/telegram/accounts/{id}"),
+            Some(&token),
+            Some(json!({"two_fa_password": ""})),
+        )
+        .await;
+    assert_eq!(bad.status(), 422);
+    app.shutdown().await;
+}

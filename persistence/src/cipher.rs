@@ -59,6 +59,8 @@ pub(crate) const AAD_DOMAIN_API_HASH: &[u8] = b"tgfleet-api-hash-v1";
 /// A proxy's URL, bound to the proxy's id (not an account's): its own domain keeps proxy 7's
 /// URL from opening as account 7's session or api_hash.
 pub(crate) const AAD_DOMAIN_PROXY_URL: &[u8] = b"tgfleet-proxy-url-v1";
+/// An account's 2FA password, left with the fleet to answer SESSION_PASSWORD_NEEDED on a re-login.
+pub(crate) const AAD_DOMAIN_TWO_FA: &[u8] = b"tgfleet-2fa-password-v1";
 
 type Key = Zeroizing<[u8; 32]>;
 
@@ -158,12 +160,41 @@ impl SessionCipher {
         account_id: AccountId,
         sealed: &[u8],
     ) -> Result<Zeroizing<String>, CipherError> {
-        let plain = self
-            .open_in(AAD_DOMAIN_API_HASH, account_id, sealed)
-            .await?;
+        self.open_text(AAD_DOMAIN_API_HASH, account_id, sealed, "api_hash")
+            .await
+    }
+
+    /// Seals an account's two-step verification password, bound to the account like its
+    /// session but in a domain of its own.
+    pub async fn seal_two_fa_password(
+        &self,
+        account_id: AccountId,
+        password: &str,
+    ) -> Result<Vec<u8>, CipherError> {
+        self.seal_in(AAD_DOMAIN_TWO_FA, account_id, password.as_bytes())
+            .await
+    }
+
+    pub async fn open_two_fa_password(
+        &self,
+        account_id: AccountId,
+        sealed: &[u8],
+    ) -> Result<Zeroizing<String>, CipherError> {
+        self.open_text(AAD_DOMAIN_TWO_FA, account_id, sealed, "2FA password")
+            .await
+    }
+
+    async fn open_text(
+        &self,
+        domain: &[u8],
+        account_id: AccountId,
+        sealed: &[u8],
+        what: &str,
+    ) -> Result<Zeroizing<String>, CipherError> {
+        let plain = self.open_in(domain, account_id, sealed).await?;
         std::str::from_utf8(&plain)
             .map(|s| Zeroizing::new(s.to_owned()))
-            .map_err(|_| CipherError::Malformed("the sealed api_hash is not text".into()))
+            .map_err(|_| CipherError::Malformed(format!("the sealed {what} is not text")))
     }
 
     /// Seals a proxy's URL, credentials included, for the proxy `proxy_id`.

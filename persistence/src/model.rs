@@ -158,6 +158,9 @@ pub struct Account {
     pub api_id: Option<i32>,
     /// The proxy every connection of the account goes through; none goes without it.
     pub proxy_id: Option<ProxyId>,
+    /// Whether the owner left the account's 2FA password with the fleet (sealed, read only by the
+    /// account's actor through `Store::account_two_fa_password`, and in no `Account`).
+    pub two_fa_stored: bool,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }
@@ -197,6 +200,8 @@ pub struct ImportedAccount {
     pub app: Option<ImportedApp>,
     /// The proxy the session was checked through, which the account keeps.
     pub proxy_id: Option<ProxyId>,
+    /// Seals the 2FA password the session came with, if it came with one.
+    pub seal_two_fa_password: Option<SealForAccount>,
 }
 
 /// An imported account's own Telegram app: its id, and its `api_hash` sealed like the session.
@@ -243,6 +248,8 @@ pub struct AccountUpdate {
     pub device: Option<Box<DevicePatch>>,
     /// Binds the account to a proxy (`Some(Some(id))`) or unbinds it (`Some(None)`).
     pub proxy_id: Option<Option<ProxyId>>,
+    /// Stores the account's 2FA password, sealed for it (`Some(Some(blob))`), or forgets it.
+    pub two_fa_sealed: Option<Option<Vec<u8>>>,
 }
 
 impl AccountUpdate {
@@ -278,6 +285,9 @@ impl AccountUpdate {
         }
         if let Some(proxy_id) = self.proxy_id {
             row.proxy_id = proxy_id;
+        }
+        if let Some(sealed) = &self.two_fa_sealed {
+            row.two_fa_stored = sealed.is_some();
         }
     }
 }

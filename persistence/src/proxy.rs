@@ -26,6 +26,14 @@ pub enum ProxyUrlError {
     NoPort,
     #[error("the URL may hold only a scheme, credentials, a host and a port")]
     Extra,
+    /// grammers 0.11 hands the proxy the user name and password as the URL spells them, so an
+    /// escaped character (`%40` for `@`, or one the URL escapes itself, like a space) would reach
+    /// the proxy escaped and fail its authentication on every connection.
+    #[error(
+        "the user name and password may not hold characters a URL escapes (%, @, :, /, space, …): \
+         grammers would send them escaped and the proxy would refuse them"
+    )]
+    EscapedCredentials,
 }
 
 impl ProxyUrl {
@@ -69,6 +77,9 @@ impl std::str::FromStr for ProxyUrl {
         let port = url.port().ok_or(ProxyUrlError::NoPort)?;
         if !matches!(url.path(), "" | "/") || url.query().is_some() || url.fragment().is_some() {
             return Err(ProxyUrlError::Extra);
+        }
+        if url.username().contains('%') || url.password().is_some_and(|p| p.contains('%')) {
+            return Err(ProxyUrlError::EscapedCredentials);
         }
         let has_credentials = !url.username().is_empty() || url.password().is_some();
         let endpoint = format!("{host}:{port}");
@@ -131,6 +142,14 @@ mod tests {
             ("socks5://127.0.0.1:1080/path", ProxyUrlError::Extra),
             ("127.0.0.1:1080", ProxyUrlError::NotUrl),
             ("nonsense", ProxyUrlError::NotUrl),
+            (
+                "socks5://alice:p%40ss@127.0.0.1:1080",
+                ProxyUrlError::EscapedCredentials,
+            ),
+            (
+                "socks5://al ice:pass@127.0.0.1:1080",
+                ProxyUrlError::EscapedCredentials,
+            ),
         ] {
             assert_eq!(bad.parse::<ProxyUrl>().unwrap_err(), why, "{bad}");
         }

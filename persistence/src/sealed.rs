@@ -7,6 +7,7 @@
 
 use crate::cipher::{
     CipherError, SessionCipher, AAD_DOMAIN, AAD_DOMAIN_API_HASH, AAD_DOMAIN_PROXY_URL,
+    AAD_DOMAIN_TWO_FA,
 };
 use anyhow::Context as _;
 use sqlx::{PgPool, SqlitePool};
@@ -52,6 +53,13 @@ pub const SEALED_COLUMNS: &[SealedColumn] = &[
         key: "id",
         column: "api_hash_sealed",
         domain: AAD_DOMAIN_API_HASH,
+        bound_to: BoundTo::IntegerKey,
+    },
+    SealedColumn {
+        table: "telegram_accounts",
+        key: "id",
+        column: "two_fa_sealed",
+        domain: AAD_DOMAIN_TWO_FA,
         bound_to: BoundTo::IntegerKey,
     },
     SealedColumn {

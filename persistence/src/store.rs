@@ -84,6 +84,12 @@ pub trait Store:
     /// app ([`Account::api_id`]); only the account core opens it. No default: a store that
     /// forgot it would make such an account fail to start, never silently use the fleet's app.
     async fn account_api_hash(&self, id: AccountId) -> StoreResult<Option<Vec<u8>>>;
+    /// The account's 2FA password, sealed (`SessionCipher::seal_two_fa_password`), when its owner
+    /// left one ([`Account::two_fa_stored`]); only the account core opens it.
+    async fn account_two_fa_password(&self, id: AccountId) -> StoreResult<Option<Vec<u8>>> {
+        let _ = id;
+        Ok(None)
+    }
     async fn list_accounts(&self, filter: AccountFilter) -> StoreResult<Vec<Account>>;
     async fn update_account(&self, id: AccountId, update: AccountUpdate) -> StoreResult<Account>;
     /// Deletes the account, its session and nothing else, in one transaction.

@@ -15,9 +15,11 @@ use std::time::Duration;
 mod bao;
 mod mem;
 mod s3;
+mod socks;
 pub use bao::BaoServer;
 pub use mem::MemStore;
 pub use s3::S3Server;
+pub use socks::SocksServer;
 
 /// The PostgreSQL server the tests use, without a database name; override with
 /// `TGFLEET_TEST_POSTGRES`.

@@ -1247,6 +1247,7 @@ async fn an_import_lands_whole_or_not_at_all(store: &dyn Store) {
         device: None,
         app: None,
         proxy_id: None,
+        seal_two_fa_password: None,
     };
     // Sealing fails after the row and the claim were written: nothing of it stays.
     assert!(store
@@ -2114,7 +2115,8 @@ async fn device_identities_are_drawn_per_account_kept_and_changed_whole(store: &
     ));
 }
 
-/// An imported session's app (api_id, sealed api_hash) lands with its account, or neither does.
+/// An imported session's app (api_id, sealed api_hash) and 2FA password land with its account,
+/// or none of them does.
 async fn an_imported_app_is_kept_sealed_beside_its_account(store: &dyn Store) {
     let owner = user(store, "app@x.test").await;
     let device = DeviceIdentity {
@@ -2124,7 +2126,17 @@ async fn an_imported_app_is_kept_sealed_beside_its_account(store: &dyn Store) {
         system_lang_code: "en-GB".into(),
         lang_code: "en".into(),
     };
-    let imported = |fingerprint: &str, fail: bool| ImportedAccount {
+    let sealer = |what: &'static str, fail: bool| -> tgfleet_persistence::SealForAccount {
+        Box::new(move |id| {
+            Box::pin(async move {
+                if fail {
+                    anyhow::bail!("sealing the {what} failed");
+                }
+                Ok(format!("{what} {id}").into_bytes())
+            })
+        })
+    };
+    let imported = |fingerprint: &str, failing: Option<&str>| ImportedAccount {
         new: NewAccount {
             owner_id: owner.id,
             label: None,
@@ -2139,39 +2151,102 @@ async fn an_imported_app_is_kept_sealed_beside_its_account(store: &dyn Store) {
         device: Some(device.clone()),
         app: Some(ImportedApp {
             api_id: 123456,
-            seal_api_hash: Box::new(move |id| {
-                Box::pin(async move {
-                    if fail {
-                        anyhow::bail!("sealing failed");
-                    }
-                    Ok(format!("api hash {id}").into_bytes())
-                })
-            }),
+            seal_api_hash: sealer("api hash", failing == Some("api hash")),
         }),
         proxy_id: None,
+        seal_two_fa_password: Some(sealer("2fa", failing == Some("2fa"))),
     };
-    assert!(store
-        .create_imported_account(imported("app-1", true))
-        .await
-        .is_err());
-    assert_eq!(store.count_owned_accounts(owner.id).await.unwrap(), (0, 0));
-    assert_eq!(
-        store.account_by_session_fingerprint("app-1").await.unwrap(),
-        None
-    );
+    for failing in ["api hash", "2fa"] {
+        assert!(
+            store
+                .create_imported_account(imported("app-1", Some(failing)))
+                .await
+                .is_err(),
+            "{failing}"
+        );
+        assert_eq!(store.count_owned_accounts(owner.id).await.unwrap(), (0, 0));
+        assert_eq!(
+            store.account_by_session_fingerprint("app-1").await.unwrap(),
+            None
+        );
+    }
 
     let account = store
-        .create_imported_account(imported("app-1", false))
+        .create_imported_account(imported("app-1", None))
         .await
         .unwrap()
         .expect("imported");
     assert_eq!(account.api_id, Some(123456));
     assert_eq!(account.device, device);
+    assert!(account.two_fa_stored);
     assert_eq!(store.account(account.id).await.unwrap(), account);
     assert_eq!(
         store.account_api_hash(account.id).await.unwrap(),
         Some(format!("api hash {}", account.id).into_bytes())
     );
+    assert_eq!(
+        store.account_two_fa_password(account.id).await.unwrap(),
+        Some(format!("2fa {}", account.id).into_bytes())
+    );
+
+    // Changed and forgotten by an update, which says so in the row it returns.
+    let changed = store
+        .update_account(
+            account.id,
+            AccountUpdate {
+                two_fa_sealed: Some(Some(b"another".to_vec())),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert!(changed.two_fa_stored);
+    assert_eq!(
+        store.account_two_fa_password(account.id).await.unwrap(),
+        Some(b"another".to_vec())
+    );
+    let forgotten = store
+        .update_account(
+            account.id,
+            AccountUpdate {
+                two_fa_sealed: Some(None),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert!(!forgotten.two_fa_stored);
+    assert_eq!(store.account(account.id).await.unwrap(), forgotten);
+    assert_eq!(
+        store.account_two_fa_password(account.id).await.unwrap(),
+        None
+    );
+    // A state change leaves it alone.
+    store
+        .update_account(
+            account.id,
+            AccountUpdate {
+                two_fa_sealed: Some(Some(b"kept".to_vec())),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    let moved = store
+        .update_account(
+            account.id,
+            AccountUpdate {
+                state: Some(AccountState::Stopped),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert!(moved.two_fa_stored);
+    assert!(matches!(
+        store.account_two_fa_password(account.id + 1000).await,
+        Err(StoreError::NotFound)
+    ));
 }
 
 /// Rows from before migration 0012 have no identity: read, they show the one derived from their

@@ -18,12 +18,12 @@ pub struct Item {
     pub format: Option<SessionFormat>,
     pub session: String,
     pub label: Option<String>,
-    /// A JSONL line's `api_id`, `api_hash` and `device`, passed on as written (the API checks
-    /// them), or what a `.session`'s `.json` says of them: the app and device the session was
-    /// used with.
+    /// A JSONL line's `api_id`, `api_hash`, `device`, `proxy`, `proxy_id` and
+    /// `two_fa_password`, passed on as written (the API checks them), or what a `.session`'s
+    /// `.json` says of them: the app, device, proxy and 2FA password the session came with.
     pub passed_on: serde_json::Map<String, Value>,
     /// Fields of a `.session`'s `.json` that the import does not carry over, for the summary.
-    pub left_out: Vec<&'static str>,
+    pub left_out: Vec<String>,
 }
 
 impl std::fmt::Debug for Item {
@@ -41,7 +41,14 @@ impl std::fmt::Debug for Item {
 }
 
 /// The fields of a JSONL line the API takes as they are.
-const PASSED_ON: [&str; 3] = ["api_id", "api_hash", "device"];
+const PASSED_ON: [&str; 6] = [
+    "api_id",
+    "api_hash",
+    "device",
+    "proxy",
+    "proxy_id",
+    "two_fa_password",
+];
 
 /// A row that never reaches the API (an unreadable file).
 #[derive(Debug, Clone)]

@@ -52,7 +52,9 @@ pub mod account {
     pub use tgfleet_actors::env::App;
     pub use tgfleet_actors::formatting;
     pub use tgfleet_actors::import::formats;
-    pub use tgfleet_actors::import::{ForeignSession, ImportAs, ImportError, PreparedSession};
+    pub use tgfleet_actors::import::{
+        ForeignSession, ImportAs, ImportError, PreparedSession, TwoFaPassword,
+    };
     pub use tgfleet_actors::peer::PEER_FORMS;
     pub use tgfleet_actors::{
         AccountError, AccountLimits, AccountStatus, BotSignIn, Chat, ChatKind, ChatMessage,

@@ -47,18 +47,41 @@ pub fn log_of(dir: &Path, log: &str) -> String {
 }
 
 /// A standalone `tgfleet testdc` (sandbox directory: any phone signs up) with `extra` flags;
-/// returns it and its control URL once it answers.
+/// returns it and its control URL once it answers. A free port can be taken by another test
+/// between `free_port` and the bind: a testdc that exits (it could not listen) is started
+/// again on another port, and one that neither answers nor exits fails with its log.
 pub async fn testdc(dir: &Path, extra: &[&str], http: &reqwest::Client) -> (Guard, String) {
-    let port = free_port();
-    let listen = format!("127.0.0.1:{port}");
-    let mut args = vec!["testdc", "--control", &listen, "--sandbox-directory"];
-    args.extend_from_slice(extra);
-    let child = tgfleet(dir, &args, "testdc")
-        .spawn()
-        .expect("spawn tgfleet testdc");
-    let control = format!("http://127.0.0.1:{port}");
-    wait_until_up(http, &format!("{control}/stats"), "testdc").await;
-    (Guard(child), control)
+    let mut exits = Vec::new();
+    for attempt in 0..3 {
+        let port = free_port();
+        let listen = format!("127.0.0.1:{port}");
+        let mut args = vec!["testdc", "--control", &listen, "--sandbox-directory"];
+        args.extend_from_slice(extra);
+        let log = format!("testdc-{attempt}");
+        let mut child = Guard(
+            tgfleet(dir, &args, &log)
+                .spawn()
+                .expect("spawn tgfleet testdc"),
+        );
+        let control = format!("http://127.0.0.1:{port}");
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            if http.get(format!("{control}/stats")).send().await.is_ok() {
+                return (child, control);
+            }
+            if let Ok(Some(status)) = child.0.try_wait() {
+                exits.push(format!("{status}: {}", log_of(dir, &log)));
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "testdc never came up: {}",
+                log_of(dir, &log)
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+    panic!("testdc exited at every start: {exits:#?}");
 }
 
 /// `tgfleet serve` on fresh ports over `dir/data`, its Telegram the testdc behind `control`,

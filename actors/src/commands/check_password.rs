@@ -9,6 +9,7 @@ use super::{Admission, Class, Decided, Handler, OpFailure, View};
 use crate::client::Tg;
 use crate::protocol::AccountError;
 use crate::session::PendingLogin;
+use zeroize::Zeroizing;
 
 #[derive(Clone)]
 pub struct CheckPassword {
@@ -54,66 +55,7 @@ impl Handler for CheckPassword {
             .call(&tl::functions::account::GetPassword {})
             .await?
             .into();
-        let bad = |what: &str| OpFailure::user(AccountError::Internal(format!("2FA: {what}")));
-        let Some(tl::enums::PasswordKdfAlgo::Sha256Sha256Pbkdf2Hmacsha512iter100000Sha256ModPow(
-            algo,
-        )) = info.current_algo
-        else {
-            return Err(bad("unsupported or missing password algorithm"));
-        };
-        let (Some(srp_b), Some(srp_id)) = (info.srp_b, info.srp_id) else {
-            return Err(bad("server sent no SRP parameters"));
-        };
-        let secure_random = info.secure_random;
-        // PBKDF2 with 100k rounds: CPU work that must not block the async runtime, and bounded like
-        // argon2 (one per core), its slot held by the blocking job itself. grammers panics on
-        // malformed parameters; the blocking task contains that, and p/g are checked first.
-        let slot = match tokio::time::timeout(SRP_SLOT_WAIT, srp_slots().acquire()).await {
-            Ok(Ok(slot)) => slot,
-            _ => return Err(OpFailure::user(AccountError::Busy("2FA password checks"))),
-        };
-        let srp = tokio::task::spawn_blocking(move || {
-            let _slot = slot;
-            let _counted = SrpInFlight::enter();
-            if !check_p_and_g(&algo.p, &algo.g) {
-                return None;
-            }
-            Some(calculate_2fa(
-                &algo.salt1,
-                &algo.salt2,
-                &algo.p,
-                &algo.g,
-                srp_b,
-                secure_random,
-                password,
-            ))
-        })
-        .await;
-        let (m1, g_a) = match srp {
-            Ok(Some(v)) => v,
-            Ok(None) => return Err(bad("server sent invalid SRP group")),
-            Err(_) => return Err(bad("SRP computation failed")),
-        };
-        let request = tl::functions::auth::CheckPassword {
-            password: tl::enums::InputCheckPasswordSrp::Srp(tl::types::InputCheckPasswordSrp {
-                srp_id,
-                a: g_a.to_vec(),
-                m1: m1.to_vec(),
-            }),
-        };
-        match tg.call(&request).await {
-            Ok(tl::enums::auth::Authorization::Authorization(auth)) => {
-                login::complete_login(tg, auth).await
-            }
-            Ok(tl::enums::auth::Authorization::SignUpRequired(_)) => {
-                Err(OpFailure::user(AccountError::PhoneNotRegistered))
-            }
-            Err(e) if e.is("PASSWORD_HASH_INVALID") => Err(OpFailure {
-                error: AccountError::PasswordInvalid,
-                cause: Some(e),
-            }),
-            Err(e) => Err(e.into()),
-        }
+        prove(tg, info, Zeroizing::new(password)).await
     }
 
     fn on_done(view: &View, step: Step) -> Decided<LoginStep> {
@@ -121,6 +63,74 @@ impl Handler for CheckPassword {
             effects: login::step_effects(view, &step, "code and password"),
             answer: login::login_step(view, &step),
         }
+    }
+}
+
+/// Answers Telegram's 2FA challenge `info` (one `account.getPassword`, used once) with
+/// `password`, and finishes the login when it is right.
+pub(crate) async fn prove(
+    tg: &Tg,
+    info: tl::types::account::Password,
+    password: Zeroizing<String>,
+) -> Result<Step, OpFailure> {
+    let bad = |what: &str| OpFailure::user(AccountError::Internal(format!("2FA: {what}")));
+    let Some(tl::enums::PasswordKdfAlgo::Sha256Sha256Pbkdf2Hmacsha512iter100000Sha256ModPow(algo)) =
+        info.current_algo
+    else {
+        return Err(bad("unsupported or missing password algorithm"));
+    };
+    let (Some(srp_b), Some(srp_id)) = (info.srp_b, info.srp_id) else {
+        return Err(bad("server sent no SRP parameters"));
+    };
+    let secure_random = info.secure_random;
+    // PBKDF2 with 100k rounds: CPU work that must not block the async runtime, and bounded like
+    // argon2 (one per core), its slot held by the blocking job itself. grammers panics on
+    // malformed parameters; the blocking task contains that, and p/g are checked first.
+    let slot = match tokio::time::timeout(SRP_SLOT_WAIT, srp_slots().acquire()).await {
+        Ok(Ok(slot)) => slot,
+        _ => return Err(OpFailure::user(AccountError::Busy("2FA password checks"))),
+    };
+    let srp = tokio::task::spawn_blocking(move || {
+        let _slot = slot;
+        let _counted = SrpInFlight::enter();
+        if !check_p_and_g(&algo.p, &algo.g) {
+            return None;
+        }
+        Some(calculate_2fa(
+            &algo.salt1,
+            &algo.salt2,
+            &algo.p,
+            &algo.g,
+            srp_b,
+            secure_random,
+            password.as_bytes(),
+        ))
+    })
+    .await;
+    let (m1, g_a) = match srp {
+        Ok(Some(v)) => v,
+        Ok(None) => return Err(bad("server sent invalid SRP group")),
+        Err(_) => return Err(bad("SRP computation failed")),
+    };
+    let request = tl::functions::auth::CheckPassword {
+        password: tl::enums::InputCheckPasswordSrp::Srp(tl::types::InputCheckPasswordSrp {
+            srp_id,
+            a: g_a.to_vec(),
+            m1: m1.to_vec(),
+        }),
+    };
+    match tg.call(&request).await {
+        Ok(tl::enums::auth::Authorization::Authorization(auth)) => {
+            login::complete_login(tg, auth).await
+        }
+        Ok(tl::enums::auth::Authorization::SignUpRequired(_)) => {
+            Err(OpFailure::user(AccountError::PhoneNotRegistered))
+        }
+        Err(e) if e.is("PASSWORD_HASH_INVALID") => Err(OpFailure {
+            error: AccountError::PasswordInvalid,
+            cause: Some(e),
+        }),
+        Err(e) => Err(e.into()),
     }
 }
 

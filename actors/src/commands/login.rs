@@ -33,6 +33,8 @@ pub struct LoggedInUser {
     pub username: Option<String>,
     pub dc_id: i32,
     pub bot: bool,
+    /// The 2FA step was answered with the password the owner left with the fleet.
+    pub by_stored_password: bool,
 }
 
 /// What a login step's Telegram side achieved.
@@ -44,6 +46,8 @@ pub(crate) enum Step {
     },
     PasswordNeeded {
         hint: Option<String>,
+        /// Why the stored 2FA password did not finish the login, when one was tried.
+        stored_refused: Option<String>,
     },
     Qr {
         url: String,
@@ -80,11 +84,16 @@ pub(crate) fn step_effects(view: &View, step: &Step, how: &'static str) -> Vec<E
                 format!("login code sent ({code_type})"),
             )]
         }
-        Step::PasswordNeeded { .. } => vec![become_(
+        Step::PasswordNeeded { stored_refused, .. } => vec![become_(
             State::AwaitingPassword,
             AccountUpdate::default(),
             "login_password_needed",
-            "two-step verification password needed".into(),
+            match stored_refused {
+                None => "two-step verification password needed".into(),
+                Some(why) => format!(
+                    "two-step verification password needed: the stored one did not do ({why})"
+                ),
+            },
         )],
         Step::Qr { expires_at, .. } => vec![become_(
             State::AwaitingQr,
@@ -95,7 +104,11 @@ pub(crate) fn step_effects(view: &View, step: &Step, how: &'static str) -> Vec<E
         Step::QrPending => Vec::new(),
         Step::LoggedIn(user) => vec![Effect::CompleteLogin {
             user: user.clone(),
-            how,
+            how: if user.by_stored_password {
+                "code and the stored 2FA password"
+            } else {
+                how
+            },
         }],
     }
 }
@@ -107,7 +120,7 @@ pub(crate) fn login_step(view: &View, step: &Step) -> Result<LoginStep, AccountE
             state: AccountState::Active,
             hint: None,
         }),
-        Step::PasswordNeeded { hint } => Ok(LoginStep {
+        Step::PasswordNeeded { hint, .. } => Ok(LoginStep {
             state: AccountState::AwaitingPassword,
             hint: hint.clone(),
         }),
@@ -154,6 +167,26 @@ pub(crate) async fn password_needed(tg: &Tg, phone: Option<Phone>) -> Result<Ste
         .call(&tl::functions::account::GetPassword {})
         .await?
         .into();
+    // A password the owner left with the fleet answers the step at once, so a re-login of an
+    // imported account needs only its code. Whatever keeps it from doing so (wrong, unreadable,
+    // a busy hasher) leaves the step to whoever is logging in, as without one.
+    let stored_refused = match stored_password(tg).await {
+        Ok(None) => None,
+        Ok(Some(stored)) => {
+            match super::check_password::prove(tg, password.clone(), stored).await {
+                Ok(Step::LoggedIn(mut user)) => {
+                    user.by_stored_password = true;
+                    return Ok(Step::LoggedIn(user));
+                }
+                Ok(other) => return Ok(other),
+                Err(failure) => Some(match failure.error {
+                    AccountError::PasswordInvalid => "Telegram refused it".to_owned(),
+                    other => other.to_string(),
+                }),
+            }
+        }
+        Err(why) => Some(why),
+    };
     tg.session
         .set_pending_login(Some(PendingLogin::Password {
             hint: password.hint.clone(),
@@ -162,7 +195,27 @@ pub(crate) async fn password_needed(tg: &Tg, phone: Option<Phone>) -> Result<Ste
         .await?;
     Ok(Step::PasswordNeeded {
         hint: password.hint,
+        stored_refused,
     })
+}
+
+/// The account's stored 2FA password, opened here in the account core like its session.
+async fn stored_password(tg: &Tg) -> Result<Option<zeroize::Zeroizing<String>>, String> {
+    let sealed = tg
+        .env
+        .store
+        .account_two_fa_password(tg.account_id)
+        .await
+        .map_err(|e| format!("it could not be read: {e}"))?;
+    let Some(sealed) = sealed else {
+        return Ok(None);
+    };
+    tg.env
+        .cipher
+        .open_two_fa_password(tg.account_id, &sealed)
+        .await
+        .map(Some)
+        .map_err(|e| format!("it could not be opened: {e}"))
 }
 
 pub(crate) async fn authorization_result(
@@ -216,5 +269,6 @@ pub(crate) async fn complete_login(
         username: user.username,
         dc_id: tg.session.home_dc(),
         bot: user.bot,
+        by_stored_password: false,
     }))
 }

@@ -412,6 +412,7 @@ pub(crate) mod test_view {
             device: tgfleet_persistence::DeviceIdentity::pick(0),
             api_id: None,
             proxy_id: None,
+            two_fa_stored: false,
             created_at: Utc::now(),
             updated_at: Utc::now(),
         }

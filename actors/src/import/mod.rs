@@ -86,6 +86,44 @@ pub struct ImportAs {
     /// The pool's proxy the session is checked through and the account then keeps: with one,
     /// the probe connects only through it, like every connection of the account after it.
     pub proxy: Option<(tgfleet_persistence::ProxyId, tgfleet_persistence::ProxyUrl)>,
+    /// The account's 2FA password, when it came with the session (a seller's `.json` "twoFA"):
+    /// sealed with the account, and tried when a re-login meets SESSION_PASSWORD_NEEDED.
+    pub two_fa_password: Option<TwoFaPassword>,
+}
+
+/// A 2FA password on its way to being sealed: wiped on drop, never printed.
+#[derive(Clone)]
+pub struct TwoFaPassword(Zeroizing<String>);
+
+impl TwoFaPassword {
+    pub fn new(password: String) -> Self {
+        Self(Zeroizing::new(password))
+    }
+
+    /// 1 to 1024 bytes: Telegram sets no shorter bound, and nothing longer is anyone's password.
+    pub fn checked(password: String) -> Result<Self, &'static str> {
+        let password = Self::new(password);
+        if password.0.is_empty() || password.0.len() > 1024 {
+            return Err("a 2FA password is 1 to 1024 bytes long");
+        }
+        Ok(password)
+    }
+
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for TwoFaPassword {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        Self::checked(String::deserialize(d)?).map_err(serde::de::Error::custom)
+    }
+}
+
+impl fmt::Debug for TwoFaPassword {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("TwoFaPassword(<redacted>)")
+    }
 }
 
 impl PreparedSession {
@@ -101,8 +139,23 @@ impl PreparedSession {
         let Self {
             plain,
             identity,
-            introduced: ImportAs { device, app, proxy },
+            introduced:
+                ImportAs {
+                    device,
+                    app,
+                    proxy,
+                    two_fa_password,
+                },
         } = self;
+        let seal_two_fa_password = two_fa_password.map(|password| {
+            let cipher = cipher.clone();
+            let seal: tgfleet_persistence::SealForAccount = Box::new(move |id| {
+                Box::pin(
+                    async move { Ok(cipher.seal_two_fa_password(id, password.expose()).await?) },
+                )
+            });
+            seal
+        });
         let app = app.map(|app| {
             let cipher = cipher.clone();
             ImportedApp {
@@ -122,6 +175,7 @@ impl PreparedSession {
             device: Some(device),
             app,
             proxy_id: proxy.map(|(id, _)| id),
+            seal_two_fa_password,
         }
     }
 }
@@ -506,6 +560,7 @@ mod tests {
                     api_hash: "0123456789abcdef0123456789abcdef".into(),
                 }),
                 proxy: None,
+                two_fa_password: Some(TwoFaPassword::new("correct horse".into())),
             },
         };
         let new = NewAccount {
@@ -541,6 +596,21 @@ mod tests {
         assert!(!sealed
             .windows(32)
             .any(|w| w == b"0123456789abcdef0123456789abcdef"));
+        assert!(account.two_fa_stored);
+        let sealed = store
+            .account_two_fa_password(account.id)
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(!sealed.windows(13).any(|w| w == b"correct horse"));
+        assert_eq!(
+            cipher
+                .open_two_fa_password(account.id, &sealed)
+                .await
+                .unwrap()
+                .as_str(),
+            "correct horse"
+        );
         let app = session::app_for(&env, &account).await.unwrap();
         assert_eq!(
             (app.api_id, app.api_hash.as_str()),

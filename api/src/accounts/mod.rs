@@ -56,6 +56,9 @@ pub struct AccountView {
     /// The pool's proxy every connection of the account goes through (none goes without it);
     /// set at creation or with `PATCH`.
     pub proxy_id: Option<tgfleet_persistence::ProxyId>,
+    /// Whether the account's 2FA password is stored (sealed; never shown): a re-login that
+    /// meets the password step answers it with that password, and needs only the code.
+    pub two_fa_password_stored: bool,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }
@@ -106,6 +109,7 @@ impl From<Account> for AccountView {
             device: a.device.into(),
             api_id: a.api_id,
             proxy_id: a.proxy_id,
+            two_fa_password_stored: a.two_fa_stored,
             created_at: a.created_at,
             updated_at: a.updated_at,
         }
@@ -526,6 +530,11 @@ pub struct EditAccount {
     #[serde(default, with = "crate::proxies::double_option")]
     #[schema(value_type = Option<i64>)]
     pub proxy_id: Option<Option<tgfleet_persistence::ProxyId>>,
+    /// Store the account's 2FA password (sealed, never shown again), so a re-login answers the
+    /// password step by itself; `null` forgets it. 1 to 1024 bytes.
+    #[serde(default, with = "crate::proxies::double_option")]
+    #[schema(value_type = Option<String>, example = "correct horse battery staple")]
+    pub two_fa_password: Option<Option<tgfleet_supervision::account::TwoFaPassword>>,
 }
 
 /// Fields of a device identity to change. Texts: 1 to 64 characters after trimming, no control
@@ -610,12 +619,28 @@ pub async fn edit(
     if let Some(Some(proxy_id)) = proxy_id {
         check_bindable_proxy(&state, &user, proxy_id, before.owner_id).await?;
     }
+    let two_fa_sealed = match req.two_fa_password {
+        None => None,
+        Some(None) => before.two_fa_stored.then_some(None),
+        Some(Some(password)) => Some(Some(
+            state
+                .cipher
+                .seal_two_fa_password(id, password.expose())
+                .await
+                .map_err(|e| ApiError::Unavailable {
+                    code: "SECRETS_UNAVAILABLE",
+                    message: format!("could not seal the 2FA password: {e}"),
+                    retry_after_s: Some(5),
+                })?,
+        )),
+    };
     // Only the fields the request names are written, so a concurrent edit of other fields
     // stands; the identity shown and audited is the row's after the write.
     let update = tgfleet_persistence::AccountUpdate {
         receive_updates: req.receive_updates,
         device: patch.clone().map(Box::new),
         proxy_id,
+        two_fa_sealed,
         ..Default::default()
     };
     if update == tgfleet_persistence::AccountUpdate::default() {
@@ -648,6 +673,7 @@ pub(crate) async fn apply_edit(
     device_changed: bool,
 ) -> Result<Account, ApiError> {
     let proxy_changed = update.proxy_id;
+    let two_fa_changed = update.two_fa_sealed.as_ref().map(Option::is_some);
     let after = match state.store.update_account(id, update).await {
         Ok(after) => after,
         Err(e) => {
@@ -667,6 +693,25 @@ pub(crate) async fn apply_edit(
         .details(serde_json::json!({ "proxy_id": proxy_id }))
         .record(&state)
         .await;
+    }
+    if let Some(stored) = two_fa_changed {
+        // Read at the next password step; the running actor needs nothing.
+        let (event, what) = if stored {
+            (
+                "account_two_fa_password_stored",
+                "2FA password stored (sealed)",
+            )
+        } else {
+            (
+                "account_two_fa_password_forgotten",
+                "stored 2FA password forgotten",
+            )
+        };
+        Audit::info(event, what)
+            .user(user_id)
+            .account(id)
+            .record(&state)
+            .await;
     }
     // Recorded once written, whatever the reconnect below does: the row is what counts.
     let device = device_changed.then(|| after.device.clone());

@@ -12,8 +12,8 @@ pub(super) const TOKEN_COLS: &str =
     "token_hash, user_id, family_id, expires_at, revoked_at, created_at";
 pub(super) const ACCOUNT_COLS: &str = "id, owner_id, label, kind, phone, state, tg_user_id, \
      username, dc_id, flood_wait_until, last_error, restarts, receive_updates, device_model, \
-     system_version, app_version, system_lang_code, lang_code, api_id, proxy_id, created_at, \
-     updated_at";
+     system_version, app_version, system_lang_code, lang_code, api_id, proxy_id, \
+     (two_fa_sealed IS NOT NULL) AS two_fa_stored, created_at, updated_at";
 pub(super) const PROXY_COLS: &str =
     "id, owner_id, label, state, latency_ms, last_error, checked_at, created_at, updated_at";
 pub(super) const LOG_COLS: &str =
@@ -205,7 +205,8 @@ macro_rules! impl_sql_store {
                      app_version = COALESCE($20, app_version), \
                      system_lang_code = COALESCE($21, system_lang_code), \
                      lang_code = COALESCE($22, lang_code), \
-                     proxy_id = CASE WHEN $23 THEN $24 ELSE proxy_id END \
+                     proxy_id = CASE WHEN $23 THEN $24 ELSE proxy_id END, \
+                     two_fa_sealed = CASE WHEN $25 THEN $26 ELSE two_fa_sealed END \
                      WHERE id = $1 RETURNING {ACCOUNT_COLS}"
                 );
                 let device = update.device;
@@ -234,6 +235,8 @@ macro_rules! impl_sql_store {
                     .bind(device.as_ref().and_then(|d| d.lang_code.as_deref()))
                     .bind(update.proxy_id.is_some())
                     .bind(update.proxy_id.flatten())
+                    .bind(update.two_fa_sealed.is_some())
+                    .bind(update.two_fa_sealed.flatten())
                     .fetch_one(&mut *conn)
                     .await
                     .map_err(db_err("updating telegram account"))?;
@@ -293,6 +296,9 @@ macro_rules! impl_sql_store {
                     },
                     api_id: row.try_get("api_id").with_context(|| ctx("api_id"))?,
                     proxy_id: row.try_get("proxy_id").with_context(|| ctx("proxy_id"))?,
+                    two_fa_stored: row
+                        .try_get("two_fa_stored")
+                        .with_context(|| ctx("two_fa_stored"))?,
                     created_at: row.try_get("created_at").with_context(|| ctx("created_at"))?,
                     updated_at: row.try_get("updated_at").with_context(|| ctx("updated_at"))?,
                 })
@@ -659,6 +665,17 @@ macro_rules! impl_sql_store {
                 sealed.ok_or(StoreError::NotFound)
             }
 
+            async fn account_two_fa_password(&self, id: AccountId) -> StoreResult<Option<Vec<u8>>> {
+                let sealed: Option<Option<Vec<u8>>> = sqlx::query_scalar(
+                    "SELECT two_fa_sealed FROM telegram_accounts WHERE id = $1",
+                )
+                .bind(id)
+                .fetch_optional(&self.pool)
+                .await
+                .map_err(db_err("loading an account's 2FA password"))?;
+                sealed.ok_or(StoreError::NotFound)
+            }
+
             async fn account(&self, id: AccountId) -> StoreResult<Account> {
                 let sql = format!("SELECT {ACCOUNT_COLS} FROM telegram_accounts WHERE id = $1");
                 let row = sqlx::query(&sql)
@@ -893,6 +910,7 @@ macro_rules! impl_sql_store {
                     device,
                     app,
                     proxy_id,
+                    seal_two_fa_password,
                 } = imported;
                 let device = device.unwrap_or_else(DeviceIdentity::generate);
                 let at = now();
@@ -985,6 +1003,25 @@ macro_rules! impl_sql_store {
                         .await
                         .map_err(db_err("storing the imported app's api_hash"))?;
                 }
+                let account = match seal_two_fa_password {
+                    Some(seal_two_fa_password) => {
+                        let sealed = seal_two_fa_password(account.id)
+                            .await
+                            .map_err(StoreError::Other)?;
+                        let sql = format!(
+                            "UPDATE telegram_accounts SET two_fa_sealed = $2 WHERE id = $1 \
+                             RETURNING {ACCOUNT_COLS}"
+                        );
+                        let row = sqlx::query(&sql)
+                            .bind(account.id)
+                            .bind(&sealed)
+                            .fetch_one(&mut *tx)
+                            .await
+                            .map_err(db_err("storing the imported 2FA password"))?;
+                        Self::account_row(&row)?
+                    }
+                    None => account,
+                };
                 tx.commit().await.map_err(db_err("committing an import"))?;
                 Ok(Ok(account))
             }

@@ -54,6 +54,7 @@ impl MemStore {
             device: DeviceIdentity::pick(id as u64),
             api_id: None,
             proxy_id: None,
+            two_fa_stored: false,
             created_at: now,
             updated_at: now,
         });

@@ -18,12 +18,14 @@ use axum::Json;
 use formats::{fingerprint, ParseError, SessionFormat};
 use futures::stream::{self, StreamExt};
 use serde::{Deserialize, Serialize};
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 use tgfleet_persistence::{
-    AccountId, AccountKind, AccountState, ImportConflict, NewAccount, StoreError,
+    AccountId, AccountKind, AccountState, ImportConflict, NewAccount, ProxyUrl, StoreError,
 };
-use tgfleet_supervision::account::{App, ForeignSession, ImportAs, ImportError, Status};
+use tgfleet_supervision::account::{
+    App, ForeignSession, ImportAs, ImportError, Status, TwoFaPassword,
+};
 use tgfleet_supervision::{ExportError, Fleet};
 use utoipa::{IntoParams, ToSchema};
 
@@ -70,6 +72,14 @@ pub struct ImportItem {
     /// One of the caller's proxies (`/api/v1/proxies`): the session is checked through it and
     /// the account keeps it, so no connection of the account leaves without it.
     pub proxy_id: Option<tgfleet_persistence::ProxyId>,
+    /// Instead of `proxy_id`: a `socks5://[user:password@]host:port` URL. The caller's proxy
+    /// with that URL is used, or one is added to their pool (and checked) for it, so sessions
+    /// that came with the same proxy share one.
+    #[schema(example = "socks5://user:secret@203.0.113.7:1080")]
+    pub proxy: Option<String>,
+    /// The account's 2FA password, when it came with the session: kept sealed (never shown
+    /// again), it answers the password step of a later re-login by itself.
+    pub two_fa_password: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
@@ -86,7 +96,7 @@ pub enum ImportStatus {
     Failed,
 }
 
-#[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct ImportResult {
     pub status: ImportStatus,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -169,11 +179,13 @@ pub async fn import(
     let mut work = Vec::with_capacity(req.sessions.len());
     for mut item in req.sessions {
         let introduced = introduced_as(&mut item);
+        let proxy = proxy_of(&mut item);
         let parsed = parse_item(&item, test_servers).and_then(|session| {
             let introduced = introduced?;
+            let proxy = proxy?;
             let fp = fingerprint(&session.auth_key);
             if seen.insert(fp.clone()) {
-                Ok((session, fp, introduced))
+                Ok((session, fp, introduced, proxy))
             } else {
                 Err(ImportResult::duplicate(
                     None,
@@ -182,7 +194,7 @@ pub async fn import(
                 ))
             }
         });
-        work.push((parsed, item.label, item.format, item.proxy_id));
+        work.push((parsed, item.label, item.format));
     }
     // Admission: one process-wide probe slot within the queueing bound (an overloaded process
     // says so at once instead of holding requests), then the user's budget of items.
@@ -198,13 +210,22 @@ pub async fn import(
     let task = tokio::spawn({
         let (state, user) = (state.clone(), user.clone());
         async move {
+            let proxies = proxies_by_url(&state, &user, &work).await;
             stream::iter(work)
-                .map(|(parsed, label, format, proxy_id)| {
-                    let (state, user, fleet) = (&state, &user, &fleet);
+                .map(|(parsed, label, format)| {
+                    let (state, user, fleet, proxies) = (&state, &user, &fleet, &proxies);
                     async move {
+                        let parsed = parsed.and_then(|(session, fp, introduced, proxy)| {
+                            let proxy_id = match proxy {
+                                ProxyChoice::Direct => None,
+                                ProxyChoice::Id(id) => Some(id),
+                                ProxyChoice::Url(url) => Some(proxies[url.expose()].clone()?),
+                            };
+                            Ok((session, fp, introduced, proxy_id))
+                        });
                         match parsed {
                             Err(result) => result,
-                            Ok((session, fp, introduced)) => {
+                            Ok((session, fp, introduced, proxy_id)) => {
                                 let item = Item {
                                     session,
                                     fp,
@@ -238,6 +259,65 @@ pub async fn import(
     .record(&state)
     .await;
     Ok(Json(ImportResponse { results }))
+}
+
+/// How an item's account reaches Telegram.
+enum ProxyChoice {
+    Direct,
+    Id(tgfleet_persistence::ProxyId),
+    /// Resolved to the caller's proxy with this URL, or a new one, once per request.
+    Url(ProxyUrl),
+}
+
+/// INVALID_PROXY for both `proxy_id` and `proxy`, INVALID_PROXY_URL for a URL grammers cannot dial.
+fn proxy_of(item: &mut ImportItem) -> Result<ProxyChoice, ImportResult> {
+    match (item.proxy_id, item.proxy.take()) {
+        (None, None) => Ok(ProxyChoice::Direct),
+        (Some(id), None) => Ok(ProxyChoice::Id(id)),
+        (None, Some(url)) => url.parse().map(ProxyChoice::Url).map_err(|e| {
+            ImportResult::not(
+                ImportStatus::Invalid,
+                "INVALID_PROXY_URL",
+                format!("proxy: {e}; expected socks5://[user:password@]host:port"),
+            )
+        }),
+        (Some(_), Some(_)) => Err(ImportResult::not(
+            ImportStatus::Invalid,
+            "INVALID_PROXY",
+            "proxy_id or proxy, not both",
+        )),
+    }
+}
+
+type Parsed = Result<(ForeignSession, String, ImportAs, ProxyChoice), ImportResult>;
+
+/// The pool's proxy for each distinct URL the items name, found or added once for the request;
+/// an item whose proxy could not be had fails (nothing of it is kept) and may be sent again.
+async fn proxies_by_url(
+    state: &AppState,
+    user: &AuthUser,
+    work: &[(Parsed, Option<String>, String)],
+) -> HashMap<String, Result<tgfleet_persistence::ProxyId, ImportResult>> {
+    let mut found = HashMap::new();
+    for (parsed, ..) in work {
+        let Ok((.., ProxyChoice::Url(url))) = parsed else {
+            continue;
+        };
+        if found.contains_key(url.expose()) {
+            continue;
+        }
+        let proxy = crate::proxies::find_or_add(state, user.id, url)
+            .await
+            .map_err(|e| {
+                ImportResult::not(
+                    ImportStatus::Failed,
+                    e.code(),
+                    format!("proxy {url}: {e}; nothing was kept, send it again"),
+                )
+            });
+        found.insert(url.expose().to_owned(), proxy);
+    }
+    found
 }
 
 /// The app and identity an item asks for: INVALID_APP / INVALID_DEVICE when malformed.
@@ -281,10 +361,17 @@ fn introduced_as(item: &mut ImportItem) -> Result<ImportAs, ImportResult> {
     let device = patch
         .completed()
         .map_err(|why| ImportResult::not(ImportStatus::Invalid, "INVALID_DEVICE", why))?;
+    let two_fa_password = item
+        .two_fa_password
+        .take()
+        .map(TwoFaPassword::checked)
+        .transpose()
+        .map_err(|why| ImportResult::not(ImportStatus::Invalid, "INVALID_TWO_FA_PASSWORD", why))?;
     Ok(ImportAs {
         device,
         app,
         proxy: None,
+        two_fa_password,
     })
 }
 
