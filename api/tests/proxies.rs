@@ -451,11 +451,7 @@ async fn an_import_names_its_proxy_by_url_and_sessions_sharing_one_share_the_poo
     let codes: Vec<_> = refused.iter().map(|r| r["code"].clone()).collect();
     assert_eq!(
         codes,
-        [
-            "INVALID_PROXY",
-            "INVALID_PROXY_URL",
-            "INVALID_PROXY_URL"
-        ],
+        ["INVALID_PROXY", "INVALID_PROXY_URL", "INVALID_PROXY_URL"],
         "{refused:?}"
     );
     assert!(refused[2]["error"]
