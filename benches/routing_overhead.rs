@@ -41,8 +41,7 @@
 #[path = "common/mod.rs"]
 mod common;
 use common::cluster::{
-    self, call, load_sessions, onboard, start_bare_clients, stop_bare_clients, BareClient, Fleet,
-    Processes,
+    self, call, load_sessions, onboard, start_bare_clients, stop_bare_clients, Fleet, Processes,
 };
 
 #[global_allocator]
@@ -51,12 +50,11 @@ static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 use std::collections::HashMap;
 use std::future::Future;
 use std::path::Path;
-use std::sync::atomic::{AtomicI64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
-use grammers_tl_types as tl;
 use serde_json::json;
 use tgfleet_actors::session::StoredKeys;
 
@@ -78,58 +76,6 @@ fn main() {
 // ---------------------------------------------------------------- setup
 
 // ---------------------------------------------------------------- bare grammers clients
-
-/// testdc answers a second message with the same `random_id` from the same user with the first
-/// one's result instead of sending it: every request needs its own (testdc is fresh every run).
-static RANDOM_ID: AtomicI64 = AtomicI64::new(0);
-
-fn next_random_id() -> i64 {
-    RANDOM_ID.fetch_add(1, Ordering::Relaxed)
-}
-
-fn send_message_request() -> tl::functions::messages::SendMessage {
-    // Field for field what `actors/src/ops.rs::send_message` sends for peer "me".
-    tl::functions::messages::SendMessage {
-        no_webpage: false,
-        silent: false,
-        background: false,
-        clear_draft: false,
-        noforwards: false,
-        update_stickersets_order: false,
-        invert_media: false,
-        allow_paid_floodskip: false,
-        peer: tl::enums::InputPeer::PeerSelf,
-        reply_to: None,
-        message: TEXT.to_owned(),
-        random_id: next_random_id(),
-        reply_markup: None,
-        entities: None,
-        schedule_date: None,
-        schedule_repeat_period: None,
-        send_as: None,
-        quick_reply_shortcut: None,
-        effect: None,
-        allow_paid_stars: None,
-        suggested_post: None,
-        rich_message: None,
-    }
-}
-
-async fn bare_send(client: &BareClient) -> Result<(), String> {
-    let request = send_message_request();
-    match tokio::time::timeout(
-        REQUEST_BOUND,
-        client.handle.invoke_in_dc(client.home_dc, &request),
-    )
-    .await
-    {
-        // What testdc answers a sent message with; anything else would not be a sent message.
-        Ok(Ok(tl::enums::Updates::UpdateShortSentMessage(_))) => Ok(()),
-        Ok(Ok(other)) => Err(format!("unexpected answer: {other:?}")),
-        Ok(Err(e)) => Err(format!("grammers: {e}")),
-        Err(_) => Err("timeout".into()),
-    }
-}
 
 // ---------------------------------------------------------------- REST
 
@@ -351,7 +297,7 @@ async fn phase(
                 let clients = Arc::clone(&clients);
                 move |i: usize| {
                     let clients = Arc::clone(&clients);
-                    async move { bare_send(&clients[i]).await }
+                    async move { cluster::bare_send(&clients[i], TEXT, REQUEST_BOUND).await }
                 }
             };
             let warm = drive(accounts, workers.max(16), None, send.clone()).await;

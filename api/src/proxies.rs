@@ -142,6 +142,16 @@ async fn add(
     label: Option<String>,
     url: &ProxyUrl,
 ) -> Result<Proxy, ApiError> {
+    let proxy = add_unchecked(state, owner, label, url).await?;
+    record_check(state, proxy.id, url).await
+}
+
+async fn add_unchecked(
+    state: &AppState,
+    owner: UserId,
+    label: Option<String>,
+    url: &ProxyUrl,
+) -> Result<Proxy, ApiError> {
     let cipher = state.cipher.clone();
     let sealed_url = url.clone();
     let proxy = state
@@ -159,36 +169,40 @@ async fn add(
         .details(serde_json::json!({ "proxy_id": proxy.id }))
         .record(state)
         .await;
-    record_check(state, proxy.id, url).await
+    Ok(proxy)
 }
 
 /// `owner`'s proxy with `url`, or one added to their pool for it: the sessions of an import
-/// that came with the same proxy share one entry of the pool, however many imports bring it.
+/// that came with the same proxy share one entry of the pool.
 pub(crate) async fn find_or_add(
     state: &AppState,
     owner: UserId,
     url: &ProxyUrl,
 ) -> Result<ProxyId, ApiError> {
-    // One at a time in this process, so two imports bringing the same new URL add it once.
-    static ADDING: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
-    let _one = ADDING.lock().await;
-    for proxy in state.store.list_proxies(Some(owner)).await? {
-        let sealed = state.store.proxy_url(proxy.id).await?;
-        let known = state
-            .cipher
-            .open_proxy_url(proxy.id, &sealed)
-            .await
-            .map_err(|e| ApiError::Unavailable {
-                code: "SECRETS_UNAVAILABLE",
-                message: format!("could not open proxy {}'s URL: {e}", proxy.id),
-                retry_after_s: Some(5),
-            })?;
-        if known == *url {
-            return Ok(proxy.id);
+    let added = {
+        // Finding and adding one at a time in this process, so two imports bringing the same new
+        // URL add it once (another node, or a POST /proxies at the same moment, may still add a
+        // second); the check of a new one runs after, without holding up the others.
+        static ADDING: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+        let _one = ADDING.lock().await;
+        for proxy in state.store.list_proxies(Some(owner)).await? {
+            let sealed = state.store.proxy_url(proxy.id).await?;
+            match state.cipher.open_proxy_url(proxy.id, &sealed).await {
+                Ok(known) if known == *url => return Ok(proxy.id),
+                Ok(_) => {}
+                // One that no longer opens (a URL this version refuses, a key problem) is not
+                // this one; the periodic check reports it.
+                Err(e) => tracing::warn!(proxy_id = proxy.id, error = %e, "proxy URL unreadable"),
+            }
         }
-    }
-    let label = format!("imported {}", url.endpoint());
-    Ok(add(state, owner, Some(label), url).await?.id)
+        let label = format!("imported {}", url.endpoint())
+            .chars()
+            .take(128)
+            .collect();
+        add_unchecked(state, owner, Some(label), url).await?
+    };
+    record_check(state, added.id, url).await?;
+    Ok(added.id)
 }
 
 /// Checks `url` (can it reach the Telegram DC, how fast) and writes what it found.

@@ -6,6 +6,7 @@ use std::net::TcpListener;
 use std::num::NonZeroUsize;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -13,6 +14,7 @@ use futures::StreamExt;
 use grammers_mtsender::{ConnectionParams, NoRetries, SenderPool, SenderPoolHandle};
 use grammers_session::storages::MemorySession;
 use grammers_session::SessionData;
+use grammers_tl_types as tl;
 use serde_json::{json, Value};
 use tgfleet_actors::session::{read_stored, StoredKeys};
 use tgfleet_persistence::SessionCipher;
@@ -250,6 +252,15 @@ pub struct BareClient {
 }
 
 pub fn start_bare_clients(sessions: &[StoredKeys]) -> Vec<BareClient> {
+    start_bare_clients_through(sessions, None)
+}
+
+/// Bare clients whose every connection dials through `proxy_url` (`socks5://…`), as an account
+/// bound to a proxy connects; directly without one.
+pub fn start_bare_clients_through(
+    sessions: &[StoredKeys],
+    proxy_url: Option<&str>,
+) -> Vec<BareClient> {
     // `ConnectionParams::default()` probes the OS on every call; once is enough.
     let template = ConnectionParams::default();
     sessions
@@ -266,7 +277,14 @@ pub fn start_bare_clients(sessions: &[StoredKeys]) -> Vec<BareClient> {
                 runner,
                 handle,
                 mut updates,
-            } = SenderPool::with_configuration(session, 17349, connection_params(&template));
+            } = SenderPool::with_configuration(
+                session,
+                17349,
+                ConnectionParams {
+                    proxy_url: proxy_url.map(str::to_owned),
+                    ..connection_params(&template)
+                },
+            );
             let runner = tokio::spawn(runner.run());
             // grammers drops updates when the bounded channel is full; drain it as the actor does.
             let drain = tokio::spawn(async move { while updates.recv().await.is_some() {} });
@@ -278,6 +296,55 @@ pub fn start_bare_clients(sessions: &[StoredKeys]) -> Vec<BareClient> {
             }
         })
         .collect()
+}
+
+/// testdc answers a second message with the same `random_id` from the same user with the first
+/// one's result instead of sending it: every request needs its own (testdc is fresh every run).
+static RANDOM_ID: AtomicI64 = AtomicI64::new(0);
+
+fn next_random_id() -> i64 {
+    RANDOM_ID.fetch_add(1, Ordering::Relaxed)
+}
+
+pub fn send_message_request(text: &str) -> tl::functions::messages::SendMessage {
+    // Field for field what `actors/src/ops.rs::send_message` sends for peer "me".
+    tl::functions::messages::SendMessage {
+        no_webpage: false,
+        silent: false,
+        background: false,
+        clear_draft: false,
+        noforwards: false,
+        update_stickersets_order: false,
+        invert_media: false,
+        allow_paid_floodskip: false,
+        peer: tl::enums::InputPeer::PeerSelf,
+        reply_to: None,
+        message: text.to_owned(),
+        random_id: next_random_id(),
+        reply_markup: None,
+        entities: None,
+        schedule_date: None,
+        schedule_repeat_period: None,
+        send_as: None,
+        quick_reply_shortcut: None,
+        effect: None,
+        allow_paid_stars: None,
+        suggested_post: None,
+        rich_message: None,
+    }
+}
+
+/// `messages.sendMessage` of `text` to self, as the account actor sends it for peer "me";
+/// `Err` says what came back instead of a sent message (or that `bound` passed).
+pub async fn bare_send(client: &BareClient, text: &str, bound: Duration) -> Result<(), String> {
+    let request = send_message_request(text);
+    match tokio::time::timeout(bound, client.handle.invoke_in_dc(client.home_dc, &request)).await {
+        // What testdc answers a sent message with; anything else would not be a sent message.
+        Ok(Ok(tl::enums::Updates::UpdateShortSentMessage(_))) => Ok(()),
+        Ok(Ok(other)) => Err(format!("unexpected answer: {other:?}")),
+        Ok(Err(e)) => Err(format!("grammers: {e}")),
+        Err(_) => Err("timeout".into()),
+    }
 }
 
 pub async fn stop_bare_clients(clients: Vec<BareClient>) {

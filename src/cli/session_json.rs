@@ -90,13 +90,15 @@ pub fn read(text: &str) -> Result<Sidecar, String> {
     if let Some(password) = ["twoFA", "twofa", "2fa", "password"]
         .iter()
         .find_map(|n| match fields.get(*n) {
-            Some(Value::String(s)) if !s.is_empty() => Some(s),
+            // As written: a password's spaces are its own.
+            Some(Value::String(s)) if !s.is_empty() => Some(s.clone()),
+            // Digits-only passwords, written by some tools as a number.
+            Some(Value::Number(n)) => Some(n.to_string()),
             _ => None,
         })
     {
-        // As written: a password's spaces are its own.
         out.passed_on
-            .insert("two_fa_password".into(), Value::String(password.clone()));
+            .insert("two_fa_password".into(), Value::String(password));
     }
     match fields.get("proxy").map(proxy_url) {
         None | Some(Ok(None)) => {}
@@ -279,7 +281,8 @@ mod tests {
             let err = url(given).unwrap_err();
             assert!(err.contains(why), "{given}: {err}");
         }
-        let s = read(r#"{"proxy": ["http", "10.0.0.1", 8080], "twoFA": "x"}"#).unwrap();
+        let s = read(r#"{"proxy": ["http", "10.0.0.1", 8080], "twoFA": 123456}"#).unwrap();
+        assert_eq!(s.passed_on["two_fa_password"], "123456");
         assert_eq!(s.left_out.len(), 1);
         assert!(
             s.left_out[0].starts_with("proxy (http proxy"),

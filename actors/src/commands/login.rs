@@ -104,10 +104,10 @@ pub(crate) fn step_effects(view: &View, step: &Step, how: &'static str) -> Vec<E
         Step::QrPending => Vec::new(),
         Step::LoggedIn(user) => vec![Effect::CompleteLogin {
             user: user.clone(),
-            how: if user.by_stored_password {
-                "code and the stored 2FA password"
-            } else {
-                how
+            how: match (user.by_stored_password, how) {
+                (true, "QR code") => "QR code and the stored 2FA password",
+                (true, _) => "code and the stored 2FA password",
+                (false, how) => how,
             },
         }],
     }

@@ -621,7 +621,8 @@ pub async fn edit(
     }
     let two_fa_sealed = match req.two_fa_password {
         None => None,
-        Some(None) => before.two_fa_stored.then_some(None),
+        // Written even when the row read above had none: a password stored since then goes too.
+        Some(None) => Some(None),
         Some(Some(password)) => Some(Some(
             state
                 .cipher
