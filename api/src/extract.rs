@@ -104,3 +104,16 @@ impl<S: Send + Sync> FromRequestParts<S> for IdempotencyKey {
         ))
     }
 }
+
+/// `Option<Option<T>>` from JSON (`#[serde(default, with = "crate::extract::double_option")]`):
+/// a missing field keeps, `null` clears, a value sets.
+pub(crate) mod double_option {
+    use serde::{Deserialize, Deserializer};
+    pub fn deserialize<'de, T, D>(d: D) -> Result<Option<Option<T>>, D::Error>
+    where
+        T: Deserialize<'de>,
+        D: Deserializer<'de>,
+    {
+        Option::<T>::deserialize(d).map(Some)
+    }
+}

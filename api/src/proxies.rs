@@ -61,20 +61,9 @@ pub struct CreateProxy {
 #[serde(deny_unknown_fields)]
 pub struct EditProxy {
     /// `null` clears it.
-    #[serde(default, with = "crate::proxies::double_option")]
+    #[serde(default, with = "crate::extract::double_option")]
     #[schema(value_type = Option<String>)]
     pub label: Option<Option<String>>,
-}
-
-pub(crate) mod double_option {
-    use serde::{Deserialize, Deserializer};
-    pub fn deserialize<'de, T, D>(d: D) -> Result<Option<Option<T>>, D::Error>
-    where
-        T: Deserialize<'de>,
-        D: Deserializer<'de>,
-    {
-        Option::<T>::deserialize(d).map(Some)
-    }
 }
 
 #[derive(Debug, Deserialize, IntoParams)]

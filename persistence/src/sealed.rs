@@ -307,6 +307,33 @@ pub struct BlobError {
     pub cause: CipherError,
 }
 
+/// A column's blobs, page by page in key order (keyset paging, so rows written meanwhile
+/// neither repeat nor shift the pages).
+struct Pages<'a> {
+    db: &'a SealedDb,
+    col: &'a SealedColumn,
+    after: Option<RowKey>,
+}
+
+impl<'a> Pages<'a> {
+    fn of(db: &'a SealedDb, col: &'a SealedColumn) -> Self {
+        Self {
+            db,
+            col,
+            after: None,
+        }
+    }
+
+    async fn next(&mut self) -> anyhow::Result<Option<Vec<(RowKey, Vec<u8>)>>> {
+        let rows = self.db.page(self.col, self.after.as_ref()).await?;
+        let Some((last, _)) = rows.last() else {
+            return Ok(None);
+        };
+        self.after = Some(last.clone());
+        Ok(Some(rows))
+    }
+}
+
 /// Seals every blob of every sealed column again as `mode` says, page by page. Stops at the
 /// first blob that does not open, naming it: nothing is ever written that would lose one.
 pub async fn reseal_all(db: &SealedDb, mode: &Reseal<'_>) -> anyhow::Result<Vec<ColumnPass>> {
@@ -316,11 +343,8 @@ pub async fn reseal_all(db: &SealedDb, mode: &Reseal<'_>) -> anyhow::Result<Vec<
             column: col.name(),
             ..ColumnPass::default()
         };
-        let mut after = None;
-        loop {
-            let rows = db.page(col, after.as_ref()).await?;
-            let Some((last, _)) = rows.last() else { break };
-            after = Some(last.clone());
+        let mut pages = Pages::of(db, col);
+        while let Some(rows) = pages.next().await? {
             let mut updates = Vec::new();
             for (key, blob) in rows {
                 let id = key.aad_id();
@@ -366,11 +390,8 @@ pub async fn reseal_all(db: &SealedDb, mode: &Reseal<'_>) -> anyhow::Result<Vec<
 pub async fn count_stale(db: &SealedDb, cipher: &SessionCipher) -> anyhow::Result<u64> {
     let mut stale = 0;
     for col in SEALED_COLUMNS {
-        let mut after = None;
-        loop {
-            let rows = db.page(col, after.as_ref()).await?;
-            let Some((last, _)) = rows.last() else { break };
-            after = Some(last.clone());
+        let mut pages = Pages::of(db, col);
+        while let Some(rows) = pages.next().await? {
             stale += rows.iter().filter(|(_, b)| cipher.needs_rewrap(b)).count() as u64;
         }
     }
@@ -381,11 +402,8 @@ pub async fn count_stale(db: &SealedDb, cipher: &SessionCipher) -> anyhow::Resul
 pub async fn check_all(db: &SealedDb, cipher: &SessionCipher) -> anyhow::Result<u64> {
     let mut opened = 0;
     for col in SEALED_COLUMNS {
-        let mut after = None;
-        loop {
-            let rows = db.page(col, after.as_ref()).await?;
-            let Some((last, _)) = rows.last() else { break };
-            after = Some(last.clone());
+        let mut pages = Pages::of(db, col);
+        while let Some(rows) = pages.next().await? {
             for (key, blob) in rows {
                 let id = key.aad_id();
                 if let Err(cause) = cipher.open_in(col.domain, id, &blob).await {

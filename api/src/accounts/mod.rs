@@ -527,12 +527,12 @@ pub struct EditAccount {
     pub device: Option<DeviceEdit>,
     /// Bind the account to one of the caller's proxies, or unbind it with `null` (it then
     /// connects directly). A connected account reconnects through the new route at once.
-    #[serde(default, with = "crate::proxies::double_option")]
+    #[serde(default, with = "crate::extract::double_option")]
     #[schema(value_type = Option<i64>)]
     pub proxy_id: Option<Option<tgfleet_persistence::ProxyId>>,
     /// Store the account's 2FA password (sealed, never shown again), so a re-login answers the
     /// password step by itself; `null` forgets it. 1 to 1024 bytes.
-    #[serde(default, with = "crate::proxies::double_option")]
+    #[serde(default, with = "crate::extract::double_option")]
     #[schema(value_type = Option<String>, example = "correct horse battery staple")]
     pub two_fa_password: Option<Option<tgfleet_supervision::account::TwoFaPassword>>,
 }

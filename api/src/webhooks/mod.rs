@@ -45,26 +45,14 @@ pub struct EditWebhook {
     pub url: Option<String>,
     pub events: Option<Vec<String>>,
     /// `null` for all the caller's accounts.
-    #[serde(default, with = "double_option")]
+    #[serde(default, with = "crate::extract::double_option")]
     #[schema(value_type = Option<Vec<i64>>)]
     pub account_ids: Option<Option<Vec<AccountId>>>,
-    #[serde(default, with = "double_option")]
+    #[serde(default, with = "crate::extract::double_option")]
     #[schema(value_type = Option<String>)]
     pub description: Option<Option<String>>,
     /// `true` re-enables an endpoint that was disabled (and gives it a new day of retries).
     pub enabled: Option<bool>,
-}
-
-/// `Option<Option<T>>` from JSON: a missing field keeps, `null` clears, a value sets.
-mod double_option {
-    use serde::{Deserialize, Deserializer};
-    pub fn deserialize<'de, T, D>(d: D) -> Result<Option<Option<T>>, D::Error>
-    where
-        T: Deserialize<'de>,
-        D: Deserializer<'de>,
-    {
-        Option::<T>::deserialize(d).map(Some)
-    }
 }
 
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
