@@ -963,7 +963,19 @@ async fn an_imported_two_fa_password_answers_the_password_step_of_a_re_login() {
     assert_eq!(step["state"], "awaiting_password", "{step}");
     assert!(account_logs(&app, &token, id)
         .await
-        .contains("the stored one did not do (Telegram refused it)"));
+        .contains("the stored one did not do (Telegram refused it; it is forgotten)"));
+    // Forgotten, so no later login spends an attempt on it.
+    let after = json_of(
+        app.get(&format!("/api/v1/telegram/accounts/{id}"), Some(&token))
+            .await,
+        200,
+    )
+    .await;
+    assert_eq!(after["two_fa_password_stored"], false, "{after}");
+    assert_eq!(
+        app.state.store.account_two_fa_password(id).await.unwrap(),
+        None
+    );
     let step = json_of(
         app.post(
             &format!("/api/v1/telegram/accounts/{id}/login/password"),
@@ -976,7 +988,18 @@ async fn an_imported_two_fa_password_answers_the_password_step_of_a_re_login() {
     .await;
     assert_eq!(step["state"], "active", "{step}");
 
-    // Forgotten: the next re-login asks again, and nothing is tried.
+    // Stored again and forgotten by the owner: the next re-login asks again, and nothing is tried.
+    json_of(
+        app.request(
+            reqwest::Method::PATCH,
+            &format!("/api/v1/telegram/accounts/{id}"),
+            Some(&token),
+            Some(json!({"two_fa_password": "sandbox-2fa"})),
+        )
+        .await,
+        200,
+    )
+    .await;
     let forgotten = json_of(
         app.request(
             reqwest::Method::PATCH,

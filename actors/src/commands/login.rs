@@ -48,6 +48,9 @@ pub(crate) enum Step {
         hint: Option<String>,
         /// Why the stored 2FA password did not finish the login, when one was tried.
         stored_refused: Option<String>,
+        /// Telegram said the stored password is wrong: it is forgotten, so no later login
+        /// spends an attempt on it.
+        stored_wrong: bool,
     },
     Qr {
         url: String,
@@ -84,9 +87,16 @@ pub(crate) fn step_effects(view: &View, step: &Step, how: &'static str) -> Vec<E
                 format!("login code sent ({code_type})"),
             )]
         }
-        Step::PasswordNeeded { stored_refused, .. } => vec![become_(
+        Step::PasswordNeeded {
+            stored_refused,
+            stored_wrong,
+            ..
+        } => vec![become_(
             State::AwaitingPassword,
-            AccountUpdate::default(),
+            AccountUpdate {
+                two_fa_sealed: stored_wrong.then_some(None),
+                ..Default::default()
+            },
             "login_password_needed",
             match stored_refused {
                 None => "two-step verification password needed".into(),
@@ -170,6 +180,7 @@ pub(crate) async fn password_needed(tg: &Tg, phone: Option<Phone>) -> Result<Ste
     // A password the owner left with the fleet answers the step at once, so a re-login of an
     // imported account needs only its code. Whatever keeps it from doing so (wrong, unreadable,
     // a busy hasher) leaves the step to whoever is logging in, as without one.
+    let mut stored_wrong = false;
     let stored_refused = match stored_password(tg).await {
         Ok(None) => None,
         Ok(Some(stored)) => {
@@ -180,7 +191,10 @@ pub(crate) async fn password_needed(tg: &Tg, phone: Option<Phone>) -> Result<Ste
                 }
                 Ok(other) => return Ok(other),
                 Err(failure) => Some(match failure.error {
-                    AccountError::PasswordInvalid => "Telegram refused it".to_owned(),
+                    AccountError::PasswordInvalid => {
+                        stored_wrong = true;
+                        "Telegram refused it; it is forgotten".to_owned()
+                    }
                     other => other.to_string(),
                 }),
             }
@@ -196,6 +210,7 @@ pub(crate) async fn password_needed(tg: &Tg, phone: Option<Phone>) -> Result<Ste
     Ok(Step::PasswordNeeded {
         hint: password.hint,
         stored_refused,
+        stored_wrong,
     })
 }
 
