@@ -135,6 +135,16 @@ impl ApiError {
         }])
     }
 
+    /// 503 SECRETS_UNAVAILABLE: sealing `what` failed (Vault down, a key problem); nothing was
+    /// written, and the same request may be sent again.
+    pub fn sealing_failed(what: &str, e: impl std::fmt::Display) -> Self {
+        Self::Unavailable {
+            code: "SECRETS_UNAVAILABLE",
+            message: format!("could not seal {what}: {e}"),
+            retry_after_s: Some(5),
+        }
+    }
+
     pub fn telegram_not_configured() -> Self {
         Self::Unavailable {
             code: "TELEGRAM_NOT_CONFIGURED",

@@ -161,37 +161,58 @@ async fn add_unchecked(
     Ok(proxy)
 }
 
-/// `owner`'s proxy with `url`, or one added to their pool for it: the sessions of an import
-/// that came with the same proxy share one entry of the pool.
+/// For each of `urls`, `owner`'s proxy with that URL, or one added to their pool for it: the
+/// sessions of an import that came with the same proxy share one entry of the pool. The pool is
+/// read, and its URLs opened, once for them all; `Err` only when it cannot be read, otherwise
+/// one outcome per URL.
 pub(crate) async fn find_or_add(
     state: &AppState,
     owner: UserId,
-    url: &ProxyUrl,
-) -> Result<ProxyId, ApiError> {
-    let added = {
+    urls: &[&ProxyUrl],
+) -> Result<Vec<Result<ProxyId, ApiError>>, ApiError> {
+    let (mut found, added) = {
         // Finding and adding one at a time in this process, so two imports bringing the same new
         // URL add it once (another node, or a POST /proxies at the same moment, may still add a
-        // second); the check of a new one runs after, without holding up the others.
+        // second); the checks of new ones run after, without holding up the others.
         static ADDING: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
         let _one = ADDING.lock().await;
+        let mut known = Vec::new();
         for proxy in state.store.list_proxies(Some(owner)).await? {
             let sealed = state.store.proxy_url(proxy.id).await?;
             match state.cipher.open_proxy_url(proxy.id, &sealed).await {
-                Ok(known) if known == *url => return Ok(proxy.id),
-                Ok(_) => {}
-                // One that no longer opens (a URL this version refuses, a key problem) is not
-                // this one; the periodic check reports it.
+                Ok(url) => known.push((url, proxy.id)),
+                // One that no longer opens (a URL this version refuses, a key problem) is none
+                // of these; the periodic check reports it.
                 Err(e) => tracing::warn!(proxy_id = proxy.id, error = %e, "proxy URL unreadable"),
             }
         }
-        let label = format!("imported {}", url.endpoint())
-            .chars()
-            .take(128)
-            .collect();
-        add_unchecked(state, owner, Some(label), url).await?
+        let (mut found, mut added) = (Vec::with_capacity(urls.len()), Vec::new());
+        for &url in urls {
+            if let Some((_, id)) = known.iter().find(|(k, _)| k == url) {
+                found.push(Ok(*id));
+                continue;
+            }
+            let label = format!("imported {}", url.endpoint())
+                .chars()
+                .take(128)
+                .collect();
+            let proxy = add_unchecked(state, owner, Some(label), url).await;
+            if let Ok(proxy) = &proxy {
+                known.push((url.clone(), proxy.id));
+                added.push(found.len());
+            }
+            found.push(proxy.map(|p| p.id));
+        }
+        (found, added)
     };
-    record_check(state, added.id, url).await?;
-    Ok(added.id)
+    for i in added {
+        if let Ok(id) = found[i] {
+            if let Err(e) = record_check(state, id, urls[i]).await {
+                found[i] = Err(e);
+            }
+        }
+    }
+    Ok(found)
 }
 
 /// Checks `url` (can it reach the Telegram DC, how fast) and writes what it found.

@@ -47,10 +47,7 @@ pub(crate) enum Step {
     PasswordNeeded {
         hint: Option<String>,
         /// Why the stored 2FA password did not finish the login, when one was tried.
-        stored_refused: Option<String>,
-        /// Telegram said the stored password is wrong: it is forgotten, so no later login
-        /// spends an attempt on it.
-        stored_wrong: bool,
+        stored: Option<StoredRefused>,
     },
     Qr {
         url: String,
@@ -59,6 +56,15 @@ pub(crate) enum Step {
     /// A QR poll found no accepted token yet.
     QrPending,
     LoggedIn(LoggedInUser),
+}
+
+/// Why a stored 2FA password did not answer the password step.
+#[derive(Debug)]
+pub(crate) enum StoredRefused {
+    /// Telegram said it is wrong: it is forgotten, so no later login spends an attempt on it.
+    Wrong,
+    /// It could not be tried (unreadable, a busy hasher, …): kept for the next login.
+    Unusable(String),
 }
 
 /// What `step` does to the account; `how` names the login in the log ("code", "QR code", …).
@@ -87,20 +93,19 @@ pub(crate) fn step_effects(view: &View, step: &Step, how: &'static str) -> Vec<E
                 format!("login code sent ({code_type})"),
             )]
         }
-        Step::PasswordNeeded {
-            stored_refused,
-            stored_wrong,
-            ..
-        } => vec![become_(
+        Step::PasswordNeeded { stored, .. } => vec![become_(
             State::AwaitingPassword,
             AccountUpdate {
-                two_fa_sealed: stored_wrong.then_some(None),
+                two_fa_sealed: matches!(stored, Some(StoredRefused::Wrong)).then_some(None),
                 ..Default::default()
             },
             "login_password_needed",
-            match stored_refused {
+            match stored {
                 None => "two-step verification password needed".into(),
-                Some(why) => format!(
+                Some(StoredRefused::Wrong) => "two-step verification password needed: the \
+                    stored one did not do (Telegram refused it; it is forgotten)"
+                    .into(),
+                Some(StoredRefused::Unusable(why)) => format!(
                     "two-step verification password needed: the stored one did not do ({why})"
                 ),
             },
@@ -180,8 +185,7 @@ pub(crate) async fn password_needed(tg: &Tg, phone: Option<Phone>) -> Result<Ste
     // A password the owner left with the fleet answers the step at once, so a re-login of an
     // imported account needs only its code. Whatever keeps it from doing so (wrong, unreadable,
     // a busy hasher) leaves the step to whoever is logging in, as without one.
-    let mut stored_wrong = false;
-    let stored_refused = match stored_password(tg).await {
+    let stored = match stored_password(tg).await {
         Ok(None) => None,
         Ok(Some(stored)) => {
             match super::check_password::prove(tg, password.clone(), stored).await {
@@ -191,15 +195,12 @@ pub(crate) async fn password_needed(tg: &Tg, phone: Option<Phone>) -> Result<Ste
                 }
                 Ok(other) => return Ok(other),
                 Err(failure) => Some(match failure.error {
-                    AccountError::PasswordInvalid => {
-                        stored_wrong = true;
-                        "Telegram refused it; it is forgotten".to_owned()
-                    }
-                    other => other.to_string(),
+                    AccountError::PasswordInvalid => StoredRefused::Wrong,
+                    other => StoredRefused::Unusable(other.to_string()),
                 }),
             }
         }
-        Err(why) => Some(why),
+        Err(why) => Some(StoredRefused::Unusable(why)),
     };
     tg.session
         .set_pending_login(Some(PendingLogin::Password {
@@ -209,8 +210,7 @@ pub(crate) async fn password_needed(tg: &Tg, phone: Option<Phone>) -> Result<Ste
         .await?;
     Ok(Step::PasswordNeeded {
         hint: password.hint,
-        stored_refused,
-        stored_wrong,
+        stored,
     })
 }
 

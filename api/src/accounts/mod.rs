@@ -628,11 +628,7 @@ pub async fn edit(
                 .cipher
                 .seal_two_fa_password(id, password.expose())
                 .await
-                .map_err(|e| ApiError::Unavailable {
-                    code: "SECRETS_UNAVAILABLE",
-                    message: format!("could not seal the 2FA password: {e}"),
-                    retry_after_s: Some(5),
-                })?,
+                .map_err(|e| ApiError::sealing_failed("the 2FA password", e))?,
         )),
     };
     // Only the fields the request names are written, so a concurrent edit of other fields

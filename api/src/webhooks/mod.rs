@@ -224,11 +224,7 @@ async fn seal_secret(state: &AppState, id: &str, secret: &str) -> Result<Vec<u8>
         .cipher
         .seal(dispatch::secret_aad(id), secret.as_bytes())
         .await
-        .map_err(|e| ApiError::Unavailable {
-            code: "SECRETS_UNAVAILABLE",
-            message: format!("could not seal the webhook secret: {e}"),
-            retry_after_s: Some(5),
-        })
+        .map_err(|e| ApiError::sealing_failed("the webhook secret", e))
 }
 
 fn url_error(why: String) -> ApiError {

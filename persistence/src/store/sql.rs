@@ -243,6 +243,23 @@ macro_rules! impl_sql_store {
                 Ok(Self::account_row(&row)?)
             }
 
+            /// One sealed column of an account's row (`column` is one of this file's own
+            /// literals, never input); `NotFound` without the row.
+            async fn account_blob(
+                &self,
+                id: AccountId,
+                column: &'static str,
+                what: &'static str,
+            ) -> StoreResult<Option<Vec<u8>>> {
+                let sql = format!("SELECT {column} FROM telegram_accounts WHERE id = $1");
+                let sealed: Option<Option<Vec<u8>>> = sqlx::query_scalar(&sql)
+                    .bind(id)
+                    .fetch_optional(&self.pool)
+                    .await
+                    .map_err(db_err(what))?;
+                sealed.ok_or(StoreError::NotFound)
+            }
+
             fn account_row(row: &<$db as sqlx::Database>::Row) -> anyhow::Result<Account> {
                 use anyhow::Context as _;
                 use sqlx::Row as _;
@@ -655,25 +672,13 @@ macro_rules! impl_sql_store {
             }
 
             async fn account_api_hash(&self, id: AccountId) -> StoreResult<Option<Vec<u8>>> {
-                let sealed: Option<Option<Vec<u8>>> = sqlx::query_scalar(
-                    "SELECT api_hash_sealed FROM telegram_accounts WHERE id = $1",
-                )
-                .bind(id)
-                .fetch_optional(&self.pool)
-                .await
-                .map_err(db_err("loading an account's api_hash"))?;
-                sealed.ok_or(StoreError::NotFound)
+                self.account_blob(id, "api_hash_sealed", "loading an account's api_hash")
+                    .await
             }
 
             async fn account_two_fa_password(&self, id: AccountId) -> StoreResult<Option<Vec<u8>>> {
-                let sealed: Option<Option<Vec<u8>>> = sqlx::query_scalar(
-                    "SELECT two_fa_sealed FROM telegram_accounts WHERE id = $1",
-                )
-                .bind(id)
-                .fetch_optional(&self.pool)
-                .await
-                .map_err(db_err("loading an account's 2FA password"))?;
-                sealed.ok_or(StoreError::NotFound)
+                self.account_blob(id, "two_fa_sealed", "loading an account's 2FA password")
+                    .await
             }
 
             async fn account(&self, id: AccountId) -> StoreResult<Account> {

@@ -298,26 +298,35 @@ async fn proxies_by_url(
     user: &AuthUser,
     work: &[(Parsed, Option<String>, String)],
 ) -> HashMap<String, Result<tgfleet_persistence::ProxyId, ImportResult>> {
-    let mut found = HashMap::new();
+    let mut urls: Vec<&ProxyUrl> = Vec::new();
     for (parsed, ..) in work {
-        let Ok((.., ProxyChoice::Url(url))) = parsed else {
-            continue;
-        };
-        if found.contains_key(url.expose()) {
-            continue;
+        if let Ok((.., ProxyChoice::Url(url))) = parsed {
+            if !urls.contains(&url) {
+                urls.push(url);
+            }
         }
-        let proxy = crate::proxies::find_or_add(state, user.id, url)
-            .await
-            .map_err(|e| {
-                ImportResult::not(
-                    ImportStatus::Failed,
-                    e.code(),
-                    format!("proxy {url}: {e}; nothing was kept, send it again"),
-                )
-            });
-        found.insert(url.expose().to_owned(), proxy);
     }
-    found
+    if urls.is_empty() {
+        return HashMap::new();
+    }
+    let failed = |url: &ProxyUrl, e: &ApiError| {
+        ImportResult::not(
+            ImportStatus::Failed,
+            e.code(),
+            format!("proxy {url}: {e}; nothing was kept, send it again"),
+        )
+    };
+    match crate::proxies::find_or_add(state, user.id, &urls).await {
+        Ok(found) => urls
+            .iter()
+            .zip(found)
+            .map(|(url, proxy)| (url.expose().to_owned(), proxy.map_err(|e| failed(url, &e))))
+            .collect(),
+        Err(e) => urls
+            .iter()
+            .map(|url| (url.expose().to_owned(), Err(failed(url, &e))))
+            .collect(),
+    }
 }
 
 /// The app and identity an item asks for: INVALID_APP / INVALID_DEVICE when malformed.
