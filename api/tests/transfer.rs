@@ -217,6 +217,79 @@ async fn a_telethon_string_session_imports_goes_active_and_sends() {
     app.shutdown().await;
 }
 
+/// A Telethon `.session` file (SQLite) written by Telethon's own SQLiteSession; prints the file's
+/// bytes in base64, as the console sends a dropped file.
+const TELETHON_FILE: &str = r#"
+import sys, base64, os, tempfile
+from telethon.sessions import SQLiteSession
+from telethon.crypto import AuthKey
+d = tempfile.mkdtemp()
+path = os.path.join(d, "account")
+s = SQLiteSession(path)
+s.set_dc(int(sys.argv[1]), sys.argv[2], int(sys.argv[3]))
+s.auth_key = AuthKey(bytes.fromhex(sys.argv[4]))
+s.save(); s.close()
+data = open(path + ".session", "rb").read()
+os.remove(path + ".session"); os.rmdir(d)
+print(base64.b64encode(data).decode())
+"#;
+
+#[tokio::test]
+async fn a_telethon_session_file_imports_from_its_bytes_and_goes_active() {
+    let app = sandbox().await;
+    let (_, token, _) = app.user("session-file@example.org").await;
+    let phone = "+15550100231";
+    let (dc, key, tg_user) = orphan_session(&app, &token, phone).await;
+    let port = app.state.sandbox.as_ref().unwrap().dc_addr(dc).port();
+    let Some(file) = python(
+        "telethon",
+        TELETHON_FILE,
+        &[
+            dc.to_string(),
+            "127.0.0.1".into(),
+            port.to_string(),
+            hex::encode(key),
+        ],
+    ) else {
+        return;
+    };
+    let results = import(
+        &app,
+        &token,
+        json!([
+            {"format": "session_file", "session": file, "label": "account.session"},
+            {"format": "session_file", "session": "bm90IGEgZmlsZQ=="},
+            {"format": "session_file", "session": "%%%"}
+        ]),
+    )
+    .await;
+    assert_eq!(results[0]["status"], "imported", "{results:?}");
+    assert_eq!(results[0]["state"], "active");
+    for bad in &results[1..] {
+        assert_eq!(bad["status"], "invalid", "{results:?}");
+        assert_eq!(bad["code"], "SESSION_FILE_INVALID", "{results:?}");
+    }
+    let id = results[0]["account_id"].as_i64().unwrap();
+    let account = json_of(
+        app.get(&format!("/api/v1/telegram/accounts/{id}"), Some(&token))
+            .await,
+        200,
+    )
+    .await;
+    assert_eq!(account["tg_user_id"], tg_user);
+    assert_eq!(account["label"], "account.session");
+    // The same key as a string is the same account.
+    let again = import(
+        &app,
+        &token,
+        json!([{"format": "session_file", "session": file}]),
+    )
+    .await;
+    assert_eq!(again[0]["status"], "duplicate");
+    assert_eq!(again[0]["account_id"], id);
+    app.shutdown().await;
+}
+
 #[tokio::test]
 async fn a_pyrogram_session_string_imports_and_goes_active() {
     let app = sandbox().await;

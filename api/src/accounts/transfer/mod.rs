@@ -6,6 +6,7 @@
 
 /// The session string formats live with the rest of session import, where the CLI reads them too.
 pub use tgfleet_supervision::account::formats;
+pub mod session_file;
 
 use crate::audit::Audit;
 use crate::auth::AuthUser;
@@ -53,11 +54,13 @@ pub struct ImportRequest {
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ImportItem {
-    /// `telethon`, `pyrogram` or `tgfleet`. A string, not an enum, so an unknown format is one
-    /// item's error rather than the whole request's.
+    /// `telethon`, `pyrogram`, `tgfleet` or `session_file`. A string, not an enum, so an unknown
+    /// format is one item's error rather than the whole request's.
     #[schema(example = "telethon")]
     pub format: String,
-    /// The session string (Telethon StringSession, Pyrogram session string, tgfleet export).
+    /// The session string (Telethon StringSession, Pyrogram session string, tgfleet export), or
+    /// for `session_file` a whole Telethon or Pyrogram `.session` file (SQLite) in base64 — read
+    /// in memory, never written to disk; an unreadable one is `SESSION_FILE_INVALID`.
     pub session: String,
     pub label: Option<String>,
     /// The app the session was logged in with, when known: its connections and any later login
@@ -180,7 +183,12 @@ pub async fn import(
     for mut item in req.sessions {
         let introduced = introduced_as(&mut item);
         let proxy = proxy_of(&mut item);
-        let parsed = parse_item(&item, test_servers).and_then(|session| {
+        let parsed = if item.format == session_file::FORMAT {
+            read_file_item(&item).await
+        } else {
+            parse_item(&item, test_servers)
+        };
+        let parsed = parsed.and_then(|session| {
             let introduced = introduced?;
             let proxy = proxy?;
             let fp = fingerprint(&session.auth_key);
@@ -384,6 +392,27 @@ fn introduced_as(item: &mut ImportItem) -> Result<ImportAs, ImportResult> {
     })
 }
 
+/// A `session_file` item: the file's own checks, and the label's as for a string.
+async fn read_file_item(item: &ImportItem) -> Result<ForeignSession, ImportResult> {
+    check_label(item)?;
+    session_file::read_base64(&item.session)
+        .await
+        .map_err(|message| {
+            ImportResult::not(ImportStatus::Invalid, "SESSION_FILE_INVALID", message)
+        })
+}
+
+fn check_label(item: &ImportItem) -> Result<(), ImportResult> {
+    if item.label.as_ref().is_some_and(|l| l.chars().count() > 128) {
+        return Err(ImportResult::not(
+            ImportStatus::Invalid,
+            "INVALID_LABEL",
+            "label must be at most 128 characters",
+        ));
+    }
+    Ok(())
+}
+
 fn parse_item(item: &ImportItem, sandbox: bool) -> Result<ForeignSession, ImportResult> {
     let refuse = |e: ParseError| ImportResult::not(ImportStatus::Invalid, e.code, e.message);
     let format = match item.format.parse::<SessionFormat>() {
@@ -394,19 +423,13 @@ fn parse_item(item: &ImportItem, sandbox: bool) -> Result<ForeignSession, Import
                 ImportStatus::Invalid,
                 "UNKNOWN_FORMAT",
                 format!(
-                    "format {:?} is not one of telethon, pyrogram, tgfleet",
+                    "format {:?} is not one of telethon, pyrogram, tgfleet, session_file",
                     other.chars().take(32).collect::<String>()
                 ),
             ));
         }
     };
-    if item.label.as_ref().is_some_and(|l| l.chars().count() > 128) {
-        return Err(ImportResult::not(
-            ImportStatus::Invalid,
-            "INVALID_LABEL",
-            "label must be at most 128 characters",
-        ));
-    }
+    check_label(item)?;
     let parsed = formats::parse(format, &item.session).map_err(refuse)?;
     if parsed.test_mode && !sandbox {
         return Err(ImportResult::not(
