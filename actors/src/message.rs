@@ -112,6 +112,12 @@ pub(crate) fn media_info(media: &tl::enums::MessageMedia) -> Option<MediaInfo> {
     })
 }
 
+/// The entities of text as a caller wrote it, by the names a chat's history uses: what the
+/// message will look like once Telegram has it.
+pub fn entities_of(text: &crate::formatting::FormattedText) -> Vec<Entity> {
+    text.entities.iter().filter_map(entity).collect()
+}
+
 pub(crate) fn entity(e: &tl::enums::MessageEntity) -> Option<Entity> {
     use tl::enums::MessageEntity as E;
     let plain = |kind, offset, length| Entity {

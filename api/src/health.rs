@@ -7,14 +7,21 @@ pub struct Health {
     /// Always `ok` when the process answers.
     pub status: String,
     pub version: String,
+    /// `serve --sandbox`: Telegram is the in-process testdc and the `/api/v1/sandbox/…` routes
+    /// exist (the console offers its helpers then).
+    #[serde(default)]
+    pub sandbox: bool,
 }
 
 /// Liveness only: answers while the process serves HTTP, touching nothing else.
 #[utoipa::path(get, path = "/api/v1/health", tag = "health", responses((status = 200, body = Health)))]
-pub async fn health() -> Json<Health> {
+pub async fn health(
+    axum::extract::State(state): axum::extract::State<crate::AppState>,
+) -> Json<Health> {
     Json(Health {
         status: "ok".into(),
         version: env!("CARGO_PKG_VERSION").into(),
+        sandbox: state.sandbox.is_some(),
     })
 }
 

@@ -4,9 +4,11 @@
 pub mod accounts;
 pub mod audit;
 pub mod auth;
+pub mod console;
 pub mod error;
 pub mod events;
 pub mod extract;
+pub mod formatting;
 pub mod health;
 pub mod logging;
 pub mod logs;

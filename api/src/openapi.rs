@@ -170,6 +170,7 @@ impl Modify for BearerAuth {
         crate::accounts::login::qr_login,
         crate::accounts::login::qr_png,
         crate::accounts::messages::send,
+        crate::formatting::preview,
         crate::posts::create,
         crate::posts::list,
         crate::posts::get,

@@ -14,7 +14,7 @@ use utoipa::{OpenApi, ToSchema};
 
 /// The sandbox's part of the OpenAPI document (`crate::openapi::full` adds it).
 #[derive(OpenApi)]
-#[openapi(paths(code, fault, message))]
+#[openapi(paths(code, fault, message, scan_qr))]
 pub struct SandboxDoc;
 
 fn testdc(state: &AppState) -> Result<&TestDc, ApiError> {
@@ -239,7 +239,7 @@ pub async fn message(
         });
     }
     if !user.is_admin() {
-        check_sandbox_sender(&state, user.id, &from).await?;
+        check_sandbox_sender(&state, user.id, &from, "from_phone").await?;
         if !to.starts_with("-100") && !names_own_account(&state, user.id, &to).await? {
             // 404 as for a code: whether someone else uses a name is not this user's business.
             return Err(ApiError::NotFound("chat"));
@@ -259,6 +259,62 @@ pub async fn message(
             },
             _ => ApiError::Internal(anyhow::anyhow!("testdc: {e}")),
         })
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SandboxScan {
+    /// One of your accounts, waiting for a QR scan (`POST …/login/qr`).
+    pub account_id: tgfleet_persistence::AccountId,
+    /// The phone that scans: any phone (a new sandbox user on first use) that is not another
+    /// user's account. One ending in 9 has a 2FA password, so the login then asks for it.
+    pub phone: String,
+}
+
+#[utoipa::path(post, path = "/api/v1/sandbox/qr/scan", tag = "sandbox", security(("bearer" = [])),
+    request_body = SandboxScan,
+    responses((status = 204, description = "scanned: the account logs in (or asks for the 2FA password)"),
+              (status = 401, body = crate::openapi::ErrorBody),
+              (status = 403, description = "SENDER_NOT_YOURS", body = crate::openapi::ErrorBody),
+              (status = 404, body = crate::openapi::ErrorBody),
+              (status = 409, description = "NOT_AWAITING_QR: the account is not waiting for a QR scan", body = crate::openapi::ErrorBody),
+              (status = 422, description = "PHONE_NUMBER_INVALID, QR_SCAN_FAILED", body = crate::openapi::ErrorBody)))]
+/// A phone "scans" the account's current login QR code, as the Telegram app on another device
+/// would: what the QR flow needs a second device for, in one call.
+pub async fn scan_qr(
+    State(state): State<AppState>,
+    user: AuthUser,
+    ApiJson(req): ApiJson<SandboxScan>,
+) -> Result<axum::http::StatusCode, ApiError> {
+    let dc = testdc(&state)?;
+    let phone = req
+        .phone
+        .parse::<Phone>()
+        .map_err(|_| ApiError::Unprocessable {
+            code: "PHONE_NUMBER_INVALID",
+            message: "phone must be + and 7 to 15 digits".into(),
+        })?;
+    // The account first: someone else's is 404 whatever the phone.
+    let url = crate::accounts::login::current_qr_url(&state, &user, req.account_id).await?;
+    if !user.is_admin() {
+        check_sandbox_sender(&state, user.id, &phone, "phone").await?;
+    }
+    let token = url
+        .split_once("token=")
+        .map(|(_, t)| t)
+        .and_then(|t| {
+            use base64::Engine;
+            base64::engine::general_purpose::URL_SAFE_NO_PAD
+                .decode(t.trim_end_matches('='))
+                .ok()
+        })
+        .ok_or_else(|| ApiError::Internal(anyhow::anyhow!("a QR login URL without a token")))?;
+    dc.scan_qr(&token, phone.as_str())
+        .map_err(|e| ApiError::Unprocessable {
+            code: "QR_SCAN_FAILED",
+            message: format!("{e:#}"),
+        })?;
+    Ok(axum::http::StatusCode::NO_CONTENT)
 }
 
 /// testdc's codes are a small fixed set; the API's error codes are `&'static str`.
@@ -281,6 +337,7 @@ async fn check_sandbox_sender(
     state: &AppState,
     user_id: i64,
     from: &Phone,
+    field: &str,
 ) -> Result<(), ApiError> {
     let mut after = None;
     loop {
@@ -299,7 +356,7 @@ async fn check_sandbox_sender(
         {
             return Err(ApiError::ForbiddenCode {
                 code: "SENDER_NOT_YOURS",
-                message: "from_phone is another user's account".into(),
+                message: format!("{field} is another user's account"),
             });
         }
         if page.len() < 500 {

@@ -194,6 +194,10 @@ pub fn api_router(state: AppState) -> Router {
                 .patch(crate::proxies::edit)
                 .delete(crate::proxies::delete),
         )
+        .route(
+            "/api/v1/formatting/preview",
+            post(crate::formatting::preview),
+        )
         .route("/api/v1/telegram/logs", get(logs::list))
         .route("/api/v1/telegram/stats/errors", get(logs::error_stats));
     #[cfg(feature = "sandbox")]
@@ -202,7 +206,8 @@ pub fn api_router(state: AppState) -> Router {
         router = router
             .route("/api/v1/sandbox/codes/{phone}", get(sandbox::code))
             .route("/api/v1/sandbox/faults", post(sandbox::fault))
-            .route("/api/v1/sandbox/messages", post(sandbox::message));
+            .route("/api/v1/sandbox/messages", post(sandbox::message))
+            .route("/api/v1/sandbox/qr/scan", post(sandbox::scan_qr));
     }
     if state.settings.debug {
         // The UI reads the document the API already serves; it must not register a second
@@ -211,6 +216,9 @@ pub fn api_router(state: AppState) -> Router {
             utoipa_swagger_ui::SwaggerUi::new("/docs")
                 .config(utoipa_swagger_ui::Config::from("/openapi.json")),
         );
+    }
+    if state.settings.console.enabled {
+        router = router.merge(crate::console::router());
     }
     let cors = cors_layer(&state.settings.api.cors_origins);
     let body_limit = state.settings.api.body_limit_bytes;

@@ -842,6 +842,23 @@ async fn every_route_is_documented_and_every_response_matches_it() {
         None,
     )
     .await;
+    let scan = "/api/v1/sandbox/qr/scan";
+    for (body, want) in [
+        (json!({"account_id": qid, "phone": "12"}), 422),
+        (json!({"account_id": 999_999, "phone": "+15550009912"}), 404),
+        (json!({"account_id": qid, "phone": "+15550009912"}), 204),
+    ] {
+        let (status, _) = c.call(&app, M::POST, scan, scan, t, Some(body)).await;
+        assert_eq!(status, want);
+    }
+    let preview = "/api/v1/formatting/preview";
+    for (body, want) in [
+        (json!({"text": "<b>bold</b>", "parse_mode": "html"}), 200),
+        (json!({"text": "<b>open", "parse_mode": "html"}), 422),
+    ] {
+        let (status, _) = c.call(&app, M::POST, preview, preview, t, Some(body)).await;
+        assert_eq!(status, want);
+    }
     c.call(
         &app,
         M::POST,

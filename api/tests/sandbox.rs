@@ -324,13 +324,23 @@ async fn without_telegram_credentials_account_routes_are_503() {
         )
         .await;
     assert_eq!(error_code(r, 503).await, "TELEGRAM_NOT_CONFIGURED");
-    // Sandbox routes do not exist outside the sandbox.
+    // Sandbox routes do not exist outside the sandbox, and health says so.
     assert_eq!(
         app.get("/api/v1/sandbox/codes/+15550100123", Some(&token))
             .await
             .status(),
         404
     );
+    for path in [
+        "/api/v1/sandbox/qr/scan",
+        "/api/v1/sandbox/messages",
+        "/api/v1/sandbox/faults",
+    ] {
+        let r = app.post(path, Some(&token), json!({})).await;
+        assert_eq!(r.status(), 404, "{path}");
+    }
+    let health = json_of(app.get("/api/v1/health", None).await, 200).await;
+    assert_eq!(health["sandbox"], false);
     app.shutdown().await;
 }
 
@@ -1437,5 +1447,153 @@ async fn a_private_chats_messages_are_edited_pinned_and_deleted_for_both_sides()
         .request(Method::DELETE, &path(sender, recipient_tg, 99_999), t, None)
         .await;
     assert_eq!(error_code(missing, 422).await, "MESSAGE_ID_INVALID");
+    app.shutdown().await;
+}
+
+async fn account_state(app: &TestApp, token: &str, id: i64) -> String {
+    json_of(
+        app.get(&format!("/api/v1/telegram/accounts/{id}"), Some(token))
+            .await,
+        200,
+    )
+    .await["state"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}
+
+async fn until_state(app: &TestApp, token: &str, id: i64, want: &str) {
+    for _ in 0..200 {
+        if account_state(app, token, id).await == want {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    panic!(
+        "account {id} never became {want}: {}",
+        account_state(app, token, id).await
+    );
+}
+
+#[tokio::test]
+async fn the_sandbox_scans_only_its_callers_qr_and_the_account_logs_in() {
+    let app = sandbox().await;
+    let (_, ann, _) = app.user("ann-qr@example.org").await;
+    let (_, eve, _) = app.user("eve-qr@example.org").await;
+    let id = create_user_account(&app, &ann).await;
+    let scan = |token: String, phone: &'static str| {
+        let app = &app;
+        async move {
+            app.post(
+                "/api/v1/sandbox/qr/scan",
+                Some(&token),
+                json!({"account_id": id, "phone": phone}),
+            )
+            .await
+        }
+    };
+    // Not waiting for a QR yet: asking for one is the account's login, not the scan's.
+    assert_eq!(
+        error_code(scan(ann.clone(), "+15550100301").await, 409).await,
+        "NOT_AWAITING_QR"
+    );
+    assert_eq!(account_state(&app, &ann, id).await, "new");
+    json_of(
+        app.post(
+            &format!("/api/v1/telegram/accounts/{id}/login/qr"),
+            Some(&ann),
+            json!({}),
+        )
+        .await,
+        200,
+    )
+    .await;
+    // Eve can neither see nor scan Ann's account, and a bad phone is a clear 422.
+    assert_eq!(
+        error_code(scan(eve.clone(), "+15550100301").await, 404).await,
+        "NOT_FOUND"
+    );
+    assert_eq!(
+        error_code(scan(ann.clone(), "555").await, 422).await,
+        "PHONE_NUMBER_INVALID"
+    );
+    assert_eq!(account_state(&app, &ann, id).await, "awaiting_qr");
+    // A phone ending in 9 has a 2FA password: the scan leads to the password step.
+    assert_eq!(scan(ann.clone(), "+15550100309").await.status(), 204);
+    until_state(&app, &ann, id, "awaiting_password").await;
+    let other = create_user_account(&app, &ann).await;
+    json_of(
+        app.post(
+            &format!("/api/v1/telegram/accounts/{other}/login/qr"),
+            Some(&ann),
+            json!({}),
+        )
+        .await,
+        200,
+    )
+    .await;
+    let r = app
+        .post(
+            "/api/v1/sandbox/qr/scan",
+            Some(&ann),
+            json!({"account_id": other, "phone": "+15550100302"}),
+        )
+        .await;
+    assert_eq!(r.status(), 204);
+    until_state(&app, &ann, other, "active").await;
+    let account = json_of(
+        app.get(&format!("/api/v1/telegram/accounts/{other}"), Some(&ann))
+            .await,
+        200,
+    )
+    .await;
+    assert_eq!(account["phone"], "+15550100302");
+    app.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_formatting_preview_is_what_a_send_would_post() {
+    let app = sandbox().await;
+    let (_, token, _) = app.user("preview@example.org").await;
+    let preview = json_of(
+        app.post(
+            "/api/v1/formatting/preview",
+            Some(&token),
+            json!({"text": "<b>bold</b> 👋 <a href=\"https://example.org\">link</a>", "parse_mode": "html"}),
+        )
+        .await,
+        200,
+    )
+    .await;
+    assert_eq!(preview["text"], "bold 👋 link");
+    assert_eq!(preview["length"], 11);
+    let entities = preview["entities"].as_array().unwrap();
+    assert_eq!(entities.len(), 2, "{preview}");
+    assert_eq!(entities[0]["type"], "bold");
+    assert_eq!(entities[0]["offset"], 0);
+    assert_eq!(entities[0]["length"], 4);
+    // UTF-16 offsets: the emoji counts two.
+    assert_eq!(entities[1]["offset"], 8);
+    assert_eq!(entities[1]["url"], "https://example.org");
+    // The same error a send answers, and no preview without a token.
+    assert_eq!(
+        error_code(
+            app.post(
+                "/api/v1/formatting/preview",
+                Some(&token),
+                json!({"text": "<b>open", "parse_mode": "html"}),
+            )
+            .await,
+            422
+        )
+        .await,
+        "MARKUP_INVALID"
+    );
+    assert_eq!(
+        app.post("/api/v1/formatting/preview", None, json!({"text": "x"}))
+            .await
+            .status(),
+        401
+    );
     app.shutdown().await;
 }

@@ -24,6 +24,7 @@ pub struct Settings {
     pub events: EventsSettings,
     pub webhooks: WebhooksSettings,
     pub log: LogSettings,
+    pub console: ConsoleSettings,
     /// Turns on the Swagger UI at `/docs`; never in production.
     pub debug: bool,
     /// Set by `serve --sandbox` only, never by a file or the environment: an in-process testdc
@@ -52,6 +53,7 @@ impl Default for Settings {
             events: EventsSettings::default(),
             webhooks: WebhooksSettings::default(),
             log: LogSettings::default(),
+            console: ConsoleSettings::default(),
             debug: false,
             sandbox: false,
         }
@@ -579,6 +581,20 @@ impl Default for MetricsSettings {
         Self {
             listen: SocketAddr::from(([127, 0, 0, 1], 9464)),
         }
+    }
+}
+
+/// The operator console: a web page at `/` on the API listener, a client of the public API.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ConsoleSettings {
+    /// Off: `/` and `/console/…` answer 404 like any unknown route; the API is unchanged.
+    pub enabled: bool,
+}
+
+impl Default for ConsoleSettings {
+    fn default() -> Self {
+        Self { enabled: true }
     }
 }
 

@@ -55,6 +55,7 @@ pub mod account {
     pub use tgfleet_actors::import::{
         ForeignSession, ImportAs, ImportError, PreparedSession, TwoFaPassword,
     };
+    pub use tgfleet_actors::message::entities_of;
     pub use tgfleet_actors::peer::PEER_FORMS;
     pub use tgfleet_actors::{
         AccountError, AccountLimits, AccountStatus, BotSignIn, Chat, ChatKind, ChatMessage,

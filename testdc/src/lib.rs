@@ -420,9 +420,13 @@ impl TestDc {
 
     /// "Scans" a QR login token as the user with `phone`: the session that exported the token
     /// gets `updateLoginToken`, and its next `auth.exportLoginToken` logs it in.
+    /// With a sandbox directory, a phone testdc has not seen yet is a new user, as for a code.
     pub fn scan_qr(&self, token: &[u8], phone: &str) -> anyhow::Result<()> {
         let target = {
             let mut w = self.shared.world();
+            if self.shared.cfg.sandbox_directory && w.user_by_phone(phone).is_none() {
+                w.sandbox_user(phone, 2);
+            }
             let user = w
                 .user_by_phone(phone)
                 .filter(|u| u.registered && !u.banned)

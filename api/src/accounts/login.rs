@@ -244,6 +244,27 @@ pub async fn qr_login(
     ))
 }
 
+/// The pending QR login URL of one of the caller's accounts, as the PNG route shows it; 409
+/// `NOT_AWAITING_QR` unless a QR login is what the account waits for (a scan must not start one).
+#[cfg(feature = "sandbox")]
+pub(crate) async fn current_qr_url(
+    state: &AppState,
+    user: &AuthUser,
+    id: AccountId,
+) -> Result<String, ApiError> {
+    let account = user_account(state, user, id).await?;
+    if account.state != AccountState::AwaitingQr {
+        return Err(ApiError::Conflict {
+            code: "NOT_AWAITING_QR",
+            message: format!(
+                "the account is {}, not waiting for a QR scan: POST …/login/qr first",
+                account.state.as_str()
+            ),
+        });
+    }
+    Ok(qr(state, user, id, QrCode).await?.url)
+}
+
 #[utoipa::path(get, path = "/api/v1/telegram/accounts/{id}/login/qr.png", tag = "login", security(("bearer" = [])),
     params(("id" = i64, Path, description = "account id")),
     responses((status = 200, content_type = "image/png", description = "the QR code of the current login URL"),
