@@ -224,13 +224,7 @@ pub async fn message(
         }
     };
     // testdc reads only the digits of a phone: the same form is what is checked here.
-    let from = req
-        .from_phone
-        .parse::<Phone>()
-        .map_err(|_| ApiError::Unprocessable {
-            code: "PHONE_NUMBER_INVALID",
-            message: "from_phone must be + and 7 to 15 digits".into(),
-        })?;
+    let from = phone_of(&req.from_phone, "from_phone")?;
     let well_formed = to.starts_with('@') || to.starts_with('+') || to.parse::<i64>().is_ok();
     if !well_formed {
         return Err(ApiError::Unprocessable {
@@ -287,27 +281,13 @@ pub async fn scan_qr(
     ApiJson(req): ApiJson<SandboxScan>,
 ) -> Result<axum::http::StatusCode, ApiError> {
     let dc = testdc(&state)?;
-    let phone = req
-        .phone
-        .parse::<Phone>()
-        .map_err(|_| ApiError::Unprocessable {
-            code: "PHONE_NUMBER_INVALID",
-            message: "phone must be + and 7 to 15 digits".into(),
-        })?;
+    let phone = phone_of(&req.phone, "phone")?;
     // The account first: someone else's is 404 whatever the phone.
     let url = crate::accounts::login::current_qr_url(&state, &user, req.account_id).await?;
     if !user.is_admin() {
         check_sandbox_sender(&state, user.id, &phone, "phone").await?;
     }
-    let token = url
-        .split_once("token=")
-        .map(|(_, t)| t)
-        .and_then(|t| {
-            use base64::Engine;
-            base64::engine::general_purpose::URL_SAFE_NO_PAD
-                .decode(t.trim_end_matches('='))
-                .ok()
-        })
+    let token = TestDc::login_token(&url)
         .ok_or_else(|| ApiError::Internal(anyhow::anyhow!("a QR login URL without a token")))?;
     dc.scan_qr(&token, phone.as_str())
         .map_err(|e| ApiError::Unprocessable {
@@ -333,6 +313,14 @@ fn leak(code: String) -> &'static str {
 
 /// A user may not speak as another user's account, in whatever state it is (one halfway
 /// through a login, or logged out, still has its testdc user).
+/// A phone field of a sandbox body, in the one form testdc reads (+ and digits).
+fn phone_of(text: &str, field: &str) -> Result<Phone, ApiError> {
+    text.parse::<Phone>().map_err(|_| ApiError::Unprocessable {
+        code: "PHONE_NUMBER_INVALID",
+        message: format!("{field} must be + and 7 to 15 digits"),
+    })
+}
+
 async fn check_sandbox_sender(
     state: &AppState,
     user_id: i64,

@@ -46,6 +46,17 @@ async fn orphan_session(app: &TestApp, token: &str, phone: &str) -> (i32, [u8; 2
     )
 }
 
+/// The arguments of the Telethon snippets: the DC, its sandbox address and the key in hex.
+fn telethon_args(app: &TestApp, dc: i32, key: [u8; 256]) -> Vec<String> {
+    let port = app.state.sandbox.as_ref().unwrap().dc_addr(dc).port();
+    vec![
+        dc.to_string(),
+        "127.0.0.1".into(),
+        port.to_string(),
+        hex::encode(key),
+    ]
+}
+
 /// Runs a Python snippet; `None` (test skipped) when python3 or the module is missing and
 /// services are not required.
 fn python(module: &str, code: &str, args: &[String]) -> Option<String> {
@@ -116,17 +127,7 @@ async fn a_telethon_string_session_imports_goes_active_and_sends() {
     let (_, token, _) = app.user("telethon@example.org").await;
     let phone = "+15550100201";
     let (dc, key, tg_user) = orphan_session(&app, &token, phone).await;
-    let port = app.state.sandbox.as_ref().unwrap().dc_addr(dc).port();
-    let Some(string) = python(
-        "telethon",
-        TELETHON,
-        &[
-            dc.to_string(),
-            "127.0.0.1".into(),
-            port.to_string(),
-            hex::encode(key),
-        ],
-    ) else {
+    let Some(string) = python("telethon", TELETHON, &telethon_args(&app, dc, key)) else {
         return;
     };
     // Telethon's own string reads back to the same DC, address and key.
@@ -240,17 +241,7 @@ async fn a_telethon_session_file_imports_from_its_bytes_and_goes_active() {
     let (_, token, _) = app.user("session-file@example.org").await;
     let phone = "+15550100231";
     let (dc, key, tg_user) = orphan_session(&app, &token, phone).await;
-    let port = app.state.sandbox.as_ref().unwrap().dc_addr(dc).port();
-    let Some(file) = python(
-        "telethon",
-        TELETHON_FILE,
-        &[
-            dc.to_string(),
-            "127.0.0.1".into(),
-            port.to_string(),
-            hex::encode(key),
-        ],
-    ) else {
+    let Some(file) = python("telethon", TELETHON_FILE, &telethon_args(&app, dc, key)) else {
         return;
     };
     let results = import(

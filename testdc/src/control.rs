@@ -91,11 +91,7 @@ struct ScanBody {
 }
 
 async fn post_scan(State(dc): State<TestDc>, Json(b): Json<ScanBody>) -> Response {
-    let token = base64::engine::general_purpose::URL_SAFE_NO_PAD
-        .decode(b.token.trim_end_matches('='))
-        .ok()
-        .or_else(|| hex::decode(&b.token).ok());
-    let Some(token) = token else {
+    let Some(token) = TestDc::login_token(&b.token) else {
         return bad_request("token must be base64url or hex");
     };
     match dc.scan_qr(&token, &b.phone) {

@@ -418,6 +418,17 @@ impl TestDc {
             .cloned()
     }
 
+    /// A login token as a scanner reads it: a whole `tg://login?token=…` URL or the bare token,
+    /// URL-safe base64 (as in the URL) or hex.
+    pub fn login_token(text: &str) -> Option<Vec<u8>> {
+        use base64::Engine;
+        let token = text.split_once("token=").map_or(text, |(_, t)| t);
+        base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(token.trim_end_matches('='))
+            .ok()
+            .or_else(|| hex::decode(token).ok())
+    }
+
     /// "Scans" a QR login token as the user with `phone`: the session that exported the token
     /// gets `updateLoginToken`, and its next `auth.exportLoginToken` logs it in.
     /// With a sandbox directory, a phone testdc has not seen yet is a new user, as for a code.
@@ -748,4 +759,21 @@ pub struct ChatMessageSnapshot {
     pub grouped_id: Option<i64>,
     pub edit_date: Option<i32>,
     pub pinned: bool,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::TestDc;
+
+    #[test]
+    fn a_login_token_is_read_from_its_url_or_bare_in_base64url_or_hex() {
+        let token = vec![0xfb, 0xff, 0x00, 0x10, 0x7e];
+        assert_eq!(
+            TestDc::login_token("tg://login?token=-_8AEH4").as_ref(),
+            Some(&token)
+        );
+        assert_eq!(TestDc::login_token("-_8AEH4=").as_ref(), Some(&token));
+        assert_eq!(TestDc::login_token("fbff00107e").as_ref(), Some(&token));
+        assert_eq!(TestDc::login_token("tg://login?token=%%"), None);
+    }
 }

@@ -71,6 +71,15 @@ async function api(method, route, token, body) {
 }
 
 /** Every visible form control has an accessible name (a label or aria-label). */
+/** Opens the connect page's QR tab and waits until the code is drawn. */
+async function showQr(page) {
+  await page.click('button[data-tab=qr]');
+  await page.waitForFunction(() => {
+    const img = document.querySelector('#qr-image');
+    return img && img.complete && img.naturalWidth > 100;
+  });
+}
+
 async function labelled(page) {
   const unnamed = await page.evaluate(() => [...document.querySelectorAll('main input, main select, main textarea')]
     .filter((el) => el.offsetParent !== null && el.type !== 'hidden')
@@ -120,11 +129,7 @@ async function run() {
   await page.click('nav a[href="#/connect"]');
   await page.fill('#create-account input[name=label]', 'QR account');
   await page.click('#create-account button[type=submit]');
-  await page.click('button[data-tab=qr]');
-  await page.waitForFunction(() => {
-    const img = document.querySelector('#qr-image');
-    return img && img.complete && img.naturalWidth > 100;
-  });
+  await showQr(page);
   const loginUrl = await page.getAttribute('#qr-image', 'data-login-url');
   assert.match(loginUrl, /^tg:\/\/login\?token=/);
   await labelled(page);
@@ -233,11 +238,7 @@ async function run() {
   await page.click('nav a[href="#/connect"]');
   await page.fill('#create-account input[name=label]', 'QR scanned in the console');
   await page.click('#create-account button[type=submit]');
-  await page.click('button[data-tab=qr]');
-  await page.waitForFunction(() => {
-    const img = document.querySelector('#qr-image');
-    return img && img.complete && img.naturalWidth > 100;
-  });
+  await showQr(page);
   await page.click('#sandbox-scan button[type=submit]');
   await page.waitForSelector('#login-done', { timeout: 20000 });
   await page.waitForSelector('#login-state .badge[data-state=active]');
