@@ -8,7 +8,7 @@
 //! message, kind) writes each of them once.
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use futures::FutureExt as _;
 
@@ -128,6 +128,13 @@ const APPEND_RETRY: Duration = Duration::from_secs(1);
 const BATCH_MAX: usize = 1000;
 /// A call of grammers' update machinery (a getDifference) has no timeout of its own.
 const DIFFERENCE_TIMEOUT: Duration = Duration::from_secs(60);
+/// The update state is written at most this often while updates keep coming, and this long
+/// after the last of a burst. Each write seals and rewrites the whole session; written after
+/// every batch, 20 busy bots' writes held SQLite's one write lock against the log and the
+/// webhook dispatcher (`benches/events_throughput.rs`). A state written late loses nothing:
+/// after a crash the catch-up fetches again what came since, and the log's dedupe key keeps
+/// each update once.
+const SYNC_EVERY: Duration = Duration::from_millis(500);
 
 /// Receives until the client goes: each batch grammers yields is appended to the log, then the
 /// update state is written.
@@ -147,21 +154,41 @@ pub(crate) async fn run(
                 return;
             }
         };
+    // When the state was last written; `unsynced`: updates were appended since.
+    let mut synced_at = Instant::now();
+    let mut unsynced = false;
     loop {
-        let (mut batch, mut chats) =
-            match tokio::time::timeout(DIFFERENCE_TIMEOUT, receiver.next()).await {
-                Ok(Ok((batch, _users, chats))) => (batch, chats),
-                Ok(Err(InvocationError::Dropped(_))) => return,
-                Ok(Err(e)) => {
-                    // A failed getDifference: the next round asks again.
-                    tracing::warn!(account_id = id, error = %e, "receiving updates");
-                    tokio::time::sleep(APPEND_RETRY).await;
-                    continue;
+        let wait = if unsynced {
+            SYNC_EVERY.saturating_sub(synced_at.elapsed())
+        } else {
+            DIFFERENCE_TIMEOUT
+        };
+        let (mut batch, mut chats) = match tokio::time::timeout(wait, receiver.next()).await {
+            Ok(Ok((batch, _users, chats))) => (batch, chats),
+            Ok(Err(InvocationError::Dropped(_))) => {
+                if unsynced {
+                    sync(&receiver, id).await;
                 }
-                // Quiet for a minute, or a getDifference that hung: either way, wait again (a
-                // hung call is dropped here, and grammers asks again when its deadline passes).
-                Err(_) => continue,
-            };
+                return;
+            }
+            Ok(Err(e)) => {
+                // A failed getDifference: the next round asks again.
+                tracing::warn!(account_id = id, error = %e, "receiving updates");
+                tokio::time::sleep(APPEND_RETRY).await;
+                continue;
+            }
+            // Quiet for a while, or a getDifference that hung: either way, wait again (a
+            // hung call is dropped here, and grammers asks again when its deadline passes).
+            // What was appended and not yet covered by the stored state is covered now.
+            Err(_) => {
+                if unsynced {
+                    sync(&receiver, id).await;
+                    synced_at = Instant::now();
+                    unsynced = false;
+                }
+                continue;
+            }
+        };
         // Everything else already there joins this batch: a burst costs one append and one
         // state write per batch instead of per update, so this loop keeps up with grammers'
         // bounded channel, which drops pushes that do not fit (the gap is refilled only when a
@@ -203,12 +230,23 @@ pub(crate) async fn run(
             tracing::warn!(account_id = id, error = %e, "appending received events; retrying");
             tokio::time::sleep(APPEND_RETRY).await;
         }
-        if let Err(e) = receiver.sync_update_state().await {
-            tracing::warn!(account_id = id, error = %e, "writing the update state");
+        if closed || synced_at.elapsed() >= SYNC_EVERY {
+            sync(&receiver, id).await;
+            synced_at = Instant::now();
+            unsynced = false;
+        } else {
+            unsynced = true;
         }
         if closed {
             return;
         }
+    }
+}
+
+/// Writes the update state into the sealed session.
+async fn sync(receiver: &UpdatesReceiver, id: AccountId) {
+    if let Err(e) = receiver.sync_update_state().await {
+        tracing::warn!(account_id = id, error = %e, "writing the update state");
     }
 }
 

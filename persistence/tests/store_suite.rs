@@ -57,6 +57,7 @@ suite!(
     account_state_changes_and_flood_waits_are_events,
     a_finished_post_is_an_event_of_each_delivery_and_of_the_post,
     webhook_queues_keep_order_per_account_and_log_every_attempt,
+    an_attempt_recorded_and_its_queues_next_head_claimed_are_one_transaction,
     a_webhook_replays_disables_with_an_event_and_rotates,
     device_identities_are_drawn_per_account_kept_and_changed_whole,
     an_imported_app_is_kept_sealed_beside_its_account,
@@ -1717,6 +1718,72 @@ fn attempt(
         outcome,
         next_attempt_at: next,
     }
+}
+
+async fn an_attempt_recorded_and_its_queues_next_head_claimed_are_one_transaction(
+    store: &dyn Store,
+) {
+    let owner = user(store, "pipeline@events.test").await;
+    store
+        .create_webhook(webhook("wh-pipe", owner.id, 0))
+        .await
+        .unwrap();
+    let now = micros_now();
+    assert!(store
+        .enqueue_webhook_events("wh-pipe", 0, 3, &[(1, 1), (2, 1), (3, 1)], now)
+        .await
+        .unwrap());
+    let lease = now + Duration::seconds(40);
+    let pair = |id: i64| [("wh-pipe".to_owned(), id)];
+    let head = store
+        .claim_webhook_deliveries(&pair(1), now, lease)
+        .await
+        .unwrap()
+        .pop()
+        .unwrap();
+    // Behind a head in flight, the next is not claimable on its own…
+    let (failing, claimed) = store
+        .finish_and_claim_webhook_deliveries(Vec::new(), &pair(2), now, lease)
+        .await
+        .unwrap();
+    assert!(failing.is_empty() && claimed.is_empty(), "{claimed:?}");
+    // …but it is in the transaction that records the head's success, which comes first.
+    let (failing, claimed) = store
+        .finish_and_claim_webhook_deliveries(
+            vec![attempt(&head, AttemptOutcome::Succeeded, None)],
+            &pair(2),
+            now,
+            lease,
+        )
+        .await
+        .unwrap();
+    assert_eq!(failing, [("wh-pipe".to_owned(), None)]);
+    assert_eq!(
+        claimed
+            .iter()
+            .map(|d| (d.event_id, d.attempts, d.next_attempt_at))
+            .collect::<Vec<_>>(),
+        [(2, 1, lease)]
+    );
+    // Both parts are in the store: the head's attempt is logged, the next one is in flight.
+    let log = store
+        .webhook_attempts("wh-pipe", None, None, 10)
+        .await
+        .unwrap();
+    assert_eq!(
+        log.iter()
+            .map(|a| (a.event_id, a.outcome))
+            .collect::<Vec<_>>(),
+        [(1, AttemptOutcome::Succeeded)]
+    );
+    let pending: Vec<(i64, chrono::DateTime<Utc>)> = store
+        .pending_webhook_deliveries(Some("wh-pipe"), None, 10)
+        .await
+        .unwrap()
+        .iter()
+        .map(|d| (d.event_id, d.next_attempt_at))
+        .collect();
+    assert_eq!(pending, [(2, lease), (3, now)]);
 }
 
 async fn webhook_queues_keep_order_per_account_and_log_every_attempt(store: &dyn Store) {

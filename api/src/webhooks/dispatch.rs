@@ -160,12 +160,26 @@ impl EventCache {
     }
 }
 
+/// A queue head taken to be claimed and sent.
+struct Due {
+    key: QueueKey,
+    event_id: i64,
+    hook: Arc<Webhook>,
+    keys: Arc<Keys>,
+}
+
+fn claim_pairs(due: &[Due]) -> Vec<(String, i64)> {
+    due.iter()
+        .map(|d| (d.key.0.to_string(), d.event_id))
+        .collect()
+}
+
+type Failing = Vec<(String, Option<DateTime<Utc>>)>;
+
 /// What an attempt left, for the worker to record.
 struct Finished {
     key: QueueKey,
     record: WebhookAttempt,
-    /// When its claim runs out: it is due again then if recording it fails.
-    lease_until: DateTime<Utc>,
 }
 
 struct Worker {
@@ -373,11 +387,39 @@ impl Worker {
     /// Claims the heads that are due, in one statement, and starts their attempts.
     async fn dispatch(&mut self) {
         let now = Utc::now();
-        let taken = self.queues.take_due(now, self.free_slots());
-        if taken.is_empty() {
+        let due = self.take_due(now).await;
+        if due.is_empty() {
             return;
         }
-        // What cannot be sent is not claimed: a claim counts an attempt.
+        let pairs = claim_pairs(&due);
+        let lease_until = now + self.lease();
+        match self
+            .state
+            .store
+            .claim_webhook_deliveries(&pairs, now, lease_until)
+            .await
+        {
+            Ok(claimed) => self.start(due, claimed).await,
+            Err(e) => {
+                tracing::warn!(error = %e, "webhooks: claiming deliveries");
+                let later = now + chrono::Duration::from_std(TICK).unwrap_or_default();
+                self.unclaim(&due, later);
+            }
+        }
+    }
+
+    /// How long a claim keeps an attempt from being due again.
+    fn lease(&self) -> chrono::Duration {
+        let timeout = Duration::from_millis(self.state.settings.webhooks.timeout_ms);
+        chrono::Duration::from_std((timeout * 2).max(LEASE_MIN))
+            .unwrap_or(chrono::Duration::seconds(60))
+    }
+
+    /// Takes the heads due at `now` that free slots allow (their queues become busy), with
+    /// their endpoints and signing keys. What cannot be sent is not taken: a claim counts an
+    /// attempt.
+    async fn take_due(&mut self, now: DateTime<Utc>) -> Vec<Due> {
+        let taken = self.queues.take_due(now, self.free_slots());
         let mut due = Vec::with_capacity(taken.len());
         for (key, id) in taken {
             let Some(hook) = self.hooks.get(&key.0).cloned() else {
@@ -386,7 +428,12 @@ impl Worker {
                 continue;
             };
             match self.keys_of(&hook).await {
-                Ok(keys) => due.push((key, id, hook, keys)),
+                Ok(keys) => due.push(Due {
+                    key,
+                    event_id: id,
+                    hook,
+                    keys,
+                }),
                 Err(e) => {
                     tracing::error!(webhook_id = %hook.id, error = %e, "webhooks: opening a secret");
                     let later = now + chrono::Duration::from_std(LEASE_MIN).unwrap_or_default();
@@ -394,32 +441,19 @@ impl Worker {
                 }
             }
         }
-        if due.is_empty() {
-            return;
+        due
+    }
+
+    /// Gives back heads taken but not claimed: their queues are due again at `at`.
+    fn unclaim(&mut self, due: &[Due], at: DateTime<Utc>) {
+        for d in due {
+            self.queues.finish(&d.key, d.event_id, Finish::DueAt(at));
         }
-        let timeout = Duration::from_millis(self.state.settings.webhooks.timeout_ms);
-        let lease = chrono::Duration::from_std((timeout * 2).max(LEASE_MIN))
-            .unwrap_or(chrono::Duration::seconds(60));
-        let pairs: Vec<(String, i64)> = due
-            .iter()
-            .map(|(k, id, _, _)| (k.0.to_string(), *id))
-            .collect();
-        let claimed = match self
-            .state
-            .store
-            .claim_webhook_deliveries(&pairs, now, now + lease)
-            .await
-        {
-            Ok(c) => c,
-            Err(e) => {
-                tracing::warn!(error = %e, "webhooks: claiming deliveries");
-                let later = now + chrono::Duration::from_std(TICK).unwrap_or_default();
-                for (key, id, _, _) in &due {
-                    self.queues.finish(key, *id, Finish::DueAt(later));
-                }
-                return;
-            }
-        };
+    }
+
+    /// Starts an attempt for each head the store let us claim; a queue whose head it did not
+    /// is read again.
+    async fn start(&mut self, due: Vec<Due>, claimed: Vec<WebhookDelivery>) {
         let mut claimed: HashMap<(String, i64), WebhookDelivery> = claimed
             .into_iter()
             .map(|d| ((d.webhook_id.clone(), d.event_id), d))
@@ -428,12 +462,12 @@ impl Worker {
         // cache, whose evictions must not take them away before they are sent).
         let mut events: HashMap<i64, Arc<Event>> = HashMap::new();
         let mut missing = Vec::new();
-        for (_, id, _, _) in &due {
-            match self.events.map.get(id) {
+        for d in &due {
+            match self.events.map.get(&d.event_id) {
                 Some(e) => {
-                    events.insert(*id, Arc::clone(e));
+                    events.insert(d.event_id, Arc::clone(e));
                 }
-                None => missing.push(*id),
+                None => missing.push(d.event_id),
             }
         }
         let mut read = true;
@@ -453,7 +487,13 @@ impl Worker {
             }
         }
         let mut stale = Vec::new();
-        for (key, id, hook, keys) in due {
+        for Due {
+            key,
+            event_id: id,
+            hook,
+            keys,
+        } in due
+        {
             let Some(delivery) = claimed.remove(&(key.0.to_string(), id)) else {
                 // Not claimable in the store (someone else's claim, a replay): read it again.
                 stale.push(key);
@@ -479,7 +519,6 @@ impl Worker {
                 Finished {
                     key: record_key,
                     record,
-                    lease_until,
                 }
             });
             self.running.insert(task.id(), (key, id, lease_until));
@@ -517,53 +556,18 @@ impl Worker {
         }
     }
 
-    /// Records every attempt that ended since the last batch, in one transaction, and lets
-    /// their queues go on.
+    /// Records every attempt that ended since the last batch and claims the heads now due —
+    /// their queues' next events among them — in one transaction, then starts those attempts.
+    /// The queues move on before the store has answered: if it fails, what it did not record is
+    /// read back from it.
     async fn finish_batch(&mut self) {
         if self.finished.is_empty() {
             return;
         }
         let finished = std::mem::take(&mut self.finished);
         self.first_finished = None;
-        let records: Vec<WebhookAttempt> = finished.iter().map(|f| f.record.clone()).collect();
-        let (failing, recorded) = match self.state.store.finish_webhook_attempts(records).await {
-            Ok(f) => (f, vec![true; finished.len()]),
-            // One at a time, so that one that cannot be recorded (its endpoint deleted
-            // meanwhile) does not hold back the others.
-            Err(_) => {
-                let mut failing = Vec::new();
-                let mut recorded = Vec::with_capacity(finished.len());
-                for f in &finished {
-                    match self
-                        .state
-                        .store
-                        .finish_webhook_attempts(vec![f.record.clone()])
-                        .await
-                    {
-                        Ok(one) => {
-                            failing.retain(|(id, _)| !one.iter().any(|(o, _)| o == id));
-                            failing.extend(one);
-                            recorded.push(true);
-                        }
-                        Err(e) => {
-                            tracing::warn!(webhook_id = %f.record.webhook_id,
-                                event_id = f.record.event_id, error = %e,
-                                "webhooks: recording an attempt");
-                            recorded.push(false);
-                        }
-                    }
-                }
-                (failing, recorded)
-            }
-        };
         let mut refill = Vec::new();
-        for (f, recorded) in finished.iter().zip(recorded) {
-            if !recorded {
-                // Its claim runs out and the attempt is made again: at least once.
-                self.queues
-                    .finish(&f.key, f.record.event_id, Finish::DueAt(f.lease_until));
-                continue;
-            }
+        for f in &finished {
             let how = match (f.record.outcome, f.record.next_attempt_at) {
                 (AttemptOutcome::Retrying, Some(at)) => Finish::DueAt(at),
                 _ => Finish::Done,
@@ -572,6 +576,26 @@ impl Worker {
                 refill.push(f.key.clone());
             }
         }
+        let now = Utc::now();
+        let due = self.take_due(now).await;
+        let pairs = claim_pairs(&due);
+        let records: Vec<WebhookAttempt> = finished.iter().map(|f| f.record.clone()).collect();
+        let failing = match self
+            .state
+            .store
+            .finish_and_claim_webhook_deliveries(records, &pairs, now, now + self.lease())
+            .await
+        {
+            Ok((failing, claimed)) => {
+                self.start(due, claimed).await;
+                failing
+            }
+            Err(e) => {
+                tracing::debug!(error = %e, "webhooks: recording attempts as one batch");
+                self.unclaim(&due, now);
+                self.finish_one_by_one(&finished).await
+            }
+        };
         for key in refill {
             self.reload_queue(&key).await;
         }
@@ -589,6 +613,33 @@ impl Worker {
                 }
             }
         }
+    }
+
+    /// Records attempts one at a time, so that one that cannot be recorded (its endpoint
+    /// deleted meanwhile) does not hold back the others. The queue of one not recorded is read
+    /// back from the store, where its claim runs out and it is attempted again: at least once.
+    async fn finish_one_by_one(&mut self, finished: &[Finished]) -> Failing {
+        let mut failing: Failing = Vec::new();
+        for f in finished {
+            match self
+                .state
+                .store
+                .finish_webhook_attempts(vec![f.record.clone()])
+                .await
+            {
+                Ok(one) => {
+                    failing.retain(|(id, _)| !one.iter().any(|(o, _)| o == id));
+                    failing.extend(one);
+                }
+                Err(e) => {
+                    tracing::warn!(webhook_id = %f.record.webhook_id,
+                        event_id = f.record.event_id, error = %e,
+                        "webhooks: recording an attempt");
+                    self.reload_queue(&f.key).await;
+                }
+            }
+        }
+        failing
     }
 
     async fn disable(&mut self, hook: &Webhook, since: DateTime<Utc>) {
