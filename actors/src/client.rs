@@ -239,6 +239,9 @@ struct Watched {
     session: Arc<StoreSession>,
 }
 
+/// How long a receiving loop whose client ended may take to write its last update state.
+const FINAL_SYNC: std::time::Duration = std::time::Duration::from_secs(2);
+
 /// Drains the updates channel (grammers drops updates when it is full) and forwards what the
 /// actor acts on, until the login decides: muted, it drains what is buffered and stops; set to
 /// receive, it hands the channel to grammers' update machinery. Reports the runner's end.
@@ -269,6 +272,11 @@ async fn watch(w: Watched) {
                     tokio::pin!(receiving);
                     tokio::select! {
                         end = &mut runner => {
+                            // The runner's end closes the channel: the receiving loop sees it,
+                            // writes the update state it has not written yet, and returns. It
+                            // is waited for (briefly: an append may be retrying) before the
+                            // actor hears of the end and starts a new client.
+                            let _ = tokio::time::timeout(FINAL_SYNC, &mut receiving).await;
                             let panicked = matches!(&end, Err(e) if e.is_panic());
                             notify(&myself, Event::RunnerExited { generation, panicked });
                         }

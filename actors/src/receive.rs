@@ -124,6 +124,8 @@ pub(crate) struct Receiving {
 /// How long an append that failed (the database away) waits before it is tried again; the
 /// update state is not written meanwhile, so nothing is lost.
 const APPEND_RETRY: Duration = Duration::from_secs(1);
+/// getDifference answers in pages of this many updates.
+const CATCH_UP_PAGE: usize = 100;
 /// The most updates one append takes (a catch-up page is 100; a burst is capped here).
 const BATCH_MAX: usize = 1000;
 /// A call of grammers' update machinery (a getDifference) has no timeout of its own.
@@ -230,7 +232,9 @@ pub(crate) async fn run(
             tracing::warn!(account_id = id, error = %e, "appending received events; retrying");
             tokio::time::sleep(APPEND_RETRY).await;
         }
-        if closed || synced_at.elapsed() >= SYNC_EVERY {
+        // A full page is a catch-up going on: written now, so that the timer does not cut the
+        // next page's getDifference short (it would be asked again, one call more).
+        if closed || batch.len() >= CATCH_UP_PAGE || synced_at.elapsed() >= SYNC_EVERY {
             sync(&receiver, id).await;
             synced_at = Instant::now();
             unsynced = false;

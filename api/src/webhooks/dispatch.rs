@@ -116,7 +116,7 @@ pub async fn run(state: AppState, stop: CancellationToken) {
             worker.collect(done);
         }
         if worker.batch_ready() {
-            worker.finish_batch().await;
+            worker.finish_batch(true).await;
         }
     }
     // Attempts in flight are left to finish for a moment; one cut short is repeated after a
@@ -127,7 +127,8 @@ pub async fn run(state: AppState, stop: CancellationToken) {
         }
     })
     .await;
-    worker.finish_batch().await;
+    // Recorded only: an attempt started now would be cut off when the worker returns.
+    worker.finish_batch(false).await;
 }
 
 type Keys = Vec<Zeroizing<Vec<u8>>>;
@@ -556,11 +557,11 @@ impl Worker {
         }
     }
 
-    /// Records every attempt that ended since the last batch and claims the heads now due —
-    /// their queues' next events among them — in one transaction, then starts those attempts.
-    /// The queues move on before the store has answered: if it fails, what it did not record is
-    /// read back from it.
-    async fn finish_batch(&mut self) {
+    /// Records every attempt that ended since the last batch and (with `claim`) claims the heads
+    /// now due — their queues' next events among them — in one transaction, then starts those
+    /// attempts. The queues move on before the store has answered: if it fails, what it did not
+    /// record is read back from it.
+    async fn finish_batch(&mut self, claim: bool) {
         if self.finished.is_empty() {
             return;
         }
@@ -577,28 +578,29 @@ impl Worker {
             }
         }
         let now = Utc::now();
-        let due = self.take_due(now).await;
+        let mut due = if claim {
+            self.take_due(now).await
+        } else {
+            Vec::new()
+        };
         let pairs = claim_pairs(&due);
         let records: Vec<WebhookAttempt> = finished.iter().map(|f| f.record.clone()).collect();
-        let failing = match self
+        let (failing, claimed) = match self
             .state
             .store
             .finish_and_claim_webhook_deliveries(records, &pairs, now, now + self.lease())
             .await
         {
-            Ok((failing, claimed)) => {
-                self.start(due, claimed).await;
-                failing
-            }
+            Ok(done) => done,
             Err(e) => {
                 tracing::debug!(error = %e, "webhooks: recording attempts as one batch");
                 self.unclaim(&due, now);
-                self.finish_one_by_one(&finished).await
+                due.clear();
+                (self.finish_one_by_one(&finished).await, Vec::new())
             }
         };
-        for key in refill {
-            self.reload_queue(&key).await;
-        }
+        // An endpoint failing too long is disabled before anything claimed for it is sent:
+        // those claims run out and wait in the store until it is enabled again.
         let limit = chrono::Duration::seconds(self.state.settings.webhooks.disable_after_s as i64);
         for (webhook_id, since) in failing {
             let Some(since) = since else { continue };
@@ -612,6 +614,16 @@ impl Worker {
                     self.disable(&hook, since).await;
                 }
             }
+        }
+        if !due.is_empty() {
+            let due = due
+                .into_iter()
+                .filter(|d| self.hooks.contains_key(&d.key.0))
+                .collect();
+            self.start(due, claimed).await;
+        }
+        for key in refill {
+            self.reload_queue(&key).await;
         }
     }
 
