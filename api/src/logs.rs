@@ -69,6 +69,19 @@ pub struct LogPage {
 }
 
 /// 404 unless the caller owns the account (or is an admin): the same answer as for a missing one.
+/// The account's kind, once the caller may use it (its owner or an admin), from memory: what a
+/// route that only hands the account a command needs, with no store read once warm.
+pub async fn check_account_owner(
+    state: &AppState,
+    user: &AuthUser,
+    account_id: AccountId,
+) -> Result<tgfleet_persistence::AccountKind, ApiError> {
+    match state.auth_cache.account(&*state.store, account_id).await? {
+        Some((owner, kind)) if user.is_admin() || owner == user.id => Ok(kind),
+        _ => Err(ApiError::NotFound("account")),
+    }
+}
+
 pub async fn check_account_access(
     state: &AppState,
     user: &AuthUser,

@@ -192,6 +192,7 @@ pub async fn build_state(mut settings: Settings) -> Result<AppState, StartupErro
     let import_probes = Arc::new(tokio::sync::Semaphore::new(
         settings.import.max_concurrent_probes,
     ));
+    let access_ttl = std::time::Duration::from_secs(settings.auth.access_ttl_s);
     Ok(AppState {
         settings: Arc::new(settings),
         store,
@@ -209,6 +210,7 @@ pub async fn build_state(mut settings: Settings) -> Result<AppState, StartupErro
         instance_lock: Arc::new(instance_lock),
         import_probes,
         account_creation: Arc::default(),
+        auth_cache: Arc::new(crate::auth::cache::AuthCache::new(access_ttl)),
     })
 }
 

@@ -45,6 +45,8 @@ pub struct AppState {
     /// One lock per user around "count, then create" of accounts, so concurrent creations and
     /// imports of one user cannot pass `accounts.max_per_user` together.
     pub account_creation: Arc<crate::state::PerUserLocks>,
+    /// Token revocations, users' roles, accounts' owners: what every request checks.
+    pub auth_cache: Arc<crate::auth::cache::AuthCache>,
 }
 
 #[derive(Default)]

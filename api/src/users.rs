@@ -9,6 +9,7 @@ use axum::extract::State;
 use axum::Json;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
+use std::sync::Arc;
 use tgfleet_persistence::{Role, User, UserId, UserPatch};
 use utoipa::{IntoParams, ToSchema};
 
@@ -122,8 +123,9 @@ pub async fn patch(
         other => other.into(),
     })?;
     let user = state
-        .store
+        .auth_cache
         .update_user(
+            Arc::clone(&state.store),
             id,
             UserPatch {
                 role: req.role,

@@ -700,3 +700,95 @@ async fn a_token_pair_never_prints_its_tokens() {
     assert!(printed.contains("expires_in"), "{printed}");
     app.shutdown().await;
 }
+
+/// Roles, disables, logouts and account owners are held in memory after their first read; a
+/// change through the API is still seen by the very next request.
+#[tokio::test]
+async fn changes_take_effect_at_once_on_a_warm_path() {
+    let app = TestApp::spawn().await;
+    let (ann_id, ann, _) = app.user("warm-ann@example.org").await;
+    let (_, bob, _) = app.user("warm-bob@example.org").await;
+    let (_, admin) = app.admin("warm-root@example.org").await;
+    let patch = |body: Value| {
+        let app = &app;
+        let admin = admin.clone();
+        async move {
+            let r = app
+                .request(
+                    Method::PATCH,
+                    &format!("/api/v1/users/{ann_id}"),
+                    Some(&admin),
+                    Some(body),
+                )
+                .await;
+            assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
+        }
+    };
+    // Warm: Ann's role is read once and kept.
+    assert_eq!(app.get("/api/v1/users", Some(&ann)).await.status(), 403);
+    assert_eq!(app.get("/api/v1/users", Some(&ann)).await.status(), 403);
+    patch(json!({"role": "admin"})).await;
+    assert_eq!(app.get("/api/v1/users", Some(&ann)).await.status(), 200);
+    patch(json!({"role": "user", "disabled": true})).await;
+    assert_eq!(app.get("/api/v1/auth/me", Some(&ann)).await.status(), 401);
+    patch(json!({"disabled": false})).await;
+    assert_eq!(app.get("/api/v1/auth/me", Some(&ann)).await.status(), 200);
+    assert_eq!(app.get("/api/v1/users", Some(&ann)).await.status(), 403);
+
+    // An account's owner, on the send path: Ann's account is not Bob's, and once deleted it
+    // is no one's.
+    let account = app
+        .state
+        .store
+        .create_account(tgfleet_persistence::NewAccount {
+            owner_id: ann_id,
+            label: None,
+            kind: tgfleet_persistence::AccountKind::User,
+            phone: None,
+        })
+        .await
+        .unwrap();
+    let send = |token: String| {
+        let app = &app;
+        async move {
+            app.request(
+                Method::POST,
+                &format!("/api/v1/telegram/accounts/{}/messages", account.id),
+                Some(&token),
+                Some(json!({"peer": "me", "text": "warm"})),
+            )
+            .await
+            .status()
+        }
+    };
+    let first = send(ann.clone()).await;
+    assert_ne!(
+        first, 404,
+        "the owner's send reaches past the ownership check"
+    );
+    assert_eq!(send(ann.clone()).await, first);
+    assert_eq!(send(bob.clone()).await, 404);
+    let r = app
+        .request(
+            Method::DELETE,
+            &format!("/api/v1/telegram/accounts/{}", account.id),
+            Some(&ann),
+            None,
+        )
+        .await;
+    assert!(r.status().is_success(), "{}", r.status());
+    assert_eq!(send(ann.clone()).await, 404);
+
+    // A logout refuses the access token at once, though it was accepted a moment ago.
+    assert_eq!(app.get("/api/v1/auth/me", Some(&bob)).await.status(), 200);
+    let r = app
+        .client
+        .post(format!("{}/api/v1/auth/logout", app.base))
+        .bearer_auth(&bob)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 204);
+    assert_eq!(app.get("/api/v1/auth/me", Some(&bob)).await.status(), 401);
+    app.shutdown().await;
+}

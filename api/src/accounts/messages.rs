@@ -2,7 +2,7 @@ use super::fleet;
 use crate::auth::AuthUser;
 use crate::error::{ApiError, Validator};
 use crate::extract::{ApiJson, ApiPath, IdempotencyKey};
-use crate::logs::check_account_access;
+use crate::logs::check_account_owner;
 use crate::state::AppState;
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -71,7 +71,7 @@ pub async fn send(
     IdempotencyKey(key): IdempotencyKey,
     ApiJson(req): ApiJson<SendMessageRequest>,
 ) -> Result<(StatusCode, Json<MessageSent>), ApiError> {
-    let account = check_account_access(&state, &user, id).await?;
+    let kind = check_account_owner(&state, &user, id).await?;
     let peer = req.peer.parse::<Peer>().ok();
     let mut v = Validator::default();
     v.check(peer.is_some(), "peer", PEER_FORMS);
@@ -96,7 +96,7 @@ pub async fn send(
     check_content_shape(&mut v, req.text.is_some(), &media_ids);
     v.finish()?;
     let media = owned_media_items(&state, &user, &media_ids).await?;
-    check_fits_account(account.kind, &media)?;
+    check_fits_account(kind, &media)?;
     let text = content_text(req.text, req.parse_mode.as_deref(), &media)?;
     let Some(peer) = peer else {
         return Err(ApiError::field("peer", PEER_FORMS));

@@ -5,7 +5,7 @@ use crate::state::AppState;
 use axum::extract::FromRequestParts;
 use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
-use tgfleet_persistence::{Role, StoreError, UserId};
+use tgfleet_persistence::{Role, UserId};
 
 #[derive(Debug, Clone)]
 pub struct AuthUser {
@@ -46,27 +46,31 @@ impl FromRequestParts<AppState> for AuthUser {
         let id: UserId = claims.sub.parse().map_err(|_| ApiError::Unauthorized)?;
         // One read covers both: this token logged out, or its login's family revoked (logout,
         // refresh-token reuse).
-        if state
-            .store
-            .is_access_token_revoked(&claims.jti, claims.fam.as_deref())
+        let cache = &state.auth_cache;
+        if cache
+            .is_revoked(
+                &*state.store,
+                &claims.jti,
+                claims.fam.as_deref(),
+                claims.exp,
+            )
             .await?
         {
             return Err(ApiError::Unauthorized);
         }
-        // The role comes from the database, not the token, so a demotion or a disable takes
-        // effect at once rather than when the token expires.
-        let user = match state.store.user_by_id(id).await {
-            Ok(u) => u,
-            Err(StoreError::NotFound) => return Err(ApiError::Unauthorized),
-            Err(e) => return Err(e.into()),
+        // The role comes from the database (through the cache every change goes through), not
+        // the token, so a demotion or a disable takes effect at once rather than when the token
+        // expires.
+        let Some((role, disabled)) = cache.user(&*state.store, id).await? else {
+            return Err(ApiError::Unauthorized);
         };
-        if user.disabled {
+        if disabled {
             return Err(ApiError::Unauthorized);
         }
         state.limits.check_user(id)?;
         let auth = AuthUser {
             id,
-            role: user.role,
+            role,
             jti: claims.jti,
             exp: claims.exp,
             family: claims.fam,

@@ -1,5 +1,6 @@
 //! Users, passwords, JWT access tokens and rotating refresh tokens.
 
+pub mod cache;
 pub mod extractor;
 pub mod password;
 pub mod routes;

@@ -264,7 +264,10 @@ pub async fn refresh(
     // A revoked token presented again means it was copied: whoever holds the family is cut off.
     let reused = token.revoked_at.is_some() || !state.store.revoke_refresh_token(&hash).await?;
     if reused {
-        let revoked = state.store.revoke_refresh_family(&token.family_id).await?;
+        let revoked = state
+            .auth_cache
+            .revoke_family(&*state.store, &token.family_id)
+            .await?;
         Audit::warn(
             "refresh_token_reused",
             "revoked refresh token reused; family revoked",
@@ -310,17 +313,19 @@ pub async fn logout(
             message: e.to_string(),
         })?
     };
-    let expires = chrono::DateTime::from_timestamp(user.exp, 0).unwrap_or_else(Utc::now);
-    state.store.revoke_access_token(&user.jti, expires).await?;
+    let cache = &state.auth_cache;
+    cache
+        .revoke_access_token(&*state.store, &user.jti, user.exp)
+        .await?;
     if let Some(family) = &user.family {
-        state.store.revoke_refresh_family(family).await?;
+        cache.revoke_family(&*state.store, family).await?;
     }
     if let Some(rt) = body.refresh_token {
         let hash = hash_refresh_token(&rt);
         // Only the caller's own token: logout must not become a way to revoke someone else's.
         if let Ok(t) = state.store.refresh_token(&hash).await {
             if t.user_id == user.id && user.family.as_ref() != Some(&t.family_id) {
-                state.store.revoke_refresh_family(&t.family_id).await?;
+                cache.revoke_family(&*state.store, &t.family_id).await?;
             }
         }
     }

@@ -114,9 +114,11 @@ impl TestApp {
     /// A user promoted to admin directly in the store, as `tgfleet users create --role admin` does.
     pub async fn admin(&self, email: &str) -> (i64, String) {
         let (id, _, _) = self.user(email).await;
+        // Through the process's own cache of roles, as every write of the server's is.
         self.state
-            .store
+            .auth_cache
             .update_user(
+                std::sync::Arc::clone(&self.state.store),
                 id,
                 tgfleet_persistence::UserPatch {
                     role: Some(tgfleet_persistence::Role::Admin),

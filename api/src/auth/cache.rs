@@ -1,0 +1,215 @@
+//! What authentication and ownership read on every request, held in memory: whether an access
+//! token is revoked, each user's role and disabled flag, each account's owner and kind. Kept
+//! exact because this process is the only writer (the instance lock keeps a second one away)
+//! and every write goes through here: the store is written, then the picture, and a reader
+//! that missed only fills an empty slot, so a value it read before a write never replaces the
+//! write's. Several nodes on one PostgreSQL will add `LISTEN/NOTIFY` for the others' writes.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use dashmap::{DashMap, DashSet};
+use tgfleet_persistence::{
+    AccountId, AccountKind, Role, Store, StoreError, StoreResult, User, UserId, UserPatch,
+};
+
+/// Access tokens remembered (revoked or not), and families revoked, before the expired ones are
+/// dropped.
+const SWEEP_AT: usize = 100_000;
+
+pub struct AuthCache {
+    /// How long an access token lives (`auth.access_ttl_s`).
+    access_ttl: Duration,
+    /// jti → (revoked, the token's expiry as a Unix time).
+    tokens: DashMap<String, (bool, i64)>,
+    /// Refresh-token families revoked by this process (their access tokens are refused), and
+    /// when, so that they are forgotten once every access token they issued has expired.
+    families: DashMap<String, Instant>,
+    users: DashMap<UserId, (Role, bool)>,
+    /// `None`: deleted. Never filled by a miss, so an id read before it exists stays unknown.
+    accounts: DashMap<AccountId, Option<(UserId, AccountKind)>>,
+    /// User writes one at a time: two writers' store writes and picture writes could otherwise
+    /// land in opposite orders.
+    user_writes: tokio::sync::Mutex<()>,
+    sweeping: DashSet<()>,
+}
+
+impl AuthCache {
+    pub fn new(access_ttl: Duration) -> Self {
+        Self {
+            access_ttl,
+            tokens: DashMap::new(),
+            families: DashMap::new(),
+            users: DashMap::new(),
+            accounts: DashMap::new(),
+            user_writes: tokio::sync::Mutex::new(()),
+            sweeping: DashSet::new(),
+        }
+    }
+
+    /// Whether the access token `jti` (of login `family`, expiring at `exp`) is refused.
+    pub async fn is_revoked(
+        &self,
+        store: &dyn Store,
+        jti: &str,
+        family: Option<&str>,
+        exp: i64,
+    ) -> StoreResult<bool> {
+        if family.is_some_and(|f| self.families.contains_key(f)) {
+            return Ok(true);
+        }
+        if let Some(known) = self.tokens.get(jti) {
+            return Ok(known.0);
+        }
+        let revoked = store.is_access_token_revoked(jti, family).await?;
+        let known = self
+            .tokens
+            .entry(jti.to_owned())
+            .or_insert((revoked, exp))
+            .0;
+        if self.tokens.len() > SWEEP_AT {
+            self.sweep();
+        }
+        Ok(known)
+    }
+
+    /// Refuses the access token from now on, then writes that to the store. The picture goes
+    /// first because revocation only ever adds: a client hanging up mid-write cannot leave a
+    /// token revoked in the store and accepted here.
+    pub async fn revoke_access_token(
+        &self,
+        store: &dyn Store,
+        jti: &str,
+        exp: i64,
+    ) -> StoreResult<()> {
+        self.tokens.insert(jti.to_owned(), (true, exp));
+        let expires = chrono::DateTime::from_timestamp(exp, 0).unwrap_or_else(chrono::Utc::now);
+        store.revoke_access_token(jti, expires).await
+    }
+
+    /// Refuses every access token of the family from now on, then revokes it in the store.
+    pub async fn revoke_family(&self, store: &dyn Store, family: &str) -> StoreResult<u64> {
+        self.families.insert(family.to_owned(), Instant::now());
+        if self.families.len() > SWEEP_AT {
+            self.sweep();
+        }
+        store.revoke_refresh_family(family).await
+    }
+
+    /// The user's role and disabled flag; `None`: no such user.
+    pub async fn user(&self, store: &dyn Store, id: UserId) -> StoreResult<Option<(Role, bool)>> {
+        if let Some(known) = self.users.get(&id) {
+            return Ok(Some(*known));
+        }
+        match store.user_by_id(id).await {
+            Ok(u) => Ok(Some(*self.users.entry(id).or_insert((u.role, u.disabled)))),
+            Err(StoreError::NotFound) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Changes a user in the store and here, in a task of its own so that a caller hanging up
+    /// cannot leave the two apart.
+    pub async fn update_user(
+        self: &Arc<Self>,
+        store: Arc<dyn Store>,
+        id: UserId,
+        patch: UserPatch,
+    ) -> StoreResult<User> {
+        let cache = Arc::clone(self);
+        let write = tokio::spawn(async move {
+            let _one = cache.user_writes.lock().await;
+            let user = store.update_user(id, patch).await?;
+            cache.users.insert(id, (user.role, user.disabled));
+            Ok(user)
+        });
+        write
+            .await
+            .map_err(|e| StoreError::Other(anyhow::anyhow!("updating a user: {e}")))?
+    }
+
+    /// The account's owner and kind; `None`: no such account.
+    pub async fn account(
+        &self,
+        store: &dyn Store,
+        id: AccountId,
+    ) -> StoreResult<Option<(UserId, AccountKind)>> {
+        if let Some(known) = self.accounts.get(&id) {
+            return Ok(*known);
+        }
+        match store.account(id).await {
+            Ok(a) => Ok(*self
+                .accounts
+                .entry(id)
+                .or_insert(Some((a.owner_id, a.kind)))),
+            Err(StoreError::NotFound) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Deletes the account's row and remembers that it is gone, in a task of its own (see
+    /// [`Self::update_user`]).
+    pub async fn delete_account(
+        self: &Arc<Self>,
+        store: Arc<dyn Store>,
+        id: AccountId,
+    ) -> StoreResult<()> {
+        let cache = Arc::clone(self);
+        let write = tokio::spawn(async move {
+            store.delete_account(id).await?;
+            cache.accounts.insert(id, None);
+            Ok(())
+        });
+        write
+            .await
+            .map_err(|e| StoreError::Other(anyhow::anyhow!("deleting an account: {e}")))?
+    }
+
+    /// Drops what concerns only expired access tokens: they fail verification before they get
+    /// here. A family is kept for as long as the last access token it issued can live.
+    fn sweep(&self) {
+        // One sweeper at a time; the others go on.
+        if !self.sweeping.insert(()) {
+            return;
+        }
+        let now = chrono::Utc::now().timestamp();
+        self.tokens.retain(|_, (_, exp)| *exp >= now);
+        let keep = self.access_ttl + Duration::from_secs(60);
+        self.families.retain(|_, at| at.elapsed() <= keep);
+        self.sweeping.remove(&());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_miss_never_replaces_what_a_write_put() {
+        let cache = AuthCache::new(Duration::from_secs(900));
+        // A write lands while a reader's store read (which saw the old value) is in flight…
+        cache.users.insert(7, (Role::User, true));
+        // …and the reader then fills only an empty slot.
+        let seen = *cache.users.entry(7).or_insert((Role::Admin, false));
+        assert_eq!(seen, (Role::User, true));
+    }
+
+    #[test]
+    fn expired_tokens_and_old_families_are_swept() {
+        let cache = AuthCache::new(Duration::ZERO);
+        let now = chrono::Utc::now().timestamp();
+        cache.tokens.insert("old".into(), (true, now - 10));
+        cache.tokens.insert("live".into(), (false, now + 600));
+        cache.families.insert(
+            "gone".into(),
+            Instant::now()
+                .checked_sub(Duration::from_secs(120))
+                .unwrap_or_else(Instant::now),
+        );
+        cache.families.insert("fresh".into(), Instant::now());
+        cache.sweep();
+        assert!(!cache.tokens.contains_key("old") && cache.tokens.contains_key("live"));
+        assert!(cache.families.contains_key("fresh"));
+        assert!(!cache.families.contains_key("gone"));
+    }
+}
