@@ -68,9 +68,9 @@ pub struct LogPage {
     pub next_cursor: Option<i64>,
 }
 
-/// 404 unless the caller owns the account (or is an admin): the same answer as for a missing one.
 /// The account's kind, once the caller may use it (its owner or an admin), from memory: what a
-/// route that only hands the account a command needs, with no store read once warm.
+/// route that only hands the account a command needs, with no store read once warm. 404 for
+/// someone else's account, as for a missing one.
 pub async fn check_account_owner(
     state: &AppState,
     user: &AuthUser,
@@ -82,6 +82,7 @@ pub async fn check_account_owner(
     }
 }
 
+/// 404 unless the caller owns the account (or is an admin): the same answer as for a missing one.
 pub async fn check_account_access(
     state: &AppState,
     user: &AuthUser,

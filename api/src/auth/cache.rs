@@ -3,10 +3,15 @@
 //! exact because this process is the only writer (the instance lock keeps a second one away)
 //! and every write goes through here: the store is written, then the picture, and a reader
 //! that missed only fills an empty slot, so a value it read before a write never replaces the
-//! write's. Several nodes on one PostgreSQL will add `LISTEN/NOTIFY` for the others' writes.
+//! write's. A write whose answer is lost (it may have committed) is followed by a read of the
+//! row. Several nodes on one PostgreSQL will add `LISTEN/NOTIFY` for the others' writes; until
+//! then this rests on the instance lock (`persistence/src/lock.rs`) keeping a second server
+//! away.
 
+use std::future::Future;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use dashmap::{DashMap, DashSet};
 use tgfleet_persistence::{
@@ -14,7 +19,7 @@ use tgfleet_persistence::{
 };
 
 /// Access tokens remembered (revoked or not), and families revoked, before the expired ones are
-/// dropped.
+/// first dropped; after a sweep, the next waits until the maps have doubled.
 const SWEEP_AT: usize = 100_000;
 
 pub struct AuthCache {
@@ -23,8 +28,9 @@ pub struct AuthCache {
     /// jti → (revoked, the token's expiry as a Unix time).
     tokens: DashMap<String, (bool, i64)>,
     /// Refresh-token families revoked by this process (their access tokens are refused), and
-    /// when, so that they are forgotten once every access token they issued has expired.
-    families: DashMap<String, Instant>,
+    /// when (Unix time, the clock tokens expire by), so that they are forgotten once every
+    /// access token they issued has expired.
+    families: DashMap<String, i64>,
     users: DashMap<UserId, (Role, bool)>,
     /// `None`: deleted. Never filled by a miss, so an id read before it exists stays unknown.
     accounts: DashMap<AccountId, Option<(UserId, AccountKind)>>,
@@ -32,6 +38,8 @@ pub struct AuthCache {
     /// land in opposite orders.
     user_writes: tokio::sync::Mutex<()>,
     sweeping: DashSet<()>,
+    /// Entries (tokens and families) above which the next miss or revocation sweeps.
+    sweep_at: AtomicUsize,
 }
 
 impl AuthCache {
@@ -44,6 +52,7 @@ impl AuthCache {
             accounts: DashMap::new(),
             user_writes: tokio::sync::Mutex::new(()),
             sweeping: DashSet::new(),
+            sweep_at: AtomicUsize::new(SWEEP_AT),
         }
     }
 
@@ -67,33 +76,39 @@ impl AuthCache {
             .entry(jti.to_owned())
             .or_insert((revoked, exp))
             .0;
-        if self.tokens.len() > SWEEP_AT {
-            self.sweep();
-        }
+        self.sweep_if_large();
         Ok(known)
     }
 
-    /// Refuses the access token from now on, then writes that to the store. The picture goes
-    /// first because revocation only ever adds: a client hanging up mid-write cannot leave a
-    /// token revoked in the store and accepted here.
+    /// Refuses the access token from now on, then writes that to the store, in a task of its
+    /// own. The picture goes first because revocation only ever adds; the task keeps a client
+    /// hanging up from leaving it refused here and accepted by the store (after a restart).
     pub async fn revoke_access_token(
         &self,
-        store: &dyn Store,
+        store: Arc<dyn Store>,
         jti: &str,
         exp: i64,
     ) -> StoreResult<()> {
         self.tokens.insert(jti.to_owned(), (true, exp));
         let expires = chrono::DateTime::from_timestamp(exp, 0).unwrap_or_else(chrono::Utc::now);
-        store.revoke_access_token(jti, expires).await
+        let jti = jti.to_owned();
+        detached("revoking an access token", async move {
+            store.revoke_access_token(&jti, expires).await
+        })
+        .await
     }
 
-    /// Refuses every access token of the family from now on, then revokes it in the store.
-    pub async fn revoke_family(&self, store: &dyn Store, family: &str) -> StoreResult<u64> {
-        self.families.insert(family.to_owned(), Instant::now());
-        if self.families.len() > SWEEP_AT {
-            self.sweep();
-        }
-        store.revoke_refresh_family(family).await
+    /// Refuses every access token of the family from now on, then revokes it in the store (in
+    /// a task of its own, as above).
+    pub async fn revoke_family(&self, store: Arc<dyn Store>, family: &str) -> StoreResult<u64> {
+        self.families
+            .insert(family.to_owned(), chrono::Utc::now().timestamp());
+        self.sweep_if_large();
+        let family = family.to_owned();
+        detached("revoking a login", async move {
+            store.revoke_refresh_family(&family).await
+        })
+        .await
     }
 
     /// The user's role and disabled flag; `None`: no such user.
@@ -117,15 +132,28 @@ impl AuthCache {
         patch: UserPatch,
     ) -> StoreResult<User> {
         let cache = Arc::clone(self);
-        let write = tokio::spawn(async move {
+        detached("updating a user", async move {
             let _one = cache.user_writes.lock().await;
-            let user = store.update_user(id, patch).await?;
-            cache.users.insert(id, (user.role, user.disabled));
-            Ok(user)
-        });
-        write
-            .await
-            .map_err(|e| StoreError::Other(anyhow::anyhow!("updating a user: {e}")))?
+            match store.update_user(id, patch).await {
+                Ok(user) => {
+                    cache.users.insert(id, (user.role, user.disabled));
+                    Ok(user)
+                }
+                Err(e) => {
+                    // It may have committed all the same: what the store holds now counts.
+                    match store.user_by_id(id).await {
+                        Ok(u) => {
+                            cache.users.insert(id, (u.role, u.disabled));
+                        }
+                        Err(_) => {
+                            cache.users.remove(&id);
+                        }
+                    }
+                    Err(e)
+                }
+            }
+        })
+        .await
     }
 
     /// The account's owner and kind; `None`: no such account.
@@ -155,14 +183,31 @@ impl AuthCache {
         id: AccountId,
     ) -> StoreResult<()> {
         let cache = Arc::clone(self);
-        let write = tokio::spawn(async move {
-            store.delete_account(id).await?;
-            cache.accounts.insert(id, None);
-            Ok(())
-        });
-        write
-            .await
-            .map_err(|e| StoreError::Other(anyhow::anyhow!("deleting an account: {e}")))?
+        detached("deleting an account", async move {
+            let deleted = store.delete_account(id).await;
+            if deleted.is_ok() {
+                cache.accounts.insert(id, None);
+                return deleted;
+            }
+            // Gone already, or perhaps deleted though the answer was lost: ask the store.
+            match store.account(id).await {
+                Err(StoreError::NotFound) => {
+                    cache.accounts.insert(id, None);
+                }
+                Ok(_) => {}
+                Err(_) => {
+                    cache.accounts.remove(&id);
+                }
+            }
+            deleted
+        })
+        .await
+    }
+
+    fn sweep_if_large(&self) {
+        if self.tokens.len() + self.families.len() > self.sweep_at.load(Ordering::Relaxed) {
+            self.sweep();
+        }
     }
 
     /// Drops what concerns only expired access tokens: they fail verification before they get
@@ -174,10 +219,24 @@ impl AuthCache {
         }
         let now = chrono::Utc::now().timestamp();
         self.tokens.retain(|_, (_, exp)| *exp >= now);
-        let keep = self.access_ttl + Duration::from_secs(60);
-        self.families.retain(|_, at| at.elapsed() <= keep);
+        let keep = i64::try_from(self.access_ttl.as_secs()).unwrap_or(i64::MAX / 2) + 60;
+        self.families.retain(|_, at| at.saturating_add(keep) >= now);
+        let left = self.tokens.len() + self.families.len();
+        self.sweep_at
+            .store((left * 2).max(SWEEP_AT), Ordering::Relaxed);
         self.sweeping.remove(&());
     }
+}
+
+/// Runs a write that must finish in a task of its own: a caller hanging up (or its deadline)
+/// cancels only the wait.
+async fn detached<T: Send + 'static>(
+    doing: &'static str,
+    write: impl Future<Output = StoreResult<T>> + Send + 'static,
+) -> StoreResult<T> {
+    tokio::spawn(write)
+        .await
+        .map_err(|e| StoreError::Other(anyhow::anyhow!("{doing}: {e}")))?
 }
 
 #[cfg(test)]
@@ -200,13 +259,8 @@ mod tests {
         let now = chrono::Utc::now().timestamp();
         cache.tokens.insert("old".into(), (true, now - 10));
         cache.tokens.insert("live".into(), (false, now + 600));
-        cache.families.insert(
-            "gone".into(),
-            Instant::now()
-                .checked_sub(Duration::from_secs(120))
-                .unwrap_or_else(Instant::now),
-        );
-        cache.families.insert("fresh".into(), Instant::now());
+        cache.families.insert("gone".into(), now - 120);
+        cache.families.insert("fresh".into(), now);
         cache.sweep();
         assert!(!cache.tokens.contains_key("old") && cache.tokens.contains_key("live"));
         assert!(cache.families.contains_key("fresh"));
