@@ -76,7 +76,7 @@ pub async fn check_account_owner(
     user: &AuthUser,
     account_id: AccountId,
 ) -> Result<tgfleet_persistence::AccountKind, ApiError> {
-    match state.auth_cache.account(&*state.store, account_id).await? {
+    match state.auth_cache.account(account_id).await? {
         Some((owner, kind)) if user.is_admin() || owner == user.id => Ok(kind),
         _ => Err(ApiError::NotFound("account")),
     }

@@ -192,7 +192,10 @@ pub async fn build_state(mut settings: Settings) -> Result<AppState, StartupErro
     let import_probes = Arc::new(tokio::sync::Semaphore::new(
         settings.import.max_concurrent_probes,
     ));
-    let access_ttl = std::time::Duration::from_secs(settings.auth.access_ttl_s);
+    let auth_cache = crate::auth::cache::AuthCache::new(
+        Arc::clone(&store),
+        std::time::Duration::from_secs(settings.auth.access_ttl_s),
+    );
     Ok(AppState {
         settings: Arc::new(settings),
         store,
@@ -210,7 +213,7 @@ pub async fn build_state(mut settings: Settings) -> Result<AppState, StartupErro
         instance_lock: Arc::new(instance_lock),
         import_probes,
         account_creation: Arc::default(),
-        auth_cache: Arc::new(crate::auth::cache::AuthCache::new(access_ttl)),
+        auth_cache: Arc::new(auth_cache),
     })
 }
 

@@ -9,7 +9,6 @@ use axum::extract::State;
 use axum::Json;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use std::sync::Arc;
 use tgfleet_persistence::{Role, User, UserId, UserPatch};
 use utoipa::{IntoParams, ToSchema};
 
@@ -125,7 +124,6 @@ pub async fn patch(
     let user = state
         .auth_cache
         .update_user(
-            Arc::clone(&state.store),
             id,
             UserPatch {
                 role: req.role,

@@ -23,5 +23,5 @@ pub use phone::Phone;
 pub use proxy::{ProxyUrl, ProxyUrlError};
 pub use store::{
     connect, create_private_dir, EventRecords, MediaRecords, PgStore, PostRecords, QueuedDelivery,
-    SqliteStore, Store, StoreError, StoreResult, WebhookBacklog, WebhookRecords,
+    SqliteStore, Store, StoreError, StoreResult, WebhookBacklog, WebhookFailing, WebhookRecords,
 };

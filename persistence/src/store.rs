@@ -17,7 +17,7 @@ mod webhooks;
 pub use events::EventRecords;
 pub use media::MediaRecords;
 pub use posts::PostRecords;
-pub use webhooks::{QueuedDelivery, WebhookBacklog, WebhookRecords};
+pub use webhooks::{QueuedDelivery, WebhookBacklog, WebhookFailing, WebhookRecords};
 
 pub use postgres::PgStore;
 pub use sqlite::SqliteStore;

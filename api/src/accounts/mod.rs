@@ -19,7 +19,6 @@ use axum::http::StatusCode;
 use axum::Json;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use std::sync::Arc;
 use tgfleet_persistence::{
     Account, AccountFilter, AccountId, AccountKind, AccountState, NewAccount, StoreError,
 };
@@ -291,10 +290,7 @@ pub async fn create(
                 Ok(account) => account,
                 Err(e) => {
                     // The proxy vanished in between: no account that would connect without it.
-                    state
-                        .auth_cache
-                        .delete_account(Arc::clone(&state.store), account.id)
-                        .await?;
+                    state.auth_cache.delete_account(account.id).await?;
                     return Err(proxy_bind_error(e, proxy_id));
                 }
             }
@@ -310,10 +306,7 @@ pub async fn create(
         if let Err(e) = fleet.call(account.id, BotSignIn { token }).await {
             // A bot that cannot log in is not an account: leave no half-made row behind (row
             // first, as in `delete`).
-            state
-                .auth_cache
-                .delete_account(Arc::clone(&state.store), account.id)
-                .await?;
+            state.auth_cache.delete_account(account.id).await?;
             let _ = fleet.remove(account.id).await;
             Audit::warn("bot_sign_in_failed", "bot sign-in failed; account removed")
                 .user(user.id)
@@ -503,10 +496,7 @@ async fn delete_account(
     // The row goes first: from then on no call can start a new actor for this id (the supervisor
     // finds no account), and the old actor's last writes fail on the foreign key instead of
     // bringing the session back. Then the old actor is stopped.
-    state
-        .auth_cache
-        .delete_account(Arc::clone(&state.store), id)
-        .await?;
+    state.auth_cache.delete_account(id).await?;
     if let Some(fleet) = &state.fleet {
         match fleet.remove(id).await {
             Ok(()) | Err(tgfleet_supervision::FleetError::NotFound(_)) => {}

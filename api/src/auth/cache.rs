@@ -23,6 +23,7 @@ use tgfleet_persistence::{
 const SWEEP_AT: usize = 100_000;
 
 pub struct AuthCache {
+    store: Arc<dyn Store>,
     /// How long an access token lives (`auth.access_ttl_s`).
     access_ttl: Duration,
     /// jti → (revoked, the token's expiry as a Unix time).
@@ -43,8 +44,9 @@ pub struct AuthCache {
 }
 
 impl AuthCache {
-    pub fn new(access_ttl: Duration) -> Self {
+    pub fn new(store: Arc<dyn Store>, access_ttl: Duration) -> Self {
         Self {
+            store,
             access_ttl,
             tokens: DashMap::new(),
             families: DashMap::new(),
@@ -57,20 +59,14 @@ impl AuthCache {
     }
 
     /// Whether the access token `jti` (of login `family`, expiring at `exp`) is refused.
-    pub async fn is_revoked(
-        &self,
-        store: &dyn Store,
-        jti: &str,
-        family: Option<&str>,
-        exp: i64,
-    ) -> StoreResult<bool> {
+    pub async fn is_revoked(&self, jti: &str, family: Option<&str>, exp: i64) -> StoreResult<bool> {
         if family.is_some_and(|f| self.families.contains_key(f)) {
             return Ok(true);
         }
         if let Some(known) = self.tokens.get(jti) {
             return Ok(known.0);
         }
-        let revoked = store.is_access_token_revoked(jti, family).await?;
+        let revoked = self.store.is_access_token_revoked(jti, family).await?;
         let known = self
             .tokens
             .entry(jti.to_owned())
@@ -83,15 +79,10 @@ impl AuthCache {
     /// Refuses the access token from now on, then writes that to the store, in a task of its
     /// own. The picture goes first because revocation only ever adds; the task keeps a client
     /// hanging up from leaving it refused here and accepted by the store (after a restart).
-    pub async fn revoke_access_token(
-        &self,
-        store: Arc<dyn Store>,
-        jti: &str,
-        exp: i64,
-    ) -> StoreResult<()> {
+    pub async fn revoke_access_token(&self, jti: &str, exp: i64) -> StoreResult<()> {
         self.tokens.insert(jti.to_owned(), (true, exp));
         let expires = chrono::DateTime::from_timestamp(exp, 0).unwrap_or_else(chrono::Utc::now);
-        let jti = jti.to_owned();
+        let (store, jti) = (Arc::clone(&self.store), jti.to_owned());
         detached("revoking an access token", async move {
             store.revoke_access_token(&jti, expires).await
         })
@@ -100,11 +91,11 @@ impl AuthCache {
 
     /// Refuses every access token of the family from now on, then revokes it in the store (in
     /// a task of its own, as above).
-    pub async fn revoke_family(&self, store: Arc<dyn Store>, family: &str) -> StoreResult<u64> {
+    pub async fn revoke_family(&self, family: &str) -> StoreResult<u64> {
         self.families
             .insert(family.to_owned(), chrono::Utc::now().timestamp());
         self.sweep_if_large();
-        let family = family.to_owned();
+        let (store, family) = (Arc::clone(&self.store), family.to_owned());
         detached("revoking a login", async move {
             store.revoke_refresh_family(&family).await
         })
@@ -112,27 +103,20 @@ impl AuthCache {
     }
 
     /// The user's role and disabled flag; `None`: no such user.
-    pub async fn user(&self, store: &dyn Store, id: UserId) -> StoreResult<Option<(Role, bool)>> {
-        if let Some(known) = self.users.get(&id) {
-            return Ok(Some(*known));
-        }
-        match store.user_by_id(id).await {
-            Ok(u) => Ok(Some(*self.users.entry(id).or_insert((u.role, u.disabled)))),
-            Err(StoreError::NotFound) => Ok(None),
-            Err(e) => Err(e),
-        }
+    pub async fn user(&self, id: UserId) -> StoreResult<Option<(Role, bool)>> {
+        read_through(&self.users, id, async {
+            let u = self.store.user_by_id(id).await?;
+            Ok((u.role, u.disabled))
+        })
+        .await
     }
 
     /// Changes a user in the store and here, in a task of its own so that a caller hanging up
     /// cannot leave the two apart.
-    pub async fn update_user(
-        self: &Arc<Self>,
-        store: Arc<dyn Store>,
-        id: UserId,
-        patch: UserPatch,
-    ) -> StoreResult<User> {
+    pub async fn update_user(self: &Arc<Self>, id: UserId, patch: UserPatch) -> StoreResult<User> {
         let cache = Arc::clone(self);
         detached("updating a user", async move {
+            let store = &cache.store;
             let _one = cache.user_writes.lock().await;
             match store.update_user(id, patch).await {
                 Ok(user) => {
@@ -157,33 +141,21 @@ impl AuthCache {
     }
 
     /// The account's owner and kind; `None`: no such account.
-    pub async fn account(
-        &self,
-        store: &dyn Store,
-        id: AccountId,
-    ) -> StoreResult<Option<(UserId, AccountKind)>> {
-        if let Some(known) = self.accounts.get(&id) {
-            return Ok(*known);
-        }
-        match store.account(id).await {
-            Ok(a) => Ok(*self
-                .accounts
-                .entry(id)
-                .or_insert(Some((a.owner_id, a.kind)))),
-            Err(StoreError::NotFound) => Ok(None),
-            Err(e) => Err(e),
-        }
+    pub async fn account(&self, id: AccountId) -> StoreResult<Option<(UserId, AccountKind)>> {
+        let known = read_through(&self.accounts, id, async {
+            let a = self.store.account(id).await?;
+            Ok(Some((a.owner_id, a.kind)))
+        })
+        .await?;
+        Ok(known.flatten())
     }
 
     /// Deletes the account's row and remembers that it is gone, in a task of its own (see
     /// [`Self::update_user`]).
-    pub async fn delete_account(
-        self: &Arc<Self>,
-        store: Arc<dyn Store>,
-        id: AccountId,
-    ) -> StoreResult<()> {
+    pub async fn delete_account(self: &Arc<Self>, id: AccountId) -> StoreResult<()> {
         let cache = Arc::clone(self);
         detached("deleting an account", async move {
+            let store = &cache.store;
             let deleted = store.delete_account(id).await;
             if deleted.is_ok() {
                 cache.accounts.insert(id, None);
@@ -228,6 +200,27 @@ impl AuthCache {
     }
 }
 
+/// What `map` holds for `key`, or what `read` finds (kept, unless a write came first); `None`
+/// when the store has no such row, which is never kept.
+async fn read_through<K, V>(
+    map: &DashMap<K, V>,
+    key: K,
+    read: impl Future<Output = StoreResult<V>>,
+) -> StoreResult<Option<V>>
+where
+    K: std::hash::Hash + Eq,
+    V: Copy,
+{
+    if let Some(known) = map.get(&key) {
+        return Ok(Some(*known));
+    }
+    match read.await {
+        Ok(v) => Ok(Some(*map.entry(key).or_insert(v))),
+        Err(StoreError::NotFound) => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
 /// Runs a write that must finish in a task of its own: a caller hanging up (or its deadline)
 /// cancels only the wait.
 async fn detached<T: Send + 'static>(
@@ -243,19 +236,30 @@ async fn detached<T: Send + 'static>(
 mod tests {
     use super::*;
 
-    #[test]
-    fn a_miss_never_replaces_what_a_write_put() {
-        let cache = AuthCache::new(Duration::from_secs(900));
-        // A write lands while a reader's store read (which saw the old value) is in flight…
-        cache.users.insert(7, (Role::User, true));
+    #[tokio::test]
+    async fn a_miss_never_replaces_what_a_write_put() {
+        let users: DashMap<UserId, (Role, bool)> = DashMap::new();
+        // A reader's store read (which saw the old value) is in flight when a write lands…
+        let read = async {
+            users.insert(7, (Role::User, true));
+            Ok((Role::Admin, false))
+        };
         // …and the reader then fills only an empty slot.
-        let seen = *cache.users.entry(7).or_insert((Role::Admin, false));
-        assert_eq!(seen, (Role::User, true));
+        assert_eq!(
+            read_through(&users, 7, read).await.unwrap(),
+            Some((Role::User, true))
+        );
+        let missing = async { Err(StoreError::NotFound) };
+        assert_eq!(read_through(&users, 8, missing).await.unwrap(), None);
+        assert!(!users.contains_key(&8), "a miss is not kept");
     }
 
-    #[test]
-    fn expired_tokens_and_old_families_are_swept() {
-        let cache = AuthCache::new(Duration::ZERO);
+    #[tokio::test]
+    async fn expired_tokens_and_old_families_are_swept() {
+        let store = tgfleet_persistence::SqliteStore::connect("sqlite::memory:")
+            .await
+            .unwrap();
+        let cache = AuthCache::new(Arc::new(store), Duration::ZERO);
         let now = chrono::Utc::now().timestamp();
         cache.tokens.insert("old".into(), (true, now - 10));
         cache.tokens.insert("live".into(), (false, now + 600));

@@ -48,12 +48,7 @@ impl FromRequestParts<AppState> for AuthUser {
         // refresh-token reuse).
         let cache = &state.auth_cache;
         if cache
-            .is_revoked(
-                &*state.store,
-                &claims.jti,
-                claims.fam.as_deref(),
-                claims.exp,
-            )
+            .is_revoked(&claims.jti, claims.fam.as_deref(), claims.exp)
             .await?
         {
             return Err(ApiError::Unauthorized);
@@ -61,7 +56,7 @@ impl FromRequestParts<AppState> for AuthUser {
         // The role comes from the database (through the cache every change goes through), not
         // the token, so a demotion or a disable takes effect at once rather than when the token
         // expires.
-        let Some((role, disabled)) = cache.user(&*state.store, id).await? else {
+        let Some((role, disabled)) = cache.user(id).await? else {
             return Err(ApiError::Unauthorized);
         };
         if disabled {

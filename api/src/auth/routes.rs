@@ -11,7 +11,6 @@ use axum::http::StatusCode;
 use axum::Json;
 use chrono::Utc;
 use serde::{Deserialize, Serialize};
-use std::sync::Arc;
 use tgfleet_config::Registration;
 use tgfleet_persistence::{NewUser, RefreshToken, Role, StoreError, User};
 use utoipa::ToSchema;
@@ -265,10 +264,7 @@ pub async fn refresh(
     // A revoked token presented again means it was copied: whoever holds the family is cut off.
     let reused = token.revoked_at.is_some() || !state.store.revoke_refresh_token(&hash).await?;
     if reused {
-        let revoked = state
-            .auth_cache
-            .revoke_family(Arc::clone(&state.store), &token.family_id)
-            .await?;
+        let revoked = state.auth_cache.revoke_family(&token.family_id).await?;
         Audit::warn(
             "refresh_token_reused",
             "revoked refresh token reused; family revoked",
@@ -315,22 +311,16 @@ pub async fn logout(
         })?
     };
     let cache = &state.auth_cache;
-    cache
-        .revoke_access_token(Arc::clone(&state.store), &user.jti, user.exp)
-        .await?;
+    cache.revoke_access_token(&user.jti, user.exp).await?;
     if let Some(family) = &user.family {
-        cache
-            .revoke_family(Arc::clone(&state.store), family)
-            .await?;
+        cache.revoke_family(family).await?;
     }
     if let Some(rt) = body.refresh_token {
         let hash = hash_refresh_token(&rt);
         // Only the caller's own token: logout must not become a way to revoke someone else's.
         if let Ok(t) = state.store.refresh_token(&hash).await {
             if t.user_id == user.id && user.family.as_ref() != Some(&t.family_id) {
-                cache
-                    .revoke_family(Arc::clone(&state.store), &t.family_id)
-                    .await?;
+                cache.revoke_family(&t.family_id).await?;
             }
         }
     }

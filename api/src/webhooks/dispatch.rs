@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 use chrono::{DateTime, Utc};
 use tgfleet_persistence::{
     AttemptOutcome, Event, EventFilter, EventType, NewEvent, Role, Webhook, WebhookAttempt,
-    WebhookDelivery,
+    WebhookDelivery, WebhookFailing,
 };
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
@@ -174,8 +174,6 @@ fn claim_pairs(due: &[Due]) -> Vec<(String, i64)> {
         .map(|d| (d.key.0.to_string(), d.event_id))
         .collect()
 }
-
-type Failing = Vec<(String, Option<DateTime<Utc>>)>;
 
 /// What an attempt left, for the worker to record.
 struct Finished {
@@ -630,8 +628,8 @@ impl Worker {
     /// Records attempts one at a time, so that one that cannot be recorded (its endpoint
     /// deleted meanwhile) does not hold back the others. The queue of one not recorded is read
     /// back from the store, where its claim runs out and it is attempted again: at least once.
-    async fn finish_one_by_one(&mut self, finished: &[Finished]) -> Failing {
-        let mut failing: Failing = Vec::new();
+    async fn finish_one_by_one(&mut self, finished: &[Finished]) -> WebhookFailing {
+        let mut failing: WebhookFailing = Vec::new();
         for f in finished {
             match self
                 .state

@@ -118,7 +118,6 @@ impl TestApp {
         self.state
             .auth_cache
             .update_user(
-                std::sync::Arc::clone(&self.state.store),
                 id,
                 tgfleet_persistence::UserPatch {
                     role: Some(tgfleet_persistence::Role::Admin),

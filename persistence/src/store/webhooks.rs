@@ -20,7 +20,7 @@ pub struct QueuedDelivery {
 }
 
 /// Per endpoint among recorded attempts, since when it has been failing (`None`: it is not).
-pub type Failing = Vec<(String, Option<DateTime<Utc>>)>;
+pub type WebhookFailing = Vec<(String, Option<DateTime<Utc>>)>;
 
 /// An endpoint's queue, for the backlog metrics.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -113,7 +113,10 @@ pub trait WebhookRecords: Send + Sync {
     /// Logs attempts and what each left (the delivery done, retried at `next_attempt_at`, or
     /// dead), and each endpoint's failure record, in one transaction; returns, per endpoint
     /// among them, since when it has been failing (`None` after a success).
-    async fn finish_webhook_attempts(&self, attempts: Vec<WebhookAttempt>) -> StoreResult<Failing> {
+    async fn finish_webhook_attempts(
+        &self,
+        attempts: Vec<WebhookAttempt>,
+    ) -> StoreResult<WebhookFailing> {
         let now = crate::store::now();
         let (failing, _) = self
             .finish_and_claim_webhook_deliveries(attempts, &[], now, now)
@@ -130,7 +133,7 @@ pub trait WebhookRecords: Send + Sync {
         deliveries: &[(String, i64)],
         now: DateTime<Utc>,
         lease_until: DateTime<Utc>,
-    ) -> StoreResult<(Failing, Vec<WebhookDelivery>)> {
+    ) -> StoreResult<(WebhookFailing, Vec<WebhookDelivery>)> {
         let _ = (attempts, deliveries, now, lease_until);
         Err(unsupported())
     }
@@ -299,7 +302,7 @@ macro_rules! impl_webhook_records {
             async fn finish_webhook_attempts_in(
                 conn: &mut <$db as sqlx::Database>::Connection,
                 attempts: &[WebhookAttempt],
-            ) -> StoreResult<$crate::store::webhooks::Failing> {
+            ) -> StoreResult<$crate::store::webhooks::WebhookFailing> {
                 let state_of = |a: &WebhookAttempt| match a.outcome {
                     AttemptOutcome::Succeeded => "succeeded",
                     AttemptOutcome::Retrying => "pending",
@@ -685,7 +688,7 @@ macro_rules! impl_webhook_records {
                 deliveries: &[(String, i64)],
                 now: DateTime<Utc>,
                 lease_until: DateTime<Utc>,
-            ) -> StoreResult<($crate::store::webhooks::Failing, Vec<WebhookDelivery>)> {
+            ) -> StoreResult<($crate::store::webhooks::WebhookFailing, Vec<WebhookDelivery>)> {
                 if attempts.is_empty() {
                     if deliveries.is_empty() {
                         return Ok((Vec::new(), Vec::new()));
