@@ -76,6 +76,7 @@ async fn run() {
         api,
         control,
         data_dir,
+        ..
     } = cluster::start(dir.path(), &http, &[]).await;
     let fleet = onboard(&http, &api, &control, 1).await;
     let id = fleet.ids[0];

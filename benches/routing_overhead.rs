@@ -30,7 +30,8 @@
 //! /proc/<pid>/stat: this process, the server, testdc), which says where the time goes without a
 //! profiler; then the ratio REST/bare and the added p99 (REST p99 − bare p99). Any non-2xx answer
 //! or error is counted and printed, and makes the figure invalid; every success must also be a
-//! request testdc counted.
+//! request testdc counted. Last, the store operations the REST arm ran, per message and by `op`
+//! (the server's `tgfleet_store_queries_total`, scraped around each REST phase).
 //!
 //! Limits raised because they are not the subject: `auth.user_rate_per_second` (one API user
 //! sends every message; the default 50/s would be the bottleneck), `fleet.calls_per_second` /
@@ -49,12 +50,10 @@ static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
 use std::collections::HashMap;
 use std::future::Future;
-use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use futures::StreamExt;
 use serde_json::json;
 use tgfleet_actors::session::StoredKeys;
 
@@ -349,77 +348,23 @@ fn print_phase(round: usize, workers: usize, arm: Arm, o: &mut Outcome) {
     report_errors(arm.name(), o);
 }
 
-/// The three store reads the API makes before a send reaches the actor (revoked-token check and
-/// user in the `AuthUser` extractor, the account's owner in `check_account_access`), issued
-/// from here against the server's database through a pool opened as `SqliteStore` opens it,
-/// with and without sqlx's per-acquire liveness ping (`test_before_acquire`, on by default).
-/// The same SQL as `persistence/src/store/sql.rs`; rows are fetched, not decoded.
-async fn store_reads(data_dir: &Path, fleet: &Fleet) {
-    use sqlx::sqlite::{
-        SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous,
-    };
-    let url = format!("sqlite://{}/tgfleet.db", data_dir.display());
-    let options = <SqliteConnectOptions as std::str::FromStr>::from_str(&url)
-        .expect("url")
-        .journal_mode(SqliteJournalMode::Wal)
-        .synchronous(SqliteSynchronous::Normal)
-        .foreign_keys(true)
-        .busy_timeout(Duration::from_secs(10));
-    const N: usize = 5000;
-    for ping in [true, false] {
-        let pool = SqlitePoolOptions::new()
-            .max_connections(8)
-            .test_before_acquire(ping)
-            .connect_with(options.clone())
-            .await
-            .expect("pool");
-        let pool = &pool;
-        let user_sql = "SELECT id, email, username, password_hash, role, disabled, created_at \
-                        FROM users WHERE id = $1";
-        let account_sql = "SELECT id, owner_id, label, kind, phone, state, tg_user_id, username, \
-                           dc_id, flood_wait_until, last_error, restarts, created_at, updated_at \
-                           FROM telegram_accounts WHERE id = $1";
-        let reads = |i: usize| async move {
-            let _: bool = sqlx::query_scalar(
-                "SELECT EXISTS (SELECT 1 FROM revoked_access_tokens WHERE jti = $1)",
-            )
-            .bind("routing-overhead-jti")
-            .fetch_one(pool)
-            .await
-            .expect("revoked check");
-            sqlx::query(user_sql)
-                .bind(fleet.user_id)
-                .fetch_one(pool)
-                .await
-                .expect("user");
-            sqlx::query(account_sql)
-                .bind(fleet.ids[i % fleet.ids.len()])
-                .fetch_one(pool)
-                .await
-                .expect("account");
-        };
-        for workers in [1usize, 64] {
-            let cpu = common::cpu_ticks("self");
-            let started = Instant::now();
-            futures::stream::iter(0..N)
-                .map(reads)
-                .buffer_unordered(workers)
-                .collect::<Vec<()>>()
-                .await;
-            let wall = started.elapsed();
-            // SAFETY: sysconf has no preconditions.
-            let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as f64;
-            let cpu_us = (common::cpu_ticks("self") - cpu) as f64 / hz * 1e6 / N as f64;
-            println!(
-                "routing_overhead: the API's 3 store reads per request, {workers} in flight, \
-                 test_before_acquire {ping}: {:.0} µs wall, {cpu_us:.0} µs CPU per request \
-                 ({:.0} requests/s)",
-                wall.as_secs_f64() * 1e6 / N as f64 * workers as f64,
-                N as f64 / wall.as_secs_f64()
-            );
-        }
-        pool.close().await;
-    }
+/// Store operations the server has run, by `op`, from its `tgfleet_store_queries_total`.
+async fn store_ops(http: &reqwest::Client, metrics: &str) -> HashMap<String, u64> {
+    let text = http
+        .get(format!("{metrics}/metrics"))
+        .send()
+        .await
+        .expect("metrics scrape")
+        .text()
+        .await
+        .expect("metrics body");
+    text.lines()
+        .filter_map(|l| {
+            let rest = l.strip_prefix("tgfleet_store_queries_total{op=\"")?;
+            let (op, count) = rest.split_once("\"} ")?;
+            Some((op.to_owned(), count.parse().ok()?))
+        })
+        .collect()
 }
 
 async fn testdc_requests(http: &reqwest::Client, control: &str) -> u64 {
@@ -444,6 +389,7 @@ async fn run() {
         server,
         api,
         control,
+        metrics,
         data_dir,
     } = cluster::start(
         dir.path(),
@@ -471,11 +417,21 @@ async fn run() {
     let mut invalid = false;
     for workers in [concurrency, 1] {
         let mut totals = [Outcome::default(), Outcome::default()];
+        let mut rest_store_ops = std::collections::BTreeMap::<String, u64>::new();
         for round in 1..=rounds {
             for (slot, arm) in [Arm::Bare, Arm::Rest].into_iter().enumerate() {
                 let before = testdc_requests(&http, &control).await;
+                let ops_before = store_ops(&http, &metrics).await;
                 let mut o = phase(arm, workers, seconds, &sessions, &rest, &pids).await;
                 let reached = testdc_requests(&http, &control).await - before;
+                if arm == Arm::Rest {
+                    for (op, n) in store_ops(&http, &metrics).await {
+                        let ran = n - ops_before.get(&op).copied().unwrap_or(0);
+                        if ran > 0 {
+                            *rest_store_ops.entry(op).or_default() += ran;
+                        }
+                    }
+                }
                 print_phase(round, workers, arm, &mut o);
                 // Every success must be a request testdc answered (warm-up and pings add more).
                 assert!(
@@ -516,8 +472,16 @@ async fn run() {
             rest_total.percentile_ms(50.0) - bare.percentile_ms(50.0),
             rest_p99 - bare_p99,
         );
+        // From the server's own metrics: what the REST arm cost the database (the first round's
+        // first requests fill the auth and ownership caches; a warm send runs none).
+        let sent = rest_total.latencies.len().max(1) as f64;
+        println!(
+            "routing_overhead: {workers} in flight, all rounds: {:.4} store operations per REST \
+             message ({} in all: {rest_store_ops:?})",
+            rest_store_ops.values().sum::<u64>() as f64 / sent,
+            rest_store_ops.values().sum::<u64>(),
+        );
     }
-    store_reads(&data_dir, &fleet).await;
     if invalid {
         println!("routing_overhead: SOME REQUESTS FAILED: the figures above are not valid");
     }

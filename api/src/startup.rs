@@ -150,6 +150,11 @@ pub async fn build_state(mut settings: Settings) -> Result<AppState, StartupErro
         HttpMetrics::register(&registry).map_err(|e| StartupError::Metrics(one_line(&e)))?;
     let event_metrics = crate::events::metrics::EventMetrics::register(&registry)
         .map_err(|e| StartupError::Metrics(one_line(&e)))?;
+    if let Some(store_metrics) = store.metrics() {
+        store_metrics
+            .register(&registry)
+            .map_err(|e| StartupError::Metrics(one_line(&e.into())))?;
+    }
 
     let jwt_secret = jwt_secret(&settings).map_err(|e| StartupError::JwtSecret(one_line(&e)))?;
     let jwt = JwtKeys::new(

@@ -41,6 +41,8 @@ fn raise_fd_limit() {
 
 /// Descriptors of this process that are the server's side of `port`: its listener and every
 /// connection it accepted (the test's own client sockets have `port` as their remote end).
+/// Counted by distinct inode: the kernel writes the TCP table in pieces while sockets come and go,
+/// so one socket can appear on two lines of a single read.
 fn server_sockets(port: u16) -> usize {
     let mut inodes = HashSet::new();
     for fd in std::fs::read_dir("/proc/self/fd").unwrap().flatten() {
@@ -54,7 +56,7 @@ fn server_sockets(port: u16) -> usize {
             }
         }
     }
-    let mut count = 0;
+    let mut seen = HashSet::new();
     for table in ["/proc/self/net/tcp", "/proc/self/net/tcp6"] {
         let Ok(text) = std::fs::read_to_string(table) else {
             continue;
@@ -69,11 +71,11 @@ fn server_sockets(port: u16) -> usize {
                 .next()
                 .and_then(|p| u16::from_str_radix(p, 16).ok());
             if local_port == Some(port) && inodes.contains(*inode) {
-                count += 1;
+                seen.insert(inode.to_string());
             }
         }
     }
-    count
+    seen.len()
 }
 
 /// A response read off a raw connection: status and body (by Content-Length).

@@ -540,6 +540,79 @@ async fn send_hi(app: &TestApp, token: &str, id: i64) -> u16 {
     .as_u16()
 }
 
+/// Store operations so far, by `op`, as `/metrics` shows them.
+async fn store_ops(app: &TestApp) -> std::collections::BTreeMap<String, u64> {
+    let text = reqwest::get(format!("{}/metrics", app.metrics))
+        .await
+        .expect("scrape")
+        .text()
+        .await
+        .expect("scrape body");
+    text.lines()
+        .filter_map(|l| {
+            let rest = l.strip_prefix("tgfleet_store_queries_total{op=\"")?;
+            let (op, count) = rest.split_once("\"} ")?;
+            Some((op.to_owned(), count.parse().ok()?))
+        })
+        .collect()
+}
+
+/// Operations that ran on a clock, with or without requests: the post scheduler's and the
+/// webhook dispatcher's once-a-second looks for work.
+const POLLS: [&str; 2] = ["due_deliveries", "list_webhooks"];
+
+/// Operations other than [`POLLS`] that ran between two scrapes, and how many times.
+fn ops_between(
+    before: &std::collections::BTreeMap<String, u64>,
+    after: &std::collections::BTreeMap<String, u64>,
+) -> Vec<(String, u64)> {
+    after
+        .iter()
+        .filter(|(op, _)| !POLLS.contains(&op.as_str()))
+        .map(|(op, n)| (op.clone(), n - before.get(op).copied().unwrap_or(0)))
+        .filter(|(_, n)| *n > 0)
+        .collect()
+}
+
+#[tokio::test]
+async fn a_warm_send_makes_no_store_query() {
+    let app = sandbox().await;
+    let (_, token, _) = app.user("warm-send@example.org").await;
+    let id = logged_in_account(&app, &token, "+15550100161").await;
+    // The first send fills the caches: the token's revocation, the user's role, the owner.
+    assert_eq!(send_hi(&app, &token, id).await, 201);
+    let before = store_ops(&app).await;
+    assert!(
+        before.contains_key("session"),
+        "the scrape shows the store's operations: {before:?}"
+    );
+    for _ in 0..20 {
+        assert_eq!(send_hi(&app, &token, id).await, 201);
+    }
+    let after = store_ops(&app).await;
+    assert_eq!(ops_between(&before, &after), vec![]);
+
+    // A send with an Idempotency-Key writes its record (the key's random_id) once, before the
+    // send, so a retry after a crash repeats it with that random_id and Telegram answers with the
+    // message it has; the message id rides on the session's next write.
+    let keyed = app
+        .client
+        .post(format!(
+            "{}/api/v1/telegram/accounts/{id}/messages",
+            app.base
+        ))
+        .bearer_auth(&token)
+        .header("Idempotency-Key", "warm-send-1")
+        .json(&json!({"peer": "me", "text": "keyed"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(keyed.status(), 201);
+    let keyed_ops = ops_between(&after, &store_ops(&app).await);
+    assert_eq!(keyed_ops, vec![("put_session".to_owned(), 1)]);
+    app.shutdown().await;
+}
+
 #[tokio::test]
 async fn a_users_faults_reach_only_their_own_phones() {
     let app = sandbox().await;

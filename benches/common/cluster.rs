@@ -363,6 +363,8 @@ pub struct Processes {
     pub server: Proc,
     pub api: String,
     pub control: String,
+    /// The server's metrics listener, e.g. `http://127.0.0.1:9464`.
+    pub metrics: String,
     pub data_dir: PathBuf,
 }
 
@@ -414,6 +416,7 @@ pub async fn start(dir: &Path, http: &reqwest::Client, env: &[(&str, String)]) -
         server,
         api,
         control,
+        metrics: format!("http://127.0.0.1:{metrics_port}"),
         data_dir,
     }
 }

@@ -23,5 +23,6 @@ pub use phone::Phone;
 pub use proxy::{ProxyUrl, ProxyUrlError};
 pub use store::{
     connect, create_private_dir, EventRecords, MediaRecords, PgStore, PostRecords, QueuedDelivery,
-    SqliteStore, Store, StoreError, StoreResult, WebhookBacklog, WebhookFailing, WebhookRecords,
+    SqliteStore, Store, StoreError, StoreMetrics, StoreResult, WebhookBacklog, WebhookFailing,
+    WebhookRecords,
 };

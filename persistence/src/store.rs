@@ -8,6 +8,7 @@ use std::sync::Arc;
 
 mod events;
 mod media;
+mod metrics;
 mod postgres;
 mod posts;
 mod sql;
@@ -16,6 +17,7 @@ mod webhooks;
 
 pub use events::EventRecords;
 pub use media::MediaRecords;
+pub use metrics::StoreMetrics;
 pub use posts::PostRecords;
 pub use webhooks::{QueuedDelivery, WebhookBacklog, WebhookFailing, WebhookRecords};
 
@@ -47,6 +49,11 @@ pub trait Store:
 {
     /// "sqlite" or "postgres", for health reports.
     fn backend(&self) -> &'static str;
+    /// What each operation costs (`tgfleet_store_queries_total{op}`, `tgfleet_store_seconds{op}`),
+    /// for the app to register; `None` for a store that keeps no figures (test doubles).
+    fn metrics(&self) -> Option<&StoreMetrics> {
+        None
+    }
     async fn ping(&self) -> StoreResult<()>;
 
     // users

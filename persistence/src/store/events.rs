@@ -177,6 +177,7 @@ macro_rules! impl_event_records {
         #[async_trait::async_trait]
         impl $crate::store::EventRecords for $store {
             async fn append_events(&self, events: Vec<NewEvent>) -> StoreResult<Vec<i64>> {
+                let _op = self.metrics.op("append_events");
                 if events.is_empty() {
                     return Ok(Vec::new());
                 }
@@ -192,6 +193,7 @@ macro_rules! impl_event_records {
             }
 
             async fn events(&self, filter: EventFilter) -> StoreResult<Vec<Event>> {
+                let _op = self.metrics.op("events");
                 let mut q = sqlx::QueryBuilder::<$db>::new(format!(
                     "SELECT {} FROM events WHERE id > ",
                     $crate::store::events::EVENT_COLS
@@ -233,6 +235,7 @@ macro_rules! impl_event_records {
                 after: i64,
                 limit: u32,
             ) -> StoreResult<Vec<(i64, EventType)>> {
+                let _op = self.metrics.op("event_types");
                 let rows: Vec<(i64, String)> = sqlx::query_as(
                     "SELECT id, type FROM events WHERE id > $1 ORDER BY id LIMIT $2",
                 )
@@ -253,6 +256,7 @@ macro_rules! impl_event_records {
             }
 
             async fn events_by_id(&self, ids: &[i64]) -> StoreResult<Vec<Event>> {
+                let _op = self.metrics.op("events_by_id");
                 let mut out = Vec::with_capacity(ids.len());
                 for chunk in ids.chunks(500) {
                     let mut q = sqlx::QueryBuilder::<$db>::new(format!(
@@ -277,6 +281,7 @@ macro_rules! impl_event_records {
             }
 
             async fn last_event_id(&self) -> StoreResult<i64> {
+                let _op = self.metrics.op("last_event_id");
                 let last: Option<i64> = sqlx::query_scalar("SELECT MAX(id) FROM events")
                     .fetch_one(&self.pool)
                     .await
@@ -285,6 +290,7 @@ macro_rules! impl_event_records {
             }
 
             async fn purge_events_before(&self, before: DateTime<Utc>) -> StoreResult<u64> {
+                let _op = self.metrics.op("purge_events_before");
                 let done = sqlx::query("DELETE FROM events WHERE occurred_at < $1")
                     .bind(before)
                     .execute(&self.pool)
@@ -294,6 +300,7 @@ macro_rules! impl_event_records {
             }
 
             async fn event_cursor(&self, name: &str) -> StoreResult<Option<i64>> {
+                let _op = self.metrics.op("event_cursor");
                 sqlx::query_scalar("SELECT position FROM event_cursors WHERE name = $1")
                     .bind(name)
                     .fetch_optional(&self.pool)
@@ -302,6 +309,7 @@ macro_rules! impl_event_records {
             }
 
             async fn set_event_cursor(&self, name: &str, position: i64) -> StoreResult<()> {
+                let _op = self.metrics.op("set_event_cursor");
                 sqlx::query(
                     "INSERT INTO event_cursors (name, position, updated_at) VALUES ($1, $2, $3) \
                      ON CONFLICT (name) DO UPDATE SET position = excluded.position, \

@@ -84,6 +84,7 @@ macro_rules! impl_media_records {
         #[async_trait::async_trait]
         impl $crate::store::MediaRecords for $store {
             async fn insert_media(&self, media: Media) -> StoreResult<(Media, bool)> {
+                let _op = self.metrics.op("insert_media");
                 // DO NOTHING, then read back: two uploads of the same bytes racing each other
                 // end with one row, and the loser learns which.
                 let inserted = sqlx::query(
@@ -123,6 +124,7 @@ macro_rules! impl_media_records {
             }
 
             async fn media(&self, id: &str) -> StoreResult<Media> {
+                let _op = self.metrics.op("media");
                 let sql = format!(
                     "SELECT {} FROM media WHERE id = $1",
                     $crate::store::media::MEDIA_COLS
@@ -136,6 +138,7 @@ macro_rules! impl_media_records {
             }
 
             async fn list_media(&self, filter: MediaFilter) -> StoreResult<Vec<Media>> {
+                let _op = self.metrics.op("list_media");
                 let mut q = sqlx::QueryBuilder::<$db>::new(format!(
                     "SELECT {} FROM media WHERE 1 = 1",
                     $crate::store::media::MEDIA_COLS
@@ -159,6 +162,7 @@ macro_rules! impl_media_records {
             }
 
             async fn delete_media(&self, id: &str) -> StoreResult<Media> {
+                let _op = self.metrics.op("delete_media");
                 // The Telegram files go with it (ON DELETE CASCADE).
                 let sql = format!(
                     "DELETE FROM media WHERE id = $1 RETURNING {}",
@@ -177,6 +181,7 @@ macro_rules! impl_media_records {
                 account_id: AccountId,
                 media_id: &str,
             ) -> StoreResult<Option<String>> {
+                let _op = self.metrics.op("telegram_file");
                 sqlx::query_scalar(
                     "SELECT file FROM media_telegram_files WHERE account_id = $1 AND media_id = $2",
                 )
@@ -193,6 +198,7 @@ macro_rules! impl_media_records {
                 media_id: &str,
                 file: &str,
             ) -> StoreResult<()> {
+                let _op = self.metrics.op("put_telegram_file");
                 sqlx::query(
                     "INSERT INTO media_telegram_files (account_id, media_id, file, updated_at) \
                      VALUES ($1, $2, $3, $4) ON CONFLICT (account_id, media_id) \

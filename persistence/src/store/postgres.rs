@@ -24,6 +24,7 @@ pub struct PgStore {
     pool: PgPool,
     /// The newest event id committed here (see `EventRecords::event_feed`).
     feed: tokio::sync::watch::Sender<i64>,
+    metrics: super::StoreMetrics,
 }
 
 impl PgStore {
@@ -52,6 +53,7 @@ impl PgStore {
         let store = Self {
             pool,
             feed: tokio::sync::watch::channel(0).0,
+            metrics: super::StoreMetrics::new(),
         };
         store
             .load_event_feed()

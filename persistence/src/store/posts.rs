@@ -197,6 +197,7 @@ macro_rules! impl_post_records {
         #[async_trait::async_trait]
         impl $crate::store::PostRecords for $store {
             async fn create_post(&self, post: Post, deliveries: Vec<Delivery>) -> StoreResult<()> {
+                let _op = self.metrics.op("create_post");
                 let mut tx = self.pool.begin().await.map_err(db_err("starting a post"))?;
                 let media = serde_json::to_string(&post.media)
                     .map_err(|e| StoreError::Other(e.into()))?;
@@ -243,6 +244,7 @@ macro_rules! impl_post_records {
             }
 
             async fn post(&self, id: &str) -> StoreResult<(Post, Vec<Delivery>)> {
+                let _op = self.metrics.op("post");
                 let mut conn = self.pool.acquire().await.map_err(db_err("loading a post"))?;
                 let sql = format!(
                     "SELECT {} FROM posts WHERE id = $1",
@@ -259,6 +261,7 @@ macro_rules! impl_post_records {
             }
 
             async fn list_posts(&self, filter: PostFilter) -> StoreResult<Vec<Post>> {
+                let _op = self.metrics.op("list_posts");
                 let mut q = sqlx::QueryBuilder::<$db>::new(format!(
                     "SELECT {} FROM posts WHERE 1 = 1",
                     $crate::store::posts::POST_COLS
@@ -285,6 +288,7 @@ macro_rules! impl_post_records {
             }
 
             async fn deliveries(&self, post_id: &str) -> StoreResult<Vec<Delivery>> {
+                let _op = self.metrics.op("deliveries");
                 let mut conn = self
                     .pool
                     .acquire()
@@ -294,6 +298,7 @@ macro_rules! impl_post_records {
             }
 
             async fn edit_post(&self, id: &str, edit: PostEdit) -> StoreResult<Option<Post>> {
+                let _op = self.metrics.op("edit_post");
                 let at = $crate::store::now();
                 let mut tx = self.pool.begin().await.map_err(db_err("editing a post"))?;
                 let media = edit
@@ -348,6 +353,7 @@ macro_rules! impl_post_records {
             }
 
             async fn cancel_post(&self, id: &str) -> StoreResult<bool> {
+                let _op = self.metrics.op("cancel_post");
                 let done = sqlx::query(
                     "UPDATE posts SET state = 'cancelled', updated_at = $2 \
                      WHERE id = $1 AND state = 'scheduled'",
@@ -361,6 +367,7 @@ macro_rules! impl_post_records {
             }
 
             async fn set_post_state(&self, id: &str, state: PostState) -> StoreResult<()> {
+                let _op = self.metrics.op("set_post_state");
                 sqlx::query("UPDATE posts SET state = $2, updated_at = $3 WHERE id = $1")
                     .bind(id)
                     .bind(state.as_str())
@@ -377,6 +384,7 @@ macro_rules! impl_post_records {
                 limit: u32,
                 skip_accounts: &[AccountId],
             ) -> StoreResult<Vec<Delivery>> {
+                let _op = self.metrics.op("due_deliveries");
                 let cols = $crate::store::posts::DELIVERY_COLS
                     .split(", ")
                     .map(|c| format!("d.{}", c.trim()))
@@ -414,6 +422,7 @@ macro_rules! impl_post_records {
                 idx: i32,
                 now: DateTime<Utc>,
             ) -> StoreResult<Option<(Delivery, Post)>> {
+                let _op = self.metrics.op("start_delivery");
                 let at = $crate::store::now();
                 let mut tx = self.pool.begin().await.map_err(db_err("starting a delivery"))?;
                 // A write to the post's row first: it locks the row (PostgreSQL) or the database
@@ -475,6 +484,7 @@ macro_rules! impl_post_records {
                 idx: i32,
                 outcome: DeliveryOutcome,
             ) -> StoreResult<PostState> {
+                let _op = self.metrics.op("finish_delivery");
                 let at = $crate::store::now();
                 let ids = (!outcome.message_ids.is_empty())
                     .then(|| serde_json::to_string(&outcome.message_ids))

@@ -370,7 +370,12 @@ macro_rules! impl_sql_store {
                 $backend
             }
 
+            fn metrics(&self) -> Option<&$crate::store::StoreMetrics> {
+                Some(&self.metrics)
+            }
+
             async fn ping(&self) -> StoreResult<()> {
+                let _op = self.metrics.op("ping");
                 sqlx::query("SELECT 1")
                     .execute(&self.pool)
                     .await
@@ -379,6 +384,7 @@ macro_rules! impl_sql_store {
             }
 
             async fn create_user(&self, new: NewUser) -> StoreResult<User> {
+                let _op = self.metrics.op("create_user");
                 let sql = format!(
                     "INSERT INTO users (email, username, password_hash, role, disabled, created_at) \
                      VALUES ($1, $2, $3, $4, FALSE, $5) RETURNING {USER_COLS}"
@@ -396,6 +402,7 @@ macro_rules! impl_sql_store {
             }
 
             async fn user_by_id(&self, id: UserId) -> StoreResult<User> {
+                let _op = self.metrics.op("user_by_id");
                 let sql = format!("SELECT {USER_COLS} FROM users WHERE id = $1");
                 let row = sqlx::query(&sql)
                     .bind(id)
@@ -406,6 +413,7 @@ macro_rules! impl_sql_store {
             }
 
             async fn user_by_email(&self, email: &str) -> StoreResult<User> {
+                let _op = self.metrics.op("user_by_email");
                 let sql = format!("SELECT {USER_COLS} FROM users WHERE lower(email) = lower($1)");
                 let row = sqlx::query(&sql)
                     .bind(email)
@@ -420,6 +428,7 @@ macro_rules! impl_sql_store {
                 after_id: Option<UserId>,
                 limit: u32,
             ) -> StoreResult<Vec<User>> {
+                let _op = self.metrics.op("list_users");
                 let sql =
                     format!("SELECT {USER_COLS} FROM users WHERE id > $1 ORDER BY id LIMIT $2");
                 let rows = sqlx::query(&sql)
@@ -434,6 +443,7 @@ macro_rules! impl_sql_store {
             }
 
             async fn update_user(&self, id: UserId, patch: UserPatch) -> StoreResult<User> {
+                let _op = self.metrics.op("update_user");
                 let sql = format!(
                     "UPDATE users SET role = COALESCE($2, role), disabled = COALESCE($3, disabled) \
                      WHERE id = $1 RETURNING {USER_COLS}"
@@ -449,6 +459,7 @@ macro_rules! impl_sql_store {
             }
 
             async fn count_users(&self) -> StoreResult<i64> {
+                let _op = self.metrics.op("count_users");
                 let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM users")
                     .fetch_one(&self.pool)
                     .await
@@ -457,6 +468,7 @@ macro_rules! impl_sql_store {
             }
 
             async fn insert_refresh_token(&self, token: RefreshToken) -> StoreResult<()> {
+                let _op = self.metrics.op("insert_refresh_token");
                 // Refused (Conflict) when the family was revoked, in the same statement, so a
                 // rotation cannot slip a live token into a family revoked a moment earlier.
                 let done = sqlx::query(
@@ -482,6 +494,7 @@ macro_rules! impl_sql_store {
             }
 
             async fn refresh_token(&self, token_hash: &str) -> StoreResult<RefreshToken> {
+                let _op = self.metrics.op("refresh_token");
                 let sql = format!("SELECT {TOKEN_COLS} FROM refresh_tokens WHERE token_hash = $1");
                 let row = sqlx::query(&sql)
                     .bind(token_hash)
@@ -505,6 +518,7 @@ macro_rules! impl_sql_store {
             }
 
             async fn revoke_refresh_token(&self, token_hash: &str) -> StoreResult<bool> {
+                let _op = self.metrics.op("revoke_refresh_token");
                 // One conditional UPDATE, so two concurrent refreshes with the same token cannot
                 // both see it unrevoked: exactly one of them gets `true`.
                 let done = sqlx::query(
@@ -534,6 +548,7 @@ macro_rules! impl_sql_store {
             }
 
             async fn revoke_refresh_family(&self, family_id: &str) -> StoreResult<u64> {
+                let _op = self.metrics.op("revoke_refresh_family");
                 // The family first: from here on no new token can join it (see insert).
                 sqlx::query(
                     "INSERT INTO revoked_refresh_families (family_id, revoked_at) VALUES ($1, $2) \
@@ -561,6 +576,7 @@ macro_rules! impl_sql_store {
                 jti: &str,
                 expires_at: DateTime<Utc>,
             ) -> StoreResult<()> {
+                let _op = self.metrics.op("revoke_access_token");
                 sqlx::query(
                     "INSERT INTO revoked_access_tokens (jti, expires_at) VALUES ($1, $2) \
                      ON CONFLICT (jti) DO NOTHING",
@@ -578,6 +594,7 @@ macro_rules! impl_sql_store {
                 jti: &str,
                 family_id: Option<&str>,
             ) -> StoreResult<bool> {
+                let _op = self.metrics.op("is_access_token_revoked");
                 let revoked: bool = sqlx::query_scalar(
                     "SELECT EXISTS (SELECT 1 FROM revoked_access_tokens WHERE jti = $1) \
                      OR EXISTS (SELECT 1 FROM revoked_refresh_families WHERE family_id = $2)",
@@ -591,6 +608,7 @@ macro_rules! impl_sql_store {
             }
 
             async fn purge_revoked_families(&self, before: DateTime<Utc>) -> StoreResult<u64> {
+                let _op = self.metrics.op("purge_revoked_families");
                 let done =
                     sqlx::query("DELETE FROM revoked_refresh_families WHERE revoked_at < $1")
                         .bind(before)
@@ -601,6 +619,7 @@ macro_rules! impl_sql_store {
             }
 
             async fn purge_expired_tokens(&self, now: DateTime<Utc>) -> StoreResult<u64> {
+                let _op = self.metrics.op("purge_expired_tokens");
                 let mut tx = self
                     .pool
                     .begin()
@@ -621,6 +640,7 @@ macro_rules! impl_sql_store {
             }
 
             async fn create_account(&self, new: NewAccount) -> StoreResult<Account> {
+                let _op = self.metrics.op("create_account");
                 let sql = format!(
                     "INSERT INTO telegram_accounts \
                      (owner_id, label, kind, phone, state, restarts, created_at, updated_at, \
@@ -647,6 +667,7 @@ macro_rules! impl_sql_store {
             }
 
             async fn count_owned_accounts(&self, owner_id: UserId) -> StoreResult<(i64, i64)> {
+                let _op = self.metrics.op("count_owned_accounts");
                 let (total, pending): (i64, Option<i64>) = sqlx::query_as(
                     "SELECT COUNT(*), SUM(CASE WHEN state IN \
                      ('awaiting_code', 'awaiting_password', 'awaiting_qr') THEN 1 ELSE 0 END) \
@@ -660,6 +681,7 @@ macro_rules! impl_sql_store {
             }
 
             async fn account_holding_phone(&self, phone: &$crate::Phone) -> StoreResult<Option<AccountId>> {
+                let _op = self.metrics.op("account_holding_phone");
                 sqlx::query_scalar(
                     "SELECT id FROM telegram_accounts WHERE phone = $1 AND \
                      (state IN ('active', 'reconnecting', 'flood_wait', 'hibernated') \
@@ -672,16 +694,19 @@ macro_rules! impl_sql_store {
             }
 
             async fn account_api_hash(&self, id: AccountId) -> StoreResult<Option<Vec<u8>>> {
+                let _op = self.metrics.op("account_api_hash");
                 self.account_blob(id, "api_hash_sealed", "loading an account's api_hash")
                     .await
             }
 
             async fn account_two_fa_password(&self, id: AccountId) -> StoreResult<Option<Vec<u8>>> {
+                let _op = self.metrics.op("account_two_fa_password");
                 self.account_blob(id, "two_fa_sealed", "loading an account's 2FA password")
                     .await
             }
 
             async fn account(&self, id: AccountId) -> StoreResult<Account> {
+                let _op = self.metrics.op("account");
                 let sql = format!("SELECT {ACCOUNT_COLS} FROM telegram_accounts WHERE id = $1");
                 let row = sqlx::query(&sql)
                     .bind(id)
@@ -692,6 +717,7 @@ macro_rules! impl_sql_store {
             }
 
             async fn list_accounts(&self, filter: AccountFilter) -> StoreResult<Vec<Account>> {
+                let _op = self.metrics.op("list_accounts");
                 let mut q = sqlx::QueryBuilder::<$db>::new(format!(
                     "SELECT {ACCOUNT_COLS} FROM telegram_accounts WHERE id > "
                 ));
@@ -718,6 +744,7 @@ macro_rules! impl_sql_store {
                 id: AccountId,
                 update: AccountUpdate,
             ) -> StoreResult<Account> {
+                let _op = self.metrics.op("update_account");
                 let flood = update.flood_wait_until.flatten();
                 if update.state.is_none() && flood.is_none() {
                     let mut conn = self
@@ -786,6 +813,7 @@ macro_rules! impl_sql_store {
             }
 
             async fn delete_account(&self, id: AccountId) -> StoreResult<()> {
+                let _op = self.metrics.op("delete_account");
                 // The cascade would remove the session anyway; deleting it explicitly first keeps
                 // the erase visible in the code and makes the first statement a write, so SQLite
                 // takes the write lock at once instead of failing to upgrade a read transaction.
@@ -813,6 +841,7 @@ macro_rules! impl_sql_store {
             }
 
             async fn count_accounts_by_state(&self) -> StoreResult<Vec<(AccountState, i64)>> {
+                let _op = self.metrics.op("count_accounts_by_state");
                 let rows: Vec<(String, i64)> = sqlx::query_as(
                     "SELECT state, COUNT(*) FROM telegram_accounts GROUP BY state ORDER BY state",
                 )
@@ -833,6 +862,7 @@ macro_rules! impl_sql_store {
             }
 
             async fn put_session(&self, account_id: AccountId, sealed: &[u8]) -> StoreResult<()> {
+                let _op = self.metrics.op("put_session");
                 sqlx::query(
                     "INSERT INTO account_sessions (account_id, sealed, updated_at) \
                      VALUES ($1, $2, $3) ON CONFLICT (account_id) DO UPDATE \
@@ -848,6 +878,7 @@ macro_rules! impl_sql_store {
             }
 
             async fn session(&self, account_id: AccountId) -> StoreResult<Option<Vec<u8>>> {
+                let _op = self.metrics.op("session");
                 let sealed: Option<Vec<u8>> =
                     sqlx::query_scalar("SELECT sealed FROM account_sessions WHERE account_id = $1")
                         .bind(account_id)
@@ -858,6 +889,7 @@ macro_rules! impl_sql_store {
             }
 
             async fn count_sessions(&self) -> StoreResult<i64> {
+                let _op = self.metrics.op("count_sessions");
                 sqlx::query_scalar("SELECT COUNT(*) FROM account_sessions")
                     .fetch_one(&self.pool)
                     .await
@@ -865,6 +897,7 @@ macro_rules! impl_sql_store {
             }
 
             async fn delete_session(&self, account_id: AccountId) -> StoreResult<()> {
+                let _op = self.metrics.op("delete_session");
                 // Idempotent: erasing a session that is already gone is success.
                 sqlx::query("DELETE FROM account_sessions WHERE account_id = $1")
                     .bind(account_id)
@@ -879,6 +912,7 @@ macro_rules! impl_sql_store {
                 account_id: AccountId,
                 fingerprint: &str,
             ) -> StoreResult<()> {
+                let _op = self.metrics.op("claim_session_fingerprint");
                 // DO NOTHING, then read back: one statement cannot both insert and tell a
                 // re-claim by the same account (success) from a claim by another (conflict).
                 sqlx::query(
@@ -905,6 +939,7 @@ macro_rules! impl_sql_store {
                 &self,
                 imported: ImportedAccount,
             ) -> StoreResult<Result<Account, ImportConflict>> {
+                let _op = self.metrics.op("create_imported_account");
                 let ImportedAccount {
                     new,
                     tg_user_id,
@@ -1035,6 +1070,7 @@ macro_rules! impl_sql_store {
                 &self,
                 new: $crate::model::NewProxy,
             ) -> StoreResult<$crate::model::Proxy> {
+                let _op = self.metrics.op("create_proxy");
                 use $crate::store::sql::PROXY_COLS;
                 let mut tx = self
                     .pool
@@ -1069,6 +1105,7 @@ macro_rules! impl_sql_store {
             }
 
             async fn proxy(&self, id: $crate::model::ProxyId) -> StoreResult<$crate::model::Proxy> {
+                let _op = self.metrics.op("proxy");
                 use $crate::store::sql::PROXY_COLS;
                 let row = sqlx::query(&format!("SELECT {PROXY_COLS} FROM proxies WHERE id = $1"))
                     .bind(id)
@@ -1082,6 +1119,7 @@ macro_rules! impl_sql_store {
                 &self,
                 owner_id: Option<UserId>,
             ) -> StoreResult<Vec<$crate::model::Proxy>> {
+                let _op = self.metrics.op("list_proxies");
                 use $crate::store::sql::PROXY_COLS;
                 let rows = sqlx::query(&format!(
                     "SELECT {PROXY_COLS} FROM proxies WHERE ($1 IS NULL OR owner_id = $1) \
@@ -1098,6 +1136,7 @@ macro_rules! impl_sql_store {
             }
 
             async fn proxy_url(&self, id: $crate::model::ProxyId) -> StoreResult<Vec<u8>> {
+                let _op = self.metrics.op("proxy_url");
                 sqlx::query_scalar("SELECT url_sealed FROM proxies WHERE id = $1")
                     .bind(id)
                     .fetch_one(&self.pool)
@@ -1111,6 +1150,7 @@ macro_rules! impl_sql_store {
                 label: Option<Option<String>>,
                 health: Option<$crate::model::ProxyHealth>,
             ) -> StoreResult<$crate::model::Proxy> {
+                let _op = self.metrics.op("update_proxy");
                 use $crate::store::sql::PROXY_COLS;
                 let row = sqlx::query(&format!(
                     "UPDATE proxies SET \
@@ -1141,6 +1181,7 @@ macro_rules! impl_sql_store {
                 &self,
                 id: $crate::model::ProxyId,
             ) -> StoreResult<Vec<AccountId>> {
+                let _op = self.metrics.op("accounts_on_proxy");
                 sqlx::query_scalar("SELECT id FROM telegram_accounts WHERE proxy_id = $1 ORDER BY id")
                     .bind(id)
                     .fetch_all(&self.pool)
@@ -1153,6 +1194,7 @@ macro_rules! impl_sql_store {
                 id: $crate::model::ProxyId,
                 unbind: bool,
             ) -> StoreResult<Vec<AccountId>> {
+                let _op = self.metrics.op("delete_proxy");
                 let mut tx = self
                     .pool
                     .begin()
@@ -1190,6 +1232,7 @@ macro_rules! impl_sql_store {
                 &self,
                 fingerprint: &str,
             ) -> StoreResult<Option<AccountId>> {
+                let _op = self.metrics.op("account_by_session_fingerprint");
                 sqlx::query_scalar(
                     "SELECT account_id FROM session_fingerprints WHERE fingerprint = $1",
                 )
@@ -1200,6 +1243,7 @@ macro_rules! impl_sql_store {
             }
 
             async fn append_log(&self, entry: NewLogEntry) -> StoreResult<i64> {
+                let _op = self.metrics.op("append_log");
                 let id: i64 = sqlx::query_scalar(
                     "INSERT INTO integration_log \
                      (at, level, event, account_id, user_id, error_code, message, details) \
@@ -1220,6 +1264,7 @@ macro_rules! impl_sql_store {
             }
 
             async fn list_logs(&self, filter: LogFilter) -> StoreResult<Vec<LogEntry>> {
+                let _op = self.metrics.op("list_logs");
                 let mut q = sqlx::QueryBuilder::<$db>::new(format!(
                     "SELECT {LOG_COLS} FROM integration_log WHERE TRUE"
                 ));
@@ -1262,6 +1307,7 @@ macro_rules! impl_sql_store {
             }
 
             async fn purge_logs_before(&self, before: DateTime<Utc>) -> StoreResult<u64> {
+                let _op = self.metrics.op("purge_logs_before");
                 let done = sqlx::query("DELETE FROM integration_log WHERE at < $1")
                     .bind(before)
                     .execute(&self.pool)
@@ -1275,6 +1321,7 @@ macro_rules! impl_sql_store {
                 since: DateTime<Utc>,
                 owner_id: Option<UserId>,
             ) -> StoreResult<ErrorStats> {
+                let _op = self.metrics.op("error_stats");
                 // An "error" here is any entry carrying an error code, warnings included: a flood
                 // wait is logged as a warning but is exactly what an operator counts.
                 let by_code: Vec<(String, i64)> = sqlx::query_as(

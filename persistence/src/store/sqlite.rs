@@ -26,6 +26,7 @@ pub struct SqliteStore {
     pool: SqlitePool,
     /// The newest event id committed here (see `EventRecords::event_feed`).
     feed: tokio::sync::watch::Sender<i64>,
+    metrics: super::StoreMetrics,
 }
 
 impl SqliteStore {
@@ -77,6 +78,7 @@ impl SqliteStore {
         let store = Self {
             pool,
             feed: tokio::sync::watch::channel(0).0,
+            metrics: super::StoreMetrics::new(),
         };
         store
             .load_event_feed()

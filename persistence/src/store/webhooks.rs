@@ -425,6 +425,7 @@ macro_rules! impl_webhook_records {
         #[async_trait::async_trait]
         impl $crate::store::WebhookRecords for $store {
             async fn create_webhook(&self, hook: Webhook) -> StoreResult<()> {
+                let _op = self.metrics.op("create_webhook");
                 let events =
                     serde_json::to_string(&hook.events).map_err(|e| StoreError::Other(e.into()))?;
                 let accounts = hook
@@ -461,6 +462,7 @@ macro_rules! impl_webhook_records {
             }
 
             async fn webhook(&self, id: &str) -> StoreResult<Webhook> {
+                let _op = self.metrics.op("webhook");
                 let sql = format!(
                     "SELECT {} FROM webhooks WHERE id = $1",
                     $crate::store::webhooks::WEBHOOK_COLS
@@ -474,6 +476,7 @@ macro_rules! impl_webhook_records {
             }
 
             async fn list_webhooks(&self, owner_id: Option<UserId>) -> StoreResult<Vec<Webhook>> {
+                let _op = self.metrics.op("list_webhooks");
                 let mut q = sqlx::QueryBuilder::<$db>::new(format!(
                     "SELECT {} FROM webhooks WHERE 1 = 1",
                     $crate::store::webhooks::WEBHOOK_COLS
@@ -493,6 +496,7 @@ macro_rules! impl_webhook_records {
             }
 
             async fn update_webhook(&self, id: &str, patch: WebhookPatch) -> StoreResult<Webhook> {
+                let _op = self.metrics.op("update_webhook");
                 let events = patch
                     .events
                     .as_ref()
@@ -543,6 +547,7 @@ macro_rules! impl_webhook_records {
                 secret: Vec<u8>,
                 previous_until: DateTime<Utc>,
             ) -> StoreResult<Webhook> {
+                let _op = self.metrics.op("rotate_webhook_secret");
                 let sql = format!(
                     "UPDATE webhooks SET previous_secret = secret, secret = $2, \
                      previous_until = $3, updated_at = $4 WHERE id = $1 RETURNING {}",
@@ -560,6 +565,7 @@ macro_rules! impl_webhook_records {
             }
 
             async fn delete_webhook(&self, id: &str) -> StoreResult<()> {
+                let _op = self.metrics.op("delete_webhook");
                 let done = sqlx::query("DELETE FROM webhooks WHERE id = $1")
                     .bind(id)
                     .execute(&self.pool)
@@ -579,6 +585,7 @@ macro_rules! impl_webhook_records {
                 events: &[(i64, i64)],
                 now: DateTime<Utc>,
             ) -> StoreResult<bool> {
+                let _op = self.metrics.op("enqueue_webhook_events");
                 let mut tx = self.pool.begin().await.map_err(db_err("queueing webhook events"))?;
                 let moved = sqlx::query(
                     "UPDATE webhooks SET cursor = $3 WHERE id = $1 AND cursor = $2",
@@ -622,6 +629,7 @@ macro_rules! impl_webhook_records {
                 account_key: Option<i64>,
                 per_queue: u32,
             ) -> StoreResult<Vec<$crate::store::webhooks::QueuedDelivery>> {
+                let _op = self.metrics.op("pending_webhook_deliveries");
                 // One more than asked per queue tells whether the store holds more. One queue
                 // is read along its index; several are numbered per queue.
                 let mut q = if let (Some(id), Some(key)) = (webhook_id, account_key) {
@@ -689,6 +697,7 @@ macro_rules! impl_webhook_records {
                 now: DateTime<Utc>,
                 lease_until: DateTime<Utc>,
             ) -> StoreResult<($crate::store::webhooks::WebhookFailing, Vec<WebhookDelivery>)> {
+                let _op = self.metrics.op("finish_and_claim_webhook_deliveries");
                 if attempts.is_empty() {
                     if deliveries.is_empty() {
                         return Ok((Vec::new(), Vec::new()));
@@ -721,6 +730,7 @@ macro_rules! impl_webhook_records {
                 reason: &str,
                 event: NewEvent,
             ) -> StoreResult<bool> {
+                let _op = self.metrics.op("disable_webhook");
                 let mut tx = self.pool.begin().await.map_err(db_err("disabling a webhook"))?;
                 let done = sqlx::query(
                     "UPDATE webhooks SET enabled = FALSE, disabled_reason = $2, updated_at = $3 \
@@ -748,6 +758,7 @@ macro_rules! impl_webhook_records {
                 before_id: Option<i64>,
                 limit: u32,
             ) -> StoreResult<Vec<WebhookAttempt>> {
+                let _op = self.metrics.op("webhook_attempts");
                 let mut q = sqlx::QueryBuilder::<$db>::new(format!(
                     "SELECT {} FROM webhook_attempts WHERE webhook_id = ",
                     $crate::store::webhooks::ATTEMPT_COLS
@@ -772,6 +783,7 @@ macro_rules! impl_webhook_records {
             }
 
             async fn replay_webhook(&self, id: &str, since_event_id: i64) -> StoreResult<u64> {
+                let _op = self.metrics.op("replay_webhook");
                 let mut tx = self.pool.begin().await.map_err(db_err("replaying a webhook"))?;
                 let moved = sqlx::query(
                     "UPDATE webhooks SET cursor = CASE WHEN cursor > $2 THEN $2 ELSE cursor END, \
@@ -802,6 +814,7 @@ macro_rules! impl_webhook_records {
             async fn webhook_backlog(
                 &self,
             ) -> StoreResult<Vec<$crate::store::webhooks::WebhookBacklog>> {
+                let _op = self.metrics.op("webhook_backlog");
                 let rows: Vec<(String, i64, Option<DateTime<Utc>>)> = sqlx::query_as(
                     "SELECT w.id, COUNT(d.event_id), MIN(e.occurred_at) FROM webhooks w \
                      LEFT JOIN webhook_deliveries d ON d.webhook_id = w.id AND d.state = 'pending' \
