@@ -765,18 +765,17 @@ impl StoreSession {
         .await
     }
 
-    /// Records the message ids Telegram gave the send (an album's in order), in memory only:
-    /// they are written with the session's next change or at the actor's stop, so a keyed send
-    /// costs one sealed write, not two. A crash before then loses nothing that matters: the
-    /// record keeps the random_id [`Self::begin_send`] made durable, and a send repeated with it
-    /// is answered with the message Telegram already has, as after a lost answer.
-    pub fn complete_send(&self, key: &str, ids: &[i32]) {
-        let mut inner = self.lock();
-        if let Some(record) = inner.sent.iter_mut().find(|r| r.key == key) {
-            record.message_id = ids.first().copied();
-            record.more_ids = ids.get(1..).unwrap_or_default().to_vec();
-            inner.version += 1;
-        }
+    /// Records the message ids Telegram gave the send (an album's in order).
+    pub async fn complete_send(&self, key: &str, ids: &[i32]) -> Result<(), SessionError> {
+        self.change(|inner| match inner.sent.iter_mut().find(|r| r.key == key) {
+            Some(record) => {
+                record.message_id = ids.first().copied();
+                record.more_ids = ids.get(1..).unwrap_or_default().to_vec();
+                true
+            }
+            None => false,
+        })
+        .await
     }
 }
 

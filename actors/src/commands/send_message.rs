@@ -136,7 +136,7 @@ impl Handler for SendMessage {
             )
             .await?;
             if let Some(key) = &dedupe_key {
-                tg.session.complete_send(key, &ids);
+                tg.session.complete_send(key, &ids).await?;
             }
             return Ok(Sent::new(ids[0], ids[1..].to_vec()));
         }
@@ -171,7 +171,7 @@ impl Handler for SendMessage {
             )));
         };
         if let Some(key) = &dedupe_key {
-            tg.session.complete_send(key, &[message_id]);
+            tg.session.complete_send(key, &[message_id]).await?;
         }
         Ok(Sent::new(message_id, Vec::new()))
     }

@@ -243,6 +243,18 @@ macro_rules! impl_sql_store {
                 Ok(Self::account_row(&row)?)
             }
 
+            /// The account holding the session with `fingerprint`; the uncounted body that
+            /// `account_by_session_fingerprint` and the claims share, so one operation counts once.
+            async fn fingerprint_holder(&self, fingerprint: &str) -> StoreResult<Option<AccountId>> {
+                sqlx::query_scalar(
+                    "SELECT account_id FROM session_fingerprints WHERE fingerprint = $1",
+                )
+                .bind(fingerprint)
+                .fetch_optional(&self.pool)
+                .await
+                .map_err(db_err("looking up session fingerprint"))
+            }
+
             /// One sealed column of an account's row (`column` is one of this file's own
             /// literals, never input); `NotFound` without the row.
             async fn account_blob(
@@ -925,7 +937,7 @@ macro_rules! impl_sql_store {
                 .execute(&self.pool)
                 .await
                 .map_err(db_err("claiming session fingerprint"))?;
-                match self.account_by_session_fingerprint(fingerprint).await? {
+                match self.fingerprint_holder(fingerprint).await? {
                     Some(holder) if holder == account_id => Ok(()),
                     Some(holder) => Err(StoreError::Conflict(format!(
                         "session fingerprint held by account {holder}"
@@ -993,7 +1005,7 @@ macro_rules! impl_sql_store {
                         drop(tx);
                         // The same session already imported also holds its phone: say that.
                         return Ok(Err(
-                            match self.account_by_session_fingerprint(&fingerprint).await? {
+                            match self.fingerprint_holder(&fingerprint).await? {
                                 Some(holder) => ImportConflict::Session(holder),
                                 None => ImportConflict::Phone,
                             },
@@ -1016,7 +1028,7 @@ macro_rules! impl_sql_store {
                     // Claimed by a concurrent import since the read above; dropping `tx` rolls
                     // this account back.
                     drop(tx);
-                    let holder = self.account_by_session_fingerprint(&fingerprint).await?;
+                    let holder = self.fingerprint_holder(&fingerprint).await?;
                     return match holder {
                         Some(h) => Ok(Err(ImportConflict::Session(h))),
                         None => Err(StoreError::Conflict("session fingerprint".into())),
@@ -1233,13 +1245,7 @@ macro_rules! impl_sql_store {
                 fingerprint: &str,
             ) -> StoreResult<Option<AccountId>> {
                 let _op = self.metrics.op("account_by_session_fingerprint");
-                sqlx::query_scalar(
-                    "SELECT account_id FROM session_fingerprints WHERE fingerprint = $1",
-                )
-                .bind(fingerprint)
-                .fetch_optional(&self.pool)
-                .await
-                .map_err(db_err("looking up session fingerprint"))
+                self.fingerprint_holder(fingerprint).await
             }
 
             async fn append_log(&self, entry: NewLogEntry) -> StoreResult<i64> {

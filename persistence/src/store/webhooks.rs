@@ -697,11 +697,11 @@ macro_rules! impl_webhook_records {
                 now: DateTime<Utc>,
                 lease_until: DateTime<Utc>,
             ) -> StoreResult<($crate::store::webhooks::WebhookFailing, Vec<WebhookDelivery>)> {
+                if attempts.is_empty() && deliveries.is_empty() {
+                    return Ok((Vec::new(), Vec::new()));
+                }
                 let _op = self.metrics.op("finish_and_claim_webhook_deliveries");
                 if attempts.is_empty() {
-                    if deliveries.is_empty() {
-                        return Ok((Vec::new(), Vec::new()));
-                    }
                     // One statement: no transaction needed.
                     let mut conn = self
                         .pool
