@@ -162,9 +162,9 @@ pub struct AccountLimits {
     /// Cap of the reconnect delay: 5 min keeps a long Telegram outage from becoming a reconnect
     /// storm of the whole fleet, while an account still comes back within minutes after it ends.
     pub reconnect_backoff_max: Duration,
-    /// How many recent `dedupe_key`s of SendMessage the session remembers. A client re-send comes
-    /// within seconds or minutes; 1,000 keys cover that at any sane sending rate and keep the
-    /// sealed session small.
+    /// How many recent `dedupe_key`s of SendMessage an account remembers (`sent_messages`). A
+    /// client re-send comes within seconds or minutes; 1,000 keys cover that at any sane sending
+    /// rate and keep the table small.
     pub dedupe_capacity: usize,
     /// Peers (users, chats, channels with their access hashes) a session keeps; past it the
     /// oldest cached goes, and Telegram is asked again when it is needed.

@@ -23,7 +23,7 @@ use grammers_session::types::{
 };
 use grammers_session::{BoxFuture, Session, SessionData};
 use serde::{Deserialize, Serialize};
-use tgfleet_persistence::{AccountId, Phone};
+use tgfleet_persistence::{AccountId, Phone, SentMessage};
 
 use crate::env::{AccountEnv, TelegramTarget};
 
@@ -175,16 +175,25 @@ impl fmt::Debug for PendingLogin {
     }
 }
 
-/// One SendMessage with a dedupe key: its random_id is fixed before the first send so every
-/// re-send is the same message to Telegram; `message_id` is set once Telegram confirmed it.
+/// A send by dedupe key as sessions written before `sent_messages` (migration 0015) kept it;
+/// read once at load, handed to the store, and not written again.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-pub struct SentRecord {
-    pub key: String,
-    pub random_id: i64,
-    pub message_id: Option<i32>,
-    /// An album's other messages, in order.
+struct LegacySent {
+    key: String,
+    random_id: i64,
+    message_id: Option<i32>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub more_ids: Vec<i32>,
+    more_ids: Vec<i32>,
+}
+
+impl From<LegacySent> for SentMessage {
+    fn from(old: LegacySent) -> Self {
+        Self {
+            dedupe_key: old.key,
+            random_id: old.random_id,
+            message_ids: old.message_id.into_iter().chain(old.more_ids).collect(),
+        }
+    }
 }
 
 /// What is serialized, sealed and stored.
@@ -196,7 +205,10 @@ struct Stored {
     peers: Vec<PeerInfo>,
     updates: UpdatesState,
     login: Option<PendingLogin>,
-    sent: VecDeque<SentRecord>,
+    /// Only in sessions from before `sent_messages` (see [`LegacySent`]); written empty, so a
+    /// binary from before it still reads the session.
+    #[serde(default)]
+    sent: Vec<LegacySent>,
 }
 
 impl Stored {
@@ -312,7 +324,7 @@ pub(crate) fn imported_plain(
         peers: vec![self_user],
         updates,
         login: None,
-        sent: VecDeque::new(),
+        sent: Vec::new(),
     };
     let plain = serde_json::to_vec(&stored)
         .map(zeroize::Zeroizing::new)
@@ -332,7 +344,6 @@ struct Inner {
     self_user: Option<PeerId>,
     updates: UpdatesState,
     login: Option<PendingLogin>,
-    sent: VecDeque<SentRecord>,
     /// Bumped by every change; compared with the persisted version to skip redundant writes.
     version: u64,
 }
@@ -433,7 +444,7 @@ impl Inner {
                 .collect(),
             updates: self.updates.clone(),
             login: self.login.clone(),
-            sent: self.sent.clone(),
+            sent: Vec::new(),
         }
     }
 
@@ -467,7 +478,6 @@ impl Inner {
             self_user,
             updates: stored.updates,
             login: stored.login,
-            sent: stored.sent,
             version: 0,
         }
     }
@@ -508,6 +518,7 @@ impl StoreSession {
             .session(account_id)
             .await
             .map_err(SessionError::from_store)?;
+        let mut migrated = false;
         let (inner, fresh) = match sealed {
             Some(sealed) => {
                 let plain = env
@@ -516,7 +527,21 @@ impl StoreSession {
                     .await
                     .map_err(SessionError::from_cipher)?;
                 let capacity = env.limits.peer_cache_capacity;
-                (Inner::from_stored(Stored::decode(&plain)?, capacity), false)
+                let mut stored = Stored::decode(&plain)?;
+                let legacy = std::mem::take(&mut stored.sent);
+                migrated = !legacy.is_empty();
+                if migrated {
+                    // Into the table first: the next session write drops them from the blob.
+                    env.store
+                        .record_sent_messages(
+                            account_id,
+                            legacy.into_iter().map(SentMessage::from).collect(),
+                            keep_of(env.limits.dedupe_capacity),
+                        )
+                        .await
+                        .map_err(SessionError::from_store)?;
+                }
+                (Inner::from_stored(stored, capacity), false)
             }
             None => (
                 fresh_inner(&env.telegram.target, env.limits.peer_cache_capacity)?,
@@ -532,9 +557,11 @@ impl StoreSession {
             authorized_dcs: Mutex::default(),
             usernames: Mutex::default(),
         });
-        if fresh {
+        if fresh || migrated {
             // A registered testdc key must be durable before it is used, or a crash right now
             // would leave an orphan key on the server and a different one in the next session.
+            // Migrated sends leave the blob at once, so a later load cannot record them again
+            // as newer than sends made since.
             session.lock().version = 1;
             session.persist().await?;
         }
@@ -744,39 +771,48 @@ impl StoreSession {
             .insert(dc);
     }
 
-    pub fn sent_record(&self, key: &str) -> Option<SentRecord> {
-        self.lock().sent.iter().find(|r| r.key == key).cloned()
+    /// What the send `key` came to, if this account still keeps it (its newest
+    /// `dedupe_capacity` keys, in the store's `sent_messages`).
+    pub async fn sent_record(&self, key: &str) -> Result<Option<SentMessage>, SessionError> {
+        self.env
+            .store
+            .sent_message(self.account_id, key)
+            .await
+            .map_err(SessionError::from_store)
     }
 
-    /// Records (durably) the random_id of a dedupe key before its first send.
-    pub async fn begin_send(
-        &self,
-        record: SentRecord,
-        capacity: usize,
-    ) -> Result<(), SessionError> {
-        self.change(|inner| {
-            inner.sent.retain(|r| r.key != record.key);
-            inner.sent.push_back(record);
-            while inner.sent.len() > capacity.max(1) {
-                inner.sent.pop_front();
-            }
-            true
-        })
-        .await
+    /// Records (durably) the random_id of a dedupe key before its first send: one small row,
+    /// not a rewrite of the sealed session.
+    pub async fn begin_send(&self, key: &str, random_id: i64) -> Result<(), SessionError> {
+        let sent = SentMessage {
+            dedupe_key: key.to_owned(),
+            random_id,
+            message_ids: Vec::new(),
+        };
+        self.env
+            .store
+            .record_sent_messages(
+                self.account_id,
+                vec![sent],
+                keep_of(self.env.limits.dedupe_capacity),
+            )
+            .await
+            .map_err(SessionError::from_store)
     }
 
     /// Records the message ids Telegram gave the send (an album's in order).
     pub async fn complete_send(&self, key: &str, ids: &[i32]) -> Result<(), SessionError> {
-        self.change(|inner| match inner.sent.iter_mut().find(|r| r.key == key) {
-            Some(record) => {
-                record.message_id = ids.first().copied();
-                record.more_ids = ids.get(1..).unwrap_or_default().to_vec();
-                true
-            }
-            None => false,
-        })
-        .await
+        self.env
+            .store
+            .complete_sent_message(self.account_id, key, ids)
+            .await
+            .map_err(SessionError::from_store)
     }
+}
+
+/// How many dedupe keys an account keeps, as the store takes it.
+fn keep_of(capacity: usize) -> u32 {
+    u32::try_from(capacity.max(1)).unwrap_or(u32::MAX)
 }
 
 fn fresh_inner(target: &TelegramTarget, peer_capacity: usize) -> Result<Inner, SessionError> {
@@ -789,7 +825,6 @@ fn fresh_inner(target: &TelegramTarget, peer_capacity: usize) -> Result<Inner, S
         self_user: None,
         updates: UpdatesState::default(),
         login: None,
-        sent: VecDeque::new(),
         version: 0,
     };
     match target {

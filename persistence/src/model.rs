@@ -346,6 +346,16 @@ pub struct NewProxy {
     pub seal_url: SealForAccount,
 }
 
+/// What one `Idempotency-Key` of an account's sends came to (`sent_messages`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SentMessage {
+    pub dedupe_key: String,
+    /// Drawn before the first attempt; every repeat of the send carries it.
+    pub random_id: i64,
+    /// What Telegram gave the send (an album's in order); empty before it answered.
+    pub message_ids: Vec<i32>,
+}
+
 /// What one check of a proxy found.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ProxyHealth {

@@ -154,6 +154,40 @@ pub trait Store:
         )))
     }
 
+    // sends by Idempotency-Key (defaults refuse, like those of fingerprints)
+    /// What the send `dedupe_key` of `account_id` came to, if the account still keeps it.
+    async fn sent_message(
+        &self,
+        account_id: AccountId,
+        dedupe_key: &str,
+    ) -> StoreResult<Option<SentMessage>> {
+        let _ = (account_id, dedupe_key);
+        Err(no_sent_messages())
+    }
+    /// Records `sent` in order, each as the account's newest key (replacing one with the same
+    /// key), then forgets all but its newest `keep` keys, in one transaction. A send records its
+    /// random_id this way before its first attempt (`message_ids` empty).
+    async fn record_sent_messages(
+        &self,
+        account_id: AccountId,
+        sent: Vec<SentMessage>,
+        keep: u32,
+    ) -> StoreResult<()> {
+        let _ = (account_id, sent, keep);
+        Err(no_sent_messages())
+    }
+    /// Records the message ids Telegram gave the send `dedupe_key`; nothing when the account
+    /// no longer keeps it.
+    async fn complete_sent_message(
+        &self,
+        account_id: AccountId,
+        dedupe_key: &str,
+        message_ids: &[i32],
+    ) -> StoreResult<()> {
+        let _ = (account_id, dedupe_key, message_ids);
+        Err(no_sent_messages())
+    }
+
     // proxies (defaults: a store without a proxy pool refuses, like one without fingerprints)
     /// Creates a proxy, its URL sealed for its new id in the same transaction.
     async fn create_proxy(&self, new: NewProxy) -> StoreResult<Proxy> {
@@ -207,6 +241,12 @@ pub trait Store:
         since: DateTime<Utc>,
         owner_id: Option<UserId>,
     ) -> StoreResult<ErrorStats>;
+}
+
+fn no_sent_messages() -> StoreError {
+    StoreError::Other(anyhow::anyhow!(
+        "this store does not keep sends by Idempotency-Key"
+    ))
 }
 
 fn no_proxies() -> StoreError {

@@ -46,6 +46,7 @@ suite!(
     error_stats_count_codes_and_accounts,
     old_log_rows_are_purged,
     session_fingerprints_claim_once_and_go_with_the_account,
+    sends_by_key_keep_the_newest_and_go_with_the_account,
     an_import_lands_whole_or_not_at_all,
     proxies_bind_accounts_and_are_not_deleted_under_them,
     media_dedupes_per_owner_pages_and_takes_its_telegram_files_along,
@@ -910,6 +911,76 @@ async fn delete_account_cascades_session(store: &dyn Store) {
     assert_eq!(logs.iter().map(|l| l.id).collect::<Vec<_>>(), vec![entry]);
     // The phone is free again.
     account(store, u.id, Some("+15550003")).await;
+}
+
+fn sent(key: &str, random_id: i64) -> SentMessage {
+    SentMessage {
+        dedupe_key: key.to_owned(),
+        random_id,
+        message_ids: Vec::new(),
+    }
+}
+
+async fn sends_by_key_keep_the_newest_and_go_with_the_account(store: &dyn Store) {
+    let u = user(store, "sent@x.test").await;
+    let a = account(store, u.id, None).await;
+    let b = account(store, u.id, None).await;
+    assert_eq!(store.sent_message(a.id, "k1").await.unwrap(), None);
+    store
+        .record_sent_messages(a.id, vec![sent("k1", 11)], 3)
+        .await
+        .unwrap();
+    // Before Telegram answered: the random_id only.
+    assert_eq!(
+        store.sent_message(a.id, "k1").await.unwrap(),
+        Some(sent("k1", 11))
+    );
+    // Keys are per account.
+    assert_eq!(store.sent_message(b.id, "k1").await.unwrap(), None);
+    store
+        .complete_sent_message(a.id, "k1", &[501, 502])
+        .await
+        .unwrap();
+    let done = store.sent_message(a.id, "k1").await.unwrap().unwrap();
+    assert_eq!((done.random_id, done.message_ids), (11, vec![501, 502]));
+    // Completing a key the account does not keep is nothing.
+    store
+        .complete_sent_message(a.id, "gone", &[1])
+        .await
+        .unwrap();
+    assert_eq!(store.sent_message(a.id, "gone").await.unwrap(), None);
+
+    // Past `keep` the oldest go; recording a key again makes it the newest.
+    store
+        .record_sent_messages(a.id, vec![sent("k2", 12), sent("k3", 13)], 3)
+        .await
+        .unwrap();
+    store
+        .record_sent_messages(a.id, vec![sent("k1", 21)], 3)
+        .await
+        .unwrap();
+    store
+        .record_sent_messages(a.id, vec![sent("k4", 14)], 3)
+        .await
+        .unwrap();
+    assert_eq!(store.sent_message(a.id, "k2").await.unwrap(), None);
+    for (key, random_id) in [("k3", 13), ("k1", 21), ("k4", 14)] {
+        assert_eq!(
+            store.sent_message(a.id, key).await.unwrap(),
+            Some(sent(key, random_id)),
+            "{key}"
+        );
+    }
+    store
+        .record_sent_messages(b.id, vec![sent("b1", 31)], 3)
+        .await
+        .unwrap();
+    store.delete_account(a.id).await.unwrap();
+    assert_eq!(store.sent_message(a.id, "k4").await.unwrap(), None);
+    assert_eq!(
+        store.sent_message(b.id, "b1").await.unwrap(),
+        Some(sent("b1", 31))
+    );
 }
 
 async fn session_fingerprints_claim_once_and_go_with_the_account(store: &dyn Store) {

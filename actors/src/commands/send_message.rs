@@ -13,7 +13,6 @@ use crate::client::Tg;
 use crate::formatting::FormattedText;
 use crate::peer::Peer;
 use crate::protocol::AccountError;
-use crate::session::SentRecord;
 use crate::upload;
 use tgfleet_persistence::Media;
 
@@ -97,26 +96,17 @@ impl Handler for SendMessage {
         // message with the same random_id, so a re-send after a lost answer cannot duplicate it.
         let random_id = match (&dedupe_key, fixed_random_id) {
             (_, Some(random_id)) => random_id,
-            (Some(key), None) => match tg.session.sent_record(key) {
-                Some(SentRecord {
-                    message_id: Some(id),
-                    more_ids,
-                    ..
-                }) => return Ok(Sent::new(id, more_ids)),
-                Some(record) => record.random_id,
+            (Some(key), None) => match tg.session.sent_record(key).await? {
+                Some(sent) if !sent.message_ids.is_empty() => {
+                    return Ok(Sent::new(
+                        sent.message_ids[0],
+                        sent.message_ids[1..].to_vec(),
+                    ));
+                }
+                Some(sent) => sent.random_id,
                 None => {
                     let random_id = rand::thread_rng().gen();
-                    tg.session
-                        .begin_send(
-                            SentRecord {
-                                key: key.clone(),
-                                random_id,
-                                message_id: None,
-                                more_ids: Vec::new(),
-                            },
-                            tg.env.limits.dedupe_capacity,
-                        )
-                        .await?;
+                    tg.session.begin_send(key, random_id).await?;
                     random_id
                 }
             },

@@ -102,6 +102,51 @@ async fn a_re_sent_message_with_the_same_dedupe_key_is_sent_once() {
 }
 
 #[tokio::test]
+async fn a_key_sent_before_sends_left_the_sealed_session_still_answers_its_message() {
+    let h = Harness::start().await;
+    h.dc.add_user(UserSpec::new("+15551150", "Upgraded"));
+    let (id, running) = h.logged_in("+15551150").await;
+    let first = send(&running, "me", "before the upgrade", None)
+        .await
+        .expect("sent");
+    running.stop().await;
+
+    // The session as a binary from before `sent_messages` wrote it: the key's record inside.
+    let sealed = h.env.store.session(id).await.unwrap().expect("a session");
+    let plain = h.env.cipher.open(id, &sealed).await.unwrap();
+    let mut stored: serde_json::Value = serde_json::from_slice(&plain).unwrap();
+    stored["sent"] = serde_json::json!([
+        {"key": "order-7", "random_id": 7007, "message_id": first}
+    ]);
+    let legacy = h
+        .env
+        .cipher
+        .seal(id, &serde_json::to_vec(&stored).unwrap())
+        .await
+        .unwrap();
+    h.env.store.put_session(id, &legacy).await.unwrap();
+
+    let running = spawn(&h.env, id).await;
+    let again = send(&running, "me", "before the upgrade", Some("order-7"))
+        .await
+        .expect("answered");
+    assert_eq!(again, first, "the key's message, not a new one");
+    let count =
+        h.dc.messages()
+            .iter()
+            .filter(|m| m.text == "before the upgrade")
+            .count();
+    assert_eq!(count, 1, "nothing reached Telegram again");
+    // The record moved to the store's table; the sealed session no longer carries it.
+    let kept = h.env.store.sent_message(id, "order-7").await.unwrap();
+    assert_eq!(kept.map(|k| k.message_ids), Some(vec![first]));
+    let sealed = h.env.store.session(id).await.unwrap().expect("a session");
+    let plain = h.env.cipher.open(id, &sealed).await.unwrap();
+    let stored: serde_json::Value = serde_json::from_slice(&plain).unwrap();
+    assert_eq!(stored["sent"], serde_json::json!([]));
+}
+
+#[tokio::test]
 async fn a_long_flood_wait_fails_fast_with_its_seconds_until_it_expires() {
     let h = Harness::start().await;
     h.dc.add_user(UserSpec::new("+15551200", "Flooded"));

@@ -1078,6 +1078,106 @@ macro_rules! impl_sql_store {
                 Ok(Ok(account))
             }
 
+            async fn sent_message(
+                &self,
+                account_id: AccountId,
+                dedupe_key: &str,
+            ) -> StoreResult<Option<SentMessage>> {
+                let _op = self.metrics.op("sent_message");
+                let row: Option<(i64, Option<String>)> = sqlx::query_as(
+                    "SELECT random_id, message_ids FROM sent_messages \
+                     WHERE account_id = $1 AND dedupe_key = $2",
+                )
+                .bind(account_id)
+                .bind(dedupe_key)
+                .fetch_optional(&self.pool)
+                .await
+                .map_err(db_err("reading a sent message"))?;
+                let Some((random_id, ids)) = row else {
+                    return Ok(None);
+                };
+                let message_ids = match ids {
+                    Some(ids) => serde_json::from_str(&ids)
+                        .context("sent_messages.message_ids is not a JSON array of ids")?,
+                    None => Vec::new(),
+                };
+                Ok(Some(SentMessage {
+                    dedupe_key: dedupe_key.to_owned(),
+                    random_id,
+                    message_ids,
+                }))
+            }
+
+            async fn record_sent_messages(
+                &self,
+                account_id: AccountId,
+                sent: Vec<SentMessage>,
+                keep: u32,
+            ) -> StoreResult<()> {
+                let _op = self.metrics.op("record_sent_messages");
+                let mut tx = self.pool.begin().await.map_err(db_err("beginning a send record"))?;
+                for sent in sent {
+                    // Delete then insert, so a replaced key becomes the newest (a new id).
+                    sqlx::query(
+                        "DELETE FROM sent_messages WHERE account_id = $1 AND dedupe_key = $2",
+                    )
+                    .bind(account_id)
+                    .bind(&sent.dedupe_key)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(db_err("replacing a send record"))?;
+                    let ids = (!sent.message_ids.is_empty())
+                        .then(|| serde_json::to_string(&sent.message_ids))
+                        .transpose()
+                        .context("encoding message ids")?;
+                    sqlx::query(
+                        "INSERT INTO sent_messages \
+                         (account_id, dedupe_key, random_id, message_ids) VALUES ($1, $2, $3, $4)",
+                    )
+                    .bind(account_id)
+                    .bind(&sent.dedupe_key)
+                    .bind(sent.random_id)
+                    .bind(ids)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(db_err("recording a send"))?;
+                }
+                // The (keep + 1)-th newest and everything older go.
+                sqlx::query(
+                    "DELETE FROM sent_messages WHERE account_id = $1 AND id <= \
+                     (SELECT id FROM sent_messages WHERE account_id = $1 \
+                      ORDER BY id DESC LIMIT 1 OFFSET $2)",
+                )
+                .bind(account_id)
+                .bind(i64::from(keep.max(1)))
+                .execute(&mut *tx)
+                .await
+                .map_err(db_err("forgetting old send records"))?;
+                tx.commit().await.map_err(db_err("committing a send record"))?;
+                Ok(())
+            }
+
+            async fn complete_sent_message(
+                &self,
+                account_id: AccountId,
+                dedupe_key: &str,
+                message_ids: &[i32],
+            ) -> StoreResult<()> {
+                let _op = self.metrics.op("complete_sent_message");
+                let ids = serde_json::to_string(message_ids).context("encoding message ids")?;
+                sqlx::query(
+                    "UPDATE sent_messages SET message_ids = $3 \
+                     WHERE account_id = $1 AND dedupe_key = $2",
+                )
+                .bind(account_id)
+                .bind(dedupe_key)
+                .bind(ids)
+                .execute(&self.pool)
+                .await
+                .map_err(db_err("completing a send record"))?;
+                Ok(())
+            }
+
             async fn create_proxy(
                 &self,
                 new: $crate::model::NewProxy,
